@@ -1,0 +1,81 @@
+//! The bus: invocation and completion messages between controllers and invokers. One
+//! interface ([`Bus`]), one module per backend. Payloads are bytes (the serialized messages of
+//! `gust_model::message`), so every backend carries exactly the same wire format.
+//!
+//! **Invariant:** a subject has queue semantics: each message published on it is delivered to
+//! one subscriber. A delivery that is not acknowledged may be delivered again (at-least-once);
+//! consumers deduplicate by activation id.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Bus failures; all are caused by the host (a broker down, a process stopping).
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("no subscriber for subject '{0}'")]
+    NoSubscriber(String),
+    #[error("the bus is closed")]
+    Closed,
+    #[error("bus failure: {0}")]
+    Backend(String),
+}
+
+/// Acknowledges one delivery: the consumer has finished with it for good.
+#[async_trait]
+pub trait Ack: Send {
+    async fn ack(self: Box<Self>) -> Result<(), BusError>;
+}
+
+/// One message taken from a subject.
+pub struct Delivery {
+    pub payload: Bytes,
+    ack: Option<Box<dyn Ack>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+impl Delivery {
+    pub fn new(payload: Bytes, ack: Option<Box<dyn Ack>>) -> Self {
+        Delivery { payload, ack }
+    }
+
+    /// Acknowledges the delivery; a no-op on backends without redelivery.
+    pub async fn ack(self) -> Result<(), BusError> {
+        match self.ack {
+            Some(a) => a.ack().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A stream of deliveries from one subject.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery, or `None` when the bus closed.
+    async fn next(&mut self) -> Option<Delivery>;
+}
+
+/// The bus interface every backend implements.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
+    async fn subscribe(&self, subject: &str) -> Result<Box<dyn Subscription>, BusError>;
+}
+
+/// Subject an invoker takes its invocations from.
+pub fn invoke_subject(invoker: &str) -> String {
+    format!("gust.invoke.{invoker}")
+}
+
+/// Subject a controller takes its completions from.
+pub fn completion_subject(controller: &str) -> String {
+    format!("gust.completed.{controller}")
+}

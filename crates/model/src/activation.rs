@@ -1,0 +1,95 @@
+//! Activation records in OpenWhisk's shape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::entity::KeyValue;
+
+/// The four outcomes of an activation, with OpenWhisk's names and status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivationStatus {
+    #[serde(rename = "success")]
+    Success,
+    #[serde(rename = "application error")]
+    ApplicationError,
+    #[serde(rename = "action developer error")]
+    DeveloperError,
+    #[serde(rename = "whisk internal error")]
+    InternalError,
+}
+
+impl ActivationStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ActivationStatus::Success => 0,
+            ActivationStatus::ApplicationError => 1,
+            ActivationStatus::DeveloperError => 2,
+            ActivationStatus::InternalError => 3,
+        }
+    }
+}
+
+/// `response` of a record: the outcome and the result object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationResponse {
+    pub status: ActivationStatus,
+    #[serde(rename = "statusCode")]
+    pub status_code: u8,
+    pub success: bool,
+    pub result: Value,
+}
+
+impl ActivationResponse {
+    pub fn new(status: ActivationStatus, result: Value) -> Self {
+        ActivationResponse {
+            status,
+            status_code: status.code(),
+            success: status == ActivationStatus::Success,
+            result,
+        }
+    }
+
+    /// An error outcome whose result is `{"error": message}`.
+    pub fn error(status: ActivationStatus, message: impl Into<String>) -> Self {
+        Self::new(status, serde_json::json!({ "error": message.into() }))
+    }
+}
+
+/// One activation record, as stored and as `GET .../activations/{id}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activation {
+    pub namespace: String,
+    pub name: String,
+    pub version: String,
+    pub subject: String,
+    pub activation_id: String,
+    pub start: u64,
+    pub end: u64,
+    pub duration: u64,
+    pub status_code: u8,
+    pub response: ActivationResponse,
+    pub logs: Vec<String>,
+    pub annotations: Vec<KeyValue>,
+    pub publish: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl Activation {
+    /// The summary `GET .../activations` lists when `docs` is not set.
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "activationId": self.activation_id,
+            "annotations": self.annotations,
+            "duration": self.duration,
+            "end": self.end,
+            "name": self.name,
+            "namespace": self.namespace,
+            "publish": self.publish,
+            "start": self.start,
+            "statusCode": self.status_code,
+            "version": self.version,
+        })
+    }
+}

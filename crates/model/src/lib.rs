@@ -1,0 +1,15 @@
+//! Gust's shared vocabulary: entities, limits, activation records and the messages that travel
+//! on the bus. Everything here is plain data with serde derives; the JSON shapes are
+//! OpenWhisk's, because the REST API and the bus both speak them.
+
+pub mod activation;
+pub mod entity;
+pub mod limits;
+pub mod message;
+pub mod names;
+pub mod time;
+
+pub use activation::{Activation, ActivationResponse, ActivationStatus};
+pub use entity::{Action, Exec, KeyValue, Namespace};
+pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
+pub use message::{CompletionMessage, InvocationMessage};

@@ -1,0 +1,155 @@
+//! Per-action and per-namespace limits with OpenWhisk's defaults and ranges.
+
+use serde::{Deserialize, Serialize};
+
+pub const MB: u64 = 1024 * 1024;
+
+/// Limits that apply system-wide: the payload, parameter, result and code sizes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SystemLimits {
+    /// Largest request body for an invocation, in bytes.
+    pub max_payload: u64,
+    /// Largest total size of an entity's parameters, in bytes.
+    pub max_parameters: u64,
+    /// Largest result an action may return, in bytes.
+    pub max_result: u64,
+    /// Largest action code, in bytes (after base64 decoding).
+    pub max_code: u64,
+}
+
+impl Default for SystemLimits {
+    fn default() -> Self {
+        SystemLimits {
+            max_payload: MB,
+            max_parameters: MB,
+            max_result: MB,
+            max_code: 48 * MB,
+        }
+    }
+}
+
+/// A limit value out of its range; the text names the field, the value and the range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be between {min} and {max} {unit}, got {value}.")]
+pub struct LimitError {
+    pub field: &'static str,
+    pub value: u64,
+    pub min: u64,
+    pub max: u64,
+    pub unit: &'static str,
+}
+
+/// An action's limits as OpenWhisk shapes them: timeout in ms, memory and logs in MB.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ActionLimits {
+    pub timeout: u64,
+    pub memory: u64,
+    pub logs: u64,
+    pub concurrency: u64,
+}
+
+impl ActionLimits {
+    pub const TIMEOUT: (u64, u64, u64) = (100, 300_000, 60_000);
+    pub const MEMORY: (u64, u64, u64) = (128, 512, 256);
+    pub const LOGS: (u64, u64, u64) = (0, 10, 10);
+    pub const CONCURRENCY: (u64, u64, u64) = (1, 1, 1);
+
+    /// Checks every field against its range.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        let check = |field, value, (min, max, _): (u64, u64, u64), unit| {
+            if value < min || value > max {
+                Err(LimitError {
+                    field,
+                    value,
+                    min,
+                    max,
+                    unit,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        check("timeout", self.timeout, Self::TIMEOUT, "milliseconds")?;
+        check("memory", self.memory, Self::MEMORY, "MB")?;
+        check("logs", self.logs, Self::LOGS, "MB")?;
+        check("concurrency", self.concurrency, Self::CONCURRENCY, "")
+    }
+}
+
+impl Default for ActionLimits {
+    fn default() -> Self {
+        ActionLimits {
+            timeout: Self::TIMEOUT.2,
+            memory: Self::MEMORY.2,
+            logs: Self::LOGS.2,
+            concurrency: Self::CONCURRENCY.2,
+        }
+    }
+}
+
+/// Optional limits in a PUT body: what is given replaces, what is absent keeps its value.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionLimitsPatch {
+    pub timeout: Option<u64>,
+    pub memory: Option<u64>,
+    pub logs: Option<u64>,
+    pub concurrency: Option<u64>,
+}
+
+impl ActionLimitsPatch {
+    pub fn apply(&self, base: ActionLimits) -> ActionLimits {
+        ActionLimits {
+            timeout: self.timeout.unwrap_or(base.timeout),
+            memory: self.memory.unwrap_or(base.memory),
+            logs: self.logs.unwrap_or(base.logs),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
+        }
+    }
+}
+
+/// A namespace's throttles. The defaults of `gust serve` are set high enough that one
+/// developer's load test on one machine is not throttled; operators lower them per namespace.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceLimits {
+    pub invocations_per_minute: u64,
+    pub concurrent_invocations: u64,
+}
+
+impl Default for NamespaceLimits {
+    fn default() -> Self {
+        NamespaceLimits {
+            invocations_per_minute: 10_000_000,
+            concurrent_invocations: 10_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert!(ActionLimits::default().validate().is_ok());
+        let bad = ActionLimits {
+            timeout: 99,
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "timeout must be between 100 and 300000 milliseconds, got 99."
+        );
+        let bad = ActionLimits {
+            memory: 513,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let zero_logs = ActionLimits {
+            logs: 0,
+            ..Default::default()
+        };
+        assert!(zero_logs.validate().is_ok());
+    }
+}

@@ -1,0 +1,50 @@
+//! Messages on the bus. They are serialized to JSON the same way for the in-process bus and
+//! for NATS, so the embedded mode is the distributed mode without the network.
+//!
+//! **API boundary:** these shapes are a wire format between processes of different versions;
+//! add optional fields only.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::activation::Activation;
+use crate::limits::ActionLimits;
+
+/// Run this action once: sent by a controller to an invoker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvocationMessage {
+    pub activation_id: String,
+    /// Namespace that owns the action.
+    pub namespace: String,
+    pub action: String,
+    pub version: String,
+    pub kind: String,
+    /// SHA-256 of the code; the invoker's key for its compiled artifact.
+    pub code_hash: String,
+    /// Namespace of the caller (the record's `subject`).
+    pub subject: String,
+    /// The function's input: action parameters merged with the request's.
+    pub params: Value,
+    /// `init` parameters, given to the function as environment variables.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    pub limits: ActionLimits,
+    /// Whether a client waits for the result; the completion then carries the record.
+    pub blocking: bool,
+    /// Subject on which the controller that took the request waits for the completion.
+    pub reply_to: String,
+    /// When the controller accepted the invocation (ms since the epoch).
+    pub accepted_at: u64,
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// The invoker has stored the record: sent back to the controller on `reply_to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletionMessage {
+    pub activation_id: String,
+    pub namespace: String,
+    /// The record, for blocking invocations only.
+    #[serde(default)]
+    pub record: Option<Activation>,
+}

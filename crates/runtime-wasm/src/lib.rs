@@ -1,0 +1,17 @@
+//! Gust's narrow view of wasmtime: one engine configured in one place ([`engine`]), compile
+//! and cache ([`WasmRuntime::compile`]), and run one activation in a fresh instance
+//! ([`WasmRuntime::run`]) with the ABI of the platform: parameters as one JSON object on stdin,
+//! the result as one JSON object on stdout, every stderr line a log line, `__OW_*` variables in
+//! the environment, no preopened directories, no sockets, no host environment.
+//!
+//! Both WASI preview 1 command modules and WASI preview 2 command components run.
+//!
+//! **Invariant:** nothing survives from one activation to the next: each gets a new store, a
+//! new instance and new pipes; only the compiled code is shared.
+
+mod engine;
+mod pipes;
+mod runtime;
+
+pub use engine::{EngineLimits, MAX_CONCURRENT};
+pub use runtime::{CompileError, Exit, RunOutput, RunRequest, WasmRuntime, code_hash};

@@ -1,0 +1,440 @@
+//! Compile, cache and run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::engine::{self, EngineLimits, MAX_CONCURRENT};
+use crate::pipes::{CappedPipe, LogPipe};
+
+/// Why code was refused or could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The user's code is not a module or component Gust can run; the text is the reason.
+    #[error("{0}")]
+    Invalid(String),
+    /// The compiled-code cache could not be written or read (host).
+    #[error("compiled-code cache: {0}")]
+    Cache(String),
+}
+
+/// How an activation ended, as far as the sandbox can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `_start` returned, or the guest exited with status 0.
+    Ok,
+    /// The guest exited with a non-zero status.
+    Code(i32),
+    /// The time limit expired.
+    Timeout,
+    /// The guest needed more memory than its limit allows.
+    OutOfMemory,
+    /// The guest trapped (panic, unreachable, stack overflow, ...).
+    Trap(String),
+    /// The code could not be made ready (host: missing artifact, pool exhausted, ...).
+    Internal(String),
+}
+
+/// One activation's inputs.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The parameters, one JSON object, given on stdin.
+    pub input: Vec<u8>,
+    /// The environment: `__OW_*` and the action's `init` parameters. Nothing else.
+    pub env: Vec<(String, String)>,
+    /// `argv[0]`.
+    pub program: String,
+    pub timeout: Duration,
+    /// Cap on linear memory, in bytes.
+    pub memory_limit: u64,
+    /// Cap on log line bytes.
+    pub log_limit: u64,
+    /// Cap on stdout bytes kept; the total written is still counted.
+    pub result_limit: u64,
+}
+
+/// One activation's outputs.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub exit: Exit,
+    /// Stdout, at most `result_limit` bytes.
+    pub stdout: Vec<u8>,
+    /// Bytes the guest wrote to stdout in all.
+    pub stdout_len: u64,
+    pub logs: Vec<String>,
+    pub logs_truncated: bool,
+    /// Time to make the instance ready (load or compile if cold, then instantiate).
+    pub init_time: Duration,
+}
+
+/// Hex SHA-256 of the code: the key of its compiled artifact.
+pub fn code_hash(code: &[u8]) -> String {
+    let digest = Sha256::digest(code);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+enum Compiled {
+    Module(InstancePre<ModuleState>),
+    Component(CommandPre<ComponentState>),
+}
+
+/// Per-store memory and table cap; remembers whether it refused growth so a trap that
+/// follows is reported as memory exhaustion.
+struct Limiter {
+    memory: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+struct ModuleState {
+    wasi: WasiP1Ctx,
+    limiter: Limiter,
+}
+
+struct ComponentState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The Wasm runtime of one invoker (or of a controller checking code at create time).
+pub struct WasmRuntime {
+    engine: Engine,
+    modules: Linker<ModuleState>,
+    components: wasmtime::component::Linker<ComponentState>,
+    cache_dir: PathBuf,
+    compiled: RwLock<HashMap<String, Arc<Compiled>>>,
+    slots: Semaphore,
+}
+
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime")
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+fn is_component(code: &[u8]) -> bool {
+    // A component's preamble has layer 1 in bytes 6..8; a core module has version 1.
+    code.len() >= 8 && code[..4] == *b"\0asm" && code[6..8] == [1, 0]
+}
+
+fn wasi_ctx(req: &RunRequest, stdout: &CappedPipe, stderr: &LogPipe) -> WasiCtxBuilder {
+    let mut b = WasiCtxBuilder::new();
+    b.stdin(MemoryInputPipe::new(req.input.clone()))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .args(&[&req.program])
+        .envs(&req.env)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    b
+}
+
+impl WasmRuntime {
+    /// A runtime whose compiled artifacts are cached in `cache_dir`.
+    pub fn new(cache_dir: impl AsRef<Path>, limits: EngineLimits) -> Result<Self, CompileError> {
+        let cache_dir = cache_dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&cache_dir)
+            .map_err(|e| CompileError::Cache(format!("{}: {e}", cache_dir.display())))?;
+        let engine = engine::build(limits).map_err(|e| CompileError::Cache(e.to_string()))?;
+        let mut modules = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut modules, |s: &mut ModuleState| &mut s.wasi)
+            .map_err(|e| CompileError::Cache(e.to_string()))?;
+        let mut components = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut components)
+            .map_err(|e| CompileError::Cache(e.to_string()))?;
+        Ok(WasmRuntime {
+            engine,
+            modules,
+            components,
+            cache_dir,
+            compiled: RwLock::new(HashMap::new()),
+            slots: Semaphore::new(MAX_CONCURRENT as usize),
+        })
+    }
+
+    fn artifact_path(&self, hash: &str) -> PathBuf {
+        self.cache_dir.join(format!("{hash}.cwasm"))
+    }
+
+    fn cached(&self, hash: &str) -> Option<Arc<Compiled>> {
+        self.compiled.read().ok()?.get(hash).cloned()
+    }
+
+    fn remember(&self, hash: &str, compiled: Compiled) -> Arc<Compiled> {
+        let compiled = Arc::new(compiled);
+        if let Ok(mut map) = self.compiled.write() {
+            map.insert(hash.to_string(), compiled.clone());
+        }
+        compiled
+    }
+
+    /// Pre-links compiled code: resolves every import against WASI now, so a module asking
+    /// for something Gust does not provide is refused before it is stored.
+    fn prepare(&self, component: bool, bytes: Prepared<'_>) -> Result<Compiled, CompileError> {
+        let invalid = |e: wasmtime::Error| CompileError::Invalid(format!("{e:#}"));
+        if component {
+            let c = match bytes {
+                Prepared::Source(code) => Component::new(&self.engine, code).map_err(invalid)?,
+                Prepared::Artifact(path) => {
+                    // SAFETY: artifacts are written only by `compile` into Gust's own cache
+                    // directory, and wasmtime checks that they match this engine.
+                    unsafe { Component::deserialize_file(&self.engine, path) }
+                        .map_err(|e| CompileError::Cache(e.to_string()))?
+                }
+            };
+            let pre = self.components.instantiate_pre(&c).map_err(invalid)?;
+            let pre = CommandPre::new(pre).map_err(|e| {
+                CompileError::Invalid(format!(
+                    "the component is not a WASI command (it must export wasi:cli/run): {e:#}"
+                ))
+            })?;
+            Ok(Compiled::Component(pre))
+        } else {
+            let m = match bytes {
+                Prepared::Source(code) => Module::new(&self.engine, code).map_err(invalid)?,
+                Prepared::Artifact(path) => {
+                    // SAFETY: as above, only Gust writes this directory.
+                    unsafe { Module::deserialize_file(&self.engine, path) }
+                        .map_err(|e| CompileError::Cache(e.to_string()))?
+                }
+            };
+            match m.get_export("_start") {
+                Some(wasmtime::ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {}
+                _ => {
+                    return Err(CompileError::Invalid(
+                        "the module is not a WASI command: it does not export a function `_start` taking and returning nothing".into(),
+                    ));
+                }
+            }
+            let pre = self.modules.instantiate_pre(&m).map_err(invalid)?;
+            Ok(Compiled::Module(pre))
+        }
+    }
+
+    /// Compiles `code` (a WASI preview 1 module or preview 2 command component), checks that
+    /// it can be linked, caches the artifact by content hash and returns the hash. Compiling
+    /// code already in the cache costs a file read.
+    pub fn compile(&self, code: &[u8]) -> Result<String, CompileError> {
+        let hash = code_hash(code);
+        if self.cached(&hash).is_some() || self.load(&hash) {
+            return Ok(hash);
+        }
+        if code.len() < 8 || code[..4] != *b"\0asm" {
+            return Err(CompileError::Invalid(
+                "the code is not a WebAssembly binary (it must start with \\0asm)".into(),
+            ));
+        }
+        let component = is_component(code);
+        let compiled = self.prepare(component, Prepared::Source(code))?;
+        let artifact = match &compiled {
+            Compiled::Module(pre) => pre.module().serialize(),
+            Compiled::Component(_) => Component::new(&self.engine, code).and_then(|c| c.serialize()),
+        }
+        .map_err(|e| CompileError::Cache(e.to_string()))?;
+        let path = self.artifact_path(&hash);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &artifact)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| CompileError::Cache(format!("{}: {e}", path.display())))?;
+        self.remember(&hash, compiled);
+        Ok(hash)
+    }
+
+    /// Loads the artifact for `hash` from the disk cache into memory; false if it is not
+    /// there or no longer matches this engine.
+    pub fn load(&self, hash: &str) -> bool {
+        if self.cached(hash).is_some() {
+            return true;
+        }
+        let path = self.artifact_path(hash);
+        // The artifact's header records whether it is a component; a missing or foreign
+        // file is simply not cached.
+        let component = match Engine::detect_precompiled_file(&path) {
+            Ok(Some(kind)) => kind == wasmtime::Precompiled::Component,
+            _ => return false,
+        };
+        match self.prepare(component, Prepared::Artifact(&path)) {
+            Ok(c) => {
+                self.remember(hash, c);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(hash, error = %e, "cached artifact unusable; it will be recompiled");
+                let _ = std::fs::remove_file(&path);
+                false
+            }
+        }
+    }
+
+    /// Whether `hash` is compiled and in memory.
+    pub fn is_loaded(&self, hash: &str) -> bool {
+        self.cached(hash).is_some()
+    }
+
+    /// Runs one activation of the code `hash` in a fresh instance. The code must have been
+    /// compiled or loaded; if it is not in memory this tries the disk cache.
+    pub async fn run(&self, hash: &str, req: RunRequest) -> RunOutput {
+        let started = Instant::now();
+        let stdout = CappedPipe::new(req.result_limit as usize);
+        let stderr = LogPipe::new(req.log_limit);
+        let finish = |exit: Exit, init_time: Duration| {
+            let (stdout_bytes, stdout_len) = stdout.take();
+            let (logs, logs_truncated) = stderr.finish();
+            RunOutput {
+                exit,
+                stdout: stdout_bytes,
+                stdout_len,
+                logs,
+                logs_truncated,
+                init_time,
+            }
+        };
+        let compiled = match self.cached(hash) {
+            Some(c) => c,
+            None if self.load(hash) => match self.cached(hash) {
+                Some(c) => c,
+                None => return finish(Exit::Internal("compiled code vanished".into()), started.elapsed()),
+            },
+            None => {
+                return finish(
+                    Exit::Internal(format!("no compiled code for {hash}")),
+                    started.elapsed(),
+                );
+            }
+        };
+        let Ok(_slot) = self.slots.acquire().await else {
+            return finish(Exit::Internal("the runtime is shutting down".into()), started.elapsed());
+        };
+        let limiter = Limiter {
+            memory: usize::try_from(req.memory_limit).unwrap_or(usize::MAX),
+            refused: false,
+        };
+        let deadline = req.timeout;
+        let (exit, init_time) = match &*compiled {
+            Compiled::Module(pre) => {
+                let wasi = wasi_ctx(&req, &stdout, &stderr).build_p1();
+                let mut store = Store::new(&self.engine, ModuleState { wasi, limiter });
+                store.limiter(|s| &mut s.limiter);
+                store.epoch_deadline_async_yield_and_update(1);
+                let mut init_time = Duration::ZERO;
+                let run = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    init_time = started.elapsed();
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    start.call_async(&mut store, ()).await
+                };
+                let out = tokio::time::timeout(deadline, run).await;
+                let refused = store.data().limiter.refused;
+                (classify(out, refused), init_time)
+            }
+            Compiled::Component(pre) => {
+                let ctx = wasi_ctx(&req, &stdout, &stderr).build();
+                let state = ComponentState {
+                    ctx,
+                    table: ResourceTable::new(),
+                    limiter,
+                };
+                let mut store = Store::new(&self.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                store.epoch_deadline_async_yield_and_update(1);
+                let mut init_time = Duration::ZERO;
+                let run = async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    init_time = started.elapsed();
+                    match command.wasi_cli_run().call_run(&mut store).await? {
+                        Ok(()) => Ok(()),
+                        Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
+                    }
+                };
+                let out = tokio::time::timeout(deadline, run).await;
+                let refused = store.data().limiter.refused;
+                (classify(out, refused), init_time)
+            }
+        };
+        finish(exit, init_time)
+    }
+}
+
+enum Prepared<'a> {
+    Source(&'a [u8]),
+    Artifact(&'a Path),
+}
+
+fn classify(
+    out: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    memory_refused: bool,
+) -> Exit {
+    match out {
+        Err(_) => Exit::Timeout,
+        Ok(Ok(())) => Exit::Ok,
+        Ok(Err(e)) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                return if exit.0 == 0 { Exit::Ok } else { Exit::Code(exit.0) };
+            }
+            if memory_refused {
+                return Exit::OutOfMemory;
+            }
+            match e.downcast_ref::<wasmtime::Trap>() {
+                Some(trap) => Exit::Trap(trap.to_string()),
+                None => {
+                    let msg = format!("{e:#}");
+                    if msg.contains("memory") && msg.contains("limit") {
+                        Exit::OutOfMemory
+                    } else {
+                        Exit::Trap(msg)
+                    }
+                }
+            }
+        }
+    }
+}

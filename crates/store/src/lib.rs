@@ -1,0 +1,94 @@
+//! The store: namespaces, actions, activation records and the journal of accepted but
+//! unfinished invocations. One interface ([`Store`]), one module per backend.
+//!
+//! **Invariant:** an activation record and the removal of its pending journal entry are
+//! written in one transaction, and a record is written at most once per activation id
+//! (a second write of the same id is ignored). Together with the journal this gives every
+//! accepted invocation exactly one record, also across a crash.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use gust_model::{Action, Activation, Namespace, NamespaceLimits};
+
+/// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict")]
+    Conflict,
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// How `put_action` treats an existing action of the same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Create; `Conflict` if the name is taken.
+    Create,
+    /// Replace the action whose version is this one; `Conflict` if it changed meanwhile.
+    Replace { expected_version: String },
+}
+
+/// A filter on the activation list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ActivationQuery {
+    pub namespace: String,
+    pub name: Option<String>,
+    /// Only records that started at or after this time (ms).
+    pub since: Option<u64>,
+    /// Only records that started at or before this time (ms).
+    pub upto: Option<u64>,
+    pub skip: u64,
+    pub limit: u64,
+}
+
+/// An accepted invocation not yet recorded: the serialized bus message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingInvocation {
+    pub activation_id: String,
+    pub accepted_at: u64,
+    pub message: Vec<u8>,
+}
+
+/// The storage interface every backend implements.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_namespace(&self, ns: &Namespace) -> Result<()>;
+    async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>>;
+    async fn namespace(&self, name: &str) -> Result<Option<Namespace>>;
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>>;
+    async fn set_namespace_key(&self, name: &str, uuid: &str, key: &str) -> Result<()>;
+    async fn set_namespace_limits(&self, name: &str, limits: NamespaceLimits) -> Result<()>;
+    /// Deletes a namespace with its actions and activations.
+    async fn delete_namespace(&self, name: &str) -> Result<()>;
+
+    /// The action, with `exec.code` filled in (base64) when `with_code`.
+    async fn action(&self, namespace: &str, name: &str, with_code: bool) -> Result<Option<Action>>;
+    /// The raw code of the action whose code hash is `code_hash`.
+    async fn action_code(&self, namespace: &str, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes an action. `code` replaces the stored code when given; an update without code
+    /// keeps the old code (and `action.code_hash` must then be the old hash).
+    async fn put_action(&self, action: &Action, code: Option<&[u8]>, mode: PutMode) -> Result<()>;
+    /// Deletes and returns the action.
+    async fn delete_action(&self, namespace: &str, name: &str) -> Result<Option<Action>>;
+    async fn list_actions(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Action>>;
+    async fn count_actions(&self, namespace: &str) -> Result<u64>;
+
+    /// Journals an accepted invocation; durable when this returns.
+    async fn put_pending(&self, pending: PendingInvocation) -> Result<()>;
+    /// Journals an invocation unless its record already exists (a blocking call whose wait
+    /// ran out races with its own completion). Returns whether it was journaled.
+    async fn put_pending_unless_recorded(&self, pending: PendingInvocation) -> Result<bool>;
+    /// Every journaled invocation, oldest first.
+    async fn pending(&self) -> Result<Vec<PendingInvocation>>;
+    /// Stores a record and clears its journal entry, atomically; durable when this returns.
+    /// A record whose id is already stored is ignored.
+    async fn put_activation(&self, record: &Activation) -> Result<()>;
+    async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>>;
+    async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Activation>>;
+    async fn count_activations(&self, query: &ActivationQuery) -> Result<u64>;
+}

@@ -1,0 +1,617 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! All writes go through one writer thread that owns the only write connection and commits
+//! whatever has queued up in one transaction (group commit): under load many invocations share
+//! one commit, so the store is not what limits throughput. Reads use a small pool of read-only
+//! connections on blocking threads; WAL lets them run beside the writer.
+//!
+//! Durability: `synchronous=NORMAL` in WAL mode, so a committed transaction survives a crash
+//! of the process (kill -9); `Durability::Full` also survives a power loss at the cost of one
+//! fsync per group commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use async_trait::async_trait;
+use gust_model::{Action, Activation, Namespace, NamespaceLimits};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError};
+
+/// Most operations one group commit takes.
+const MAX_BATCH: usize = 2048;
+/// Read connections kept open.
+const READ_POOL: usize = 8;
+
+/// How hard a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives a crash of the process (WAL, `synchronous=NORMAL`).
+    #[default]
+    Process,
+    /// Survives a crash of the machine (`synchronous=FULL`).
+    Full,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Backend(format!("corrupt document: {e}"))
+    }
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE namespaces (
+    name    TEXT PRIMARY KEY,
+    uuid    TEXT NOT NULL UNIQUE,
+    key     TEXT NOT NULL,
+    limits  TEXT NOT NULL
+);
+CREATE TABLE actions (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    code      BLOB NOT NULL,
+    code_hash TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE activations (
+    id        TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    start     INTEGER NOT NULL,
+    doc       TEXT NOT NULL
+);
+CREATE INDEX activations_by_namespace ON activations (namespace, start DESC);
+CREATE INDEX activations_by_name ON activations (namespace, name, start DESC);
+CREATE TABLE pending (
+    id        TEXT PRIMARY KEY,
+    accepted  INTEGER NOT NULL,
+    message   BLOB NOT NULL
+);
+"#];
+
+/// A write queued for the writer thread.
+enum Write {
+    Exec(Box<dyn FnOnce(&Connection) -> Result<WriteOutcome> + Send>, Reply),
+}
+
+type Reply = oneshot::Sender<Result<WriteOutcome>>;
+
+/// What a write returns to its caller.
+enum WriteOutcome {
+    Done,
+    Changed(bool),
+    Action(Option<Action>),
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::Sender<Write>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn open(path: &Path, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match durability {
+        Durability::Process => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tx = conn.transaction()?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open(&path, durability)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("gust-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path,
+            writer: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    async fn write(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<WriteOutcome> + Send + 'static,
+    ) -> Result<WriteOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Write::Exec(Box::new(f), tx))
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match conn {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    c.busy_timeout(std::time::Duration::from_secs(10))?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < READ_POOL
+            {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+/// The writer thread: take one write, then every write already queued (up to `MAX_BATCH`),
+/// run them all in one transaction, commit, and answer each caller. A failing write answers
+/// its own caller with the error and does not abort the others (SQLite rolls back the failed
+/// statement only).
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
+    let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                for Write::Exec(_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+                continue;
+            }
+        };
+        for Write::Exec(f, reply) in batch.drain(..) {
+            let out = f(&tx);
+            replies.push((reply, out));
+        }
+        match tx.commit() {
+            Ok(()) => {
+                for (reply, out) in replies {
+                    let _ = reply.send(out);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(StoreError::Backend(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+fn row_to_namespace(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn namespace_from(
+    (name, uuid, key, limits): (String, String, String, String),
+) -> Result<Namespace> {
+    Ok(Namespace {
+        name,
+        uuid,
+        key,
+        limits: serde_json::from_str(&limits)?,
+    })
+}
+
+fn action_from(doc: &str, code_hash: String, code: Option<Vec<u8>>) -> Result<Action> {
+    let mut action: Action = serde_json::from_str(doc)?;
+    action.code_hash = code_hash;
+    if let Some(code) = code {
+        action.exec.code = Some(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            code,
+        ));
+    }
+    Ok(action)
+}
+
+fn activation_filter(q: &ActivationQuery) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
+    let mut sql = String::from(" FROM activations WHERE namespace = ?");
+    let mut args = vec![V::Text(q.namespace.clone())];
+    if let Some(name) = &q.name {
+        sql.push_str(" AND name = ?");
+        args.push(V::Text(name.clone()));
+    }
+    if let Some(since) = q.since {
+        sql.push_str(" AND start >= ?");
+        args.push(V::Integer(since as i64));
+    }
+    if let Some(upto) = q.upto {
+        sql.push_str(" AND start <= ?");
+        args.push(V::Integer(upto as i64));
+    }
+    (sql, args)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_namespace(&self, ns: &Namespace) -> Result<()> {
+        let ns = ns.clone();
+        let limits = serde_json::to_string(&ns.limits)?;
+        self.write(move |c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO namespaces (name, uuid, key, limits) VALUES (?, ?, ?, ?)",
+                params![ns.name, ns.uuid, ns.key, limits],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict);
+            }
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
+        let uuid = uuid.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT name, uuid, key, limits FROM namespaces WHERE uuid = ?")?
+                .query_row([uuid], row_to_namespace)
+                .optional()?
+                .map(namespace_from)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn namespace(&self, name: &str) -> Result<Option<Namespace>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT name, uuid, key, limits FROM namespaces WHERE name = ?")?
+                .query_row([name], row_to_namespace)
+                .optional()?
+                .map(namespace_from)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT name, uuid, key, limits FROM namespaces ORDER BY name")?;
+            let rows = stmt.query_map([], row_to_namespace)?;
+            rows.map(|r| namespace_from(r?)).collect()
+        })
+        .await
+    }
+
+    async fn set_namespace_key(&self, name: &str, uuid: &str, key: &str) -> Result<()> {
+        let (name, uuid, key) = (name.to_string(), uuid.to_string(), key.to_string());
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE namespaces SET uuid = ?, key = ? WHERE name = ?",
+                params![uuid, key, name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn set_namespace_limits(&self, name: &str, limits: NamespaceLimits) -> Result<()> {
+        let name = name.to_string();
+        let limits = serde_json::to_string(&limits)?;
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE namespaces SET limits = ? WHERE name = ?",
+                params![limits, name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_namespace(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |c| {
+            let n = c.execute("DELETE FROM namespaces WHERE name = ?", [&name])?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            c.execute("DELETE FROM actions WHERE namespace = ?", [&name])?;
+            c.execute("DELETE FROM activations WHERE namespace = ?", [&name])?;
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn action(&self, namespace: &str, name: &str, with_code: bool) -> Result<Option<Action>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.read(move |c| {
+            let sql = if with_code {
+                "SELECT doc, code_hash, code FROM actions WHERE namespace = ? AND name = ?"
+            } else {
+                "SELECT doc, code_hash, NULL FROM actions WHERE namespace = ? AND name = ?"
+            };
+            let row = c
+                .prepare_cached(sql)?
+                .query_row([ns, name], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                    ))
+                })
+                .optional()?;
+            row.map(|(doc, hash, code)| action_from(&doc, hash, code))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn action_code(&self, namespace: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT code FROM actions WHERE namespace = ? AND name = ?")?
+                .query_row([ns, name], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn put_action(&self, action: &Action, code: Option<&[u8]>, mode: PutMode) -> Result<()> {
+        let mut doc_action = action.clone();
+        doc_action.exec.code = None;
+        let doc = serde_json::to_string(&doc_action)?;
+        let code = code.map(<[u8]>::to_vec);
+        let (ns, name, version, hash) = (
+            action.namespace.clone(),
+            action.name.clone(),
+            action.version.clone(),
+            action.code_hash.clone(),
+        );
+        self.write(move |c| {
+            let n = match (mode, code) {
+                (PutMode::Create, Some(code)) => c.execute(
+                    "INSERT OR IGNORE INTO actions (namespace, name, version, doc, code, code_hash)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                    params![ns, name, version, doc, code, hash],
+                )?,
+                (PutMode::Create, None) => {
+                    return Err(StoreError::Backend("an action needs code".into()));
+                }
+                (PutMode::Replace { expected_version }, Some(code)) => c.execute(
+                    "UPDATE actions SET version = ?, doc = ?, code = ?, code_hash = ?
+                     WHERE namespace = ? AND name = ? AND version = ?",
+                    params![version, doc, code, hash, ns, name, expected_version],
+                )?,
+                (PutMode::Replace { expected_version }, None) => c.execute(
+                    "UPDATE actions SET version = ?, doc = ?
+                     WHERE namespace = ? AND name = ? AND version = ?",
+                    params![version, doc, ns, name, expected_version],
+                )?,
+            };
+            if n == 0 {
+                return Err(StoreError::Conflict);
+            }
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_action(&self, namespace: &str, name: &str) -> Result<Option<Action>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        let out = self
+            .write(move |c| {
+                let row = c
+                    .query_row(
+                        "DELETE FROM actions WHERE namespace = ? AND name = ?
+                         RETURNING doc, code_hash",
+                        [ns, name],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()?;
+                let action = row
+                    .map(|(doc, hash)| action_from(&doc, hash, None))
+                    .transpose()?;
+                Ok(WriteOutcome::Action(action))
+            })
+            .await?;
+        match out {
+            WriteOutcome::Action(a) => Ok(a),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_actions(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Action>> {
+        let ns = namespace.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT doc, code_hash FROM actions WHERE namespace = ?
+                 ORDER BY name LIMIT ? OFFSET ?",
+            )?;
+            let rows = stmt.query_map(params![ns, limit as i64, skip as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|r| {
+                let (doc, hash) = r?;
+                action_from(&doc, hash, None)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn count_actions(&self, namespace: &str) -> Result<u64> {
+        let ns = namespace.to_string();
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM actions WHERE namespace = ?")?
+                .query_row([ns], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO pending (id, accepted, message) VALUES (?, ?, ?)",
+            )?
+            .execute(params![p.activation_id, p.accepted_at as i64, p.message])?;
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn put_pending_unless_recorded(&self, p: PendingInvocation) -> Result<bool> {
+        let out = self
+            .write(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO pending (id, accepted, message)
+                         SELECT ?1, ?2, ?3 WHERE NOT EXISTS
+                         (SELECT 1 FROM activations WHERE id = ?1)",
+                    )?
+                    .execute(params![p.activation_id, p.accepted_at as i64, p.message])?;
+                Ok(WriteOutcome::Changed(n > 0))
+            })
+            .await?;
+        Ok(matches!(out, WriteOutcome::Changed(true)))
+    }
+
+    async fn pending(&self) -> Result<Vec<PendingInvocation>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id, accepted, message FROM pending ORDER BY accepted")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(PendingInvocation {
+                    activation_id: r.get(0)?,
+                    accepted_at: r.get::<_, i64>(1)? as u64,
+                    message: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn put_activation(&self, record: &Activation) -> Result<()> {
+        let doc = serde_json::to_string(record)?;
+        let (id, ns, name, start) = (
+            record.activation_id.clone(),
+            record.namespace.clone(),
+            record.name.clone(),
+            record.start as i64,
+        );
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO activations (id, namespace, name, start, doc)
+                 VALUES (?, ?, ?, ?, ?)",
+            )?
+            .execute(params![id, ns, name, start, doc])?;
+            c.prepare_cached("DELETE FROM pending WHERE id = ?")?
+                .execute([id])?;
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {
+        let (ns, id) = (namespace.to_string(), id.to_string());
+        self.read(move |c| {
+            let doc: Option<String> = c
+                .prepare_cached("SELECT doc FROM activations WHERE id = ? AND namespace = ?")?
+                .query_row([id, ns], |r| r.get(0))
+                .optional()?;
+            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Activation>> {
+        let (filter, mut args) = activation_filter(q);
+        args.push(rusqlite::types::Value::Integer(q.limit as i64));
+        args.push(rusqlite::types::Value::Integer(q.skip as i64));
+        self.read(move |c| {
+            let sql = format!("SELECT doc{filter} ORDER BY start DESC, id LIMIT ? OFFSET ?");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                r.get::<_, String>(0)
+            })?;
+            rows.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+        })
+        .await
+    }
+
+    async fn count_activations(&self, q: &ActivationQuery) -> Result<u64> {
+        let (filter, args) = activation_filter(q);
+        self.read(move |c| {
+            let sql = format!("SELECT COUNT(*){filter}");
+            let n: i64 = c
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
