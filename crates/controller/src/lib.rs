@@ -1,1 +1,166 @@
+//! The controller: authenticates and authorizes each request, enriches an invocation with
+//! the action's parameters, applies the namespace's throttles, hands the invocation to an
+//! invoker chosen by the scheduler over the bus, and waits for blocking results.
+//!
+//! **API boundary:** the gateway calls only the methods of [`Controller`] with typed values;
+//! every failure is a [`ControllerError`], which the gateway maps to one HTTP status and
+//! message.
+//!
+//! **Invariant:** a non-blocking invocation is journaled in the store before its id is
+//! returned; a blocking one is journaled before an id is returned without its result. Every
+//! id a client sees therefore ends with exactly one record.
 
+mod actions;
+mod error;
+mod invoke;
+mod scheduler;
+mod throttle;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gust_bus::Bus;
+use gust_model::{Action, Namespace, SystemLimits};
+use gust_runtime_wasm::WasmRuntime;
+use gust_store::Store;
+use tokio::sync::oneshot;
+
+pub use actions::{ActionPut, ExecPut};
+pub use error::ControllerError;
+pub use invoke::{InvokeOutcome, MAX_BLOCKING_WAIT};
+pub use gust_store::ActivationQuery;
+pub use scheduler::Scheduler;
+
+/// How long an authenticated identity or a fetched action is trusted before the store is
+/// asked again; writes made through this controller take effect at once.
+const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub namespace: String,
+    pub uuid: String,
+    pub limits: gust_model::NamespaceLimits,
+}
+
+type Waiters = Mutex<HashMap<String, oneshot::Sender<gust_model::Activation>>>;
+
+pub struct Controller {
+    id: String,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    runtime: Arc<WasmRuntime>,
+    scheduler: Scheduler,
+    system: SystemLimits,
+    waiters: Waiters,
+    identities: Mutex<HashMap<String, (Instant, Option<Namespace>)>>,
+    actions: Mutex<HashMap<(String, String), (Instant, Option<Arc<Action>>)>>,
+    throttles: throttle::Throttles,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").field("id", &self.id).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Controller {
+    pub fn new(
+        id: impl Into<String>,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        runtime: Arc<WasmRuntime>,
+        scheduler: Scheduler,
+        system: SystemLimits,
+    ) -> Arc<Self> {
+        Arc::new(Controller {
+            id: id.into(),
+            store,
+            bus,
+            runtime,
+            scheduler,
+            system,
+            waiters: Mutex::new(HashMap::new()),
+            identities: Mutex::new(HashMap::new()),
+            actions: Mutex::new(HashMap::new()),
+            throttles: throttle::Throttles::default(),
+        })
+    }
+
+    pub fn system_limits(&self) -> SystemLimits {
+        self.system
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>, ControllerError> {
+        if let Some((at, ns)) = lock(&self.identities).get(uuid)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(ns.clone());
+        }
+        let ns = self.store.namespace_by_uuid(uuid).await?;
+        lock(&self.identities).insert(uuid.to_string(), (Instant::now(), ns.clone()));
+        Ok(ns)
+    }
+
+    /// Checks an API key (`uuid`, `key`); 401 if unknown or wrong.
+    pub async fn authenticate(&self, uuid: &str, key: &str) -> Result<Identity, ControllerError> {
+        match self.namespace_by_uuid(uuid).await? {
+            Some(ns) if constant_time_eq(ns.key.as_bytes(), key.as_bytes()) => Ok(Identity {
+                namespace: ns.name,
+                uuid: ns.uuid,
+                limits: ns.limits,
+            }),
+            _ => Err(ControllerError::Unauthenticated),
+        }
+    }
+
+    /// Resolves the namespace of a path (`_` is the caller's own) and checks the caller may
+    /// use it; 403 otherwise.
+    pub fn authorize<'a>(&self, who: &'a Identity, ns: &'a str) -> Result<&'a str, ControllerError> {
+        if ns == "_" || ns == who.namespace {
+            Ok(&who.namespace)
+        } else {
+            Err(ControllerError::Forbidden(ns.to_string()))
+        }
+    }
+
+    /// The namespace record of the caller (for its limits).
+    pub async fn namespace(&self, name: &str) -> Result<Namespace, ControllerError> {
+        self.store
+            .namespace(name)
+            .await?
+            .ok_or(ControllerError::NotFound)
+    }
+
+    /// Recovery at start: every invocation journaled but not recorded (the process stopped
+    /// before it finished) is sent to an invoker again. Returns how many.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, ControllerError> {
+        let pending = self.store.pending().await?;
+        let n = pending.len();
+        for p in pending {
+            self.resubmit(p).await;
+        }
+        Ok(n)
+    }
+
+    /// Starts the task that takes completions from the bus.
+    pub async fn start(self: &Arc<Self>) -> Result<(), ControllerError> {
+        invoke::start_completions(self).await
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,1 +1,24 @@
+//! The gateway: Gust's HTTP front door. It speaks OpenWhisk's REST API (`/api/v1`), turns
+//! requests into typed calls on the [`Controller`] and turns every [`ControllerError`] into
+//! one status code and OpenWhisk's JSON error body, in one place ([`error`]).
+//!
+//! **API boundary:** paths, query parameters, JSON shapes, status codes and messages are
+//! OpenWhisk's, so `wsk`-style clients work unchanged. Every response carries `X-Request-ID`;
+//! error bodies are `{"error": ..., "code": <request id>}`.
 
+mod error;
+mod query;
+mod routes;
+
+use std::sync::Arc;
+
+use gust_controller::Controller;
+
+pub use error::ApiError;
+pub use routes::router;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub controller: Arc<Controller>,
+}

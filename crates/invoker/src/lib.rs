@@ -1,1 +1,212 @@
+//! The invoker: takes invocation messages from its bus subject, runs each in a fresh sandbox,
+//! stores the activation record, then acknowledges the message and tells the controller.
+//!
+//! **Invariant:** the record is stored before the completion is published and before the
+//! message is acknowledged, so a client that gets an id back can always read its record, and a
+//! crash before the store write leaves the invocation journaled (or unacknowledged) to run
+//! again; the store ignores a second record for the same id.
 
+mod record;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gust_bus::{Bus, Delivery, invoke_subject};
+use gust_model::limits::MB;
+use gust_model::time::now_ms;
+use gust_model::{Activation, CompletionMessage, InvocationMessage, SystemLimits};
+use gust_runtime_wasm::{CompileError, RunRequest, WasmRuntime};
+use gust_store::Store;
+use tokio::sync::{Notify, watch};
+
+pub use record::build_record;
+
+/// Invoker failures that stop it from starting; all caused by the host.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokerError {
+    #[error("cannot subscribe to the bus: {0}")]
+    Bus(#[from] gust_bus::BusError),
+}
+
+pub struct Invoker {
+    id: String,
+    runtime: Arc<WasmRuntime>,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    system: SystemLimits,
+    inflight: AtomicUsize,
+    idle: Notify,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Invoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invoker").field("id", &self.id).finish()
+    }
+}
+
+impl Invoker {
+    pub fn new(
+        id: impl Into<String>,
+        runtime: Arc<WasmRuntime>,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        system: SystemLimits,
+    ) -> Arc<Self> {
+        Arc::new(Invoker {
+            id: id.into(),
+            runtime,
+            store,
+            bus,
+            system,
+            inflight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Subscribes to this invoker's subject and processes deliveries until [`Self::drain`].
+    pub async fn start(self: &Arc<Self>) -> Result<(), InvokerError> {
+        let mut sub = self.bus.subscribe(&invoke_subject(&self.id)).await?;
+        let this = self.clone();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let delivery = tokio::select! {
+                    d = sub.next() => d,
+                    _ = stop.changed() => None,
+                };
+                let Some(delivery) = delivery else { break };
+                this.inflight.fetch_add(1, Ordering::SeqCst);
+                let worker = this.clone();
+                tokio::spawn(async move {
+                    worker.handle(delivery).await;
+                    if worker.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        worker.idle.notify_waiters();
+                    }
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops taking new work and waits up to `grace` for running activations to be recorded.
+    /// Returns how many were still running when the grace period ended; the journal keeps
+    /// those for the next start.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let _ = self.stop.send(true);
+        let wait = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.inflight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(grace, wait).await;
+        self.inflight.load(Ordering::SeqCst)
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let msg: InvocationMessage = match serde_json::from_slice(&delivery.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "dropping an undecodable invocation message");
+                let _ = delivery.ack().await;
+                return;
+            }
+        };
+        let record = self.process(&msg).await;
+        if let Err(e) = self.store.put_activation(&record).await {
+            // Not acknowledged: the journal (or the broker) still holds the invocation.
+            tracing::error!(id = %msg.activation_id, error = %e, "cannot store an activation record");
+            return;
+        }
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
+        }
+        let completion = CompletionMessage {
+            activation_id: msg.activation_id.clone(),
+            namespace: msg.subject.clone(),
+            record: msg.blocking.then_some(record),
+        };
+        match serde_json::to_vec(&completion) {
+            Ok(bytes) => {
+                if let Err(e) = self.bus.publish(&msg.reply_to, Bytes::from(bytes)).await {
+                    tracing::debug!(id = %msg.activation_id, error = %e, "completion not delivered");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a completion"),
+        }
+    }
+
+    /// Makes sure the code is compiled, runs the activation and returns its record (not yet
+    /// stored).
+    pub async fn process(&self, msg: &InvocationMessage) -> Activation {
+        let start = now_ms();
+        if let Err(reason) = self.ensure_code(msg).await {
+            return record::internal_error(msg, start, reason);
+        }
+        let env = {
+            let mut env = vec![
+                ("__OW_ACTIVATION_ID".to_string(), msg.activation_id.clone()),
+                ("__OW_NAMESPACE".to_string(), msg.subject.clone()),
+                (
+                    "__OW_ACTION_NAME".to_string(),
+                    format!("/{}/{}", msg.namespace, msg.action),
+                ),
+                (
+                    "__OW_ACTION_VERSION".to_string(),
+                    msg.version.clone(),
+                ),
+                (
+                    "__OW_DEADLINE".to_string(),
+                    (start + msg.limits.timeout).to_string(),
+                ),
+            ];
+            env.extend(msg.env.iter().cloned());
+            env
+        };
+        let input = serde_json::to_vec(&msg.params).unwrap_or_else(|_| b"{}".to_vec());
+        let req = RunRequest {
+            input,
+            env,
+            program: msg.action.clone(),
+            timeout: Duration::from_millis(msg.limits.timeout),
+            memory_limit: msg.limits.memory * MB,
+            log_limit: msg.limits.logs * MB,
+            result_limit: self.system.max_result,
+        };
+        let out = self.runtime.run(&msg.code_hash, req).await;
+        build_record(msg, start, now_ms(), out, self.system.max_result)
+    }
+
+    async fn ensure_code(&self, msg: &InvocationMessage) -> Result<(), String> {
+        if self.runtime.is_loaded(&msg.code_hash) || self.runtime.load(&msg.code_hash) {
+            return Ok(());
+        }
+        let gone = || "Action could not be found or may have been deleted.".to_string();
+        let code = match self.store.action_code(&msg.namespace, &msg.action).await {
+            Ok(Some(code)) => code,
+            Ok(None) => return Err(gone()),
+            Err(e) => return Err(format!("cannot read the action's code: {e}")),
+        };
+        if gust_runtime_wasm::code_hash(&code) != msg.code_hash {
+            return Err(gone());
+        }
+        let runtime = self.runtime.clone();
+        match tokio::task::spawn_blocking(move || runtime.compile(&code)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(CompileError::Invalid(e))) => Err(format!("the action's code cannot run: {e}")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("compilation failed: {e}")),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `gust admin`: namespaces, keys and limits, written to the store directly (like
+//! `wskadmin`). A running server sees the change within a second.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use gust_model::{Namespace, NamespaceLimits, names};
+use gust_store::sqlite::Durability;
+use gust_store::{Store, StoreError};
+
+use crate::serve::{new_auth, open_store, parse_auth};
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// Data directory of the embedded store.
+    #[arg(long, global = true, default_value = "./.gust")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Namespaces (tenants).
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Throttles.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NamespaceCommand {
+    /// Create a namespace and print its key.
+    Create {
+        name: String,
+        /// Use this key instead of a generated one.
+        #[arg(long, value_name = "UUID:KEY")]
+        auth: Option<String>,
+    },
+    /// List namespaces.
+    List,
+    /// Delete a namespace with its actions and activations.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Replace a namespace's key and print the new one.
+    Rotate { namespace: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum LimitsCommand {
+    /// Set a namespace's throttles.
+    Set {
+        namespace: String,
+        #[arg(long)]
+        invocations_per_minute: Option<u64>,
+        #[arg(long)]
+        concurrent_invocations: Option<u64>,
+    },
+}
+
+pub async fn run(args: AdminArgs) -> Result<()> {
+    let store = open_store(&args.data_dir, Durability::Process)?;
+    match args.command {
+        AdminCommand::Namespace(NamespaceCommand::Create { name, auth }) => {
+            names::check_namespace(&name)?;
+            let (uuid, key) = match auth {
+                Some(a) => parse_auth(&a)?,
+                None => new_auth(),
+            };
+            let ns = Namespace {
+                name: name.clone(),
+                uuid: uuid.clone(),
+                key: key.clone(),
+                limits: NamespaceLimits::default(),
+            };
+            match store.create_namespace(&ns).await {
+                Err(StoreError::Conflict) => {
+                    bail!("namespace '{name}' or its key already exists")
+                }
+                other => other?,
+            }
+            println!("{uuid}:{key}");
+        }
+        AdminCommand::Namespace(NamespaceCommand::List) => {
+            for ns in store.list_namespaces().await? {
+                println!(
+                    "{}\t{}\tinvocationsPerMinute={}\tconcurrentInvocations={}",
+                    ns.name, ns.uuid, ns.limits.invocations_per_minute, ns.limits.concurrent_invocations
+                );
+            }
+        }
+        AdminCommand::Namespace(NamespaceCommand::Delete { name }) => {
+            match store.delete_namespace(&name).await {
+                Err(StoreError::NotFound) => bail!("namespace '{name}' does not exist"),
+                other => other?,
+            }
+            println!("deleted namespace '{name}'");
+        }
+        AdminCommand::Key(KeyCommand::Rotate { namespace }) => {
+            let (uuid, key) = new_auth();
+            match store.set_namespace_key(&namespace, &uuid, &key).await {
+                Err(StoreError::NotFound) => bail!("namespace '{namespace}' does not exist"),
+                other => other?,
+            }
+            println!("{uuid}:{key}");
+        }
+        AdminCommand::Limits(LimitsCommand::Set {
+            namespace,
+            invocations_per_minute,
+            concurrent_invocations,
+        }) => {
+            let Some(ns) = store.namespace(&namespace).await? else {
+                bail!("namespace '{namespace}' does not exist");
+            };
+            let limits = NamespaceLimits {
+                invocations_per_minute: invocations_per_minute
+                    .unwrap_or(ns.limits.invocations_per_minute),
+                concurrent_invocations: concurrent_invocations
+                    .unwrap_or(ns.limits.concurrent_invocations),
+            };
+            store.set_namespace_limits(&namespace, limits).await?;
+            println!(
+                "{namespace}: invocationsPerMinute={} concurrentInvocations={}",
+                limits.invocations_per_minute, limits.concurrent_invocations
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! `gust serve`: the whole platform in one process on an embedded store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use gust_bus::memory::MemoryBus;
+use gust_controller::{Controller, Scheduler};
+use gust_gateway::Gateway;
+use gust_invoker::Invoker;
+use gust_model::{Namespace, NamespaceLimits, SystemLimits};
+use gust_runtime_wasm::{EngineLimits, WasmRuntime};
+use gust_store::Store;
+use gust_store::sqlite::{Durability, SqliteStore};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:3233")]
+    listen: SocketAddr,
+    /// Directory for the store, the compiled-code cache and the guest key.
+    #[arg(long, default_value = "./.gust")]
+    data_dir: PathBuf,
+    /// Fix the guest namespace's key instead of generating one.
+    #[arg(long, env = "GUST_GUEST_AUTH", value_name = "UUID:KEY")]
+    guest_auth: Option<String>,
+    /// Seconds to let running activations finish on shutdown; what is still running then
+    /// stays journaled and runs at the next start.
+    #[arg(long, default_value_t = 10)]
+    shutdown_grace: u64,
+    /// `process`: commits survive a crash of this process; `full`: also a power loss.
+    #[arg(long, default_value = "process", value_parser = ["process", "full"])]
+    durability: String,
+    /// Do not write the client configuration for the `gust` CLI.
+    #[arg(long)]
+    no_client_config: bool,
+}
+
+pub const GUEST: &str = "guest";
+
+/// A new API key: a UUID and 64 hex characters of randomness.
+pub fn new_auth() -> (String, String) {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    (uuid, key)
+}
+
+/// Splits `UUID:KEY`, refusing anything else.
+pub fn parse_auth(s: &str) -> Result<(String, String)> {
+    match s.split_once(':') {
+        Some((u, k)) if !u.is_empty() && !k.is_empty() && !k.contains(':') => {
+            Ok((u.to_string(), k.to_string()))
+        }
+        _ => bail!("an API key must look like UUID:KEY"),
+    }
+}
+
+/// Opens the embedded store of a data directory.
+pub fn open_store(data_dir: &Path, durability: Durability) -> Result<Arc<SqliteStore>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let store = SqliteStore::open(data_dir.join("gust.db"), durability)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn ensure_guest(store: &dyn Store, fixed: Option<&str>) -> Result<Namespace> {
+    let fixed = fixed.map(parse_auth).transpose()?;
+    match store.namespace(GUEST).await? {
+        Some(ns) => match fixed {
+            Some((uuid, key)) if uuid != ns.uuid || key != ns.key => {
+                store.set_namespace_key(GUEST, &uuid, &key).await?;
+                Ok(Namespace { uuid, key, ..ns })
+            }
+            _ => Ok(ns),
+        },
+        None => {
+            let (uuid, key) = fixed.unwrap_or_else(new_auth);
+            let ns = Namespace {
+                name: GUEST.into(),
+                uuid,
+                key,
+                limits: NamespaceLimits::default(),
+            };
+            store.create_namespace(&ns).await?;
+            Ok(ns)
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Where the CLI's configuration lives: `$GUST_CONFIG_DIR`, else `$XDG_CONFIG_HOME/gust`,
+/// else `~/.config/gust`.
+pub fn client_config_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("GUST_CONFIG_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
+        return Some(PathBuf::from(d).join("gust"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config").join("gust"))
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let durability = if args.durability == "full" {
+        Durability::Full
+    } else {
+        Durability::Process
+    };
+    let store = open_store(&args.data_dir, durability)?;
+    let guest = ensure_guest(store.as_ref(), args.guest_auth.as_deref()).await?;
+    let auth = format!("{}:{}", guest.uuid, guest.key);
+    write_private(&args.data_dir.join("guest.auth"), &format!("{auth}\n"))?;
+
+    let runtime = Arc::new(
+        WasmRuntime::new(args.data_dir.join("cache"), EngineLimits::default())
+            .context("cannot start the Wasm runtime")?,
+    );
+    let store: Arc<dyn Store> = store;
+    let bus: Arc<dyn gust_bus::Bus> = Arc::new(MemoryBus::new());
+    let system = SystemLimits::default();
+
+    let invoker = Invoker::new("invoker0", runtime.clone(), store.clone(), bus.clone(), system);
+    invoker.start().await?;
+    let controller = Controller::new(
+        "controller0",
+        store.clone(),
+        bus.clone(),
+        runtime,
+        Scheduler::new(vec![invoker.id().to_string()]),
+        system,
+    );
+    controller.start().await?;
+    let recovered = controller.recover().await?;
+    if recovered > 0 {
+        eprintln!("gust: resuming {recovered} invocation(s) accepted before the last stop");
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let apihost = format!("http://{addr}");
+    if !args.no_client_config
+        && let Some(dir) = client_config_dir()
+    {
+        let config = serde_json::json!({ "apihost": apihost, "auth": auth });
+        let written = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|()| {
+            write_private(&dir.join("config.json"), &serde_json::to_string_pretty(&config)?)
+        });
+        if let Err(e) = written {
+            eprintln!("gust: could not write the client configuration: {e:#}");
+        }
+    }
+    println!("gust: API host {apihost}");
+    println!("gust: guest key {auth}");
+    println!("gust: data in {}", args.data_dir.display());
+
+    let app = gust_gateway::router(Gateway { controller });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    let left = invoker.drain(Duration::from_secs(args.shutdown_grace)).await;
+    if left > 0 {
+        eprintln!("gust: {left} activation(s) still running; they stay journaled for the next start");
+    }
+    eprintln!("gust: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("gust: shutting down");
+}

@@ -1,0 +1,217 @@
+//! Invocations: admit, journal, publish, and wait for blocking results.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gust_bus::{completion_subject, invoke_subject};
+use gust_model::time::now_ms;
+use gust_model::{Activation, CompletionMessage, InvocationMessage, names};
+use gust_store::PendingInvocation;
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use crate::{Controller, ControllerError, Identity, lock};
+
+/// Longest a blocking invocation waits for its result (OpenWhisk's 60 s).
+pub const MAX_BLOCKING_WAIT: Duration = Duration::from_secs(60);
+
+/// What an invocation returns to the gateway.
+#[derive(Debug)]
+pub enum InvokeOutcome {
+    /// Non-blocking: journaled and queued.
+    Accepted(String),
+    /// Blocking: the stored record.
+    Completed(Box<Activation>),
+    /// Blocking, but the wait ran out: journaled; the record lands later.
+    Waiting(String),
+}
+
+/// Removes a waiter when its request is dropped (client gone, wait over).
+struct WaiterGuard<'a> {
+    controller: &'a Controller,
+    id: String,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.controller.waiters).remove(&self.id);
+    }
+}
+
+pub(crate) async fn start_completions(c: &Arc<Controller>) -> Result<(), ControllerError> {
+    let mut sub = c
+        .bus
+        .subscribe(&completion_subject(&c.id))
+        .await
+        .map_err(|e| ControllerError::Internal(e.to_string()))?;
+    let c = c.clone();
+    tokio::spawn(async move {
+        while let Some(delivery) = sub.next().await {
+            match serde_json::from_slice::<CompletionMessage>(&delivery.payload) {
+                Ok(done) => {
+                    c.throttles.release(&done.namespace);
+                    let waiter = lock(&c.waiters).remove(&done.activation_id);
+                    if let (Some(tx), Some(record)) = (waiter, done.record) {
+                        let _ = tx.send(record);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "undecodable completion"),
+            }
+            let _ = delivery.ack().await;
+        }
+    });
+    Ok(())
+}
+
+impl Controller {
+    /// Invokes `ns/name` for `who` with the request's parameters.
+    pub async fn invoke(
+        &self,
+        who: &Identity,
+        ns: &str,
+        name: &str,
+        params: Map<String, Value>,
+        blocking: bool,
+        wait: Duration,
+    ) -> Result<InvokeOutcome, ControllerError> {
+        names::check_entity(name).map_err(|e| ControllerError::BadRequest(e.to_string()))?;
+        let action = self.cached_action(ns, name).await?;
+        let now = now_ms();
+        self.throttles.admit(&who.namespace, &who.limits, now)?;
+
+        let mut input = Map::new();
+        let mut env = Vec::new();
+        for p in &action.parameters {
+            if p.init {
+                let v = match &p.value {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                env.push((p.key.clone(), v));
+            } else {
+                input.insert(p.key.clone(), p.value.clone());
+            }
+        }
+        input.extend(params);
+
+        let id = names::new_activation_id();
+        let msg = InvocationMessage {
+            activation_id: id.clone(),
+            namespace: action.namespace.clone(),
+            action: action.name.clone(),
+            version: action.version.clone(),
+            kind: action.exec.kind.clone(),
+            code_hash: action.code_hash.clone(),
+            subject: who.namespace.clone(),
+            params: Value::Object(input),
+            env,
+            limits: action.limits,
+            blocking,
+            reply_to: completion_subject(&self.id),
+            accepted_at: now,
+            cause: None,
+        };
+        let result = self.submit(msg, wait).await;
+        if result.is_err() {
+            self.throttles.release(&who.namespace);
+        }
+        result
+    }
+
+    async fn submit(&self, msg: InvocationMessage, wait: Duration) -> Result<InvokeOutcome, ControllerError> {
+        let id = msg.activation_id.clone();
+        let payload = Bytes::from(
+            serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?,
+        );
+        let pending = || PendingInvocation {
+            activation_id: id.clone(),
+            accepted_at: msg.accepted_at,
+            message: payload.to_vec(),
+        };
+        let Some(invoker) = self.scheduler.pick(&msg.namespace, &msg.action) else {
+            return Err(ControllerError::Unavailable("No invoker is available.".into()));
+        };
+        let subject = invoke_subject(invoker);
+
+        if !msg.blocking {
+            self.store.put_pending(pending()).await?;
+            if let Err(e) = self.bus.publish(&subject, payload).await {
+                // Journaled: it runs at the next start.
+                tracing::error!(id, error = %e, "invocation journaled but not queued");
+            }
+            return Ok(InvokeOutcome::Accepted(id));
+        }
+
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(id.clone(), tx);
+        let _guard = WaiterGuard {
+            controller: self,
+            id: id.clone(),
+        };
+        self.bus
+            .publish(&subject, payload.clone())
+            .await
+            .map_err(|e| ControllerError::Unavailable(format!("Cannot reach an invoker: {e}")))?;
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(record)) => Ok(InvokeOutcome::Completed(Box::new(record))),
+            _ => {
+                // Journal it before handing out the bare id, unless it finished meanwhile.
+                if self.store.put_pending_unless_recorded(pending()).await? {
+                    Ok(InvokeOutcome::Waiting(id))
+                } else {
+                    match self.store.activation(&msg.subject, &id).await? {
+                        Some(record) => Ok(InvokeOutcome::Completed(Box::new(record))),
+                        None => Ok(InvokeOutcome::Waiting(id)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a journaled invocation to an invoker again (recovery).
+    pub(crate) async fn resubmit(&self, p: PendingInvocation) {
+        let mut msg: InvocationMessage = match serde_json::from_slice(&p.message) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(id = %p.activation_id, error = %e, "undecodable journal entry");
+                return;
+            }
+        };
+        msg.blocking = false;
+        msg.reply_to = completion_subject(&self.id);
+        self.throttles.force(&msg.subject);
+        let Some(invoker) = self.scheduler.pick(&msg.namespace, &msg.action) else {
+            return;
+        };
+        match serde_json::to_vec(&msg) {
+            Ok(bytes) => {
+                if let Err(e) = self.bus.publish(&invoke_subject(invoker), Bytes::from(bytes)).await {
+                    tracing::error!(id = %msg.activation_id, error = %e, "cannot requeue");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode"),
+        }
+    }
+
+    pub async fn activation(&self, ns: &str, id: &str) -> Result<Activation, ControllerError> {
+        if !names::is_activation_id(id) {
+            return Err(ControllerError::BadRequest("The activation id is not valid.".into()));
+        }
+        self.store
+            .activation(ns, id)
+            .await?
+            .ok_or(ControllerError::NotFound)
+    }
+
+    pub async fn list_activations(
+        &self,
+        q: &gust_store::ActivationQuery,
+    ) -> Result<Vec<Activation>, ControllerError> {
+        Ok(self.store.list_activations(q).await?)
+    }
+
+    pub async fn count_activations(&self, q: &gust_store::ActivationQuery) -> Result<u64, ControllerError> {
+        Ok(self.store.count_activations(q).await?)
+    }
+}

@@ -1,0 +1,84 @@
+//! Per-namespace throttles: invocations per minute (a fixed one-minute window, as OpenWhisk
+//! counts) and invocations in flight.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use gust_model::NamespaceLimits;
+
+use crate::{ControllerError, lock};
+
+#[derive(Debug, Default)]
+struct Counter {
+    minute: u64,
+    in_minute: u64,
+    in_flight: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Throttles(Mutex<HashMap<String, Counter>>);
+
+impl Throttles {
+    /// Admits one invocation or says which limit it hit.
+    pub fn admit(&self, ns: &str, limits: &NamespaceLimits, now_ms: u64) -> Result<(), ControllerError> {
+        let minute = now_ms / 60_000;
+        let mut map = lock(&self.0);
+        let c = map.entry(ns.to_string()).or_default();
+        if c.minute != minute {
+            c.minute = minute;
+            c.in_minute = 0;
+        }
+        if c.in_minute >= limits.invocations_per_minute {
+            return Err(ControllerError::Throttled(format!(
+                "Too many requests in the last minute (count: {}, allowed: {}).",
+                c.in_minute, limits.invocations_per_minute
+            )));
+        }
+        if c.in_flight >= limits.concurrent_invocations {
+            return Err(ControllerError::Throttled(format!(
+                "Too many concurrent requests in flight (count: {}, allowed: {}).",
+                c.in_flight, limits.concurrent_invocations
+            )));
+        }
+        c.in_minute += 1;
+        c.in_flight += 1;
+        Ok(())
+    }
+
+    /// Counts an invocation in flight without admission (recovery after a restart).
+    pub fn force(&self, ns: &str) {
+        lock(&self.0).entry(ns.to_string()).or_default().in_flight += 1;
+    }
+
+    /// One invocation of `ns` has finished.
+    pub fn release(&self, ns: &str) {
+        if let Some(c) = lock(&self.0).get_mut(ns) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_minute_and_in_flight() {
+        let t = Throttles::default();
+        let limits = NamespaceLimits {
+            invocations_per_minute: 3,
+            concurrent_invocations: 2,
+        };
+        assert!(t.admit("a", &limits, 0).is_ok());
+        assert!(t.admit("a", &limits, 0).is_ok());
+        let e = t.admit("a", &limits, 0).unwrap_err().to_string();
+        assert_eq!(e, "Too many concurrent requests in flight (count: 2, allowed: 2).");
+        t.release("a");
+        assert!(t.admit("a", &limits, 0).is_ok());
+        t.release("a");
+        let e = t.admit("a", &limits, 0).unwrap_err().to_string();
+        assert_eq!(e, "Too many requests in the last minute (count: 3, allowed: 3).");
+        assert!(t.admit("a", &limits, 60_000).is_ok(), "a new minute");
+        assert!(t.admit("b", &limits, 0).is_ok(), "namespaces are separate");
+    }
+}

@@ -1,0 +1,70 @@
+//! The one mapping from failures to HTTP statuses and OpenWhisk's error bodies.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gust_controller::ControllerError;
+use serde_json::json;
+
+/// A failed request: status and message; the request id is added on the way out.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "The requested resource does not exist.")
+    }
+}
+
+impl From<ControllerError> for ApiError {
+    fn from(e: ControllerError) -> Self {
+        use ControllerError::*;
+        let status = match &e {
+            Unauthenticated => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
+            NotFound => StatusCode::NOT_FOUND,
+            Conflict => StatusCode::CONFLICT,
+            BadRequest(_) => StatusCode::BAD_REQUEST,
+            TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    /// The body is written by the gateway's middleware, which knows the request id.
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        res.extensions_mut().insert(ErrorBody(self.message));
+        res
+    }
+}
+
+/// The message of an error response; the middleware turns it into the JSON body.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorBody(pub String);
+
+/// The JSON body of an error.
+pub(crate) fn error_body(message: &str, request_id: &str) -> Json<serde_json::Value> {
+    Json(json!({ "error": message, "code": request_id }))
+}

@@ -1,0 +1,400 @@
+//! Routes of `/api/v1` and their handlers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use gust_controller::{ActionPut, Identity, InvokeOutcome, MAX_BLOCKING_WAIT};
+use gust_model::limits::MB;
+use gust_model::{Action, ActionLimits, ActivationStatus};
+use gust_controller::ActivationQuery;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ErrorBody, error_body};
+use crate::query::Params;
+use crate::{ApiError, Gateway};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Longest list page.
+const MAX_LIST: u64 = 200;
+/// Largest request body read at all (a PUT carries up to 48 MB of code, base64-encoded).
+const MAX_BODY: usize = 70 * 1024 * 1024;
+
+/// Builds the router of the whole API.
+pub fn router(gw: Gateway) -> Router {
+    let ns = "/api/v1/namespaces/{ns}";
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/", get(info))
+        .route("/api/v1", get(info))
+        .route("/api/v1/namespaces", get(namespaces))
+        .route(&format!("{ns}/limits"), get(limits))
+        .route(&format!("{ns}/actions"), get(list_actions))
+        .route(
+            &format!("{ns}/actions/{{*name}}"),
+            get(get_action)
+                .put(put_action)
+                .delete(delete_action)
+                .post(invoke),
+        )
+        .route(&format!("{ns}/activations"), get(list_activations))
+        .route(&format!("{ns}/activations/{{id}}"), get(get_activation))
+        .route(&format!("{ns}/activations/{{id}}/logs"), get(activation_logs))
+        .route(&format!("{ns}/activations/{{id}}/result"), get(activation_result))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "HTTP method not allowed, supported methods: GET, PUT, POST, DELETE.")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(request_id))
+        .with_state(gw)
+}
+
+/// Gives every request an id: in `X-Request-ID` of the response and as `code` of an error.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut res = next.run(req).await;
+    if let Some(ErrorBody(message)) = res.extensions_mut().remove::<ErrorBody>() {
+        let status = res.status();
+        let headers = std::mem::take(res.headers_mut());
+        res = (status, error_body(&message, &id)).into_response();
+        for (k, v) in headers.iter() {
+            if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                res.headers_mut().insert(k, v.clone());
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+/// The authenticated caller, from HTTP Basic `uuid:key`.
+struct Caller(Identity);
+
+impl FromRequestParts<Gateway> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &Gateway) -> Result<Self, ApiError> {
+        let missing = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "The resource requires authentication, which was not supplied with the request",
+            )
+        };
+        let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "The supplied authentication is invalid.");
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(missing)?
+            .to_str()
+            .map_err(|_| invalid())?;
+        let encoded = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
+            .ok_or_else(invalid)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| invalid())?;
+        let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+        let (uuid, key) = text.split_once(':').ok_or_else(invalid)?;
+        Ok(Caller(gw.controller.authenticate(uuid, key).await?))
+    }
+}
+
+fn params(q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Params, ApiError> {
+    q.map(|Query(m)| Params(m))
+        .map_err(|e| ApiError::bad_request(format!("The query string is malformed: {e}")))
+}
+
+fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    b.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request larger than allowed: more than {MAX_BODY} bytes."),
+        ),
+        other => ApiError::bad_request(format!("Failed extracting request body: {other}")),
+    })
+}
+
+fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
+    (status, Json(v)).into_response()
+}
+
+fn malformed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("The request content was malformed:\n{e}"))
+}
+
+async fn ping() -> Response {
+    (StatusCode::OK, "pong").into_response()
+}
+
+async fn info(State(gw): State<Gateway>) -> Response {
+    let sys = gw.controller.system_limits();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "description": "Gust serverless functions platform (OpenWhisk API)",
+            "api_paths": ["/api/v1"],
+            "runtimes": {
+                "wasm": [{ "kind": "wasm", "default": true, "deprecated": false,
+                           "attached": true, "image": "wasm32-wasip1 module or wasm32-wasip2 command component" }]
+            },
+            "limits": {
+                "min_action_duration": ActionLimits::TIMEOUT.0,
+                "max_action_duration": ActionLimits::TIMEOUT.1,
+                "min_action_memory": ActionLimits::MEMORY.0 * MB,
+                "max_action_memory": ActionLimits::MEMORY.1 * MB,
+                "min_action_logs": ActionLimits::LOGS.0 * MB,
+                "max_action_logs": ActionLimits::LOGS.1 * MB,
+                "max_action_code": sys.max_code,
+                "max_payload": sys.max_payload,
+                "max_parameters": sys.max_parameters,
+                "max_result": sys.max_result,
+            }
+        }),
+    )
+}
+
+async fn namespaces(Caller(who): Caller) -> Response {
+    json_response(StatusCode::OK, &json!([who.namespace]))
+}
+
+async fn limits(State(gw): State<Gateway>, Caller(who): Caller, Path(ns): Path<String>) -> ApiResult {
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let namespace = gw.controller.namespace(ns).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "invocationsPerMinute": namespace.limits.invocations_per_minute,
+            "concurrentInvocations": namespace.limits.concurrent_invocations,
+            "minActionTimeout": ActionLimits::TIMEOUT.0,
+            "maxActionTimeout": ActionLimits::TIMEOUT.1,
+            "minActionMemory": ActionLimits::MEMORY.0 * MB,
+            "maxActionMemory": ActionLimits::MEMORY.1 * MB,
+            "minActionLogs": ActionLimits::LOGS.0 * MB,
+            "maxActionLogs": ActionLimits::LOGS.1 * MB,
+        }),
+    ))
+}
+
+/// An action as listed: no code, `exec` reduced to `binary`.
+fn action_summary(a: &Action) -> Value {
+    json!({
+        "namespace": a.namespace,
+        "name": a.name,
+        "version": a.version,
+        "publish": a.publish,
+        "annotations": a.annotations,
+        "limits": a.limits,
+        "exec": { "binary": a.exec.binary },
+        "updated": a.updated,
+    })
+}
+
+async fn list_actions(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path(ns): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    let ns = gw.controller.authorize(&who, &ns)?;
+    if q.bool("count")? {
+        let n = gw.controller.count_actions(ns).await?;
+        return Ok(json_response(StatusCode::OK, &json!({ "actions": n })));
+    }
+    let skip = q.u64("skip")?.unwrap_or(0);
+    let limit = q.limit(MAX_LIST)?;
+    let list = gw.controller.list_actions(ns, skip, limit).await?;
+    let out: Vec<Value> = list.iter().map(action_summary).collect();
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+async fn get_action(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let code = q.str("code") != Some("false");
+    let action = gw.controller.get_action(ns, &name, code).await?;
+    Ok(json_response(StatusCode::OK, &action))
+}
+
+async fn put_action(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let b = body(b)?;
+    let put: ActionPut = serde_json::from_slice(&b).map_err(malformed)?;
+    let overwrite = q.bool("overwrite")?;
+    let mut action = gw.controller.put_action(ns, &name, put, overwrite).await?;
+    action.exec.code = None;
+    Ok(json_response(StatusCode::OK, &action))
+}
+
+async fn delete_action(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let action = gw.controller.delete_action(ns, &name).await?;
+    Ok(json_response(StatusCode::OK, &action))
+}
+
+fn with_activation_id(mut res: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        res.headers_mut().insert("x-openwhisk-activation-id", v);
+    }
+    res
+}
+
+async fn invoke(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    let ns = gw.controller.authorize(&who, &ns)?.to_string();
+    let b = body(b)?;
+    let max = gw.controller.system_limits().max_payload;
+    if b.len() as u64 > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request larger than allowed: {} > {max} bytes.", b.len()),
+        ));
+    }
+    let input: Map<String, Value> = if b.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&b).map_err(malformed)? {
+            Value::Object(m) => m,
+            _ => return Err(malformed("the parameters must be a JSON object")),
+        }
+    };
+    let blocking = q.bool("blocking")?;
+    let result_only = q.bool("result")?;
+    let wait = match q.u64("timeout")? {
+        None => MAX_BLOCKING_WAIT,
+        Some(ms) if ms > 0 && ms <= MAX_BLOCKING_WAIT.as_millis() as u64 => Duration::from_millis(ms),
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "Timeout must be number of milliseconds up to {}.",
+                MAX_BLOCKING_WAIT.as_millis()
+            )));
+        }
+    };
+    let outcome = gw
+        .controller
+        .invoke(&who, &ns, &name, input, blocking, wait)
+        .await?;
+    Ok(match outcome {
+        InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => with_activation_id(
+            json_response(StatusCode::ACCEPTED, &json!({ "activationId": id })),
+            &id,
+        ),
+        InvokeOutcome::Completed(record) => {
+            let status = match record.response.status {
+                ActivationStatus::Success => StatusCode::OK,
+                ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => StatusCode::BAD_GATEWAY,
+                ActivationStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let res = if result_only {
+                json_response(status, &record.response.result)
+            } else {
+                json_response(status, &record)
+            };
+            with_activation_id(res, &record.activation_id)
+        }
+    })
+}
+
+async fn list_activations(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path(ns): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let name = match q.str("name") {
+        Some(n) => {
+            gust_model::names::check_entity(n).map_err(|_| {
+                ApiError::bad_request(format!("Parameter may be a 'simple' name or 'package-name/simple' name: {n}"))
+            })?;
+            Some(n.to_string())
+        }
+        None => None,
+    };
+    let query = ActivationQuery {
+        namespace: ns.to_string(),
+        name,
+        since: q.u64("since")?,
+        upto: q.u64("upto")?,
+        skip: q.u64("skip")?.unwrap_or(0),
+        limit: q.limit(MAX_LIST)?,
+    };
+    if q.bool("count")? {
+        let n = gw.controller.count_activations(&query).await?;
+        return Ok(json_response(StatusCode::OK, &json!({ "activations": n })));
+    }
+    let list = gw.controller.list_activations(&query).await?;
+    if q.bool("docs")? {
+        Ok(json_response(StatusCode::OK, &list))
+    } else {
+        let out: Vec<Value> = list.iter().map(|a| a.summary()).collect();
+        Ok(json_response(StatusCode::OK, &out))
+    }
+}
+
+async fn get_activation(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, id)): Path<(String, String)>,
+) -> ApiResult {
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let record = gw.controller.activation(ns, &id).await?;
+    Ok(json_response(StatusCode::OK, &record))
+}
+
+async fn activation_logs(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, id)): Path<(String, String)>,
+) -> ApiResult {
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let record = gw.controller.activation(ns, &id).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "logs": record.logs })))
+}
+
+async fn activation_result(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, id)): Path<(String, String)>,
+) -> ApiResult {
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let record = gw.controller.activation(ns, &id).await?;
+    Ok(json_response(StatusCode::OK, &record.response))
+}

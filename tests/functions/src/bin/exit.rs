@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("exiting with 3");
+    std::process::exit(3);
+}

@@ -1,0 +1,3 @@
+fn main() {
+    print!("this is not json");
+}
