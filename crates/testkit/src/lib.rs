@@ -1,0 +1,285 @@
+//! Test harness shared by Gust's integration tests and benches: builds the test functions in
+//! `tests/functions` for Wasm, and starts real `gust serve` processes on port 0 with a
+//! temporary data directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/testkit is two levels below the root")
+        .to_path_buf()
+}
+
+fn build_functions(target: &str) -> PathBuf {
+    let root = workspace_root();
+    let target_dir = root.join("target").join("functions");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--target", target, "--target-dir"])
+        .arg(&target_dir)
+        .arg("--manifest-path")
+        .arg(root.join("tests/functions/Cargo.toml"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("cannot run cargo to build the test functions");
+    assert!(status.success(), "building the test functions for {target} failed");
+    target_dir.join(target).join("release")
+}
+
+/// The bytes of test function `name` built for `wasm32-wasip1`.
+pub fn function(name: &str) -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| build_functions("wasm32-wasip1"));
+    std::fs::read(dir.join(format!("{name}.wasm"))).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The bytes of test function `name` built as a `wasm32-wasip2` command component.
+pub fn component(name: &str) -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| build_functions("wasm32-wasip2"));
+    std::fs::read(dir.join(format!("{name}.wasm"))).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A running `gust serve`.
+pub struct Server {
+    pub child: Child,
+    pub apihost: String,
+    pub auth: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `bin serve` on a fresh temporary data directory.
+    pub fn start(bin: impl AsRef<Path>) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(bin.as_ref(), &dir, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts `bin serve` on `data_dir` with extra arguments.
+    pub fn start_in(bin: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--no-client-config", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("GUST_GUEST_AUTH")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start gust serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut apihost, mut auth) = (String::new(), String::new());
+        while apihost.is_empty() || auth.is_empty() {
+            let line = lines
+                .next()
+                .expect("gust serve exited before it was ready")
+                .expect("read stdout");
+            if let Some(h) = line.strip_prefix("gust: API host ") {
+                apihost = h.to_string();
+            }
+            if let Some(k) = line.strip_prefix("gust: guest key ") {
+                auth = k.to_string();
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            apihost,
+            auth,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+            bin: bin.to_path_buf(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// Stops the server with SIGKILL (no chance to clean up) and starts it again on the same
+    /// data directory.
+    pub fn kill_and_restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let tmp = self._tmp.take();
+        let mut s = Self::start_in(&self.bin, &self.data_dir, &[]);
+        s._tmp = tmp;
+        s
+    }
+
+    /// Stops the server with SIGTERM, waits for it, and starts it again on the same data dir.
+    pub fn stop_and_restart(mut self) -> Server {
+        self.terminate();
+        let tmp = self._tmp.take();
+        let mut s = Self::start_in(&self.bin, &self.data_dir, &[]);
+        s._tmp = tmp;
+        s
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Runs `gust admin` on this server's data directory; returns stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .output()
+            .expect("gust admin");
+        assert!(
+            out.status.success(),
+            "gust admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.apihost, path)
+    }
+
+    fn split(auth: &str) -> (String, String) {
+        let (u, k) = auth.split_once(':').expect("uuid:key");
+        (u.to_string(), k.to_string())
+    }
+
+    /// Sends a request with the guest key; returns status, headers and JSON body (or the
+    /// text as a JSON string when it is not JSON).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
+        self.call_as(&self.auth.clone(), method, path, body).await
+    }
+
+    /// Like [`Self::call`] with another key (`uuid:key`); an empty `auth` sends none.
+    pub async fn call_as(&self, auth: &str, method: &str, path: &str, body: Option<Value>) -> Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        if !auth.is_empty() {
+            let (u, k) = Self::split(auth);
+            req = req.basic_auth(u, Some(k));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Response::read(req.send().await.expect("request"))
+            .await
+    }
+
+    /// Sends raw bytes as the body.
+    pub async fn call_raw(&self, method: &str, path: &str, body: Vec<u8>) -> Response {
+        let (u, k) = Self::split(&self.auth);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let req = self
+            .client
+            .request(method, self.url(path))
+            .basic_auth(u, Some(k))
+            .header("content-type", "application/json")
+            .body(body);
+        Response::read(req.send().await.expect("request")).await
+    }
+
+    /// Creates (or replaces) action `name` from Wasm bytes, with extra fields merged into the
+    /// PUT body; panics unless the server answers 200.
+    pub async fn create(&self, name: &str, code: &[u8], extra: Value) -> Value {
+        let r = self.put_action(name, code, extra).await;
+        assert_eq!(r.status, 200, "creating {name}: {}", r.body);
+        r.body
+    }
+
+    /// PUTs action `name` with `overwrite=true`.
+    pub async fn put_action(&self, name: &str, code: &[u8], extra: Value) -> Response {
+        let mut body = json!({
+            "exec": { "kind": "wasm", "code": base64::engine::general_purpose::STANDARD.encode(code), "binary": true }
+        });
+        if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        self.call("PUT", &format!("/api/v1/namespaces/_/actions/{name}?overwrite=true"), Some(body))
+            .await
+    }
+
+    /// Invokes blocking and returns the response.
+    pub async fn invoke(&self, name: &str, params: Value) -> Response {
+        self.call(
+            "POST",
+            &format!("/api/v1/namespaces/_/actions/{name}?blocking=true"),
+            Some(params),
+        )
+        .await
+    }
+
+    /// Polls until the record of `id` is readable (or 60 s pass).
+    pub async fn wait_for_record(&self, id: &str) -> Value {
+        for _ in 0..600 {
+            let r = self.call("GET", &format!("/api/v1/namespaces/_/activations/{id}"), None).await;
+            if r.status == 200 {
+                return r.body;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no record for {id}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    async fn read(r: reqwest::Response) -> Response {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `error` text of an error body.
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
