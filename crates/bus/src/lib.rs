@@ -6,6 +6,8 @@
 //! one subscriber. A delivery that is not acknowledged may be delivered again (at-least-once);
 //! consumers deduplicate by activation id.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod memory;
 
 use async_trait::async_trait;

@@ -93,7 +93,10 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             for ns in store.list_namespaces().await? {
                 println!(
                     "{}\t{}\tinvocationsPerMinute={}\tconcurrentInvocations={}",
-                    ns.name, ns.uuid, ns.limits.invocations_per_minute, ns.limits.concurrent_invocations
+                    ns.name,
+                    ns.uuid,
+                    ns.limits.invocations_per_minute,
+                    ns.limits.concurrent_invocations
                 );
             }
         }

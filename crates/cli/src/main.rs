@@ -6,6 +6,10 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the invoke path allocates on many threads at once, where glibc's malloc contends.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "gust", version, about = "Gust serverless functions platform")]
 struct Cli {
@@ -30,7 +34,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gust: cannot start the async runtime: {e}");

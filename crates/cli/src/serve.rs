@@ -140,7 +140,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let bus: Arc<dyn gust_bus::Bus> = Arc::new(MemoryBus::new());
     let system = SystemLimits::default();
 
-    let invoker = Invoker::new("invoker0", runtime.clone(), store.clone(), bus.clone(), system);
+    let invoker = Invoker::new(
+        "invoker0",
+        runtime.clone(),
+        store.clone(),
+        bus.clone(),
+        system,
+    );
     invoker.start().await?;
     let controller = Controller::new(
         "controller0",
@@ -165,9 +171,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         && let Some(dir) = client_config_dir()
     {
         let config = serde_json::json!({ "apihost": apihost, "auth": auth });
-        let written = std::fs::create_dir_all(&dir).map_err(anyhow::Error::from).and_then(|()| {
-            write_private(&dir.join("config.json"), &serde_json::to_string_pretty(&config)?)
-        });
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                write_private(
+                    &dir.join("config.json"),
+                    &serde_json::to_string_pretty(&config)?,
+                )
+            });
         if let Err(e) = written {
             eprintln!("gust: could not write the client configuration: {e:#}");
         }
@@ -181,9 +192,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
-    let left = invoker.drain(Duration::from_secs(args.shutdown_grace)).await;
+    let left = invoker
+        .drain(Duration::from_secs(args.shutdown_grace))
+        .await;
     if left > 0 {
-        eprintln!("gust: {left} activation(s) still running; they stay journaled for the next start");
+        eprintln!(
+            "gust: {left} activation(s) still running; they stay journaled for the next start"
+        );
     }
     eprintln!("gust: stopped");
     Ok(())

@@ -77,7 +77,12 @@ impl Controller {
         lock(&self.actions).remove(&(ns.to_string(), name.to_string()));
     }
 
-    pub async fn get_action(&self, ns: &str, name: &str, code: bool) -> Result<Action, ControllerError> {
+    pub async fn get_action(
+        &self,
+        ns: &str,
+        name: &str,
+        code: bool,
+    ) -> Result<Action, ControllerError> {
         check_name(name)?;
         self.store
             .action(ns, name, code)
@@ -85,7 +90,12 @@ impl Controller {
             .ok_or(ControllerError::NotFound)
     }
 
-    pub async fn list_actions(&self, ns: &str, skip: u64, limit: u64) -> Result<Vec<Action>, ControllerError> {
+    pub async fn list_actions(
+        &self,
+        ns: &str,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Action>, ControllerError> {
         Ok(self.store.list_actions(ns, skip, limit).await?)
     }
 
@@ -113,7 +123,9 @@ impl Controller {
         if let Some(n) = &put.name
             && n != name
         {
-            return Err(bad(format!("The name in the body ('{n}') does not match the path ('{name}').")));
+            return Err(bad(format!(
+                "The name in the body ('{n}') does not match the path ('{name}')."
+            )));
         }
         let existing = self.store.action(ns, name, false).await?;
         if existing.is_some() && !overwrite {
@@ -130,9 +142,14 @@ impl Controller {
 
         let parameters = match put.parameters {
             Some(p) => p,
-            None => existing.as_ref().map(|e| e.parameters.clone()).unwrap_or_default(),
+            None => existing
+                .as_ref()
+                .map(|e| e.parameters.clone())
+                .unwrap_or_default(),
         };
-        let size = serde_json::to_vec(&parameters).map(|v| v.len() as u64).unwrap_or(0);
+        let size = serde_json::to_vec(&parameters)
+            .map(|v| v.len() as u64)
+            .unwrap_or(0);
         if size > self.system.max_parameters {
             return Err(ControllerError::TooLarge(format!(
                 "Parameters larger than allowed: {size} > {} bytes.",
@@ -156,7 +173,10 @@ impl Controller {
 
         let mut annotations = match put.annotations {
             Some(a) => a,
-            None => existing.as_ref().map(|e| e.annotations.clone()).unwrap_or_default(),
+            None => existing
+                .as_ref()
+                .map(|e| e.annotations.clone())
+                .unwrap_or_default(),
         };
         annotations.retain(|a| a.key != "exec");
         annotations.push(KeyValue {
@@ -189,7 +209,9 @@ impl Controller {
             },
             None => PutMode::Create,
         };
-        self.store.put_action(&action, code.as_deref(), mode).await?;
+        self.store
+            .put_action(&action, code.as_deref(), mode)
+            .await?;
         self.forget_action(ns, name);
         Ok(action)
     }
@@ -226,13 +248,16 @@ impl Controller {
             )));
         }
         let runtime = self.runtime.clone();
-        let compiled = tokio::task::spawn_blocking(move || runtime.compile(&code).map(|h| (h, code)))
-            .await
-            .map_err(|e| ControllerError::Internal(format!("compilation task failed: {e}")))?;
+        let compiled =
+            tokio::task::spawn_blocking(move || runtime.compile(&code).map(|h| (h, code)))
+                .await
+                .map_err(|e| ControllerError::Internal(format!("compilation task failed: {e}")))?;
         let (hash, code) = match compiled {
             Ok(ok) => ok,
             Err(CompileError::Invalid(reason)) => {
-                return Err(bad(format!("The action's code is not a valid Wasm function: {reason}")));
+                return Err(bad(format!(
+                    "The action's code is not a valid Wasm function: {reason}"
+                )));
             }
             Err(e) => return Err(ControllerError::Internal(e.to_string())),
         };

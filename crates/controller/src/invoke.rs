@@ -119,7 +119,11 @@ impl Controller {
         result
     }
 
-    async fn submit(&self, msg: InvocationMessage, wait: Duration) -> Result<InvokeOutcome, ControllerError> {
+    async fn submit(
+        &self,
+        msg: InvocationMessage,
+        wait: Duration,
+    ) -> Result<InvokeOutcome, ControllerError> {
         let id = msg.activation_id.clone();
         let payload = Bytes::from(
             serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?,
@@ -130,7 +134,9 @@ impl Controller {
             message: payload.to_vec(),
         };
         let Some(invoker) = self.scheduler.pick(&msg.namespace, &msg.action) else {
-            return Err(ControllerError::Unavailable("No invoker is available.".into()));
+            return Err(ControllerError::Unavailable(
+                "No invoker is available.".into(),
+            ));
         };
         let subject = invoke_subject(invoker);
 
@@ -186,7 +192,11 @@ impl Controller {
         };
         match serde_json::to_vec(&msg) {
             Ok(bytes) => {
-                if let Err(e) = self.bus.publish(&invoke_subject(invoker), Bytes::from(bytes)).await {
+                if let Err(e) = self
+                    .bus
+                    .publish(&invoke_subject(invoker), Bytes::from(bytes))
+                    .await
+                {
                     tracing::error!(id = %msg.activation_id, error = %e, "cannot requeue");
                 }
             }
@@ -196,7 +206,9 @@ impl Controller {
 
     pub async fn activation(&self, ns: &str, id: &str) -> Result<Activation, ControllerError> {
         if !names::is_activation_id(id) {
-            return Err(ControllerError::BadRequest("The activation id is not valid.".into()));
+            return Err(ControllerError::BadRequest(
+                "The activation id is not valid.".into(),
+            ));
         }
         self.store
             .activation(ns, id)
@@ -211,7 +223,10 @@ impl Controller {
         Ok(self.store.list_activations(q).await?)
     }
 
-    pub async fn count_activations(&self, q: &gust_store::ActivationQuery) -> Result<u64, ControllerError> {
+    pub async fn count_activations(
+        &self,
+        q: &gust_store::ActivationQuery,
+    ) -> Result<u64, ControllerError> {
         Ok(self.store.count_activations(q).await?)
     }
 }

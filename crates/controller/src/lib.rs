@@ -10,6 +10,8 @@
 //! returned; a blocking one is journaled before an id is returned without its result. Every
 //! id a client sees therefore ends with exactly one record.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod actions;
 mod error;
 mod invoke;
@@ -28,8 +30,8 @@ use tokio::sync::oneshot;
 
 pub use actions::{ActionPut, ExecPut};
 pub use error::ControllerError;
-pub use invoke::{InvokeOutcome, MAX_BLOCKING_WAIT};
 pub use gust_store::ActivationQuery;
+pub use invoke::{InvokeOutcome, MAX_BLOCKING_WAIT};
 pub use scheduler::Scheduler;
 
 /// How long an authenticated identity or a fetched action is trusted before the store is
@@ -44,6 +46,9 @@ pub struct Identity {
     pub limits: gust_model::NamespaceLimits,
 }
 
+/// Cached actions by (namespace, name), with when they were fetched.
+type ActionCache = Mutex<HashMap<(String, String), (Instant, Option<Arc<Action>>)>>;
+
 type Waiters = Mutex<HashMap<String, oneshot::Sender<gust_model::Activation>>>;
 
 pub struct Controller {
@@ -55,7 +60,7 @@ pub struct Controller {
     system: SystemLimits,
     waiters: Waiters,
     identities: Mutex<HashMap<String, (Instant, Option<Namespace>)>>,
-    actions: Mutex<HashMap<(String, String), (Instant, Option<Arc<Action>>)>>,
+    actions: ActionCache,
     throttles: throttle::Throttles,
 }
 
@@ -125,7 +130,11 @@ impl Controller {
 
     /// Resolves the namespace of a path (`_` is the caller's own) and checks the caller may
     /// use it; 403 otherwise.
-    pub fn authorize<'a>(&self, who: &'a Identity, ns: &'a str) -> Result<&'a str, ControllerError> {
+    pub fn authorize<'a>(
+        &self,
+        who: &'a Identity,
+        ns: &'a str,
+    ) -> Result<&'a str, ControllerError> {
         if ns == "_" || ns == who.namespace {
             Ok(&who.namespace)
         } else {

@@ -20,7 +20,12 @@ pub struct Throttles(Mutex<HashMap<String, Counter>>);
 
 impl Throttles {
     /// Admits one invocation or says which limit it hit.
-    pub fn admit(&self, ns: &str, limits: &NamespaceLimits, now_ms: u64) -> Result<(), ControllerError> {
+    pub fn admit(
+        &self,
+        ns: &str,
+        limits: &NamespaceLimits,
+        now_ms: u64,
+    ) -> Result<(), ControllerError> {
         let minute = now_ms / 60_000;
         let mut map = lock(&self.0);
         let c = map.entry(ns.to_string()).or_default();
@@ -72,12 +77,18 @@ mod tests {
         assert!(t.admit("a", &limits, 0).is_ok());
         assert!(t.admit("a", &limits, 0).is_ok());
         let e = t.admit("a", &limits, 0).unwrap_err().to_string();
-        assert_eq!(e, "Too many concurrent requests in flight (count: 2, allowed: 2).");
+        assert_eq!(
+            e,
+            "Too many concurrent requests in flight (count: 2, allowed: 2)."
+        );
         t.release("a");
         assert!(t.admit("a", &limits, 0).is_ok());
         t.release("a");
         let e = t.admit("a", &limits, 0).unwrap_err().to_string();
-        assert_eq!(e, "Too many requests in the last minute (count: 3, allowed: 3).");
+        assert_eq!(
+            e,
+            "Too many requests in the last minute (count: 3, allowed: 3)."
+        );
         assert!(t.admit("a", &limits, 60_000).is_ok(), "a new minute");
         assert!(t.admit("b", &limits, 0).is_ok(), "namespaces are separate");
     }

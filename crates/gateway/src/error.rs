@@ -26,7 +26,10 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "The requested resource does not exist.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "The requested resource does not exist.",
+        )
     }
 }
 

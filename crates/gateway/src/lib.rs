@@ -6,6 +6,8 @@
 //! OpenWhisk's, so `wsk`-style clients work unchanged. Every response carries `X-Request-ID`;
 //! error bodies are `{"error": ..., "code": <request id>}`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod error;
 mod query;
 mod routes;

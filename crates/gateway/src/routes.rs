@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
+use gust_controller::ActivationQuery;
 use gust_controller::{ActionPut, Identity, InvokeOutcome, MAX_BLOCKING_WAIT};
 use gust_model::limits::MB;
 use gust_model::{Action, ActionLimits, ActivationStatus};
-use gust_controller::ActivationQuery;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorBody, error_body};
@@ -49,11 +49,20 @@ pub fn router(gw: Gateway) -> Router {
         )
         .route(&format!("{ns}/activations"), get(list_activations))
         .route(&format!("{ns}/activations/{{id}}"), get(get_activation))
-        .route(&format!("{ns}/activations/{{id}}/logs"), get(activation_logs))
-        .route(&format!("{ns}/activations/{{id}}/result"), get(activation_result))
+        .route(
+            &format!("{ns}/activations/{{id}}/logs"),
+            get(activation_logs),
+        )
+        .route(
+            &format!("{ns}/activations/{{id}}/result"),
+            get(activation_result),
+        )
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "HTTP method not allowed, supported methods: GET, PUT, POST, DELETE.")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "HTTP method not allowed, supported methods: GET, PUT, POST, DELETE.",
+            )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(request_id))
@@ -93,7 +102,12 @@ impl FromRequestParts<Gateway> for Caller {
                 "The resource requires authentication, which was not supplied with the request",
             )
         };
-        let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "The supplied authentication is invalid.");
+        let invalid = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "The supplied authentication is invalid.",
+            )
+        };
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -171,7 +185,11 @@ async fn namespaces(Caller(who): Caller) -> Response {
     json_response(StatusCode::OK, &json!([who.namespace]))
 }
 
-async fn limits(State(gw): State<Gateway>, Caller(who): Caller, Path(ns): Path<String>) -> ApiResult {
+async fn limits(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path(ns): Path<String>,
+) -> ApiResult {
     let ns = gw.controller.authorize(&who, &ns)?;
     let namespace = gw.controller.namespace(ns).await?;
     Ok(json_response(
@@ -298,7 +316,9 @@ async fn invoke(
     let result_only = q.bool("result")?;
     let wait = match q.u64("timeout")? {
         None => MAX_BLOCKING_WAIT,
-        Some(ms) if ms > 0 && ms <= MAX_BLOCKING_WAIT.as_millis() as u64 => Duration::from_millis(ms),
+        Some(ms) if ms > 0 && ms <= MAX_BLOCKING_WAIT.as_millis() as u64 => {
+            Duration::from_millis(ms)
+        }
         Some(_) => {
             return Err(ApiError::bad_request(format!(
                 "Timeout must be number of milliseconds up to {}.",
@@ -318,7 +338,9 @@ async fn invoke(
         InvokeOutcome::Completed(record) => {
             let status = match record.response.status {
                 ActivationStatus::Success => StatusCode::OK,
-                ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => StatusCode::BAD_GATEWAY,
+                ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => {
+                    StatusCode::BAD_GATEWAY
+                }
                 ActivationStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let res = if result_only {
@@ -342,7 +364,9 @@ async fn list_activations(
     let name = match q.str("name") {
         Some(n) => {
             gust_model::names::check_entity(n).map_err(|_| {
-                ApiError::bad_request(format!("Parameter may be a 'simple' name or 'package-name/simple' name: {n}"))
+                ApiError::bad_request(format!(
+                    "Parameter may be a 'simple' name or 'package-name/simple' name: {n}"
+                ))
             })?;
             Some(n.to_string())
         }
@@ -386,7 +410,10 @@ async fn activation_logs(
 ) -> ApiResult {
     let ns = gw.controller.authorize(&who, &ns)?;
     let record = gw.controller.activation(ns, &id).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "logs": record.logs })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "logs": record.logs }),
+    ))
 }
 
 async fn activation_result(

@@ -6,6 +6,8 @@
 //! crash before the store write leaves the invocation journaled (or unacknowledged) to run
 //! again; the store ignores a second record for the same id.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod record;
 
 use std::sync::Arc;
@@ -162,10 +164,7 @@ impl Invoker {
                     "__OW_ACTION_NAME".to_string(),
                     format!("/{}/{}", msg.namespace, msg.action),
                 ),
-                (
-                    "__OW_ACTION_VERSION".to_string(),
-                    msg.version.clone(),
-                ),
+                ("__OW_ACTION_VERSION".to_string(), msg.version.clone()),
                 (
                     "__OW_DEADLINE".to_string(),
                     (start + msg.limits.timeout).to_string(),

@@ -1,8 +1,6 @@
 //! Turns what the sandbox reports into an OpenWhisk activation record.
 
-use gust_model::{
-    Activation, ActivationResponse, ActivationStatus, InvocationMessage, KeyValue,
-};
+use gust_model::{Activation, ActivationResponse, ActivationStatus, InvocationMessage, KeyValue};
 use gust_runtime_wasm::{Exit, RunOutput};
 use serde_json::{Value, json};
 
@@ -83,7 +81,9 @@ fn interpret_stdout(out: &RunOutput, max_result: u64) -> ActivationResponse {
             };
             ActivationResponse::new(status, Value::Object(obj))
         }
-        Ok(_) => ActivationResponse::error(DeveloperError, "The action did not return a dictionary."),
+        Ok(_) => {
+            ActivationResponse::error(DeveloperError, "The action did not return a dictionary.")
+        }
         Err(_) => {
             let shown: String = trimmed.chars().take(200).collect();
             ActivationResponse::error(
@@ -135,7 +135,9 @@ pub fn build_record(
         ),
         Exit::Trap(reason) => ActivationResponse::error(
             DeveloperError,
-            format!("The action did not produce a valid response and exited unexpectedly: {reason}"),
+            format!(
+                "The action did not produce a valid response and exited unexpectedly: {reason}"
+            ),
         ),
         Exit::Internal(reason) => ActivationResponse::error(InternalError, reason.clone()),
     };

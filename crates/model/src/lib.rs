@@ -2,6 +2,8 @@
 //! on the bus. Everything here is plain data with serde derives; the JSON shapes are
 //! OpenWhisk's, because the REST API and the bus both speak them.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod activation;
 pub mod entity;
 pub mod limits;

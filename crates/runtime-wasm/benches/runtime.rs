@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Compile and instantiate+run of the hello function. Run: `cargo bench -p gust-runtime-wasm`.
 
 use std::time::Duration;

@@ -44,7 +44,14 @@ pub fn build(limits: EngineLimits) -> wasmtime::Result<Engine> {
         .max_memory_size(limits.max_memory)
         .max_core_instance_size(4 << 20)
         .max_component_instance_size(4 << 20)
-        .table_elements(100_000);
+        .table_elements(100_000)
+        // Reset a freed slot by rewriting only its dirty pages (PAGEMAP_SCAN, Linux 6.7+)
+        // instead of unmapping them: no TLB shootdown across cores, no page faults on reuse.
+        // Up to this much stays resident per slot.
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(4 << 20)
+        .table_keep_resident(256 << 10)
+        .async_stack_keep_resident(128 << 10);
 
     let mut config = Config::new();
     config

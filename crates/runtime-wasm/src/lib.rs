@@ -9,6 +9,8 @@
 //! **Invariant:** nothing survives from one activation to the next: each gets a new store, a
 //! new instance and new pipes; only the compiled code is shared.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod engine;
 mod pipes;
 mod runtime;

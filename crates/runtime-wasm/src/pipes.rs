@@ -79,11 +79,8 @@ impl Logs {
         }
         self.bytes += raw.len() as u64;
         let text = String::from_utf8_lossy(raw);
-        self.lines.push(format!(
-            "{} stderr: {}",
-            iso8601(SystemTime::now()),
-            text
-        ));
+        self.lines
+            .push(format!("{} stderr: {}", iso8601(SystemTime::now()), text));
     }
 }
 

@@ -249,7 +249,8 @@ impl WasmRuntime {
                 }
             };
             match m.get_export("_start") {
-                Some(wasmtime::ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {}
+                Some(wasmtime::ExternType::Func(f))
+                    if f.params().len() == 0 && f.results().len() == 0 => {}
                 _ => {
                     return Err(CompileError::Invalid(
                         "the module is not a WASI command: it does not export a function `_start` taking and returning nothing".into(),
@@ -278,7 +279,9 @@ impl WasmRuntime {
         let compiled = self.prepare(component, Prepared::Source(code))?;
         let artifact = match &compiled {
             Compiled::Module(pre) => pre.module().serialize(),
-            Compiled::Component(_) => Component::new(&self.engine, code).and_then(|c| c.serialize()),
+            Compiled::Component(_) => {
+                Component::new(&self.engine, code).and_then(|c| c.serialize())
+            }
         }
         .map_err(|e| CompileError::Cache(e.to_string()))?;
         let path = self.artifact_path(&hash);
@@ -343,7 +346,12 @@ impl WasmRuntime {
             Some(c) => c,
             None if self.load(hash) => match self.cached(hash) {
                 Some(c) => c,
-                None => return finish(Exit::Internal("compiled code vanished".into()), started.elapsed()),
+                None => {
+                    return finish(
+                        Exit::Internal("compiled code vanished".into()),
+                        started.elapsed(),
+                    );
+                }
             },
             None => {
                 return finish(
@@ -353,7 +361,10 @@ impl WasmRuntime {
             }
         };
         let Ok(_slot) = self.slots.acquire().await else {
-            return finish(Exit::Internal("the runtime is shutting down".into()), started.elapsed());
+            return finish(
+                Exit::Internal("the runtime is shutting down".into()),
+                started.elapsed(),
+            );
         };
         let limiter = Limiter {
             memory: usize::try_from(req.memory_limit).unwrap_or(usize::MAX),
@@ -419,7 +430,11 @@ fn classify(
         Ok(Ok(())) => Exit::Ok,
         Ok(Err(e)) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                return if exit.0 == 0 { Exit::Ok } else { Exit::Code(exit.0) };
+                return if exit.0 == 0 {
+                    Exit::Ok
+                } else {
+                    Exit::Code(exit.0)
+                };
             }
             if memory_refused {
                 return Exit::OutOfMemory;

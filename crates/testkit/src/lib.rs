@@ -25,7 +25,14 @@ fn build_functions(target: &str) -> PathBuf {
     let target_dir = root.join("target").join("functions");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--target", target, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            target,
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .arg("--manifest-path")
         .arg(root.join("tests/functions/Cargo.toml"))
@@ -34,7 +41,10 @@ fn build_functions(target: &str) -> PathBuf {
         .env_remove("CARGO_TARGET_DIR")
         .status()
         .expect("cannot run cargo to build the test functions");
-    assert!(status.success(), "building the test functions for {target} failed");
+    assert!(
+        status.success(),
+        "building the test functions for {target} failed"
+    );
     target_dir.join(target).join("release")
 }
 
@@ -77,7 +87,12 @@ impl Server {
     pub fn start_in(bin: &Path, data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(bin)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--no-client-config", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-client-config",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env_remove("GUST_GUEST_AUTH")
@@ -176,7 +191,13 @@ impl Server {
     }
 
     /// Like [`Self::call`] with another key (`uuid:key`); an empty `auth` sends none.
-    pub async fn call_as(&self, auth: &str, method: &str, path: &str, body: Option<Value>) -> Response {
+    pub async fn call_as(
+        &self,
+        auth: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, self.url(path));
         if !auth.is_empty() {
@@ -186,8 +207,7 @@ impl Server {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        Response::read(req.send().await.expect("request"))
-            .await
+        Response::read(req.send().await.expect("request")).await
     }
 
     /// Sends raw bytes as the body.
@@ -219,8 +239,12 @@ impl Server {
         if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
             b.extend(e);
         }
-        self.call("PUT", &format!("/api/v1/namespaces/_/actions/{name}?overwrite=true"), Some(body))
-            .await
+        self.call(
+            "PUT",
+            &format!("/api/v1/namespaces/_/actions/{name}?overwrite=true"),
+            Some(body),
+        )
+        .await
     }
 
     /// Invokes blocking and returns the response.
@@ -236,7 +260,13 @@ impl Server {
     /// Polls until the record of `id` is readable (or 60 s pass).
     pub async fn wait_for_record(&self, id: &str) -> Value {
         for _ in 0..600 {
-            let r = self.call("GET", &format!("/api/v1/namespaces/_/activations/{id}"), None).await;
+            let r = self
+                .call(
+                    "GET",
+                    &format!("/api/v1/namespaces/_/activations/{id}"),
+                    None,
+                )
+                .await;
             if r.status == 200 {
                 return r.body;
             }

@@ -14,7 +14,10 @@ fn artifacts(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().modified().unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
         })
         .collect();
     v.sort();
@@ -25,7 +28,10 @@ fn artifacts(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
 async fn restart_keeps_entities_activations_and_compiled_code() {
     let mut s = server();
     s.create("hello", &function("hello"), json!({})).await;
-    let id = s.invoke("hello", json!({})).await.body["activationId"].as_str().unwrap().to_string();
+    let id = s.invoke("hello", json!({})).await.body["activationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let auth = s.auth.clone();
     let cached = artifacts(&s.data_dir);
     assert_eq!(cached.len(), 1, "one compiled artifact");
@@ -34,13 +40,25 @@ async fn restart_keeps_entities_activations_and_compiled_code() {
     assert!(s.terminate(), "a clean shutdown exits with 0");
     s = s.stop_and_restart();
     assert_eq!(s.auth, auth, "the guest key is kept");
-    let r = s.call("GET", "/api/v1/namespaces/_/actions/hello", None).await;
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/actions/hello", None)
+        .await;
     assert_eq!(r.status, 200);
-    let r = s.call("GET", &format!("/api/v1/namespaces/_/activations/{id}"), None).await;
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/_/activations/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     let r = s.invoke("hello", json!({"name": "again"})).await;
     assert_eq!(r.body["response"]["result"]["greeting"], "Hello, again!");
-    assert_eq!(artifacts(&s.data_dir), cached, "the artifact was reused, not rebuilt");
+    assert_eq!(
+        artifacts(&s.data_dir),
+        cached,
+        "the artifact was reused, not rebuilt"
+    );
 }
 
 #[tokio::test]
@@ -76,9 +94,30 @@ async fn kill_9_mid_load_loses_no_accepted_invocation() {
         assert_eq!(rec["activationId"], id.as_str());
         assert_eq!(rec["response"]["status"], "success", "{rec}");
     }
-    let r = s.call("GET", "/api/v1/namespaces/_/activations?count=true", None).await;
-    assert_eq!(r.body["activations"], accepted.len() as u64, "exactly one record per accepted id");
-    let r = s.call("GET", "/api/v1/namespaces/_/activations?limit=200&docs=false", None).await;
-    let ids: Vec<&str> = r.body.as_array().unwrap().iter().map(|a| a["activationId"].as_str().unwrap()).collect();
-    assert!(ids.iter().all(|id| accepted.contains(*id)), "no record that nobody accepted");
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/activations?count=true", None)
+        .await;
+    assert_eq!(
+        r.body["activations"],
+        accepted.len() as u64,
+        "exactly one record per accepted id"
+    );
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?limit=200&docs=false",
+            None,
+        )
+        .await;
+    let ids: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["activationId"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|id| accepted.contains(*id)),
+        "no record that nobody accepted"
+    );
 }

@@ -8,7 +8,8 @@ use crate::server;
 /// Creates `name` from test function `name` with `limits`, invokes it blocking with `params`
 /// and returns the record; then checks the server still answers a friendly call.
 async fn run(s: &Server, name: &str, limits: Value, params: Value) -> Value {
-    s.create(name, &function(name), json!({ "limits": limits })).await;
+    s.create(name, &function(name), json!({ "limits": limits }))
+        .await;
     let r = s.invoke(name, params).await;
     assert!(r.header("x-openwhisk-activation-id").is_some());
     let rec = r.body.clone();
@@ -41,7 +42,10 @@ async fn infinite_loop_stops_at_its_timeout() {
     let s = hostile_server().await;
     let rec = run(&s, "spin", json!({"timeout": 300}), json!({})).await;
     assert_eq!(rec["response"]["status"], "action developer error");
-    assert_eq!(error_of(&rec), "The action exceeded its time limits of 300 milliseconds.");
+    assert_eq!(
+        error_of(&rec),
+        "The action exceeded its time limits of 300 milliseconds."
+    );
     assert_eq!(annotation(&rec, "timeout"), &json!(true));
 }
 
@@ -49,7 +53,10 @@ async fn infinite_loop_stops_at_its_timeout() {
 async fn blocking_host_call_stops_at_its_timeout() {
     let s = hostile_server().await;
     let rec = run(&s, "sleep", json!({"timeout": 200}), json!({})).await;
-    assert_eq!(error_of(&rec), "The action exceeded its time limits of 200 milliseconds.");
+    assert_eq!(
+        error_of(&rec),
+        "The action exceeded its time limits of 200 milliseconds."
+    );
 }
 
 #[tokio::test]
@@ -57,7 +64,10 @@ async fn memory_growth_stops_at_its_limit() {
     let s = hostile_server().await;
     let rec = run(&s, "memhog", json!({"memory": 128}), json!({})).await;
     assert_eq!(rec["response"]["status"], "action developer error");
-    assert_eq!(error_of(&rec), "The action exhausted its memory and was aborted.");
+    assert_eq!(
+        error_of(&rec),
+        "The action exhausted its memory and was aborted."
+    );
 }
 
 #[tokio::test]
@@ -73,13 +83,20 @@ async fn stdout_flood_is_a_too_large_result() {
 #[tokio::test]
 async fn log_flood_is_truncated_at_the_log_limit() {
     let s = hostile_server().await;
-    s.create("logflood", &function("logflood"), json!({"limits": {"logs": 1}})).await;
+    s.create(
+        "logflood",
+        &function("logflood"),
+        json!({"limits": {"logs": 1}}),
+    )
+    .await;
     let r = s.invoke("logflood", json!({"lines": 100000})).await;
     assert_eq!(r.status, 200, "{}", r.body["response"]);
     let logs = r.body["logs"].as_array().unwrap();
     let last = logs.last().unwrap().as_str().unwrap();
     assert!(
-        last.ends_with("Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes."),
+        last.ends_with(
+            "Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes."
+        ),
         "{last}"
     );
     let kept: usize = logs[..logs.len() - 1]
@@ -88,10 +105,19 @@ async fn log_flood_is_truncated_at_the_log_limit() {
         .sum();
     assert!(kept <= 1048576);
 
-    s.create("quiet", &function("logflood"), json!({"limits": {"logs": 0}})).await;
+    s.create(
+        "quiet",
+        &function("logflood"),
+        json!({"limits": {"logs": 0}}),
+    )
+    .await;
     let r = s.invoke("quiet", json!({"lines": 3})).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["logs"].as_array().unwrap().len(), 1, "only the truncation line");
+    assert_eq!(
+        r.body["logs"].as_array().unwrap().len(),
+        1,
+        "only the truncation line"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +125,10 @@ async fn output_that_is_not_a_json_object() {
     let s = hostile_server().await;
     let rec = run(&s, "notjson", json!({}), json!({})).await;
     assert_eq!(rec["response"]["status"], "action developer error");
-    assert!(error_of(&rec).starts_with("The action did not produce a valid JSON response"), "{rec}");
+    assert!(
+        error_of(&rec).starts_with("The action did not produce a valid JSON response"),
+        "{rec}"
+    );
     let rec = run(&s, "notdict", json!({}), json!({})).await;
     assert_eq!(error_of(&rec), "The action did not return a dictionary.");
 }
@@ -112,15 +141,28 @@ async fn trap_and_exit_are_developer_errors() {
     assert!(error_of(&rec).contains("exited unexpectedly"), "{rec}");
     let rec = run(&s, "exit", json!({}), json!({})).await;
     assert!(error_of(&rec).contains("exit status 3"), "{rec}");
-    assert!(rec["logs"][0].as_str().unwrap().ends_with("stderr: exiting with 3"));
+    assert!(
+        rec["logs"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("stderr: exiting with 3")
+    );
 }
 
 #[tokio::test]
 async fn invalid_and_non_wasi_wasm_is_refused_at_create() {
     let s = hostile_server().await;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("garbage", b"definitely not wasm".to_vec(), "not a WebAssembly binary"),
-        ("truncated", function("hello")[..1000].to_vec(), "not a valid Wasm function"),
+        (
+            "garbage",
+            b"definitely not wasm".to_vec(),
+            "not a WebAssembly binary",
+        ),
+        (
+            "truncated",
+            function("hello")[..1000].to_vec(),
+            "not a valid Wasm function",
+        ),
         (
             "nostart",
             wat::parse_str("(module (func (export \"main\")))").unwrap(),
@@ -128,7 +170,8 @@ async fn invalid_and_non_wasi_wasm_is_refused_at_create() {
         ),
         (
             "badimport",
-            wat::parse_str("(module (import \"env\" \"steal\" (func)) (func (export \"_start\")))").unwrap(),
+            wat::parse_str("(module (import \"env\" \"steal\" (func)) (func (export \"_start\")))")
+                .unwrap(),
             "steal",
         ),
     ];
@@ -137,7 +180,9 @@ async fn invalid_and_non_wasi_wasm_is_refused_at_create() {
         assert_eq!(r.status, 400, "{name}: {}", r.body);
         assert!(r.error().contains(reason), "{name}: {}", r.error());
         assert!(r.body["code"].is_string());
-        let r = s.call("GET", &format!("/api/v1/namespaces/_/actions/{name}"), None).await;
+        let r = s
+            .call("GET", &format!("/api/v1/namespaces/_/actions/{name}"), None)
+            .await;
         assert_eq!(r.status, 404, "{name} must not be stored");
     }
 }
@@ -148,8 +193,18 @@ async fn huge_payloads_are_refused() {
     let big = json!({ "blob": "x".repeat(1_100_000) });
     let r = s.invoke("hello", big).await;
     assert_eq!(r.status, 413);
-    assert!(r.error().starts_with("Request larger than allowed:"), "{}", r.error());
-    let r = s.call_raw("POST", "/api/v1/namespaces/_/actions/hello?blocking=true", vec![b' '; 80 * 1024 * 1024]).await;
+    assert!(
+        r.error().starts_with("Request larger than allowed:"),
+        "{}",
+        r.error()
+    );
+    let r = s
+        .call_raw(
+            "POST",
+            "/api/v1/namespaces/_/actions/hello?blocking=true",
+            vec![b' '; 80 * 1024 * 1024],
+        )
+        .await;
     assert_eq!(r.status, 413);
     let ok = s.invoke("hello", json!({})).await;
     assert_eq!(ok.status, 200);
@@ -165,8 +220,12 @@ async fn declared_memory_beyond_the_limits() {
     assert!(r.error().contains("memory"), "{}", r.error());
     // 300 MB: allowed by the platform, but not by this action's 128 MB limit.
     let code = wat::parse_str("(module (memory 4800) (func (export \"_start\")))").unwrap();
-    s.create("midmem", &code, json!({"limits": {"memory": 128}})).await;
+    s.create("midmem", &code, json!({"limits": {"memory": 128}}))
+        .await;
     let r = s.invoke("midmem", json!({})).await;
     assert_eq!(r.status, 502, "{}", r.body);
-    assert_eq!(error_of(&r.body), "The action exhausted its memory and was aborted.");
+    assert_eq!(
+        error_of(&r.body),
+        "The action exhausted its memory and was aborted."
+    );
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Integration tests: each starts a real `gust serve` on port 0 with a temporary data
 //! directory and drives it over HTTP. Modules by what they protect.
 

@@ -10,11 +10,17 @@ async fn hello_blocking_and_result() {
     let s = server();
     s.create("hello", &function("hello"), json!({})).await;
     let r = s
-        .call("POST", "/api/v1/namespaces/_/actions/hello?blocking=true&result=true", Some(json!({"name": "Gust"})))
+        .call(
+            "POST",
+            "/api/v1/namespaces/_/actions/hello?blocking=true&result=true",
+            Some(json!({"name": "Gust"})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, json!({"greeting": "Hello, Gust!"}));
-    let id = r.header("x-openwhisk-activation-id").expect("activation id header");
+    let id = r
+        .header("x-openwhisk-activation-id")
+        .expect("activation id header");
     assert_eq!(id.len(), 32);
 
     let r = s.invoke("hello", json!({})).await;
@@ -30,7 +36,10 @@ async fn hello_blocking_and_result() {
     assert_eq!(logs.len(), 1);
     let line = logs[0].as_str().unwrap();
     assert!(line.ends_with(" stderr: hello called for World"), "{line}");
-    assert!(line.starts_with("20") && line.as_bytes()[10] == b'T', "{line}");
+    assert!(
+        line.starts_with("20") && line.as_bytes()[10] == b'T',
+        "{line}"
+    );
     let keys: Vec<&str> = rec["annotations"]
         .as_array()
         .unwrap()
@@ -47,7 +56,11 @@ async fn preview2_component_runs() {
     let s = server();
     s.create("hello2", &component("hello"), json!({})).await;
     let r = s
-        .call("POST", "/api/v1/namespaces/_/actions/hello2?blocking=true&result=true", Some(json!({"name": "P2"})))
+        .call(
+            "POST",
+            "/api/v1/namespaces/_/actions/hello2?blocking=true&result=true",
+            Some(json!({"name": "P2"})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, json!({"greeting": "Hello, P2!"}));
@@ -67,17 +80,31 @@ async fn environment_is_only_the_platform_s() {
     )
     .await;
     let r = s
-        .call("POST", "/api/v1/namespaces/_/actions/echo?blocking=true&result=true", Some(json!({"over": 2, "x": [1]})))
+        .call(
+            "POST",
+            "/api/v1/namespaces/_/actions/echo?blocking=true&result=true",
+            Some(json!({"over": 2, "x": [1]})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let b = &r.body;
-    assert_eq!(b["params"], json!({"dflt": "from-action", "over": 2, "x": [1]}));
+    assert_eq!(
+        b["params"],
+        json!({"dflt": "from-action", "over": 2, "x": [1]})
+    );
     let env = b["env"].as_object().unwrap();
     let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
         keys,
-        ["SECRET_INIT", "__OW_ACTION_NAME", "__OW_ACTION_VERSION", "__OW_ACTIVATION_ID", "__OW_DEADLINE", "__OW_NAMESPACE"]
+        [
+            "SECRET_INIT",
+            "__OW_ACTION_NAME",
+            "__OW_ACTION_VERSION",
+            "__OW_ACTIVATION_ID",
+            "__OW_DEADLINE",
+            "__OW_NAMESPACE"
+        ]
     );
     assert_eq!(env["__OW_ACTION_NAME"], "/guest/echo");
     assert_eq!(env["__OW_NAMESPACE"], "guest");
@@ -92,7 +119,11 @@ async fn every_activation_gets_a_fresh_instance() {
     s.create("counter", &function("counter"), json!({})).await;
     for _ in 0..3 {
         let r = s
-            .call("POST", "/api/v1/namespaces/_/actions/counter?blocking=true&result=true", None)
+            .call(
+                "POST",
+                "/api/v1/namespaces/_/actions/counter?blocking=true&result=true",
+                None,
+            )
             .await;
         assert_eq!(r.body, json!({"calls": 1}));
     }
@@ -106,5 +137,8 @@ async fn application_error_is_502_with_its_result() {
     assert_eq!(r.status, 502);
     assert_eq!(r.body["response"]["status"], "application error");
     assert_eq!(r.body["response"]["statusCode"], 1);
-    assert_eq!(r.body["response"]["result"]["error"], "something went wrong");
+    assert_eq!(
+        r.body["response"]["result"]["error"],
+        "something went wrong"
+    );
 }
