@@ -63,8 +63,16 @@ pub fn parse_auth(s: &str) -> Result<(String, String)> {
 
 /// Opens the embedded store of a data directory.
 pub fn open_store(data_dir: &Path, durability: Durability) -> Result<Arc<SqliteStore>> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    if !data_dir.exists() {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        // The store holds every namespace's key: only its owner may read it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
     let store = SqliteStore::open(data_dir.join("gust.db"), durability)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     Ok(Arc::new(store))

@@ -50,12 +50,8 @@ pub fn router(gw: Gateway) -> Router {
         .route(&format!("{ns}/activations"), get(list_activations))
         .route(&format!("{ns}/activations/{{id}}"), get(get_activation))
         .route(
-            &format!("{ns}/activations/{{id}}/logs"),
-            get(activation_logs),
-        )
-        .route(
-            &format!("{ns}/activations/{{id}}/result"),
-            get(activation_result),
+            &format!("{ns}/activations/{{id}}/{{part}}"),
+            get(activation_part),
         )
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
@@ -403,25 +399,20 @@ async fn get_activation(
     Ok(json_response(StatusCode::OK, &record))
 }
 
-async fn activation_logs(
+/// `.../activations/{id}/logs` and `.../activations/{id}/result`.
+async fn activation_part(
     State(gw): State<Gateway>,
     Caller(who): Caller,
-    Path((ns, id)): Path<(String, String)>,
+    Path((ns, id, part)): Path<(String, String, String)>,
 ) -> ApiResult {
     let ns = gw.controller.authorize(&who, &ns)?;
+    if part != "logs" && part != "result" {
+        return Err(ApiError::not_found());
+    }
     let record = gw.controller.activation(ns, &id).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "logs": record.logs }),
-    ))
-}
-
-async fn activation_result(
-    State(gw): State<Gateway>,
-    Caller(who): Caller,
-    Path((ns, id)): Path<(String, String)>,
-) -> ApiResult {
-    let ns = gw.controller.authorize(&who, &ns)?;
-    let record = gw.controller.activation(ns, &id).await?;
-    Ok(json_response(StatusCode::OK, &record.response))
+    Ok(if part == "logs" {
+        json_response(StatusCode::OK, &json!({ "logs": record.logs }))
+    } else {
+        json_response(StatusCode::OK, &record.response)
+    })
 }

@@ -7,7 +7,8 @@
 //!
 //! Durability: `synchronous=NORMAL` in WAL mode, so a committed transaction survives a crash
 //! of the process (kill -9); `Durability::Full` also survives a power loss at the cost of one
-//! fsync per group commit.
+//! fsync per group commit. WAL checkpoints run every 500 ms on their own thread, never inside
+//! a commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -21,6 +22,8 @@ use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreErr
 
 /// Most operations one group commit takes.
 const MAX_BATCH: usize = 2048;
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// Read connections kept open.
 const READ_POOL: usize = 8;
 
@@ -99,6 +102,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<Write>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// The checkpoint thread stops when this is dropped.
+    _alive: Arc<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -141,6 +146,25 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open(&path, durability)?;
         migrate(&mut conn)?;
+        // Checkpoints run on their own thread and connection, so a commit never waits for
+        // the WAL to be copied back into the database file.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let alive = Arc::new(());
+        let checkpointer = open(&path, durability)?;
+        let token = Arc::downgrade(&alive);
+        std::thread::Builder::new()
+            .name("gust-store-checkpoint".into())
+            .spawn(move || {
+                while token.upgrade().is_some() {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if let Err(e) =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("gust-store-writer".into())
@@ -150,6 +174,7 @@ impl SqliteStore {
             path,
             writer: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
+            _alive: alive,
         })
     }
 
@@ -163,6 +188,19 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+    }
+
+    /// The namespace `sql` selects by its one parameter `value`.
+    async fn namespace_where(&self, sql: &'static str, value: &str) -> Result<Option<Namespace>> {
+        let value = value.to_string();
+        self.read(move |c| {
+            c.prepare_cached(sql)?
+                .query_row([value], row_to_namespace)
+                .optional()?
+                .map(namespace_from)
+                .transpose()
+        })
+        .await
     }
 
     async fn read<T: Send + 'static>(
@@ -307,26 +345,18 @@ impl Store for SqliteStore {
     }
 
     async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
-        let uuid = uuid.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT name, uuid, key, limits FROM namespaces WHERE uuid = ?")?
-                .query_row([uuid], row_to_namespace)
-                .optional()?
-                .map(namespace_from)
-                .transpose()
-        })
+        self.namespace_where(
+            "SELECT name, uuid, key, limits FROM namespaces WHERE uuid = ?",
+            uuid,
+        )
         .await
     }
 
     async fn namespace(&self, name: &str) -> Result<Option<Namespace>> {
-        let name = name.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT name, uuid, key, limits FROM namespaces WHERE name = ?")?
-                .query_row([name], row_to_namespace)
-                .optional()?
-                .map(namespace_from)
-                .transpose()
-        })
+        self.namespace_where(
+            "SELECT name, uuid, key, limits FROM namespaces WHERE name = ?",
+            name,
+        )
         .await
     }
 

@@ -229,3 +229,27 @@ async fn declared_memory_beyond_the_limits() {
         "The action exhausted its memory and was aborted."
     );
 }
+
+#[tokio::test]
+async fn no_sockets_for_modules_or_components() {
+    let s = hostile_server().await;
+    // Something real to connect to, so a refusal is the sandbox's doing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    s.create("net1", &function("net"), json!({})).await;
+    s.create("net2", &gust_testkit::component("net"), json!({}))
+        .await;
+    for name in ["net1", "net2"] {
+        let r = s.invoke(name, json!({ "addr": addr })).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        let result = &r.body["response"]["result"];
+        assert!(
+            result["connect"].as_str().unwrap().starts_with("refused"),
+            "{name}: {result}"
+        );
+        assert!(
+            result["resolve"].as_str().unwrap().starts_with("refused"),
+            "{name}: {result}"
+        );
+    }
+}
