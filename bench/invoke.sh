@@ -40,8 +40,11 @@ curl -sf -u "$KEY" -X POST "$API/hello?blocking=true&result=true" -d '{}' ; echo
 echo "== warm-up"
 wrk -t$THREADS -c$CONNS -d2s -s bench/invoke.lua "$API/hello?blocking=true&result=true" > /dev/null
 echo "== bare hyper hello world (ceiling), $CONNS connections, ${DURATION}s"
-wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "http://127.0.0.1:$BASE_PORT/" | grep -E 'RESULT|Latency|Req/Sec'
+wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "http://127.0.0.1:$BASE_PORT/" | grep -E 'RESULT'
+echo "== gust authenticated GET /api/v1/namespaces (gateway + auth, no invoke), $CONNS connections, ${DURATION}s"
+sed 's/wrk.method = "POST"/wrk.method = "GET"/; s/^wrk.body.*//' bench/invoke.lua > "$DATA/get.lua"
+wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s "$DATA/get.lua" "http://127.0.0.1:$PORT/api/v1/namespaces" | grep -E 'RESULT'
 echo "== gust blocking invoke (hello, result=true), $CONNS connections, ${DURATION}s"
-wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "$API/hello?blocking=true&result=true" | grep -E 'RESULT|Latency|Req/Sec'
+wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "$API/hello?blocking=true&result=true" | grep -E 'RESULT'
 echo "== gust non-blocking invoke (hello), $CONNS connections, ${DURATION}s"
-wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "$API/hello" | grep -E 'RESULT|Latency|Req/Sec'
+wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "$API/hello" | grep -E 'RESULT'

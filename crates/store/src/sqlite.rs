@@ -71,14 +71,14 @@ CREATE TABLE activations (
     name      TEXT NOT NULL,
     start     INTEGER NOT NULL,
     doc       TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX activations_by_namespace ON activations (namespace, start DESC);
 CREATE INDEX activations_by_name ON activations (namespace, name, start DESC);
 CREATE TABLE pending (
     id        TEXT PRIMARY KEY,
     accepted  INTEGER NOT NULL,
     message   BLOB NOT NULL
-);
+) WITHOUT ROWID;
 "#];
 
 /// What to run inside the writer's transaction.
