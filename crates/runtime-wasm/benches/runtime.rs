@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
-//! Compile and instantiate+run of the hello function. Run: `cargo bench -p gust-runtime-wasm`.
+//! Compile and instantiate+run of the hello function, against an empty module as the floor.
+//! Run: `cargo bench -p gust-runtime-wasm`.
 
 use std::time::Duration;
 
@@ -43,7 +44,16 @@ fn benches(c: &mut Criterion) {
     let runtime = WasmRuntime::new(&dir, EngineLimits::default()).expect("runtime");
     let h1 = runtime.compile(&hello).expect("compile");
     let h2 = runtime.compile(&hello_p2).expect("compile");
+    // The floor: a module whose `_start` does nothing, through the same sandbox set-up.
+    let empty = wat::parse_str(r#"(module (memory 1) (func (export "_start")))"#).expect("wat");
+    let h0 = runtime.compile(&empty).expect("compile");
     let mut g = c.benchmark_group("instantiate_and_run");
+    g.bench_function("empty_module_baseline", |b| {
+        b.iter(|| {
+            let out = rt.block_on(runtime.run(&h0, request()));
+            assert_eq!(out.exit, gust_runtime_wasm::Exit::Ok);
+        })
+    });
     g.bench_function("hello_p1_module", |b| {
         b.iter(|| {
             let out = rt.block_on(runtime.run(&h1, request()));
