@@ -229,16 +229,18 @@ impl Controller {
         let Some(text) = exec.code else {
             return Err(bad("exec.code is required for kind 'wasm'."));
         };
-        let encoded_limit = self.system.max_code.div_ceil(3) * 4 + 4;
-        if text.len() as u64 > encoded_limit {
+        // Refuse oversized code before decoding it: the size base64 text decodes to.
+        let text = text.trim();
+        let padding = text.bytes().rev().take_while(|b| *b == b'=').count() as u64;
+        let decoded_len = (text.len() as u64 / 4 * 3).saturating_sub(padding);
+        if decoded_len > self.system.max_code {
             return Err(ControllerError::TooLarge(format!(
-                "Code larger than allowed: {} > {} bytes.",
-                text.len() as u64 / 4 * 3,
+                "Code larger than allowed: {decoded_len} > {} bytes.",
                 self.system.max_code
             )));
         }
         let code = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
+            .decode(text)
             .map_err(|e| bad(format!("exec.code is not valid base64: {e}.")))?;
         if code.len() as u64 > self.system.max_code {
             return Err(ControllerError::TooLarge(format!(

@@ -126,18 +126,18 @@ impl Invoker {
             }
         };
         let record = self.process(&msg).await;
-        if let Err(e) = self.store.put_activation(&record).await {
-            // Not acknowledged: the journal (or the broker) still holds the invocation.
-            tracing::error!(id = %msg.activation_id, error = %e, "cannot store an activation record");
-            return;
+        let stored = self.store_record(&record).await;
+        if stored {
+            if let Err(e) = delivery.ack().await {
+                tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
+            }
         }
-        if let Err(e) = delivery.ack().await {
-            tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
-        }
+        // The completion goes out either way, so the controller releases the namespace's
+        // in-flight slot; it carries the record only if the record is readable.
         let completion = CompletionMessage {
             activation_id: msg.activation_id.clone(),
             namespace: msg.subject.clone(),
-            record: msg.blocking.then_some(record),
+            record: (msg.blocking && stored).then_some(record),
         };
         match serde_json::to_vec(&completion) {
             Ok(bytes) => {
@@ -147,6 +147,25 @@ impl Invoker {
             }
             Err(e) => tracing::error!(error = %e, "cannot encode a completion"),
         }
+    }
+
+    /// Stores a record, retrying a failing store a few times. On failure the invocation stays
+    /// journaled (or unacknowledged) and runs again after a restart.
+    async fn store_record(&self, record: &Activation) -> bool {
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            match self.store.put_activation(record).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::error!(id = %record.activation_id, attempt, error = %e, "cannot store an activation record");
+                    if attempt < 4 {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 4;
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// Makes sure the code is compiled, runs the activation and returns its record (not yet

@@ -253,3 +253,20 @@ async fn no_sockets_for_modules_or_components() {
         );
     }
 }
+
+#[tokio::test]
+async fn code_over_48_mb_is_refused() {
+    let s = server();
+    let mut code = b"\0asm\x01\0\0\0".to_vec();
+    code.resize(49 * 1024 * 1024, 0);
+    let r = s.put_action("huge", &code, json!({})).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(
+        r.error(),
+        "Code larger than allowed: 51380224 > 50331648 bytes."
+    );
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/actions/huge", None)
+        .await;
+    assert_eq!(r.status, 404);
+}
