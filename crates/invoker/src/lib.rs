@@ -127,10 +127,8 @@ impl Invoker {
         };
         let record = self.process(&msg).await;
         let stored = self.store_record(&record).await;
-        if stored {
-            if let Err(e) = delivery.ack().await {
-                tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
-            }
+        if stored && let Err(e) = delivery.ack().await {
+            tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
         }
         // The completion goes out either way, so the controller releases the namespace's
         // in-flight slot; it carries the record only if the record is readable.
