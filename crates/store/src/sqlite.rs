@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
 use gust_model::{Action, Activation, Namespace, NamespaceLimits};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
@@ -192,6 +193,23 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
     }
 
+    /// Runs one statement that must change a row; `unchanged` is the error when none changed.
+    async fn write_row(
+        &self,
+        sql: &'static str,
+        args: Vec<Value>,
+        unchanged: StoreError,
+    ) -> Result<()> {
+        self.write(move |c| {
+            if c.execute(sql, rusqlite::params_from_iter(args))? == 0 {
+                return Err(unchanged);
+            }
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// The namespace `sql` selects by its one parameter `value`.
     async fn namespace_where(&self, sql: &'static str, value: &str) -> Result<Option<Namespace>> {
         let value = value.to_string();
@@ -321,21 +339,24 @@ fn action_from(doc: &str, code_hash: String, code: Option<Vec<u8>>) -> Result<Ac
     Ok(action)
 }
 
-fn activation_filter(q: &ActivationQuery) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value as V;
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+fn activation_filter(q: &ActivationQuery) -> (String, Vec<Value>) {
     let mut sql = String::from(" FROM activations WHERE namespace = ?");
-    let mut args = vec![V::Text(q.namespace.clone())];
+    let mut args = vec![text(&q.namespace)];
     if let Some(name) = &q.name {
         sql.push_str(" AND name = ?");
-        args.push(V::Text(name.clone()));
+        args.push(text(name));
     }
     if let Some(since) = q.since {
         sql.push_str(" AND start >= ?");
-        args.push(V::Integer(since as i64));
+        args.push(Value::Integer(since as i64));
     }
     if let Some(upto) = q.upto {
         sql.push_str(" AND start <= ?");
-        args.push(V::Integer(upto as i64));
+        args.push(Value::Integer(upto as i64));
     }
     (sql, args)
 }
@@ -343,20 +364,18 @@ fn activation_filter(q: &ActivationQuery) -> (String, Vec<rusqlite::types::Value
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_namespace(&self, ns: &Namespace) -> Result<()> {
-        let ns = ns.clone();
         let limits = serde_json::to_string(&ns.limits)?;
-        self.write(move |c| {
-            let n = c.execute(
-                "INSERT OR IGNORE INTO namespaces (name, uuid, key, limits) VALUES (?, ?, ?, ?)",
-                params![ns.name, ns.uuid, ns.key, limits],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Conflict);
-            }
-            Ok(WriteOutcome::Done)
-        })
+        self.write_row(
+            "INSERT OR IGNORE INTO namespaces (name, uuid, key, limits) VALUES (?, ?, ?, ?)",
+            vec![
+                text(&ns.name),
+                text(&ns.uuid),
+                text(&ns.key),
+                Value::Text(limits),
+            ],
+            StoreError::Conflict,
+        )
         .await
-        .map(|_| ())
     }
 
     async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
@@ -386,36 +405,22 @@ impl Store for SqliteStore {
     }
 
     async fn set_namespace_key(&self, name: &str, uuid: &str, key: &str) -> Result<()> {
-        let (name, uuid, key) = (name.to_string(), uuid.to_string(), key.to_string());
-        self.write(move |c| {
-            let n = c.execute(
-                "UPDATE namespaces SET uuid = ?, key = ? WHERE name = ?",
-                params![uuid, key, name],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(WriteOutcome::Done)
-        })
+        self.write_row(
+            "UPDATE namespaces SET uuid = ?, key = ? WHERE name = ?",
+            vec![text(uuid), text(key), text(name)],
+            StoreError::NotFound,
+        )
         .await
-        .map(|_| ())
     }
 
     async fn set_namespace_limits(&self, name: &str, limits: NamespaceLimits) -> Result<()> {
-        let name = name.to_string();
         let limits = serde_json::to_string(&limits)?;
-        self.write(move |c| {
-            let n = c.execute(
-                "UPDATE namespaces SET limits = ? WHERE name = ?",
-                params![limits, name],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(WriteOutcome::Done)
-        })
+        self.write_row(
+            "UPDATE namespaces SET limits = ? WHERE name = ?",
+            vec![Value::Text(limits), text(name)],
+            StoreError::NotFound,
+        )
         .await
-        .map(|_| ())
     }
 
     async fn delete_namespace(&self, name: &str) -> Result<()> {
@@ -644,8 +649,8 @@ impl Store for SqliteStore {
 
     async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Activation>> {
         let (filter, mut args) = activation_filter(q);
-        args.push(rusqlite::types::Value::Integer(q.limit as i64));
-        args.push(rusqlite::types::Value::Integer(q.skip as i64));
+        args.push(Value::Integer(q.limit as i64));
+        args.push(Value::Integer(q.skip as i64));
         self.read(move |c| {
             let sql = format!("SELECT doc{filter} ORDER BY start DESC, id LIMIT ? OFFSET ?");
             let mut stmt = c.prepare_cached(&sql)?;
