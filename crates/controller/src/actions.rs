@@ -13,7 +13,7 @@ use gust_store::PutMode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{CACHE_TTL, Controller, ControllerError, lock};
+use crate::{CACHE_TTL, Controller, ControllerError, MAX_CACHED, lock};
 
 /// Kinds this controller accepts.
 pub const KINDS: &[&str] = &["wasm"];
@@ -69,7 +69,11 @@ impl Controller {
             return a.clone().ok_or(ControllerError::NotFound);
         }
         let a = self.store.action(ns, name, false).await?.map(Arc::new);
-        lock(&self.actions).insert(key, (Instant::now(), a.clone()));
+        let mut cache = lock(&self.actions);
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), a.clone()));
         a.ok_or(ControllerError::NotFound)
     }
 

@@ -37,6 +37,8 @@ pub use scheduler::Scheduler;
 /// How long an authenticated identity or a fetched action is trusted before the store is
 /// asked again; writes made through this controller take effect at once.
 const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most entries a cache holds before it starts over.
+const MAX_CACHED: usize = 10_000;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +114,12 @@ impl Controller {
             return Ok(ns.clone());
         }
         let ns = self.store.namespace_by_uuid(uuid).await?;
-        lock(&self.identities).insert(uuid.to_string(), (Instant::now(), ns.clone()));
+        let mut cache = lock(&self.identities);
+        if cache.len() >= MAX_CACHED {
+            // Unknown keys are cached too; a flood of made-up ones must not grow this forever.
+            cache.clear();
+        }
+        cache.insert(uuid.to_string(), (Instant::now(), ns.clone()));
         Ok(ns)
     }
 

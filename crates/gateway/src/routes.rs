@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -29,6 +30,8 @@ type ApiResult = Result<Response, ApiError>;
 const MAX_LIST: u64 = 200;
 /// Largest request body read at all (a PUT carries up to 48 MB of code, base64-encoded).
 const MAX_BODY: usize = 70 * 1024 * 1024;
+/// Largest invoke body read at all: the payload limit (1 MB) with room for the exact 413.
+const MAX_INVOKE_BODY: usize = 2 * 1024 * 1024;
 
 /// Builds the router of the whole API.
 pub fn router(gw: Gateway) -> Router {
@@ -45,7 +48,7 @@ pub fn router(gw: Gateway) -> Router {
             get(get_action)
                 .put(put_action)
                 .delete(delete_action)
-                .post(invoke),
+                .post(invoke.layer(DefaultBodyLimit::max(MAX_INVOKE_BODY))),
         )
         .route(&format!("{ns}/activations"), get(list_activations))
         .route(&format!("{ns}/activations/{{id}}"), get(get_activation))
@@ -128,11 +131,11 @@ fn params(q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<P
         .map_err(|e| ApiError::bad_request(format!("The query string is malformed: {e}")))
 }
 
-fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     b.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request larger than allowed: more than {MAX_BODY} bytes."),
+            format!("Request larger than allowed: more than {limit} bytes."),
         ),
         other => ApiError::bad_request(format!("Failed extracting request body: {other}")),
     })
@@ -258,7 +261,7 @@ async fn put_action(
 ) -> ApiResult {
     let q = params(q)?;
     let ns = gw.controller.authorize(&who, &ns)?;
-    let b = body(b)?;
+    let b = body(b, MAX_BODY)?;
     let put: ActionPut = serde_json::from_slice(&b).map_err(malformed)?;
     let overwrite = q.bool("overwrite")?;
     let mut action = gw.controller.put_action(ns, &name, put, overwrite).await?;
@@ -292,7 +295,7 @@ async fn invoke(
 ) -> ApiResult {
     let q = params(q)?;
     let ns = gw.controller.authorize(&who, &ns)?.to_string();
-    let b = body(b)?;
+    let b = body(b, MAX_INVOKE_BODY)?;
     let max = gw.controller.system_limits().max_payload;
     if b.len() as u64 > max {
         return Err(ApiError::new(

@@ -212,6 +212,14 @@ impl Server {
 
     /// Sends raw bytes as the body.
     pub async fn call_raw(&self, method: &str, path: &str, body: Vec<u8>) -> Response {
+        self.try_call_raw(method, path, body)
+            .await
+            .expect("request")
+    }
+
+    /// Sends raw bytes as the body; `None` when the server closed the connection before it
+    /// had read the whole body (what a server may do with an oversized request).
+    pub async fn try_call_raw(&self, method: &str, path: &str, body: Vec<u8>) -> Option<Response> {
         let (u, k) = Self::split(&self.auth);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let req = self
@@ -220,7 +228,10 @@ impl Server {
             .basic_auth(u, Some(k))
             .header("content-type", "application/json")
             .body(body);
-        Response::read(req.send().await.expect("request")).await
+        match req.send().await {
+            Ok(r) => Some(Response::read(r).await),
+            Err(_) => None,
+        }
     }
 
     /// Creates (or replaces) action `name` from Wasm bytes, with extra fields merged into the
