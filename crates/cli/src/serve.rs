@@ -61,20 +61,42 @@ pub fn parse_auth(s: &str) -> Result<(String, String)> {
     }
 }
 
-/// Opens the embedded store of a data directory.
+/// Makes `path` readable by its owner only, if it exists.
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot restrict {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Opens the embedded store of a data directory. The store holds every namespace's key, so
+/// the database files are made private to their owner, and so is the directory if Gust
+/// creates it (an existing directory, which may be shared, keeps its mode).
 pub fn open_store(data_dir: &Path, durability: Durability) -> Result<Arc<SqliteStore>> {
     if !data_dir.exists() {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        // The store holds every namespace's key: only its owner may read it.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+        restrict(data_dir, 0o700)?;
     }
-    let store = SqliteStore::open(data_dir.join("gust.db"), durability)
+    let db = data_dir.join("gust.db");
+    if !db.exists() {
+        // Created private before SQLite opens it; its -wal and -shm files take its mode.
+        write_private(&db, "")?;
+    }
+    let store = SqliteStore::open(&db, durability)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    for file in ["gust.db", "gust.db-wal", "gust.db-shm"] {
+        restrict(&data_dir.join(file), 0o600)?;
+    }
     Ok(Arc::new(store))
 }
 
@@ -114,7 +136,8 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(contents.as_bytes())?;
-    Ok(())
+    // `mode` applies only to a new file; an older one may have been readable by others.
+    restrict(path, 0o600)
 }
 
 /// Where the CLI's configuration lives: `$GUST_CONFIG_DIR`, else `$XDG_CONFIG_HOME/gust`,
@@ -145,6 +168,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .context("cannot start the Wasm runtime")?,
     );
     let store: Arc<dyn Store> = store;
+    // Artifacts of code that no action uses any more (deleted or replaced since).
+    let in_use = store.code_hashes().await?.into_iter().collect();
+    let swept = runtime.sweep(&in_use);
+    if swept > 0 {
+        tracing::info!(swept, "removed unused compiled artifacts");
+    }
     let bus: Arc<dyn gust_bus::Bus> = Arc::new(MemoryBus::new());
     let system = SystemLimits::default();
 

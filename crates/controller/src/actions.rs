@@ -1,11 +1,12 @@
 //! Create, read, update, delete and list actions.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use base64::Engine as _;
 use gust_model::entity::bump_version;
-use gust_model::limits::ActionLimitsPatch;
+use gust_model::limits::{ActionLimitsPatch, MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{Action, ActionLimits, Exec, KeyValue, names};
 use gust_runtime_wasm::CompileError;
@@ -55,6 +56,17 @@ fn check_name(name: &str) -> Result<(), ControllerError> {
     names::check_entity(name).map_err(|e| bad(e.to_string()))
 }
 
+/// Refuses a parameter or annotation value nested deeper than [`MAX_JSON_DEPTH`].
+fn check_depth(what: &str, kv: &KeyValue) -> Result<(), ControllerError> {
+    if json_depth(&kv.value) > MAX_JSON_DEPTH {
+        return Err(bad(format!(
+            "The {what} '{}' nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.",
+            kv.key
+        )));
+    }
+    Ok(())
+}
+
 impl Controller {
     /// The action `ns/name`, through a short-lived cache.
     pub(crate) async fn cached_action(
@@ -68,17 +80,23 @@ impl Controller {
         {
             return a.clone().ok_or(ControllerError::NotFound);
         }
+        let generation = self.actions_generation.load(Ordering::Acquire);
         let a = self.store.action(ns, name, false).await?.map(Arc::new);
         let mut cache = lock(&self.actions);
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
+        // A write through this controller since the read began may have made `a` stale.
+        if self.actions_generation.load(Ordering::Acquire) == generation {
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), a.clone()));
         }
-        cache.insert(key, (Instant::now(), a.clone()));
         a.ok_or(ControllerError::NotFound)
     }
 
     fn forget_action(&self, ns: &str, name: &str) {
-        lock(&self.actions).remove(&(ns.to_string(), name.to_string()));
+        let mut cache = lock(&self.actions);
+        self.actions_generation.fetch_add(1, Ordering::AcqRel);
+        cache.remove(&(ns.to_string(), name.to_string()));
     }
 
     pub async fn get_action(
@@ -164,6 +182,7 @@ impl Controller {
             if p.key.is_empty() {
                 return Err(bad("A parameter key must not be empty."));
             }
+            check_depth("parameter", p)?;
         }
 
         let (exec, code, code_hash) = match (put.exec, &existing) {
@@ -182,6 +201,9 @@ impl Controller {
                 .map(|e| e.annotations.clone())
                 .unwrap_or_default(),
         };
+        for a in &annotations {
+            check_depth("annotation", a)?;
+        }
         annotations.retain(|a| a.key != "exec");
         annotations.push(KeyValue {
             key: "exec".into(),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gust_bus::{completion_subject, invoke_subject};
+use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{Activation, CompletionMessage, InvocationMessage, names};
 use gust_store::PendingInvocation;
@@ -39,6 +40,18 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
+/// Frees an admitted invocation's throttle slot when dropped.
+struct SlotGuard<'a> {
+    controller: &'a Controller,
+    namespace: &'a str,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.controller.throttles.release(self.namespace);
+    }
+}
+
 pub(crate) async fn start_completions(c: &Arc<Controller>) -> Result<(), ControllerError> {
     let mut sub = c
         .bus
@@ -67,7 +80,7 @@ pub(crate) async fn start_completions(c: &Arc<Controller>) -> Result<(), Control
 impl Controller {
     /// Invokes `ns/name` for `who` with the request's parameters.
     pub async fn invoke(
-        &self,
+        self: &Arc<Self>,
         who: &Identity,
         ns: &str,
         name: &str,
@@ -77,6 +90,11 @@ impl Controller {
     ) -> Result<InvokeOutcome, ControllerError> {
         names::check_entity(name).map_err(|e| ControllerError::BadRequest(e.to_string()))?;
         let action = self.cached_action(ns, name).await?;
+        if params.values().any(|v| json_depth(v) >= MAX_JSON_DEPTH) {
+            return Err(ControllerError::BadRequest(format!(
+                "The request content was malformed:\nthe parameters nest arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
         let now = now_ms();
         self.throttles.admit(&who.namespace, &who.limits, now)?;
 
@@ -112,67 +130,94 @@ impl Controller {
             accepted_at: now,
             cause: None,
         };
-        let result = self.submit(msg, wait).await;
-        if result.is_err() {
-            self.throttles.release(&who.namespace);
-        }
-        result
-    }
+        let payload = match serde_json::to_vec(&msg) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                self.throttles.release(&who.namespace);
+                return Err(ControllerError::Internal(e.to_string()));
+            }
+        };
 
-    async fn submit(
-        &self,
-        msg: InvocationMessage,
-        wait: Duration,
-    ) -> Result<InvokeOutcome, ControllerError> {
-        let id = msg.activation_id.clone();
-        let payload = Bytes::from(
-            serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?,
-        );
-        let pending = || PendingInvocation {
+        if !blocking {
+            // Journaling and queueing run on their own task: a client that goes away while
+            // they run must not leave an invocation journaled but not queued until the next
+            // start, nor a slot never freed.
+            let this = self.clone();
+            return tokio::spawn(async move {
+                let queued = this.enqueue(&msg, payload).await;
+                if queued.is_err() {
+                    this.throttles.release(&msg.subject);
+                }
+                queued.map(|()| InvokeOutcome::Accepted(id))
+            })
+            .await
+            .map_err(|e| ControllerError::Internal(format!("the invocation task failed: {e}")))?;
+        }
+
+        // A blocking caller listens before the invoker can possibly answer.
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(id.clone(), tx);
+        let _waiter = WaiterGuard {
+            controller: self,
+            id: id.clone(),
+        };
+        // Until the invocation is on the bus, its slot is this request's to free (on an error,
+        // or if the client goes away); from then on its completion frees it.
+        let slot = SlotGuard {
+            controller: self,
+            namespace: &msg.subject,
+        };
+        self.enqueue(&msg, payload.clone()).await?;
+        std::mem::forget(slot);
+        if let Ok(Ok(record)) = tokio::time::timeout(wait, rx).await {
+            return Ok(InvokeOutcome::Completed(Box::new(record)));
+        }
+        // Journal it before handing out the bare id, unless it finished meanwhile. From here
+        // the invocation is in flight: its completion frees its slot, whatever happens here.
+        let pending = PendingInvocation {
             activation_id: id.clone(),
             accepted_at: msg.accepted_at,
             message: payload.to_vec(),
         };
+        if self.store.put_pending_unless_recorded(pending).await? {
+            return Ok(InvokeOutcome::Waiting(id));
+        }
+        match self.store.activation(&msg.subject, &id).await? {
+            Some(record) => Ok(InvokeOutcome::Completed(Box::new(record))),
+            None => Ok(InvokeOutcome::Waiting(id)),
+        }
+    }
+
+    /// Hands an invocation to an invoker; a non-blocking one is journaled first, so its 202
+    /// promises a record.
+    async fn enqueue(
+        &self,
+        msg: &InvocationMessage,
+        payload: Bytes,
+    ) -> Result<(), ControllerError> {
         let Some(invoker) = self.scheduler.pick(&msg.namespace, &msg.action) else {
             return Err(ControllerError::Unavailable(
                 "No invoker is available.".into(),
             ));
         };
         let subject = invoke_subject(invoker);
-
-        if !msg.blocking {
-            self.store.put_pending(pending()).await?;
-            if let Err(e) = self.bus.publish(&subject, payload).await {
-                // Journaled: it runs at the next start.
-                tracing::error!(id, error = %e, "invocation journaled but not queued");
-            }
-            return Ok(InvokeOutcome::Accepted(id));
+        if msg.blocking {
+            return self.bus.publish(&subject, payload).await.map_err(|e| {
+                ControllerError::Unavailable(format!("Cannot reach an invoker: {e}"))
+            });
         }
-
-        let (tx, rx) = oneshot::channel();
-        lock(&self.waiters).insert(id.clone(), tx);
-        let _guard = WaiterGuard {
-            controller: self,
-            id: id.clone(),
-        };
-        self.bus
-            .publish(&subject, payload.clone())
-            .await
-            .map_err(|e| ControllerError::Unavailable(format!("Cannot reach an invoker: {e}")))?;
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(record)) => Ok(InvokeOutcome::Completed(Box::new(record))),
-            _ => {
-                // Journal it before handing out the bare id, unless it finished meanwhile.
-                if self.store.put_pending_unless_recorded(pending()).await? {
-                    Ok(InvokeOutcome::Waiting(id))
-                } else {
-                    match self.store.activation(&msg.subject, &id).await? {
-                        Some(record) => Ok(InvokeOutcome::Completed(Box::new(record))),
-                        None => Ok(InvokeOutcome::Waiting(id)),
-                    }
-                }
-            }
+        self.store
+            .put_pending(PendingInvocation {
+                activation_id: msg.activation_id.clone(),
+                accepted_at: msg.accepted_at,
+                message: payload.to_vec(),
+            })
+            .await?;
+        if let Err(e) = self.bus.publish(&subject, payload).await {
+            // Journaled: it runs at the next start.
+            tracing::error!(id = %msg.activation_id, error = %e, "invocation journaled but not queued");
         }
+        Ok(())
     }
 
     /// Sends a journaled invocation to an invoker again (recovery).

@@ -19,6 +19,7 @@ mod scheduler;
 mod throttle;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ pub struct Controller {
     waiters: Waiters,
     identities: Mutex<HashMap<String, (Instant, Option<Namespace>)>>,
     actions: ActionCache,
+    /// Bumped by every action write, so a read that raced it does not cache its old answer.
+    actions_generation: AtomicU64,
     throttles: throttle::Throttles,
 }
 
@@ -95,6 +98,7 @@ impl Controller {
             waiters: Mutex::new(HashMap::new()),
             identities: Mutex::new(HashMap::new()),
             actions: Mutex::new(HashMap::new()),
+            actions_generation: AtomicU64::new(0),
             throttles: throttle::Throttles::default(),
         })
     }

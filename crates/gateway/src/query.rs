@@ -19,25 +19,31 @@ impl Params {
         }
     }
 
-    pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
-        match self.0.get(name) {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError::bad_request(format!(
-                    "The value '{v}' of parameter '{name}' is not a non-negative integer."
-                ))
-            }),
+    /// A timestamp, count or offset of a list of `collection` (`actions`, `activations`):
+    /// a non-negative integer that fits the store's 64-bit signed columns.
+    pub fn int(&self, name: &str, collection: &str) -> Result<Option<u64>, ApiError> {
+        let Some(v) = self.0.get(name) else {
+            return Ok(None);
+        };
+        match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Some(n as u64)),
+            Ok(_) => Err(ApiError::bad_request(format!(
+                "The value '{v}' is not greater than or equal to 0 for {collection}."
+            ))),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "The value '{v}' is not an integer for {collection}."
+            ))),
         }
     }
 
     /// A list page size: 30 when absent, at most `max`.
-    pub fn limit(&self, max: u64) -> Result<u64, ApiError> {
-        match self.u64("limit")? {
+    pub fn limit(&self, max: u64, collection: &str) -> Result<u64, ApiError> {
+        match self.int("limit", collection)? {
             None => Ok(30),
             Some(0) => Ok(max),
             Some(n) if n <= max => Ok(n),
             Some(n) => Err(ApiError::bad_request(format!(
-                "The value '{n}' is not in the range of 0 to {max}."
+                "The value '{n}' is not in the range of 0 to {max} for {collection}."
             ))),
         }
     }

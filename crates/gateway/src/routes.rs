@@ -72,6 +72,23 @@ pub fn router(gw: Gateway) -> Router {
 async fn request_id(req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut res = next.run(req).await;
+    let plain_error = res.status().as_u16() >= 400
+        && res.extensions().get::<ErrorBody>().is_none()
+        && res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if plain_error {
+        // A rejection written by axum itself (a path segment that does not decode, ...):
+        // the same JSON error shape as every other error.
+        let (parts, body) = res.into_parts();
+        let text = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        res = Response::from_parts(parts, axum::body::Body::empty());
+        res.extensions_mut().insert(ErrorBody(text));
+    }
     if let Some(ErrorBody(message)) = res.extensions_mut().remove::<ErrorBody>() {
         let status = res.status();
         let headers = std::mem::take(res.headers_mut());
@@ -132,11 +149,14 @@ fn params(q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<P
 }
 
 fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    use axum::extract::rejection::FailedToBufferBody;
     b.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request larger than allowed: more than {limit} bytes."),
-        ),
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request larger than allowed: more than {limit} bytes."),
+            )
+        }
         other => ApiError::bad_request(format!("Failed extracting request body: {other}")),
     })
 }
@@ -232,8 +252,8 @@ async fn list_actions(
         let n = gw.controller.count_actions(ns).await?;
         return Ok(json_response(StatusCode::OK, &json!({ "actions": n })));
     }
-    let skip = q.u64("skip")?.unwrap_or(0);
-    let limit = q.limit(MAX_LIST)?;
+    let skip = q.int("skip", "actions")?.unwrap_or(0);
+    let limit = q.limit(MAX_LIST, "actions")?;
     let list = gw.controller.list_actions(ns, skip, limit).await?;
     let out: Vec<Value> = list.iter().map(action_summary).collect();
     Ok(json_response(StatusCode::OK, &out))
@@ -313,9 +333,9 @@ async fn invoke(
     };
     let blocking = q.bool("blocking")?;
     let result_only = q.bool("result")?;
-    let wait = match q.u64("timeout")? {
+    let wait = match q.str("timeout").map(str::parse::<u64>) {
         None => MAX_BLOCKING_WAIT,
-        Some(ms) if ms > 0 && ms <= MAX_BLOCKING_WAIT.as_millis() as u64 => {
+        Some(Ok(ms)) if ms > 0 && ms <= MAX_BLOCKING_WAIT.as_millis() as u64 => {
             Duration::from_millis(ms)
         }
         Some(_) => {
@@ -374,17 +394,23 @@ async fn list_activations(
     let query = ActivationQuery {
         namespace: ns.to_string(),
         name,
-        since: q.u64("since")?,
-        upto: q.u64("upto")?,
-        skip: q.u64("skip")?.unwrap_or(0),
-        limit: q.limit(MAX_LIST)?,
+        since: q.int("since", "activations")?,
+        upto: q.int("upto", "activations")?,
+        skip: q.int("skip", "activations")?.unwrap_or(0),
+        limit: q.limit(MAX_LIST, "activations")?,
     };
+    let docs = q.bool("docs")?;
     if q.bool("count")? {
+        if docs {
+            return Err(ApiError::bad_request(
+                "The parameter 'docs' is not permitted with 'count'.",
+            ));
+        }
         let n = gw.controller.count_activations(&query).await?;
         return Ok(json_response(StatusCode::OK, &json!({ "activations": n })));
     }
     let list = gw.controller.list_activations(&query).await?;
-    if q.bool("docs")? {
+    if docs {
         Ok(json_response(StatusCode::OK, &list))
     } else {
         let out: Vec<Value> = list.iter().map(|a| a.summary()).collect();

@@ -19,9 +19,9 @@ use gust_bus::{Bus, Delivery, invoke_subject};
 use gust_model::limits::MB;
 use gust_model::time::now_ms;
 use gust_model::{Activation, CompletionMessage, InvocationMessage, SystemLimits};
-use gust_runtime_wasm::{CompileError, RunRequest, WasmRuntime};
+use gust_runtime_wasm::{CompileError, MAX_CONCURRENT, RunRequest, WasmRuntime};
 use gust_store::Store;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 pub use record::build_record;
 
@@ -78,16 +78,26 @@ impl Invoker {
         let mut sub = self.bus.subscribe(&invoke_subject(&self.id)).await?;
         let this = self.clone();
         let mut stop = self.stop.subscribe();
+        // At most as many activations in progress as the sandbox has slots; the rest wait
+        // on the bus, which is there to buffer them.
+        let slots = Arc::new(Semaphore::new(MAX_CONCURRENT as usize));
         tokio::spawn(async move {
             loop {
-                let delivery = tokio::select! {
-                    d = sub.next() => d,
+                let next = async {
+                    let permit = slots.clone().acquire_owned().await.ok()?;
+                    Some((permit, sub.next().await?))
+                };
+                let taken = tokio::select! {
+                    t = next => t,
                     _ = stop.changed() => None,
                 };
-                let Some(delivery) = delivery else { break };
+                let Some((permit, delivery)) = taken else {
+                    break;
+                };
                 this.inflight.fetch_add(1, Ordering::SeqCst);
                 let worker = this.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     worker.handle(delivery).await;
                     if worker.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
                         worker.idle.notify_waiters();
@@ -205,7 +215,15 @@ impl Invoker {
     }
 
     async fn ensure_code(&self, msg: &InvocationMessage) -> Result<(), String> {
-        if self.runtime.is_loaded(&msg.code_hash) || self.runtime.load(&msg.code_hash) {
+        if self.runtime.is_loaded(&msg.code_hash) {
+            return Ok(());
+        }
+        // Reading an artifact from the disk cache blocks: not on the async workers.
+        let (runtime, hash) = (self.runtime.clone(), msg.code_hash.clone());
+        if tokio::task::spawn_blocking(move || runtime.load(&hash))
+            .await
+            .unwrap_or(false)
+        {
             return Ok(());
         }
         let gone = || "Action could not be found or may have been deleted.".to_string();

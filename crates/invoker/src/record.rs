@@ -1,5 +1,6 @@
 //! Turns what the sandbox reports into an OpenWhisk activation record.
 
+use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
 use gust_model::{Activation, ActivationResponse, ActivationStatus, InvocationMessage, KeyValue};
 use gust_runtime_wasm::{Exit, RunOutput};
 use serde_json::{Value, json};
@@ -73,6 +74,12 @@ fn interpret_stdout(out: &RunOutput, max_result: u64) -> ActivationResponse {
         );
     }
     match serde_json::from_str::<Value>(trimmed) {
+        Ok(v) if json_depth(&v) > MAX_JSON_DEPTH => ActivationResponse::error(
+            DeveloperError,
+            format!(
+                "The action produced a response that nests arrays and objects deeper than {MAX_JSON_DEPTH} levels."
+            ),
+        ),
         Ok(Value::Object(obj)) => {
             let status = if obj.contains_key("error") {
                 ApplicationError

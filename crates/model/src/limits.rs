@@ -4,6 +4,27 @@ use serde::{Deserialize, Serialize};
 
 pub const MB: u64 = 1024 * 1024;
 
+/// Deepest nesting of arrays and objects accepted in parameters, payloads and results.
+/// Messages wrap these values a few levels deeper, and every reader of a message must stay
+/// within serde_json's recursion limit of 128, so user JSON stops well short of it.
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// How deeply `v` nests arrays and objects (a scalar is 0, `{}` is 1).
+pub fn json_depth(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|c| (c, depth + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|c| (c, depth + 1))),
+            _ => continue,
+        }
+        deepest = deepest.max(depth + 1);
+    }
+    deepest
+}
+
 /// Limits that apply system-wide: the payload, parameter, result and code sizes.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SystemLimits {
@@ -129,6 +150,14 @@ impl Default for NamespaceLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn measures_nesting() {
+        use serde_json::json;
+        assert_eq!(json_depth(&json!(1)), 0);
+        assert_eq!(json_depth(&json!({})), 1);
+        assert_eq!(json_depth(&json!({"a": [1, {"b": []}], "c": 2})), 4);
+    }
 
     #[test]
     fn ranges() {

@@ -41,6 +41,12 @@ pub fn build(limits: EngineLimits) -> wasmtime::Result<Engine> {
         .total_memories(MAX_CONCURRENT * 2)
         .total_tables(MAX_CONCURRENT * 8)
         .total_stacks(MAX_CONCURRENT)
+        // One activation may not take more than its share: a component (a Rust wasip2
+        // command is one main module plus a few adapter shims) gets a handful of core
+        // instances and tables, and at most two memories; the limiter caps their total size.
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
         .max_memory_size(limits.max_memory)
         .max_core_instance_size(4 << 20)
         .max_component_instance_size(4 << 20)

@@ -54,7 +54,7 @@ impl CappedPipe {
 }
 
 /// Collects stderr as timestamped log lines (`"<ISO time> stderr: <line>"`), up to `limit`
-/// bytes of line text; past it, one truncation line closes the log.
+/// bytes of stored lines (timestamp included); past it, one truncation line closes the log.
 #[derive(Clone, Debug)]
 pub struct LogPipe(Arc<Mutex<Logs>>);
 
@@ -73,14 +73,18 @@ impl Logs {
             return;
         }
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if self.bytes + raw.len() as u64 > self.limit {
+        let line = format!(
+            "{} stderr: {}",
+            iso8601(SystemTime::now()),
+            String::from_utf8_lossy(raw)
+        );
+        // The whole stored line counts, so a flood of empty lines is bounded too.
+        if self.bytes + line.len() as u64 > self.limit {
             self.truncated = true;
             return;
         }
-        self.bytes += raw.len() as u64;
-        let text = String::from_utf8_lossy(raw);
-        self.lines
-            .push(format!("{} stderr: {}", iso8601(SystemTime::now()), text));
+        self.bytes += line.len() as u64;
+        self.lines.push(line);
     }
 }
 
@@ -208,7 +212,8 @@ mod tests {
 
     #[test]
     fn logs_split_lines_and_truncate() {
-        let p = LogPipe::new(10);
+        // Each stored line is a 27-byte timestamp, " stderr: " and the text.
+        let p = LogPipe::new(2 * 39);
         p.push(b"abc\nde");
         p.push(b"f\n");
         p.push(b"0123456789\n");
@@ -217,7 +222,16 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[0].ends_with(" stderr: abc"));
         assert!(lines[1].ends_with(" stderr: def"));
-        assert!(lines[2].contains("limit of 10 bytes"));
+        assert!(lines[2].contains("limit of 78 bytes"));
+    }
+
+    #[test]
+    fn empty_lines_count_against_the_limit() {
+        let p = LogPipe::new(1000);
+        p.push(&[b'\n'; 100_000]);
+        let (lines, truncated) = p.finish();
+        assert!(truncated);
+        assert!(lines.len() <= 1000 / 33 + 1, "{} lines kept", lines.len());
     }
 
     #[test]

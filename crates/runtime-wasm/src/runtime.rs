@@ -1,8 +1,9 @@
 //! Compile, cache and run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -16,6 +17,9 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::engine::{self, EngineLimits, MAX_CONCURRENT};
 use crate::pipes::{CappedPipe, LogPipe};
+
+/// Compiled programs kept in memory at once; others are reloaded from the disk cache.
+const MAX_LOADED: usize = 1024;
 
 /// Why code was refused or could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -93,23 +97,37 @@ enum Compiled {
 }
 
 /// Per-store memory and table cap; remembers whether it refused growth so a trap that
-/// follows is reported as memory exhaustion.
+/// follows is reported as memory exhaustion. The memory cap is on the total of all the
+/// store's linear memories.
 struct Limiter {
     memory: usize,
+    used: usize,
     refused: bool,
+}
+
+impl Limiter {
+    fn new(memory: usize) -> Self {
+        Limiter {
+            memory,
+            used: 0,
+            refused: false,
+        }
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
+        let total = (self.used - current.min(self.used)).saturating_add(desired);
+        if total > self.memory {
             self.refused = true;
             return Ok(false);
         }
+        self.used = total;
         Ok(true)
     }
 
@@ -150,6 +168,7 @@ pub struct WasmRuntime {
     components: wasmtime::component::Linker<ComponentState>,
     cache_dir: PathBuf,
     compiled: RwLock<HashMap<String, Arc<Compiled>>>,
+    compiling: Mutex<()>,
     slots: Semaphore,
 }
 
@@ -159,6 +178,10 @@ impl std::fmt::Debug for WasmRuntime {
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
+}
+
+fn invalid(e: wasmtime::Error) -> CompileError {
+    CompileError::Invalid(format!("{e:#}"))
 }
 
 fn is_component(code: &[u8]) -> bool {
@@ -198,6 +221,7 @@ impl WasmRuntime {
             components,
             cache_dir,
             compiled: RwLock::new(HashMap::new()),
+            compiling: Mutex::new(()),
             slots: Semaphore::new(MAX_CONCURRENT as usize),
         })
     }
@@ -210,63 +234,56 @@ impl WasmRuntime {
         self.compiled.read().ok()?.get(hash).cloned()
     }
 
-    fn remember(&self, hash: &str, compiled: Compiled) -> Arc<Compiled> {
-        let compiled = Arc::new(compiled);
+    fn remember(&self, hash: &str, compiled: Compiled) {
         if let Ok(mut map) = self.compiled.write() {
-            map.insert(hash.to_string(), compiled.clone());
-        }
-        compiled
-    }
-
-    /// Pre-links compiled code: resolves every import against WASI now, so a module asking
-    /// for something Gust does not provide is refused before it is stored.
-    fn prepare(&self, component: bool, bytes: Prepared<'_>) -> Result<Compiled, CompileError> {
-        let invalid = |e: wasmtime::Error| CompileError::Invalid(format!("{e:#}"));
-        if component {
-            let c = match bytes {
-                Prepared::Source(code) => Component::new(&self.engine, code).map_err(invalid)?,
-                Prepared::Artifact(path) => {
-                    // SAFETY: artifacts are written only by `compile` into Gust's own cache
-                    // directory, and wasmtime checks that they match this engine.
-                    unsafe { Component::deserialize_file(&self.engine, path) }
-                        .map_err(|e| CompileError::Cache(e.to_string()))?
-                }
-            };
-            let pre = self.components.instantiate_pre(&c).map_err(invalid)?;
-            let pre = CommandPre::new(pre).map_err(|e| {
-                CompileError::Invalid(format!(
-                    "the component is not a WASI command (it must export wasi:cli/run): {e:#}"
-                ))
-            })?;
-            Ok(Compiled::Component(pre))
-        } else {
-            let m = match bytes {
-                Prepared::Source(code) => Module::new(&self.engine, code).map_err(invalid)?,
-                Prepared::Artifact(path) => {
-                    // SAFETY: as above, only Gust writes this directory.
-                    unsafe { Module::deserialize_file(&self.engine, path) }
-                        .map_err(|e| CompileError::Cache(e.to_string()))?
-                }
-            };
-            match m.get_export("_start") {
-                Some(wasmtime::ExternType::Func(f))
-                    if f.params().len() == 0 && f.results().len() == 0 => {}
-                _ => {
-                    return Err(CompileError::Invalid(
-                        "the module is not a WASI command: it does not export a function `_start` taking and returning nothing".into(),
-                    ));
+            if map.len() >= MAX_LOADED {
+                // Forget one at random; it is reloaded from the disk cache when next needed.
+                if let Some(victim) = map.keys().next().cloned() {
+                    map.remove(&victim);
                 }
             }
-            let pre = self.modules.instantiate_pre(&m).map_err(invalid)?;
-            Ok(Compiled::Module(pre))
+            map.insert(hash.to_string(), Arc::new(compiled));
         }
+    }
+
+    /// Pre-links a compiled module: resolves every import against WASI now, so a module
+    /// asking for something Gust does not provide is refused before it is stored.
+    fn link_module(&self, m: &Module) -> Result<Compiled, CompileError> {
+        match m.get_export("_start") {
+            Some(wasmtime::ExternType::Func(f))
+                if f.params().len() == 0 && f.results().len() == 0 => {}
+            _ => {
+                return Err(CompileError::Invalid(
+                    "the module is not a WASI command: it does not export a function `_start` taking and returning nothing".into(),
+                ));
+            }
+        }
+        let pre = self.modules.instantiate_pre(m).map_err(invalid)?;
+        Ok(Compiled::Module(pre))
+    }
+
+    /// Pre-links a compiled component, which must be a WASI command.
+    fn link_component(&self, c: &Component) -> Result<Compiled, CompileError> {
+        let pre = self.components.instantiate_pre(c).map_err(invalid)?;
+        let pre = CommandPre::new(pre).map_err(|e| {
+            CompileError::Invalid(format!(
+                "the component is not a WASI command (it must export wasi:cli/run): {e:#}"
+            ))
+        })?;
+        Ok(Compiled::Component(pre))
     }
 
     /// Compiles `code` (a WASI preview 1 module or preview 2 command component), checks that
     /// it can be linked, caches the artifact by content hash and returns the hash. Compiling
-    /// code already in the cache costs a file read.
+    /// code already in the cache costs a file read. One compilation runs at a time (Cranelift
+    /// already uses every core for one), and a second request for the same code waits for
+    /// the first and reuses its artifact.
     pub fn compile(&self, code: &[u8]) -> Result<String, CompileError> {
         let hash = code_hash(code);
+        if self.cached(&hash).is_some() {
+            return Ok(hash);
+        }
+        let _one_at_a_time = self.compiling.lock().unwrap_or_else(|e| e.into_inner());
         if self.cached(&hash).is_some() || self.load(&hash) {
             return Ok(hash);
         }
@@ -275,26 +292,34 @@ impl WasmRuntime {
                 "the code is not a WebAssembly binary (it must start with \\0asm)".into(),
             ));
         }
-        let component = is_component(code);
-        let compiled = self.prepare(component, Prepared::Source(code))?;
-        let artifact = match &compiled {
-            Compiled::Module(pre) => pre.module().serialize(),
-            Compiled::Component(_) => {
-                Component::new(&self.engine, code).and_then(|c| c.serialize())
-            }
-        }
-        .map_err(|e| CompileError::Cache(e.to_string()))?;
+        let cache_err = |e: wasmtime::Error| CompileError::Cache(e.to_string());
+        let (compiled, artifact) = if is_component(code) {
+            let c = Component::new(&self.engine, code).map_err(invalid)?;
+            (self.link_component(&c)?, c.serialize().map_err(cache_err)?)
+        } else {
+            let m = Module::new(&self.engine, code).map_err(invalid)?;
+            (self.link_module(&m)?, m.serialize().map_err(cache_err)?)
+        };
         let path = self.artifact_path(&hash);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // A name no other process or thread writes; the rename makes the artifact appear whole.
+        static TEMP: AtomicU64 = AtomicU64::new(0);
+        let tmp = self.cache_dir.join(format!(
+            "{hash}.{}.{}.tmp",
+            std::process::id(),
+            TEMP.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::write(&tmp, &artifact)
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| CompileError::Cache(format!("{}: {e}", path.display())))?;
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                CompileError::Cache(format!("{}: {e}", path.display()))
+            })?;
         self.remember(&hash, compiled);
         Ok(hash)
     }
 
     /// Loads the artifact for `hash` from the disk cache into memory; false if it is not
-    /// there or no longer matches this engine.
+    /// there or no longer matches this engine. Blocking: call it off the async workers.
     pub fn load(&self, hash: &str) -> bool {
         if self.cached(hash).is_some() {
             return true;
@@ -306,7 +331,18 @@ impl WasmRuntime {
             Ok(Some(kind)) => kind == wasmtime::Precompiled::Component,
             _ => return false,
         };
-        match self.prepare(component, Prepared::Artifact(&path)) {
+        // SAFETY: artifacts are written only by `compile` into Gust's own cache directory
+        // (renamed into place whole), and wasmtime checks that they match this engine.
+        let linked = if component {
+            unsafe { Component::deserialize_file(&self.engine, &path) }
+                .map_err(|e| CompileError::Cache(e.to_string()))
+                .and_then(|c| self.link_component(&c))
+        } else {
+            unsafe { Module::deserialize_file(&self.engine, &path) }
+                .map_err(|e| CompileError::Cache(e.to_string()))
+                .and_then(|m| self.link_module(&m))
+        };
+        match linked {
             Ok(c) => {
                 self.remember(hash, c);
                 true
@@ -317,6 +353,33 @@ impl WasmRuntime {
                 false
             }
         }
+    }
+
+    /// Deletes the cached artifacts whose hash is not in `keep` (code no action uses any
+    /// more) and temporary files left by an interrupted compilation. Returns how many files
+    /// it removed.
+    pub fn sweep(&self, keep: &HashSet<String>) -> usize {
+        let Ok(dir) = std::fs::read_dir(&self.cache_dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale = match name.strip_suffix(".cwasm") {
+                Some(hash) => !keep.contains(hash),
+                None => name.ends_with(".tmp"),
+            };
+            if stale && std::fs::remove_file(entry.path()).is_ok() {
+                if let Some(hash) = name.strip_suffix(".cwasm")
+                    && let Ok(mut map) = self.compiled.write()
+                {
+                    map.remove(hash);
+                }
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Whether `hash` is compiled and in memory.
@@ -366,10 +429,7 @@ impl WasmRuntime {
                 started.elapsed(),
             );
         };
-        let limiter = Limiter {
-            memory: usize::try_from(req.memory_limit).unwrap_or(usize::MAX),
-            refused: false,
-        };
+        let limiter = Limiter::new(usize::try_from(req.memory_limit).unwrap_or(usize::MAX));
         let deadline = req.timeout;
         let (exit, init_time) = match &*compiled {
             Compiled::Module(pre) => {
@@ -414,11 +474,6 @@ impl WasmRuntime {
         };
         finish(exit, init_time)
     }
-}
-
-enum Prepared<'a> {
-    Source(&'a [u8]),
-    Artifact(&'a Path),
 }
 
 fn classify(

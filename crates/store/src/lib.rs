@@ -79,6 +79,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_action(&self, namespace: &str, name: &str) -> Result<Option<Action>>;
     async fn list_actions(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Action>>;
     async fn count_actions(&self, namespace: &str) -> Result<u64>;
+    /// The code hashes of every action of every namespace (for sweeping compiled artifacts).
+    async fn code_hashes(&self) -> Result<Vec<String>>;
 
     /// Journals an accepted invocation; durable when this returns.
     async fn put_pending(&self, pending: PendingInvocation) -> Result<()>;

@@ -256,10 +256,8 @@ impl SqliteStore {
 }
 
 /// The writer thread: take one write, then every write already queued (up to `MAX_BATCH`),
-/// run them all in one transaction, commit, and answer each caller. A failing write answers
-/// its own caller with the error and does not abort the others (SQLite rolls back the failed
-/// statement only).
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
+/// run them all in one transaction, commit, and answer each caller (see [`commit_batch`]).
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Write>) {
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -282,31 +280,74 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
                 Err(mpsc::TryRecvError::Disconnected) => break,
             }
         }
-        let mut replies = Vec::with_capacity(batch.len());
-        let tx = match conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => {
-                for Write::Exec(_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-                }
-                continue;
-            }
-        };
-        for Write::Exec(f, reply) in batch.drain(..) {
-            let out = f(&tx);
-            replies.push((reply, out));
+        commit_batch(&conn, &mut batch);
+    }
+}
+
+/// Runs a batch in one transaction, each write inside its own savepoint so that a failing
+/// write rolls back only itself; commits, and answers every caller. If SQLite abandons the
+/// whole transaction (disk full, I/O error), every write of the batch fails, none half-done.
+fn commit_batch(conn: &Connection, batch: &mut Vec<Write>) {
+    let fail_all = |batch: &mut Vec<Write>, e: &dyn std::fmt::Display| {
+        for Write::Exec(_, reply) in batch.drain(..) {
+            let _ = reply.send(Err(StoreError::Backend(e.to_string())));
         }
-        match tx.commit() {
-            Ok(()) => {
-                for (reply, out) in replies {
-                    let _ = reply.send(out);
-                }
+    };
+    if let Err(e) = conn.execute_batch("BEGIN") {
+        return fail_all(batch, &e);
+    }
+    let mut replies: Vec<(Reply, Result<WriteOutcome>)> = Vec::with_capacity(batch.len());
+    let mut abandoned: Option<String> = None;
+    for Write::Exec(f, reply) in batch.drain(..) {
+        if let Some(e) = &abandoned {
+            let _ = reply.send(Err(StoreError::Backend(e.clone())));
+            continue;
+        }
+        let out = conn
+            .execute_batch("SAVEPOINT op")
+            .map_err(StoreError::from)
+            .and_then(|()| f(conn));
+        let settled = match &out {
+            Ok(_) => conn.execute_batch("RELEASE op"),
+            Err(_) if conn.is_autocommit() => Ok(()),
+            Err(_) => conn.execute_batch("ROLLBACK TO op; RELEASE op"),
+        };
+        if conn.is_autocommit() || settled.is_err() {
+            // SQLite rolled the whole transaction back: nothing of this batch is stored.
+            let cause = match (settled, out) {
+                (Err(e), _) => e.to_string(),
+                (Ok(()), Err(e)) => e.to_string(),
+                (Ok(()), Ok(_)) => "unknown cause".to_string(),
+            };
+            let why = format!("the transaction was abandoned: {cause}");
+            let _ = reply.send(Err(StoreError::Backend(why.clone())));
+            for (reply, _) in replies.drain(..) {
+                let _ = reply.send(Err(StoreError::Backend(why.clone())));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "group commit failed");
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(StoreError::Backend(format!("commit failed: {e}"))));
-                }
+            abandoned = Some(why);
+            continue;
+        }
+        replies.push((reply, out));
+    }
+    if abandoned.is_some() {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return;
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for (reply, out) in replies {
+                let _ = reply.send(out);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            for (reply, _) in replies {
+                let _ = reply.send(Err(StoreError::Backend(format!("commit failed: {e}"))));
             }
         }
     }
@@ -558,6 +599,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn code_hashes(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT DISTINCT code_hash FROM actions")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+
     async fn count_actions(&self, namespace: &str) -> Result<u64> {
         let ns = namespace.to_string();
         self.read(move |c| {
@@ -671,5 +721,40 @@ impl Store for SqliteStore {
             Ok(n as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("gust.db"), Durability::Process).unwrap();
+        let insert = |name: &'static str, fail: bool| {
+            store.write(move |c| {
+                c.execute(
+                    "INSERT INTO namespaces (name, uuid, key, limits) VALUES (?, ?, 'k', '{}')",
+                    params![name, name],
+                )?;
+                if fail {
+                    return Err(StoreError::Backend("refused after writing".into()));
+                }
+                Ok(WriteOutcome::Done)
+            })
+        };
+        // Queued together, so they share one group commit.
+        let (a, b, c) = tokio::join!(insert("a", false), insert("b", true), insert("c", false));
+        assert!(a.is_ok() && b.is_err() && c.is_ok());
+        let names: Vec<String> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT name FROM namespaces ORDER BY name")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(names, ["a", "c"], "the failed write left nothing behind");
     }
 }

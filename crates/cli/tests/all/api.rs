@@ -42,6 +42,13 @@ async fn authentication_errors() {
         .call_as("nobody:nothing", "GET", "/api/v1/namespaces", None)
         .await;
     assert_eq!(r.status, 401);
+    // A path segment that is not UTF-8 is refused by the router itself, in the same shape.
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/activations/%FF%FE", None)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.error().is_empty(), "{}", r.body);
+    assert_eq!(r.body["code"].as_str(), r.header("x-request-id"));
 }
 
 #[tokio::test]
@@ -136,7 +143,42 @@ async fn action_lifecycle() {
     assert_eq!(r.status, 400);
     assert_eq!(
         r.error(),
-        "The value '201' is not in the range of 0 to 200."
+        "The value '201' is not in the range of 0 to 200 for actions."
+    );
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/actions?skip=-1", None)
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (
+            400,
+            "The value '-1' is not greater than or equal to 0 for actions."
+        )
+    );
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?since=99999999999999999999",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (
+            400,
+            "The value '99999999999999999999' is not an integer for activations."
+        )
+    );
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?count=true&docs=true",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "The parameter 'docs' is not permitted with 'count'.")
     );
 
     // Delete returns the entity; then 404.

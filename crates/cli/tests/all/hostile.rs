@@ -273,3 +273,77 @@ async fn code_over_48_mb_is_refused() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+/// `{"a": {"a": ... 1}}`, `depth` objects deep.
+fn nested(depth: usize) -> Value {
+    let mut v = json!(1);
+    for _ in 0..depth {
+        v = json!({ "a": v });
+    }
+    v
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_before_it_is_accepted() {
+    let s = hostile_server().await;
+    s.create("echo", &function("echo"), json!({})).await;
+    let r = s.invoke("echo", nested(100)).await;
+    assert_eq!(
+        r.status, 502,
+        "accepted, but echo wraps it one level deeper: {}",
+        r.body
+    );
+    let r = s.invoke("echo", nested(99)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for depth in [101, 127, 200] {
+        for blocking in ["true", "false"] {
+            let r = s
+                .call_raw(
+                    "POST",
+                    &format!("/api/v1/namespaces/_/actions/echo?blocking={blocking}"),
+                    serde_json::to_vec(&nested(depth)).unwrap(),
+                )
+                .await;
+            assert_eq!(r.status, 400, "{depth} levels: {}", r.body);
+            assert!(
+                r.error().starts_with("The request content was malformed:"),
+                "{}",
+                r.error()
+            );
+        }
+    }
+    let r = s
+        .put_action(
+            "deepparam",
+            &function("echo"),
+            json!({"parameters": [{"key": "p", "value": nested(101)}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.error(),
+        "The parameter 'p' nests arrays and objects deeper than 100 levels."
+    );
+    // Nothing was accepted, so nothing was recorded.
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/activations?count=true", None)
+        .await;
+    assert_eq!(r.body["activations"], 2, "the echoes of 100 and 99 levels");
+}
+
+#[tokio::test]
+async fn deeply_nested_results_are_developer_errors() {
+    let s = hostile_server().await;
+    let rec = run(&s, "deep", json!({}), json!({"depth": 120})).await;
+    assert_eq!(
+        error_of(&rec),
+        "The action produced a response that nests arrays and objects deeper than 100 levels."
+    );
+    let rec = run(&s, "deep", json!({}), json!({"depth": 300})).await;
+    assert!(
+        error_of(&rec).starts_with("The action did not produce a valid JSON response"),
+        "{rec}"
+    );
+    let r = s.invoke("deep", json!({"depth": 100})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
