@@ -10,6 +10,8 @@
 
 pub mod memory;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -49,6 +51,11 @@ impl Delivery {
         Delivery { payload, ack }
     }
 
+    /// Whether acknowledging means anything (false on backends without redelivery).
+    pub fn has_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
     /// Acknowledges the delivery; a no-op on backends without redelivery.
     pub async fn ack(self) -> Result<(), BusError> {
         match self.ack {
@@ -65,11 +72,31 @@ pub trait Subscription: Send {
     async fn next(&mut self) -> Option<Delivery>;
 }
 
+/// Takes one delivery and must not block: it starts the work (spawns a task) and returns.
+/// An error means the consumer takes no more work (it is stopping); the delivery is not
+/// acknowledged, so a backend with redelivery hands it out again.
+pub type Handler = Arc<dyn Fn(Delivery) -> Result<(), BusError> + Send + Sync>;
+
 /// The bus interface every backend implements.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
     async fn subscribe(&self, subject: &str) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Hands every delivery of `subject` to `handler`. By default a task takes them from a
+    /// subscription one by one; the in-process bus calls the handler directly from
+    /// `publish`, which saves a task wake-up per message.
+    async fn consume(&self, subject: &str, handler: Handler) -> Result<(), BusError> {
+        let mut sub = self.subscribe(subject).await?;
+        tokio::spawn(async move {
+            while let Some(delivery) = sub.next().await {
+                if handler(delivery).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
 /// Subject an invoker takes its invocations from.

@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gust_bus::{completion_subject, invoke_subject};
+use gust_bus::{Delivery, Handler, completion_subject, invoke_subject};
 use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{Activation, CompletionMessage, InvocationMessage, names};
 use gust_store::PendingInvocation;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
@@ -22,8 +23,8 @@ pub const MAX_BLOCKING_WAIT: Duration = Duration::from_secs(60);
 pub enum InvokeOutcome {
     /// Non-blocking: journaled and queued.
     Accepted(String),
-    /// Blocking: the stored record.
-    Completed(Box<Activation>),
+    /// Blocking: the stored record (an `Activation`), as JSON.
+    Completed(Box<RawValue>),
     /// Blocking, but the wait ran out: journaled; the record lands later.
     Waiting(String),
 }
@@ -53,28 +54,27 @@ impl Drop for SlotGuard<'_> {
 }
 
 pub(crate) async fn start_completions(c: &Arc<Controller>) -> Result<(), ControllerError> {
-    let mut sub = c
-        .bus
-        .subscribe(&completion_subject(&c.id))
-        .await
-        .map_err(|e| ControllerError::Internal(e.to_string()))?;
-    let c = c.clone();
-    tokio::spawn(async move {
-        while let Some(delivery) = sub.next().await {
-            match serde_json::from_slice::<CompletionMessage>(&delivery.payload) {
-                Ok(done) => {
-                    c.throttles.release(&done.namespace);
-                    let waiter = lock(&c.waiters).remove(&done.activation_id);
-                    if let (Some(tx), Some(record)) = (waiter, done.record) {
-                        let _ = tx.send(record);
-                    }
+    let controller = c.clone();
+    let handler: Handler = Arc::new(move |delivery: Delivery| {
+        match serde_json::from_slice::<CompletionMessage>(&delivery.payload) {
+            Ok(done) => {
+                controller.throttles.release(&done.namespace);
+                let waiter = lock(&controller.waiters).remove(&done.activation_id);
+                if let (Some(tx), Some(record)) = (waiter, done.record) {
+                    let _ = tx.send(record);
                 }
-                Err(e) => tracing::error!(error = %e, "undecodable completion"),
             }
-            let _ = delivery.ack().await;
+            Err(e) => tracing::error!(error = %e, "undecodable completion"),
         }
+        if delivery.has_ack() {
+            tokio::spawn(delivery.ack());
+        }
+        Ok(())
     });
-    Ok(())
+    c.bus
+        .consume(&completion_subject(&c.id), handler)
+        .await
+        .map_err(|e| ControllerError::Internal(e.to_string()))
 }
 
 impl Controller {
@@ -96,7 +96,6 @@ impl Controller {
             )));
         }
         let now = now_ms();
-        self.throttles.admit(&who.namespace, &who.limits, now)?;
 
         let mut input = Map::new();
         let mut env = Vec::new();
@@ -122,7 +121,8 @@ impl Controller {
             kind: action.exec.kind.clone(),
             code_hash: action.code_hash.clone(),
             subject: who.namespace.clone(),
-            params: Value::Object(input),
+            params: serde_json::value::to_raw_value(&input)
+                .map_err(|e| ControllerError::Internal(e.to_string()))?,
             env,
             limits: action.limits,
             blocking,
@@ -130,13 +130,10 @@ impl Controller {
             accepted_at: now,
             cause: None,
         };
-        let payload = match serde_json::to_vec(&msg) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) => {
-                self.throttles.release(&who.namespace);
-                return Err(ControllerError::Internal(e.to_string()));
-            }
-        };
+        let payload = Bytes::from(
+            serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?,
+        );
+        self.throttles.admit(&who.namespace, &who.limits, now)?;
 
         if !blocking {
             // Journaling and queueing run on their own task: a client that goes away while
@@ -170,7 +167,7 @@ impl Controller {
         self.enqueue(&msg, payload.clone()).await?;
         std::mem::forget(slot);
         if let Ok(Ok(record)) = tokio::time::timeout(wait, rx).await {
-            return Ok(InvokeOutcome::Completed(Box::new(record)));
+            return Ok(InvokeOutcome::Completed(record));
         }
         // Journal it before handing out the bare id, unless it finished meanwhile. From here
         // the invocation is in flight: its completion frees its slot, whatever happens here.
@@ -183,7 +180,10 @@ impl Controller {
             return Ok(InvokeOutcome::Waiting(id));
         }
         match self.store.activation(&msg.subject, &id).await? {
-            Some(record) => Ok(InvokeOutcome::Completed(Box::new(record))),
+            Some(record) => Ok(InvokeOutcome::Completed(
+                serde_json::value::to_raw_value(&record)
+                    .map_err(|e| ControllerError::Internal(e.to_string()))?,
+            )),
             None => Ok(InvokeOutcome::Waiting(id)),
         }
     }

@@ -52,7 +52,8 @@ pub struct Identity {
 /// Cached actions by (namespace, name), with when they were fetched.
 type ActionCache = Mutex<HashMap<(String, String), (Instant, Option<Arc<Action>>)>>;
 
-type Waiters = Mutex<HashMap<String, oneshot::Sender<gust_model::Activation>>>;
+/// Blocking callers waiting for their record (raw JSON), by activation id.
+type Waiters = Mutex<HashMap<String, oneshot::Sender<Box<serde_json::value::RawValue>>>>;
 
 pub struct Controller {
     id: String,

@@ -355,21 +355,47 @@ async fn invoke(
             &id,
         ),
         InvokeOutcome::Completed(record) => {
-            let status = match record.response.status {
+            // Read only what the response needs; the body is the stored JSON as it is.
+            let outcome: Outcome<'_> = serde_json::from_str(record.get()).map_err(|e| {
+                ApiError::from(gust_controller::ControllerError::Internal(e.to_string()))
+            })?;
+            let status = match outcome.response.status {
                 ActivationStatus::Success => StatusCode::OK,
                 ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => {
                     StatusCode::BAD_GATEWAY
                 }
                 ActivationStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            let res = if result_only {
-                json_response(status, &record.response.result)
+            let body = if result_only {
+                outcome.response.result.get()
             } else {
-                json_response(status, &record)
+                record.get()
             };
-            with_activation_id(res, &record.activation_id)
+            let res = (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_owned(),
+            )
+                .into_response();
+            with_activation_id(res, &outcome.activation_id)
         }
     })
+}
+
+/// The parts of a stored record that decide an invoke response.
+#[derive(serde::Deserialize)]
+struct Outcome<'a> {
+    #[serde(rename = "activationId")]
+    activation_id: String,
+    #[serde(borrow)]
+    response: OutcomeResponse<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct OutcomeResponse<'a> {
+    status: ActivationStatus,
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
 }
 
 async fn list_activations(

@@ -15,10 +15,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gust_bus::{Bus, Delivery, invoke_subject};
+use gust_bus::{Bus, BusError, Delivery, Handler, invoke_subject};
 use gust_model::limits::MB;
 use gust_model::time::now_ms;
-use gust_model::{Activation, CompletionMessage, InvocationMessage, SystemLimits};
+use gust_model::{
+    Activation, CompletionMessage, EncodedActivation, InvocationMessage, SystemLimits,
+};
 use gust_runtime_wasm::{CompileError, MAX_CONCURRENT, RunRequest, WasmRuntime};
 use gust_store::Store;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -73,38 +75,29 @@ impl Invoker {
         &self.id
     }
 
-    /// Subscribes to this invoker's subject and processes deliveries until [`Self::drain`].
+    /// Takes this invoker's deliveries until [`Self::drain`]: each runs on its own task.
     pub async fn start(self: &Arc<Self>) -> Result<(), InvokerError> {
-        let mut sub = self.bus.subscribe(&invoke_subject(&self.id)).await?;
-        let this = self.clone();
-        let mut stop = self.stop.subscribe();
         // At most as many activations in progress as the sandbox has slots; the rest wait
-        // on the bus, which is there to buffer them.
+        // for a slot in arrival order.
         let slots = Arc::new(Semaphore::new(MAX_CONCURRENT as usize));
-        tokio::spawn(async move {
-            loop {
-                let next = async {
-                    let permit = slots.clone().acquire_owned().await.ok()?;
-                    Some((permit, sub.next().await?))
-                };
-                let taken = tokio::select! {
-                    t = next => t,
-                    _ = stop.changed() => None,
-                };
-                let Some((permit, delivery)) = taken else {
-                    break;
-                };
-                this.inflight.fetch_add(1, Ordering::SeqCst);
-                let worker = this.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    worker.handle(delivery).await;
-                    if worker.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        worker.idle.notify_waiters();
-                    }
-                });
+        let this = self.clone();
+        let handler: Handler = Arc::new(move |delivery: Delivery| {
+            if *this.stop.borrow() {
+                return Err(BusError::Closed);
             }
+            this.inflight.fetch_add(1, Ordering::SeqCst);
+            let (worker, slots) = (this.clone(), slots.clone());
+            tokio::spawn(async move {
+                if let Ok(_slot) = slots.acquire_owned().await {
+                    worker.handle(delivery).await;
+                }
+                if worker.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    worker.idle.notify_waiters();
+                }
+            });
+            Ok(())
         });
+        self.bus.consume(&invoke_subject(&self.id), handler).await?;
         Ok(())
     }
 
@@ -136,7 +129,18 @@ impl Invoker {
             }
         };
         let record = self.process(&msg).await;
-        let stored = self.store_record(&record).await;
+        // Encoded once: the same JSON is stored and sent to a blocking caller.
+        let encoded = match EncodedActivation::new(&record) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::error!(id = %msg.activation_id, error = %e, "cannot encode an activation record");
+                None
+            }
+        };
+        let stored = match &encoded {
+            Some(e) => self.store_record(e).await,
+            None => false,
+        };
         if stored && let Err(e) = delivery.ack().await {
             tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
         }
@@ -145,7 +149,7 @@ impl Invoker {
         let completion = CompletionMessage {
             activation_id: msg.activation_id.clone(),
             namespace: msg.subject.clone(),
-            record: (msg.blocking && stored).then_some(record),
+            record: encoded.filter(|_| msg.blocking && stored).map(|e| e.json),
         };
         match serde_json::to_vec(&completion) {
             Ok(bytes) => {
@@ -159,7 +163,7 @@ impl Invoker {
 
     /// Stores a record, retrying a failing store a few times. On failure the invocation stays
     /// journaled (or unacknowledged) and runs again after a restart.
-    async fn store_record(&self, record: &Activation) -> bool {
+    async fn store_record(&self, record: &EncodedActivation) -> bool {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=4 {
             match self.store.put_activation(record).await {
@@ -200,7 +204,7 @@ impl Invoker {
             env.extend(msg.env.iter().cloned());
             env
         };
-        let input = serde_json::to_vec(&msg.params).unwrap_or_else(|_| b"{}".to_vec());
+        let input = msg.params.get().as_bytes().to_vec();
         let req = RunRequest {
             input,
             env,

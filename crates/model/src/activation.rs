@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::entity::KeyValue;
 
@@ -74,6 +75,29 @@ pub struct Activation {
     pub publish: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+}
+
+/// A record serialized once, with the fields a store indexes: the store keeps `json` as the
+/// document and a blocking caller is sent the same bytes.
+#[derive(Debug, Clone)]
+pub struct EncodedActivation {
+    pub activation_id: String,
+    pub namespace: String,
+    pub name: String,
+    pub start: u64,
+    pub json: Box<RawValue>,
+}
+
+impl EncodedActivation {
+    pub fn new(record: &Activation) -> serde_json::Result<Self> {
+        Ok(EncodedActivation {
+            activation_id: record.activation_id.clone(),
+            namespace: record.namespace.clone(),
+            name: record.name.clone(),
+            start: record.start,
+            json: serde_json::value::to_raw_value(record)?,
+        })
+    }
 }
 
 impl Activation {

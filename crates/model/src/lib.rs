@@ -11,7 +11,7 @@ pub mod message;
 pub mod names;
 pub mod time;
 
-pub use activation::{Activation, ActivationResponse, ActivationStatus};
+pub use activation::{Activation, ActivationResponse, ActivationStatus, EncodedActivation};
 pub use entity::{Action, Exec, KeyValue, Namespace};
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
 pub use message::{CompletionMessage, InvocationMessage};

@@ -5,13 +5,12 @@
 //! add optional fields only.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::activation::Activation;
 use crate::limits::ActionLimits;
 
 /// Run this action once: sent by a controller to an invoker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvocationMessage {
     pub activation_id: String,
     /// Namespace that owns the action.
@@ -23,8 +22,9 @@ pub struct InvocationMessage {
     pub code_hash: String,
     /// Namespace of the caller (the record's `subject`).
     pub subject: String,
-    /// The function's input: action parameters merged with the request's.
-    pub params: Value,
+    /// The function's input, one JSON object: action parameters merged with the request's.
+    /// Kept as raw JSON: the invoker hands these bytes to the function unparsed.
+    pub params: Box<RawValue>,
     /// `init` parameters, given to the function as environment variables.
     #[serde(default)]
     pub env: Vec<(String, String)>,
@@ -40,11 +40,12 @@ pub struct InvocationMessage {
 }
 
 /// The invoker has stored the record: sent back to the controller on `reply_to`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompletionMessage {
     pub activation_id: String,
     pub namespace: String,
-    /// The record, for blocking invocations only.
+    /// The record (an `Activation`), for blocking invocations only; raw JSON, exactly as
+    /// stored, so it is encoded once and written to the client as it is.
     #[serde(default)]
-    pub record: Option<Activation>,
+    pub record: Option<Box<RawValue>>,
 }

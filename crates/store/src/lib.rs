@@ -11,7 +11,7 @@
 pub mod sqlite;
 
 use async_trait::async_trait;
-use gust_model::{Action, Activation, Namespace, NamespaceLimits};
+use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
 
 /// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +91,9 @@ pub trait Store: Send + Sync + 'static {
     async fn pending(&self) -> Result<Vec<PendingInvocation>>;
     /// Stores a record and clears its journal entry, atomically; durable when this returns.
     /// A record whose id is already stored is ignored.
-    async fn put_activation(&self, record: &Activation) -> Result<()>;
+    /// Stores a record (once: a second record for the same id is ignored) and clears its
+    /// journal entry, in one transaction.
+    async fn put_activation(&self, record: &EncodedActivation) -> Result<()>;
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>>;
     async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Activation>>;
     async fn count_activations(&self, query: &ActivationQuery) -> Result<u64>;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
-use gust_model::{Action, Activation, Namespace, NamespaceLimits};
+use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -24,7 +24,7 @@ use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreErr
 /// Most operations one group commit takes.
 const MAX_BATCH: usize = 2048;
 /// Longest a commit waits for more writes to share it.
-const LINGER: std::time::Duration = std::time::Duration::from_micros(200);
+const LINGER: std::time::Duration = std::time::Duration::from_micros(50);
 /// How often the WAL is checkpointed into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// Read connections kept open.
@@ -52,7 +52,8 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE namespaces (
     name    TEXT PRIMARY KEY,
     uuid    TEXT NOT NULL UNIQUE,
@@ -82,14 +83,32 @@ CREATE TABLE pending (
     accepted  INTEGER NOT NULL,
     message   BLOB NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Storing a record clears its journal entry within the same statement, so a record write is
+-- one statement: atomic without a savepoint of its own.
+CREATE TRIGGER activation_clears_pending AFTER INSERT ON activations
+BEGIN
+    DELETE FROM pending WHERE id = NEW.id;
+END;
+"#,
+];
 
 /// What to run inside the writer's transaction.
 type WriteFn = Box<dyn FnOnce(&Connection) -> Result<WriteOutcome> + Send>;
 
 /// A write queued for the writer thread, with whom to tell how it went.
 enum Write {
-    Exec(WriteFn, Reply),
+    Exec(WriteFn, Reply, Scope),
+}
+
+/// What undoes a write that fails halfway.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The write is one SQL statement, which SQLite makes atomic by itself.
+    Statement,
+    /// The write runs several statements inside a savepoint of its own.
+    Savepoint,
 }
 
 type Reply = oneshot::Sender<Result<WriteOutcome>>;
@@ -181,13 +200,26 @@ impl SqliteStore {
         })
     }
 
+    /// Queues a write of several statements for the next group commit.
     async fn write(
         &self,
         f: impl FnOnce(&Connection) -> Result<WriteOutcome> + Send + 'static,
     ) -> Result<WriteOutcome> {
+        self.queue(Box::new(f), Scope::Savepoint).await
+    }
+
+    /// Queues a write that runs exactly one SQL statement (cheaper: no savepoint).
+    async fn write_statement(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<WriteOutcome> + Send + 'static,
+    ) -> Result<WriteOutcome> {
+        self.queue(Box::new(f), Scope::Statement).await
+    }
+
+    async fn queue(&self, f: WriteFn, scope: Scope) -> Result<WriteOutcome> {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send(Write::Exec(Box::new(f), tx))
+            .send(Write::Exec(f, tx, scope))
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
@@ -200,7 +232,7 @@ impl SqliteStore {
         args: Vec<Value>,
         unchanged: StoreError,
     ) -> Result<()> {
-        self.write(move |c| {
+        self.write_statement(move |c| {
             if c.execute(sql, rusqlite::params_from_iter(args))? == 0 {
                 return Err(unchanged);
             }
@@ -284,32 +316,41 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Write>) {
     }
 }
 
+/// Runs one statement without parameters, prepared once per connection.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Runs a batch in one transaction, each write inside its own savepoint so that a failing
 /// write rolls back only itself; commits, and answers every caller. If SQLite abandons the
 /// whole transaction (disk full, I/O error), every write of the batch fails, none half-done.
 fn commit_batch(conn: &Connection, batch: &mut Vec<Write>) {
     let fail_all = |batch: &mut Vec<Write>, e: &dyn std::fmt::Display| {
-        for Write::Exec(_, reply) in batch.drain(..) {
+        for Write::Exec(_, reply, _) in batch.drain(..) {
             let _ = reply.send(Err(StoreError::Backend(e.to_string())));
         }
     };
-    if let Err(e) = conn.execute_batch("BEGIN") {
+    if let Err(e) = run_cached(conn, "BEGIN") {
         return fail_all(batch, &e);
     }
     let mut replies: Vec<(Reply, Result<WriteOutcome>)> = Vec::with_capacity(batch.len());
     let mut abandoned: Option<String> = None;
-    for Write::Exec(f, reply) in batch.drain(..) {
+    for Write::Exec(f, reply, scope) in batch.drain(..) {
         if let Some(e) = &abandoned {
             let _ = reply.send(Err(StoreError::Backend(e.clone())));
             continue;
         }
-        let out = conn
-            .execute_batch("SAVEPOINT op")
-            .map_err(StoreError::from)
-            .and_then(|()| f(conn));
+        let savepoint = scope == Scope::Savepoint;
+        let out = if savepoint {
+            run_cached(conn, "SAVEPOINT op").map_err(StoreError::from)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| f(conn));
         let settled = match &out {
-            Ok(_) => conn.execute_batch("RELEASE op"),
-            Err(_) if conn.is_autocommit() => Ok(()),
+            _ if conn.is_autocommit() => Ok(()),
+            _ if !savepoint => Ok(()),
+            Ok(_) => run_cached(conn, "RELEASE op"),
             Err(_) => conn.execute_batch("ROLLBACK TO op; RELEASE op"),
         };
         if conn.is_autocommit() || settled.is_err() {
@@ -335,7 +376,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Write>) {
         }
         return;
     }
-    match conn.execute_batch("COMMIT") {
+    match run_cached(conn, "COMMIT") {
         Ok(()) => {
             for (reply, out) in replies {
                 let _ = reply.send(out);
@@ -620,7 +661,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
-        self.write(move |c| {
+        self.write_statement(move |c| {
             c.prepare_cached(
                 "INSERT OR IGNORE INTO pending (id, accepted, message) VALUES (?, ?, ?)",
             )?
@@ -633,7 +674,7 @@ impl Store for SqliteStore {
 
     async fn put_pending_unless_recorded(&self, p: PendingInvocation) -> Result<bool> {
         let out = self
-            .write(move |c| {
+            .write_statement(move |c| {
                 let n = c
                     .prepare_cached(
                         "INSERT OR IGNORE INTO pending (id, accepted, message)
@@ -663,22 +704,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_activation(&self, record: &Activation) -> Result<()> {
-        let doc = serde_json::to_string(record)?;
+    async fn put_activation(&self, record: &EncodedActivation) -> Result<()> {
+        let doc = record.json.get().to_string();
         let (id, ns, name, start) = (
             record.activation_id.clone(),
             record.namespace.clone(),
             record.name.clone(),
             record.start as i64,
         );
-        self.write(move |c| {
+        // The trigger `activation_clears_pending` deletes the journal entry.
+        self.write_statement(move |c| {
             c.prepare_cached(
                 "INSERT OR IGNORE INTO activations (id, namespace, name, start, doc)
                  VALUES (?, ?, ?, ?, ?)",
             )?
             .execute(params![id, ns, name, start, doc])?;
-            c.prepare_cached("DELETE FROM pending WHERE id = ?")?
-                .execute([id])?;
             Ok(WriteOutcome::Done)
         })
         .await

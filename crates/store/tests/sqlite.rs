@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use gust_model::{
-    Action, ActionLimits, Activation, ActivationResponse, ActivationStatus, Exec, Namespace,
-    NamespaceLimits,
+    Action, ActionLimits, Activation, ActivationResponse, ActivationStatus, EncodedActivation,
+    Exec, Namespace, NamespaceLimits,
 };
 use gust_store::sqlite::{Durability, SqliteStore};
 use gust_store::{ActivationQuery, PendingInvocation, PutMode, Store, StoreError};
@@ -41,16 +41,20 @@ fn pending(id: &str) -> PendingInvocation {
     }
 }
 
+fn encoded(record: Activation) -> EncodedActivation {
+    EncodedActivation::new(&record).unwrap()
+}
+
 #[tokio::test]
 async fn a_record_clears_its_journal_entry_and_is_written_once() {
     let (_d, s) = store();
     s.put_pending(pending("a1")).await.unwrap();
     assert_eq!(s.pending().await.unwrap().len(), 1);
-    s.put_activation(&record("a1", 10)).await.unwrap();
+    s.put_activation(&encoded(record("a1", 10))).await.unwrap();
     assert!(s.pending().await.unwrap().is_empty());
     let mut again = record("a1", 99);
     again.name = "other".into();
-    s.put_activation(&again).await.unwrap();
+    s.put_activation(&encoded(again)).await.unwrap();
     let got = s.activation("ns", "a1").await.unwrap().unwrap();
     assert_eq!(got.start, 10, "the first record wins");
     let q = ActivationQuery {
@@ -66,7 +70,7 @@ async fn a_record_clears_its_journal_entry_and_is_written_once() {
 async fn late_journaling_loses_to_an_existing_record() {
     let (_d, s) = store();
     assert!(s.put_pending_unless_recorded(pending("b1")).await.unwrap());
-    s.put_activation(&record("b1", 1)).await.unwrap();
+    s.put_activation(&encoded(record("b1", 1))).await.unwrap();
     assert!(!s.put_pending_unless_recorded(pending("b1")).await.unwrap());
     assert!(s.pending().await.unwrap().is_empty());
 }
