@@ -7,7 +7,7 @@
 //!
 //! Durability: `synchronous=NORMAL` in WAL mode, so a committed transaction survives a crash
 //! of the process (kill -9); `Durability::Full` also survives a power loss at the cost of one
-//! fsync per group commit. WAL checkpoints run every 500 ms on their own thread, never inside
+//! fsync per group commit. WAL checkpoints run every 100 ms on their own thread, never inside
 //! a commit.
 
 use std::path::{Path, PathBuf};
@@ -25,8 +25,11 @@ use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreErr
 const MAX_BATCH: usize = 2048;
 /// Longest a commit waits for more writes to share it.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(50);
-/// How often the WAL is checkpointed into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often the WAL is copied back into the database file. Often: each checkpoint ends with
+/// an fsync, during which the file system stalls the writer's WAL appends, and a small
+/// checkpoint stalls it briefly (every 500 ms gave a p99 of 5 to 9 ms under load, every
+/// 100 ms 2 to 3 ms; BENCHMARKS.md).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Read connections kept open.
 const READ_POOL: usize = 8;
 
