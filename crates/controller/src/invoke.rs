@@ -261,10 +261,11 @@ impl Controller {
             .ok_or(ControllerError::NotFound)
     }
 
+    /// Stored records (raw `Activation` JSON), newest first.
     pub async fn list_activations(
         &self,
         q: &gust_store::ActivationQuery,
-    ) -> Result<Vec<Activation>, ControllerError> {
+    ) -> Result<Vec<Box<RawValue>>, ControllerError> {
         Ok(self.store.list_activations(q).await?)
     }
 

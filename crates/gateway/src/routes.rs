@@ -15,9 +15,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use gust_controller::ActivationQuery;
-use gust_controller::{ActionPut, Identity, InvokeOutcome, MAX_BLOCKING_WAIT};
+use gust_controller::{ActionPut, ControllerError, Identity, InvokeOutcome, MAX_BLOCKING_WAIT};
 use gust_model::limits::MB;
-use gust_model::{Action, ActionLimits, ActivationStatus};
+use gust_model::{Action, ActionLimits, ActivationStatus, ActivationSummary};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorBody, error_body};
@@ -356,9 +356,8 @@ async fn invoke(
         ),
         InvokeOutcome::Completed(record) => {
             // Read only what the response needs; the body is the stored JSON as it is.
-            let outcome: Outcome<'_> = serde_json::from_str(record.get()).map_err(|e| {
-                ApiError::from(gust_controller::ControllerError::Internal(e.to_string()))
-            })?;
+            let outcome: Outcome<'_> = serde_json::from_str(record.get())
+                .map_err(|e| ApiError::from(ControllerError::Internal(e.to_string())))?;
             let status = match outcome.response.status {
                 ActivationStatus::Success => StatusCode::OK,
                 ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => {
@@ -437,9 +436,14 @@ async fn list_activations(
     }
     let list = gw.controller.list_activations(&query).await?;
     if docs {
+        // The stored documents as they are.
         Ok(json_response(StatusCode::OK, &list))
     } else {
-        let out: Vec<Value> = list.iter().map(|a| a.summary()).collect();
+        let out = list
+            .iter()
+            .map(|doc| serde_json::from_str::<ActivationSummary>(doc.get()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::from(ControllerError::Internal(e.to_string())))?;
         Ok(json_response(StatusCode::OK, &out))
     }
 }

@@ -100,20 +100,19 @@ impl EncodedActivation {
     }
 }
 
-impl Activation {
-    /// The summary `GET .../activations` lists when `docs` is not set.
-    pub fn summary(&self) -> Value {
-        serde_json::json!({
-            "activationId": self.activation_id,
-            "annotations": self.annotations,
-            "duration": self.duration,
-            "end": self.end,
-            "name": self.name,
-            "namespace": self.namespace,
-            "publish": self.publish,
-            "start": self.start,
-            "statusCode": self.status_code,
-            "version": self.version,
-        })
-    }
+/// What `GET .../activations` lists for a record when `docs` is not set. Read from a stored
+/// record without building its logs or result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivationSummary {
+    pub activation_id: String,
+    pub annotations: Vec<KeyValue>,
+    pub duration: u64,
+    pub end: u64,
+    pub name: String,
+    pub namespace: String,
+    pub publish: bool,
+    pub start: u64,
+    pub status_code: u8,
+    pub version: String,
 }

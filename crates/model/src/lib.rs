@@ -11,7 +11,9 @@ pub mod message;
 pub mod names;
 pub mod time;
 
-pub use activation::{Activation, ActivationResponse, ActivationStatus, EncodedActivation};
+pub use activation::{
+    Activation, ActivationResponse, ActivationStatus, ActivationSummary, EncodedActivation,
+};
 pub use entity::{Action, Exec, KeyValue, Namespace};
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
 pub use message::{CompletionMessage, InvocationMessage};

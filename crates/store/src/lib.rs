@@ -12,6 +12,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
+use serde_json::value::RawValue;
 
 /// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,7 @@ pub trait Store: Send + Sync + 'static {
     /// journal entry, in one transaction.
     async fn put_activation(&self, record: &EncodedActivation) -> Result<()>;
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>>;
-    async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Activation>>;
+    /// The stored records (`Activation` JSON, as stored), newest first.
+    async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Box<RawValue>>>;
     async fn count_activations(&self, query: &ActivationQuery) -> Result<u64>;
 }

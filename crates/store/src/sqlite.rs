@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError};
@@ -740,7 +741,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Activation>> {
+    async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Box<RawValue>>> {
         let (filter, mut args) = activation_filter(q);
         args.push(Value::Integer(q.limit as i64));
         args.push(Value::Integer(q.skip as i64));
@@ -749,7 +750,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows =
                 stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
-            rows.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+            rows.map(|d| Ok(RawValue::from_string(d?)?)).collect()
         })
         .await
     }
