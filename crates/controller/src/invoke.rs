@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gust_bus::{Delivery, Handler, completion_subject, invoke_subject};
 use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
+use gust_model::message::InvocationHeader;
 use gust_model::time::now_ms;
 use gust_model::{Activation, CompletionMessage, InvocationMessage, names};
 use gust_store::PendingInvocation;
@@ -225,7 +226,20 @@ impl Controller {
         let mut msg: InvocationMessage = match serde_json::from_slice(&p.message) {
             Ok(m) => m,
             Err(e) => {
-                tracing::error!(id = %p.activation_id, error = %e, "undecodable journal entry");
+                // The invoker records why it cannot run it, if it can tell whose it is.
+                let Ok(header) = serde_json::from_slice::<InvocationHeader>(&p.message) else {
+                    tracing::error!(id = %p.activation_id, error = %e, "unreadable journal entry");
+                    return;
+                };
+                self.throttles.force(&header.subject);
+                if let Some(invoker) = self.scheduler.pick(&header.namespace, &header.action)
+                    && let Err(e) = self
+                        .bus
+                        .publish(&invoke_subject(invoker), Bytes::from(p.message))
+                        .await
+                {
+                    tracing::error!(id = %header.activation_id, error = %e, "cannot requeue");
+                }
                 return;
             }
         };

@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gust_bus::{Bus, BusError, Delivery, Handler, invoke_subject};
 use gust_model::limits::MB;
+use gust_model::message::InvocationHeader;
 use gust_model::time::now_ms;
 use gust_model::{
     Activation, CompletionMessage, EncodedActivation, InvocationMessage, SystemLimits,
@@ -120,15 +121,26 @@ impl Invoker {
     }
 
     async fn handle(&self, delivery: Delivery) {
-        let msg: InvocationMessage = match serde_json::from_slice(&delivery.payload) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(error = %e, "dropping an undecodable invocation message");
-                let _ = delivery.ack().await;
-                return;
+        let (msg, record) = match serde_json::from_slice::<InvocationMessage>(&delivery.payload) {
+            Ok(msg) => {
+                let record = self.process(&msg).await;
+                (msg, record)
             }
+            Err(e) => match serde_json::from_slice::<InvocationHeader>(&delivery.payload) {
+                // Known by its id at least: it ends with a record saying why it did not run.
+                Ok(header) => {
+                    let msg = header.to_message();
+                    let reason = format!("The invocation message could not be read: {e}");
+                    let record = record::internal_error(&msg, now_ms(), reason);
+                    (msg, record)
+                }
+                Err(_) => {
+                    tracing::error!(error = %e, "dropping an unreadable invocation message");
+                    let _ = delivery.ack().await;
+                    return;
+                }
+            },
         };
-        let record = self.process(&msg).await;
         // Encoded once: the same JSON is stored and sent to a blocking caller.
         let encoded = match EncodedActivation::new(&record) {
             Ok(e) => Some(e),

@@ -39,6 +39,50 @@ pub struct InvocationMessage {
     pub cause: Option<String>,
 }
 
+/// The identifying part of an [`InvocationMessage`], read leniently, so an invocation whose
+/// message cannot be read whole (corrupt, or from an incompatible version) still ends with a
+/// record that says so instead of vanishing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvocationHeader {
+    pub activation_id: String,
+    pub namespace: String,
+    pub action: String,
+    pub subject: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub blocking: bool,
+    #[serde(default)]
+    pub reply_to: String,
+    #[serde(default)]
+    pub accepted_at: u64,
+}
+
+impl InvocationHeader {
+    /// A message with this header, default limits and `null` parameters: for a record of why
+    /// it could not run, never to run.
+    pub fn to_message(&self) -> InvocationMessage {
+        InvocationMessage {
+            activation_id: self.activation_id.clone(),
+            namespace: self.namespace.clone(),
+            action: self.action.clone(),
+            version: self.version.clone(),
+            kind: self.kind.clone(),
+            code_hash: String::new(),
+            subject: self.subject.clone(),
+            params: RawValue::NULL.to_owned(),
+            env: Vec::new(),
+            limits: ActionLimits::default(),
+            blocking: self.blocking,
+            reply_to: self.reply_to.clone(),
+            accepted_at: self.accepted_at,
+            cause: None,
+        }
+    }
+}
+
 /// The invoker has stored the record: sent back to the controller on `reply_to`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompletionMessage {

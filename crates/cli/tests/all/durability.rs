@@ -25,6 +25,62 @@ fn artifacts(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
 }
 
 #[tokio::test]
+async fn an_unreadable_journal_entry_ends_as_an_internal_error_record() {
+    use gust_store::sqlite::{Durability, SqliteStore};
+    use gust_store::{PendingInvocation, Store};
+
+    let mut s = server();
+    s.create("hello", &function("hello"), json!({})).await;
+    assert!(s.terminate());
+    // Journal two accepted invocations as a crashed server would have left them: one whole,
+    // one whose message this version cannot read (its limits are not an object).
+    let (good, bad) = (
+        gust_model::names::new_activation_id(),
+        gust_model::names::new_activation_id(),
+    );
+    {
+        let store = SqliteStore::open(s.data_dir.join("gust.db"), Durability::Process).unwrap();
+        let action = store
+            .action("guest", "hello", false)
+            .await
+            .unwrap()
+            .unwrap();
+        let message = |id: &str, limits: serde_json::Value| {
+            serde_json::to_vec(&json!({
+                "activation_id": id, "namespace": "guest", "action": "hello",
+                "version": action.version, "kind": "wasm", "code_hash": action.code_hash,
+                "subject": "guest", "params": {"name": "journal"}, "env": [],
+                "limits": limits, "blocking": false,
+                "reply_to": "gust.completed.controller0", "accepted_at": 1,
+            }))
+            .unwrap()
+        };
+        for (id, limits) in [(&good, json!(action.limits)), (&bad, json!("bad"))] {
+            store
+                .put_pending(PendingInvocation {
+                    activation_id: id.clone(),
+                    accepted_at: 1,
+                    message: message(id, limits),
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let s = s.stop_and_restart();
+    let rec = s.wait_for_record(&good).await;
+    assert_eq!(rec["response"]["result"]["greeting"], "Hello, journal!");
+    let rec = s.wait_for_record(&bad).await;
+    assert_eq!(rec["response"]["status"], "whisk internal error", "{rec}");
+    assert!(
+        rec["response"]["result"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("The invocation message could not be read:"),
+        "{rec}"
+    );
+}
+
+#[tokio::test]
 async fn restart_keeps_entities_activations_and_compiled_code() {
     let mut s = server();
     s.create("hello", &function("hello"), json!({})).await;
