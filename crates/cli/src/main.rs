@@ -2,6 +2,7 @@
 //! works on the store directly, like OpenWhisk's `wskadmin`.
 
 mod admin;
+mod client;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -11,10 +12,17 @@ use clap::{Parser, Subcommand};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
-#[command(name = "gust", version, about = "Gust serverless functions platform")]
+#[command(
+    name = "gust",
+    version,
+    about = "Gust serverless functions platform",
+    after_help = "Quickstart:\n  gust serve &\n  gust action create hello hello.wasm\n  gust action invoke hello -p name Ada -r\n  gust activation logs --last"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    client: client::ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +31,21 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage namespaces, keys and limits in the store directly.
     Admin(admin::AdminArgs),
+    /// The API host and key this client uses.
+    Property {
+        #[command(subcommand)]
+        command: client::property::PropertyCommand,
+    },
+    /// Create, update, get, list, delete and invoke actions.
+    Action {
+        #[command(subcommand)]
+        command: client::action::ActionCommand,
+    },
+    /// List activations and read their records, logs and results.
+    Activation {
+        #[command(subcommand)]
+        command: client::activation::ActivationCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +71,13 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Property { command } => client::property::run(command, &cli.client),
+            Command::Action { command } => {
+                client::action::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Activation { command } => {
+                client::activation::run(command, &client::Client::new(&cli.client)?).await
+            }
         }
     });
     match result {

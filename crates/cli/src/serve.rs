@@ -124,7 +124,7 @@ async fn ensure_guest(store: &dyn Store, fixed: Option<&str>) -> Result<Namespac
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

@@ -1,0 +1,320 @@
+//! `gust action create|update|get|list|delete|invoke`, with `wsk`'s flags.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::{ApiFailure, Client, key_values, parameters, print_json, print_table};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ActionCommand {
+    /// Create an action from a file (`.wasm`).
+    #[command(after_help = "Example:\n  gust action create hello hello.wasm -p name World -t 3000")]
+    Create(PutArgs),
+    /// Update an action: new code, parameters, annotations or limits.
+    #[command(after_help = "Example:\n  gust action update hello -m 128")]
+    Update(PutArgs),
+    /// Show an action.
+    Get { name: String },
+    /// List the actions of your namespace.
+    List {
+        /// Most actions to list (at most 200).
+        #[arg(long, default_value_t = 30)]
+        limit: u32,
+        /// Actions to skip.
+        #[arg(long, default_value_t = 0)]
+        skip: u32,
+    },
+    /// Delete an action.
+    Delete { name: String },
+    /// Invoke an action.
+    #[command(
+        after_help = "Examples:\n  gust action invoke hello -p name Ada -r\n  gust action invoke hello     # prints the activation id"
+    )]
+    Invoke {
+        name: String,
+        /// Parameter KEY VALUE (VALUE is JSON when it parses as JSON); repeatable.
+        #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
+        param: Vec<String>,
+        /// Parameters from a JSON file.
+        #[arg(short = 'P', long = "param-file")]
+        param_file: Option<PathBuf>,
+        /// Wait for the result.
+        #[arg(short = 'b', long)]
+        blocking: bool,
+        /// Wait and print only the result (implies --blocking).
+        #[arg(short = 'r', long)]
+        result: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PutArgs {
+    pub name: String,
+    /// The code: a `.wasm` file (required for create).
+    pub file: Option<PathBuf>,
+    /// The kind; by default it follows from the file name.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Parameter KEY VALUE (VALUE is JSON when it parses as JSON); repeatable.
+    #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub param: Vec<String>,
+    /// Parameters from a JSON file.
+    #[arg(short = 'P', long = "param-file")]
+    pub param_file: Option<PathBuf>,
+    /// Annotation KEY VALUE; repeatable.
+    #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub annotation: Vec<String>,
+    /// Timeout in milliseconds.
+    #[arg(short = 't', long)]
+    pub timeout: Option<u64>,
+    /// Memory limit in MB.
+    #[arg(short = 'm', long)]
+    pub memory: Option<u64>,
+    /// Log limit in MB.
+    #[arg(short = 'l', long)]
+    pub logsize: Option<u64>,
+}
+
+/// The kind of a code file, from its name.
+fn kind_of(file: &std::path::Path) -> Result<&'static str> {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("wasm") => Ok("wasm"),
+        _ => bail!(
+            "cannot tell the kind of {} from its name: give --kind (this server runs: wasm)",
+            file.display()
+        ),
+    }
+}
+
+fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
+    let mut body = Map::new();
+    match &args.file {
+        Some(file) => {
+            let code =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let kind = match &args.kind {
+                Some(k) => k.clone(),
+                None => kind_of(file)?.to_string(),
+            };
+            body.insert(
+                "exec".into(),
+                json!({
+                    "kind": kind,
+                    "code": base64::engine::general_purpose::STANDARD.encode(code),
+                    "binary": true,
+                }),
+            );
+        }
+        None if create => bail!("give the action's code: gust action create NAME FILE"),
+        None => {}
+    }
+    if !args.param.is_empty() || args.param_file.is_some() {
+        body.insert(
+            "parameters".into(),
+            key_values(parameters(&args.param, args.param_file.as_ref())?),
+        );
+    }
+    if !args.annotation.is_empty() {
+        body.insert(
+            "annotations".into(),
+            key_values(parameters(&args.annotation, None)?),
+        );
+    }
+    let mut limits = Map::new();
+    for (key, value) in [
+        ("timeout", args.timeout),
+        ("memory", args.memory),
+        ("logs", args.logsize),
+    ] {
+        if let Some(v) = value {
+            limits.insert(key.into(), json!(v));
+        }
+    }
+    if !limits.is_empty() {
+        body.insert("limits".into(), Value::Object(limits));
+    }
+    Ok(Value::Object(body))
+}
+
+fn path(name: &str) -> String {
+    format!("/api/v1/namespaces/_/actions/{}", encode(name))
+}
+
+/// Percent-encodes a name for a URL path segment.
+pub fn encode(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A one-screen summary of an action.
+fn show(a: &Value) {
+    let limits = &a["limits"];
+    print_table(&[
+        vec![
+            "action".into(),
+            format!(
+                "/{}/{}",
+                a["namespace"].as_str().unwrap_or("_"),
+                a["name"].as_str().unwrap_or("")
+            ),
+        ],
+        vec!["version".into(), a["version"].as_str().unwrap_or("").into()],
+        vec![
+            "kind".into(),
+            a["exec"]["kind"].as_str().unwrap_or("").into(),
+        ],
+        vec![
+            "limits".into(),
+            format!(
+                "timeout {} ms, memory {} MB, logs {} MB",
+                limits["timeout"], limits["memory"], limits["logs"]
+            ),
+        ],
+        vec!["parameters".into(), a["parameters"].to_string()],
+        vec!["annotations".into(), a["annotations"].to_string()],
+    ]);
+}
+
+pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
+    match cmd {
+        ActionCommand::Create(args) => put(client, &args, true).await,
+        ActionCommand::Update(args) => put(client, &args, false).await,
+        ActionCommand::Get { name } => {
+            let a = client
+                .call("GET", &format!("{}?code=false", path(&name)), None)
+                .await;
+            let a = match a {
+                Ok(a) => a,
+                Err(e) => return Err(client.not_found(e, "action", &name).await),
+            };
+            if client.json {
+                print_json(&a);
+            } else {
+                show(&a);
+            }
+            Ok(())
+        }
+        ActionCommand::List { limit, skip } => {
+            let list = client
+                .call(
+                    "GET",
+                    &format!("/api/v1/namespaces/_/actions?limit={limit}&skip={skip}"),
+                    None,
+                )
+                .await?;
+            if client.json {
+                print_json(&list);
+                return Ok(());
+            }
+            let mut rows = vec![vec!["NAME".into(), "VERSION".into(), "KIND".into()]];
+            for a in list.as_array().into_iter().flatten() {
+                let kind = a["annotations"]
+                    .as_array()
+                    .and_then(|v| v.iter().find(|x| x["key"] == "exec"))
+                    .and_then(|x| x["value"].as_str())
+                    .unwrap_or("");
+                rows.push(vec![
+                    a["name"].as_str().unwrap_or("").into(),
+                    a["version"].as_str().unwrap_or("").into(),
+                    kind.into(),
+                ]);
+            }
+            print_table(&rows);
+            Ok(())
+        }
+        ActionCommand::Delete { name } => {
+            let a = match client.call("DELETE", &path(&name), None).await {
+                Ok(a) => a,
+                Err(e) => return Err(client.not_found(e, "action", &name).await),
+            };
+            if client.json {
+                print_json(&a);
+            } else {
+                println!("ok: deleted action {name}");
+            }
+            Ok(())
+        }
+        ActionCommand::Invoke {
+            name,
+            param,
+            param_file,
+            blocking,
+            result,
+        } => {
+            let params = Value::Object(parameters(&param, param_file.as_ref())?);
+            let blocking = blocking || result;
+            let url = format!("{}?blocking={blocking}&result={result}", path(&name));
+            match client.call_with_status("POST", &url, Some(&params)).await {
+                Ok((202, v)) => {
+                    let id = v["activationId"].as_str().unwrap_or("");
+                    if client.json {
+                        print_json(&v);
+                    } else if blocking {
+                        println!(
+                            "ok: invoked {name}; still running, id {id} (see gust activation get {id})"
+                        );
+                    } else {
+                        println!("ok: invoked {name} with id {id}");
+                    }
+                    Ok(())
+                }
+                Ok((_, v)) => {
+                    print_json(&v);
+                    Ok(())
+                }
+                Err(e) => match e.downcast_ref::<ApiFailure>() {
+                    // The action failed: its record (or result) is the answer; the exit status
+                    // says it failed.
+                    Some(f)
+                        if f.status == 502
+                            || (f.status == 500
+                                && f.body.is_object()
+                                && f.body.get("error").is_none()) =>
+                    {
+                        print_json(&f.body);
+                        bail!("the action failed ({})", f.status)
+                    }
+                    _ => Err(client.not_found(e, "action", &name).await),
+                },
+            }
+        }
+    }
+}
+
+async fn put(client: &Client, args: &PutArgs, create: bool) -> Result<()> {
+    let body = put_body(args, create)?;
+    let url = format!("{}?overwrite={}", path(&args.name), !create);
+    let a = match client.call("PUT", &url, Some(&body)).await {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(match e.downcast_ref::<ApiFailure>() {
+                Some(f) if f.status == 409 => anyhow::anyhow!(
+                    "action '{}' already exists (409): use `gust action update`",
+                    args.name
+                ),
+                _ => e,
+            });
+        }
+    };
+    if client.json {
+        print_json(&a);
+    } else {
+        println!(
+            "ok: {} action {} (version {})",
+            if create { "created" } else { "updated" },
+            args.name,
+            a["version"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `gust activation list|get|logs|result`.
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+use super::{Client, print_json, print_table};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ActivationCommand {
+    /// List activations, newest first.
+    #[command(after_help = "Example:\n  gust activation list hello --limit 5")]
+    List {
+        /// Only this action's activations.
+        name: Option<String>,
+        /// Most activations to list (at most 200).
+        #[arg(long, default_value_t = 30)]
+        limit: u32,
+        /// Only activations that started at or after this time (ms since the epoch).
+        #[arg(long)]
+        since: Option<u64>,
+    },
+    /// Show an activation record.
+    Get(Which),
+    /// Show an activation's logs.
+    Logs(Which),
+    /// Show an activation's result.
+    Result(Which),
+}
+
+/// An activation id, or `--last`.
+#[derive(Debug, clap::Args)]
+pub struct Which {
+    /// The activation id.
+    #[arg(required_unless_present = "last")]
+    pub id: Option<String>,
+    /// The most recent activation instead.
+    #[arg(long)]
+    pub last: bool,
+}
+
+async fn resolve_id(client: &Client, which: &Which) -> Result<String> {
+    if let Some(id) = &which.id {
+        return Ok(id.clone());
+    }
+    let list = client
+        .call("GET", "/api/v1/namespaces/_/activations?limit=1", None)
+        .await?;
+    match list[0]["activationId"].as_str() {
+        Some(id) => Ok(id.to_string()),
+        None => bail!("there are no activations yet"),
+    }
+}
+
+async fn fetch(client: &Client, which: &Which, part: &str) -> Result<Value> {
+    let id = resolve_id(client, which).await?;
+    let path = format!(
+        "/api/v1/namespaces/_/activations/{}{part}",
+        super::action::encode(&id)
+    );
+    match client.call("GET", &path, None).await {
+        Ok(v) => Ok(v),
+        Err(e) => Err(client.not_found(e, "activation", &id).await),
+    }
+}
+
+pub async fn run(cmd: ActivationCommand, client: &Client) -> Result<()> {
+    match cmd {
+        ActivationCommand::List { name, limit, since } => {
+            let mut url = format!("/api/v1/namespaces/_/activations?limit={limit}");
+            if let Some(n) = &name {
+                url.push_str(&format!("&name={}", super::action::encode(n)));
+            }
+            if let Some(t) = since {
+                url.push_str(&format!("&since={t}"));
+            }
+            let list = client.call("GET", &url, None).await?;
+            if client.json {
+                print_json(&list);
+                return Ok(());
+            }
+            let mut rows = vec![vec![
+                "START".into(),
+                "ID".into(),
+                "STATUS".into(),
+                "DURATION".into(),
+                "NAME".into(),
+            ]];
+            for a in list.as_array().into_iter().flatten() {
+                let start = a["start"].as_u64().unwrap_or(0);
+                rows.push(vec![
+                    gust_model::time::iso8601(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(start),
+                    ),
+                    a["activationId"].as_str().unwrap_or("").into(),
+                    status_name(a["statusCode"].as_u64()).into(),
+                    format!("{} ms", a["duration"]),
+                    a["name"].as_str().unwrap_or("").into(),
+                ]);
+            }
+            print_table(&rows);
+            Ok(())
+        }
+        ActivationCommand::Get(which) => {
+            print_json(&fetch(client, &which, "").await?);
+            Ok(())
+        }
+        ActivationCommand::Logs(which) => {
+            let v = fetch(client, &which, "/logs").await?;
+            if client.json {
+                print_json(&v);
+            } else {
+                for line in v["logs"].as_array().into_iter().flatten() {
+                    println!("{}", line.as_str().unwrap_or(""));
+                }
+            }
+            Ok(())
+        }
+        ActivationCommand::Result(which) => {
+            let v = fetch(client, &which, "/result").await?;
+            print_json(if client.json { &v } else { &v["result"] });
+            Ok(())
+        }
+    }
+}
+
+fn status_name(code: Option<u64>) -> &'static str {
+    match code {
+        Some(0) => "success",
+        Some(1) => "application error",
+        Some(2) => "developer error",
+        Some(3) => "internal error",
+        _ => "",
+    }
+}

@@ -1,0 +1,256 @@
+//! The `gust` client commands, run as a user would: spawned binaries against a real server,
+//! output parsed, exit statuses checked.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use gust_testkit::{Server, function};
+use serde_json::Value;
+
+use crate::server;
+
+/// Runs `gust ARGS` with its configuration in `home` (nothing from the real user's).
+fn gust(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gust"));
+    cmd.args(args)
+        .env("HOME", home)
+        .env("GUST_CONFIG_DIR", home.join("config"))
+        .env_remove("GUST_APIHOST")
+        .env_remove("GUST_AUTH")
+        .env_remove("XDG_CONFIG_HOME");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `gust` against `s`, configured through the environment.
+fn against(s: &Server) -> [(&'static str, &str); 2] {
+    [("GUST_APIHOST", &s.apihost), ("GUST_AUTH", &s.auth)]
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+fn fails(o: &Output) -> String {
+    assert!(!o.status.success(), "expected a failure: {}", stdout(o));
+    assert!(!stderr(o).contains("panicked"), "no panic: {}", stderr(o));
+    stderr(o)
+}
+
+#[tokio::test]
+async fn action_and_activation_commands() {
+    let s = server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let env = against(&s);
+    let wasm = h.join("hello.wasm");
+    std::fs::write(&wasm, function("hello")).unwrap();
+    let wasm = wasm.to_str().unwrap();
+
+    let out = ok(&gust(
+        h,
+        &env,
+        &[
+            "action", "create", "hello", wasm, "-p", "name", "CLI", "-t", "3000",
+        ],
+    ));
+    assert!(
+        out.contains("ok: created action hello (version 0.0.1)"),
+        "{out}"
+    );
+    let err = fails(&gust(h, &env, &["action", "create", "hello", wasm]));
+    assert!(err.contains("already exists (409)"), "{err}");
+    let out = ok(&gust(h, &env, &["action", "update", "hello", "-m", "128"]));
+    assert!(out.contains("(version 0.0.2)"), "{out}");
+
+    let out = ok(&gust(h, &env, &["action", "get", "hello", "--json"]));
+    let a: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(a["limits"]["memory"], 128);
+    assert_eq!(a["limits"]["timeout"], 3000);
+    assert_eq!(a["parameters"][0]["value"], "CLI");
+    let out = ok(&gust(h, &env, &["action", "list"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{out}");
+    assert!(
+        lines[1].starts_with("hello") && lines[1].contains("0.0.2") && lines[1].contains("wasm"),
+        "{out}"
+    );
+
+    // Invoke: result only, whole record, and non-blocking.
+    let out = ok(&gust(
+        h,
+        &env,
+        &["action", "invoke", "hello", "-p", "name", "Ada", "-r"],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["greeting"], "Hello, Ada!");
+    let out = ok(&gust(h, &env, &["action", "invoke", "hello", "-b"]));
+    let rec: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rec["response"]["result"]["greeting"], "Hello, CLI!");
+    let out = ok(&gust(
+        h,
+        &env,
+        &["action", "invoke", "hello", "-p", "name", "{\"x\":1}"],
+    ));
+    let id = out.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(out.starts_with("ok: invoked hello with id "), "{out}");
+    let rec = s.wait_for_record(&id).await;
+    // The value was JSON, so `name` was an object, which hello does not greet.
+    assert_eq!(rec["response"]["result"]["greeting"], "Hello, World!");
+
+    // Activations.
+    let out = ok(&gust(
+        h,
+        &env,
+        &["activation", "list", "hello", "--limit", "2"],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("START") && lines[1].contains(&id),
+        "{out}"
+    );
+    let out = ok(&gust(h, &env, &["activation", "result", "--last"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["greeting"], "Hello, World!");
+    let out = ok(&gust(h, &env, &["activation", "logs", &id]));
+    assert!(out.contains(" stderr: "), "{out}");
+    let out = ok(&gust(h, &env, &["activation", "get", &id]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["activationId"], id.as_str());
+
+    // A failing action prints its record and exits non-zero.
+    let bad = h.join("apperror.wasm");
+    std::fs::write(&bad, function("apperror")).unwrap();
+    ok(&gust(
+        h,
+        &env,
+        &["action", "create", "apperror", bad.to_str().unwrap()],
+    ));
+    let o = gust(h, &env, &["action", "invoke", "apperror", "-b"]);
+    fails(&o);
+    assert!(stdout(&o).contains("application error"), "{}", stdout(&o));
+
+    let out = ok(&gust(h, &env, &["action", "delete", "hello"]));
+    assert!(out.contains("ok: deleted action hello"), "{out}");
+}
+
+#[tokio::test]
+async fn mistakes_get_clear_messages_and_a_failing_exit() {
+    let s = server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let env = against(&s);
+
+    let err = fails(&gust(h, &env, &["action", "get", "nope"]));
+    assert!(
+        err.contains("gust: action 'nope' does not exist in namespace 'guest' (404)"),
+        "{err}"
+    );
+    let err = fails(&gust(h, &env, &["action", "invoke", "nope"]));
+    assert!(
+        err.contains("does not exist in namespace 'guest' (404)"),
+        "{err}"
+    );
+    let err = fails(&gust(
+        h,
+        &env,
+        &["action", "create", "x", "/no/such/file.wasm"],
+    ));
+    assert!(err.contains("cannot read /no/such/file.wasm"), "{err}");
+    let js = h.join("main.js");
+    std::fs::write(&js, "function main() {}").unwrap();
+    let err = fails(&gust(
+        h,
+        &env,
+        &["action", "create", "x", js.to_str().unwrap()],
+    ));
+    assert!(err.contains("give --kind"), "{err}");
+    let pfile = h.join("p.json");
+    std::fs::write(&pfile, "{not json").unwrap();
+    let err = fails(&gust(
+        h,
+        &env,
+        &["action", "invoke", "x", "-P", pfile.to_str().unwrap()],
+    ));
+    assert!(err.contains("is not valid JSON"), "{err}");
+    let err = fails(&gust(h, &env, &["activation", "get", "0123"]));
+    assert!(err.contains("(400)"), "{err}");
+
+    let wrong = [("GUST_APIHOST", s.apihost.as_str()), ("GUST_AUTH", "a:b")];
+    let err = fails(&gust(h, &wrong, &["action", "list"]));
+    assert!(
+        err.contains("The supplied authentication is invalid. (401)"),
+        "{err}"
+    );
+    let down = [("GUST_APIHOST", "http://127.0.0.1:9"), ("GUST_AUTH", "a:b")];
+    let err = fails(&gust(h, &down, &["action", "list"]));
+    assert!(
+        err.contains("cannot reach the API host http://127.0.0.1:9"),
+        "{err}"
+    );
+    let err = fails(&gust(h, &[], &["action", "list"]));
+    assert!(err.contains("no API host"), "{err}");
+}
+
+#[tokio::test]
+async fn properties_are_saved_and_overridden_in_order() {
+    let s = server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+
+    // ~/.wskprops is the last resort.
+    std::fs::write(
+        h.join(".wskprops"),
+        format!("APIHOST={}\nAUTH={}\n", s.apihost, s.auth),
+    )
+    .unwrap();
+    ok(&gust(h, &[], &["action", "list"]));
+
+    let out = ok(&gust(
+        h,
+        &[],
+        &[
+            "property",
+            "set",
+            "--apihost",
+            "http://127.0.0.1:9",
+            "--auth",
+            &s.auth,
+        ],
+    ));
+    assert!(out.starts_with("ok: saved in "), "{out}");
+    let out = ok(&gust(h, &[], &["property", "get", "--json"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["apihost"], "http://127.0.0.1:9");
+    // The saved host wins over ~/.wskprops (and is down); the environment and the flag win
+    // over the saved one.
+    fails(&gust(h, &[], &["action", "list"]));
+    ok(&gust(
+        h,
+        &[("GUST_APIHOST", &s.apihost)],
+        &["action", "list"],
+    ));
+    ok(&gust(h, &[], &["action", "list", "--apihost", &s.apihost]));
+    let err = fails(&gust(h, &[], &["property", "set", "--auth", "nocolon"]));
+    assert!(err.contains("UUID:KEY"), "{err}");
+    ok(&gust(h, &[], &["property", "unset"]));
+    ok(&gust(h, &[], &["action", "list"]));
+}
