@@ -46,6 +46,18 @@ enum Command {
         #[command(subcommand)]
         command: client::activation::ActivationCommand,
     },
+    /// The namespaces your key may use.
+    Namespace {
+        #[command(subcommand)]
+        command: client::namespace::NamespaceCommand,
+    },
+    /// Every entity in your namespace.
+    List,
+    /// Print a shell completion script: `gust completion bash > /etc/bash_completion.d/gust`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +89,15 @@ fn main() -> std::process::ExitCode {
             }
             Command::Activation { command } => {
                 client::activation::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Namespace { command } => {
+                client::namespace::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::List => client::namespace::list_all(&client::Client::new(&cli.client)?).await,
+            Command::Completion { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cmd, "gust", &mut std::io::stdout());
+                Ok(())
             }
         }
     });

@@ -25,6 +25,18 @@ pub enum ActivationCommand {
     Logs(Which),
     /// Show an activation's result.
     Result(Which),
+    /// Print new activations and their logs as they land, until Ctrl-C.
+    #[command(after_help = "Example:\n  gust activation poll hello --since-seconds 60")]
+    Poll {
+        /// Only this action's activations.
+        name: Option<String>,
+        /// Also print activations that started this many seconds ago.
+        #[arg(long, default_value_t = 0)]
+        since_seconds: u64,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        exit: Option<u64>,
+    },
 }
 
 /// An activation id, or `--last`.
@@ -115,12 +127,75 @@ pub async fn run(cmd: ActivationCommand, client: &Client) -> Result<()> {
             }
             Ok(())
         }
+        ActivationCommand::Poll {
+            name,
+            since_seconds,
+            exit,
+        } => poll(client, name, since_seconds, exit).await,
         ActivationCommand::Result(which) => {
             let v = fetch(client, &which, "/result").await?;
             print_json(if client.json { &v } else { &v["result"] });
             Ok(())
         }
     }
+}
+
+/// Polls for records that started at or after a cursor, oldest first, and prints each once.
+async fn poll(
+    client: &Client,
+    name: Option<String>,
+    since_seconds: u64,
+    exit: Option<u64>,
+) -> Result<()> {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    let stop = exit.map(|s| Instant::now() + Duration::from_secs(s));
+    let mut cursor = gust_model::time::now_ms().saturating_sub(since_seconds * 1000);
+    // Ids printed, with their start; those before the cursor cannot come back and are dropped.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    println!("Enter Ctrl-C to exit.");
+    while stop.is_none_or(|t| Instant::now() < t) {
+        let mut url =
+            format!("/api/v1/namespaces/_/activations?docs=true&limit=200&since={cursor}");
+        if let Some(n) = &name {
+            url.push_str(&format!("&name={}", super::action::encode(n)));
+        }
+        let list = client.call("GET", &url, None).await?;
+        let mut fresh: Vec<&Value> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["activationId"]
+                    .as_str()
+                    .is_some_and(|id| !seen.contains_key(id))
+            })
+            .collect();
+        fresh.sort_by_key(|a| a["start"].as_u64().unwrap_or(0));
+        for a in fresh {
+            let id = a["activationId"].as_str().unwrap_or("").to_string();
+            if client.json {
+                println!("{a}");
+            } else {
+                println!(
+                    "\nActivation: '{}' ({id})",
+                    a["name"].as_str().unwrap_or("")
+                );
+                for line in a["logs"].as_array().into_iter().flatten() {
+                    println!("{}", line.as_str().unwrap_or(""));
+                }
+            }
+            let start = a["start"].as_u64().unwrap_or(0);
+            cursor = cursor.max(start);
+            seen.insert(id, start);
+        }
+        seen.retain(|_, start| *start >= cursor);
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
 }
 
 fn status_name(code: Option<u64>) -> &'static str {

@@ -254,3 +254,56 @@ async fn properties_are_saved_and_overridden_in_order() {
     ok(&gust(h, &[], &["property", "unset"]));
     ok(&gust(h, &[], &["action", "list"]));
 }
+
+#[tokio::test]
+async fn poll_namespaces_list_and_completions() {
+    let s = server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let env = against(&s);
+    let wasm = h.join("hello.wasm");
+    std::fs::write(&wasm, function("hello")).unwrap();
+    ok(&gust(
+        h,
+        &env,
+        &["action", "create", "hello", wasm.to_str().unwrap()],
+    ));
+
+    let out = ok(&gust(h, &env, &["namespace", "list"]));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["NAMESPACE", "guest"]);
+    let out = ok(&gust(h, &env, &["list"]));
+    assert!(out.contains("/guest/hello"), "{out}");
+
+    // Poll for 4 s while two activations land; each is printed once, with its logs.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gust"));
+    cmd.args(["activation", "poll", "hello", "--exit", "4"])
+        .env("HOME", h)
+        .env("GUST_CONFIG_DIR", h.join("config"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let poll = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let a = s.invoke("hello", serde_json::json!({"name": "one"})).await;
+    let b = s.invoke("hello", serde_json::json!({"name": "two"})).await;
+    let out = String::from_utf8(poll.wait_with_output().unwrap().stdout).unwrap();
+    for r in [a, b] {
+        let id = r.body["activationId"].as_str().unwrap();
+        assert_eq!(
+            out.matches(&format!("Activation: 'hello' ({id})")).count(),
+            1,
+            "{out}"
+        );
+    }
+    assert!(out.contains(" stderr: "), "the logs are printed: {out}");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ok(&gust(h, &[], &["completion", shell]));
+        assert!(
+            out.contains("activation"),
+            "{shell}: completions name the commands"
+        );
+    }
+    let err = fails(&gust(h, &[], &["completion", "tcsh"]));
+    assert!(err.contains("invalid value"), "{err}");
+}
