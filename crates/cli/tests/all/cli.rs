@@ -11,6 +11,11 @@ use crate::server;
 
 /// Runs `gust ARGS` with its configuration in `home` (nothing from the real user's).
 fn gust(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    gust_command(home, env, args).output().unwrap()
+}
+
+/// `gust ARGS`, configured as [`gust`] runs it, not started.
+fn gust_command(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gust"));
     cmd.args(args)
         .env("HOME", home)
@@ -21,7 +26,7 @@ fn gust(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    cmd
 }
 
 fn stdout(o: &Output) -> String {
@@ -275,14 +280,10 @@ async fn poll_namespaces_list_and_completions() {
     assert!(out.contains("/guest/hello"), "{out}");
 
     // Poll for 4 s while two activations land; each is printed once, with its logs.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gust"));
-    cmd.args(["activation", "poll", "hello", "--exit", "4"])
-        .env("HOME", h)
-        .env("GUST_CONFIG_DIR", h.join("config"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let poll = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let poll = gust_command(h, &env, &["activation", "poll", "hello", "--exit", "4"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let a = s.invoke("hello", serde_json::json!({"name": "one"})).await;
     let b = s.invoke("hello", serde_json::json!({"name": "two"})).await;
