@@ -17,7 +17,15 @@ pub enum ActionCommand {
     #[command(after_help = "Example:\n  gust action update hello -m 128")]
     Update(PutArgs),
     /// Show an action.
-    Get { name: String },
+    Get {
+        name: String,
+        /// Print only the action's URL.
+        #[arg(long)]
+        url: bool,
+        /// Save the action's code as NAME.wasm in the current directory.
+        #[arg(long)]
+        save: bool,
+    },
     /// List the actions of your namespace.
     List {
         /// Most actions to list (at most 200).
@@ -53,8 +61,12 @@ pub enum ActionCommand {
 #[derive(Debug, clap::Args)]
 pub struct PutArgs {
     pub name: String,
-    /// The code: a `.wasm` file (required for create).
+    /// The code: a `.wasm` file, or a Cargo project directory to build for wasm32-wasip1
+    /// (required for create).
     pub file: Option<PathBuf>,
+    /// The binary to build when the Cargo project has several.
+    #[arg(long)]
+    pub bin: Option<String>,
     /// The kind; by default it follows from the file name.
     #[arg(long)]
     pub kind: Option<String>,
@@ -78,6 +90,88 @@ pub struct PutArgs {
     pub logsize: Option<u64>,
 }
 
+/// Builds the Cargo project in `dir` for `wasm32-wasip1` in release mode, showing cargo's
+/// progress, and returns the `.wasm` it made.
+fn build_project(dir: &std::path::Path, bin: Option<&str>) -> Result<PathBuf> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!(
+            "{} is a directory without a Cargo.toml: give a .wasm file or a Cargo project",
+            dir.display()
+        );
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let metadata = std::process::Command::new(&cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .output()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !metadata.status.success() {
+        bail!(
+            "cargo cannot read {}: {}",
+            manifest.display(),
+            String::from_utf8_lossy(&metadata.stderr).trim()
+        );
+    }
+    let metadata: Value = serde_json::from_slice(&metadata.stdout)?;
+    let bins: Vec<String> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    let bin = match (bin, bins.as_slice()) {
+        (Some(b), _) if bins.iter().any(|x| x == b) => b.to_string(),
+        (Some(b), _) => bail!(
+            "the project has no binary '{b}' (it has: {})",
+            bins.join(", ")
+        ),
+        (None, [only]) => only.clone(),
+        (None, []) => bail!("the project builds no binary: a function is a program with main"),
+        (None, _) => bail!(
+            "the project has several binaries ({}): pick one with --bin",
+            bins.join(", ")
+        ),
+    };
+    eprintln!("gust: building {bin} for wasm32-wasip1 (release)");
+    let status = std::process::Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--bin",
+            &bin,
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("the build failed (see cargo's messages above)");
+    }
+    let target_dir = metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("target"));
+    Ok(target_dir
+        .join("wasm32-wasip1")
+        .join("release")
+        .join(format!("{bin}.wasm")))
+}
+
 /// The kind of a code file, from its name.
 fn kind_of(file: &std::path::Path) -> Result<&'static str> {
     match file.extension().and_then(|e| e.to_str()) {
@@ -93,6 +187,11 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
     let mut body = Map::new();
     match &args.file {
         Some(file) => {
+            let file = &if file.is_dir() {
+                build_project(file, args.bin.as_deref())?
+            } else {
+                file.clone()
+            };
             let code =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             let kind = match &args.kind {
@@ -189,15 +288,34 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
     match cmd {
         ActionCommand::Create(args) => put(client, &args, true).await,
         ActionCommand::Update(args) => put(client, &args, false).await,
-        ActionCommand::Get { name } => {
+        ActionCommand::Get { name, url, save } => {
             let a = client
-                .call("GET", &format!("{}?code=false", path(&name)), None)
+                .call("GET", &format!("{}?code={save}", path(&name)), None)
                 .await;
             let a = match a {
                 Ok(a) => a,
                 Err(e) => return Err(client.not_found(e, "action", &name).await),
             };
-            if client.json {
+            if url {
+                println!(
+                    "{}/api/v1/namespaces/{}/actions/{}",
+                    client.apihost(),
+                    encode(a["namespace"].as_str().unwrap_or("_")),
+                    encode(&name)
+                );
+            } else if save {
+                let code = base64::engine::general_purpose::STANDARD
+                    .decode(a["exec"]["code"].as_str().unwrap_or(""))
+                    .context("the server sent code that is not base64")?;
+                let file = PathBuf::from(format!("{name}.wasm"));
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&file)
+                    .with_context(|| format!("cannot create {}", file.display()))?;
+                std::io::Write::write_all(&mut f, &code)?;
+                println!("ok: saved action code to {}", file.display());
+            } else if client.json {
                 print_json(&a);
             } else {
                 show(&a);

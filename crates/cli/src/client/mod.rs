@@ -135,6 +135,10 @@ pub struct Client {
 }
 
 impl Client {
+    pub fn apihost(&self) -> &str {
+        &self.apihost
+    }
+
     pub fn new(args: &ClientArgs) -> Result<Self> {
         let (apihost, auth) = resolve(args)?;
         if !auth.contains(':') {

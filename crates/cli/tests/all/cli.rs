@@ -308,3 +308,53 @@ async fn poll_namespaces_list_and_completions() {
     let err = fails(&gust(h, &[], &["completion", "tcsh"]));
     assert!(err.contains("invalid value"), "{err}");
 }
+
+#[tokio::test]
+async fn create_from_a_cargo_project_then_get_its_url_and_code() {
+    let s = server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let root = gust_testkit::workspace_root();
+    let project = root.join("tests/functions");
+    let project = project.to_str().unwrap();
+    // Share the harness's build of the test functions.
+    let target = root.join("target/functions");
+    let mut env = against(&s).to_vec();
+    env.push(("CARGO_TARGET_DIR", target.to_str().unwrap()));
+
+    let err = fails(&gust(h, &env, &["action", "create", "built", project]));
+    assert!(err.contains("several binaries"), "{err}");
+    assert!(err.contains("--bin"), "{err}");
+    let err = fails(&gust(
+        h,
+        &env,
+        &["action", "create", "built", h.to_str().unwrap()],
+    ));
+    assert!(err.contains("without a Cargo.toml"), "{err}");
+    ok(&gust(
+        h,
+        &env,
+        &["action", "create", "built", project, "--bin", "hello"],
+    ));
+    let out = ok(&gust(h, &env, &["action", "invoke", "built", "-r"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["greeting"], "Hello, World!");
+
+    let out = ok(&gust(h, &env, &["action", "get", "built", "--url"]));
+    assert_eq!(
+        out.trim(),
+        format!("{}/api/v1/namespaces/guest/actions/built", s.apihost)
+    );
+    let save = |env: &[(&str, &str)]| {
+        gust_command(h, env, &["action", "get", "built", "--save"])
+            .current_dir(h)
+            .output()
+            .unwrap()
+    };
+    ok(&save(&env));
+    let saved = std::fs::read(h.join("built.wasm")).unwrap();
+    let built = std::fs::read(target.join("wasm32-wasip1/release/hello.wasm")).unwrap();
+    assert_eq!(saved, built, "the saved code is the uploaded code");
+    let err = fails(&save(&env));
+    assert!(err.contains("cannot create built.wasm"), "{err}");
+}
