@@ -53,6 +53,10 @@ enum Command {
     },
     /// Every entity in your namespace.
     List,
+    /// Create or update everything a manifest (gust.toml) lists; says what changed.
+    Deploy(client::deploy::DeployArgs),
+    /// Delete everything a manifest lists.
+    Undeploy(client::deploy::DeployArgs),
     /// Print a shell completion script: `gust completion bash > /etc/bash_completion.d/gust`.
     Completion {
         /// bash, zsh, fish, elvish or powershell.
@@ -94,6 +98,12 @@ fn main() -> std::process::ExitCode {
                 client::namespace::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::List => client::namespace::list_all(&client::Client::new(&cli.client)?).await,
+            Command::Deploy(args) => {
+                client::deploy::deploy(&args, &client::Client::new(&cli.client)?).await
+            }
+            Command::Undeploy(args) => {
+                client::deploy::undeploy(&args, &client::Client::new(&cli.client)?).await
+            }
             Command::Completion { shell } => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 clap_complete::generate(shell, &mut cmd, "gust", &mut std::io::stdout());

@@ -92,7 +92,7 @@ pub struct PutArgs {
 
 /// Builds the Cargo project in `dir` for `wasm32-wasip1` in release mode, showing cargo's
 /// progress, and returns the `.wasm` it made.
-fn build_project(dir: &std::path::Path, bin: Option<&str>) -> Result<PathBuf> {
+pub fn build_project(dir: &std::path::Path, bin: Option<&str>) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
@@ -173,7 +173,7 @@ fn build_project(dir: &std::path::Path, bin: Option<&str>) -> Result<PathBuf> {
 }
 
 /// The kind of a code file, from its name.
-fn kind_of(file: &std::path::Path) -> Result<&'static str> {
+pub fn kind_of(file: &std::path::Path) -> Result<&'static str> {
     match file.extension().and_then(|e| e.to_str()) {
         Some("wasm") => Ok("wasm"),
         _ => bail!(

@@ -358,3 +358,84 @@ async fn create_from_a_cargo_project_then_get_its_url_and_code() {
     let err = fails(&save(&env));
     assert!(err.contains("cannot create built.wasm"), "{err}");
 }
+
+#[tokio::test]
+async fn deploy_is_idempotent_and_undeploy_removes_what_it_made() {
+    let s = server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let root = gust_testkit::workspace_root();
+    let target = root.join("target/functions");
+    let mut env = against(&s).to_vec();
+    env.push(("CARGO_TARGET_DIR", target.to_str().unwrap()));
+    std::fs::write(h.join("hello.wasm"), function("hello")).unwrap();
+    let manifest = |echo_timeout: u64| {
+        format!(
+            r#"
+[[action]]
+name = "hello"
+source = "hello.wasm"
+parameters = {{ name = "Manifest" }}
+
+[[action]]
+name = "echo"
+source = "{}"
+bin = "echo"
+limits = {{ timeout = {echo_timeout}, memory = 128 }}
+annotations = {{ owner = "tests" }}
+web = true
+"#,
+            root.join("tests/functions").display()
+        )
+    };
+    let file = h.join("gust.toml");
+    std::fs::write(&file, manifest(5000)).unwrap();
+    let f = file.to_str().unwrap();
+
+    let out = ok(&gust(h, &env, &["deploy", "-f", f]));
+    assert!(out.contains("created action hello"), "{out}");
+    assert!(out.contains("created action echo"), "{out}");
+    assert!(out.contains("ok: 2 change(s)"), "{out}");
+    let out = ok(&gust(h, &env, &["action", "invoke", "hello", "-r"]));
+    assert!(out.contains("Hello, Manifest!"), "{out}");
+    let a: Value =
+        serde_json::from_str(&ok(&gust(h, &env, &["action", "get", "echo", "--json"]))).unwrap();
+    assert_eq!(a["limits"]["timeout"], 5000);
+    assert!(a["annotations"].to_string().contains("web-export"), "{a}");
+
+    let out = ok(&gust(h, &env, &["deploy", "-f", f]));
+    assert!(
+        out.contains("unchanged action hello") && out.contains("unchanged action echo"),
+        "{out}"
+    );
+    assert!(out.contains("ok: no changes"), "{out}");
+
+    std::fs::write(&file, manifest(7000)).unwrap();
+    let out = ok(&gust(h, &env, &["deploy", "-f", f]));
+    assert!(out.contains("updated (limits) action echo"), "{out}");
+    assert!(out.contains("unchanged action hello"), "{out}");
+
+    let out = ok(&gust(h, &env, &["undeploy", "-f", f]));
+    assert!(
+        out.contains("deleted action hello") && out.contains("deleted action echo"),
+        "{out}"
+    );
+    let out = ok(&gust(h, &env, &["undeploy", "-f", f]));
+    assert!(out.contains("absent action hello"), "{out}");
+
+    std::fs::write(
+        &file,
+        "[[action]]\nname = \"x\"\nsource = \"x.wasm\"\nmemroy = 1\n",
+    )
+    .unwrap();
+    let err = fails(&gust(h, &env, &["deploy", "-f", f]));
+    assert!(
+        err.contains("is not valid") && err.contains("memroy"),
+        "{err}"
+    );
+    let err = fails(&gust(h, &env, &["deploy", "-f", "/no/gust.toml"]));
+    assert!(
+        err.contains("cannot read the manifest /no/gust.toml"),
+        "{err}"
+    );
+}
