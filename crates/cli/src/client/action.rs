@@ -88,6 +88,9 @@ pub struct PutArgs {
     /// Log limit in MB.
     #[arg(short = 'l', long)]
     pub logsize: Option<u64>,
+    /// Export as a web action: true, false or raw (annotations web-export, raw-http).
+    #[arg(long, value_parser = ["true", "false", "raw"])]
+    pub web: Option<String>,
 }
 
 /// Builds the Cargo project in `dir` for `wasm32-wasip1` in release mode, showing cargo's
@@ -216,11 +219,13 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
             key_values(parameters(&args.param, args.param_file.as_ref())?),
         );
     }
-    if !args.annotation.is_empty() {
-        body.insert(
-            "annotations".into(),
-            key_values(parameters(&args.annotation, None)?),
-        );
+    if !args.annotation.is_empty() || args.web.is_some() {
+        let mut annotations = parameters(&args.annotation, None)?;
+        if let Some(web) = &args.web {
+            annotations.insert("web-export".into(), json!(web != "false"));
+            annotations.insert("raw-http".into(), json!(web == "raw"));
+        }
+        body.insert("annotations".into(), key_values(annotations));
     }
     let mut limits = Map::new();
     for (key, value) in [

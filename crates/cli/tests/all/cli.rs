@@ -82,7 +82,22 @@ async fn action_and_activation_commands() {
     );
     let err = fails(&gust(h, &env, &["action", "create", "hello", wasm]));
     assert!(err.contains("already exists (409)"), "{err}");
-    let out = ok(&gust(h, &env, &["action", "update", "hello", "-m", "128"]));
+    let out = ok(&gust(
+        h,
+        &env,
+        &[
+            "action",
+            "update",
+            "hello",
+            "-m",
+            "128",
+            "--web",
+            "raw",
+            "-a",
+            "team",
+            "{\"x\":1}",
+        ],
+    ));
     assert!(out.contains("(version 0.0.2)"), "{out}");
 
     let out = ok(&gust(h, &env, &["action", "get", "hello", "--json"]));
@@ -90,6 +105,14 @@ async fn action_and_activation_commands() {
     assert_eq!(a["limits"]["memory"], 128);
     assert_eq!(a["limits"]["timeout"], 3000);
     assert_eq!(a["parameters"][0]["value"], "CLI");
+    let annotations = a["annotations"].to_string();
+    for expected in [
+        r#"{"key":"team","value":{"x":1}}"#,
+        r#"{"key":"web-export","value":true}"#,
+        r#"{"key":"raw-http","value":true}"#,
+    ] {
+        assert!(annotations.contains(expected), "{annotations}");
+    }
     let out = ok(&gust(h, &env, &["action", "list"]));
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("NAME"), "{out}");
