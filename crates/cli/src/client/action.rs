@@ -123,10 +123,26 @@ pub fn build_project(dir: &std::path::Path, bin: Option<&str>) -> Result<PathBuf
         );
     }
     let metadata: Value = serde_json::from_slice(&metadata.stdout)?;
-    let bins: Vec<String> = metadata["packages"]
+    // A member of a workspace builds its own binaries, not its siblings'.
+    let own = std::fs::canonicalize(&manifest).ok();
+    let packages: Vec<&Value> = metadata["packages"]
         .as_array()
         .into_iter()
         .flatten()
+        .collect();
+    let mine: Vec<&Value> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            p["manifest_path"]
+                .as_str()
+                .map(|m| std::fs::canonicalize(m).ok())
+                == Some(own.clone())
+        })
+        .collect();
+    let packages = if mine.is_empty() { packages } else { mine };
+    let bins: Vec<String> = packages
+        .into_iter()
         .flat_map(|p| p["targets"].as_array().into_iter().flatten())
         .filter(|t| {
             t["kind"]

@@ -462,3 +462,70 @@ web = true
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_examples_deploy_and_work() {
+    let s = server();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let root = gust_testkit::workspace_root();
+    let target = root.join("target/examples");
+    let mut env = against(&s).to_vec();
+    env.push(("CARGO_TARGET_DIR", target.to_str().unwrap()));
+    let manifest = root.join("examples/gust.toml");
+    let out = ok(&gust(
+        h,
+        &env,
+        &["deploy", "-f", manifest.to_str().unwrap()],
+    ));
+    assert!(out.contains("ok: 3 change(s)"), "{out}");
+
+    let run = |args: &[&str]| -> Value {
+        let mut all = vec!["action", "invoke"];
+        all.extend_from_slice(args);
+        all.push("-r");
+        serde_json::from_str(&ok(&gust(h, &env, &all))).unwrap()
+    };
+    assert_eq!(run(&["hello"])["greeting"], "Hello, World!");
+    let records = r#"[{"id":1,"n":"a","ok":true},{"id":2,"n":"b","ok":false}]"#;
+    let v = run(&[
+        "transform",
+        "-p",
+        "records",
+        records,
+        "-p",
+        "where",
+        r#"{"ok":true}"#,
+        "-p",
+        "rename",
+        r#"{"n":"name"}"#,
+        "-p",
+        "select",
+        r#"["id","name"]"#,
+    ]);
+    assert_eq!(
+        v,
+        serde_json::json!({"count": 1, "records": [{"id": 1, "name": "a"}]})
+    );
+    let text = "gust ".repeat(200);
+    let packed = run(&["compress", "-p", "text", &text]);
+    assert!(
+        packed["compressed_bytes"].as_u64().unwrap() < 100,
+        "{packed}"
+    );
+    let b64 = packed["deflate_base64"].as_str().unwrap();
+    let back = run(&["compress", "-p", "inflate_base64", b64]);
+    assert_eq!(back["text"], text.as_str());
+    // A mistake in the parameters is the function's application error (exit status 1).
+    let o = gust(
+        h,
+        &env,
+        &["action", "invoke", "transform", "-p", "records", "3", "-b"],
+    );
+    fails(&o);
+    assert!(
+        stdout(&o).contains("records must be an array"),
+        "{}",
+        stdout(&o)
+    );
+}
