@@ -29,6 +29,11 @@ fn gust_command(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
+/// A server and a home directory of the test's own for the client's configuration.
+fn setup() -> (Server, tempfile::TempDir) {
+    (server(), tempfile::tempdir().unwrap())
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -61,8 +66,7 @@ fn fails(o: &Output) -> String {
 
 #[tokio::test]
 async fn action_and_activation_commands() {
-    let s = server();
-    let home = tempfile::tempdir().unwrap();
+    let (s, home) = setup();
     let h = home.path();
     let env = against(&s);
     let wasm = h.join("hello.wasm");
@@ -182,8 +186,7 @@ async fn action_and_activation_commands() {
 
 #[tokio::test]
 async fn mistakes_get_clear_messages_and_a_failing_exit() {
-    let s = server();
-    let home = tempfile::tempdir().unwrap();
+    let (s, home) = setup();
     let h = home.path();
     let env = against(&s);
 
@@ -240,8 +243,7 @@ async fn mistakes_get_clear_messages_and_a_failing_exit() {
 
 #[tokio::test]
 async fn properties_are_saved_and_overridden_in_order() {
-    let s = server();
-    let home = tempfile::tempdir().unwrap();
+    let (s, home) = setup();
     let h = home.path();
 
     // ~/.wskprops is the last resort.
@@ -285,8 +287,7 @@ async fn properties_are_saved_and_overridden_in_order() {
 
 #[tokio::test]
 async fn poll_namespaces_list_and_completions() {
-    let s = server();
-    let home = tempfile::tempdir().unwrap();
+    let (s, home) = setup();
     let h = home.path();
     let env = against(&s);
     let wasm = h.join("hello.wasm");
@@ -334,8 +335,7 @@ async fn poll_namespaces_list_and_completions() {
 
 #[tokio::test]
 async fn create_from_a_cargo_project_then_get_its_url_and_code() {
-    let s = server();
-    let home = tempfile::tempdir().unwrap();
+    let (s, home) = setup();
     let h = home.path();
     let root = gust_testkit::workspace_root();
     let project = root.join("tests/functions");
@@ -384,8 +384,7 @@ async fn create_from_a_cargo_project_then_get_its_url_and_code() {
 
 #[tokio::test]
 async fn deploy_is_idempotent_and_undeploy_removes_what_it_made() {
-    let s = server();
-    let home = tempfile::tempdir().unwrap();
+    let (s, home) = setup();
     let h = home.path();
     let root = gust_testkit::workspace_root();
     let target = root.join("target/functions");
@@ -465,8 +464,7 @@ web = true
 
 #[tokio::test]
 async fn the_examples_deploy_and_work() {
-    let s = server();
-    let home = tempfile::tempdir().unwrap();
+    let (s, home) = setup();
     let h = home.path();
     let root = gust_testkit::workspace_root();
     let target = root.join("target/examples");
