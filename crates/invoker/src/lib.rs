@@ -22,9 +22,9 @@ use gust_model::time::now_ms;
 use gust_model::{
     Activation, CompletionMessage, EncodedActivation, InvocationMessage, SystemLimits,
 };
-use gust_runtime_wasm::{CompileError, MAX_CONCURRENT, RunRequest, WasmRuntime};
+use gust_runtime_wasm::{CompileError, RunRequest, WasmRuntime};
 use gust_store::Store;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 
 pub use record::build_record;
 
@@ -78,20 +78,17 @@ impl Invoker {
 
     /// Takes this invoker's deliveries until [`Self::drain`]: each runs on its own task.
     pub async fn start(self: &Arc<Self>) -> Result<(), InvokerError> {
-        // At most as many activations in progress as the sandbox has slots; the rest wait
-        // for a slot in arrival order.
-        let slots = Arc::new(Semaphore::new(MAX_CONCURRENT as usize));
+        // The sandbox runs at most `MAX_CONCURRENT` at once (its own slots); the rest wait
+        // there in arrival order.
         let this = self.clone();
         let handler: Handler = Arc::new(move |delivery: Delivery| {
             if *this.stop.borrow() {
                 return Err(BusError::Closed);
             }
             this.inflight.fetch_add(1, Ordering::SeqCst);
-            let (worker, slots) = (this.clone(), slots.clone());
+            let worker = this.clone();
             tokio::spawn(async move {
-                if let Ok(_slot) = slots.acquire_owned().await {
-                    worker.handle(delivery).await;
-                }
+                worker.handle(delivery).await;
                 if worker.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
                     worker.idle.notify_waiters();
                 }
