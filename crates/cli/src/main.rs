@@ -4,6 +4,7 @@
 mod admin;
 mod client;
 mod serve;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -72,6 +73,7 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    ui::init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,7 +81,7 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("gust: cannot start the async runtime: {e}");
+            ui::error(format_args!("cannot start the async runtime: {e}"));
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -114,7 +116,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gust: {e:#}");
+            ui::error(format_args!("{e:#}"));
             std::process::ExitCode::FAILURE
         }
     }

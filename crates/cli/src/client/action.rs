@@ -164,7 +164,7 @@ pub fn build_project(dir: &std::path::Path, bin: Option<&str>) -> Result<PathBuf
             bins.join(", ")
         ),
     };
-    eprintln!("gust: building {bin} for wasm32-wasip1 (release)");
+    crate::ui::note(format_args!("building {bin} for wasm32-wasip1 (release)"));
     let status = std::process::Command::new(&cargo)
         .args([
             "build",
@@ -335,7 +335,7 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
                     .open(&file)
                     .with_context(|| format!("cannot create {}", file.display()))?;
                 std::io::Write::write_all(&mut f, &code)?;
-                println!("ok: saved action code to {}", file.display());
+                crate::ui::ok(format_args!("saved action code to {}", file.display()));
             } else if client.json {
                 print_json(&a);
             } else {
@@ -379,7 +379,7 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
             if client.json {
                 print_json(&a);
             } else {
-                println!("ok: deleted action {name}");
+                crate::ui::ok(format_args!("deleted action {name}"));
             }
             Ok(())
         }
@@ -399,11 +399,11 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
                     if client.json {
                         print_json(&v);
                     } else if blocking {
-                        println!(
-                            "ok: invoked {name}; still running, id {id} (see gust activation get {id})"
-                        );
+                        crate::ui::ok(format_args!(
+                            "invoked {name}; still running, id {id} (see gust activation get {id})"
+                        ));
                     } else {
-                        println!("ok: invoked {name} with id {id}");
+                        crate::ui::ok(format_args!("invoked {name} with id {id}"));
                     }
                     Ok(())
                 }
@@ -433,7 +433,16 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
 async fn put(client: &Client, args: &PutArgs, create: bool) -> Result<()> {
     let body = put_body(args, create)?;
     let url = format!("{}?overwrite={}", path(&args.name), !create);
-    let a = match client.call("PUT", &url, Some(&body)).await {
+    // The code travels as base64: four characters for three bytes.
+    let size = body["exec"]["code"].as_str().map_or(0, |c| c.len() / 4 * 3);
+    let spinner = crate::ui::spinner(format!(
+        "uploading {} ({}) and compiling it",
+        args.name,
+        crate::ui::bytes(size)
+    ));
+    let answer = client.call("PUT", &url, Some(&body)).await;
+    drop(spinner);
+    let a = match answer {
         Ok(a) => a,
         Err(e) => {
             return Err(match e.downcast_ref::<ApiFailure>() {
@@ -448,12 +457,12 @@ async fn put(client: &Client, args: &PutArgs, create: bool) -> Result<()> {
     if client.json {
         print_json(&a);
     } else {
-        println!(
-            "ok: {} action {} (version {})",
+        crate::ui::ok(format_args!(
+            "{} action {} (version {})",
             if create { "created" } else { "updated" },
             args.name,
             a["version"].as_str().unwrap_or("")
-        );
+        ));
     }
     Ok(())
 }

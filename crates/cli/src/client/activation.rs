@@ -104,7 +104,7 @@ pub async fn run(cmd: ActivationCommand, client: &Client) -> Result<()> {
                         std::time::UNIX_EPOCH + std::time::Duration::from_millis(start),
                     ),
                     a["activationId"].as_str().unwrap_or("").into(),
-                    status_name(a["statusCode"].as_u64()).into(),
+                    crate::ui::outcome(status_name(a["statusCode"].as_u64())),
                     format!("{} ms", a["duration"]),
                     a["name"].as_str().unwrap_or("").into(),
                 ]);

@@ -192,27 +192,33 @@ pub async fn deploy(args: &DeployArgs, client: &Client) -> Result<()> {
             Some(a) => {
                 let diff = changes(a, &wanted);
                 if diff.is_empty() {
-                    println!("unchanged action {}", spec.name);
+                    crate::ui::change("unchanged", format_args!("action {}", spec.name));
                     continue;
                 }
                 format!("updated ({})", diff.join(", "))
             }
         };
-        client
+        let spinner = crate::ui::spinner(format!(
+            "uploading {} ({})",
+            spec.name,
+            crate::ui::bytes(code.len())
+        ));
+        let answer = client
             .call(
                 "PUT",
                 &format!("{path}?overwrite={}", existing.is_some()),
                 Some(&wanted),
             )
-            .await
-            .with_context(|| format!("action '{}'", spec.name))?;
-        println!("{what} action {}", spec.name);
+            .await;
+        drop(spinner);
+        answer.with_context(|| format!("action '{}'", spec.name))?;
+        crate::ui::change(&what, format_args!("action {}", spec.name));
         changed += 1;
     }
     if changed == 0 {
-        println!("ok: no changes");
+        crate::ui::ok("no changes");
     } else {
-        println!("ok: {changed} change(s)");
+        crate::ui::ok(format_args!("{changed} change(s)"));
     }
     Ok(())
 }
@@ -222,16 +228,16 @@ pub async fn undeploy(args: &DeployArgs, client: &Client) -> Result<()> {
     for spec in &manifest.action {
         let path = format!("/api/v1/namespaces/_/actions/{}", encode(&spec.name));
         match client.call("DELETE", &path, None).await {
-            Ok(_) => println!("deleted action {}", spec.name),
+            Ok(_) => crate::ui::change("deleted", format_args!("action {}", spec.name)),
             Err(e)
                 if e.downcast_ref::<ApiFailure>()
                     .is_some_and(|f| f.status == 404) =>
             {
-                println!("absent action {}", spec.name)
+                crate::ui::change("absent", format_args!("action {}", spec.name))
             }
             Err(e) => return Err(e).with_context(|| format!("action '{}'", spec.name)),
         }
     }
-    println!("ok: undeployed {}", args.manifest.display());
+    crate::ui::ok(format_args!("undeployed {}", args.manifest.display()));
     Ok(())
 }

@@ -29,6 +29,9 @@ pub struct ClientArgs {
     /// API key UUID:KEY (else GUST_AUTH, the config file, ~/.wskprops).
     #[arg(long, global = true)]
     pub auth: Option<String>,
+    /// Accept the API host's TLS certificate unchecked (a self-signed host), like `wsk -i`.
+    #[arg(short = 'i', long, global = true)]
+    pub insecure: bool,
     /// Print exactly the API's JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -150,7 +153,10 @@ impl Client {
             base64::engine::general_purpose::STANDARD.encode(auth.as_bytes())
         );
         Ok(Client {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .danger_accept_invalid_certs(args.insecure)
+                .build()
+                .context("cannot set up HTTPS")?,
             apihost,
             auth_header,
             json: args.json,
@@ -182,10 +188,15 @@ impl Client {
             req = req.json(b);
         }
         let res = req.send().await.map_err(|e| {
+            let cause = root_cause(&e);
+            let hint = if cause.to_lowercase().contains("certificate") {
+                "If the host's certificate is self-signed, add --insecure"
+            } else {
+                "Is `gust serve` running?"
+            };
             anyhow!(
-                "cannot reach the API host {}: {}. Is `gust serve` running?",
+                "cannot reach the API host {}: {cause}. {hint}",
                 self.apihost,
-                root_cause(&e)
             )
         })?;
         let status = res.status().as_u16();
@@ -252,21 +263,29 @@ pub fn print_table(rows: &[Vec<String>]) {
         .map(|c| {
             rows.iter()
                 .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
+                .map(|s| console::measure_text_width(s))
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    for row in rows {
+    for (r, row) in rows.iter().enumerate() {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 < row.len() {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+                // Padded by visible width: a cell may hold colour codes.
+                line.push_str(cell);
+                let pad = widths[c] - console::measure_text_width(cell) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             } else {
                 line.push_str(cell);
             }
         }
-        println!("{}", line.trim_end());
+        let line = line.trim_end();
+        if r == 0 {
+            println!("{}", crate::ui::header(line));
+        } else {
+            println!("{line}");
+        }
     }
 }
 

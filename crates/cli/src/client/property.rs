@@ -34,7 +34,7 @@ pub fn run(cmd: PropertyCommand, args: &ClientArgs) -> Result<()> {
                 config.auth = Some(a.clone());
             }
             save(&path, &config)?;
-            println!("ok: saved in {}", path.display());
+            crate::ui::ok(format_args!("saved in {}", path.display()));
         }
         PropertyCommand::Get => {
             let (apihost, auth) = resolve(args)?;
@@ -56,7 +56,7 @@ pub fn run(cmd: PropertyCommand, args: &ClientArgs) -> Result<()> {
                     return Err(e).with_context(|| format!("cannot remove {}", path.display()));
                 }
             }
-            println!("ok: removed {}", path.display());
+            crate::ui::ok(format_args!("removed {}", path.display()));
         }
     }
     Ok(())

@@ -34,6 +34,17 @@ fn setup() -> (Server, tempfile::TempDir) {
     (server(), tempfile::tempdir().unwrap())
 }
 
+/// `gust action create hello hello.wasm`, the test function written into `home`.
+fn create_hello(home: &Path, env: &[(&str, &str)]) {
+    let wasm = home.join("hello.wasm");
+    std::fs::write(&wasm, function("hello")).unwrap();
+    ok(&gust(
+        home,
+        env,
+        &["action", "create", "hello", wasm.to_str().unwrap()],
+    ));
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -290,13 +301,7 @@ async fn poll_namespaces_list_and_completions() {
     let (s, home) = setup();
     let h = home.path();
     let env = against(&s);
-    let wasm = h.join("hello.wasm");
-    std::fs::write(&wasm, function("hello")).unwrap();
-    ok(&gust(
-        h,
-        &env,
-        &["action", "create", "hello", wasm.to_str().unwrap()],
-    ));
+    create_hello(h, &env);
 
     let out = ok(&gust(h, &env, &["namespace", "list"]));
     assert_eq!(out.lines().collect::<Vec<_>>(), ["NAMESPACE", "guest"]);
@@ -526,4 +531,125 @@ async fn the_examples_deploy_and_work() {
         "{}",
         stdout(&o)
     );
+}
+
+/// `sh -c CMD` on a pseudo-terminal (util-linux `script`), its output as the terminal saw it;
+/// None where `script` is missing.
+fn on_a_terminal(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Option<String> {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_gust"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let configured = gust_command(home, env, &[]);
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env("TERM", "xterm")
+        .envs(configured.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("skipped: no `script` to run gust on a terminal");
+            return None;
+        }
+    };
+    assert!(out.status.success(), "{}", stdout(&out));
+    Some(stdout(&out))
+}
+
+#[tokio::test]
+async fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let (s, home) = setup();
+    let h = home.path();
+    let env = against(&s);
+    create_hello(h, &env);
+
+    // Piped (as every other test runs it): plain text.
+    let piped = ok(&gust(h, &env, &["action", "list"]));
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+    assert!(piped.starts_with("NAME"), "{piped:?}");
+    let err = fails(&gust(h, &env, &["action", "get", "nope"]));
+    assert!(!err.contains('\x1b'), "{err:?}");
+
+    let Some(tty) = on_a_terminal(h, &env, &["action", "list"]) else {
+        return;
+    };
+    assert!(tty.contains("\x1b[1mNAME"), "a bold header: {tty:?}");
+    assert!(tty.contains("hello"), "{tty:?}");
+    let tty = on_a_terminal(h, &env, &["action", "invoke", "hello"]).unwrap();
+    assert!(tty.contains("\x1b[32m\x1b[1mok:"), "a green ok: {tty:?}");
+
+    let mut no_color = env.to_vec();
+    no_color.push(("NO_COLOR", "1"));
+    let plain = on_a_terminal(h, &no_color, &["action", "list"]).unwrap();
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert!(plain.contains("hello"), "{plain:?}");
+}
+
+/// An HTTPS API host with a self-signed certificate (`openssl s_server` serving files), used
+/// with and without `--insecure`; skipped where openssl is missing.
+#[test]
+fn https_hosts_are_checked_unless_insecure() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let www = h.join("www");
+    std::fs::create_dir_all(www.join("api/v1")).unwrap();
+    std::fs::write(www.join("api/v1/namespaces"), r#"["tls-guest"]"#).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(&www)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no openssl to make a self-signed certificate");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-WWW", "-cert", "cert.pem", "-key", "key.pem",
+        ])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .current_dir(&www)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let host = format!("https://127.0.0.1:{port}");
+    let env = [("GUST_APIHOST", host.as_str()), ("GUST_AUTH", "a:b")];
+
+    let err = fails(&gust(h, &env, &["namespace", "list"]));
+    assert!(err.contains("certificate"), "{err}");
+    assert!(err.contains("add --insecure"), "{err}");
+    let out = gust(h, &env, &["namespace", "list", "--insecure"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ok(&out).contains("tls-guest"), "{}", stdout(&out));
 }
