@@ -90,22 +90,28 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             println!("{uuid}:{key}");
         }
         AdminCommand::Namespace(NamespaceCommand::List) => {
+            let mut rows = vec![vec![
+                "NAMESPACE".to_string(),
+                "UUID".into(),
+                "INVOCATIONS/MIN".into(),
+                "CONCURRENT".into(),
+            ]];
             for ns in store.list_namespaces().await? {
-                println!(
-                    "{}\t{}\tinvocationsPerMinute={}\tconcurrentInvocations={}",
+                rows.push(vec![
                     ns.name,
                     ns.uuid,
-                    ns.limits.invocations_per_minute,
-                    ns.limits.concurrent_invocations
-                );
+                    ns.limits.invocations_per_minute.to_string(),
+                    ns.limits.concurrent_invocations.to_string(),
+                ]);
             }
+            crate::client::print_table(&rows);
         }
         AdminCommand::Namespace(NamespaceCommand::Delete { name }) => {
             match store.delete_namespace(&name).await {
                 Err(StoreError::NotFound) => bail!("namespace '{name}' does not exist"),
                 other => other?,
             }
-            println!("deleted namespace '{name}'");
+            crate::ui::ok(format_args!("deleted namespace '{name}'"));
         }
         AdminCommand::Key(KeyCommand::Rotate { namespace }) => {
             let (uuid, key) = new_auth();

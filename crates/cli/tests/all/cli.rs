@@ -653,3 +653,90 @@ fn https_hosts_are_checked_unless_insecure() {
     let _ = server.wait();
     assert!(ok(&out).contains("tls-guest"), "{}", stdout(&out));
 }
+
+/// `gust admin` on the data directory of a running server, as an operator types it.
+fn admin(s: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gust"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admin_commands_manage_namespaces_keys_and_limits() {
+    let (s, home) = setup();
+    let h = home.path();
+    let as_tenant = |auth: &str| {
+        gust(
+            h,
+            &[("GUST_APIHOST", &s.apihost), ("GUST_AUTH", auth)],
+            &["namespace", "list"],
+        )
+    };
+
+    let key = ok(&admin(&s, &["namespace", "create", "team-a"]));
+    let key = key.trim();
+    assert!(ok(&as_tenant(key)).contains("team-a"));
+    let err = fails(&admin(&s, &["namespace", "create", "team-a"]));
+    assert!(
+        err.contains("namespace 'team-a' or its key already exists"),
+        "{err}"
+    );
+    let err = fails(&admin(&s, &["namespace", "create", "bad/name"]));
+    assert!(
+        err.contains("The namespace contains illegal characters."),
+        "{err}"
+    );
+
+    let out = ok(&admin(
+        &s,
+        &["limits", "set", "team-a", "--invocations-per-minute", "7"],
+    ));
+    assert!(out.contains("team-a: invocationsPerMinute=7"), "{out}");
+    let list = ok(&admin(&s, &["namespace", "list"]));
+    let lines: Vec<Vec<&str>> = list
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAMESPACE", "UUID", "INVOCATIONS/MIN", "CONCURRENT"]
+    );
+    let row = lines
+        .iter()
+        .find(|r| r[0] == "team-a")
+        .expect("team-a listed");
+    assert_eq!(row[1], key.split(':').next().unwrap());
+    assert_eq!(row[2], "7");
+    assert!(lines.iter().any(|r| r[0] == "guest"), "{list}");
+    let err = fails(&admin(
+        &s,
+        &["limits", "set", "nobody", "--concurrent-invocations", "1"],
+    ));
+    assert!(err.contains("namespace 'nobody' does not exist"), "{err}");
+
+    let new_key = ok(&admin(&s, &["key", "rotate", "team-a"]));
+    assert_ne!(new_key.trim(), key);
+    // The server trusts what it authenticated for up to a second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let err = fails(&as_tenant(key));
+    assert!(err.contains("(401)"), "the old key stops working: {err}");
+    ok(&as_tenant(new_key.trim()));
+    let err = fails(&admin(&s, &["key", "rotate", "nobody"]));
+    assert!(err.contains("namespace 'nobody' does not exist"), "{err}");
+
+    let out = ok(&admin(&s, &["namespace", "delete", "team-a"]));
+    assert!(out.contains("deleted namespace 'team-a'"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let err = fails(&as_tenant(new_key.trim()));
+    assert!(
+        err.contains("(401)"),
+        "a deleted namespace's key stops working: {err}"
+    );
+    let err = fails(&admin(&s, &["namespace", "delete", "team-a"]));
+    assert!(err.contains("namespace 'team-a' does not exist"), "{err}");
+    assert!(!ok(&admin(&s, &["namespace", "list"])).contains("team-a"));
+}
