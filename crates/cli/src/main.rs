@@ -31,8 +31,14 @@ enum Command {
     /// Run gateway, controller, scheduler, bus and invoker in one process.
     Serve(serve::ServeArgs),
     /// Manage namespaces, keys and limits in the store directly.
+    #[command(
+        after_help = "Examples:\n  gust admin namespace create alice\n  gust admin limits set alice --concurrent-invocations 50\n  gust admin key rotate alice"
+    )]
     Admin(admin::AdminArgs),
     /// The API host and key this client uses.
+    #[command(
+        after_help = "Example:\n  gust property set --apihost http://127.0.0.1:3233 --auth UUID:KEY"
+    )]
     Property {
         #[command(subcommand)]
         command: client::property::PropertyCommand,
@@ -55,6 +61,7 @@ enum Command {
     /// Every entity in your namespace.
     List,
     /// Create or update everything a manifest (gust.toml) lists; says what changed.
+    #[command(after_help = "Example:\n  gust deploy -f examples/gust.toml")]
     Deploy(client::deploy::DeployArgs),
     /// Delete everything a manifest lists.
     Undeploy(client::deploy::DeployArgs),

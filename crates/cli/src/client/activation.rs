@@ -20,8 +20,12 @@ pub enum ActivationCommand {
         since: Option<u64>,
     },
     /// Show an activation record.
+    #[command(
+        after_help = "Examples:\n  gust activation get --last\n  gust activation get 01a2..."
+    )]
     Get(Which),
     /// Show an activation's logs.
+    #[command(after_help = "Example:\n  gust activation logs --last")]
     Logs(Which),
     /// Show an activation's result.
     Result(Which),
