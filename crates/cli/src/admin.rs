@@ -6,16 +6,19 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use gust_model::{Namespace, NamespaceLimits, names};
+use gust_store::StoreError;
 use gust_store::sqlite::Durability;
-use gust_store::{Store, StoreError};
 
-use crate::serve::{new_auth, open_store, parse_auth};
+use crate::serve::{connect_store, new_auth, parse_auth};
 
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     /// Data directory of the embedded store.
     #[arg(long, global = true, default_value = "./.gust")]
     data_dir: PathBuf,
+    /// The store, when it is not the embedded one: `postgres://user@host:port/db`.
+    #[arg(long, global = true, env = "GUST_STORE", value_name = "URL")]
+    store: Option<String>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -67,7 +70,7 @@ enum LimitsCommand {
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
-    let store = open_store(&args.data_dir, Durability::Process)?;
+    let store = connect_store(args.store.as_deref(), &args.data_dir, Durability::Process).await?;
     match args.command {
         AdminCommand::Namespace(NamespaceCommand::Create { name, auth }) => {
             names::check_namespace(&name)?;

@@ -13,6 +13,7 @@ use gust_invoker::Invoker;
 use gust_model::{Namespace, NamespaceLimits, SystemLimits};
 use gust_runtime_wasm::{EngineLimits, WasmRuntime};
 use gust_store::Store;
+use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +34,10 @@ pub struct ServeArgs {
     /// `process`: commits survive a crash of this process; `full`: also a power loss.
     #[arg(long, default_value = "process", value_parser = ["process", "full"])]
     durability: String,
+    /// The store: the embedded SQLite store in the data directory (default), or PostgreSQL
+    /// (`postgres://user@host:port/db`), shared by every process of a cluster.
+    #[arg(long, env = "GUST_STORE", value_name = "URL")]
+    store: Option<String>,
     /// Do not write the client configuration for the `gust` CLI.
     #[arg(long)]
     no_client_config: bool,
@@ -78,15 +83,42 @@ fn restrict(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Opens the embedded store of a data directory. The store holds every namespace's key, so
-/// the database files are made private to their owner, and so is the directory if Gust
-/// creates it (an existing directory, which may be shared, keeps its mode).
-pub fn open_store(data_dir: &Path, durability: Durability) -> Result<Arc<SqliteStore>> {
+/// Creates the data directory, private to its owner, if it does not exist.
+fn ensure_data_dir(data_dir: &Path) -> Result<()> {
     if !data_dir.exists() {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         restrict(data_dir, 0o700)?;
     }
+    Ok(())
+}
+
+/// Opens the store `url` names (`postgres://...`), or the embedded store of `data_dir` when
+/// there is none.
+pub async fn connect_store(
+    url: Option<&str>,
+    data_dir: &Path,
+    durability: Durability,
+) -> Result<Arc<dyn Store>> {
+    match url {
+        None | Some("") => Ok(open_store(data_dir, durability)?),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            let store = PostgresStore::connect(u)
+                .await
+                .context("cannot open the PostgreSQL store")?;
+            Ok(Arc::new(store))
+        }
+        Some(u) => {
+            bail!("--store {u}: expected a postgres:// URL (leave it out for the embedded store)")
+        }
+    }
+}
+
+/// Opens the embedded store of a data directory. The store holds every namespace's key, so
+/// the database files are made private to their owner, and so is the directory if Gust
+/// creates it (an existing directory, which may be shared, keeps its mode).
+pub fn open_store(data_dir: &Path, durability: Durability) -> Result<Arc<SqliteStore>> {
+    ensure_data_dir(data_dir)?;
     let db = data_dir.join("gust.db");
     if !db.exists() {
         // Created private before SQLite opens it; its -wal and -shm files take its mode.
@@ -158,7 +190,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     } else {
         Durability::Process
     };
-    let store = open_store(&args.data_dir, durability)?;
+    // The data directory holds the compiled-code cache and the guest key whatever the store.
+    ensure_data_dir(&args.data_dir)?;
+    let store = connect_store(args.store.as_deref(), &args.data_dir, durability).await?;
     let guest = ensure_guest(store.as_ref(), args.guest_auth.as_deref()).await?;
     let auth = format!("{}:{}", guest.uuid, guest.key);
     write_private(&args.data_dir.join("guest.auth"), &format!("{auth}\n"))?;
@@ -167,7 +201,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         WasmRuntime::new(args.data_dir.join("cache"), EngineLimits::default())
             .context("cannot start the Wasm runtime")?,
     );
-    let store: Arc<dyn Store> = store;
     // Artifacts of code that no action uses any more (deleted or replaced since).
     let in_use = store.code_hashes().await?.into_iter().collect();
     let swept = runtime.sweep(&in_use);

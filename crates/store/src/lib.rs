@@ -8,6 +8,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -99,4 +100,17 @@ pub trait Store: Send + Sync + 'static {
     /// The stored records (`Activation` JSON, as stored), newest first.
     async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Box<RawValue>>>;
     async fn count_activations(&self, query: &ActivationQuery) -> Result<u64>;
+}
+
+/// An action from its stored document (without code), its code hash and, if read, its code.
+fn action_from(doc: &str, code_hash: String, code: Option<Vec<u8>>) -> Result<Action> {
+    let mut action: Action = serde_json::from_str(doc)?;
+    action.code_hash = code_hash;
+    if let Some(code) = code {
+        action.exec.code = Some(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            code,
+        ));
+    }
+    Ok(action)
 }

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError};
+use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError, action_from};
 
 /// Most operations one group commit takes.
 const MAX_BATCH: usize = 2048;
@@ -411,18 +411,6 @@ fn namespace_from(
         key,
         limits: serde_json::from_str(&limits)?,
     })
-}
-
-fn action_from(doc: &str, code_hash: String, code: Option<Vec<u8>>) -> Result<Action> {
-    let mut action: Action = serde_json::from_str(doc)?;
-    action.code_hash = code_hash;
-    if let Some(code) = code {
-        action.exec.code = Some(base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            code,
-        ));
-    }
-    Ok(action)
 }
 
 fn text(s: &str) -> Value {

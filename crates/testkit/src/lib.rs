@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -70,21 +70,40 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     bin: PathBuf,
+    /// The PostgreSQL schema this server stores into, when the suite runs on PostgreSQL.
+    schema: Option<Arc<Schema>>,
     pub client: reqwest::Client,
 }
 
 impl Server {
-    /// Starts `bin serve` on a fresh temporary data directory.
+    /// Starts `bin serve` on a fresh temporary data directory, and on a fresh PostgreSQL
+    /// schema when `GUST_TEST_STORE=postgres` (see [`store_under_test`]).
     pub fn start(bin: impl AsRef<Path>) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut s = Self::start_in(bin.as_ref(), &dir, &[]);
+        let schema = match store_under_test() {
+            StoreUnderTest::Postgres(url) => Some(Arc::new(Schema::create(&url))),
+            StoreUnderTest::Sqlite => None,
+        };
+        let mut s = Self::start_in(bin.as_ref(), &dir, schema);
         s._tmp = Some(tmp);
         s
     }
 
-    /// Starts `bin serve` on `data_dir` with extra arguments.
-    pub fn start_in(bin: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+    /// `--store URL` for this server's `serve` and `admin`, when it is not the embedded store.
+    pub fn store_args(&self) -> Vec<String> {
+        match &self.schema {
+            Some(schema) => vec!["--store".into(), schema.url.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Starts `bin serve` on `data_dir` (and on `schema`, if given).
+    fn start_in(bin: &Path, data_dir: &Path, schema: Option<Arc<Schema>>) -> Server {
+        let extra: Vec<String> = match &schema {
+            Some(schema) => vec!["--store".into(), schema.url.clone()],
+            None => Vec::new(),
+        };
         let mut child = Command::new(bin)
             .arg("serve")
             .args([
@@ -124,6 +143,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             _tmp: None,
             bin: bin.to_path_buf(),
+            schema,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
@@ -137,7 +157,7 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let tmp = self._tmp.take();
-        let mut s = Self::start_in(&self.bin, &self.data_dir, &[]);
+        let mut s = Self::start_in(&self.bin, &self.data_dir, self.schema.clone());
         s._tmp = tmp;
         s
     }
@@ -146,7 +166,7 @@ impl Server {
     pub fn stop_and_restart(mut self) -> Server {
         self.terminate();
         let tmp = self._tmp.take();
-        let mut s = Self::start_in(&self.bin, &self.data_dir, &[]);
+        let mut s = Self::start_in(&self.bin, &self.data_dir, self.schema.clone());
         s._tmp = tmp;
         s
     }
@@ -164,6 +184,7 @@ impl Server {
             .arg("admin")
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(self.store_args())
             .args(args)
             .output()
             .expect("gust admin");
@@ -323,4 +344,100 @@ impl Response {
     pub fn error(&self) -> &str {
         self.body["error"].as_str().unwrap_or("")
     }
+}
+
+/// Which store the integration tests run `gust serve` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUnderTest {
+    /// The embedded SQLite store (the default).
+    Sqlite,
+    /// PostgreSQL at this URL: `GUST_TEST_STORE=postgres` with `GUST_TEST_POSTGRES_URL` set.
+    Postgres(String),
+}
+
+/// The store the suite runs on, from `GUST_TEST_STORE` (`sqlite` or `postgres`).
+/// `postgres` without `GUST_TEST_POSTGRES_URL` is a mistake in the test set-up: it panics.
+pub fn store_under_test() -> StoreUnderTest {
+    match std::env::var("GUST_TEST_STORE").as_deref() {
+        Ok("postgres") => StoreUnderTest::Postgres(
+            postgres_url().expect("GUST_TEST_STORE=postgres needs GUST_TEST_POSTGRES_URL"),
+        ),
+        Ok("sqlite") | Err(_) => StoreUnderTest::Sqlite,
+        Ok(other) => panic!("GUST_TEST_STORE={other}: expected sqlite or postgres"),
+    }
+}
+
+/// `GUST_TEST_POSTGRES_URL`, if the machine offers a PostgreSQL for tests.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("GUST_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A fresh PostgreSQL schema of one test's own, dropped with everything in it when the
+/// value is dropped. `url` selects it through the search path.
+#[derive(Debug)]
+pub struct Schema {
+    pub url: String,
+    base: String,
+    name: String,
+}
+
+impl Schema {
+    pub fn create(base: &str) -> Schema {
+        let name = format!("gust_test_{}", uuid_like());
+        run_sql(base, &format!("CREATE SCHEMA {name}"));
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Schema {
+            url: format!("{base}{sep}options=-c%20search_path%3D{name}"),
+            base: base.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        run_sql(
+            &self.base,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+    }
+}
+
+/// A random hex name part (no uuid crate here).
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Runs one SQL statement on its own thread and runtime, so it works from sync code, async
+/// tests and `Drop` alike.
+fn run_sql(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+            tokio::spawn(conn);
+            client
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        });
+    })
+    .join()
+    .expect("the SQL thread panicked");
 }

@@ -660,6 +660,7 @@ fn admin(s: &Server, args: &[&str]) -> Output {
         .arg("admin")
         .arg("--data-dir")
         .arg(&s.data_dir)
+        .args(s.store_args())
         .args(args)
         .output()
         .unwrap()

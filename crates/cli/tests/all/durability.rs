@@ -26,8 +26,7 @@ fn artifacts(dir: &std::path::Path) -> Vec<(String, SystemTime)> {
 
 #[tokio::test]
 async fn an_unreadable_journal_entry_ends_as_an_internal_error_record() {
-    use gust_store::sqlite::{Durability, SqliteStore};
-    use gust_store::{PendingInvocation, Store};
+    use gust_store::PendingInvocation;
 
     let mut s = server();
     s.create("hello", &function("hello"), json!({})).await;
@@ -39,7 +38,7 @@ async fn an_unreadable_journal_entry_ends_as_an_internal_error_record() {
         gust_model::names::new_activation_id(),
     );
     {
-        let store = SqliteStore::open(s.data_dir.join("gust.db"), Durability::Process).unwrap();
+        let store = crate::open_store(&s).await;
         let action = store
             .action("guest", "hello", false)
             .await

@@ -14,3 +14,15 @@ use gust_testkit::Server;
 pub fn server() -> Server {
     Server::start(env!("CARGO_BIN_EXE_gust"))
 }
+
+/// The store `s` runs on, opened directly (as a crashed server would have left it).
+pub async fn open_store(s: &Server) -> Box<dyn gust_store::Store> {
+    use gust_store::postgres::PostgresStore;
+    use gust_store::sqlite::{Durability, SqliteStore};
+    match s.store_args().get(1) {
+        Some(url) => Box::new(PostgresStore::connect(url).await.unwrap()),
+        None => {
+            Box::new(SqliteStore::open(s.data_dir.join("gust.db"), Durability::Process).unwrap())
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The scale-out store: PostgreSQL, shared by every controller and invoker of a cluster.
+//!
+//! Same tables and invariants as the embedded store. Every write that must be atomic is one
+//! SQL statement (data-modifying CTEs where it touches two tables), so no write holds a
+//! transaction open across round trips; PostgreSQL's own group commit batches the commits
+//! of concurrent connections. Migrations are versioned in `gust_schema` and applied at start
+//! under an advisory lock, so processes starting together apply each once.
+//!
+//! The search path picks the schema: `postgres://host/db?options=-c%20search_path%3Dgust`
+//! keeps Gust's tables in schema `gust` (the tests give each server a schema of its own).
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
+use serde_json::value::RawValue;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError, action_from};
+
+/// Connections kept open to PostgreSQL per process.
+const POOL_SIZE: usize = 16;
+/// Key of the advisory lock that serializes migrations across processes.
+const MIGRATION_LOCK: i64 = 0x6775_7374; // "gust"
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE namespaces (
+    name    TEXT PRIMARY KEY,
+    uuid    TEXT NOT NULL UNIQUE,
+    key     TEXT NOT NULL,
+    limits  TEXT NOT NULL
+);
+CREATE TABLE actions (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    code      BYTEA NOT NULL,
+    code_hash TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+-- Records are kept as the JSON text the invoker encoded (not jsonb): read back byte for byte.
+CREATE TABLE activations (
+    id        TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    start     BIGINT NOT NULL,
+    doc       TEXT NOT NULL
+);
+CREATE INDEX activations_by_namespace ON activations (namespace, start DESC);
+CREATE INDEX activations_by_name ON activations (namespace, name, start DESC);
+CREATE INDEX activations_by_start ON activations (start);
+CREATE TABLE pending (
+    id        TEXT PRIMARY KEY,
+    accepted  BIGINT NOT NULL,
+    message   BYTEA NOT NULL
+);
+"#];
+
+type Param = Box<dyn ToSql + Sync + Send>;
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Backend(match e.as_db_error() {
+            Some(db) => format!("PostgreSQL: {}", db.message()),
+            None => format!("PostgreSQL: {e}"),
+        })
+    }
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db?...`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot set up the connection pool: {e}")))?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot reach PostgreSQL: {e}")))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS gust_schema (version INTEGER NOT NULL)")
+            .await?;
+        let version: i32 = tx
+            .query_opt("SELECT version FROM gust_schema", &[])
+            .await?
+            .map_or(0, |r| r.get(0));
+        for sql in MIGRATIONS.iter().skip(version.max(0) as usize) {
+            tx.batch_execute(sql).await?;
+        }
+        let latest = MIGRATIONS.len() as i32;
+        if version < latest {
+            tx.execute("DELETE FROM gust_schema", &[]).await?;
+            tx.execute("INSERT INTO gust_schema (version) VALUES ($1)", &[&latest])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.execute(&statement, params).await?)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+
+    async fn namespace_where(&self, sql: &str, value: &str) -> Result<Option<Namespace>> {
+        self.query(sql, &[&value])
+            .await?
+            .first()
+            .map(namespace_from)
+            .transpose()
+    }
+}
+
+fn namespace_from(r: &tokio_postgres::Row) -> Result<Namespace> {
+    Ok(Namespace {
+        name: r.get(0),
+        uuid: r.get(1),
+        key: r.get(2),
+        limits: serde_json::from_str(r.get(3))?,
+    })
+}
+
+/// The `WHERE` clause of an activation query and its parameters (`$1`...).
+fn activation_filter(q: &ActivationQuery) -> (String, Vec<Param>) {
+    let mut sql = String::from(" FROM activations WHERE namespace = $1");
+    let mut args: Vec<Param> = vec![Box::new(q.namespace.clone())];
+    if let Some(name) = &q.name {
+        args.push(Box::new(name.clone()));
+        sql.push_str(&format!(" AND name = ${}", args.len()));
+    }
+    if let Some(since) = q.since {
+        args.push(Box::new(since as i64));
+        sql.push_str(&format!(" AND start >= ${}", args.len()));
+    }
+    if let Some(upto) = q.upto {
+        args.push(Box::new(upto as i64));
+        sql.push_str(&format!(" AND start <= ${}", args.len()));
+    }
+    (sql, args)
+}
+
+fn refs(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_namespace(&self, ns: &Namespace) -> Result<()> {
+        let limits = serde_json::to_string(&ns.limits)?;
+        let n = self
+            .execute(
+                "INSERT INTO namespaces (name, uuid, key, limits) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&ns.name, &ns.uuid, &ns.key, &limits],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
+        self.namespace_where(
+            "SELECT name, uuid, key, limits FROM namespaces WHERE uuid = $1",
+            uuid,
+        )
+        .await
+    }
+
+    async fn namespace(&self, name: &str) -> Result<Option<Namespace>> {
+        self.namespace_where(
+            "SELECT name, uuid, key, limits FROM namespaces WHERE name = $1",
+            name,
+        )
+        .await
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        self.query(
+            "SELECT name, uuid, key, limits FROM namespaces ORDER BY name",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(namespace_from)
+        .collect()
+    }
+
+    async fn set_namespace_key(&self, name: &str, uuid: &str, key: &str) -> Result<()> {
+        let n = self
+            .execute(
+                "UPDATE namespaces SET uuid = $1, key = $2 WHERE name = $3",
+                &[&uuid, &key, &name],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_namespace_limits(&self, name: &str, limits: NamespaceLimits) -> Result<()> {
+        let limits = serde_json::to_string(&limits)?;
+        let n = self
+            .execute(
+                "UPDATE namespaces SET limits = $1 WHERE name = $2",
+                &[&limits, &name],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_namespace(&self, name: &str) -> Result<()> {
+        // One statement: the namespace, its actions and its activations go together.
+        let n = self
+            .execute(
+                "WITH a AS (DELETE FROM actions WHERE namespace = $1),
+                      r AS (DELETE FROM activations WHERE namespace = $1)
+                 DELETE FROM namespaces WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn action(&self, namespace: &str, name: &str, with_code: bool) -> Result<Option<Action>> {
+        let sql = if with_code {
+            "SELECT doc, code_hash, code FROM actions WHERE namespace = $1 AND name = $2"
+        } else {
+            "SELECT doc, code_hash, NULL::BYTEA FROM actions WHERE namespace = $1 AND name = $2"
+        };
+        self.query(sql, &[&namespace, &name])
+            .await?
+            .first()
+            .map(|r| action_from(r.get(0), r.get(1), r.get(2)))
+            .transpose()
+    }
+
+    async fn action_code(&self, namespace: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .query(
+                "SELECT code FROM actions WHERE namespace = $1 AND name = $2",
+                &[&namespace, &name],
+            )
+            .await?
+            .first()
+            .map(|r| r.get(0)))
+    }
+
+    async fn put_action(&self, action: &Action, code: Option<&[u8]>, mode: PutMode) -> Result<()> {
+        let mut doc_action = action.clone();
+        doc_action.exec.code = None;
+        let doc = serde_json::to_string(&doc_action)?;
+        let (ns, name, version, hash) = (
+            &action.namespace,
+            &action.name,
+            &action.version,
+            &action.code_hash,
+        );
+        let n = match (mode, code) {
+            (PutMode::Create, Some(code)) => {
+                self.execute(
+                    "INSERT INTO actions (namespace, name, version, doc, code, code_hash)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    &[ns, name, version, &doc, &code, hash],
+                )
+                .await?
+            }
+            (PutMode::Create, None) => {
+                return Err(StoreError::Backend("an action needs code".into()));
+            }
+            (PutMode::Replace { expected_version }, Some(code)) => {
+                self.execute(
+                    "UPDATE actions SET version = $1, doc = $2, code = $3, code_hash = $4
+                     WHERE namespace = $5 AND name = $6 AND version = $7",
+                    &[version, &doc, &code, hash, ns, name, &expected_version],
+                )
+                .await?
+            }
+            (PutMode::Replace { expected_version }, None) => {
+                self.execute(
+                    "UPDATE actions SET version = $1, doc = $2
+                     WHERE namespace = $3 AND name = $4 AND version = $5",
+                    &[version, &doc, ns, name, &expected_version],
+                )
+                .await?
+            }
+        };
+        if n == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    async fn delete_action(&self, namespace: &str, name: &str) -> Result<Option<Action>> {
+        self.query(
+            "DELETE FROM actions WHERE namespace = $1 AND name = $2 RETURNING doc, code_hash",
+            &[&namespace, &name],
+        )
+        .await?
+        .first()
+        .map(|r| action_from(r.get(0), r.get(1), None))
+        .transpose()
+    }
+
+    async fn list_actions(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Action>> {
+        self.query(
+            "SELECT doc, code_hash FROM actions WHERE namespace = $1
+             ORDER BY name LIMIT $2 OFFSET $3",
+            &[&namespace, &(limit as i64), &(skip as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| action_from(r.get(0), r.get(1), None))
+        .collect()
+    }
+
+    async fn count_actions(&self, namespace: &str) -> Result<u64> {
+        let rows = self
+            .query(
+                "SELECT COUNT(*) FROM actions WHERE namespace = $1",
+                &[&namespace],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
+    }
+
+    async fn code_hashes(&self) -> Result<Vec<String>> {
+        Ok(self
+            .query("SELECT DISTINCT code_hash FROM actions", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
+        self.execute(
+            "INSERT INTO pending (id, accepted, message) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&p.activation_id, &(p.accepted_at as i64), &p.message],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn put_pending_unless_recorded(&self, p: PendingInvocation) -> Result<bool> {
+        // Racing with the record's own write, both may commit (neither sees the other's
+        // uncommitted row); `pending` then drops the entry instead of running it again.
+        let n = self
+            .execute(
+                "INSERT INTO pending (id, accepted, message)
+                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM activations WHERE id = $1)
+                 ON CONFLICT DO NOTHING",
+                &[&p.activation_id, &(p.accepted_at as i64), &p.message],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn pending(&self) -> Result<Vec<PendingInvocation>> {
+        // Entries whose record exists are finished: dropped, not returned.
+        self.execute(
+            "DELETE FROM pending p USING activations a WHERE p.id = a.id",
+            &[],
+        )
+        .await?;
+        Ok(self
+            .query(
+                "SELECT id, accepted, message FROM pending ORDER BY accepted",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| PendingInvocation {
+                activation_id: r.get(0),
+                accepted_at: r.get::<_, i64>(1) as u64,
+                message: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn put_activation(&self, record: &EncodedActivation) -> Result<()> {
+        // One statement: the record and the removal of its journal entry commit together.
+        self.execute(
+            "WITH cleared AS (DELETE FROM pending WHERE id = $1)
+             INSERT INTO activations (id, namespace, name, start, doc)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[
+                &record.activation_id,
+                &record.namespace,
+                &record.name,
+                &(record.start as i64),
+                &record.json.get(),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {
+        self.query(
+            "SELECT doc FROM activations WHERE id = $1 AND namespace = $2",
+            &[&id, &namespace],
+        )
+        .await?
+        .first()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .transpose()
+    }
+
+    async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Box<RawValue>>> {
+        let (filter, mut args) = activation_filter(q);
+        args.push(Box::new(q.limit as i64));
+        args.push(Box::new(q.skip as i64));
+        let sql = format!(
+            "SELECT doc{filter} ORDER BY start DESC, id LIMIT ${} OFFSET ${}",
+            args.len() - 1,
+            args.len()
+        );
+        self.query(&sql, &refs(&args))
+            .await?
+            .into_iter()
+            .map(|r| Ok(RawValue::from_string(r.get(0))?))
+            .collect()
+    }
+
+    async fn count_activations(&self, q: &ActivationQuery) -> Result<u64> {
+        let (filter, args) = activation_filter(q);
+        let rows = self
+            .query(&format!("SELECT COUNT(*){filter}"), &refs(&args))
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
+    }
+}

@@ -1,0 +1,250 @@
+//! The store's invariants, checked on every backend: SQLite always, PostgreSQL when
+//! `GUST_TEST_POSTGRES_URL` is set (each test on a fresh schema; skipped, and said so, when
+//! it is not).
+#![allow(clippy::unwrap_used)]
+
+use gust_model::{
+    Action, ActionLimits, Activation, ActivationResponse, ActivationStatus, EncodedActivation,
+    Exec, Namespace, NamespaceLimits,
+};
+use gust_store::postgres::PostgresStore;
+use gust_store::sqlite::{Durability, SqliteStore};
+use gust_store::{ActivationQuery, PendingInvocation, PutMode, Store, StoreError};
+
+/// Runs each named scenario (`async fn NAME(&dyn Store)`) as `NAME::sqlite` and
+/// `NAME::postgres`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("gust.db");
+                let store = super::SqliteStore::open(path, super::Durability::Process).unwrap();
+                super::$name(&store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(url) = gust_testkit::postgres_url() else {
+                    eprintln!("skipped: GUST_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                let schema = gust_testkit::Schema::create(&url);
+                let store = super::PostgresStore::connect(&schema.url).await.unwrap();
+                super::$name(&store).await;
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    a_record_clears_its_journal_entry_and_is_written_once,
+    late_journaling_loses_to_an_existing_record,
+    action_updates_are_compare_and_swap,
+    namespaces_and_keys,
+    activation_lists_filter_page_and_count,
+    deleting_a_namespace_deletes_its_actions_and_records,
+);
+
+fn record(id: &str, start: u64) -> Activation {
+    Activation {
+        namespace: "ns".into(),
+        name: "a".into(),
+        version: "0.0.1".into(),
+        subject: "ns".into(),
+        activation_id: id.into(),
+        start,
+        end: start + 1,
+        duration: 1,
+        status_code: 0,
+        response: ActivationResponse::new(ActivationStatus::Success, serde_json::json!({})),
+        logs: vec![],
+        annotations: vec![],
+        publish: false,
+        cause: None,
+    }
+}
+
+fn pending(id: &str) -> PendingInvocation {
+    PendingInvocation {
+        activation_id: id.into(),
+        accepted_at: 1,
+        message: b"{}".to_vec(),
+    }
+}
+
+/// Action `ns/x`, version 0.0.1.
+fn action() -> Action {
+    Action {
+        namespace: "ns".into(),
+        name: "x".into(),
+        version: "0.0.1".into(),
+        publish: false,
+        exec: Exec {
+            kind: "wasm".into(),
+            code: None,
+            binary: true,
+            main: None,
+        },
+        annotations: vec![],
+        parameters: vec![],
+        limits: ActionLimits::default(),
+        updated: 0,
+        code_hash: "h".into(),
+    }
+}
+
+fn encoded(record: Activation) -> EncodedActivation {
+    EncodedActivation::new(&record).unwrap()
+}
+
+async fn a_record_clears_its_journal_entry_and_is_written_once(s: &dyn Store) {
+    s.put_pending(pending("a1")).await.unwrap();
+    assert_eq!(s.pending().await.unwrap().len(), 1);
+    s.put_activation(&encoded(record("a1", 10))).await.unwrap();
+    assert!(s.pending().await.unwrap().is_empty());
+    let mut again = record("a1", 99);
+    again.name = "other".into();
+    s.put_activation(&encoded(again)).await.unwrap();
+    let got = s.activation("ns", "a1").await.unwrap().unwrap();
+    assert_eq!(got.start, 10, "the first record wins");
+    let q = ActivationQuery {
+        namespace: "ns".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(s.count_activations(&q).await.unwrap(), 1);
+    assert!(s.activation("other-ns", "a1").await.unwrap().is_none());
+}
+
+async fn late_journaling_loses_to_an_existing_record(s: &dyn Store) {
+    assert!(s.put_pending_unless_recorded(pending("b1")).await.unwrap());
+    s.put_activation(&encoded(record("b1", 1))).await.unwrap();
+    assert!(!s.put_pending_unless_recorded(pending("b1")).await.unwrap());
+    assert!(s.pending().await.unwrap().is_empty());
+}
+
+async fn action_updates_are_compare_and_swap(s: &dyn Store) {
+    let mut a = action();
+    s.put_action(&a, Some(b"code"), PutMode::Create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put_action(&a, Some(b"code"), PutMode::Create).await,
+        Err(StoreError::Conflict)
+    ));
+    a.version = "0.0.2".into();
+    let replace = PutMode::Replace {
+        expected_version: "0.0.1".into(),
+    };
+    s.put_action(&a, None, replace.clone()).await.unwrap();
+    assert!(
+        matches!(
+            s.put_action(&a, None, replace).await,
+            Err(StoreError::Conflict)
+        ),
+        "a second writer with the old version loses"
+    );
+    let got = s.action("ns", "x", true).await.unwrap().unwrap();
+    assert_eq!(got.version, "0.0.2");
+    assert_eq!(got.exec.code.as_deref(), Some("Y29kZQ=="), "code kept");
+    assert_eq!(s.delete_action("ns", "x").await.unwrap().unwrap().name, "x");
+    assert!(s.delete_action("ns", "x").await.unwrap().is_none());
+}
+
+async fn namespaces_and_keys(s: &dyn Store) {
+    let ns = Namespace {
+        name: "n".into(),
+        uuid: "u".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    };
+    s.create_namespace(&ns).await.unwrap();
+    assert!(matches!(
+        s.create_namespace(&ns).await,
+        Err(StoreError::Conflict)
+    ));
+    s.set_namespace_key("n", "u2", "k2").await.unwrap();
+    assert!(s.namespace_by_uuid("u").await.unwrap().is_none());
+    assert_eq!(s.namespace_by_uuid("u2").await.unwrap().unwrap().key, "k2");
+    assert!(matches!(
+        s.set_namespace_key("missing", "a", "b").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn activation_lists_filter_page_and_count(s: &dyn Store) {
+    for (id, name, start) in [
+        ("r1", "a", 10),
+        ("r2", "b", 20),
+        ("r3", "a", 30),
+        ("r4", "a", 40),
+    ] {
+        let mut r = record(id, start);
+        r.name = name.into();
+        s.put_activation(&encoded(r)).await.unwrap();
+    }
+    let ids = |list: Vec<Box<serde_json::value::RawValue>>| -> Vec<String> {
+        list.iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(r.get()).unwrap();
+                v["activationId"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let all = ActivationQuery {
+        namespace: "ns".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(s.list_activations(&all).await.unwrap()),
+        ["r4", "r3", "r2", "r1"]
+    );
+    let page = ActivationQuery {
+        skip: 1,
+        limit: 2,
+        ..all.clone()
+    };
+    assert_eq!(ids(s.list_activations(&page).await.unwrap()), ["r3", "r2"]);
+    let named = ActivationQuery {
+        name: Some("a".into()),
+        since: Some(20),
+        upto: Some(40),
+        ..all.clone()
+    };
+    assert_eq!(ids(s.list_activations(&named).await.unwrap()), ["r4", "r3"]);
+    assert_eq!(s.count_activations(&named).await.unwrap(), 2);
+    let other = ActivationQuery {
+        namespace: "other".into(),
+        ..all
+    };
+    assert_eq!(s.count_activations(&other).await.unwrap(), 0);
+    let stored = s.list_activations(&page).await.unwrap();
+    let back: Activation = serde_json::from_str(stored[0].get()).unwrap();
+    assert_eq!((back.activation_id.as_str(), back.start), ("r3", 30));
+}
+
+async fn deleting_a_namespace_deletes_its_actions_and_records(s: &dyn Store) {
+    let ns = Namespace {
+        name: "ns".into(),
+        uuid: "u".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    };
+    s.create_namespace(&ns).await.unwrap();
+    s.put_activation(&encoded(record("d1", 1))).await.unwrap();
+    let action = action();
+    s.put_action(&action, Some(b"code"), PutMode::Create)
+        .await
+        .unwrap();
+    s.delete_namespace("ns").await.unwrap();
+    assert!(s.namespace("ns").await.unwrap().is_none());
+    assert!(s.action("ns", "x", false).await.unwrap().is_none());
+    assert!(s.activation("ns", "d1").await.unwrap().is_none());
+    assert!(matches!(
+        s.delete_namespace("ns").await,
+        Err(StoreError::NotFound)
+    ));
+}
