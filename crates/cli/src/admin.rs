@@ -34,6 +34,19 @@ enum AdminCommand {
     /// Throttles.
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// Activation records.
+    #[command(subcommand)]
+    Activations(ActivationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ActivationsCommand {
+    /// Delete every namespace's records that started more than N days ago (what
+    /// `gust serve --retention-days N` does hourly).
+    Prune {
+        #[arg(long, value_name = "N")]
+        older_than_days: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +136,14 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                 other => other?,
             }
             println!("{uuid}:{key}");
+        }
+        AdminCommand::Activations(ActivationsCommand::Prune { older_than_days }) => {
+            let cutoff = gust_model::time::now_ms()
+                .saturating_sub(older_than_days.saturating_mul(crate::serve::DAY_MS));
+            let n = store.delete_activations_before(cutoff).await?;
+            crate::ui::ok(format_args!(
+                "deleted {n} activation record(s) older than {older_than_days} day(s)"
+            ));
         }
         AdminCommand::Limits(LimitsCommand::Set {
             namespace,

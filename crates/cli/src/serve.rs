@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// (`postgres://user@host:port/db`), shared by every process of a cluster.
     #[arg(long, env = "GUST_STORE", value_name = "URL")]
     store: Option<String>,
+    /// Delete activation records older than this many days (checked at start and hourly);
+    /// 0 keeps them forever.
+    #[arg(long, env = "GUST_RETENTION_DAYS", default_value_t = 0)]
+    retention_days: u64,
     /// Do not write the client configuration for the `gust` CLI.
     #[arg(long)]
     no_client_config: bool,
@@ -232,6 +236,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         eprintln!("gust: resuming {recovered} invocation(s) accepted before the last stop");
     }
 
+    if args.retention_days > 0 {
+        tokio::spawn(retention(store.clone(), args.retention_days));
+    }
+
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -272,6 +280,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     eprintln!("gust: stopped");
     Ok(())
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Deletes records older than `days`, now and then every hour.
+async fn retention(store: Arc<dyn Store>, days: u64) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let cutoff = gust_model::time::now_ms().saturating_sub(days.saturating_mul(DAY_MS));
+        match store.delete_activations_before(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, days, "activation retention"),
+            Err(e) => tracing::warn!(error = %e, "activation retention failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -100,6 +100,10 @@ pub trait Store: Send + Sync + 'static {
     /// The stored records (`Activation` JSON, as stored), newest first.
     async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Box<RawValue>>>;
     async fn count_activations(&self, query: &ActivationQuery) -> Result<u64>;
+    /// Retention: deletes the records of every namespace that started before `start_ms`
+    /// (through the per-namespace start index: no index of its own to slow record writes);
+    /// returns how many it deleted.
+    async fn delete_activations_before(&self, start_ms: u64) -> Result<u64>;
 }
 
 /// An action from its stored document (without code), its code hash and, if read, its code.

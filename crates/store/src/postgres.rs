@@ -49,7 +49,6 @@ CREATE TABLE activations (
 );
 CREATE INDEX activations_by_namespace ON activations (namespace, start DESC);
 CREATE INDEX activations_by_name ON activations (namespace, name, start DESC);
-CREATE INDEX activations_by_start ON activations (start);
 CREATE TABLE pending (
     id        TEXT PRIMARY KEY,
     accepted  BIGINT NOT NULL,
@@ -478,6 +477,15 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|r| Ok(RawValue::from_string(r.get(0))?))
             .collect()
+    }
+
+    async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
+        self.execute(
+            "DELETE FROM activations WHERE start < $1
+             AND namespace IN (SELECT name FROM namespaces)",
+            &[&(start_ms as i64)],
+        )
+        .await
     }
 
     async fn count_activations(&self, q: &ActivationQuery) -> Result<u64> {

@@ -121,6 +121,7 @@ type Reply = oneshot::Sender<Result<WriteOutcome>>;
 enum WriteOutcome {
     Done,
     Changed(bool),
+    Count(u64),
     Action(Option<Box<Action>>),
 }
 
@@ -741,6 +742,24 @@ impl Store for SqliteStore {
             rows.map(|d| Ok(RawValue::from_string(d?)?)).collect()
         })
         .await
+    }
+
+    async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
+        let out = self
+            .write_statement(move |c| {
+                let n = c
+                    .prepare_cached(
+                        "DELETE FROM activations WHERE start < ?
+                         AND namespace IN (SELECT name FROM namespaces)",
+                    )?
+                    .execute([start_ms as i64])?;
+                Ok(WriteOutcome::Count(n as u64))
+            })
+            .await?;
+        Ok(match out {
+            WriteOutcome::Count(n) => n,
+            _ => 0,
+        })
     }
 
     async fn count_activations(&self, q: &ActivationQuery) -> Result<u64> {

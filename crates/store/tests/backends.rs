@@ -45,6 +45,7 @@ on_every_backend!(
     namespaces_and_keys,
     activation_lists_filter_page_and_count,
     deleting_a_namespace_deletes_its_actions_and_records,
+    retention_deletes_records_that_started_before_the_cutoff,
 );
 
 fn record(id: &str, start: u64) -> Activation {
@@ -247,4 +248,30 @@ async fn deleting_a_namespace_deletes_its_actions_and_records(s: &dyn Store) {
         s.delete_namespace("ns").await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn retention_deletes_records_that_started_before_the_cutoff(s: &dyn Store) {
+    for name in ["ns", "ns2"] {
+        let ns = Namespace {
+            name: name.into(),
+            uuid: format!("u-{name}"),
+            key: "k".into(),
+            limits: NamespaceLimits::default(),
+        };
+        s.create_namespace(&ns).await.unwrap();
+    }
+    for (id, ns, start) in [
+        ("old1", "ns", 100),
+        ("old2", "ns2", 199),
+        ("new", "ns", 200),
+    ] {
+        let mut r = record(id, start);
+        r.namespace = ns.into();
+        s.put_activation(&encoded(r)).await.unwrap();
+    }
+    assert_eq!(s.delete_activations_before(200).await.unwrap(), 2);
+    assert!(s.activation("ns", "old1").await.unwrap().is_none());
+    assert!(s.activation("ns2", "old2").await.unwrap().is_none());
+    assert!(s.activation("ns", "new").await.unwrap().is_some());
+    assert_eq!(s.delete_activations_before(200).await.unwrap(), 0);
 }

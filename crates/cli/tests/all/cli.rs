@@ -740,4 +740,24 @@ async fn admin_commands_manage_namespaces_keys_and_limits() {
     let err = fails(&admin(&s, &["namespace", "delete", "team-a"]));
     assert!(err.contains("namespace 'team-a' does not exist"), "{err}");
     assert!(!ok(&admin(&s, &["namespace", "list"])).contains("team-a"));
+
+    // Retention by hand: records older than N days go, newer ones stay.
+    create_hello(h, &against(&s));
+    let r = s.invoke("hello", serde_json::json!({})).await;
+    assert_eq!(r.status, 200);
+    let out = ok(&admin(
+        &s,
+        &["activations", "prune", "--older-than-days", "30"],
+    ));
+    assert!(out.contains("deleted 0 activation record(s)"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let out = ok(&admin(
+        &s,
+        &["activations", "prune", "--older-than-days", "0"],
+    ));
+    assert!(out.contains("deleted 1 activation record(s)"), "{out}");
+    let list = s
+        .call("GET", "/api/v1/namespaces/_/activations", None)
+        .await;
+    assert_eq!(list.body, serde_json::json!([]));
 }
