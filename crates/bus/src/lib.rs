@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod memory;
+pub mod nats;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub trait Ack: Send {
 /// One message taken from a subject.
 pub struct Delivery {
     pub payload: Bytes,
+    /// 1 for the first delivery of a message, more when it is delivered again.
+    pub attempt: u64,
     ack: Option<Box<dyn Ack>>,
 }
 
@@ -48,7 +51,17 @@ impl std::fmt::Debug for Delivery {
 
 impl Delivery {
     pub fn new(payload: Bytes, ack: Option<Box<dyn Ack>>) -> Self {
-        Delivery { payload, ack }
+        Delivery {
+            payload,
+            attempt: 1,
+            ack,
+        }
+    }
+
+    /// Marks this as delivery number `attempt` of its message.
+    pub fn with_attempt(mut self, attempt: u64) -> Self {
+        self.attempt = attempt;
+        self
     }
 
     /// Whether acknowledging means anything (false on backends without redelivery).
@@ -81,6 +94,18 @@ pub type Handler = Arc<dyn Fn(Delivery) -> Result<(), BusError> + Send + Sync>;
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
+
+    /// Publishes a message known by `id` (an activation id): a backend that keeps messages
+    /// drops a second message with the same id published within its duplicate window.
+    async fn publish_with_id(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        let _ = id;
+        self.publish(subject, payload).await
+    }
     async fn subscribe(&self, subject: &str) -> Result<Box<dyn Subscription>, BusError>;
 
     /// Hands every delivery of `subject` to `handler`. By default a task takes them from a
@@ -99,12 +124,16 @@ pub trait Bus: Send + Sync + 'static {
     }
 }
 
-/// Subject an invoker takes its invocations from.
+/// Subject an invoker takes its invocations from. Backends that share a broker between
+/// clusters put the cluster's name in front.
 pub fn invoke_subject(invoker: &str) -> String {
-    format!("gust.invoke.{invoker}")
+    format!("{INVOKE_PREFIX}{invoker}")
 }
 
 /// Subject a controller takes its completions from.
 pub fn completion_subject(controller: &str) -> String {
-    format!("gust.completed.{controller}")
+    format!("completed.{controller}")
 }
+
+/// What every invocation subject starts with.
+pub const INVOKE_PREFIX: &str = "invoke.";

@@ -203,9 +203,13 @@ impl Controller {
         };
         let subject = invoke_subject(invoker);
         if msg.blocking {
-            return self.bus.publish(&subject, payload).await.map_err(|e| {
-                ControllerError::Unavailable(format!("Cannot reach an invoker: {e}"))
-            });
+            return self
+                .bus
+                .publish_with_id(&subject, &msg.activation_id, payload)
+                .await
+                .map_err(|e| {
+                    ControllerError::Unavailable(format!("Cannot reach an invoker: {e}"))
+                });
         }
         self.store
             .put_pending(PendingInvocation {
@@ -214,14 +218,21 @@ impl Controller {
                 message: payload.to_vec(),
             })
             .await?;
-        if let Err(e) = self.bus.publish(&subject, payload).await {
+        if let Err(e) = self
+            .bus
+            .publish_with_id(&subject, &msg.activation_id, payload)
+            .await
+        {
             // Journaled: it runs at the next start.
             tracing::error!(id = %msg.activation_id, error = %e, "invocation journaled but not queued");
         }
         Ok(())
     }
 
-    /// Sends a journaled invocation to an invoker again (recovery).
+    /// Sends a journaled invocation to an invoker again (recovery). Published without its id:
+    /// a copy still held unacknowledged by a consumer would otherwise swallow it as a
+    /// duplicate until its ack wait runs out; if both copies run, the store keeps one record
+    /// and the later delivery sees it and runs nothing.
     pub(crate) async fn resubmit(&self, p: PendingInvocation) {
         let mut msg: InvocationMessage = match serde_json::from_slice(&p.message) {
             Ok(m) => m,

@@ -119,6 +119,13 @@ impl Invoker {
 
     async fn handle(&self, delivery: Delivery) {
         let (msg, record) = match serde_json::from_slice::<InvocationMessage>(&delivery.payload) {
+            // Delivered again (its invoker died, or the acknowledgement was lost): if it was
+            // recorded, it ran; acknowledge it and run nothing.
+            Ok(msg) if delivery.attempt > 1 && self.recorded(&msg).await => {
+                tracing::info!(id = %msg.activation_id, attempt = delivery.attempt, "already recorded");
+                let _ = delivery.ack().await;
+                return;
+            }
             Ok(msg) => {
                 let record = self.process(&msg).await;
                 (msg, record)
@@ -168,6 +175,16 @@ impl Invoker {
             }
             Err(e) => tracing::error!(error = %e, "cannot encode a completion"),
         }
+    }
+
+    /// Whether the invocation's record is stored (a failing store counts as no: it runs).
+    async fn recorded(&self, msg: &InvocationMessage) -> bool {
+        matches!(
+            self.store
+                .activation(&msg.subject, &msg.activation_id)
+                .await,
+            Ok(Some(_))
+        )
     }
 
     /// Stores a record, retrying a failing store a few times. On failure the invocation stays

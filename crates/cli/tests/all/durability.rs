@@ -50,7 +50,7 @@ async fn an_unreadable_journal_entry_ends_as_an_internal_error_record() {
                 "version": action.version, "kind": "wasm", "code_hash": action.code_hash,
                 "subject": "guest", "params": {"name": "journal"}, "env": [],
                 "limits": limits, "blocking": false,
-                "reply_to": "gust.completed.controller0", "accepted_at": 1,
+                "reply_to": "completed.controller0", "accepted_at": 1,
             }))
             .unwrap()
         };

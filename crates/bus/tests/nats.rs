@@ -1,0 +1,164 @@
+//! The NATS JetStream bus against a real server: run when `GUST_TEST_NATS_URL` is set, each
+//! test on a cluster name (subjects and stream) of its own; skipped, and said so, otherwise.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gust_bus::nats::{NatsBus, invoke_stream};
+use gust_bus::{Bus, completion_subject, invoke_subject};
+
+/// A bus on a fresh cluster name, with its stream deleted when the test ends.
+struct Cluster {
+    bus: NatsBus,
+    url: String,
+    name: String,
+}
+
+impl Cluster {
+    async fn new(ack_wait: Duration) -> Option<Cluster> {
+        let Some(url) = std::env::var("GUST_TEST_NATS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: GUST_TEST_NATS_URL is not set");
+            return None;
+        };
+        let name = format!("test_{}", uuid_like());
+        let bus = NatsBus::connect(&url, &name)
+            .await
+            .unwrap()
+            .ack_wait(ack_wait);
+        Some(Cluster { bus, url, name })
+    }
+
+    async fn delete(self) {
+        let client = async_nats::connect(&self.url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.delete_stream(invoke_stream(&self.name)).await.unwrap();
+    }
+}
+
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("{:016x}", h.finish())
+}
+
+async fn next(sub: &mut Box<dyn gust_bus::Subscription>) -> Option<gust_bus::Delivery> {
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test]
+async fn invocations_are_kept_until_acknowledged_and_stored_once_per_id() {
+    let Some(c) = Cluster::new(Duration::from_secs(1)).await else {
+        return;
+    };
+    let subject = invoke_subject("inv1");
+    // Published before anyone listens: the stream keeps it.
+    c.bus
+        .publish_with_id(&subject, "id-1", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    c.bus
+        .publish_with_id(&subject, "id-1", Bytes::from_static(b"one again"))
+        .await
+        .unwrap();
+    c.bus
+        .publish_with_id(&subject, "id-2", Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    let mut sub = c.bus.subscribe(&subject).await.unwrap();
+    let first = next(&mut sub).await.unwrap();
+    assert_eq!((first.payload.as_ref(), first.attempt), (&b"one"[..], 1));
+    let second = next(&mut sub).await.unwrap();
+    assert_eq!(second.payload, "two", "the duplicate id was dropped");
+    first.ack().await.unwrap();
+    // Not acknowledged: delivered again once the ack wait (1 s here) runs out, marked so.
+    let again = next(&mut sub).await.unwrap();
+    assert_eq!((again.payload.as_ref(), again.attempt), (&b"two"[..], 2));
+    again.ack().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), sub.next())
+            .await
+            .is_err(),
+        "acknowledged messages are not delivered again"
+    );
+    drop(sub);
+    c.delete().await;
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_gets_the_unacknowledged_work_back() {
+    let Some(c) = Cluster::new(Duration::from_secs(1)).await else {
+        return;
+    };
+    let subject = invoke_subject("inv2");
+    let mut sub = c.bus.subscribe(&subject).await.unwrap();
+    c.bus
+        .publish_with_id(&subject, "id-3", Bytes::from_static(b"three"))
+        .await
+        .unwrap();
+    let taken = next(&mut sub).await.unwrap();
+    assert_eq!(taken.payload, "three");
+    // The invoker dies holding it.
+    drop(taken);
+    drop(sub);
+    let mut sub = c.bus.subscribe(&subject).await.unwrap();
+    let back = next(&mut sub).await.unwrap();
+    assert_eq!((back.payload.as_ref(), back.attempt), (&b"three"[..], 2));
+    back.ack().await.unwrap();
+    drop(sub);
+    c.delete().await;
+}
+
+#[tokio::test]
+async fn completions_travel_on_plain_subjects_per_cluster() {
+    let Some(c) = Cluster::new(Duration::from_secs(1)).await else {
+        return;
+    };
+    let Some(other) = Cluster::new(Duration::from_secs(1)).await else {
+        return;
+    };
+    let subject = completion_subject("ctl");
+    let mut sub = c.bus.subscribe(&subject).await.unwrap();
+    let mut elsewhere = other.bus.subscribe(&subject).await.unwrap();
+    c.bus
+        .publish(&subject, Bytes::from_static(b"done"))
+        .await
+        .unwrap();
+    let d = next(&mut sub).await.unwrap();
+    assert_eq!(d.payload, "done");
+    assert!(!d.has_ack());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), elsewhere.next())
+            .await
+            .is_err(),
+        "another cluster on the same server does not see it"
+    );
+    c.delete().await;
+    other.delete().await;
+}
+
+#[tokio::test]
+async fn bad_cluster_names_and_unreachable_servers_are_errors() {
+    assert!(
+        NatsBus::connect("nats://127.0.0.1:4222", "a.b")
+            .await
+            .is_err()
+    );
+    assert!(
+        NatsBus::connect("nats://127.0.0.1:9", "gust")
+            .await
+            .is_err()
+    );
+}
