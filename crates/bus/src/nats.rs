@@ -145,7 +145,7 @@ impl Ack for NatsAck {
 }
 
 enum NatsSubscription {
-    Kept(consumer::pull::Stream),
+    Kept(Box<consumer::pull::Stream>),
     Core(async_nats::Subscriber),
 }
 
@@ -233,6 +233,6 @@ impl Bus for NatsBus {
             .messages()
             .await
             .map_err(|e| backend("cannot pull invocations", e))?;
-        Ok(Box::new(NatsSubscription::Kept(messages)))
+        Ok(Box::new(NatsSubscription::Kept(Box::new(messages))))
     }
 }
