@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use gust_bus::memory::MemoryBus;
+use gust_bus::nats::NatsBus;
 use gust_controller::{Controller, Scheduler};
 use gust_gateway::Gateway;
 use gust_invoker::Invoker;
@@ -38,6 +39,12 @@ pub struct ServeArgs {
     /// (`postgres://user@host:port/db`), shared by every process of a cluster.
     #[arg(long, env = "GUST_STORE", value_name = "URL")]
     store: Option<String>,
+    /// The bus: in-process (default), or NATS with JetStream (`nats://host:4222`).
+    #[arg(long, env = "GUST_BUS", value_name = "URL")]
+    bus: Option<String>,
+    /// Name of this cluster's subjects and stream on a shared NATS server.
+    #[arg(long, env = "GUST_CLUSTER", default_value = "gust")]
+    cluster: String,
     /// Delete activation records older than this many days (checked at start and hourly);
     /// 0 keeps them forever.
     #[arg(long, env = "GUST_RETENTION_DAYS", default_value_t = 0)]
@@ -85,6 +92,21 @@ fn restrict(path: &Path, mode: u32) -> Result<()> {
     #[cfg(not(unix))]
     let _ = (path, mode);
     Ok(())
+}
+
+/// Connects the bus `url` names (`nats://...`), or the in-process bus when there is none.
+pub async fn connect_bus(url: Option<&str>, cluster: &str) -> Result<Arc<dyn gust_bus::Bus>> {
+    match url {
+        None | Some("") => Ok(Arc::new(MemoryBus::new())),
+        Some(u) if u.starts_with("nats://") || u.starts_with("tls://") => Ok(Arc::new(
+            NatsBus::connect(u, cluster)
+                .await
+                .context("cannot open the NATS bus")?,
+        )),
+        Some(u) => {
+            bail!("--bus {u}: expected a nats:// URL (leave it out for the in-process bus)")
+        }
+    }
 }
 
 /// Creates the data directory, private to its owner, if it does not exist.
@@ -211,7 +233,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if swept > 0 {
         tracing::info!(swept, "removed unused compiled artifacts");
     }
-    let bus: Arc<dyn gust_bus::Bus> = Arc::new(MemoryBus::new());
+    let bus = connect_bus(args.bus.as_deref(), &args.cluster).await?;
     let system = SystemLimits::default();
 
     let invoker = Invoker::new(

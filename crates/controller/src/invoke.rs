@@ -61,8 +61,8 @@ pub(crate) async fn start_completions(c: &Arc<Controller>) -> Result<(), Control
             Ok(done) => {
                 controller.throttles.release(&done.namespace);
                 let waiter = lock(&controller.waiters).remove(&done.activation_id);
-                if let (Some(tx), Some(record)) = (waiter, done.record) {
-                    let _ = tx.send(record);
+                if let Some(tx) = waiter {
+                    let _ = tx.send(done.record);
                 }
             }
             Err(e) => tracing::error!(error = %e, "undecodable completion"),
@@ -167,8 +167,16 @@ impl Controller {
         };
         self.enqueue(&msg, payload.clone()).await?;
         std::mem::forget(slot);
-        if let Ok(Ok(record)) = tokio::time::timeout(wait, rx).await {
-            return Ok(InvokeOutcome::Completed(record));
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(Some(record))) => return Ok(InvokeOutcome::Completed(record)),
+            // Finished, but the record was too large to travel with the completion (or was
+            // not stored): read it from the store.
+            Ok(Ok(None)) => {
+                if let Some(record) = self.stored_record(&msg.subject, &id).await? {
+                    return Ok(InvokeOutcome::Completed(record));
+                }
+            }
+            _ => {}
         }
         // Journal it before handing out the bare id, unless it finished meanwhile. From here
         // the invocation is in flight: its completion frees its slot, whatever happens here.
@@ -180,13 +188,26 @@ impl Controller {
         if self.store.put_pending_unless_recorded(pending).await? {
             return Ok(InvokeOutcome::Waiting(id));
         }
-        match self.store.activation(&msg.subject, &id).await? {
-            Some(record) => Ok(InvokeOutcome::Completed(
-                serde_json::value::to_raw_value(&record)
-                    .map_err(|e| ControllerError::Internal(e.to_string()))?,
-            )),
+        match self.stored_record(&msg.subject, &id).await? {
+            Some(record) => Ok(InvokeOutcome::Completed(record)),
             None => Ok(InvokeOutcome::Waiting(id)),
         }
+    }
+
+    /// The stored record of `ns`'s activation `id`, as raw JSON.
+    async fn stored_record(
+        &self,
+        ns: &str,
+        id: &str,
+    ) -> Result<Option<Box<RawValue>>, ControllerError> {
+        self.store
+            .activation(ns, id)
+            .await?
+            .map(|r| {
+                serde_json::value::to_raw_value(&r)
+                    .map_err(|e| ControllerError::Internal(e.to_string()))
+            })
+            .transpose()
     }
 
     /// Hands an invocation to an invoker; a non-blocking one is journaled first, so its 202

@@ -52,8 +52,9 @@ pub struct Identity {
 /// Cached actions by (namespace, name), with when they were fetched.
 type ActionCache = Mutex<HashMap<(String, String), (Instant, Option<Arc<Action>>)>>;
 
-/// Blocking callers waiting for their record (raw JSON), by activation id.
-type Waiters = Mutex<HashMap<String, oneshot::Sender<Box<serde_json::value::RawValue>>>>;
+/// Blocking callers waiting for their record (raw JSON; None when the completion came
+/// without it), by activation id.
+type Waiters = Mutex<HashMap<String, oneshot::Sender<Option<Box<serde_json::value::RawValue>>>>>;
 
 pub struct Controller {
     id: String,

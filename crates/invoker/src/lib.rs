@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gust_bus::{Bus, BusError, Delivery, Handler, invoke_subject};
 use gust_model::limits::MB;
-use gust_model::message::InvocationHeader;
+use gust_model::message::{InvocationHeader, MAX_INLINE_RECORD};
 use gust_model::time::now_ms;
 use gust_model::{
     Activation, CompletionMessage, EncodedActivation, InvocationMessage, SystemLimits,
@@ -165,7 +165,9 @@ impl Invoker {
         let completion = CompletionMessage {
             activation_id: msg.activation_id.clone(),
             namespace: msg.subject.clone(),
-            record: encoded.filter(|_| msg.blocking && stored).map(|e| e.json),
+            record: encoded
+                .filter(|e| msg.blocking && stored && e.json.get().len() <= MAX_INLINE_RECORD)
+                .map(|e| e.json),
         };
         match serde_json::to_vec(&completion) {
             Ok(bytes) => {

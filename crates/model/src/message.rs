@@ -88,8 +88,13 @@ impl InvocationHeader {
 pub struct CompletionMessage {
     pub activation_id: String,
     pub namespace: String,
-    /// The record (an `Activation`), for blocking invocations only; raw JSON, exactly as
-    /// stored, so it is encoded once and written to the client as it is.
+    /// The record (an `Activation`), for blocking invocations only and only up to
+    /// [`MAX_INLINE_RECORD`] bytes (a bus message has a size limit: NATS's default is 1 MB);
+    /// raw JSON, exactly as stored, so it is encoded once and written to the client as it is.
+    /// Without it the controller reads the stored record.
     #[serde(default)]
     pub record: Option<Box<RawValue>>,
 }
+
+/// Largest record a completion carries inline.
+pub const MAX_INLINE_RECORD: usize = 256 * 1024;

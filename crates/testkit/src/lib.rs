@@ -72,6 +72,8 @@ pub struct Server {
     bin: PathBuf,
     /// The PostgreSQL schema this server stores into, when the suite runs on PostgreSQL.
     schema: Option<Arc<Schema>>,
+    /// The NATS cluster name this server's bus uses, when the suite runs on NATS.
+    cluster: Option<Arc<NatsCluster>>,
     pub client: reqwest::Client,
 }
 
@@ -85,7 +87,8 @@ impl Server {
             StoreUnderTest::Postgres(url) => Some(Arc::new(Schema::create(&url))),
             StoreUnderTest::Sqlite => None,
         };
-        let mut s = Self::start_in(bin.as_ref(), &dir, schema);
+        let cluster = bus_under_test().map(|url| Arc::new(NatsCluster::new(&url)));
+        let mut s = Self::start_in(bin.as_ref(), &dir, schema, cluster);
         s._tmp = Some(tmp);
         s
     }
@@ -98,12 +101,25 @@ impl Server {
         }
     }
 
-    /// Starts `bin serve` on `data_dir` (and on `schema`, if given).
-    fn start_in(bin: &Path, data_dir: &Path, schema: Option<Arc<Schema>>) -> Server {
-        let extra: Vec<String> = match &schema {
+    /// Starts `bin serve` on `data_dir` (and on `schema` and `cluster`, if given).
+    fn start_in(
+        bin: &Path,
+        data_dir: &Path,
+        schema: Option<Arc<Schema>>,
+        cluster: Option<Arc<NatsCluster>>,
+    ) -> Server {
+        let mut extra: Vec<String> = match &schema {
             Some(schema) => vec!["--store".into(), schema.url.clone()],
             None => Vec::new(),
         };
+        if let Some(c) = &cluster {
+            extra.extend([
+                "--bus".into(),
+                c.url.clone(),
+                "--cluster".into(),
+                c.name.clone(),
+            ]);
+        }
         let mut child = Command::new(bin)
             .arg("serve")
             .args([
@@ -144,6 +160,7 @@ impl Server {
             _tmp: None,
             bin: bin.to_path_buf(),
             schema,
+            cluster,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
@@ -157,7 +174,12 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let tmp = self._tmp.take();
-        let mut s = Self::start_in(&self.bin, &self.data_dir, self.schema.clone());
+        let mut s = Self::start_in(
+            &self.bin,
+            &self.data_dir,
+            self.schema.clone(),
+            self.cluster.clone(),
+        );
         s._tmp = tmp;
         s
     }
@@ -166,7 +188,12 @@ impl Server {
     pub fn stop_and_restart(mut self) -> Server {
         self.terminate();
         let tmp = self._tmp.take();
-        let mut s = Self::start_in(&self.bin, &self.data_dir, self.schema.clone());
+        let mut s = Self::start_in(
+            &self.bin,
+            &self.data_dir,
+            self.schema.clone(),
+            self.cluster.clone(),
+        );
         s._tmp = tmp;
         s
     }
@@ -367,6 +394,53 @@ pub fn store_under_test() -> StoreUnderTest {
     }
 }
 
+/// The NATS URL the suite runs every server's bus on: `GUST_TEST_BUS=nats` with
+/// `GUST_TEST_NATS_URL` set; None for the in-process bus.
+pub fn bus_under_test() -> Option<String> {
+    match std::env::var("GUST_TEST_BUS").as_deref() {
+        Ok("nats") => Some(
+            std::env::var("GUST_TEST_NATS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .expect("GUST_TEST_BUS=nats needs GUST_TEST_NATS_URL"),
+        ),
+        Ok("memory") | Err(_) => None,
+        Ok(other) => panic!("GUST_TEST_BUS={other}: expected memory or nats"),
+    }
+}
+
+/// A NATS cluster name of one test's own; its invocation stream is deleted when dropped.
+#[derive(Debug)]
+pub struct NatsCluster {
+    pub url: String,
+    pub name: String,
+}
+
+impl NatsCluster {
+    pub fn new(url: &str) -> NatsCluster {
+        NatsCluster {
+            url: url.to_string(),
+            name: format!("test_{}", uuid_like()),
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        let (url, stream) = (
+            self.url.clone(),
+            format!("{}_INVOKE", self.name.to_uppercase()),
+        );
+        on_own_runtime(async move {
+            if let Ok(client) = async_nats::connect(&url).await {
+                let _ = async_nats::jetstream::new(client)
+                    .delete_stream(stream)
+                    .await;
+            }
+        });
+    }
+}
+
 /// `GUST_TEST_POSTGRES_URL`, if the machine offers a PostgreSQL for tests.
 pub fn postgres_url() -> Option<String> {
     std::env::var("GUST_TEST_POSTGRES_URL")
@@ -422,22 +496,27 @@ fn uuid_like() -> String {
 /// tests and `Drop` alike.
 fn run_sql(url: &str, sql: &str) {
     let (url, sql) = (url.to_string(), sql.to_string());
+    on_own_runtime(async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+}
+
+/// Runs `work` to the end on a thread and runtime of its own.
+fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-            tokio::spawn(conn);
-            client
-                .batch_execute(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        });
+            .expect("runtime")
+            .block_on(work);
     })
     .join()
-    .expect("the SQL thread panicked");
+    .expect("the helper thread panicked");
 }
