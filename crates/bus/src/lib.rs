@@ -38,6 +38,8 @@ pub struct Delivery {
     pub payload: Bytes,
     /// 1 for the first delivery of a message, more when it is delivered again.
     pub attempt: u64,
+    /// The backend will not deliver this message again, acknowledged or not.
+    pub last_attempt: bool,
     ack: Option<Box<dyn Ack>>,
 }
 
@@ -54,13 +56,16 @@ impl Delivery {
         Delivery {
             payload,
             attempt: 1,
+            last_attempt: false,
             ack,
         }
     }
 
-    /// Marks this as delivery number `attempt` of its message.
-    pub fn with_attempt(mut self, attempt: u64) -> Self {
+    /// Marks this as delivery number `attempt` of its message, and whether it is the last
+    /// one the backend makes.
+    pub fn with_attempt(mut self, attempt: u64, last: bool) -> Self {
         self.attempt = attempt;
+        self.last_attempt = last;
         self
     }
 
@@ -133,6 +138,12 @@ pub fn invoke_subject(invoker: &str) -> String {
 /// Subject a controller takes its completions from.
 pub fn completion_subject(controller: &str) -> String {
     format!("completed.{controller}")
+}
+
+/// Subject where an invoker puts a copy of each invocation it gave up on (delivered as often
+/// as the bus allows without a record), for operators to inspect.
+pub fn dead_letter_subject(invoker: &str) -> String {
+    format!("dead.{invoker}")
 }
 
 /// What every invocation subject starts with.

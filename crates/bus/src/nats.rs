@@ -161,7 +161,7 @@ impl Subscription for NatsSubscription {
                         let (message, acker) = message.split();
                         return Some(
                             Delivery::new(message.payload, Some(Box::new(NatsAck(acker))))
-                                .with_attempt(attempt),
+                                .with_attempt(attempt, attempt >= MAX_DELIVER as u64),
                         );
                     }
                     // Heartbeats missed, a reconnect: the stream recovers by itself.

@@ -162,3 +162,29 @@ async fn bad_cluster_names_and_unreachable_servers_are_errors() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_fifth_delivery_is_marked_as_the_last() {
+    let Some(c) = Cluster::new(Duration::from_millis(500)).await else {
+        return;
+    };
+    let subject = invoke_subject("inv3");
+    let mut sub = c.bus.subscribe(&subject).await.unwrap();
+    c.bus
+        .publish_with_id(&subject, "id-4", Bytes::from_static(b"poison"))
+        .await
+        .unwrap();
+    for attempt in 1..=5u64 {
+        // Never acknowledged, as if its invoker died every time.
+        let d = next(&mut sub).await.unwrap();
+        assert_eq!((d.attempt, d.last_attempt), (attempt, attempt == 5));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), sub.next())
+            .await
+            .is_err(),
+        "JetStream gives up after the fifth"
+    );
+    drop(sub);
+    c.delete().await;
+}

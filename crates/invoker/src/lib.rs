@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gust_bus::{Bus, BusError, Delivery, Handler, invoke_subject};
+use gust_bus::{Bus, BusError, Delivery, Handler, dead_letter_subject, invoke_subject};
 use gust_model::limits::MB;
 use gust_model::message::{InvocationHeader, MAX_INLINE_RECORD};
 use gust_model::time::now_ms;
@@ -125,6 +125,25 @@ impl Invoker {
                 tracing::info!(id = %msg.activation_id, attempt = delivery.attempt, "already recorded");
                 let _ = delivery.ack().await;
                 return;
+            }
+            // The bus gives up on it after this delivery: earlier ones never got as far as a
+            // record (their invoker stopped each time). It ends as an error record, not
+            // silence, and is not run again.
+            Ok(msg) if delivery.last_attempt => {
+                let bytes = delivery.payload.clone();
+                if let Err(e) = self
+                    .bus
+                    .publish(&dead_letter_subject(&self.id), bytes)
+                    .await
+                {
+                    tracing::debug!(id = %msg.activation_id, error = %e, "no dead-letter listener");
+                }
+                let reason = format!(
+                    "The invocation was delivered {} times without finishing; it is not run again.",
+                    delivery.attempt
+                );
+                let record = record::internal_error(&msg, now_ms(), reason);
+                (msg, record)
             }
             Ok(msg) => {
                 let record = self.process(&msg).await;
