@@ -286,6 +286,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("gust: API host {apihost}");
     println!("gust: guest key {auth}");
     println!("gust: data in {}", args.data_dir.display());
+    // Which backends, without the URLs (they may hold passwords).
+    let store_kind = if args.store.as_deref().is_some_and(|s| !s.is_empty()) {
+        "PostgreSQL"
+    } else {
+        "SQLite in the data directory"
+    };
+    let bus_kind = if args.bus.as_deref().is_some_and(|b| !b.is_empty()) {
+        format!("NATS JetStream, cluster '{}'", args.cluster)
+    } else {
+        "in-process".to_string()
+    };
+    println!("gust: store {store_kind}; bus {bus_kind}");
 
     let app = gust_gateway::router(Gateway { controller });
     axum::serve(listener, app)
