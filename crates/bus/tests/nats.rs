@@ -5,50 +5,29 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gust_bus::nats::{NatsBus, invoke_stream};
+use gust_bus::nats::NatsBus;
 use gust_bus::{Bus, completion_subject, invoke_subject};
+use gust_testkit::NatsCluster;
 
 /// A bus on a fresh cluster name, with its stream deleted when the test ends.
 struct Cluster {
     bus: NatsBus,
-    url: String,
-    name: String,
+    _name: NatsCluster,
 }
 
 impl Cluster {
     async fn new(ack_wait: Duration) -> Option<Cluster> {
-        let Some(url) = std::env::var("GUST_TEST_NATS_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
+        let Some(url) = gust_testkit::nats_url() else {
             eprintln!("skipped: GUST_TEST_NATS_URL is not set");
             return None;
         };
-        let name = format!("test_{}", uuid_like());
-        let bus = NatsBus::connect(&url, &name)
+        let name = NatsCluster::new(&url);
+        let bus = NatsBus::connect(&url, &name.name)
             .await
             .unwrap()
             .ack_wait(ack_wait);
-        Some(Cluster { bus, url, name })
+        Some(Cluster { bus, _name: name })
     }
-
-    async fn delete(self) {
-        let client = async_nats::connect(&self.url).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        js.delete_stream(invoke_stream(&self.name)).await.unwrap();
-    }
-}
-
-fn uuid_like() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("{:016x}", h.finish())
 }
 
 async fn next(sub: &mut Box<dyn gust_bus::Subscription>) -> Option<gust_bus::Delivery> {
@@ -93,8 +72,6 @@ async fn invocations_are_kept_until_acknowledged_and_stored_once_per_id() {
             .is_err(),
         "acknowledged messages are not delivered again"
     );
-    drop(sub);
-    c.delete().await;
 }
 
 #[tokio::test]
@@ -117,8 +94,6 @@ async fn a_restarted_consumer_gets_the_unacknowledged_work_back() {
     let back = next(&mut sub).await.unwrap();
     assert_eq!((back.payload.as_ref(), back.attempt), (&b"three"[..], 2));
     back.ack().await.unwrap();
-    drop(sub);
-    c.delete().await;
 }
 
 #[tokio::test]
@@ -145,8 +120,6 @@ async fn completions_travel_on_plain_subjects_per_cluster() {
             .is_err(),
         "another cluster on the same server does not see it"
     );
-    c.delete().await;
-    other.delete().await;
 }
 
 #[tokio::test]
@@ -185,6 +158,4 @@ async fn the_fifth_delivery_is_marked_as_the_last() {
             .is_err(),
         "JetStream gives up after the fifth"
     );
-    drop(sub);
-    c.delete().await;
 }

@@ -398,15 +398,17 @@ pub fn store_under_test() -> StoreUnderTest {
 /// `GUST_TEST_NATS_URL` set; None for the in-process bus.
 pub fn bus_under_test() -> Option<String> {
     match std::env::var("GUST_TEST_BUS").as_deref() {
-        Ok("nats") => Some(
-            std::env::var("GUST_TEST_NATS_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .expect("GUST_TEST_BUS=nats needs GUST_TEST_NATS_URL"),
-        ),
+        Ok("nats") => Some(nats_url().expect("GUST_TEST_BUS=nats needs GUST_TEST_NATS_URL")),
         Ok("memory") | Err(_) => None,
         Ok(other) => panic!("GUST_TEST_BUS={other}: expected memory or nats"),
     }
+}
+
+/// `GUST_TEST_NATS_URL`, if the machine offers a NATS server with JetStream for tests.
+pub fn nats_url() -> Option<String> {
+    std::env::var("GUST_TEST_NATS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A NATS cluster name of one test's own; its invocation stream is deleted when dropped.
@@ -427,10 +429,7 @@ impl NatsCluster {
 
 impl Drop for NatsCluster {
     fn drop(&mut self) {
-        let (url, stream) = (
-            self.url.clone(),
-            format!("{}_INVOKE", self.name.to_uppercase()),
-        );
+        let (url, stream) = (self.url.clone(), gust_bus::nats::invoke_stream(&self.name));
         on_own_runtime(async move {
             if let Ok(client) = async_nats::connect(&url).await {
                 let _ = async_nats::jetstream::new(client)
