@@ -3,7 +3,7 @@
 //! `gust_model::message`), so every backend carries exactly the same wire format.
 //!
 //! **Invariant:** a subject has queue semantics: each message published on it is delivered to
-//! one subscriber. A delivery that is not acknowledged may be delivered again (at-least-once);
+//! one subscriber (except [`HEALTH_SUBJECT`], which is broadcast). A delivery that is not acknowledged may be delivered again (at-least-once);
 //! consumers deduplicate by activation id.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -31,6 +31,12 @@ pub enum BusError {
 #[async_trait]
 pub trait Ack: Send {
     async fn ack(self: Box<Self>) -> Result<(), BusError>;
+
+    /// Hands the delivery back unfinished: the backend delivers it again at once, to whoever
+    /// takes the subject next.
+    async fn nak(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 /// One message taken from a subject.
@@ -81,6 +87,15 @@ impl Delivery {
             None => Ok(()),
         }
     }
+
+    /// Hands the delivery back without working on it (the consumer is stopping); a no-op on
+    /// backends without redelivery.
+    pub async fn nak(self) -> Result<(), BusError> {
+        match self.ack {
+            Some(a) => a.nak().await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// A stream of deliveries from one subject.
@@ -91,8 +106,8 @@ pub trait Subscription: Send {
 }
 
 /// Takes one delivery and must not block: it starts the work (spawns a task) and returns.
-/// An error means the consumer takes no more work (it is stopping); the delivery is not
-/// acknowledged, so a backend with redelivery hands it out again.
+/// An error means the consumer takes no more work (it is stopping); it should hand the
+/// delivery back ([`Delivery::nak`]) so a backend with redelivery hands it out again at once.
 pub type Handler = Arc<dyn Fn(Delivery) -> Result<(), BusError> + Send + Sync>;
 
 /// The bus interface every backend implements.
@@ -113,20 +128,62 @@ pub trait Bus: Send + Sync + 'static {
     }
     async fn subscribe(&self, subject: &str) -> Result<Box<dyn Subscription>, BusError>;
 
+    /// Subscribes to an invocation subject whose earlier taker is gone (it died, or this is
+    /// its restart): what it held unacknowledged is delivered again at once instead of after
+    /// the ack wait. Deliveries that may have reached the earlier taker are marked with an
+    /// attempt of at least 2. By default the same as [`Bus::subscribe`].
+    async fn take_over(&self, subject: &str) -> Result<Box<dyn Subscription>, BusError> {
+        self.subscribe(subject).await
+    }
+
+    /// The invokers that have a queue of invocations on the bus, alive or not (a backend
+    /// whose queues die with their process has none to report).
+    async fn invoker_queues(&self) -> Result<Vec<String>, BusError> {
+        Ok(Vec::new())
+    }
+
     /// Hands every delivery of `subject` to `handler`. By default a task takes them from a
-    /// subscription one by one; the in-process bus calls the handler directly from
-    /// `publish`, which saves a task wake-up per message.
+    /// subscription one by one (see [`pump`]); the in-process bus calls the handler directly
+    /// from `publish`, which saves a task wake-up per message.
     async fn consume(&self, subject: &str, handler: Handler) -> Result<(), BusError> {
-        let mut sub = self.subscribe(subject).await?;
+        let sub = self.subscribe(subject).await?;
+        let (keep, mut stop) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            while let Some(delivery) = sub.next().await {
-                if handler(delivery).is_err() {
-                    break;
-                }
-            }
+            pump(sub, &handler, &mut stop).await;
+            drop(keep);
         });
         Ok(())
     }
+}
+
+/// How long [`pump`] waits for more buffered deliveries to hand back when it stops.
+const HAND_BACK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Hands the deliveries of `sub` to `handler` until the handler refuses one (it hands that one
+/// back itself), `stop` turns true, or the subscription ends. Deliveries the subscription had
+/// already taken from the backend are then handed back (nak), so they go to another taker at
+/// once instead of after the ack wait. Returns true if the subscription ended by itself.
+pub async fn pump(
+    mut sub: Box<dyn Subscription>,
+    handler: &Handler,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        let next = tokio::select! {
+            next = sub.next() => next,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Some(delivery) = next else { return true };
+        if handler(delivery).is_err() {
+            break;
+        }
+    }
+    while let Ok(Some(delivery)) = tokio::time::timeout(HAND_BACK_WAIT, sub.next()).await {
+        if let Err(e) = delivery.nak().await {
+            tracing::debug!(error = %e, "cannot hand a delivery back");
+        }
+    }
+    false
 }
 
 /// Subject an invoker takes its invocations from. Backends that share a broker between
@@ -148,3 +205,17 @@ pub fn dead_letter_subject(invoker: &str) -> String {
 
 /// What every invocation subject starts with.
 pub const INVOKE_PREFIX: &str = "invoke.";
+
+/// Subject of invokers' heartbeats (`gust_model::message::InvokerHealth`). Unlike the other
+/// subjects it is broadcast: every subscriber gets every heartbeat.
+pub const HEALTH_SUBJECT: &str = "health";
+
+/// Whether `id` can name an invoker or controller: letters, digits, `-` and `_` (it becomes
+/// part of subjects and consumer names).
+pub fn valid_member_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

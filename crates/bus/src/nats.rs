@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::{Ack, Bus, BusError, Delivery, INVOKE_PREFIX, Subscription};
+use crate::{Ack, Bus, BusError, Delivery, Handler, INVOKE_PREFIX, Subscription};
 
 /// How long the stream remembers message ids to drop duplicates.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -32,7 +32,11 @@ const MAX_DELIVER: i64 = 5;
 /// Messages one invoker holds unacknowledged at once (its backlog beyond that waits in the
 /// stream).
 const MAX_ACK_PENDING: i64 = 1024;
+/// Messages one pull request asks for: what an invoker holds in its client-side buffer,
+/// handed back (nak) when it stops.
+const PULL_BATCH: usize = 64;
 
+#[derive(Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
@@ -142,10 +146,22 @@ impl Ack for NatsAck {
             .await
             .map_err(|e| backend("cannot acknowledge", e))
     }
+
+    async fn nak(self: Box<Self>) -> Result<(), BusError> {
+        self.0
+            .ack_with(jetstream::AckKind::Nak(None))
+            .await
+            .map_err(|e| backend("cannot hand back", e))
+    }
 }
 
 enum NatsSubscription {
-    Kept(Box<consumer::pull::Stream>),
+    /// A pull consumer's messages; those stored at or before `replayed` (a stream sequence)
+    /// may have been delivered to an earlier taker.
+    Kept {
+        messages: Box<consumer::pull::Stream>,
+        replayed: u64,
+    },
     Core(async_nats::Subscriber),
 }
 
@@ -154,15 +170,26 @@ impl Subscription for NatsSubscription {
     async fn next(&mut self) -> Option<Delivery> {
         match self {
             NatsSubscription::Core(sub) => sub.next().await.map(|m| Delivery::new(m.payload, None)),
-            NatsSubscription::Kept(messages) => loop {
+            NatsSubscription::Kept { messages, replayed } => loop {
                 match messages.next().await? {
                     Ok(message) => {
-                        let attempt = message.info().map_or(1, |i| i.delivered.max(1) as u64);
+                        let (delivered, sequence) = message
+                            .info()
+                            .map_or((1, 0), |i| (i.delivered.max(1) as u64, i.stream_sequence));
+                        let attempt = if sequence <= *replayed {
+                            delivered.max(2)
+                        } else {
+                            delivered
+                        };
                         let (message, acker) = message.split();
                         return Some(
                             Delivery::new(message.payload, Some(Box::new(NatsAck(acker))))
-                                .with_attempt(attempt, attempt >= MAX_DELIVER as u64),
+                                .with_attempt(attempt, delivered >= MAX_DELIVER as u64),
                         );
+                    }
+                    // Another process took the queue over: this subscription is finished.
+                    Err(e) if e.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted => {
+                        return None;
                     }
                     // Heartbeats missed, a reconnect: the stream recovers by itself.
                     Err(e) => tracing::warn!(error = %e, "NATS pull consumer"),
@@ -208,12 +235,96 @@ impl Bus for NatsBus {
                 .map_err(|e| backend("cannot subscribe", e))?;
             return Ok(Box::new(NatsSubscription::Core(sub)));
         }
-        let stream = self
-            .js
+        self.pull(subject, false).await
+    }
+
+    /// Deletes the subject's consumer first: JetStream keeps a work queue's messages until
+    /// they are acknowledged, so the new consumer gets every one the old one held, at once.
+    async fn take_over(&self, subject: &str) -> Result<Box<dyn Subscription>, BusError> {
+        if !Self::kept(subject) {
+            return self.subscribe(subject).await;
+        }
+        self.pull(subject, true).await
+    }
+
+    /// An invocation subject is taken over (its taker is this process now: what an earlier
+    /// run of it held comes back at once). If another process takes it over in turn (it
+    /// thought this one dead), this one subscribes again and they share it.
+    async fn consume(&self, subject: &str, handler: Handler) -> Result<(), BusError> {
+        let mut sub = self.take_over(subject).await?;
+        let this = self.clone();
+        let subject = subject.to_string();
+        tokio::spawn(async move {
+            let (_keep, mut stop) = tokio::sync::watch::channel(false);
+            while crate::pump(sub, &handler, &mut stop).await {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                sub = match this.subscribe(&subject).await {
+                    Ok(sub) => sub,
+                    Err(e) => {
+                        tracing::error!(subject, error = %e, "cannot subscribe again");
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(())
+    }
+
+    /// Invokers with a durable consumer on the invocation stream.
+    async fn invoker_queues(&self) -> Result<Vec<String>, BusError> {
+        let stream = self.invocations().await?;
+        let prefix = consumer_name(INVOKE_PREFIX);
+        let names: Vec<String> = stream
+            .consumer_names()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| backend("cannot list the invokers' consumers", e))?;
+        Ok(names
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(&prefix).map(str::to_string))
+            .collect())
+    }
+}
+
+/// The durable consumer's name for an invocation subject (dots are not allowed in names).
+fn consumer_name(subject: &str) -> String {
+    subject.replace(['.', '*', '>'], "-")
+}
+
+impl NatsBus {
+    async fn invocations(&self) -> Result<stream::Stream, BusError> {
+        self.js
             .get_stream(invoke_stream(&self.cluster))
             .await
-            .map_err(|e| backend("cannot open the invocation stream", e))?;
-        let name = subject.replace(['.', '*', '>'], "-");
+            .map_err(|e| backend("cannot open the invocation stream", e))
+    }
+
+    /// Pulls an invocation subject through its durable consumer (the same consumer after a
+    /// restart, so unacknowledged work comes back); `take_over` replaces the consumer first.
+    async fn pull(
+        &self,
+        subject: &str,
+        take_over: bool,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let mut stream = self.invocations().await?;
+        let name = consumer_name(subject);
+        let mut replayed = 0;
+        if take_over {
+            // Everything stored so far may have been delivered to the old consumer.
+            replayed = stream
+                .info()
+                .await
+                .map_err(|e| backend("cannot read the invocation stream", e))?
+                .state
+                .last_sequence;
+            match stream.delete_consumer(&name).await {
+                Ok(_) => {}
+                Err(e) if e.to_string().contains("not found") => {}
+                Err(e) => return Err(backend("cannot take the queue over", e)),
+            }
+        }
         let consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
                 &name,
@@ -230,9 +341,15 @@ impl Bus for NatsBus {
             .await
             .map_err(|e| backend("cannot create the invoker's consumer", e))?;
         let messages = consumer
+            .stream()
+            .max_messages_per_batch(PULL_BATCH)
+            .heartbeat(Duration::from_secs(5))
             .messages()
             .await
             .map_err(|e| backend("cannot pull invocations", e))?;
-        Ok(Box::new(NatsSubscription::Kept(Box::new(messages))))
+        Ok(Box::new(NatsSubscription::Kept {
+            messages: Box::new(messages),
+            replayed,
+        }))
     }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod client;
+mod roles;
 mod serve;
 mod ui;
 
@@ -30,6 +31,16 @@ struct Cli {
 enum Command {
     /// Run gateway, controller, scheduler, bus and invoker in one process.
     Serve(serve::ServeArgs),
+    /// Run a cluster's gateway, controller and scheduler (any number, behind a load balancer).
+    #[command(
+        after_help = "Example:\n  gust controller --store postgres://gust@db/gust --bus nats://nats:4222 --listen 0.0.0.0:3233"
+    )]
+    Controller(roles::ControllerArgs),
+    /// Run a cluster's invoker: takes invocations from the bus and runs them (any number).
+    #[command(
+        after_help = "Example:\n  gust invoker --store postgres://gust@db/gust --bus nats://nats:4222 --id invoker-1"
+    )]
+    Invoker(roles::InvokerArgs),
     /// Manage namespaces, keys and limits in the store directly.
     #[command(
         after_help = "Examples:\n  gust admin namespace create alice\n  gust admin limits set alice --concurrent-invocations 50\n  gust admin key rotate alice"
@@ -95,6 +106,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Controller(args) => roles::controller(args).await,
+            Command::Invoker(args) => roles::invoker(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Property { command } => client::property::run(command, &cli.client),
             Command::Action { command } => {

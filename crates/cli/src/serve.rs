@@ -110,7 +110,7 @@ pub async fn connect_bus(url: Option<&str>, cluster: &str) -> Result<Arc<dyn gus
 }
 
 /// Creates the data directory, private to its owner, if it does not exist.
-fn ensure_data_dir(data_dir: &Path) -> Result<()> {
+pub(crate) fn ensure_data_dir(data_dir: &Path) -> Result<()> {
     if !data_dir.exists() {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -320,7 +320,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Deletes records older than `days`, now and then every hour.
-async fn retention(store: Arc<dyn Store>, days: u64) {
+pub(crate) async fn retention(store: Arc<dyn Store>, days: u64) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
@@ -333,7 +333,7 @@ async fn retention(store: Arc<dyn Store>, days: u64) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -69,6 +69,9 @@ pub struct Controller {
     /// Bumped by every action write, so a read that raced it does not cache its old answer.
     actions_generation: AtomicU64,
     throttles: throttle::Throttles,
+    /// One of a cluster's controllers: limits are counted in the shared store, the
+    /// scheduler follows invokers' heartbeats, and stale journal entries are swept.
+    clustered: bool,
 }
 
 impl std::fmt::Debug for Controller {
@@ -90,8 +93,34 @@ impl Controller {
         scheduler: Scheduler,
         system: SystemLimits,
     ) -> Arc<Self> {
+        Self::build(id.into(), store, bus, runtime, scheduler, system, false)
+    }
+
+    /// One of a cluster's controllers (`gust controller`): any number of them share the
+    /// store (which must count limits across processes: PostgreSQL) and the bus; the
+    /// invokers are the ones whose heartbeats it hears.
+    pub fn clustered(
+        id: impl Into<String>,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        runtime: Arc<WasmRuntime>,
+        system: SystemLimits,
+    ) -> Arc<Self> {
+        let scheduler = Scheduler::following_heartbeats();
+        Self::build(id.into(), store, bus, runtime, scheduler, system, true)
+    }
+
+    fn build(
+        id: String,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        runtime: Arc<WasmRuntime>,
+        scheduler: Scheduler,
+        system: SystemLimits,
+        clustered: bool,
+    ) -> Arc<Self> {
         Arc::new(Controller {
-            id: id.into(),
+            id,
             store,
             bus,
             runtime,
@@ -102,7 +131,17 @@ impl Controller {
             actions: Mutex::new(HashMap::new()),
             actions_generation: AtomicU64::new(0),
             throttles: throttle::Throttles::default(),
+            clustered,
         })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The invokers this controller sends work to now.
+    pub fn invokers(&self) -> Vec<String> {
+        self.scheduler.invokers()
     }
 
     pub fn system_limits(&self) -> SystemLimits {
@@ -174,9 +213,15 @@ impl Controller {
         Ok(n)
     }
 
-    /// Starts the task that takes completions from the bus.
+    /// Starts the task that takes completions from the bus; a clustered controller also
+    /// starts following invokers' heartbeats and sweeping stale journal entries.
     pub async fn start(self: &Arc<Self>) -> Result<(), ControllerError> {
-        invoke::start_completions(self).await
+        invoke::start_completions(self).await?;
+        if self.clustered {
+            invoke::follow_invokers(self).await?;
+            tokio::spawn(invoke::sweep_stale(self.clone()));
+        }
+        Ok(())
     }
 }
 

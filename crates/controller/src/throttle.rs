@@ -15,6 +15,22 @@ struct Counter {
     in_flight: u64,
 }
 
+/// OpenWhisk's 429 for the per-minute limit.
+pub fn too_many_per_minute(count: u64, limits: &NamespaceLimits) -> ControllerError {
+    ControllerError::Throttled(format!(
+        "Too many requests in the last minute (count: {count}, allowed: {}).",
+        limits.invocations_per_minute
+    ))
+}
+
+/// OpenWhisk's 429 for the concurrency limit.
+pub fn too_many_in_flight(count: u64, limits: &NamespaceLimits) -> ControllerError {
+    ControllerError::Throttled(format!(
+        "Too many concurrent requests in flight (count: {count}, allowed: {}).",
+        limits.concurrent_invocations
+    ))
+}
+
 #[derive(Debug, Default)]
 pub struct Throttles(Mutex<HashMap<String, Counter>>);
 
@@ -34,16 +50,10 @@ impl Throttles {
             c.in_minute = 0;
         }
         if c.in_minute >= limits.invocations_per_minute {
-            return Err(ControllerError::Throttled(format!(
-                "Too many requests in the last minute (count: {}, allowed: {}).",
-                c.in_minute, limits.invocations_per_minute
-            )));
+            return Err(too_many_per_minute(c.in_minute, limits));
         }
         if c.in_flight >= limits.concurrent_invocations {
-            return Err(ControllerError::Throttled(format!(
-                "Too many concurrent requests in flight (count: {}, allowed: {}).",
-                c.in_flight, limits.concurrent_invocations
-            )));
+            return Err(too_many_in_flight(c.in_flight, limits));
         }
         c.in_minute += 1;
         c.in_flight += 1;

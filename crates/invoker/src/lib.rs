@@ -8,10 +8,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod cluster;
 mod record;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,7 +42,11 @@ pub struct Invoker {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     system: SystemLimits,
+    /// Activations it runs at once (announced in its heartbeat).
+    capacity: u64,
     inflight: AtomicUsize,
+    /// It announces itself to a cluster ([`Invoker::join_cluster`]).
+    joined: AtomicBool,
     idle: Notify,
     stop: watch::Sender<bool>,
 }
@@ -66,7 +71,9 @@ impl Invoker {
             store,
             bus,
             system,
+            capacity: u64::from(gust_runtime_wasm::MAX_CONCURRENT),
             inflight: AtomicUsize::new(0),
+            joined: AtomicBool::new(false),
             idle: Notify::new(),
             stop: watch::channel(false).0,
         })
@@ -78,11 +85,22 @@ impl Invoker {
 
     /// Takes this invoker's deliveries until [`Self::drain`]: each runs on its own task.
     pub async fn start(self: &Arc<Self>) -> Result<(), InvokerError> {
-        // The sandbox runs at most `MAX_CONCURRENT` at once (its own slots); the rest wait
-        // there in arrival order.
+        self.bus
+            .consume(&invoke_subject(&self.id), self.handler())
+            .await?;
+        Ok(())
+    }
+
+    /// Starts each delivery on its own task; once draining, hands deliveries back. The
+    /// sandbox runs at most `MAX_CONCURRENT` at once (its own slots); the rest wait there in
+    /// arrival order.
+    fn handler(self: &Arc<Self>) -> Handler {
         let this = self.clone();
-        let handler: Handler = Arc::new(move |delivery: Delivery| {
+        Arc::new(move |delivery: Delivery| {
             if *this.stop.borrow() {
+                if delivery.has_ack() {
+                    tokio::spawn(delivery.nak());
+                }
                 return Err(BusError::Closed);
             }
             this.inflight.fetch_add(1, Ordering::SeqCst);
@@ -94,9 +112,7 @@ impl Invoker {
                 }
             });
             Ok(())
-        });
-        self.bus.consume(&invoke_subject(&self.id), handler).await?;
-        Ok(())
+        })
     }
 
     /// Stops taking new work and waits up to `grace` for running activations to be recorded.
@@ -104,6 +120,10 @@ impl Invoker {
     /// those for the next start.
     pub async fn drain(&self, grace: Duration) -> usize {
         let _ = self.stop.send(true);
+        if self.joined.load(Ordering::SeqCst) {
+            // Controllers stop sending it work now rather than after missed heartbeats.
+            self.announce(true).await;
+        }
         let wait = async {
             loop {
                 let idle = self.idle.notified();
@@ -172,20 +192,24 @@ impl Invoker {
                 None
             }
         };
-        let stored = match &encoded {
+        let written = match &encoded {
             Some(e) => self.store_record(e).await,
-            None => false,
+            None => None,
         };
+        let stored = written.is_some();
         if stored && let Err(e) = delivery.ack().await {
             tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
         }
         // The completion goes out either way, so the controller releases the namespace's
-        // in-flight slot; it carries the record only if the record is readable.
+        // in-flight slot; it carries the record only if this is the stored record (another
+        // run of a redelivered invocation may have stored its own first).
         let completion = CompletionMessage {
             activation_id: msg.activation_id.clone(),
             namespace: msg.subject.clone(),
             record: encoded
-                .filter(|e| msg.blocking && stored && e.json.get().len() <= MAX_INLINE_RECORD)
+                .filter(|e| {
+                    msg.blocking && written == Some(true) && e.json.get().len() <= MAX_INLINE_RECORD
+                })
                 .map(|e| e.json),
         };
         match serde_json::to_vec(&completion) {
@@ -208,13 +232,14 @@ impl Invoker {
         )
     }
 
-    /// Stores a record, retrying a failing store a few times. On failure the invocation stays
-    /// journaled (or unacknowledged) and runs again after a restart.
-    async fn store_record(&self, record: &EncodedActivation) -> bool {
+    /// Stores a record, retrying a failing store a few times: `Some(written)` once stored
+    /// (false if a record for its id was there first), `None` on failure: the invocation
+    /// stays journaled (or unacknowledged) and runs again after a restart.
+    async fn store_record(&self, record: &EncodedActivation) -> Option<bool> {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=4 {
             match self.store.put_activation(record).await {
-                Ok(()) => return true,
+                Ok(written) => return Some(written),
                 Err(e) => {
                     tracing::error!(id = %record.activation_id, attempt, error = %e, "cannot store an activation record");
                     if attempt < 4 {
@@ -224,7 +249,7 @@ impl Invoker {
                 }
             }
         }
-        false
+        None
     }
 
     /// Makes sure the code is compiled, runs the activation and returns its record (not yet

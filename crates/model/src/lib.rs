@@ -16,4 +16,4 @@ pub use activation::{
 };
 pub use entity::{Action, Exec, KeyValue, Namespace};
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
-pub use message::{CompletionMessage, InvocationMessage};
+pub use message::{CompletionMessage, InvocationMessage, InvokerHealth};

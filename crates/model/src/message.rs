@@ -98,3 +98,23 @@ pub struct CompletionMessage {
 
 /// Largest record a completion carries inline.
 pub const MAX_INLINE_RECORD: usize = 256 * 1024;
+
+/// An invoker's heartbeat, broadcast on the health subject every [`HEARTBEAT_INTERVAL_MS`]:
+/// controllers route to the invokers they hear from, by free capacity; invokers adopt the
+/// queue of one they stop hearing from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokerHealth {
+    pub invoker: String,
+    /// Activations it runs at once.
+    pub capacity: u64,
+    /// Activations it holds now (running or waiting for a sandbox slot).
+    pub busy: u64,
+    /// It is shutting down: route nothing more to it.
+    #[serde(default)]
+    pub leaving: bool,
+}
+
+/// How often an invoker announces itself.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 1000;
+/// An invoker not heard from for this long is taken out (three missed heartbeats).
+pub const INVOKER_TIMEOUT_MS: u64 = 3 * HEARTBEAT_INTERVAL_MS + HEARTBEAT_INTERVAL_MS / 2;

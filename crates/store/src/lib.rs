@@ -58,6 +58,17 @@ pub struct PendingInvocation {
     pub message: Vec<u8>,
 }
 
+/// What [`Store::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted and journaled.
+    Admitted,
+    /// Refused: the namespace had `count` invocations this minute already.
+    PerMinute { count: u64 },
+    /// Refused: the namespace had `count` invocations in flight already.
+    Concurrent { count: u64 },
+}
+
 /// The storage interface every backend implements.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -91,11 +102,47 @@ pub trait Store: Send + Sync + 'static {
     async fn put_pending_unless_recorded(&self, pending: PendingInvocation) -> Result<bool>;
     /// Every journaled invocation, oldest first.
     async fn pending(&self) -> Result<Vec<PendingInvocation>>;
-    /// Stores a record and clears its journal entry, atomically; durable when this returns.
-    /// A record whose id is already stored is ignored.
+
+    /// Cluster-wide throttling: journals `pending` as an invocation of `namespace` unless that
+    /// would exceed the namespace's invocations this minute (`now_ms`'s minute) or its
+    /// invocations in flight (journaled and not yet recorded), atomically with respect to
+    /// every other process admitting for the same namespace. The entry needs only to be
+    /// durable as a counter (the bus keeps the invocation itself), so a backend may commit it
+    /// lazily. Only a store shared by processes implements it.
+    async fn admit(
+        &self,
+        namespace: &str,
+        limits: &NamespaceLimits,
+        now_ms: u64,
+        pending: PendingInvocation,
+    ) -> Result<Admission> {
+        let _ = (namespace, limits, now_ms, pending);
+        Err(unshared())
+    }
+
+    /// Drops a journal entry of an invocation that was not handed to an invoker after all.
+    async fn forget_pending(&self, activation_id: &str) -> Result<()> {
+        let _ = activation_id;
+        Err(unshared())
+    }
+
+    /// Claims the journal entries accepted before `before_ms` that are still without a record
+    /// (their invocation was lost on the way to an invoker, or is very late): marks them
+    /// accepted at `now_ms`, so another process sweeping at the same time does not claim
+    /// them too, and returns them to be sent again. Only a store shared by processes
+    /// implements it.
+    async fn claim_stale_pending(
+        &self,
+        before_ms: u64,
+        now_ms: u64,
+    ) -> Result<Vec<PendingInvocation>> {
+        let _ = (before_ms, now_ms);
+        Err(unshared())
+    }
     /// Stores a record (once: a second record for the same id is ignored) and clears its
-    /// journal entry, in one transaction.
-    async fn put_activation(&self, record: &EncodedActivation) -> Result<()>;
+    /// journal entry, in one transaction; durable when this returns. Returns whether this
+    /// record was written (false: one for the same id was already stored).
+    async fn put_activation(&self, record: &EncodedActivation) -> Result<bool>;
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>>;
     /// The stored records (`Activation` JSON, as stored), newest first.
     async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Box<RawValue>>>;
@@ -104,6 +151,12 @@ pub trait Store: Send + Sync + 'static {
     /// (through the per-namespace start index: no index of its own to slow record writes);
     /// returns how many it deleted.
     async fn delete_activations_before(&self, start_ms: u64) -> Result<u64>;
+}
+
+fn unshared() -> StoreError {
+    StoreError::Backend(
+        "the embedded store serves one process: a cluster needs the PostgreSQL store".into(),
+    )
 }
 
 /// An action from its stored document (without code), its code hash and, if read, its code.

@@ -16,14 +16,17 @@ use serde_json::value::RawValue;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError, action_from};
+use crate::{
+    ActivationQuery, Admission, PendingInvocation, PutMode, Result, Store, StoreError, action_from,
+};
 
 /// Connections kept open to PostgreSQL per process.
 const POOL_SIZE: usize = 16;
 /// Key of the advisory lock that serializes migrations across processes.
 const MIGRATION_LOCK: i64 = 0x6775_7374; // "gust"
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE namespaces (
     name    TEXT PRIMARY KEY,
     uuid    TEXT NOT NULL UNIQUE,
@@ -54,7 +57,25 @@ CREATE TABLE pending (
     accepted  BIGINT NOT NULL,
     message   BYTEA NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Cluster-wide throttling (`admit`): a journal entry's namespace makes it count as in flight
+-- until its record clears it; invocations per minute are counted per namespace and minute
+-- in an unlogged table (a crash of PostgreSQL forgets at most a minute's counts).
+ALTER TABLE pending ADD COLUMN namespace TEXT;
+CREATE INDEX pending_by_namespace ON pending (namespace) WHERE namespace IS NOT NULL;
+CREATE UNLOGGED TABLE invocation_counts (
+    namespace TEXT NOT NULL,
+    minute    BIGINT NOT NULL,
+    n         BIGINT NOT NULL,
+    PRIMARY KEY (namespace, minute)
+);
+"#,
+];
+
+/// First key of the advisory locks that serialize admissions per namespace (the second is
+/// a hash of the namespace's name).
+const ADMISSION_LOCK: i32 = 0x6775; // "gu"
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -434,7 +455,121 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn put_activation(&self, record: &EncodedActivation) -> Result<()> {
+    async fn admit(
+        &self,
+        namespace: &str,
+        limits: &NamespaceLimits,
+        now_ms: u64,
+        p: PendingInvocation,
+    ) -> Result<Admission> {
+        let minute = (now_ms / 60_000) as i64;
+        let client = self.client().await?;
+        let lock = client
+            .prepare_cached("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .await?;
+        // Counted and journaled in one statement that runs after the namespace's lock is
+        // taken, so it sees every admission committed before (each statement of a
+        // read-committed transaction takes a new snapshot). The four requests are pipelined:
+        // one round trip. The commit does not wait for the disk (the lock is held until the
+        // commit, and the bus keeps the invocation itself).
+        let admit = client
+            .prepare_cached(
+                "WITH counts AS (
+                    SELECT (SELECT count(*) FROM pending WHERE namespace = $1) AS flight,
+                           (SELECT coalesce(sum(n), 0)::BIGINT FROM invocation_counts
+                             WHERE namespace = $1 AND minute = $2) AS in_minute),
+                 journaled AS (
+                    INSERT INTO pending (id, accepted, message, namespace)
+                    SELECT $3, $4, $5, $1 FROM counts
+                     WHERE in_minute < $6::BIGINT AND flight < $7::BIGINT
+                    ON CONFLICT DO NOTHING RETURNING 1),
+                 counted AS (
+                    INSERT INTO invocation_counts (namespace, minute, n)
+                    SELECT $1, $2, 1 FROM journaled
+                    ON CONFLICT (namespace, minute) DO UPDATE SET n = invocation_counts.n + 1)
+                 SELECT flight, in_minute, (SELECT count(*) FROM journaled) FROM counts",
+            )
+            .await?;
+        let (per_minute, concurrent) = (
+            limits.invocations_per_minute.min(i64::MAX as u64) as i64,
+            limits.concurrent_invocations.min(i64::MAX as u64) as i64,
+        );
+        let accepted = p.accepted_at as i64;
+        let lock_args: [&(dyn ToSql + Sync); 2] = [&ADMISSION_LOCK, &namespace];
+        let admit_args: [&(dyn ToSql + Sync); 7] = [
+            &namespace,
+            &minute,
+            &p.activation_id,
+            &accepted,
+            &p.message,
+            &per_minute,
+            &concurrent,
+        ];
+        let (_, _, row, _) = tokio::try_join!(
+            client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO OFF"),
+            client.execute(&lock, &lock_args),
+            client.query_one(&admit, &admit_args),
+            client.batch_execute("COMMIT"),
+        )?;
+        let (flight, in_minute, journaled): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        Ok(if journaled > 0 {
+            Admission::Admitted
+        } else if in_minute >= per_minute {
+            Admission::PerMinute {
+                count: in_minute as u64,
+            }
+        } else if flight >= concurrent {
+            Admission::Concurrent {
+                count: flight as u64,
+            }
+        } else {
+            // The id was journaled already: admitted once, not counted twice.
+            Admission::Admitted
+        })
+    }
+
+    async fn forget_pending(&self, activation_id: &str) -> Result<()> {
+        self.execute("DELETE FROM pending WHERE id = $1", &[&activation_id])
+            .await
+            .map(|_| ())
+    }
+
+    async fn claim_stale_pending(
+        &self,
+        before_ms: u64,
+        now_ms: u64,
+    ) -> Result<Vec<PendingInvocation>> {
+        // Past minutes' counts are no longer needed.
+        let minute = (now_ms / 60_000) as i64;
+        self.execute(
+            "DELETE FROM invocation_counts WHERE minute < $1",
+            &[&(minute - 1)],
+        )
+        .await?;
+        self.execute(
+            "DELETE FROM pending p USING activations a WHERE p.id = a.id",
+            &[],
+        )
+        .await?;
+        // Claimed in one statement: a concurrent sweep's UPDATE waits for these rows and
+        // then no longer finds them old enough.
+        Ok(self
+            .query(
+                "UPDATE pending SET accepted = $2 WHERE accepted < $1
+                 RETURNING id, message",
+                &[&(before_ms as i64), &(now_ms as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| PendingInvocation {
+                activation_id: r.get(0),
+                accepted_at: now_ms,
+                message: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn put_activation(&self, record: &EncodedActivation) -> Result<bool> {
         // One statement: the record and the removal of its journal entry commit together.
         self.execute(
             "WITH cleared AS (DELETE FROM pending WHERE id = $1)
@@ -449,7 +584,7 @@ impl Store for PostgresStore {
             ],
         )
         .await
-        .map(|_| ())
+        .map(|n| n > 0)
     }
 
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {

@@ -697,7 +697,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_activation(&self, record: &EncodedActivation) -> Result<()> {
+    async fn put_activation(&self, record: &EncodedActivation) -> Result<bool> {
         let doc = record.json.get().to_string();
         let (id, ns, name, start) = (
             record.activation_id.clone(),
@@ -711,11 +711,12 @@ impl Store for SqliteStore {
                 "INSERT OR IGNORE INTO activations (id, namespace, name, start, doc)
                  VALUES (?, ?, ?, ?, ?)",
             )?
-            .execute(params![id, ns, name, start, doc])?;
-            Ok(WriteOutcome::Done)
+            .execute(params![id, ns, name, start, doc])
+            .map(|n| WriteOutcome::Changed(n > 0))
+            .map_err(Into::into)
         })
         .await
-        .map(|_| ())
+        .map(|out| matches!(out, WriteOutcome::Changed(true)))
     }
 
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {

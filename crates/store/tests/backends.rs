@@ -103,11 +103,14 @@ fn encoded(record: Activation) -> EncodedActivation {
 async fn a_record_clears_its_journal_entry_and_is_written_once(s: &dyn Store) {
     s.put_pending(pending("a1")).await.unwrap();
     assert_eq!(s.pending().await.unwrap().len(), 1);
-    s.put_activation(&encoded(record("a1", 10))).await.unwrap();
+    assert!(s.put_activation(&encoded(record("a1", 10))).await.unwrap());
     assert!(s.pending().await.unwrap().is_empty());
     let mut again = record("a1", 99);
     again.name = "other".into();
-    s.put_activation(&encoded(again)).await.unwrap();
+    assert!(
+        !s.put_activation(&encoded(again)).await.unwrap(),
+        "not written twice"
+    );
     let got = s.activation("ns", "a1").await.unwrap().unwrap();
     assert_eq!(got.start, 10, "the first record wins");
     let q = ActivationQuery {

@@ -508,14 +508,221 @@ fn run_sql(url: &str, sql: &str) {
 }
 
 /// Runs `work` to the end on a thread and runtime of its own.
-fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+fn on_own_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(work);
+            .block_on(work)
     })
     .join()
-    .expect("the helper thread panicked");
+    .expect("the helper thread panicked")
+}
+
+/// One process of a [`Cluster`].
+#[derive(Debug)]
+pub struct Member {
+    pub id: String,
+    child: Option<Child>,
+    /// `http://addr` of a controller.
+    pub apihost: Option<String>,
+}
+
+impl Member {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// A cluster of real `gust controller` and `gust invoker` processes on loopback, on a fresh
+/// PostgreSQL schema and NATS cluster name of its own. Dropping it kills every process.
+pub struct Cluster {
+    bin: PathBuf,
+    schema: Schema,
+    nats: NatsCluster,
+    dir: tempfile::TempDir,
+    pub auth: String,
+    pub controllers: Vec<Member>,
+    pub invokers: Vec<Member>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("cluster", &self.nats.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// A cluster with no process yet and a `guest` namespace (key in `auth`).
+    pub fn new(bin: impl AsRef<Path>, postgres: &str, nats: &str) -> Cluster {
+        let mut cluster = Cluster {
+            bin: bin.as_ref().to_path_buf(),
+            schema: Schema::create(postgres),
+            nats: NatsCluster::new(nats),
+            dir: tempfile::tempdir().expect("tempdir"),
+            auth: String::new(),
+            controllers: Vec::new(),
+            invokers: Vec::new(),
+        };
+        cluster.auth = cluster.admin(&["namespace", "create", "guest"]);
+        cluster
+    }
+
+    fn command(&self, role: &str) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(role)
+            .env("GUST_STORE", &self.schema.url)
+            .env("GUST_BUS", &self.nats.url)
+            .env("GUST_CLUSTER", &self.nats.name)
+            .env_remove("GUST_CONFIG")
+            .env_remove("GUST_ID");
+        cmd
+    }
+
+    /// Runs `gust admin` on the cluster's store; returns stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = self
+            .command("admin")
+            .args(args)
+            .output()
+            .expect("gust admin");
+        assert!(
+            out.status.success(),
+            "gust admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Starts `role` and waits for the stdout line starting with `ready`; returns the child
+    /// and the rest of that line.
+    fn spawn(&self, role: &str, id: &str, extra: &[&str], ready: &str) -> (Child, String) {
+        let mut child = self
+            .command(role)
+            .args(["--id", id, "--data-dir"])
+            .arg(self.dir.path().join(id))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start gust {role}: {e}"));
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let rest = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("gust {role} {id} exited before it was ready"))
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix(ready) {
+                break rest.to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        (child, rest)
+    }
+
+    /// Starts an invoker named `id` and waits until it takes work.
+    pub fn add_invoker(&mut self, id: &str) {
+        let (child, _) = self.spawn(
+            "invoker",
+            id,
+            &[],
+            &format!("gust: invoker {id} taking work"),
+        );
+        self.invokers.push(Member {
+            id: id.to_string(),
+            child: Some(child),
+            apihost: None,
+        });
+    }
+
+    /// Starts a controller named `id` on a free port and waits until it listens.
+    pub fn add_controller(&mut self, id: &str) {
+        let (child, rest) = self.spawn(
+            "controller",
+            id,
+            &["--listen", "127.0.0.1:0"],
+            &format!("gust: controller {id} on "),
+        );
+        self.controllers.push(Member {
+            id: id.to_string(),
+            child: Some(child),
+            apihost: Some(rest.trim().to_string()),
+        });
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self, id: &str) {
+        let member = self
+            .controllers
+            .iter_mut()
+            .chain(self.invokers.iter_mut())
+            .find(|m| m.id == id)
+            .unwrap_or_else(|| panic!("no process {id}"));
+        if let Some(mut child) = member.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The API hosts of the controllers still running.
+    pub fn apihosts(&self) -> Vec<String> {
+        self.controllers
+            .iter()
+            .filter(|m| m.is_running())
+            .filter_map(|m| m.apihost.clone())
+            .collect()
+    }
+
+    /// One number from the cluster's store (`sql` selects a single bigint).
+    pub fn count(&self, sql: &str) -> i64 {
+        let (url, sql) = (self.schema.url.clone(), sql.to_string());
+        on_own_runtime(async move {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            let row = client.query_one(&sql, &[]).await.expect("query");
+            row.get::<_, i64>(0)
+        })
+    }
+
+    /// How many invocations JetStream has delivered to invoker `id`'s queue (0 if it has
+    /// none), and how many messages the cluster's invocation stream still holds.
+    pub fn queue_state(&self, id: &str) -> (u64, u64) {
+        let (url, stream) = (
+            self.nats.url.clone(),
+            gust_bus::nats::invoke_stream(&self.nats.name),
+        );
+        let consumer = format!("invoke-{id}");
+        on_own_runtime(async move {
+            let client = async_nats::connect(&url).await.expect("connect to NATS");
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream(stream).await.expect("the invocation stream");
+            let left = stream.info().await.expect("stream info").state.messages;
+            let delivered = match stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer)
+                .await
+            {
+                Ok(mut c) => c.info().await.map_or(0, |i| i.delivered.consumer_sequence),
+                Err(_) => 0,
+            };
+            (delivered, left)
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for m in self.controllers.iter_mut().chain(self.invokers.iter_mut()) {
+            if let Some(mut child) = m.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
 }
