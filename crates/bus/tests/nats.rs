@@ -159,3 +159,54 @@ async fn the_fifth_delivery_is_marked_as_the_last() {
         "JetStream gives up after the fifth"
     );
 }
+
+/// A queue whose taker died holding messages unacknowledged is taken over at once (not
+/// after the ack wait): the new taker gets every one, marked as possibly delivered before;
+/// a message published after the take-over is a first delivery. The old taker's
+/// subscription ends. A delivery handed back (nak) comes again at once.
+#[tokio::test]
+async fn a_queue_is_taken_over_at_once_and_naks_come_back() {
+    let Some(c) = Cluster::new(Duration::from_secs(300)).await else {
+        return;
+    };
+    let subject = invoke_subject("dead");
+    for id in ["a", "b"] {
+        c.bus
+            .publish_with_id(&subject, id, Bytes::from(id))
+            .await
+            .unwrap();
+    }
+    let mut old = c.bus.subscribe(&subject).await.unwrap();
+    let held = [next(&mut old).await.unwrap(), next(&mut old).await.unwrap()];
+    assert!(held.iter().all(|d| d.attempt == 1));
+    assert_eq!(
+        c.bus.invoker_queues().await.unwrap(),
+        ["dead"],
+        "the queue is known whether its invoker lives or not"
+    );
+
+    let mut new = c.bus.take_over(&subject).await.unwrap();
+    let mut again = Vec::new();
+    for _ in 0..2 {
+        let d = next(&mut new).await.expect("redelivered at once");
+        assert!(d.attempt >= 2, "marked as possibly delivered before");
+        again.push(d.payload.clone());
+        d.ack().await.unwrap();
+    }
+    again.sort();
+    assert_eq!(again, ["a", "b"]);
+    assert!(next(&mut old).await.is_none(), "the old subscription ended");
+
+    c.bus
+        .publish_with_id(&subject, "c", Bytes::from_static(b"c"))
+        .await
+        .unwrap();
+    let fresh = next(&mut new).await.unwrap();
+    assert_eq!((fresh.payload.as_ref(), fresh.attempt), (&b"c"[..], 1));
+    fresh.nak().await.unwrap();
+    let back = next(&mut new)
+        .await
+        .expect("a nak is delivered again at once");
+    assert_eq!((back.payload.as_ref(), back.attempt), (&b"c"[..], 2));
+    back.ack().await.unwrap();
+}

@@ -278,3 +278,121 @@ async fn retention_deletes_records_that_started_before_the_cutoff(s: &dyn Store)
     assert!(s.activation("ns", "new").await.unwrap().is_some());
     assert_eq!(s.delete_activations_before(200).await.unwrap(), 0);
 }
+
+/// Cluster-wide admission (PostgreSQL only): many tasks admitting at once, as several
+/// controllers do, never get past either limit; a record frees its slot; an entry nobody
+/// recorded is claimed once by a sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_counts_across_processes_and_stale_entries_are_claimed_once() {
+    use gust_store::Admission;
+    let Some(url) = gust_testkit::postgres_url() else {
+        eprintln!("skipped: GUST_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = gust_testkit::Schema::create(&url);
+    // Two stores: two processes' connection pools.
+    let a = std::sync::Arc::new(PostgresStore::connect(&schema.url).await.unwrap());
+    let b = std::sync::Arc::new(PostgresStore::connect(&schema.url).await.unwrap());
+    let limits = NamespaceLimits {
+        invocations_per_minute: 1000,
+        concurrent_invocations: 5,
+    };
+    let minute = 60_000 * 1_000_000;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let p = pending(&format!("c{i:02}"));
+            store.admit("ns", &limits, minute, p).await.unwrap()
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Admission::Admitted => admitted += 1,
+            Admission::Concurrent { count } => assert_eq!(count, 5),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(admitted, 5, "five slots, whichever process asked");
+    assert_eq!(
+        a.admit("other", &limits, minute, pending("o1"))
+            .await
+            .unwrap(),
+        Admission::Admitted,
+        "namespaces are counted apart"
+    );
+
+    // A record frees its slot.
+    let journaled: Vec<String> = a
+        .pending()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.activation_id)
+        .filter(|id| id.starts_with('c'))
+        .collect();
+    assert_eq!(journaled.len(), 5);
+    let mut r = record(&journaled[0], 1);
+    r.namespace = "ns".into();
+    assert!(a.put_activation(&encoded(r)).await.unwrap());
+    assert_eq!(
+        b.admit("ns", &limits, minute, pending("d1")).await.unwrap(),
+        Admission::Admitted
+    );
+    assert!(matches!(
+        b.admit("ns", &limits, minute, pending("d2")).await.unwrap(),
+        Admission::Concurrent { count: 5 }
+    ));
+    // An entry that was not published after all is forgotten: its slot is free again.
+    b.forget_pending("d1").await.unwrap();
+    assert_eq!(
+        a.admit("ns", &limits, minute, pending("d3")).await.unwrap(),
+        Admission::Admitted
+    );
+
+    // Per minute: counted per namespace and minute.
+    let tight = NamespaceLimits {
+        invocations_per_minute: 2,
+        concurrent_invocations: 100,
+    };
+    let next = minute + 60_000;
+    assert_eq!(
+        a.admit("m", &tight, next, pending("m1")).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        b.admit("m", &tight, next, pending("m2")).await.unwrap(),
+        Admission::Admitted
+    );
+    assert_eq!(
+        a.admit("m", &tight, next, pending("m3")).await.unwrap(),
+        Admission::PerMinute { count: 2 }
+    );
+    assert_eq!(
+        a.admit("m", &tight, next + 60_000, pending("m4"))
+            .await
+            .unwrap(),
+        Admission::Admitted,
+        "a new minute"
+    );
+
+    // Stale entries (all were accepted at 1): claimed by one sweep, which marks them
+    // accepted at its own time, not by a second sweep running right after.
+    let first = a.claim_stale_pending(1000, 5000).await.unwrap();
+    let second = b.claim_stale_pending(1000, 5000).await.unwrap();
+    assert_eq!(first.len(), 9, "{first:?}");
+    assert!(first.iter().all(|p| p.accepted_at == 5000));
+    assert!(second.is_empty(), "{second:?}");
+}
+
+#[tokio::test]
+async fn the_embedded_store_refuses_cluster_admission() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("gust.db"), Durability::Process).unwrap();
+    let e = store
+        .admit("ns", &NamespaceLimits::default(), 0, pending("x"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("PostgreSQL"), "{e}");
+}
