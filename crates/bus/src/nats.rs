@@ -65,6 +65,16 @@ impl NatsBus {
     /// Connects to `url` (`nats://host:4222`) and makes sure the cluster's invocation stream
     /// exists. `cluster` (letters, digits, `-`, `_`) names the cluster's subjects and stream.
     pub async fn connect(url: &str, cluster: &str) -> Result<Self, BusError> {
+        Self::connect_with_ca(url, cluster, None).await
+    }
+
+    /// Connects like [`NatsBus::connect`]; a `tls://` URL requires TLS, with the server's
+    /// certificate checked against the system's roots and those of the PEM file `ca`.
+    pub async fn connect_with_ca(
+        url: &str,
+        cluster: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, BusError> {
         if cluster.is_empty()
             || !cluster
                 .chars()
@@ -74,8 +84,13 @@ impl NatsBus {
                 "cluster name '{cluster}': use letters, digits, '-' and '_'"
             )));
         }
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new()
             .name(format!("gust-{cluster}"))
+            .require_tls(url.starts_with("tls://"));
+        if let Some(ca) = ca {
+            options = options.add_root_certificates(ca.to_path_buf());
+        }
+        let client = options
             .connect(url)
             .await
             .map_err(|e| backend(&format!("cannot connect to NATS at {url}"), e))?;

@@ -210,3 +210,144 @@ async fn a_queue_is_taken_over_at_once_and_naks_come_back() {
     assert_eq!((back.payload.as_ref(), back.attempt), (&b"c"[..], 2));
     back.ack().await.unwrap();
 }
+
+/// A NATS server of this test's own that requires TLS, with a certificate for 127.0.0.1
+/// signed by a CA made for the test; killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    fn start() -> Option<TlsServer> {
+        let server = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let made = openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=gust test CA",
+                ],
+            ]
+            .concat(),
+        ) && openssl(
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "key.pem",
+                    "-out",
+                    "req.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        ) && openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "req.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ]);
+        if !made {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(server)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path().join("js"))
+            .args(["--tls", "--tlscert"])
+            .arg(dir.path().join("cert.pem"))
+            .arg("--tlskey")
+            .arg(dir.path().join("key.pem"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(TlsServer { child, port, dir });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// TLS to NATS (`tls://`): the server's certificate must chain to a trusted root: refused
+/// without the test's CA, accepted with it, and the bus then works as over plain NATS.
+#[tokio::test]
+async fn tls_connections_check_the_server_certificate() {
+    let Some(server) = TlsServer::start() else {
+        eprintln!("skipped: needs nats-server and openssl");
+        return;
+    };
+    let url = format!("tls://127.0.0.1:{}", server.port);
+    let refused =
+        tokio::time::timeout(Duration::from_secs(10), NatsBus::connect(&url, "tls_test")).await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "a certificate nobody vouches for is refused"
+    );
+    let ca = server.dir.path().join("ca.pem");
+    let bus = NatsBus::connect_with_ca(&url, "tls_test", Some(&ca))
+        .await
+        .unwrap();
+    let subject = invoke_subject("inv1");
+    bus.publish_with_id(&subject, "t1", Bytes::from_static(b"over tls"))
+        .await
+        .unwrap();
+    let mut sub = bus.subscribe(&subject).await.unwrap();
+    let d = next(&mut sub).await.unwrap();
+    assert_eq!(d.payload, "over tls");
+    d.ack().await.unwrap();
+}

@@ -9,7 +9,7 @@ use gust_model::{Namespace, NamespaceLimits, names};
 use gust_store::StoreError;
 use gust_store::sqlite::Durability;
 
-use crate::serve::{connect_store, new_auth, parse_auth};
+use crate::serve::{connect_store, new_auth, parse_auth, tls_ca_from_env};
 
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
@@ -83,7 +83,14 @@ enum LimitsCommand {
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
-    let store = connect_store(args.store.as_deref(), &args.data_dir, Durability::Process).await?;
+    let ca = tls_ca_from_env();
+    let store = connect_store(
+        args.store.as_deref(),
+        &args.data_dir,
+        Durability::Process,
+        ca.as_deref(),
+    )
+    .await?;
     match args.command {
         AdminCommand::Namespace(NamespaceCommand::Create { name, auth }) => {
             names::check_namespace(&name)?;

@@ -43,6 +43,10 @@ pub struct ClusterArgs {
     /// Directory for the compiled-code cache [default: ./.gust].
     #[arg(long, env = "GUST_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// PEM file of root certificates to trust, besides the system's, for TLS to PostgreSQL
+    /// (`sslmode=require`) and NATS (`tls://`).
+    #[arg(long, env = "GUST_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +81,7 @@ struct ConfigFile {
     cluster: Option<String>,
     id: Option<String>,
     data_dir: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
     listen: Option<SocketAddr>,
     retention_days: Option<u64>,
     shutdown_grace: Option<u64>,
@@ -98,6 +103,7 @@ struct Resolved {
     cluster: String,
     id: String,
     data_dir: PathBuf,
+    tls_ca: Option<PathBuf>,
 }
 
 fn resolve(args: ClusterArgs, file: &mut ConfigFile, role: &str) -> Result<Resolved> {
@@ -134,6 +140,7 @@ fn resolve(args: ClusterArgs, file: &mut ConfigFile, role: &str) -> Result<Resol
             .data_dir
             .or(file.data_dir.take())
             .unwrap_or_else(|| PathBuf::from("./.gust")),
+        tls_ca: args.tls_ca.or(file.tls_ca.take()),
     })
 }
 
@@ -166,13 +173,15 @@ async fn open(
     Arc<WasmRuntime>,
 )> {
     ensure_data_dir(&settings.data_dir)?;
+    let ca = settings.tls_ca.as_deref();
     let store = connect_store(
         Some(&settings.store),
         &settings.data_dir,
         Durability::Process,
+        ca,
     )
     .await?;
-    let bus = connect_bus(Some(&settings.bus), &settings.cluster).await?;
+    let bus = connect_bus(Some(&settings.bus), &settings.cluster, ca).await?;
     let runtime = Arc::new(
         WasmRuntime::new(settings.data_dir.join("cache"), EngineLimits::default())
             .context("cannot start the Wasm runtime")?,
@@ -276,6 +285,7 @@ mod tests {
             cluster: None,
             id: Some("from-flag".into()),
             data_dir: None,
+            tls_ca: None,
         };
         let r = resolve(args, &mut file, "invoker").unwrap();
         assert_eq!(r.store, "postgres://db/gust");
@@ -297,6 +307,7 @@ mod tests {
             cluster: None,
             id: Some(id.into()),
             data_dir: None,
+            tls_ca: None,
         };
         let mut none = ConfigFile::default();
         let e = resolve(args("", "nats://x", "a"), &mut none, "controller")

@@ -94,12 +94,24 @@ fn restrict(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Connects the bus `url` names (`nats://...`), or the in-process bus when there is none.
-pub async fn connect_bus(url: Option<&str>, cluster: &str) -> Result<Arc<dyn gust_bus::Bus>> {
+/// The PEM file of extra root certificates for TLS to PostgreSQL and NATS (`GUST_TLS_CA`).
+pub fn tls_ca_from_env() -> Option<PathBuf> {
+    std::env::var_os("GUST_TLS_CA")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Connects the bus `url` names (`nats://...`, `tls://...`), or the in-process bus when there
+/// is none.
+pub async fn connect_bus(
+    url: Option<&str>,
+    cluster: &str,
+    ca: Option<&Path>,
+) -> Result<Arc<dyn gust_bus::Bus>> {
     match url {
         None | Some("") => Ok(Arc::new(MemoryBus::new())),
         Some(u) if u.starts_with("nats://") || u.starts_with("tls://") => Ok(Arc::new(
-            NatsBus::connect(u, cluster)
+            NatsBus::connect_with_ca(u, cluster, ca)
                 .await
                 .context("cannot open the NATS bus")?,
         )),
@@ -125,11 +137,12 @@ pub async fn connect_store(
     url: Option<&str>,
     data_dir: &Path,
     durability: Durability,
+    ca: Option<&Path>,
 ) -> Result<Arc<dyn Store>> {
     match url {
         None | Some("") => Ok(open_store(data_dir, durability)?),
         Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            let store = PostgresStore::connect(u)
+            let store = PostgresStore::connect_with_ca(u, ca)
                 .await
                 .context("cannot open the PostgreSQL store")?;
             Ok(Arc::new(store))
@@ -218,7 +231,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     // The data directory holds the compiled-code cache and the guest key whatever the store.
     ensure_data_dir(&args.data_dir)?;
-    let store = connect_store(args.store.as_deref(), &args.data_dir, durability).await?;
+    let ca = tls_ca_from_env();
+    let store = connect_store(
+        args.store.as_deref(),
+        &args.data_dir,
+        durability,
+        ca.as_deref(),
+    )
+    .await?;
     let guest = ensure_guest(store.as_ref(), args.guest_auth.as_deref()).await?;
     let auth = format!("{}:{}", guest.uuid, guest.key);
     write_private(&args.data_dir.join("guest.auth"), &format!("{auth}\n"))?;
@@ -233,7 +253,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if swept > 0 {
         tracing::info!(swept, "removed unused compiled artifacts");
     }
-    let bus = connect_bus(args.bus.as_deref(), &args.cluster).await?;
+    let bus = connect_bus(args.bus.as_deref(), &args.cluster, ca.as_deref()).await?;
     let system = SystemLimits::default();
 
     let invoker = Invoker::new(

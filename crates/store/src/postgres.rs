@@ -13,8 +13,15 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
 use serde_json::value::RawValue;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{
     ActivationQuery, Admission, PendingInvocation, PutMode, Result, Store, StoreError, action_from,
@@ -83,7 +90,7 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         StoreError::Backend(match e.as_db_error() {
             Some(db) => format!("PostgreSQL: {}", db.message()),
-            None => format!("PostgreSQL: {e}"),
+            None => format!("PostgreSQL: {}", chain(&e)),
         })
     }
 }
@@ -101,16 +108,26 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db?...`) and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_ca(url, None).await
+    }
+
+    /// Connects like [`PostgresStore::connect`]; with `sslmode=require` in the URL the
+    /// connection is TLS and the server's certificate must chain to the system's roots or to
+    /// a certificate in the PEM file `ca`, and name the URL's host (stricter than libpq's
+    /// `require`, which checks nothing). Without it the connection is plain.
+    pub async fn connect_with_ca(url: &str, ca: Option<&Path>) -> Result<Self> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = if config.get_ssl_mode() == SslMode::Require {
+            let tls = MakeRustlsConnect::new(tls_config(ca)?);
+            Manager::from_config(config, tls, recycling)
+        } else {
+            Manager::from_config(config, NoTls, recycling)
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
@@ -120,11 +137,27 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Whether the server offers TLS, the path of its certificate file (on the server's
+    /// machine), and whether this store's connections use TLS.
+    pub async fn server_tls(&self) -> Result<(bool, String, bool)> {
+        let client = self.client().await?;
+        let ssl: String = client.query_one("SHOW ssl", &[]).await?.get(0);
+        let cert: String = client.query_one("SHOW ssl_cert_file", &[]).await?.get(0);
+        let used: bool = client
+            .query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .await?
+            .get(0);
+        Ok((ssl == "on", cert, used))
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Backend(format!("cannot reach PostgreSQL: {e}")))
+            .map_err(|e| StoreError::Backend(format!("cannot reach PostgreSQL: {}", chain(&e))))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -175,6 +208,46 @@ impl PostgresStore {
             .map(namespace_from)
             .transpose()
     }
+}
+
+/// An error with its causes (a TLS failure says why only in its source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// TLS settings: the system's root certificates and those of the PEM file `ca`.
+fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
+    let tls = |e: &dyn std::fmt::Display| StoreError::Backend(format!("TLS: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot use is skipped, as browsers do.
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = ca {
+        let certs = CertificateDer::pem_file_iter(ca)
+            .map_err(|e| tls(&format!("cannot read {}: {e}", ca.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| tls(&format!("{}: {e}", ca.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| tls(&format!("{}: {e}", ca.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn namespace_from(r: &tokio_postgres::Row) -> Result<Namespace> {

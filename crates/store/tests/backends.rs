@@ -396,3 +396,47 @@ async fn the_embedded_store_refuses_cluster_admission() {
         .unwrap_err();
     assert!(e.to_string().contains("PostgreSQL"), "{e}");
 }
+
+/// TLS to PostgreSQL (`sslmode=require`): the server's certificate is checked, so a server
+/// whose certificate nobody vouches for is refused, and one vouched for by the CA file given
+/// is accepted. Runs when the test server has TLS on with a certificate for `localhost`.
+#[tokio::test]
+async fn postgres_over_tls_checks_the_server_certificate() {
+    let Some(url) = gust_testkit::postgres_url() else {
+        eprintln!("skipped: GUST_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let plain = PostgresStore::connect(&url).await.unwrap();
+    let (ssl, cert, used) = plain.server_tls().await.unwrap();
+    assert!(!used, "plain unless asked for");
+    let readable = std::fs::read(&cert).is_ok();
+    if !ssl || !readable {
+        eprintln!("skipped: the PostgreSQL server has no TLS certificate this test can read");
+        return;
+    }
+    let Some(rest) = url.split_once("@").map(|(_, r)| r) else {
+        eprintln!("skipped: GUST_TEST_POSTGRES_URL has no user@host");
+        return;
+    };
+    let user = url.split_once("://").unwrap().1.split_once('@').unwrap().0;
+    let port_db = rest.split_once(':').map_or("5432/test", |(_, p)| p);
+    let tls_url = format!("postgres://{user}@localhost:{port_db}?sslmode=require");
+    // The test server's certificate is self-signed: trusted only if the system trusts it
+    // (Debian puts its "snakeoil" certificate in /etc/ssl/certs) or the CA file names it.
+    if let Err(e) = PostgresStore::connect(&tls_url).await {
+        assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    }
+    let store = PostgresStore::connect_with_ca(&tls_url, Some(std::path::Path::new(&cert)))
+        .await
+        .unwrap();
+    assert!(
+        store.server_tls().await.unwrap().2,
+        "the connection uses TLS"
+    );
+    // A certificate for another name is refused.
+    let other = tls_url.replace("localhost", "127.0.0.1");
+    let e = PostgresStore::connect_with_ca(&other, Some(std::path::Path::new(&cert)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
