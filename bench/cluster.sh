@@ -62,7 +62,7 @@ run_line() {
   local rps i=0 line="CPU per request (us):"
   rps=$(sed -n 's/.*requests\/s=\([0-9]*\).*/\1/p' <<< "$out")
   for r in $ROLES; do
-    line+=" ${r%%=*}=$(( (after[i] - before[i]) * 1000000 / (rps * DURATION + 1) ))"
+    line+=" ${r%%=*}=$(( (after[i] - before[i]) * 1000 / (rps * DURATION + 1) ))"
     i=$((i + 1))
   done
   echo "$line"

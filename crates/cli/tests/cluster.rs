@@ -326,7 +326,8 @@ async fn limits_hold_across_two_controllers() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let minute = (gust_model::time::now_ms() / 60_000) as i64;
     let before = c.count(&format!(
-        "SELECT coalesce(sum(n), 0)::BIGINT FROM invocation_counts WHERE minute = {minute}"
+        "SELECT CASE WHEN minute = {minute} THEN in_minute ELSE 0 END
+         FROM invocations_admitted WHERE namespace = 'guest'"
     ));
     let allowed = (before + 3).to_string();
     c.admin(&[

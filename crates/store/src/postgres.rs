@@ -66,23 +66,27 @@ CREATE TABLE pending (
 );
 "#,
     r#"
--- Cluster-wide throttling (`admit`): a journal entry's namespace makes it count as in flight
--- until its record clears it; invocations per minute are counted per namespace and minute
--- in an unlogged table (a crash of PostgreSQL forgets at most a minute's counts).
+-- Cluster-wide throttling (`admit`). A namespace's row in `invocations_admitted` counts its
+-- admissions (`n`) and those of the current minute; `invocations_finished` counts the
+-- admitted journal entries cleared since (by their record, or `forget_pending`, in the same
+-- statement), spread over 16 rows per namespace so records of one namespace rarely wait on
+-- one row lock. In flight = n - finished. (Counting journal rows instead costs a scan of their
+-- dead index entries per admission.)
 ALTER TABLE pending ADD COLUMN namespace TEXT;
-CREATE INDEX pending_by_namespace ON pending (namespace) WHERE namespace IS NOT NULL;
-CREATE UNLOGGED TABLE invocation_counts (
-    namespace TEXT NOT NULL,
-    minute    BIGINT NOT NULL,
+CREATE TABLE invocations_admitted (
+    namespace TEXT PRIMARY KEY,
     n         BIGINT NOT NULL,
-    PRIMARY KEY (namespace, minute)
+    minute    BIGINT NOT NULL,
+    in_minute BIGINT NOT NULL
+);
+CREATE TABLE invocations_finished (
+    namespace TEXT NOT NULL,
+    shard     SMALLINT NOT NULL,
+    n         BIGINT NOT NULL,
+    PRIMARY KEY (namespace, shard)
 );
 "#,
 ];
-
-/// First key of the advisory locks that serialize admissions per namespace (the second is
-/// a hash of the namespace's name).
-const ADMISSION_LOCK: i32 = 0x6775; // "gu"
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -208,6 +212,14 @@ impl PostgresStore {
             .map(namespace_from)
             .transpose()
     }
+}
+
+/// Which of a namespace's 16 `invocations_finished` rows an activation counts in.
+fn shard(activation_id: &str) -> i16 {
+    activation_id
+        .bytes()
+        .last()
+        .map_or(0, |b| i16::from(b % 16))
 }
 
 /// An error with its causes (a TLS failure says why only in its source).
@@ -536,39 +548,45 @@ impl Store for PostgresStore {
         p: PendingInvocation,
     ) -> Result<Admission> {
         let minute = (now_ms / 60_000) as i64;
-        let client = self.client().await?;
-        let lock = client
-            .prepare_cached("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .await?;
-        // Counted and journaled in one statement that runs after the namespace's lock is
-        // taken, so it sees every admission committed before (each statement of a
-        // read-committed transaction takes a new snapshot). The four requests are pipelined:
-        // one round trip. The commit does not wait for the disk (the lock is held until the
-        // commit, and the bus keeps the invocation itself).
-        let admit = client
-            .prepare_cached(
-                "WITH counts AS (
-                    SELECT (SELECT count(*) FROM pending WHERE namespace = $1) AS flight,
-                           (SELECT coalesce(sum(n), 0)::BIGINT FROM invocation_counts
-                             WHERE namespace = $1 AND minute = $2) AS in_minute),
-                 journaled AS (
-                    INSERT INTO pending (id, accepted, message, namespace)
-                    SELECT $3, $4, $5, $1 FROM counts
-                     WHERE in_minute < $6::BIGINT AND flight < $7::BIGINT
-                    ON CONFLICT DO NOTHING RETURNING 1),
-                 counted AS (
-                    INSERT INTO invocation_counts (namespace, minute, n)
-                    SELECT $1, $2, 1 FROM journaled
-                    ON CONFLICT (namespace, minute) DO UPDATE SET n = invocation_counts.n + 1)
-                 SELECT flight, in_minute, (SELECT count(*) FROM journaled) FROM counts",
-            )
-            .await?;
+        if limits.invocations_per_minute == 0 {
+            return Ok(Admission::PerMinute { count: 0 });
+        }
+        if limits.concurrent_invocations == 0 {
+            return Ok(Admission::Concurrent { count: 0 });
+        }
         let (per_minute, concurrent) = (
             limits.invocations_per_minute.min(i64::MAX as u64) as i64,
             limits.concurrent_invocations.min(i64::MAX as u64) as i64,
         );
+        let client = self.client().await?;
+        // Counted and journaled in one statement. The upsert locks the namespace's row and
+        // checks both limits against its newest version (a concurrent admission from any
+        // process waits for the lock, then sees this one), so no two admissions pass a limit
+        // together. Finished counts only grow, so a stale read of them can only refuse, never
+        // over-admit. The transaction's requests are pipelined (one round trip) and its commit
+        // does not wait for the disk, so the row lock is held for microseconds; the bus keeps
+        // the invocation itself, and a crash of PostgreSQL loses the count and the journal
+        // entry together.
+        let admit = client
+            .prepare_cached(
+                "WITH bumped AS (
+                    INSERT INTO invocations_admitted AS a (namespace, n, minute, in_minute)
+                    VALUES ($1, 1, $2, 1)
+                    ON CONFLICT (namespace) DO UPDATE SET
+                        n = a.n + 1,
+                        in_minute = CASE WHEN a.minute = $2 THEN a.in_minute + 1 ELSE 1 END,
+                        minute = $2
+                    WHERE (a.minute <> $2 OR a.in_minute < $6::BIGINT)
+                      AND a.n - (SELECT coalesce(sum(f.n), 0) FROM invocations_finished f
+                                  WHERE f.namespace = $1) < $7::BIGINT
+                    RETURNING 1),
+                 journaled AS (
+                    INSERT INTO pending (id, accepted, message, namespace)
+                    SELECT $3, $4, $5, $1 FROM bumped)
+                 SELECT count(*) FROM bumped",
+            )
+            .await?;
         let accepted = p.accepted_at as i64;
-        let lock_args: [&(dyn ToSql + Sync); 2] = [&ADMISSION_LOCK, &namespace];
         let admit_args: [&(dyn ToSql + Sync); 7] = [
             &namespace,
             &minute,
@@ -578,33 +596,46 @@ impl Store for PostgresStore {
             &per_minute,
             &concurrent,
         ];
-        let (_, _, row, _) = tokio::try_join!(
+        let (_, row, _) = tokio::try_join!(
             client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO OFF"),
-            client.execute(&lock, &lock_args),
             client.query_one(&admit, &admit_args),
             client.batch_execute("COMMIT"),
         )?;
-        let (flight, in_minute, journaled): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        Ok(if journaled > 0 {
-            Admission::Admitted
-        } else if in_minute >= per_minute {
+        if row.get::<_, i64>(0) > 0 {
+            return Ok(Admission::Admitted);
+        }
+        // Refused: say which limit, with the counts as they are now.
+        let counts = client
+            .prepare_cached(
+                "SELECT CASE WHEN minute = $2 THEN in_minute ELSE 0 END,
+                        n - (SELECT coalesce(sum(f.n), 0) FROM invocations_finished f
+                              WHERE f.namespace = $1)::BIGINT
+                 FROM invocations_admitted WHERE namespace = $1",
+            )
+            .await?;
+        let row = client.query_opt(&counts, &[&namespace, &minute]).await?;
+        let (in_minute, flight): (i64, i64) = row.map_or((0, 0), |r| (r.get(0), r.get(1)));
+        Ok(if in_minute >= per_minute {
             Admission::PerMinute {
                 count: in_minute as u64,
             }
-        } else if flight >= concurrent {
-            Admission::Concurrent {
-                count: flight as u64,
-            }
         } else {
-            // The id was journaled already: admitted once, not counted twice.
-            Admission::Admitted
+            Admission::Concurrent {
+                count: flight.max(concurrent) as u64,
+            }
         })
     }
 
     async fn forget_pending(&self, activation_id: &str) -> Result<()> {
-        self.execute("DELETE FROM pending WHERE id = $1", &[&activation_id])
-            .await
-            .map(|_| ())
+        self.execute(
+            "WITH cleared AS (DELETE FROM pending WHERE id = $1 RETURNING namespace)
+             INSERT INTO invocations_finished (namespace, shard, n)
+             SELECT namespace, $2, 1 FROM cleared WHERE namespace IS NOT NULL
+             ON CONFLICT (namespace, shard) DO UPDATE SET n = invocations_finished.n + 1",
+            &[&activation_id, &shard(activation_id)],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn claim_stale_pending(
@@ -612,13 +643,6 @@ impl Store for PostgresStore {
         before_ms: u64,
         now_ms: u64,
     ) -> Result<Vec<PendingInvocation>> {
-        // Past minutes' counts are no longer needed.
-        let minute = (now_ms / 60_000) as i64;
-        self.execute(
-            "DELETE FROM invocation_counts WHERE minute < $1",
-            &[&(minute - 1)],
-        )
-        .await?;
         self.execute(
             "DELETE FROM pending p USING activations a WHERE p.id = a.id",
             &[],
@@ -643,9 +667,14 @@ impl Store for PostgresStore {
     }
 
     async fn put_activation(&self, record: &EncodedActivation) -> Result<bool> {
-        // One statement: the record and the removal of its journal entry commit together.
+        // One statement: the record, the removal of its journal entry and, if a cluster's
+        // controller admitted that entry, the end of its time in flight commit together.
         self.execute(
-            "WITH cleared AS (DELETE FROM pending WHERE id = $1)
+            "WITH cleared AS (DELETE FROM pending WHERE id = $1 RETURNING namespace),
+             finished AS (
+                INSERT INTO invocations_finished (namespace, shard, n)
+                SELECT namespace, $6, 1 FROM cleared WHERE namespace IS NOT NULL
+                ON CONFLICT (namespace, shard) DO UPDATE SET n = invocations_finished.n + 1)
              INSERT INTO activations (id, namespace, name, start, doc)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             &[
@@ -654,6 +683,7 @@ impl Store for PostgresStore {
                 &record.name,
                 &(record.start as i64),
                 &record.json.get(),
+                &shard(&record.activation_id),
             ],
         )
         .await
