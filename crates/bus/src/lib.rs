@@ -32,7 +32,8 @@ pub enum BusError {
 pub trait Ack: Send {
     async fn ack(self: Box<Self>) -> Result<(), BusError>;
 
-    /// Hands the delivery back unfinished: the backend delivers it again at once, to whoever
+    /// Hands the delivery back unfinished: the backend delivers it again soon (after a short
+    /// delay, so it does not bounce straight back to a taker that is stopping), to whoever
     /// takes the subject next.
     async fn nak(self: Box<Self>) -> Result<(), BusError> {
         Ok(())
@@ -157,12 +158,16 @@ pub trait Bus: Send + Sync + 'static {
 }
 
 /// How long [`pump`] waits for more buffered deliveries to hand back when it stops.
-const HAND_BACK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+const HAND_BACK_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// Most deliveries [`pump`] hands back when it stops: about what a subscription buffers.
+const HAND_BACK_MAX: usize = 128;
 
 /// Hands the deliveries of `sub` to `handler` until the handler refuses one (it hands that one
-/// back itself), `stop` turns true, or the subscription ends. Deliveries the subscription had
-/// already taken from the backend are then handed back (nak), so they go to another taker at
-/// once instead of after the ack wait. Returns true if the subscription ended by itself.
+/// back itself), `stop` turns true, or the subscription ends. Then it hands back (nak) what
+/// the subscription had already taken from the backend, at most [`HAND_BACK_MAX`], so they
+/// go to another taker soon instead of after the ack wait; the subscription is dropped after,
+/// so what it would pull next stays in the backend. Returns true if the subscription ended by
+/// itself.
 pub async fn pump(
     mut sub: Box<dyn Subscription>,
     handler: &Handler,
@@ -178,7 +183,10 @@ pub async fn pump(
             break;
         }
     }
-    while let Ok(Some(delivery)) = tokio::time::timeout(HAND_BACK_WAIT, sub.next()).await {
+    for _ in 0..HAND_BACK_MAX {
+        let Ok(Some(delivery)) = tokio::time::timeout(HAND_BACK_WAIT, sub.next()).await else {
+            break;
+        };
         if let Err(e) = delivery.nak().await {
             tracing::debug!(error = %e, "cannot hand a delivery back");
         }

@@ -32,6 +32,8 @@ const MAX_DELIVER: i64 = 5;
 /// Messages one invoker holds unacknowledged at once (its backlog beyond that waits in the
 /// stream).
 const MAX_ACK_PENDING: i64 = 1024;
+/// How long a handed-back message waits before it is delivered again.
+const NAK_DELAY: Duration = Duration::from_millis(500);
 /// Messages one pull request asks for: what an invoker holds in its client-side buffer,
 /// handed back (nak) when it stops.
 const PULL_BATCH: usize = 64;
@@ -164,7 +166,7 @@ impl Ack for NatsAck {
 
     async fn nak(self: Box<Self>) -> Result<(), BusError> {
         self.0
-            .ack_with(jetstream::AckKind::Nak(None))
+            .ack_with(jetstream::AckKind::Nak(Some(NAK_DELAY)))
             .await
             .map_err(|e| backend("cannot hand back", e))
     }
@@ -272,12 +274,17 @@ impl Bus for NatsBus {
         tokio::spawn(async move {
             let (_keep, mut stop) = tokio::sync::watch::channel(false);
             while crate::pump(sub, &handler, &mut stop).await {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                sub = match this.subscribe(&subject).await {
-                    Ok(sub) => sub,
-                    Err(e) => {
-                        tracing::error!(subject, error = %e, "cannot subscribe again");
-                        return;
+                // Subscribe again until it works: giving up would leave the queue untaken
+                // while this process still announces itself.
+                let mut wait = Duration::from_millis(500);
+                sub = loop {
+                    tokio::time::sleep(wait).await;
+                    match this.subscribe(&subject).await {
+                        Ok(sub) => break sub,
+                        Err(e) => {
+                            tracing::error!(subject, error = %e, "cannot subscribe again");
+                            wait = (wait * 2).min(Duration::from_secs(5));
+                        }
                     }
                 };
             }

@@ -178,6 +178,7 @@ impl Controller {
             reply_to: completion_subject(&self.id),
             accepted_at: now,
             cause: None,
+            resent: false,
         };
         let payload = Bytes::from(
             serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?,
@@ -423,6 +424,7 @@ impl Controller {
             }
         };
         msg.blocking = false;
+        msg.resent = true;
         msg.reply_to = completion_subject(&self.id);
         if !self.clustered {
             self.throttles.force(&msg.subject);

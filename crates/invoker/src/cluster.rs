@@ -6,7 +6,10 @@
 //! that ranks highest for it (rendezvous hashing, so all agree without talking): what the
 //! dead one held unacknowledged is delivered again at once, marked as a redelivery, so a
 //! record that already exists is not made twice. When the owner is heard again, the adopter
-//! hands the queue back (its buffered deliveries go back with a nak).
+//! hands the queue back (its buffered deliveries go back with a nak). An invoker that is
+//! leaving (draining on SIGTERM) goes on sending heartbeats marked `leaving` until its process
+//! ends: controllers route nothing more to it, and no invoker adopts its queue while it may
+//! still finish work from it.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -61,8 +64,10 @@ impl Invoker {
     }
 
     /// Joins the cluster: heartbeats start, and queues of silent invokers are adopted. Call
-    /// before [`Invoker::start`], so controllers hear of it as soon as it takes work. The
-    /// heartbeat stops with [`Invoker::drain`], which says it is leaving.
+    /// before [`Invoker::start`], so controllers hear of it as soon as it takes work. From
+    /// [`Invoker::drain`] on, its heartbeats say it is leaving (controllers send it nothing
+    /// more) but go on until the process ends, so no other invoker takes its queue over
+    /// while it finishes what it runs; then it falls silent and its queue is adopted.
     pub async fn join_cluster(self: &Arc<Self>) -> Result<(), crate::InvokerError> {
         let mut heard = self.bus.subscribe(HEALTH_SUBJECT).await?;
         self.joined.store(true, Ordering::SeqCst);
@@ -80,19 +85,31 @@ impl Invoker {
             // who is silent.
             let listening_since = Instant::now();
             let timeout = Duration::from_millis(INVOKER_TIMEOUT_MS);
+            let mut leaving = false;
             loop {
                 tokio::select! {
-                    _ = stopped(&mut stop) => break,
+                    _ = stopped(&mut stop), if !leaving => {
+                        // Adopted queues go back (their buffers handed back); heartbeats go on.
+                        leaving = true;
+                        for (_, (stop, _)) in adopted.drain() {
+                            let _ = stop.send(true);
+                        }
+                    }
                     delivery = heard.next() => {
                         let Some(delivery) = delivery else { break };
                         match serde_json::from_slice::<InvokerHealth>(&delivery.payload) {
-                            Ok(h) if h.leaving => { live.remove(&h.invoker); }
+                            // A leaving invoker is still alive: its queue is not adopted
+                            // until it falls silent.
                             Ok(h) => { live.insert(h.invoker, Instant::now()); }
                             Err(e) => tracing::warn!(error = %e, "undecodable heartbeat"),
                         }
                     }
                     _ = every.tick() => {
-                        this.announce(false).await;
+                        leaving |= *this.stop.borrow();
+                        this.announce(leaving).await;
+                        if leaving {
+                            continue;
+                        }
                         if ticks.is_multiple_of(QUEUE_LISTING_EVERY) {
                             match this.bus.invoker_queues().await {
                                 Ok(q) => queues = q,
@@ -107,9 +124,6 @@ impl Invoker {
                         }
                     }
                 }
-            }
-            for (_, (stop, _)) in adopted {
-                let _ = stop.send(true);
             }
         });
         Ok(())

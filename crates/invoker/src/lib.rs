@@ -139,9 +139,10 @@ impl Invoker {
 
     async fn handle(&self, delivery: Delivery) {
         let (msg, record) = match serde_json::from_slice::<InvocationMessage>(&delivery.payload) {
-            // Delivered again (its invoker died, or the acknowledgement was lost): if it was
-            // recorded, it ran; acknowledge it and run nothing.
-            Ok(msg) if delivery.attempt > 1 && self.recorded(&msg).await => {
+            // Delivered again (its invoker died, or the acknowledgement was lost), or sent
+            // again from the journal: if it was recorded, it ran; acknowledge it and run
+            // nothing.
+            Ok(msg) if (delivery.attempt > 1 || msg.resent) && self.recorded(&msg).await => {
                 tracing::info!(id = %msg.activation_id, attempt = delivery.attempt, "already recorded");
                 let _ = delivery.ack().await;
                 return;

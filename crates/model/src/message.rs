@@ -37,6 +37,10 @@ pub struct InvocationMessage {
     pub accepted_at: u64,
     #[serde(default)]
     pub cause: Option<String>,
+    /// Sent again from the journal (recovery, or a stale entry swept): an earlier copy may
+    /// have run, so the invoker checks for a stored record first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resent: bool,
 }
 
 /// The identifying part of an [`InvocationMessage`], read leniently, so an invocation whose
@@ -79,6 +83,7 @@ impl InvocationHeader {
             reply_to: self.reply_to.clone(),
             accepted_at: self.accepted_at,
             cause: None,
+            resent: false,
         }
     }
 }

@@ -559,7 +559,9 @@ impl Store for PostgresStore {
             limits.concurrent_invocations.min(i64::MAX as u64) as i64,
         );
         let client = self.client().await?;
-        // Counted and journaled in one statement. The upsert locks the namespace's row and
+        // Counted and journaled in one statement. The minute only moves forward: a controller
+        // whose clock is behind counts into the newest minute seen, and never resets it. The
+        // upsert locks the namespace's row and
         // checks both limits against its newest version (a concurrent admission from any
         // process waits for the lock, then sees this one), so no two admissions pass a limit
         // together. Finished counts only grow, so a stale read of them can only refuse, never
@@ -574,9 +576,9 @@ impl Store for PostgresStore {
                     VALUES ($1, 1, $2, 1)
                     ON CONFLICT (namespace) DO UPDATE SET
                         n = a.n + 1,
-                        in_minute = CASE WHEN a.minute = $2 THEN a.in_minute + 1 ELSE 1 END,
-                        minute = $2
-                    WHERE (a.minute <> $2 OR a.in_minute < $6::BIGINT)
+                        in_minute = CASE WHEN $2 > a.minute THEN 1 ELSE a.in_minute + 1 END,
+                        minute = GREATEST(a.minute, $2)
+                    WHERE ($2 > a.minute OR a.in_minute < $6::BIGINT)
                       AND a.n - (SELECT coalesce(sum(f.n), 0) FROM invocations_finished f
                                   WHERE f.namespace = $1) < $7::BIGINT
                     RETURNING 1),
@@ -607,7 +609,7 @@ impl Store for PostgresStore {
         // Refused: say which limit, with the counts as they are now.
         let counts = client
             .prepare_cached(
-                "SELECT CASE WHEN minute = $2 THEN in_minute ELSE 0 END,
+                "SELECT CASE WHEN minute >= $2 THEN in_minute ELSE 0 END,
                         n - (SELECT coalesce(sum(f.n), 0) FROM invocations_finished f
                               WHERE f.namespace = $1)::BIGINT
                  FROM invocations_admitted WHERE namespace = $1",
