@@ -233,6 +233,35 @@ async fn two_controllers_share_three_invokers_and_an_invoker_killed_mid_load_los
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoker_stopped_mid_load_finishes_or_hands_back_its_work() {
+    let Some((_guard, mut c)) = cluster().await else {
+        return;
+    };
+    for id in ["inv1", "inv2"] {
+        c.add_invoker(id);
+    }
+    c.add_controller("ctl1");
+    c.add_controller("ctl2");
+    create_actions(&c, &c.apihosts()[0]).await;
+    let seen = run_load_around(&mut c, |c| {
+        let busiest = ["inv1", "inv2"]
+            .into_iter()
+            .max_by_key(|id| c.queue_state(id).0)
+            .unwrap();
+        eprintln!("stopping {busiest}");
+        assert!(c.terminate(busiest), "{busiest} stops cleanly on SIGTERM");
+    })
+    .await;
+    assert_all_recorded(&c, &seen).await;
+    assert_eq!(c.count("SELECT count(*) FROM pending"), 0);
+    // Nothing ran out of deliveries on the way (handed-back work is not a failure).
+    assert_eq!(
+        c.count("SELECT count(*) FROM activations WHERE doc LIKE '%without finishing%'"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_mid_load_loses_no_accepted_invocation() {
     let Some((_guard, mut c)) = cluster().await else {
         return;

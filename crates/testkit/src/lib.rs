@@ -669,6 +669,23 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM, and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self, id: &str) -> bool {
+        let member = self
+            .controllers
+            .iter_mut()
+            .chain(self.invokers.iter_mut())
+            .find(|m| m.id == id)
+            .unwrap_or_else(|| panic!("no process {id}"));
+        let Some(mut child) = member.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
     /// The API hosts of the controllers still running.
     pub fn apihosts(&self) -> Vec<String> {
         self.controllers
