@@ -59,6 +59,16 @@ async fn create_actions(c: &Cluster, apihost: &str) {
     }
 }
 
+/// Starts `invokers`, then controllers `ctl1` and `ctl2`, and creates the actions.
+async fn start(c: &mut Cluster, invokers: &[&str]) {
+    for id in invokers {
+        c.add_invoker(id);
+    }
+    c.add_controller("ctl1");
+    c.add_controller("ctl2");
+    create_actions(c, &c.apihosts()[0]).await;
+}
+
 /// What the clients of a load saw.
 #[derive(Debug, Default)]
 struct Seen {
@@ -211,12 +221,7 @@ async fn two_controllers_share_three_invokers_and_an_invoker_killed_mid_load_los
     let Some((_guard, mut c)) = cluster().await else {
         return;
     };
-    for id in ["inv1", "inv2", "inv3"] {
-        c.add_invoker(id);
-    }
-    c.add_controller("ctl1");
-    c.add_controller("ctl2");
-    create_actions(&c, &c.apihosts()[0]).await;
+    start(&mut c, &["inv1", "inv2", "inv3"]).await;
     let seen = run_load_around(&mut c, |c| {
         // The busiest invoker dies with work in hand.
         let victim = ["inv1", "inv2", "inv3"]
@@ -237,12 +242,7 @@ async fn an_invoker_stopped_mid_load_finishes_or_hands_back_its_work() {
     let Some((_guard, mut c)) = cluster().await else {
         return;
     };
-    for id in ["inv1", "inv2"] {
-        c.add_invoker(id);
-    }
-    c.add_controller("ctl1");
-    c.add_controller("ctl2");
-    create_actions(&c, &c.apihosts()[0]).await;
+    start(&mut c, &["inv1", "inv2"]).await;
     let seen = run_load_around(&mut c, |c| {
         let busiest = ["inv1", "inv2"]
             .into_iter()
@@ -266,12 +266,7 @@ async fn a_controller_killed_mid_load_loses_no_accepted_invocation() {
     let Some((_guard, mut c)) = cluster().await else {
         return;
     };
-    for id in ["inv1", "inv2", "inv3"] {
-        c.add_invoker(id);
-    }
-    c.add_controller("ctl1");
-    c.add_controller("ctl2");
-    create_actions(&c, &c.apihosts()[0]).await;
+    start(&mut c, &["inv1", "inv2", "inv3"]).await;
     let seen = run_load_around(&mut c, |c| c.kill("ctl1")).await;
     assert!(seen.refused > 0, "calls to the dead controller failed");
     assert_all_recorded(&c, &seen).await;
@@ -282,12 +277,7 @@ async fn an_invoker_added_mid_load_takes_work_at_once() {
     let Some((_guard, mut c)) = cluster().await else {
         return;
     };
-    for id in ["inv1", "inv2"] {
-        c.add_invoker(id);
-    }
-    c.add_controller("ctl1");
-    c.add_controller("ctl2");
-    create_actions(&c, &c.apihosts()[0]).await;
+    start(&mut c, &["inv1", "inv2"]).await;
     let seen = run_load_around(&mut c, |c| {
         c.add_invoker("inv3");
     })

@@ -655,15 +655,17 @@ impl Cluster {
         });
     }
 
-    /// SIGKILL: the process gets no chance to clean up.
-    pub fn kill(&mut self, id: &str) {
-        let member = self
-            .controllers
+    fn member(&mut self, id: &str) -> &mut Member {
+        self.controllers
             .iter_mut()
             .chain(self.invokers.iter_mut())
             .find(|m| m.id == id)
-            .unwrap_or_else(|| panic!("no process {id}"));
-        if let Some(mut child) = member.child.take() {
+            .unwrap_or_else(|| panic!("no process {id}"))
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self, id: &str) {
+        if let Some(mut child) = self.member(id).child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -671,13 +673,7 @@ impl Cluster {
 
     /// SIGTERM, and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(&mut self, id: &str) -> bool {
-        let member = self
-            .controllers
-            .iter_mut()
-            .chain(self.invokers.iter_mut())
-            .find(|m| m.id == id)
-            .unwrap_or_else(|| panic!("no process {id}"));
-        let Some(mut child) = member.child.take() else {
+        let Some(mut child) = self.member(id).child.take() else {
             return false;
         };
         let _ = Command::new("kill")
