@@ -88,6 +88,27 @@ CREATE TABLE invocations_finished (
 "#,
 ];
 
+/// CTEs that delete journal entry `$1` and, if a cluster's controller admitted it (it has a
+/// namespace), count it finished in `invocations_finished` row `$2` of its namespace. A macro,
+/// so the statements that use it stay string literals.
+macro_rules! clear_pending {
+    () => {
+        "cleared AS (DELETE FROM pending WHERE id = $1 RETURNING namespace),
+         finished AS (
+            INSERT INTO invocations_finished (namespace, shard, n)
+            SELECT namespace, $2, 1 FROM cleared WHERE namespace IS NOT NULL
+            ON CONFLICT (namespace, shard) DO UPDATE SET n = invocations_finished.n + 1)"
+    };
+}
+
+/// Which of a namespace's 16 `invocations_finished` rows an activation counts in.
+fn shard(activation_id: &str) -> i16 {
+    activation_id
+        .bytes()
+        .last()
+        .map_or(0, |b| i16::from(b % 16))
+}
+
 type Param = Box<dyn ToSql + Sync + Send>;
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -205,6 +226,16 @@ impl PostgresStore {
         Ok(client.query(&statement, params).await?)
     }
 
+    /// Deletes journal entries whose record exists (they are finished; see
+    /// `put_pending_unless_recorded`).
+    async fn drop_recorded_pending(&self) -> Result<u64> {
+        self.execute(
+            "DELETE FROM pending p USING activations a WHERE p.id = a.id",
+            &[],
+        )
+        .await
+    }
+
     async fn namespace_where(&self, sql: &str, value: &str) -> Result<Option<Namespace>> {
         self.query(sql, &[&value])
             .await?
@@ -212,14 +243,6 @@ impl PostgresStore {
             .map(namespace_from)
             .transpose()
     }
-}
-
-/// Which of a namespace's 16 `invocations_finished` rows an activation counts in.
-fn shard(activation_id: &str) -> i16 {
-    activation_id
-        .bytes()
-        .last()
-        .map_or(0, |b| i16::from(b % 16))
 }
 
 /// An error with its causes (a TLS failure says why only in its source).
@@ -520,11 +543,7 @@ impl Store for PostgresStore {
 
     async fn pending(&self) -> Result<Vec<PendingInvocation>> {
         // Entries whose record exists are finished: dropped, not returned.
-        self.execute(
-            "DELETE FROM pending p USING activations a WHERE p.id = a.id",
-            &[],
-        )
-        .await?;
+        self.drop_recorded_pending().await?;
         Ok(self
             .query(
                 "SELECT id, accepted, message FROM pending ORDER BY accepted",
@@ -630,10 +649,7 @@ impl Store for PostgresStore {
 
     async fn forget_pending(&self, activation_id: &str) -> Result<()> {
         self.execute(
-            "WITH cleared AS (DELETE FROM pending WHERE id = $1 RETURNING namespace)
-             INSERT INTO invocations_finished (namespace, shard, n)
-             SELECT namespace, $2, 1 FROM cleared WHERE namespace IS NOT NULL
-             ON CONFLICT (namespace, shard) DO UPDATE SET n = invocations_finished.n + 1",
+            concat!("WITH ", clear_pending!(), " SELECT 1"),
             &[&activation_id, &shard(activation_id)],
         )
         .await
@@ -645,11 +661,7 @@ impl Store for PostgresStore {
         before_ms: u64,
         now_ms: u64,
     ) -> Result<Vec<PendingInvocation>> {
-        self.execute(
-            "DELETE FROM pending p USING activations a WHERE p.id = a.id",
-            &[],
-        )
-        .await?;
+        self.drop_recorded_pending().await?;
         // Claimed in one statement: a concurrent sweep's UPDATE waits for these rows and
         // then no longer finds them old enough.
         Ok(self
@@ -672,20 +684,19 @@ impl Store for PostgresStore {
         // One statement: the record, the removal of its journal entry and, if a cluster's
         // controller admitted that entry, the end of its time in flight commit together.
         self.execute(
-            "WITH cleared AS (DELETE FROM pending WHERE id = $1 RETURNING namespace),
-             finished AS (
-                INSERT INTO invocations_finished (namespace, shard, n)
-                SELECT namespace, $6, 1 FROM cleared WHERE namespace IS NOT NULL
-                ON CONFLICT (namespace, shard) DO UPDATE SET n = invocations_finished.n + 1)
-             INSERT INTO activations (id, namespace, name, start, doc)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            concat!(
+                "WITH ",
+                clear_pending!(),
+                " INSERT INTO activations (id, namespace, name, start, doc)
+                 VALUES ($1, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+            ),
             &[
                 &record.activation_id,
+                &shard(&record.activation_id),
                 &record.namespace,
                 &record.name,
                 &(record.start as i64),
                 &record.json.get(),
-                &shard(&record.activation_id),
             ],
         )
         .await
