@@ -1,8 +1,6 @@
 //! Create, read, update, delete and list actions.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use base64::Engine as _;
 use gust_model::entity::bump_version;
@@ -14,10 +12,13 @@ use gust_store::PutMode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{CACHE_TTL, Controller, ControllerError, MAX_CACHED, lock};
+use crate::packages::path_namespace;
+use crate::{Controller, ControllerError, Identity};
 
 /// Kinds this controller accepts.
-pub const KINDS: &[&str] = &["wasm"];
+pub const KINDS: &[&str] = &["wasm", SEQUENCE];
+/// The kind of a sequence, which has components instead of code.
+pub const SEQUENCE: &str = "sequence";
 
 /// `exec` of a PUT body.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +29,49 @@ pub struct ExecPut {
     pub binary: Option<bool>,
     #[serde(default)]
     pub main: Option<String>,
+    /// A sequence's components, fully qualified.
+    #[serde(default)]
+    pub components: Option<Vec<String>>,
+}
+
+/// An action found from the path a request names, with the parameters it inherits from its
+/// package (and the binding it was reached through).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub action: Arc<Action>,
+    /// Package parameters, then binding parameters: a later key wins, and the action's own
+    /// parameters win over both.
+    pub inherited: Vec<KeyValue>,
+    /// Reached through a binding or in another namespace's shared package: a caller reading
+    /// it sees the merged parameters.
+    pub shared: bool,
+}
+
+impl Resolved {
+    /// Every parameter the action is given before the request's: inherited, then its own.
+    pub fn parameters(&self) -> Vec<KeyValue> {
+        let mut out: Vec<KeyValue> = Vec::new();
+        for kv in self.inherited.iter().chain(&self.action.parameters) {
+            out.retain(|o| o.key != kv.key);
+            out.push(kv.clone());
+        }
+        out
+    }
+}
+
+/// Splits an action path inside a namespace: `a` or `pkg/a`.
+pub(crate) fn split_path(path: &str) -> Result<(Option<&str>, &str), ControllerError> {
+    match path.split_once('/') {
+        None => {
+            check_name(path)?;
+            Ok((None, path))
+        }
+        Some((pkg, name)) => {
+            check_name(pkg)?;
+            check_name(name)?;
+            Ok((Some(pkg), name))
+        }
+    }
 }
 
 /// The body of `PUT .../actions/{name}`: every field optional; an update keeps what is absent.
@@ -68,67 +112,144 @@ fn check_depth(what: &str, kv: &KeyValue) -> Result<(), ControllerError> {
 }
 
 impl Controller {
-    /// The action `ns/name`, through a short-lived cache.
+    /// The action `ns/name` (`name` may be `pkg/a`), through a short-lived cache.
     pub(crate) async fn cached_action(
         &self,
         ns: &str,
         name: &str,
     ) -> Result<Arc<Action>, ControllerError> {
         let key = (ns.to_string(), name.to_string());
-        if let Some((at, a)) = lock(&self.actions).get(&key)
-            && at.elapsed() < CACHE_TTL
-        {
-            return a.clone().ok_or(ControllerError::NotFound);
-        }
-        let generation = self.actions_generation.load(Ordering::Acquire);
-        let a = self.store.action(ns, name, false).await?.map(Arc::new);
-        let mut cache = lock(&self.actions);
-        // A write through this controller since the read began may have made `a` stale.
-        if self.actions_generation.load(Ordering::Acquire) == generation {
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
-            }
-            cache.insert(key, (Instant::now(), a.clone()));
-        }
-        a.ok_or(ControllerError::NotFound)
-    }
-
-    fn forget_action(&self, ns: &str, name: &str) {
-        let mut cache = lock(&self.actions);
-        self.actions_generation.fetch_add(1, Ordering::AcqRel);
-        cache.remove(&(ns.to_string(), name.to_string()));
-    }
-
-    pub async fn get_action(
-        &self,
-        ns: &str,
-        name: &str,
-        code: bool,
-    ) -> Result<Action, ControllerError> {
-        check_name(name)?;
-        self.store
-            .action(ns, name, code)
+        self.actions
+            .get_or_fetch(&key, async {
+                Ok(self.store.action(ns, name, false).await?)
+            })
             .await?
             .ok_or(ControllerError::NotFound)
     }
 
+    fn forget_action(&self, ns: &str, name: &str) {
+        self.actions.forget(&(ns.to_string(), name.to_string()));
+    }
+
+    /// Finds the action a request names as `ns` (the path's namespace, `_` for the caller's)
+    /// and `path` (`a`, or `pkg/a` through a package or a binding), checking that `who` may
+    /// use it: its own namespace, or a package another namespace published (403 otherwise).
+    pub async fn resolve(
+        &self,
+        who: &Identity,
+        ns: &str,
+        path: &str,
+    ) -> Result<Resolved, ControllerError> {
+        let (ns, own) = path_namespace(who, ns);
+        let (pkg, name) = split_path(path)?;
+        let Some(pkg) = pkg else {
+            if !own {
+                return Err(ControllerError::Forbidden(ns.to_string()));
+            }
+            let action = self.cached_action(ns, name).await?;
+            return Ok(Resolved {
+                action,
+                inherited: Vec::new(),
+                shared: false,
+            });
+        };
+        let package = self.visible_package(ns, own, pkg).await?;
+        let (home, inherited) = match &package.binding {
+            None => (package.clone(), package.parameters.clone()),
+            Some(b) => {
+                let target = self.bound_package(who, b).await?;
+                let mut inherited = target.parameters.clone();
+                inherited.extend(package.parameters.iter().cloned());
+                (target, inherited)
+            }
+        };
+        let action = self
+            .cached_action(&home.namespace, &format!("{}/{name}", home.name))
+            .await?;
+        Ok(Resolved {
+            action,
+            inherited,
+            shared: !own || package.binding.is_some(),
+        })
+    }
+
+    pub async fn get_action(
+        &self,
+        who: &Identity,
+        ns: &str,
+        path: &str,
+        code: bool,
+    ) -> Result<Action, ControllerError> {
+        let resolved = self.resolve(who, ns, path).await?;
+        let mut action = if code {
+            self.store
+                .action(&resolved.action.namespace, &resolved.action.name, true)
+                .await?
+                .ok_or(ControllerError::NotFound)?
+        } else {
+            (*resolved.action).clone()
+        };
+        if resolved.shared {
+            action.parameters = resolved.parameters();
+        }
+        Ok(action)
+    }
+
+    /// The actions of namespace `ns` (all of them), or of its package `pkg` (through a binding,
+    /// the bound package's).
     pub async fn list_actions(
         &self,
+        who: &Identity,
         ns: &str,
+        pkg: Option<&str>,
         skip: u64,
         limit: u64,
     ) -> Result<Vec<Action>, ControllerError> {
-        Ok(self.store.list_actions(ns, skip, limit).await?)
+        let (home, pkg) = self.listing_scope(who, ns, pkg).await?;
+        Ok(self
+            .store
+            .list_actions(&home, pkg.as_deref(), skip, limit)
+            .await?)
     }
 
-    pub async fn count_actions(&self, ns: &str) -> Result<u64, ControllerError> {
-        Ok(self.store.count_actions(ns).await?)
+    pub async fn count_actions(
+        &self,
+        who: &Identity,
+        ns: &str,
+        pkg: Option<&str>,
+    ) -> Result<u64, ControllerError> {
+        let (home, pkg) = self.listing_scope(who, ns, pkg).await?;
+        Ok(self.store.count_actions(&home, pkg.as_deref()).await?)
     }
 
-    pub async fn delete_action(&self, ns: &str, name: &str) -> Result<Action, ControllerError> {
-        check_name(name)?;
-        let a = self.store.delete_action(ns, name).await?;
-        self.forget_action(ns, name);
+    /// Where a listing of `ns`'s actions (or its package `pkg`'s) reads: the namespace and
+    /// package that hold them.
+    async fn listing_scope(
+        &self,
+        who: &Identity,
+        ns: &str,
+        pkg: Option<&str>,
+    ) -> Result<(String, Option<String>), ControllerError> {
+        let (ns, own) = path_namespace(who, ns);
+        let Some(pkg) = pkg else {
+            if !own {
+                return Err(ControllerError::Forbidden(ns.to_string()));
+            }
+            return Ok((ns.to_string(), None));
+        };
+        check_name(pkg)?;
+        let package = self.visible_package(ns, own, pkg).await?;
+        let home = match &package.binding {
+            Some(b) => self.bound_package(who, b).await?,
+            None => package,
+        };
+        Ok((home.namespace.clone(), Some(home.name.clone())))
+    }
+
+    pub async fn delete_action(&self, ns: &str, path: &str) -> Result<Action, ControllerError> {
+        split_path(path)?;
+        let a = self.store.delete_action(ns, path).await?;
+        self.forget_action(ns, path);
         a.ok_or(ControllerError::NotFound)
     }
 
@@ -136,13 +257,24 @@ impl Controller {
     /// is stored; invalid code is a 400 with the compiler's reason and changes nothing.
     pub async fn put_action(
         &self,
-        ns: &str,
+        who: &Identity,
         name: &str,
         put: ActionPut,
         overwrite: bool,
     ) -> Result<Action, ControllerError> {
-        check_name(name)?;
+        let ns = who.namespace.as_str();
+        let (pkg, simple) = split_path(name)?;
+        if let Some(pkg) = pkg {
+            match self.store.package(ns, pkg).await? {
+                None => return Err(ControllerError::NotFound),
+                Some(p) if p.binding.is_some() => {
+                    return Err(bad("Operation not permitted on package binding."));
+                }
+                Some(_) => {}
+            }
+        }
         if let Some(n) = &put.name
+            && n != simple
             && n != name
         {
             return Err(bad(format!(
@@ -187,7 +319,7 @@ impl Controller {
 
         let (exec, code, code_hash) = match (put.exec, &existing) {
             (Some(exec), _) => {
-                let (exec, code, hash) = self.accept_code(exec).await?;
+                let (exec, code, hash) = self.accept_code(who, name, exec).await?;
                 (exec, Some(code), hash)
             }
             (None, Some(e)) => (e.exec.clone(), None, e.code_hash.clone()),
@@ -244,13 +376,31 @@ impl Controller {
 
     /// Decodes, size-checks and compiles new code; returns the exec to store (without code),
     /// the code and its hash.
-    async fn accept_code(&self, exec: ExecPut) -> Result<(Exec, Vec<u8>, String), ControllerError> {
+    async fn accept_code(
+        &self,
+        who: &Identity,
+        name: &str,
+        exec: ExecPut,
+    ) -> Result<(Exec, Vec<u8>, String), ControllerError> {
         if !KINDS.contains(&exec.kind.as_str()) {
             return Err(bad(format!(
                 "kind '{}' is not supported; this server runs: {}.",
                 exec.kind,
                 KINDS.join(", ")
             )));
+        }
+        if exec.kind == SEQUENCE {
+            let components = self
+                .check_sequence(who, name, exec.components.unwrap_or_default())
+                .await?;
+            let exec = Exec {
+                kind: SEQUENCE.to_string(),
+                code: None,
+                binary: false,
+                main: None,
+                components: Some(components),
+            };
+            return Ok((exec, Vec::new(), String::new()));
         }
         let Some(text) = exec.code else {
             return Err(bad("exec.code is required for kind 'wasm'."));
@@ -294,6 +444,7 @@ impl Controller {
             code: None,
             binary: true,
             main: exec.main,
+            components: None,
         };
         Ok((exec, code, hash))
     }

@@ -3,7 +3,7 @@
 use gust_store::StoreError;
 
 /// Every way a request can fail. User-caused: `Unauthenticated`, `Forbidden`, `NotFound`,
-/// `Conflict`, `BadRequest`, `TooLarge`, `Throttled`. Host-caused: `Internal`, `Unavailable`.
+/// `Conflict`, `PackageNotEmpty`, `BadRequest`, `TooLarge`, `Throttled`. Host-caused: `Internal`, `Unavailable`.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("The supplied authentication is invalid.")]
@@ -15,6 +15,13 @@ pub enum ControllerError {
     NotFound,
     #[error("Concurrent modification to resource detected.")]
     Conflict,
+    /// A package deleted without `force` still holds this many actions.
+    #[error(
+        "Package not empty (contains {n} {what}). Set force param or delete package contents.",
+        n = .0,
+        what = if *.0 == 1 { "entity" } else { "entities" }
+    )]
+    PackageNotEmpty(u64),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]

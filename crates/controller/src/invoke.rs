@@ -14,6 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
+use crate::actions::{Resolved, SEQUENCE};
+use crate::sequence::Cause;
 use crate::{Controller, ControllerError, Identity, lock, throttle};
 
 /// Longest a blocking invocation waits for its result (OpenWhisk's 60 s).
@@ -37,6 +39,58 @@ pub enum InvokeOutcome {
     Completed(Box<RawValue>),
     /// Blocking, but the wait ran out: journaled; the record lands later.
     Waiting(String),
+}
+
+/// OpenWhisk's refusal of request parameters that a `final` action defines already.
+const FINAL_OVERRIDE: &str =
+    "Request defines parameters that are not allowed (e.g., reserved properties).";
+
+/// Environment variables of a function (its `init` parameters).
+type Environment = Vec<(String, String)>;
+
+/// The function's input and environment: inherited and own parameters, then the request's
+/// (which may not redefine a parameter of a `final` action, unless the input is a sequence's
+/// step: OpenWhisk checks only what a request sends).
+fn prepare_input(
+    resolved: &Resolved,
+    params: Map<String, Value>,
+    check_final: bool,
+) -> Result<(Map<String, Value>, Environment), ControllerError> {
+    if params.values().any(|v| json_depth(v) >= MAX_JSON_DEPTH) {
+        return Err(ControllerError::BadRequest(format!(
+            "The request content was malformed:\nthe parameters nest arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    let action = &resolved.action;
+    let merged;
+    let defined = if resolved.inherited.is_empty() {
+        &action.parameters
+    } else {
+        merged = resolved.parameters();
+        &merged
+    };
+    if check_final
+        && !params.is_empty()
+        && action.annotation_is_truthy("final")
+        && defined.iter().any(|p| params.contains_key(&p.key))
+    {
+        return Err(ControllerError::BadRequest(FINAL_OVERRIDE.into()));
+    }
+    let mut input = Map::new();
+    let mut env = Vec::new();
+    for p in defined {
+        if p.init {
+            let v = match &p.value {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            env.push((p.key.clone(), v));
+        } else {
+            input.insert(p.key.clone(), p.value.clone());
+        }
+    }
+    input.extend(params);
+    Ok((input, env))
 }
 
 /// Removes a waiter when its request is dropped (client gone, wait over).
@@ -127,40 +181,40 @@ pub(crate) async fn sweep_stale(c: Arc<Controller>) {
 }
 
 impl Controller {
-    /// Invokes `ns/name` for `who` with the request's parameters.
+    /// Invokes the action a request names (`ns` as in the path, `path` is `a` or `pkg/a`)
+    /// for `who` with the request's parameters.
     pub async fn invoke(
         self: &Arc<Self>,
         who: &Identity,
         ns: &str,
-        name: &str,
+        path: &str,
         params: Map<String, Value>,
         blocking: bool,
         wait: Duration,
     ) -> Result<InvokeOutcome, ControllerError> {
-        names::check_entity(name).map_err(|e| ControllerError::BadRequest(e.to_string()))?;
-        let action = self.cached_action(ns, name).await?;
-        if params.values().any(|v| json_depth(v) >= MAX_JSON_DEPTH) {
-            return Err(ControllerError::BadRequest(format!(
-                "The request content was malformed:\nthe parameters nest arrays and objects deeper than {MAX_JSON_DEPTH} levels"
-            )));
+        let resolved = self.resolve(who, ns, path).await?;
+        self.invoke_resolved(who, &resolved, params, blocking, wait, None)
+            .await
+    }
+
+    /// Invokes a resolved action for `who`; `cause` is the sequence this runs a step of.
+    pub async fn invoke_resolved(
+        self: &Arc<Self>,
+        who: &Identity,
+        resolved: &Resolved,
+        params: Map<String, Value>,
+        blocking: bool,
+        wait: Duration,
+        cause: Option<Cause>,
+    ) -> Result<InvokeOutcome, ControllerError> {
+        let action = &resolved.action;
+        let (input, env) = prepare_input(resolved, params, cause.is_none())?;
+        if action.exec.kind == SEQUENCE {
+            return self
+                .invoke_sequence(who, resolved, input, blocking, wait, cause)
+                .await;
         }
         let now = now_ms();
-
-        let mut input = Map::new();
-        let mut env = Vec::new();
-        for p in &action.parameters {
-            if p.init {
-                let v = match &p.value {
-                    Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                };
-                env.push((p.key.clone(), v));
-            } else {
-                input.insert(p.key.clone(), p.value.clone());
-            }
-        }
-        input.extend(params);
-
         let id = names::new_activation_id();
         let msg = InvocationMessage {
             activation_id: id.clone(),
@@ -177,7 +231,7 @@ impl Controller {
             blocking,
             reply_to: completion_subject(&self.id),
             accepted_at: now,
-            cause: None,
+            cause: cause.map(|c| c.activation_id),
             resent: false,
         };
         let payload = Bytes::from(

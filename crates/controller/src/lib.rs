@@ -13,33 +13,30 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod actions;
+mod cache;
 mod error;
 mod invoke;
+mod packages;
 mod scheduler;
+mod sequence;
 mod throttle;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use gust_bus::Bus;
-use gust_model::{Action, Namespace, SystemLimits};
+use gust_model::{Action, Namespace, Package, SystemLimits};
 use gust_runtime_wasm::WasmRuntime;
 use gust_store::Store;
 use tokio::sync::oneshot;
 
-pub use actions::{ActionPut, ExecPut};
+pub use actions::{ActionPut, ExecPut, Resolved};
 pub use error::ControllerError;
 pub use gust_store::ActivationQuery;
 pub use invoke::{InvokeOutcome, MAX_BLOCKING_WAIT};
+pub use packages::PackagePut;
 pub use scheduler::Scheduler;
-
-/// How long an authenticated identity or a fetched action is trusted before the store is
-/// asked again; writes made through this controller take effect at once.
-const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Most entries a cache holds before it starts over.
-const MAX_CACHED: usize = 10_000;
+pub use sequence::Cause;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +46,8 @@ pub struct Identity {
     pub limits: gust_model::NamespaceLimits,
 }
 
-/// Cached actions by (namespace, name), with when they were fetched.
-type ActionCache = Mutex<HashMap<(String, String), (Instant, Option<Arc<Action>>)>>;
+/// Entities cached by (namespace, name).
+type ByName<V> = cache::EntityCache<(String, String), V>;
 
 /// Blocking callers waiting for their record (raw JSON; None when the completion came
 /// without it), by activation id.
@@ -64,10 +61,12 @@ pub struct Controller {
     scheduler: Scheduler,
     system: SystemLimits,
     waiters: Waiters,
-    identities: Mutex<HashMap<String, (Instant, Option<Namespace>)>>,
-    actions: ActionCache,
-    /// Bumped by every action write, so a read that raced it does not cache its old answer.
-    actions_generation: AtomicU64,
+    /// Namespaces by API key uuid.
+    identities: cache::EntityCache<String, Namespace>,
+    /// Namespaces by name (the owners of web actions).
+    owners: cache::EntityCache<String, Namespace>,
+    actions: ByName<Action>,
+    packages: ByName<Package>,
     throttles: throttle::Throttles,
     /// One of a cluster's controllers: limits are counted in the shared store, the
     /// scheduler follows invokers' heartbeats, and stale journal entries are swept.
@@ -127,9 +126,10 @@ impl Controller {
             scheduler,
             system,
             waiters: Mutex::new(HashMap::new()),
-            identities: Mutex::new(HashMap::new()),
-            actions: Mutex::new(HashMap::new()),
-            actions_generation: AtomicU64::new(0),
+            identities: Default::default(),
+            owners: Default::default(),
+            actions: Default::default(),
+            packages: Default::default(),
             throttles: throttle::Throttles::default(),
             clustered,
         })
@@ -152,28 +152,39 @@ impl Controller {
         &self.store
     }
 
-    async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>, ControllerError> {
-        if let Some((at, ns)) = lock(&self.identities).get(uuid)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(ns.clone());
-        }
-        let ns = self.store.namespace_by_uuid(uuid).await?;
-        let mut cache = lock(&self.identities);
-        if cache.len() >= MAX_CACHED {
-            // Unknown keys are cached too; a flood of made-up ones must not grow this forever.
-            cache.clear();
-        }
-        cache.insert(uuid.to_string(), (Instant::now(), ns.clone()));
-        Ok(ns)
+    async fn namespace_by_uuid(
+        &self,
+        uuid: &str,
+    ) -> Result<Option<Arc<Namespace>>, ControllerError> {
+        self.identities
+            .get_or_fetch(&uuid.to_string(), async {
+                Ok(self.store.namespace_by_uuid(uuid).await?)
+            })
+            .await
+    }
+
+    /// The identity of namespace `name`'s owner (web actions run as their owner); `None` if
+    /// there is no such namespace.
+    pub async fn owner(&self, name: &str) -> Result<Option<Identity>, ControllerError> {
+        let ns = self
+            .owners
+            .get_or_fetch(&name.to_string(), async {
+                Ok(self.store.namespace(name).await?)
+            })
+            .await?;
+        Ok(ns.map(|ns| Identity {
+            namespace: ns.name.clone(),
+            uuid: ns.uuid.clone(),
+            limits: ns.limits,
+        }))
     }
 
     /// Checks an API key (`uuid`, `key`); 401 if unknown or wrong.
     pub async fn authenticate(&self, uuid: &str, key: &str) -> Result<Identity, ControllerError> {
         match self.namespace_by_uuid(uuid).await? {
             Some(ns) if constant_time_eq(ns.key.as_bytes(), key.as_bytes()) => Ok(Identity {
-                namespace: ns.name,
-                uuid: ns.uuid,
+                namespace: ns.name.clone(),
+                uuid: ns.uuid.clone(),
                 limits: ns.limits,
             }),
             _ => Err(ControllerError::Unauthenticated),

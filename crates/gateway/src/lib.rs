@@ -11,6 +11,7 @@
 mod error;
 mod query;
 mod routes;
+mod web;
 
 use std::sync::Arc;
 

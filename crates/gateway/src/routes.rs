@@ -15,9 +15,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 use gust_controller::ActivationQuery;
-use gust_controller::{ActionPut, ControllerError, Identity, InvokeOutcome, MAX_BLOCKING_WAIT};
+use gust_controller::{
+    ActionPut, ControllerError, Identity, InvokeOutcome, MAX_BLOCKING_WAIT, PackagePut,
+};
 use gust_model::limits::MB;
-use gust_model::{Action, ActionLimits, ActivationStatus, ActivationSummary};
+use gust_model::{Action, ActionLimits, ActivationStatus, ActivationSummary, Package};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorBody, error_body};
@@ -50,11 +52,20 @@ pub fn router(gw: Gateway) -> Router {
                 .delete(delete_action)
                 .post(invoke.layer(DefaultBodyLimit::max(MAX_INVOKE_BODY))),
         )
+        .route(&format!("{ns}/packages"), get(list_packages))
+        .route(
+            &format!("{ns}/packages/{{name}}"),
+            get(get_package).put(put_package).delete(delete_package),
+        )
         .route(&format!("{ns}/activations"), get(list_activations))
         .route(&format!("{ns}/activations/{{id}}"), get(get_activation))
         .route(
             &format!("{ns}/activations/{{id}}/{{part}}"),
             get(activation_part),
+        )
+        .route(
+            "/api/v1/web/{ns}/{pkg}/{*rest}",
+            axum::routing::any(crate::web::web_action),
         )
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
@@ -130,17 +141,28 @@ impl FromRequestParts<Gateway> for Caller {
             .ok_or_else(missing)?
             .to_str()
             .map_err(|_| invalid())?;
-        let encoded = value
-            .strip_prefix("Basic ")
-            .or_else(|| value.strip_prefix("basic "))
-            .ok_or_else(invalid)?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| invalid())?;
-        let text = String::from_utf8(decoded).map_err(|_| invalid())?;
-        let (uuid, key) = text.split_once(':').ok_or_else(invalid)?;
-        Ok(Caller(gw.controller.authenticate(uuid, key).await?))
+        Ok(Caller(basic_identity(gw, value).await?))
     }
+}
+
+/// The identity an `Authorization: Basic uuid:key` header value names; 401 if it names none.
+pub(crate) async fn basic_identity(gw: &Gateway, value: &str) -> Result<Identity, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "The supplied authentication is invalid.",
+        )
+    };
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+        .ok_or_else(invalid)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (uuid, key) = text.split_once(':').ok_or_else(invalid)?;
+    Ok(gw.controller.authenticate(uuid, key).await?)
 }
 
 fn params(q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Params, ApiError> {
@@ -226,11 +248,25 @@ async fn limits(
     ))
 }
 
+/// An action as OpenWhisk shows it: one in package `p` of namespace `ns` (stored as `p/a`)
+/// has `namespace: "ns/p"` and `name: "a"`.
+fn shown(mut a: Action) -> Action {
+    if let Some((p, n)) = a.name.split_once('/') {
+        a.namespace = format!("{}/{p}", a.namespace);
+        a.name = n.to_string();
+    }
+    a
+}
+
 /// An action as listed: no code, `exec` reduced to `binary`.
 fn action_summary(a: &Action) -> Value {
+    let (namespace, name) = match a.name.split_once('/') {
+        Some((p, n)) => (format!("{}/{p}", a.namespace), n),
+        None => (a.namespace.clone(), a.name.as_str()),
+    };
     json!({
-        "namespace": a.namespace,
-        "name": a.name,
+        "namespace": namespace,
+        "name": name,
         "version": a.version,
         "publish": a.publish,
         "annotations": a.annotations,
@@ -246,15 +282,27 @@ async fn list_actions(
     Path(ns): Path<String>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult {
-    let q = params(q)?;
-    let ns = gw.controller.authorize(&who, &ns)?;
+    list_actions_in(&gw, &who, &ns, None, params(q)?).await
+}
+
+/// The actions of a namespace, or (`pkg`) of one of its packages.
+async fn list_actions_in(
+    gw: &Gateway,
+    who: &Identity,
+    ns: &str,
+    pkg: Option<&str>,
+    q: Params,
+) -> ApiResult {
     if q.bool("count")? {
-        let n = gw.controller.count_actions(ns).await?;
+        let n = gw.controller.count_actions(who, ns, pkg).await?;
         return Ok(json_response(StatusCode::OK, &json!({ "actions": n })));
     }
     let skip = q.int("skip", "actions")?.unwrap_or(0);
     let limit = q.limit(MAX_LIST, "actions")?;
-    let list = gw.controller.list_actions(ns, skip, limit).await?;
+    let list = gw
+        .controller
+        .list_actions(who, ns, pkg, skip, limit)
+        .await?;
     let out: Vec<Value> = list.iter().map(action_summary).collect();
     Ok(json_response(StatusCode::OK, &out))
 }
@@ -266,10 +314,15 @@ async fn get_action(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult {
     let q = params(q)?;
-    let ns = gw.controller.authorize(&who, &ns)?;
+    // `.../actions/pkg/` lists the package's actions.
+    if let Some(pkg) = name.strip_suffix('/')
+        && !pkg.contains('/')
+    {
+        return list_actions_in(&gw, &who, &ns, Some(pkg), q).await;
+    }
     let code = q.str("code") != Some("false");
-    let action = gw.controller.get_action(ns, &name, code).await?;
-    Ok(json_response(StatusCode::OK, &action))
+    let action = gw.controller.get_action(&who, &ns, &name, code).await?;
+    Ok(json_response(StatusCode::OK, &shown(action)))
 }
 
 async fn put_action(
@@ -280,13 +333,16 @@ async fn put_action(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let q = params(q)?;
-    let ns = gw.controller.authorize(&who, &ns)?;
+    gw.controller.authorize(&who, &ns)?;
     let b = body(b, MAX_BODY)?;
     let put: ActionPut = serde_json::from_slice(&b).map_err(malformed)?;
     let overwrite = q.bool("overwrite")?;
-    let mut action = gw.controller.put_action(ns, &name, put, overwrite).await?;
+    let mut action = gw
+        .controller
+        .put_action(&who, &name, put, overwrite)
+        .await?;
     action.exec.code = None;
-    Ok(json_response(StatusCode::OK, &action))
+    Ok(json_response(StatusCode::OK, &shown(action)))
 }
 
 async fn delete_action(
@@ -296,7 +352,95 @@ async fn delete_action(
 ) -> ApiResult {
     let ns = gw.controller.authorize(&who, &ns)?;
     let action = gw.controller.delete_action(ns, &name).await?;
-    Ok(json_response(StatusCode::OK, &action))
+    Ok(json_response(StatusCode::OK, &shown(action)))
+}
+
+/// A package as listed: no parameters.
+fn package_summary(p: &Package) -> Value {
+    json!({
+        "namespace": p.namespace,
+        "name": p.name,
+        "version": p.version,
+        "publish": p.publish,
+        "annotations": p.annotations,
+        "binding": p.binding.as_ref().map_or_else(|| json!({}), |b| json!(b)),
+        "updated": p.updated,
+    })
+}
+
+async fn list_packages(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path(ns): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    if q.bool("count")? {
+        let n = gw.controller.count_packages(&who, &ns).await?;
+        return Ok(json_response(StatusCode::OK, &json!({ "packages": n })));
+    }
+    let skip = q.int("skip", "packages")?.unwrap_or(0);
+    let limit = q.limit(MAX_LIST, "packages")?;
+    let list = gw.controller.list_packages(&who, &ns, skip, limit).await?;
+    let out: Vec<Value> = list.iter().map(package_summary).collect();
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+async fn get_package(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    let (package, actions) = gw.controller.get_package(&who, &ns, &name).await?;
+    let mut v = json!(package);
+    v["actions"] = actions
+        .iter()
+        .map(|a| {
+            json!({
+                "name": a.simple_name(),
+                "version": a.version,
+                "annotations": a.annotations,
+            })
+        })
+        .collect();
+    v["feeds"] = json!([]);
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+async fn put_package(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    gw.controller.authorize(&who, &ns)?;
+    let b = body(b, MAX_BODY)?;
+    let put: PackagePut = if b.iter().all(u8::is_ascii_whitespace) {
+        PackagePut::default()
+    } else {
+        serde_json::from_slice(&b).map_err(malformed)?
+    };
+    let overwrite = q.bool("overwrite")?;
+    let package = gw
+        .controller
+        .put_package(&who, &name, put, overwrite)
+        .await?;
+    Ok(json_response(StatusCode::OK, &package))
+}
+
+async fn delete_package(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    gw.controller.authorize(&who, &ns)?;
+    let force = q.bool("force")?;
+    let package = gw.controller.delete_package(&who, &name, force).await?;
+    Ok(json_response(StatusCode::OK, &package))
 }
 
 fn with_activation_id(mut res: Response, id: &str) -> Response {
@@ -314,7 +458,6 @@ async fn invoke(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let q = params(q)?;
-    let ns = gw.controller.authorize(&who, &ns)?.to_string();
     let b = body(b, MAX_INVOKE_BODY)?;
     let max = gw.controller.system_limits().max_payload;
     if b.len() as u64 > max {
@@ -407,11 +550,16 @@ async fn list_activations(
     let ns = gw.controller.authorize(&who, &ns)?;
     let name = match q.str("name") {
         Some(n) => {
-            gust_model::names::check_entity(n).map_err(|_| {
-                ApiError::bad_request(format!(
+            let valid = |s: &str| gust_model::names::check_entity(s).is_ok();
+            let ok = match n.split_once('/') {
+                Some((pkg, simple)) => valid(pkg) && valid(simple),
+                None => valid(n),
+            };
+            if !ok {
+                return Err(ApiError::bad_request(format!(
                     "Parameter may be a 'simple' name or 'package-name/simple' name: {n}"
-                ))
-            })?;
+                )));
+            }
             Some(n.to_string())
         }
         None => None,

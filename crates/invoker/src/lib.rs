@@ -187,7 +187,11 @@ impl Invoker {
         };
         // Encoded once: the same JSON is stored and sent to a blocking caller.
         let encoded = match EncodedActivation::new(&record) {
-            Ok(e) => Some(e),
+            // Indexed by the action's path in its namespace (`pkg/a`), like its message.
+            Ok(e) => Some(EncodedActivation {
+                name: msg.action.clone(),
+                ..e
+            }),
             Err(e) => {
                 tracing::error!(id = %msg.activation_id, error = %e, "cannot encode an activation record");
                 None
@@ -257,6 +261,17 @@ impl Invoker {
     /// stored).
     pub async fn process(&self, msg: &InvocationMessage) -> Activation {
         let start = now_ms();
+        if msg.kind == "sequence" {
+            // Sequences run in the controller that accepted them; one reaches an invoker only
+            // from the journal, after that controller stopped before recording it.
+            return record::internal_error(
+                msg,
+                start,
+                "The sequence was interrupted before it finished (its controller stopped); \
+                 the components that ran have their own records."
+                    .to_string(),
+            );
+        }
         if let Err(reason) = self.ensure_code(msg).await {
             return record::internal_error(msg, start, reason);
         }

@@ -16,7 +16,12 @@ fn annotation(key: &str, value: Value) -> KeyValue {
 fn base(msg: &InvocationMessage, start: u64, end: u64, response: ActivationResponse) -> Activation {
     Activation {
         namespace: msg.subject.clone(),
-        name: msg.action.clone(),
+        // OpenWhisk's records name the action without its package; `path` has the rest.
+        name: msg
+            .action
+            .rsplit_once('/')
+            .map_or(msg.action.as_str(), |(_, n)| n)
+            .to_string(),
         version: msg.version.clone(),
         subject: msg.subject.clone(),
         activation_id: msg.activation_id.clone(),
@@ -33,14 +38,19 @@ fn base(msg: &InvocationMessage, start: u64, end: u64, response: ActivationRespo
 }
 
 fn annotations(msg: &InvocationMessage, start: u64, init_ms: u64, timeout: bool) -> Vec<KeyValue> {
-    vec![
+    let mut out = vec![
         annotation("path", json!(format!("{}/{}", msg.namespace, msg.action))),
         annotation("waitTime", json!(start.saturating_sub(msg.accepted_at))),
         annotation("kind", json!(msg.kind)),
         annotation("timeout", json!(timeout)),
         annotation("limits", json!(msg.limits)),
         annotation("initTime", json!(init_ms)),
-    ]
+    ];
+    if msg.cause.is_some() {
+        // Only sequences cause activations (conductor steps are components too).
+        out.push(annotation("causedBy", json!("sequence")));
+    }
+    out
 }
 
 /// A record for an invocation that could not run at all.

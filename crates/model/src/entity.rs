@@ -35,6 +35,9 @@ pub struct Exec {
     pub binary: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main: Option<String>,
+    /// A sequence's components: fully qualified action names (`/ns/action`, `/ns/pkg/action`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
 }
 
 /// An action as the API shows it. `code_hash` is Gust's: the SHA-256 of the code, the key of
@@ -52,6 +55,88 @@ pub struct Action {
     pub updated: u64,
     #[serde(skip)]
     pub code_hash: String,
+}
+
+impl Action {
+    /// The package the action is in (`pkg` of a stored name `pkg/action`), if any.
+    pub fn package(&self) -> Option<&str> {
+        self.name.split_once('/').map(|(p, _)| p)
+    }
+
+    /// The action's own name, without its package.
+    pub fn simple_name(&self) -> &str {
+        self.name.rsplit_once('/').map_or(&self.name, |(_, n)| n)
+    }
+
+    /// Whether annotation `key` is set to something truthy (OpenWhisk: `true`, a non-empty
+    /// string, a non-zero number).
+    pub fn annotation_is_truthy(&self, key: &str) -> bool {
+        truthy(annotation(&self.annotations, key))
+    }
+}
+
+/// The value of `key` among `kvs`.
+pub fn annotation<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    kvs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+}
+
+/// OpenWhisk's truthiness of an annotation value.
+pub fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::Array(_) | Value::Object(_)) => true,
+        Some(Value::Null) | None => false,
+    }
+}
+
+/// The package a binding refers to: `{"namespace": ..., "name": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// A package (or, with `binding`, a binding to another namespace's package) as stored and
+/// shown. OpenWhisk shows a package that is not a binding with `"binding": {}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Package {
+    pub namespace: String,
+    pub name: String,
+    pub version: String,
+    pub publish: bool,
+    #[serde(default, with = "binding_json")]
+    pub binding: Option<BindingRef>,
+    pub annotations: Vec<KeyValue>,
+    pub parameters: Vec<KeyValue>,
+    pub updated: u64,
+}
+
+/// `binding` is `{}` for a package and `{namespace, name}` for a binding.
+mod binding_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::BindingRef;
+
+    pub fn serialize<S: Serializer>(b: &Option<BindingRef>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => b.serialize(s),
+            None => serde_json::Map::new().serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BindingRef>, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match &v {
+            serde_json::Value::Object(m) if m.is_empty() => Ok(None),
+            serde_json::Value::Null => Ok(None),
+            _ => BindingRef::deserialize(v)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Bumps the patch level of a semantic version: `0.0.1` -> `0.0.2`.

@@ -36,6 +36,8 @@ pub struct SystemLimits {
     pub max_result: u64,
     /// Largest action code, in bytes (after base64 decoding).
     pub max_code: u64,
+    /// Most atomic actions a sequence may run, nested sequences expanded (OpenWhisk's 50).
+    pub max_sequence_actions: u64,
 }
 
 impl Default for SystemLimits {
@@ -45,6 +47,7 @@ impl Default for SystemLimits {
             max_parameters: MB,
             max_result: MB,
             max_code: 48 * MB,
+            max_sequence_actions: 50,
         }
     }
 }

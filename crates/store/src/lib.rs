@@ -12,7 +12,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
+use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package};
 use serde_json::value::RawValue;
 
 /// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
@@ -90,8 +90,31 @@ pub trait Store: Send + Sync + 'static {
     async fn put_action(&self, action: &Action, code: Option<&[u8]>, mode: PutMode) -> Result<()>;
     /// Deletes and returns the action.
     async fn delete_action(&self, namespace: &str, name: &str) -> Result<Option<Action>>;
-    async fn list_actions(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Action>>;
-    async fn count_actions(&self, namespace: &str) -> Result<u64>;
+    /// The actions of a namespace (every one, also those in packages), or of one of its
+    /// packages, by name.
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Action>>;
+    async fn count_actions(&self, namespace: &str, package: Option<&str>) -> Result<u64>;
+
+    async fn package(&self, namespace: &str, name: &str) -> Result<Option<Package>>;
+    /// Writes a package or binding (`Replace` compares versions like `put_action`).
+    async fn put_package(&self, package: &Package, mode: PutMode) -> Result<()>;
+    /// Deletes and returns the package, with every action in it, in one transaction.
+    async fn delete_package(&self, namespace: &str, name: &str) -> Result<Option<Package>>;
+    /// The packages of a namespace by name; only the published ones when `public_only`.
+    async fn list_packages(
+        &self,
+        namespace: &str,
+        public_only: bool,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Package>>;
+    async fn count_packages(&self, namespace: &str, public_only: bool) -> Result<u64>;
     /// The code hashes of every action of every namespace (for sweeping compiled artifacts).
     async fn code_hashes(&self) -> Result<Vec<String>>;
 
@@ -157,6 +180,12 @@ fn unshared() -> StoreError {
     StoreError::Backend(
         "the embedded store serves one process: a cluster needs the PostgreSQL store".into(),
     )
+}
+
+/// The range of stored action names inside package `p`: from `p/` up to (not including)
+/// `p0` (`'0'` follows `'/'`), so the primary key's index answers it.
+fn package_range(p: &str) -> (String, String) {
+    (format!("{p}/"), format!("{p}0"))
 }
 
 /// An action from its stored document (without code), its code hash and, if read, its code.

@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
+use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package};
 use serde_json::value::RawValue;
 use std::path::Path;
 use std::sync::Arc;
@@ -84,6 +84,16 @@ CREATE TABLE invocations_finished (
     shard     SMALLINT NOT NULL,
     n         BIGINT NOT NULL,
     PRIMARY KEY (namespace, shard)
+);
+"#,
+    r#"
+CREATE TABLE packages (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    publish   BOOLEAN NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
 );
 "#,
 ];
@@ -395,6 +405,7 @@ impl Store for PostgresStore {
         let n = self
             .execute(
                 "WITH a AS (DELETE FROM actions WHERE namespace = $1),
+                      p AS (DELETE FROM packages WHERE namespace = $1),
                       r AS (DELETE FROM activations WHERE namespace = $1)
                  DELETE FROM namespaces WHERE name = $1",
                 &[&name],
@@ -486,11 +497,19 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn list_actions(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Action>> {
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Action>> {
+        // `starts_with`, not a range: the database's collation may not order `/` bytewise.
+        let prefix = package.map(|p| format!("{p}/")).unwrap_or_default();
         self.query(
-            "SELECT doc, code_hash FROM actions WHERE namespace = $1
-             ORDER BY name LIMIT $2 OFFSET $3",
-            &[&namespace, &(limit as i64), &(skip as i64)],
+            "SELECT doc, code_hash FROM actions WHERE namespace = $1 AND starts_with(name, $2)
+             ORDER BY name COLLATE \"C\" LIMIT $3 OFFSET $4",
+            &[&namespace, &prefix, &(limit as i64), &(skip as i64)],
         )
         .await?
         .iter()
@@ -498,11 +517,99 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn count_actions(&self, namespace: &str) -> Result<u64> {
+    async fn count_actions(&self, namespace: &str, package: Option<&str>) -> Result<u64> {
+        let prefix = package.map(|p| format!("{p}/")).unwrap_or_default();
         let rows = self
             .query(
-                "SELECT COUNT(*) FROM actions WHERE namespace = $1",
-                &[&namespace],
+                "SELECT COUNT(*) FROM actions WHERE namespace = $1 AND starts_with(name, $2)",
+                &[&namespace, &prefix],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
+    }
+
+    async fn package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
+        self.query(
+            "SELECT doc FROM packages WHERE namespace = $1 AND name = $2",
+            &[&namespace, &name],
+        )
+        .await?
+        .first()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .transpose()
+    }
+
+    async fn put_package(&self, package: &Package, mode: PutMode) -> Result<()> {
+        let doc = serde_json::to_string(package)?;
+        let (ns, name, version, publish) = (
+            &package.namespace,
+            &package.name,
+            &package.version,
+            &package.publish,
+        );
+        let n = match mode {
+            PutMode::Create => {
+                self.execute(
+                    "INSERT INTO packages (namespace, name, version, publish, doc)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[ns, name, version, publish, &doc],
+                )
+                .await?
+            }
+            PutMode::Replace { expected_version } => {
+                self.execute(
+                    "UPDATE packages SET version = $1, publish = $2, doc = $3
+                     WHERE namespace = $4 AND name = $5 AND version = $6",
+                    &[version, publish, &doc, ns, name, &expected_version],
+                )
+                .await?
+            }
+        };
+        if n == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    async fn delete_package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
+        // One statement: the package and its actions go together.
+        let prefix = format!("{name}/");
+        self.query(
+            "WITH p AS (DELETE FROM packages WHERE namespace = $1 AND name = $2 RETURNING doc),
+                  a AS (DELETE FROM actions WHERE namespace = $1 AND starts_with(name, $3)
+                        AND EXISTS (SELECT 1 FROM p))
+             SELECT doc FROM p",
+            &[&namespace, &name, &prefix],
+        )
+        .await?
+        .first()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .transpose()
+    }
+
+    async fn list_packages(
+        &self,
+        namespace: &str,
+        public_only: bool,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Package>> {
+        self.query(
+            "SELECT doc FROM packages WHERE namespace = $1 AND (publish OR NOT $2)
+             ORDER BY name COLLATE \"C\" LIMIT $3 OFFSET $4",
+            &[&namespace, &public_only, &(limit as i64), &(skip as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .collect()
+    }
+
+    async fn count_packages(&self, namespace: &str, public_only: bool) -> Result<u64> {
+        let rows = self
+            .query(
+                "SELECT COUNT(*) FROM packages WHERE namespace = $1 AND (publish OR NOT $2)",
+                &[&namespace, &public_only],
             )
             .await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)

@@ -14,13 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
-use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits};
+use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use crate::{ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError, action_from};
+use crate::{
+    ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError, action_from,
+    package_range,
+};
 
 /// Most operations one group commit takes.
 const MAX_BATCH: usize = 2048;
@@ -96,6 +99,16 @@ BEGIN
     DELETE FROM pending WHERE id = NEW.id;
 END;
 "#,
+    r#"
+CREATE TABLE packages (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    publish   INTEGER NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+"#,
 ];
 
 /// What to run inside the writer's transaction.
@@ -123,6 +136,7 @@ enum WriteOutcome {
     Changed(bool),
     Count(u64),
     Action(Option<Box<Action>>),
+    Package(Option<Box<Package>>),
 }
 
 pub struct SqliteStore {
@@ -414,6 +428,15 @@ fn namespace_from(
     })
 }
 
+/// The names `list_actions` selects: inside package `p`, or every name (SQLite compares text
+/// bytewise, and no name reaches U+10FFFF).
+fn name_range(package: Option<&str>) -> (String, String) {
+    match package {
+        Some(p) => package_range(p),
+        None => (String::new(), char::MAX.to_string()),
+    }
+}
+
 fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
@@ -506,6 +529,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound);
             }
             c.execute("DELETE FROM actions WHERE namespace = ?", [&name])?;
+            c.execute("DELETE FROM packages WHERE namespace = ?", [&name])?;
             c.execute("DELETE FROM activations WHERE namespace = ?", [&name])?;
             Ok(WriteOutcome::Done)
         })
@@ -614,14 +638,21 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn list_actions(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Action>> {
+    async fn list_actions(
+        &self,
+        namespace: &str,
+        package: Option<&str>,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Action>> {
         let ns = namespace.to_string();
+        let (lo, hi) = name_range(package);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT doc, code_hash FROM actions WHERE namespace = ?
+                "SELECT doc, code_hash FROM actions WHERE namespace = ? AND name >= ? AND name < ?
                  ORDER BY name LIMIT ? OFFSET ?",
             )?;
-            let rows = stmt.query_map(params![ns, limit as i64, skip as i64], |r| {
+            let rows = stmt.query_map(params![ns, lo, hi, limit as i64, skip as i64], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })?;
             rows.map(|r| {
@@ -642,12 +673,122 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn count_actions(&self, namespace: &str) -> Result<u64> {
+    async fn count_actions(&self, namespace: &str, package: Option<&str>) -> Result<u64> {
+        let ns = namespace.to_string();
+        let (lo, hi) = name_range(package);
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM actions WHERE namespace = ? AND name >= ? AND name < ?",
+                )?
+                .query_row(params![ns, lo, hi], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.read(move |c| {
+            let doc = c
+                .prepare_cached("SELECT doc FROM packages WHERE namespace = ? AND name = ?")?
+                .query_row([ns, name], |r| r.get::<_, String>(0))
+                .optional()?;
+            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn put_package(&self, package: &Package, mode: PutMode) -> Result<()> {
+        let doc = serde_json::to_string(package)?;
+        let (ns, name, version, publish) = (
+            package.namespace.clone(),
+            package.name.clone(),
+            package.version.clone(),
+            package.publish,
+        );
+        self.write_statement(move |c| {
+            let n = match mode {
+                PutMode::Create => c.execute(
+                    "INSERT OR IGNORE INTO packages (namespace, name, version, publish, doc)
+                     VALUES (?, ?, ?, ?, ?)",
+                    params![ns, name, version, publish, doc],
+                )?,
+                PutMode::Replace { expected_version } => c.execute(
+                    "UPDATE packages SET version = ?, publish = ?, doc = ?
+                     WHERE namespace = ? AND name = ? AND version = ?",
+                    params![version, publish, doc, ns, name, expected_version],
+                )?,
+            };
+            if n == 0 {
+                return Err(StoreError::Conflict);
+            }
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        let out = self
+            .write(move |c| {
+                let doc = c
+                    .query_row(
+                        "DELETE FROM packages WHERE namespace = ? AND name = ? RETURNING doc",
+                        [&ns, &name],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .optional()?;
+                let Some(doc) = doc else {
+                    return Ok(WriteOutcome::Package(None));
+                };
+                let (lo, hi) = package_range(&name);
+                c.execute(
+                    "DELETE FROM actions WHERE namespace = ? AND name >= ? AND name < ?",
+                    params![ns, lo, hi],
+                )?;
+                Ok(WriteOutcome::Package(Some(Box::new(serde_json::from_str(
+                    &doc,
+                )?))))
+            })
+            .await?;
+        match out {
+            WriteOutcome::Package(p) => Ok(p.map(|p| *p)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_packages(
+        &self,
+        namespace: &str,
+        public_only: bool,
+        skip: u64,
+        limit: u64,
+    ) -> Result<Vec<Package>> {
+        let ns = namespace.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT doc FROM packages WHERE namespace = ? AND (publish OR NOT ?)
+                 ORDER BY name LIMIT ? OFFSET ?",
+            )?;
+            let rows = stmt
+                .query_map(params![ns, public_only, limit as i64, skip as i64], |r| {
+                    r.get::<_, String>(0)
+                })?;
+            rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+        })
+        .await
+    }
+
+    async fn count_packages(&self, namespace: &str, public_only: bool) -> Result<u64> {
         let ns = namespace.to_string();
         self.read(move |c| {
             let n: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM actions WHERE namespace = ?")?
-                .query_row([ns], |r| r.get(0))?;
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM packages WHERE namespace = ? AND (publish OR NOT ?)",
+                )?
+                .query_row(params![ns, public_only], |r| r.get(0))?;
             Ok(n as u64)
         })
         .await

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use gust_model::{
-    Action, ActionLimits, Activation, ActivationResponse, ActivationStatus, EncodedActivation,
-    Exec, Namespace, NamespaceLimits,
+    Action, ActionLimits, Activation, ActivationResponse, ActivationStatus, BindingRef,
+    EncodedActivation, Exec, Namespace, NamespaceLimits, Package,
 };
 use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
@@ -46,7 +46,101 @@ on_every_backend!(
     activation_lists_filter_page_and_count,
     deleting_a_namespace_deletes_its_actions_and_records,
     retention_deletes_records_that_started_before_the_cutoff,
+    packages_hold_actions_and_go_with_them,
 );
+
+/// Package `ns/name`, version 0.0.1.
+fn package(name: &str, publish: bool) -> Package {
+    Package {
+        namespace: "ns".into(),
+        name: name.into(),
+        version: "0.0.1".into(),
+        publish,
+        binding: None,
+        annotations: vec![],
+        parameters: vec![],
+        updated: 0,
+    }
+}
+
+async fn packages_hold_actions_and_go_with_them(s: &dyn Store) {
+    s.put_package(&package("p", true), PutMode::Create)
+        .await
+        .unwrap();
+    s.put_package(&package("p_", false), PutMode::Create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put_package(&package("p", true), PutMode::Create).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut bound = package("b", false);
+    bound.binding = Some(BindingRef {
+        namespace: "other".into(),
+        name: "lib".into(),
+    });
+    s.put_package(&bound, PutMode::Create).await.unwrap();
+    assert_eq!(s.package("ns", "b").await.unwrap().unwrap(), bound);
+    // Compare-and-swap on the version, like actions.
+    let mut v2 = package("p", true);
+    v2.version = "0.0.2".into();
+    let stale = PutMode::Replace {
+        expected_version: "9.9.9".into(),
+    };
+    assert!(matches!(
+        s.put_package(&v2, stale).await,
+        Err(StoreError::Conflict)
+    ));
+    let current = PutMode::Replace {
+        expected_version: "0.0.1".into(),
+    };
+    s.put_package(&v2, current).await.unwrap();
+    assert_eq!(
+        s.package("ns", "p").await.unwrap().unwrap().version,
+        "0.0.2"
+    );
+
+    // Actions `p/...` are the package's; `p_/x` and `px` (names that sort near) are not.
+    for name in ["p/a", "p/b", "p_/x", "px", "q"] {
+        let mut a = action();
+        a.name = name.into();
+        s.put_action(&a, Some(b"code"), PutMode::Create)
+            .await
+            .unwrap();
+    }
+    let names = |list: Vec<Action>| list.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.list_actions("ns", Some("p"), 0, 10).await.unwrap()),
+        ["p/a", "p/b"]
+    );
+    assert_eq!(s.count_actions("ns", Some("p")).await.unwrap(), 2);
+    assert_eq!(s.count_actions("ns", None).await.unwrap(), 5);
+    assert_eq!(
+        names(s.list_actions("ns", None, 1, 2).await.unwrap()),
+        ["p/b", "p_/x"]
+    );
+
+    // Listing: every package, or the published ones.
+    let pnames = |list: Vec<Package>| list.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(
+        pnames(s.list_packages("ns", false, 0, 10).await.unwrap()),
+        ["b", "p", "p_"]
+    );
+    assert_eq!(
+        pnames(s.list_packages("ns", true, 0, 10).await.unwrap()),
+        ["p"]
+    );
+    assert_eq!(s.count_packages("ns", true).await.unwrap(), 1);
+
+    // Deleting the package deletes its actions, and only those.
+    let gone = s.delete_package("ns", "p").await.unwrap().unwrap();
+    assert_eq!(gone.version, "0.0.2");
+    assert!(s.delete_package("ns", "p").await.unwrap().is_none());
+    assert_eq!(
+        names(s.list_actions("ns", None, 0, 10).await.unwrap()),
+        ["p_/x", "px", "q"]
+    );
+}
 
 fn record(id: &str, start: u64) -> Activation {
     Activation {
@@ -87,6 +181,7 @@ fn action() -> Action {
             code: None,
             binary: true,
             main: None,
+            components: None,
         },
         annotations: vec![],
         parameters: vec![],
@@ -231,6 +326,9 @@ async fn activation_lists_filter_page_and_count(s: &dyn Store) {
 }
 
 async fn deleting_a_namespace_deletes_its_actions_and_records(s: &dyn Store) {
+    s.put_package(&package("pk", false), PutMode::Create)
+        .await
+        .unwrap();
     let ns = Namespace {
         name: "ns".into(),
         uuid: "u".into(),
@@ -246,6 +344,7 @@ async fn deleting_a_namespace_deletes_its_actions_and_records(s: &dyn Store) {
     s.delete_namespace("ns").await.unwrap();
     assert!(s.namespace("ns").await.unwrap().is_none());
     assert!(s.action("ns", "x", false).await.unwrap().is_none());
+    assert!(s.package("ns", "pk").await.unwrap().is_none());
     assert!(s.activation("ns", "d1").await.unwrap().is_none());
     assert!(matches!(
         s.delete_namespace("ns").await,

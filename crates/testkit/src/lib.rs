@@ -282,6 +282,23 @@ impl Server {
         }
     }
 
+    /// Sends a request without the guest key (a web action's caller): any method, these
+    /// headers, this body.
+    pub async fn web(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Response::read(req.send().await.expect("request")).await
+    }
+
     /// Creates (or replaces) action `name` from Wasm bytes, with extra fields merged into the
     /// PUT body; panics unless the server answers 200.
     pub async fn create(&self, name: &str, code: &[u8], extra: Value) -> Value {
@@ -347,19 +364,24 @@ impl Drop for Server {
 pub struct Response {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
+    /// The body as JSON, or as a JSON string when it is not JSON.
     pub body: Value,
+    /// The body as it came.
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
     async fn read(r: reqwest::Response) -> Response {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        let text = r.text().await.expect("body");
+        let bytes = r.bytes().await.expect("body").to_vec();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Response {
             status,
             headers,
             body,
+            bytes,
         }
     }
 

@@ -176,3 +176,42 @@ async fn kill_9_mid_load_loses_no_accepted_invocation() {
         "no record that nobody accepted"
     );
 }
+
+/// A sequence whose server dies mid-way ends with one record (an interrupted sequence, a
+/// whisk internal error); the component that had run keeps its own.
+#[tokio::test]
+async fn a_sequence_cut_by_a_crash_ends_with_one_record() {
+    let s = server();
+    s.create("slow", &function("slow"), json!({})).await;
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/long",
+            Some(json!({ "exec": { "kind": "sequence", "components": ["/guest/slow", "/guest/slow"] } })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/namespaces/_/actions/long",
+            Some(json!({ "ms": 3000 })),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let id = r.body["activationId"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let s = s.kill_and_restart();
+    let rec = s.wait_for_record(&id).await;
+    assert_eq!(rec["response"]["status"], "whisk internal error", "{rec}");
+    let error = rec["response"]["result"]["error"].as_str().unwrap();
+    assert!(error.contains("interrupted"), "{error}");
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?name=long&count=true",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["activations"], 1);
+}

@@ -7,7 +7,10 @@ mod cli;
 mod durability;
 mod hostile;
 mod isolation;
+mod packages;
 mod runtime;
+mod sequences;
+mod web;
 
 use gust_testkit::Server;
 

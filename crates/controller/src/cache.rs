@@ -1,0 +1,81 @@
+//! A short-lived cache of entities read from the store (actions, packages, namespaces), so a
+//! hot invocation path does not read the store per request.
+//!
+//! **Invariant:** a write made through this controller is seen by its next read: writers call
+//! [`EntityCache::forget`], and a read that raced a write does not cache its (maybe old)
+//! answer. Writes made through other controllers are seen within [`CACHE_TTL`].
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{ControllerError, lock};
+
+/// How long a cached answer is trusted.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most entries a cache holds before it starts over (unknown keys are cached too: a flood of
+/// made-up ones must not grow it forever).
+const MAX_CACHED: usize = 10_000;
+
+/// An answer (absent ones included) and when it was read.
+type Entry<V> = (Instant, Option<Arc<V>>);
+
+/// Cached answers by key.
+pub struct EntityCache<K, V> {
+    entries: Mutex<HashMap<K, Entry<V>>>,
+    /// Bumped by every write, so a read that raced it does not cache its old answer.
+    generation: AtomicU64,
+}
+
+impl<K: Eq + Hash + Clone, V> Default for EntityCache<K, V> {
+    fn default() -> Self {
+        EntityCache {
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V> EntityCache<K, V> {
+    /// The cached answer for `key`, or `fetch`'s (then cached).
+    pub async fn get_or_fetch<F>(
+        &self,
+        key: &K,
+        fetch: F,
+    ) -> Result<Option<Arc<V>>, ControllerError>
+    where
+        F: Future<Output = Result<Option<V>, ControllerError>>,
+    {
+        if let Some((at, v)) = lock(&self.entries).get(key)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(v.clone());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let v = fetch.await?.map(Arc::new);
+        let mut entries = lock(&self.entries);
+        if self.generation.load(Ordering::Acquire) == generation {
+            if entries.len() >= MAX_CACHED {
+                entries.clear();
+            }
+            entries.insert(key.clone(), (Instant::now(), v.clone()));
+        }
+        Ok(v)
+    }
+
+    /// Drops `key` after a write.
+    pub fn forget(&self, key: &K) {
+        let mut entries = lock(&self.entries);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.remove(key);
+    }
+
+    /// Drops every entry (a write that touched many keys).
+    pub fn forget_all(&self) {
+        let mut entries = lock(&self.entries);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+}

@@ -1,0 +1,333 @@
+//! Sequences: an action of kind `sequence` names other actions; the output of each is the
+//! input of the next, and the chain stops at the first that does not succeed.
+//!
+//! **Invariant:** a sequence's invocation is journaled before its id is handed out, and its
+//! record (written by the controller running it) clears that entry; a sequence whose
+//! controller stops mid-way is recorded from the journal as interrupted (see the invoker).
+//! Components are checked at create time (they exist, the creator may use them, no cycle, at
+//! most `max_sequence_actions` atomic actions with nested sequences expanded) and again as
+//! they run.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gust_bus::completion_subject;
+use gust_model::time::now_ms;
+use gust_model::{
+    Activation, ActivationResponse, ActivationStatus, EncodedActivation, InvocationMessage,
+    KeyValue, names,
+};
+use gust_store::PendingInvocation;
+use serde_json::{Map, Value, json};
+
+use crate::actions::{Resolved, SEQUENCE};
+use crate::invoke::InvokeOutcome;
+use crate::{Controller, ControllerError, Identity};
+
+/// What a component's invocation knows of the sequence that runs it.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    /// The sequence's activation id (the component record's `cause`).
+    pub activation_id: String,
+    /// Atomic actions run so far by the outermost sequence, nested ones included.
+    pub steps: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What [`Controller::invoke_sequence`] returns.
+type SequenceFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<InvokeOutcome, ControllerError>> + Send + 'a>>;
+
+/// Longest a sequence waits for one component's record beyond the component's own timeout.
+const COMPONENT_GRACE: Duration = Duration::from_secs(60);
+
+fn bad(msg: impl Into<String>) -> ControllerError {
+    ControllerError::BadRequest(msg.into())
+}
+
+/// A component as written (`/ns/a`, `/ns/pkg/a`, `ns/a`, with `_` for the creator's
+/// namespace) split into its namespace and its path inside it.
+fn split_component<'a>(
+    who: &'a Identity,
+    c: &'a str,
+) -> Result<(&'a str, &'a str), ControllerError> {
+    let (ns, path) = c
+        .trim_start_matches('/')
+        .split_once('/')
+        .ok_or_else(|| {
+            bad(format!(
+                "The sequence component '{c}' is not a fully qualified action name (/namespace/[package/]action)."
+            ))
+        })?;
+    names::check_namespace(ns).map_err(|e| bad(e.to_string()))?;
+    let ns = if ns == "_" {
+        who.namespace.as_str()
+    } else {
+        ns
+    };
+    Ok((ns, path))
+}
+
+impl Controller {
+    /// Checks a sequence's components for `who`'s action `name` and returns them fully
+    /// qualified (`/ns/[pkg/]a`).
+    pub(crate) async fn check_sequence(
+        &self,
+        who: &Identity,
+        name: &str,
+        components: Vec<String>,
+    ) -> Result<Vec<String>, ControllerError> {
+        if components.is_empty() {
+            return Err(bad("No component specified for the sequence."));
+        }
+        let myself = format!("/{}/{name}", who.namespace);
+        let mut out = Vec::with_capacity(components.len());
+        for c in &components {
+            let (ns, path) = split_component(who, c)?;
+            out.push(format!("/{ns}/{path}"));
+        }
+        let max = self.system.max_sequence_actions;
+        let mut atomic = 0u64;
+        let mut todo: Vec<String> = out.clone();
+        let mut seen_sequences = HashSet::new();
+        while let Some(c) = todo.pop() {
+            if c == myself {
+                return Err(bad("Sequence may not refer to itself."));
+            }
+            let (ns, path) = split_component(who, &c)?;
+            let resolved = match self.resolve(who, ns, path).await {
+                Ok(r) => r,
+                Err(ControllerError::NotFound | ControllerError::BadRequest(_)) => {
+                    return Err(bad(format!("Sequence component does not exist: {c}.")));
+                }
+                Err(e) => return Err(e),
+            };
+            let a = &resolved.action;
+            if format!("/{}/{}", a.namespace, a.name) == myself {
+                return Err(bad("Sequence may not refer to itself."));
+            }
+            if a.exec.kind == SEQUENCE {
+                // Expanded every time it is used: its actions count once per use.
+                seen_sequences.insert(format!("/{}/{}", a.namespace, a.name));
+                todo.extend(a.exec.components.iter().flatten().cloned());
+            } else {
+                atomic += 1;
+            }
+            if atomic > max || todo.len() as u64 > max * 4 {
+                return Err(bad("Too many actions in the sequence."));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a sequence: journals it, runs it on its own task, and waits for its record
+    /// when the caller blocks.
+    ///
+    /// A boxed `dyn Send` future, not an `async fn`: a component may be a sequence, so the
+    /// invocation future would otherwise contain itself.
+    pub(crate) fn invoke_sequence<'a>(
+        self: &'a Arc<Self>,
+        who: &'a Identity,
+        resolved: &'a Resolved,
+        input: Map<String, Value>,
+        blocking: bool,
+        wait: Duration,
+        cause: Option<Cause>,
+    ) -> SequenceFuture<'a> {
+        Box::pin(async move {
+            let action = resolved.action.clone();
+            let id = names::new_activation_id();
+            let msg = InvocationMessage {
+                activation_id: id.clone(),
+                namespace: action.namespace.clone(),
+                action: action.name.clone(),
+                version: action.version.clone(),
+                kind: SEQUENCE.to_string(),
+                code_hash: String::new(),
+                subject: who.namespace.clone(),
+                params: serde_json::value::to_raw_value(&input)
+                    .map_err(|e| ControllerError::Internal(e.to_string()))?,
+                env: Vec::new(),
+                limits: action.limits,
+                blocking: false,
+                reply_to: completion_subject(&self.id),
+                accepted_at: now_ms(),
+                cause: cause.as_ref().map(|c| c.activation_id.clone()),
+                resent: false,
+            };
+            let payload =
+                serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?;
+            self.store
+                .put_pending(PendingInvocation {
+                    activation_id: id.clone(),
+                    accepted_at: msg.accepted_at,
+                    message: Bytes::from(payload).to_vec(),
+                })
+                .await?;
+            let components = action.exec.components.clone().unwrap_or_default();
+            let this = self.clone();
+            let who = who.clone();
+            let task = tokio::spawn(async move {
+                this.run_sequence(&who, &msg, components, input, cause)
+                    .await
+            });
+            if !blocking {
+                return Ok(InvokeOutcome::Accepted(id));
+            }
+            match tokio::time::timeout(wait, task).await {
+                Ok(Ok(Ok(record))) => Ok(InvokeOutcome::Completed(record)),
+                Ok(Ok(Err(e))) => Err(e),
+                Ok(Err(e)) => Err(ControllerError::Internal(format!(
+                    "the sequence task failed: {e}"
+                ))),
+                Err(_) => Ok(InvokeOutcome::Waiting(id)),
+            }
+        })
+    }
+
+    /// Runs the components in order and stores the sequence's record; returns it as JSON.
+    async fn run_sequence(
+        self: &Arc<Self>,
+        who: &Identity,
+        msg: &InvocationMessage,
+        components: Vec<String>,
+        mut input: Map<String, Value>,
+        cause: Option<Cause>,
+    ) -> Result<Box<serde_json::value::RawValue>, ControllerError> {
+        let start = now_ms();
+        let topmost = cause.is_none();
+        let steps = cause.as_ref().map(|c| c.steps.clone()).unwrap_or_default();
+        let me = Cause {
+            activation_id: msg.activation_id.clone(),
+            steps,
+        };
+        let mut ids = Vec::new();
+        let mut duration = 0;
+        let mut response = ActivationResponse::new(ActivationStatus::Success, json!({}));
+        for c in &components {
+            match self.run_component(who, c, input, &me).await {
+                Ok(record) => {
+                    ids.push(record.activation_id.clone());
+                    duration += record.duration;
+                    response = record.response;
+                    if response.status != ActivationStatus::Success {
+                        break;
+                    }
+                    input = match &response.result {
+                        Value::Object(m) => m.clone(),
+                        _ => Map::new(),
+                    };
+                }
+                Err(e) => {
+                    let status = match e {
+                        ControllerError::Throttled(_) => ActivationStatus::ApplicationError,
+                        ControllerError::Internal(_) | ControllerError::Unavailable(_) => {
+                            ActivationStatus::InternalError
+                        }
+                        _ => ActivationStatus::DeveloperError,
+                    };
+                    response = ActivationResponse::error(
+                        status,
+                        format!("The sequence component '{c}' could not be invoked: {e}"),
+                    );
+                    break;
+                }
+            }
+        }
+        let mut annotations = vec![
+            kv("path", json!(format!("{}/{}", msg.namespace, msg.action))),
+            kv("kind", json!(SEQUENCE)),
+            kv("limits", json!(msg.limits)),
+            kv("waitTime", json!(start.saturating_sub(msg.accepted_at))),
+        ];
+        if topmost {
+            annotations.push(kv("topmost", json!(true)));
+        } else {
+            annotations.push(kv("causedBy", json!(SEQUENCE)));
+        }
+        let record = Activation {
+            namespace: who.namespace.clone(),
+            name: msg
+                .action
+                .rsplit_once('/')
+                .map_or(msg.action.as_str(), |(_, n)| n)
+                .to_string(),
+            version: msg.version.clone(),
+            subject: who.namespace.clone(),
+            activation_id: msg.activation_id.clone(),
+            start,
+            end: now_ms(),
+            duration,
+            status_code: response.status_code,
+            response,
+            logs: ids,
+            annotations,
+            publish: false,
+            cause: msg.cause.clone(),
+        };
+        let encoded = EncodedActivation::new(&record)
+            .map_err(|e| ControllerError::Internal(e.to_string()))?;
+        let encoded = EncodedActivation {
+            name: msg.action.clone(),
+            ..encoded
+        };
+        self.store.put_activation(&encoded).await?;
+        Ok(encoded.json)
+    }
+
+    /// Runs one component with `input`, blocking, and returns its record.
+    async fn run_component(
+        self: &Arc<Self>,
+        who: &Identity,
+        component: &str,
+        input: Map<String, Value>,
+        cause: &Cause,
+    ) -> Result<Activation, ControllerError> {
+        let (ns, path) = split_component(who, component)?;
+        let resolved = self.resolve(who, ns, path).await?;
+        let nested = resolved.action.exec.kind == SEQUENCE;
+        if !nested {
+            let n = cause
+                .steps
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n >= self.system.max_sequence_actions {
+                return Err(bad("Too many actions in the sequence."));
+            }
+        }
+        // A nested sequence finishes when its components do, each within its own timeout.
+        let wait = if nested {
+            Duration::from_secs(24 * 3600)
+        } else {
+            Duration::from_millis(resolved.action.limits.timeout) + COMPONENT_GRACE
+        };
+        let outcome = self
+            .invoke_resolved(who, &resolved, input, true, wait, Some(cause.clone()))
+            .await?;
+        match outcome {
+            InvokeOutcome::Completed(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| ControllerError::Internal(e.to_string())),
+            InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => {
+                // Its record lands later (the wait ran out on a slow system): read the store.
+                for _ in 0..600 {
+                    if let Some(r) = self.store.activation(&who.namespace, &id).await? {
+                        return Ok(r);
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(ControllerError::Internal(format!(
+                    "the component's activation {id} did not finish in time"
+                )))
+            }
+        }
+    }
+}
+
+fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value,
+        init: false,
+    }
+}

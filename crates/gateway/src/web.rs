@@ -1,0 +1,644 @@
+//! Web actions: `/api/v1/web/{ns}/{pkg|default}/{action}.{json|html|http|svg|text}[/path]`,
+//! any verb, without an API key unless the action asks for one. The request becomes the
+//! action's parameters (`__ow_method`, `__ow_headers`, `__ow_path`, and the query and body,
+//! or with `raw-http` the raw `__ow_query` and `__ow_body`); the result becomes the response,
+//! chosen by the extension. Semantics are OpenWhisk's.
+//!
+//! **Invariant:** an action is served here only if its `web-export` annotation is truthy;
+//! otherwise the answer is the same 404 as for an action that does not exist. A request can
+//! never set a `__ow_` parameter, nor (for a `final` action) one the action defines.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use gust_controller::{ControllerError, Identity, InvokeOutcome, MAX_BLOCKING_WAIT};
+use gust_model::ActivationStatus;
+use gust_model::entity::{annotation, truthy};
+use serde_json::{Map, Value, json};
+
+use crate::{ApiError, Gateway};
+
+/// Largest web request body read (the payload limit is checked after).
+const MAX_WEB_BODY: usize = 2 * 1024 * 1024;
+/// Methods a preflight answer allows.
+const CORS_METHODS: &str = "OPTIONS, GET, DELETE, POST, PUT, HEAD, PATCH";
+/// Headers a preflight answer allows when the request does not name any.
+const CORS_HEADERS: &str =
+    "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent";
+/// OpenWhisk's refusal of request parameters the platform reserves or the action fixed.
+const NOT_ALLOWED: &str =
+    "Request defines parameters that are not allowed (e.g., reserved properties).";
+/// OpenWhisk's answer when a projected property is missing from the result.
+const NO_PROPERTY: &str = "Response does not include requested property.";
+
+/// How the result becomes the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extension {
+    Json,
+    Html,
+    Http,
+    Svg,
+    Text,
+}
+
+impl Extension {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "json" => Extension::Json,
+            "html" => Extension::Html,
+            "http" => Extension::Http,
+            "svg" => Extension::Svg,
+            "text" => Extension::Text,
+            _ => return None,
+        })
+    }
+
+    /// The result field a text extension shows when no path projects another.
+    fn default_field(self) -> Option<&'static str> {
+        match self {
+            Extension::Html => Some("html"),
+            Extension::Svg => Some("svg"),
+            Extension::Text => Some("text"),
+            Extension::Json | Extension::Http => None,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Extension::Html => "text/html; charset=UTF-8",
+            Extension::Svg => "image/svg+xml",
+            Extension::Text => "text/plain; charset=UTF-8",
+            Extension::Json | Extension::Http => "application/json",
+        }
+    }
+}
+
+/// Splits `action.ext/extra/path` into the action's name, its extension (`.http` when
+/// absent) and the rest of the path (`/extra/path`, or empty).
+fn split_target(rest: &str) -> (&str, Extension, &str) {
+    let (first, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    match first.rsplit_once('.') {
+        Some((name, ext)) => match Extension::parse(ext) {
+            Some(e) => (name, e, path),
+            None => (first, Extension::Http, path),
+        },
+        None => (first, Extension::Http, path),
+    }
+}
+
+/// Whether a response body of this content type is text (sent as the action wrote it)
+/// rather than bytes (which the action writes base64-encoded).
+fn is_text(content_type: &str) -> bool {
+    let ct = content_type.to_ascii_lowercase();
+    let ct = ct.split(';').next().unwrap_or("").trim();
+    ct.is_empty()
+        || ct.starts_with("text/")
+        || ct.ends_with("+json")
+        || ct.ends_with("+xml")
+        || matches!(
+            ct,
+            "application/json"
+                | "application/xml"
+                | "application/javascript"
+                | "application/x-www-form-urlencoded"
+        )
+}
+
+fn web_error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, message)
+}
+
+/// Adds OpenWhisk's CORS headers (unless the response has its own).
+fn cors(headers: &mut HeaderMap, request: &HeaderMap) {
+    let allow_headers = request
+        .get("access-control-request-headers")
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(CORS_HEADERS));
+    headers
+        .entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .or_insert(HeaderValue::from_static("*"));
+    headers
+        .entry(header::ACCESS_CONTROL_ALLOW_METHODS)
+        .or_insert(HeaderValue::from_static(CORS_METHODS));
+    headers
+        .entry(header::ACCESS_CONTROL_ALLOW_HEADERS)
+        .or_insert(allow_headers);
+}
+
+/// `/api/v1/web/{ns}/{pkg}/{*rest}`.
+pub async fn web_action(
+    State(gw): State<Gateway>,
+    Path((ns, pkg, rest)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let request_headers = req.headers().clone();
+    let (result, custom_options) = serve(&gw, &ns, &pkg, &rest, req).await;
+    let mut res = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if !custom_options {
+        cors(res.headers_mut(), &request_headers);
+    }
+    res
+}
+
+/// Serves one web request; also says whether the action answers OPTIONS itself (then no
+/// CORS headers are added).
+async fn serve(
+    gw: &Gateway,
+    ns: &str,
+    pkg: &str,
+    rest: &str,
+    req: Request,
+) -> (Result<Response, ApiError>, bool) {
+    let (name, ext, extra_path) = split_target(rest);
+    let Some(owner) = (match gw.controller.owner(ns).await {
+        Ok(o) => o,
+        Err(e) => return (Err(e.into()), false),
+    }) else {
+        return (Err(ApiError::not_found()), false);
+    };
+    let path = if pkg == "default" {
+        name.to_string()
+    } else {
+        format!("{pkg}/{name}")
+    };
+    let resolved = match gw.controller.resolve(&owner, ns, &path).await {
+        Ok(r) => r,
+        Err(ControllerError::BadRequest(_) | ControllerError::Forbidden(_)) => {
+            return (Err(ApiError::not_found()), false);
+        }
+        Err(e) => return (Err(e.into()), false),
+    };
+    let action = resolved.action.clone();
+    if !action.annotation_is_truthy("web-export") {
+        return (Err(ApiError::not_found()), false);
+    }
+    let custom_options = action.annotation_is_truthy("web-custom-options");
+    if req.method() == Method::OPTIONS && !custom_options {
+        return (Ok(StatusCode::OK.into_response()), false);
+    }
+    let user = match check_auth(gw, &action.annotations, req.headers()).await {
+        Ok(u) => u,
+        Err(e) => return (Err(e), custom_options),
+    };
+    let raw = action.annotation_is_truthy("raw-http");
+    let params = match request_params(req, raw, extra_path, user).await {
+        Ok(p) => p,
+        Err(e) => return (Err(e), custom_options),
+    };
+    let max = gw.controller.system_limits().max_payload;
+    let size = serde_json::to_vec(&params).map_or(0, |v| v.len() as u64);
+    if size > max {
+        return (
+            Err(web_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request larger than allowed: {size} > {max} bytes."),
+            )),
+            custom_options,
+        );
+    }
+    let outcome = gw
+        .controller
+        .invoke_resolved(&owner, &resolved, params, true, MAX_BLOCKING_WAIT, None)
+        .await;
+    let res = match outcome {
+        Err(e) => Err(e.into()),
+        Ok(InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id)) => Ok(with_id(
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "activationId": id })),
+            )
+                .into_response(),
+            &id,
+        )),
+        Ok(InvokeOutcome::Completed(record)) => respond(record.get(), ext, extra_path),
+    };
+    (res, custom_options)
+}
+
+/// Checks `require-whisk-auth`: `true` asks for any valid API key (the caller's namespace is
+/// then `__ow_user`), a string or number for that secret in `X-Require-Whisk-Auth`.
+async fn check_auth(
+    gw: &Gateway,
+    annotations: &[gust_model::KeyValue],
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let missing = || {
+        web_error(
+            StatusCode::UNAUTHORIZED,
+            "The resource requires authentication, which was not supplied with the request",
+        )
+    };
+    let invalid = || {
+        web_error(
+            StatusCode::UNAUTHORIZED,
+            "The supplied authentication is invalid.",
+        )
+    };
+    match annotation(annotations, "require-whisk-auth") {
+        Some(Value::Bool(true)) => {
+            let value = headers
+                .get(header::AUTHORIZATION)
+                .ok_or_else(missing)?
+                .to_str()
+                .map_err(|_| invalid())?;
+            let who: Identity = crate::routes::basic_identity(gw, value).await?;
+            Ok(Some(who.namespace))
+        }
+        Some(v @ (Value::String(_) | Value::Number(_))) if truthy(Some(v)) => {
+            let secret = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let given = headers
+                .get("x-require-whisk-auth")
+                .ok_or_else(missing)?
+                .as_bytes();
+            if given.len() == secret.len()
+                && given
+                    .iter()
+                    .zip(secret.as_bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+            {
+                Ok(None)
+            } else {
+                Err(invalid())
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The action's parameters from the request.
+async fn request_params(
+    req: Request,
+    raw: bool,
+    extra_path: &str,
+    user: Option<String>,
+) -> Result<Map<String, Value>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_WEB_BODY)
+        .await
+        .map_err(|_| {
+            web_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request larger than allowed: more than {MAX_WEB_BODY} bytes."),
+            )
+        })?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let query = parts.uri.query().unwrap_or("");
+    let mut params = Map::new();
+    if raw {
+        params.insert("__ow_query".into(), json!(query));
+        if !body.is_empty() {
+            params.insert("__ow_body".into(), body_value(&body, &content_type));
+        }
+    } else {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            reject_reserved(&k)?;
+            params.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+        if !body.is_empty() {
+            merge_body(&mut params, &body, &content_type)?;
+        }
+    }
+    let mut headers = Map::new();
+    for (k, v) in &parts.headers {
+        // Credentials stay with the platform.
+        if k == header::AUTHORIZATION {
+            continue;
+        }
+        headers.insert(
+            k.as_str().to_string(),
+            Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        );
+    }
+    params.insert(
+        "__ow_method".into(),
+        json!(parts.method.as_str().to_ascii_lowercase()),
+    );
+    params.insert("__ow_headers".into(), Value::Object(headers));
+    params.insert("__ow_path".into(), json!(extra_path));
+    if let Some(u) = user {
+        params.insert("__ow_user".into(), json!(u));
+    }
+    Ok(params)
+}
+
+fn reject_reserved(key: &str) -> Result<(), ApiError> {
+    if key.starts_with("__ow_") {
+        return Err(ApiError::bad_request(NOT_ALLOWED));
+    }
+    Ok(())
+}
+
+/// Whether a request body of this content type reaches the action as a string rather than
+/// base64: as OpenWhisk (after spray) decides it, JSON counts as bytes.
+fn is_text_request(content_type: &str) -> bool {
+    let ct = content_type.to_ascii_lowercase();
+    let ct = ct.split(';').next().unwrap_or("").trim();
+    is_text(ct) && ct != "application/json" && !ct.ends_with("+json")
+}
+
+/// A body as a parameter value: text as a string, bytes base64-encoded.
+fn body_value(body: &Bytes, content_type: &str) -> Value {
+    match std::str::from_utf8(body) {
+        Ok(s) if is_text_request(content_type) => Value::String(s.to_string()),
+        _ => Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+    }
+}
+
+/// Merges a JSON object or form body into the parameters; any other body is `__ow_body`.
+fn merge_body(params: &mut Map<String, Value>, body: &Bytes, ct: &str) -> Result<(), ApiError> {
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || mime.ends_with("+json") {
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("The request content was malformed:\n{e}"))
+        })?;
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    reject_reserved(&k)?;
+                    params.insert(k, v);
+                }
+            }
+            other => {
+                params.insert("__ow_body".into(), other);
+            }
+        }
+    } else if mime == "application/x-www-form-urlencoded" {
+        for (k, v) in form_urlencoded::parse(body) {
+            reject_reserved(&k)?;
+            params.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+    } else {
+        params.insert("__ow_body".into(), body_value(body, ct));
+    }
+    Ok(())
+}
+
+fn with_id(mut res: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        res.headers_mut().insert("x-openwhisk-activation-id", v);
+    }
+    res
+}
+
+/// The parts of a record a web response needs.
+#[derive(serde::Deserialize)]
+struct Record {
+    #[serde(rename = "activationId")]
+    activation_id: String,
+    response: RecordResponse,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordResponse {
+    status: ActivationStatus,
+    result: Value,
+}
+
+/// The response for a finished activation.
+fn respond(record: &str, ext: Extension, extra_path: &str) -> Result<Response, ApiError> {
+    let record: Record = serde_json::from_str(record)
+        .map_err(|e| ApiError::from(ControllerError::Internal(e.to_string())))?;
+    let id = record.activation_id;
+    let result = record.response.result;
+    let res = match record.response.status {
+        ActivationStatus::Success => render(result, ext, extra_path, StatusCode::OK),
+        ActivationStatus::ApplicationError => {
+            // The error is the response: `.http` renders an error object as it would a
+            // result (status 400 unless it says otherwise).
+            let error = match result {
+                Value::Object(mut m) => m.remove("error").unwrap_or(Value::Null),
+                other => other,
+            };
+            if ext == Extension::Http && error.is_object() {
+                render(error, ext, "", StatusCode::BAD_REQUEST)
+            } else {
+                let message = match error {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                Err(web_error(StatusCode::BAD_REQUEST, message))
+            }
+        }
+        ActivationStatus::DeveloperError => Err(web_error(
+            StatusCode::BAD_GATEWAY,
+            error_text(&result, "The action did not produce a valid response."),
+        )),
+        ActivationStatus::InternalError => Err(web_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_text(&result, "whisk internal error"),
+        )),
+    };
+    Ok(with_id(res.unwrap_or_else(|e| e.into_response()), &id))
+}
+
+fn error_text(result: &Value, default: &str) -> String {
+    result
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// Follows `/a/b` into a JSON value.
+fn project(mut v: Value, path: &str) -> Option<Value> {
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        v = match v {
+            Value::Object(mut m) => m.remove(seg)?,
+            Value::Array(mut a) => {
+                let i: usize = seg.parse().ok()?;
+                if i >= a.len() {
+                    return None;
+                }
+                a.swap_remove(i)
+            }
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+fn render(
+    result: Value,
+    ext: Extension,
+    extra_path: &str,
+    default_status: StatusCode,
+) -> Result<Response, ApiError> {
+    match ext {
+        Extension::Json => {
+            let v = project(result, extra_path)
+                .ok_or_else(|| web_error(StatusCode::NOT_FOUND, NO_PROPERTY))?;
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, ext.content_type())],
+                v.to_string(),
+            )
+                .into_response())
+        }
+        Extension::Html | Extension::Svg | Extension::Text => {
+            let v = if extra_path.trim_matches('/').is_empty() {
+                ext.default_field().and_then(|f| project(result, f))
+            } else {
+                project(result, extra_path)
+            }
+            .ok_or_else(|| web_error(StatusCode::NOT_FOUND, NO_PROPERTY))?;
+            let Value::String(text) = v else {
+                return Err(ApiError::bad_request(format!(
+                    "The response is not valid '{}': the projected property must be a string.",
+                    ext.content_type()
+                )));
+            };
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, ext.content_type())],
+                text,
+            )
+                .into_response())
+        }
+        // `.http` projects nothing: its path is the action's to route (`__ow_path`).
+        Extension::Http => http_response(result, default_status),
+    }
+}
+
+fn invalid_http(reason: impl std::fmt::Display) -> ApiError {
+    web_error(
+        StatusCode::BAD_GATEWAY,
+        format!("The action did not produce a valid HTTP response: {reason}"),
+    )
+}
+
+/// A result `{statusCode, headers, body}` as an HTTP response.
+fn http_response(v: Value, default_status: StatusCode) -> Result<Response, ApiError> {
+    let Value::Object(mut m) = v else {
+        return Err(invalid_http("the result is not an object"));
+    };
+    let body = m.remove("body");
+    let status = match m.remove("statusCode").or_else(|| m.remove("code")) {
+        None if body.is_none() && default_status == StatusCode::OK => StatusCode::NO_CONTENT,
+        None => default_status,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .and_then(|n| StatusCode::from_u16(n).ok())
+            .filter(|s| s.as_u16() >= 100)
+            .ok_or_else(|| invalid_http(format!("statusCode {n} is not an HTTP status")))?,
+        Some(other) => return Err(invalid_http(format!("statusCode {other} is not a number"))),
+    };
+    let mut headers = HeaderMap::new();
+    match m.remove("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(h)) => {
+            for (k, v) in h {
+                let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                    invalid_http(format!("'{}' is not a header name", k.escape_debug()))
+                })?;
+                let values = match v {
+                    Value::Array(a) => a,
+                    one => vec![one],
+                };
+                for v in values {
+                    let text = match v {
+                        Value::String(s) => s,
+                        Value::Number(_) | Value::Bool(_) => v.to_string(),
+                        _ => return Err(invalid_http(format!("header '{k}' is not a string"))),
+                    };
+                    let value = HeaderValue::from_str(&text)
+                        .map_err(|_| invalid_http(format!("header '{k}' has an invalid value")))?;
+                    headers.append(name.clone(), value);
+                }
+            }
+        }
+        Some(_) => return Err(invalid_http("headers is not an object")),
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes: Vec<u8> = match body {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => match &content_type {
+            Some(ct) if !is_text(ct) => base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|_| {
+                    invalid_http(format!(
+                        "the body is not valid base64 for content type '{ct}'"
+                    ))
+                })?,
+            Some(_) => s.into_bytes(),
+            None => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=UTF-8"),
+                );
+                s.into_bytes()
+            }
+        },
+        Some(other) => {
+            if content_type.is_none() {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            other.to_string().into_bytes()
+        }
+    };
+    let mut res = (status, bytes).into_response();
+    res.headers_mut().extend(headers);
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(split_target("hello.json"), ("hello", Extension::Json, ""));
+        assert_eq!(split_target("hello"), ("hello", Extension::Http, ""));
+        assert_eq!(
+            split_target("hello.http/a/b"),
+            ("hello", Extension::Http, "/a/b")
+        );
+        assert_eq!(split_target("v1.2"), ("v1.2", Extension::Http, ""));
+    }
+
+    #[test]
+    fn projection() {
+        let v = json!({"a": {"b": [1, {"c": 2}]}});
+        assert_eq!(project(v.clone(), "/a/b/1/c"), Some(json!(2)));
+        assert_eq!(project(v.clone(), ""), Some(v.clone()));
+        assert_eq!(project(v, "/a/x"), None);
+    }
+
+    #[test]
+    fn text_types() {
+        assert!(is_text("text/plain"));
+        assert!(is_text("application/json; charset=utf-8"));
+        assert!(!is_text("image/png"));
+        assert!(!is_text("application/octet-stream"));
+        assert!(is_text_request("text/plain"));
+        assert!(!is_text_request("application/json"));
+    }
+}
