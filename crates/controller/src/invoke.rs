@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::actions::{Resolved, SEQUENCE};
-use crate::sequence::Cause;
+use crate::sequence::{CONDUCTOR, Cause};
 use crate::{Controller, ControllerError, Identity, lock, throttle};
 
 /// Longest a blocking invocation waits for its result (OpenWhisk's 60 s).
@@ -207,9 +207,26 @@ impl Controller {
         wait: Duration,
         cause: Option<Cause>,
     ) -> Result<InvokeOutcome, ControllerError> {
+        self.invoke_step(who, resolved, params, blocking, wait, cause, false)
+            .await
+    }
+
+    /// Invokes a resolved action; `atomic` runs a conductor action's code itself (one of its
+    /// secondary activations) instead of the composition it conducts.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn invoke_step(
+        self: &Arc<Self>,
+        who: &Identity,
+        resolved: &Resolved,
+        params: Map<String, Value>,
+        blocking: bool,
+        wait: Duration,
+        cause: Option<Cause>,
+        atomic: bool,
+    ) -> Result<InvokeOutcome, ControllerError> {
         let action = &resolved.action;
         let (input, env) = prepare_input(resolved, params, cause.is_none())?;
-        if action.exec.kind == SEQUENCE {
+        if action.exec.kind == SEQUENCE || (!atomic && action.annotation_is_truthy(CONDUCTOR)) {
             return self
                 .invoke_sequence(who, resolved, input, blocking, wait, cause)
                 .await;

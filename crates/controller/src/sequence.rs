@@ -1,5 +1,7 @@
-//! Sequences: an action of kind `sequence` names other actions; the output of each is the
-//! input of the next, and the chain stops at the first that does not succeed.
+//! Compositions. Sequences: an action of kind `sequence` names other actions; the output of
+//! each is the input of the next, and the chain stops at the first that does not succeed.
+//! Conductor actions (annotation `conductor`): the action's own code decides, step by step,
+//! which action runs next (OpenWhisk's `{action, params, state}` continuations).
 //!
 //! **Invariant:** a sequence's invocation is journaled before its id is handed out, and its
 //! record (written by the controller running it) clears that entry; a sequence whose
@@ -26,6 +28,9 @@ use serde_json::{Map, Value, json};
 use crate::actions::{Resolved, SEQUENCE};
 use crate::invoke::InvokeOutcome;
 use crate::{Controller, ControllerError, Identity};
+
+/// The annotation that makes an action a conductor.
+pub const CONDUCTOR: &str = "conductor";
 
 /// What a component's invocation knows of the sequence that runs it.
 #[derive(Debug, Clone)]
@@ -166,13 +171,16 @@ impl Controller {
                     message: Bytes::from(payload).to_vec(),
                 })
                 .await?;
-            let components = action.exec.components.clone().unwrap_or_default();
+            let plan = match action.exec.components.clone() {
+                Some(components) if action.exec.kind == SEQUENCE => Plan::Sequence(components),
+                _ => Plan::Conductor(resolved.clone()),
+            };
             let this = self.clone();
             let who = who.clone();
-            let task = tokio::spawn(async move {
-                this.run_sequence(&who, &msg, components, input, cause)
-                    .await
-            });
+            let task =
+                tokio::spawn(
+                    async move { this.run_sequence(&who, &msg, plan, input, cause).await },
+                );
             if !blocking {
                 return Ok(InvokeOutcome::Accepted(id));
             }
@@ -192,8 +200,8 @@ impl Controller {
         self: &Arc<Self>,
         who: &Identity,
         msg: &InvocationMessage,
-        components: Vec<String>,
-        mut input: Map<String, Value>,
+        plan: Plan,
+        input: Map<String, Value>,
         cause: Option<Cause>,
     ) -> Result<Box<serde_json::value::RawValue>, ControllerError> {
         let start = now_ms();
@@ -203,37 +211,16 @@ impl Controller {
             activation_id: msg.activation_id.clone(),
             steps,
         };
-        let mut ids = Vec::new();
-        let mut duration = 0;
-        let mut response = ActivationResponse::new(ActivationStatus::Success, json!({}));
-        for c in &components {
-            match self.run_component(who, c, input, &me).await {
-                Ok(record) => {
-                    ids.push(record.activation_id.clone());
-                    duration += record.duration;
-                    response = record.response;
-                    if response.status != ActivationStatus::Success {
-                        break;
-                    }
-                    input = match &response.result {
-                        Value::Object(m) => m.clone(),
-                        _ => Map::new(),
-                    };
-                }
-                Err(e) => {
-                    let status = match e {
-                        ControllerError::Throttled(_) => ActivationStatus::ApplicationError,
-                        ControllerError::Internal(_) | ControllerError::Unavailable(_) => {
-                            ActivationStatus::InternalError
-                        }
-                        _ => ActivationStatus::DeveloperError,
-                    };
-                    response = ActivationResponse::error(
-                        status,
-                        format!("The sequence component '{c}' could not be invoked: {e}"),
-                    );
-                    break;
-                }
+        let mut run = Run::default();
+        let conductor = matches!(plan, Plan::Conductor(_));
+        match plan {
+            Plan::Sequence(components) => {
+                self.run_components(who, &components, input, &me, &mut run)
+                    .await
+            }
+            Plan::Conductor(resolved) => {
+                self.run_conductor(who, &resolved, input, &me, &mut run)
+                    .await
             }
         }
         let mut annotations = vec![
@@ -247,6 +234,14 @@ impl Controller {
         } else {
             annotations.push(kv("causedBy", json!(SEQUENCE)));
         }
+        if conductor {
+            annotations.push(kv(CONDUCTOR, json!(true)));
+        }
+        let Run {
+            ids,
+            duration,
+            response,
+        } = run;
         let record = Activation {
             namespace: who.namespace.clone(),
             name: msg
@@ -277,33 +272,161 @@ impl Controller {
         Ok(encoded.json)
     }
 
-    /// Runs one component with `input`, blocking, and returns its record.
-    async fn run_component(
+    /// A sequence's steps: each component's result is the next one's input; the first that
+    /// does not succeed ends it.
+    async fn run_components(
         self: &Arc<Self>,
         who: &Identity,
-        component: &str,
+        components: &[String],
+        mut input: Map<String, Value>,
+        me: &Cause,
+        run: &mut Run,
+    ) {
+        for c in components {
+            let step = match split_component(who, c) {
+                Ok((ns, path)) => match self.resolve(who, ns, path).await {
+                    Ok(resolved) => self.run_step(who, &resolved, input, me, false).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            let record = match step {
+                Ok(record) => record,
+                Err(e) => {
+                    run.response = ActivationResponse::error(
+                        failure_status(&e, ActivationStatus::DeveloperError),
+                        format!("The sequence component '{c}' could not be invoked: {e}"),
+                    );
+                    return;
+                }
+            };
+            input = run.add(record);
+            if run.response.status != ActivationStatus::Success {
+                return;
+            }
+        }
+    }
+
+    /// A conductor's steps: the conductor's own code runs (a secondary activation) and
+    /// answers with the next component to run (`action`, `params`, `state`) or the end; the
+    /// component's result with `state` added is the conductor's next input.
+    async fn run_conductor(
+        self: &Arc<Self>,
+        who: &Identity,
+        conductor: &Resolved,
+        mut input: Map<String, Value>,
+        me: &Cause,
+        run: &mut Run,
+    ) {
+        let max = self.system.max_sequence_actions;
+        let mut components = 0u64;
+        loop {
+            let record = match self.run_step(who, conductor, input, me, true).await {
+                Ok(r) => r,
+                Err(e) => {
+                    run.response = ActivationResponse::error(
+                        failure_status(&e, ActivationStatus::InternalError),
+                        format!("The conductor action could not be invoked: {e}"),
+                    );
+                    return;
+                }
+            };
+            let mut out = run.add(record);
+            if run.response.status != ActivationStatus::Success {
+                return;
+            }
+            let params = boxed(out.remove("params"), "value");
+            let state = boxed(out.remove("state"), "state");
+            let Some(action) = out.remove("action") else {
+                // The end: the result is `params`, or the whole output.
+                let result = params.unwrap_or(out);
+                run.response =
+                    ActivationResponse::new(ActivationStatus::Success, Value::Object(result));
+                return;
+            };
+            components += 1;
+            if components > max {
+                run.response = ActivationResponse::error(
+                    ActivationStatus::ApplicationError,
+                    format!("The conductor action ran more than {max} components."),
+                );
+                return;
+            }
+            let name = match action {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let resolved = match split_component(who, &name) {
+                Ok((ns, path)) => self.resolve(who, ns, path).await,
+                Err(e) => Err(e),
+            };
+            let resolved = match resolved {
+                Ok(r) => r,
+                Err(e) => {
+                    run.response = ActivationResponse::error(
+                        ActivationStatus::ApplicationError,
+                        format!(
+                            "Failed to resolve action with name '{name}' during composition: {e}"
+                        ),
+                    );
+                    return;
+                }
+            };
+            let record = match self
+                .run_step(who, &resolved, params.unwrap_or_default(), me, false)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    run.response = ActivationResponse::error(
+                        failure_status(&e, ActivationStatus::ApplicationError),
+                        format!("The component '{name}' could not be invoked: {e}"),
+                    );
+                    return;
+                }
+            };
+            input = run.add(record);
+            input.extend(state.unwrap_or_default());
+        }
+    }
+
+    /// Runs one step (blocking) with `input` and returns its record; `atomic` runs a
+    /// conductor's own code.
+    async fn run_step(
+        self: &Arc<Self>,
+        who: &Identity,
+        resolved: &Resolved,
         input: Map<String, Value>,
         cause: &Cause,
+        atomic: bool,
     ) -> Result<Activation, ControllerError> {
-        let (ns, path) = split_component(who, component)?;
-        let resolved = self.resolve(who, ns, path).await?;
-        let nested = resolved.action.exec.kind == SEQUENCE;
+        let nested = resolved.action.exec.kind == SEQUENCE
+            || (!atomic && resolved.action.annotation_is_truthy(CONDUCTOR));
         if !nested {
             let n = cause
                 .steps
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n >= self.system.max_sequence_actions {
+            // A conductor's own runs count too: at most 2n + 1 of them beside n components.
+            if n > self.system.max_sequence_actions * 3 {
                 return Err(bad("Too many actions in the sequence."));
             }
         }
-        // A nested sequence finishes when its components do, each within its own timeout.
+        // A nested composition finishes when its steps do, each within its own timeout.
         let wait = if nested {
             Duration::from_secs(24 * 3600)
         } else {
             Duration::from_millis(resolved.action.limits.timeout) + COMPONENT_GRACE
         };
         let outcome = self
-            .invoke_resolved(who, &resolved, input, true, wait, Some(cause.clone()))
+            .invoke_step(
+                who,
+                resolved,
+                input,
+                true,
+                wait,
+                Some(cause.clone()),
+                atomic,
+            )
             .await?;
         match outcome {
             InvokeOutcome::Completed(raw) => serde_json::from_str(raw.get())
@@ -320,6 +443,70 @@ impl Controller {
                     "the component's activation {id} did not finish in time"
                 )))
             }
+        }
+    }
+}
+
+/// What a composition runs.
+enum Plan {
+    /// A sequence's components, fully qualified.
+    Sequence(Vec<String>),
+    /// A conductor action, which picks each next component as it runs.
+    Conductor(Resolved),
+}
+
+/// A composition's progress: the steps' ids and durations, and the latest response.
+struct Run {
+    ids: Vec<String>,
+    duration: u64,
+    response: ActivationResponse,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            ids: Vec::new(),
+            duration: 0,
+            response: ActivationResponse::new(ActivationStatus::Success, json!({})),
+        }
+    }
+}
+
+impl Run {
+    /// Counts a finished step; returns its result as the next input (a result that is not
+    /// an object gives an empty one).
+    fn add(&mut self, record: Activation) -> Map<String, Value> {
+        self.ids.push(record.activation_id);
+        self.duration += record.duration;
+        self.response = record.response;
+        match &self.response.result {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// The status a composition ends with when a step could not be invoked: throttling is the
+/// caller's to retry, the host's failures are internal, the rest is `default`.
+fn failure_status(e: &ControllerError, default: ActivationStatus) -> ActivationStatus {
+    match e {
+        ControllerError::Throttled(_) => ActivationStatus::ApplicationError,
+        ControllerError::Internal(_) | ControllerError::Unavailable(_) => {
+            ActivationStatus::InternalError
+        }
+        _ => default,
+    }
+}
+
+/// A continuation field as a dictionary: an object as it is, anything else boxed as
+/// `{key: v}`; absent stays absent.
+fn boxed(v: Option<Value>, key: &str) -> Option<Map<String, Value>> {
+    match v? {
+        Value::Object(m) => Some(m),
+        other => {
+            let mut m = Map::new();
+            m.insert(key.to_string(), other);
+            Some(m)
         }
     }
 }

@@ -202,3 +202,58 @@ async fn bad_sequences_are_refused() {
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_conductor_action_decides_each_next_step() {
+    let s = server();
+    s.create("inc", &function("inc"), json!({})).await;
+    let conductor = |plan: Value| {
+        json!({
+            "annotations": [{ "key": "conductor", "value": true }],
+            "parameters": [{ "key": "plan", "value": plan }],
+        })
+    };
+    s.create(
+        "twice",
+        &function("conductor"),
+        conductor(json!(["/guest/inc", "/_/inc"])),
+    )
+    .await;
+    let r = s.invoke("twice", json!({ "n": 1 })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["response"]["result"]["n"], 3);
+    assert_eq!(annotation(&r.body, "conductor"), true);
+    assert_eq!(annotation(&r.body, "kind"), "sequence");
+    // Conductor, inc, conductor, inc, conductor: five derived activations, all caused by it.
+    let ids = r.body["logs"].as_array().unwrap();
+    assert_eq!(ids.len(), 5);
+    for id in ids {
+        let c = s.wait_for_record(id.as_str().unwrap()).await;
+        assert_eq!(c["cause"], r.body["activationId"]);
+    }
+
+    // A component that cannot be resolved: an application error that says so.
+    s.create(
+        "lost",
+        &function("conductor"),
+        conductor(json!(["/guest/nothing"])),
+    )
+    .await;
+    let r = s.invoke("lost", json!({})).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.body["response"]["status"], "application error");
+    let err = r.body["response"]["result"]["error"].as_str().unwrap();
+    assert!(err.contains("/guest/nothing"), "{err}");
+
+    // A conductor that never ends is stopped at OpenWhisk's cap (50 components).
+    s.create(
+        "forever",
+        &function("conductor"),
+        conductor(json!(["/guest/inc"])),
+    )
+    .await;
+    let r = s.invoke("forever", json!({ "forever": true })).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.body["response"]["status"], "application error");
+    assert_eq!(r.body["logs"].as_array().unwrap().len(), 101);
+}
