@@ -48,3 +48,20 @@ echo "== gust blocking invoke (hello, result=true), $CONNS connections, ${DURATI
 wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "$API/hello?blocking=true&result=true" | grep -E 'RESULT'
 echo "== gust non-blocking invoke (hello), $CONNS connections, ${DURATION}s"
 wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "$API/hello" | grep -E 'RESULT'
+
+# Issue 5: a web action answering from the same Wasm hello (a fresh instance per request), no
+# API key; and the latency a 3-step sequence adds over one action (1 connection, p50).
+printf '{"annotations":[{"key":"web-export","value":true}],"exec":{"kind":"wasm","code":"%s"}}' "$CODE" > "$DATA/web.json"
+curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' \
+  --data-binary @"$DATA/web.json" "$API/webhello?overwrite=true" > /dev/null
+curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' "$API/seq3?overwrite=true" \
+  -d '{"exec":{"kind":"sequence","components":["/guest/hello","/guest/hello","/guest/hello"]}}' > /dev/null
+WEB=http://127.0.0.1:$PORT/api/v1/web/guest/default/webhello.json
+curl -sf "$WEB?name=web"; echo
+sed 's/wrk.method = "POST"/wrk.method = "GET"/; s/^wrk.body.*//; s/^wrk.headers.*//' bench/invoke.lua > "$DATA/web.lua"
+echo "== gust web action GET (hello.json, no key), $CONNS connections, ${DURATION}s"
+wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s "$DATA/web.lua" "$WEB" | grep -E 'RESULT'
+echo "== gust blocking invoke of hello, 1 connection, ${DURATION}s"
+wrk -t1 -c1 -d${DURATION}s --latency -s bench/invoke.lua "$API/hello?blocking=true&result=true" | grep -E 'RESULT'
+echo "== gust blocking invoke of a 3-step sequence of hello, 1 connection, ${DURATION}s"
+wrk -t1 -c1 -d${DURATION}s --latency -s bench/invoke.lua "$API/seq3?blocking=true&result=true" | grep -E 'RESULT'

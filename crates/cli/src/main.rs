@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: client::action::ActionCommand,
     },
+    /// Create, update, bind, get, list and delete packages.
+    Package {
+        #[command(subcommand)]
+        command: client::package::PackageCommand,
+    },
     /// List activations and read their records, logs and results.
     Activation {
         #[command(subcommand)]
@@ -112,6 +117,9 @@ fn main() -> std::process::ExitCode {
             Command::Property { command } => client::property::run(command, &cli.client),
             Command::Action { command } => {
                 client::action::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Package { command } => {
+                client::package::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::Activation { command } => {
                 client::activation::run(command, &client::Client::new(&cli.client)?).await

@@ -88,9 +88,23 @@ pub struct PutArgs {
     /// Log limit in MB.
     #[arg(short = 'l', long)]
     pub logsize: Option<u64>,
-    /// Export as a web action: true, false or raw (annotations web-export, raw-http).
+    /// Export as a web action: true, false or raw (annotations web-export, raw-http; final
+    /// too, so a web request cannot override the action's parameters).
     #[arg(long, value_parser = ["true", "false", "raw"])]
     pub web: Option<String>,
+    /// Make the action a sequence of these actions (comma-separated; `a`, `pkg/a` or
+    /// `/namespace/[pkg/]a`) instead of giving code.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["file", "kind", "bin"])]
+    pub sequence: Option<Vec<String>>,
+}
+
+/// A sequence component as the API wants it: fully qualified (`a` -> `/_/a`).
+fn qualify(component: &str) -> String {
+    if component.starts_with('/') {
+        component.to_string()
+    } else {
+        format!("/_/{component}")
+    }
 }
 
 /// Builds the Cargo project in `dir` for `wasm32-wasip1` in release mode, showing cargo's
@@ -204,6 +218,13 @@ pub fn kind_of(file: &std::path::Path) -> Result<&'static str> {
 
 fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
     let mut body = Map::new();
+    if let Some(components) = &args.sequence {
+        let components: Vec<String> = components.iter().map(|c| qualify(c.trim())).collect();
+        body.insert(
+            "exec".into(),
+            json!({ "kind": "sequence", "components": components }),
+        );
+    }
     match &args.file {
         Some(file) => {
             let file = &if file.is_dir() {
@@ -226,7 +247,9 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
                 }),
             );
         }
-        None if create => bail!("give the action's code: gust action create NAME FILE"),
+        None if create && args.sequence.is_none() => {
+            bail!("give the action's code: gust action create NAME FILE (or --sequence A,B)")
+        }
         None => {}
     }
     if !args.param.is_empty() || args.param_file.is_some() {
@@ -240,6 +263,7 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
         if let Some(web) = &args.web {
             annotations.insert("web-export".into(), json!(web != "false"));
             annotations.insert("raw-http".into(), json!(web == "raw"));
+            annotations.insert("final".into(), json!(web != "false"));
         }
         body.insert("annotations".into(), key_values(annotations));
     }
@@ -259,8 +283,10 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
     Ok(Value::Object(body))
 }
 
+/// The API path of action `name` (`a` or `pkg/a`: each segment encoded on its own).
 fn path(name: &str) -> String {
-    format!("/api/v1/namespaces/_/actions/{}", encode(name))
+    let segments: Vec<String> = name.split('/').map(encode).collect();
+    format!("/api/v1/namespaces/_/actions/{}", segments.join("/"))
 }
 
 /// Percent-encodes a name for a URL path segment.
@@ -318,12 +344,31 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
                 Err(e) => return Err(client.not_found(e, "action", &name).await),
             };
             if url {
-                println!(
-                    "{}/api/v1/namespaces/{}/actions/{}",
-                    client.apihost(),
-                    encode(a["namespace"].as_str().unwrap_or("_")),
-                    encode(&name)
-                );
+                // A web action's public URL (OpenWhisk's `wsk action get --url`), else its
+                // REST URL.
+                let namespace = a["namespace"].as_str().unwrap_or("_");
+                let (ns, pkg) = namespace.split_once('/').unwrap_or((namespace, "default"));
+                let simple = a["name"].as_str().unwrap_or(&name);
+                let web = a["annotations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|x| x["key"] == "web-export" && x["value"] == true);
+                if web {
+                    println!(
+                        "{}/api/v1/web/{}/{}/{}",
+                        client.apihost(),
+                        encode(ns),
+                        encode(pkg),
+                        encode(simple)
+                    );
+                } else {
+                    println!(
+                        "{}{}",
+                        client.apihost(),
+                        path(&name).replacen("/_/", &format!("/{}/", encode(ns)), 1)
+                    );
+                }
             } else if save {
                 let code = base64::engine::general_purpose::STANDARD
                     .decode(a["exec"]["code"].as_str().unwrap_or(""))

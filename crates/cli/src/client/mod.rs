@@ -10,6 +10,7 @@ pub mod action;
 pub mod activation;
 pub mod deploy;
 pub mod namespace;
+pub mod package;
 pub mod property;
 
 use std::path::PathBuf;

@@ -761,3 +761,98 @@ async fn admin_commands_manage_namespaces_keys_and_limits() {
         .await;
     assert_eq!(list.body, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn packages_sequences_and_web_actions_from_the_client() {
+    let (s, home) = setup();
+    let env = against(&s);
+    let home = home.path();
+    ok(&gust(
+        home,
+        &env,
+        &[
+            "package", "create", "tools", "-p", "name", "\"Pkg\"", "--shared", "yes",
+        ],
+    ));
+    let wasm = home.join("hello.wasm");
+    std::fs::write(&wasm, function("hello")).unwrap();
+    let wasm = wasm.to_str().unwrap();
+    ok(&gust(
+        home,
+        &env,
+        &["action", "create", "tools/hello", wasm, "--web", "true"],
+    ));
+    // The package's parameter reaches its action.
+    let out = ok(&gust(
+        home,
+        &env,
+        &["action", "invoke", "tools/hello", "-r"],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["greeting"], "Hello, Pkg!");
+    // A sequence from the client, with short and qualified names.
+    ok(&gust(
+        home,
+        &env,
+        &[
+            "action",
+            "create",
+            "twice",
+            "--sequence",
+            "tools/hello,/guest/tools/hello",
+        ],
+    ));
+    let out = ok(&gust(home, &env, &["--json", "action", "get", "twice"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["exec"]["components"][1], "/guest/tools/hello");
+    // The web URL, served without a key.
+    let out = ok(&gust(
+        home,
+        &env,
+        &["action", "get", "tools/hello", "--url"],
+    ));
+    let url = out.trim().to_string();
+    assert_eq!(url, format!("{}/api/v1/web/guest/tools/hello", s.apihost));
+    let r = reqwest::get(format!("{url}.json")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["greeting"], "Hello, Pkg!");
+    // `--web true` made it final: a request cannot override the package's parameter.
+    let r = reqwest::get(format!("{url}.json?name=Web")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    // Listing, binding from another namespace, deleting with force.
+    let out = ok(&gust(home, &env, &["package", "list"]));
+    assert!(out.contains("/guest/tools"), "{out}");
+    let b_auth = s.admin(&["namespace", "create", "tenantb"]);
+    let b_env = [
+        ("GUST_APIHOST", s.apihost.as_str()),
+        ("GUST_AUTH", b_auth.as_str()),
+    ];
+    ok(&gust(
+        home,
+        &b_env,
+        &[
+            "package",
+            "bind",
+            "/guest/tools",
+            "mytools",
+            "-p",
+            "name",
+            "\"Bound\"",
+        ],
+    ));
+    let out = ok(&gust(
+        home,
+        &b_env,
+        &["action", "invoke", "mytools/hello", "-r"],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["greeting"], "Hello, Bound!");
+    let err = fails(&gust(home, &env, &["package", "delete", "tools"]));
+    assert!(err.contains("Package not empty"), "{err}");
+    ok(&gust(
+        home,
+        &env,
+        &["package", "delete", "tools", "--force"],
+    ));
+}
