@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: client::package::PackageCommand,
     },
+    /// Route HTTP requests to web actions: your namespace's APIs.
+    Api {
+        #[command(subcommand)]
+        command: client::api::ApiCommand,
+    },
     /// List activations and read their records, logs and results.
     Activation {
         #[command(subcommand)]
@@ -120,6 +125,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Package { command } => {
                 client::package::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Api { command } => {
+                client::api::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::Activation { command } => {
                 client::activation::run(command, &client::Client::new(&cli.client)?).await

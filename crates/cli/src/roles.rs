@@ -229,7 +229,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         settings.cluster,
         controller.invokers().len()
     );
-    let app = gust_gateway::router(Gateway { controller });
+    let app = gust_gateway::router(Gateway::new(controller));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -319,7 +319,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     println!("gust: store {store_kind}; bus {bus_kind}");
 
-    let app = gust_gateway::router(Gateway { controller });
+    let app = gust_gateway::router(Gateway::new(controller));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -192,6 +192,10 @@ impl Controller {
         if resolved.shared {
             action.parameters = resolved.parameters();
         }
+        if action.exec.kind == SEQUENCE {
+            // A sequence has components, not code.
+            action.exec.code = None;
+        }
         Ok(action)
     }
 

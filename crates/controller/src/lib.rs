@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod actions;
+pub mod apis;
 mod cache;
 mod error;
 mod invoke;
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use gust_bus::Bus;
-use gust_model::{Action, Namespace, Package, SystemLimits};
+use gust_model::{Action, Namespace, Package, Route, SystemLimits};
 use gust_runtime_wasm::WasmRuntime;
 use gust_store::Store;
 use tokio::sync::oneshot;
@@ -67,6 +68,8 @@ pub struct Controller {
     owners: cache::EntityCache<String, Namespace>,
     actions: ByName<Action>,
     packages: ByName<Package>,
+    /// API routes by (namespace, base path).
+    routes: ByName<Vec<Route>>,
     throttles: throttle::Throttles,
     /// One of a cluster's controllers: limits are counted in the shared store, the
     /// scheduler follows invokers' heartbeats, and stale journal entries are swept.
@@ -130,6 +133,7 @@ impl Controller {
             owners: Default::default(),
             actions: Default::default(),
             packages: Default::default(),
+            routes: Default::default(),
             throttles: throttle::Throttles::default(),
             clustered,
         })

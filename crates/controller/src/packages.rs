@@ -105,7 +105,9 @@ impl Controller {
     ) -> Result<Arc<Package>, ControllerError> {
         match self.cached_package(&b.namespace, &b.name).await? {
             Some(p) if p.binding.is_none() && (p.publish || p.namespace == who.namespace) => Ok(p),
-            Some(p) if p.binding.is_none() => Err(ControllerError::Forbidden(p.namespace.clone())),
+            _ if b.namespace != who.namespace => {
+                Err(ControllerError::Forbidden(b.namespace.clone()))
+            }
             _ => Err(ControllerError::NotFound),
         }
     }
@@ -159,14 +161,19 @@ impl Controller {
                 )));
             }
             match self.store.package(&b.namespace, &b.name).await? {
+                // Another namespace's package that is not shared is as good as absent, and
+                // says nothing about whether it exists.
+                Some(t) if !t.publish && t.namespace != ns => {
+                    return Err(ControllerError::Forbidden(t.namespace));
+                }
+                None if b.namespace != ns => {
+                    return Err(ControllerError::Forbidden(b.namespace.clone()));
+                }
                 None => {
                     return Err(bad("Binding references a package that does not exist."));
                 }
                 Some(t) if t.binding.is_some() => {
                     return Err(bad("Cannot bind to another package binding."));
-                }
-                Some(t) if !t.publish && t.namespace != ns => {
-                    return Err(ControllerError::Forbidden(t.namespace));
                 }
                 Some(_) => {}
             }
@@ -287,9 +294,8 @@ impl Controller {
         }
         let package = self.store.delete_package(ns, name).await?;
         self.packages.forget(&(ns.to_string(), name.to_string()));
-        if n > 0 {
-            self.actions.forget_all();
-        }
+        // Its actions went with it (also any created since they were counted).
+        self.actions.forget_all();
         package.ok_or(ControllerError::NotFound)
     }
 }

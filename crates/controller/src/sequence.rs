@@ -10,9 +10,9 @@
 //! most `max_sequence_actions` atomic actions with nested sequences expanded) and again as
 //! they run.
 
-use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,13 +37,27 @@ pub const CONDUCTOR: &str = "conductor";
 pub struct Cause {
     /// The sequence's activation id (the component record's `cause`).
     pub activation_id: String,
-    /// Atomic actions run so far by the outermost sequence, nested ones included.
-    pub steps: Arc<std::sync::atomic::AtomicU64>,
+    /// Steps run so far by the outermost composition, nested ones included.
+    pub steps: Arc<StepCounts>,
+}
+
+/// What a composition has run, nested ones included, against OpenWhisk's caps: `n` atomic
+/// actions, `2n + 1` runs of conductors' own code, and (Gust's, so a cycle made after the
+/// create-time check ends) `n` nested compositions.
+#[derive(Debug, Default)]
+pub struct StepCounts {
+    atomic: AtomicU64,
+    conductor_runs: AtomicU64,
+    compositions: AtomicU64,
 }
 
 /// What [`Controller::invoke_sequence`] returns.
 type SequenceFuture<'a> =
     Pin<Box<dyn Future<Output = Result<InvokeOutcome, ControllerError>> + Send + 'a>>;
+
+/// How often a running sequence refreshes its journal entry (well within the clustered
+/// sweep's 10 minutes).
+const JOURNAL_REFRESH: Duration = Duration::from_secs(60);
 
 /// Longest a sequence waits for one component's record beyond the component's own timeout.
 const COMPONENT_GRACE: Duration = Duration::from_secs(60);
@@ -96,7 +110,7 @@ impl Controller {
         let max = self.system.max_sequence_actions;
         let mut atomic = 0u64;
         let mut todo: Vec<String> = out.clone();
-        let mut seen_sequences = HashSet::new();
+        let mut visited = 0u64;
         while let Some(c) = todo.pop() {
             if c == myself {
                 return Err(bad("Sequence may not refer to itself."));
@@ -115,12 +129,14 @@ impl Controller {
             }
             if a.exec.kind == SEQUENCE {
                 // Expanded every time it is used: its actions count once per use.
-                seen_sequences.insert(format!("/{}/{}", a.namespace, a.name));
                 todo.extend(a.exec.components.iter().flatten().cloned());
             } else {
                 atomic += 1;
             }
-            if atomic > max || todo.len() as u64 > max * 4 {
+            // Every node visited counts, so a cycle that does not pass through this sequence
+            // (made of other sequences) ends here too.
+            visited += 1;
+            if atomic > max || visited > max * 4 {
                 return Err(bad("Too many actions in the sequence."));
             }
         }
@@ -164,23 +180,54 @@ impl Controller {
             };
             let payload =
                 serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?;
-            self.store
-                .put_pending(PendingInvocation {
-                    activation_id: id.clone(),
-                    accepted_at: msg.accepted_at,
-                    message: Bytes::from(payload).to_vec(),
-                })
-                .await?;
+            let pending = PendingInvocation {
+                activation_id: id.clone(),
+                accepted_at: msg.accepted_at,
+                message: Bytes::from(payload).to_vec(),
+            };
             let plan = match action.exec.components.clone() {
                 Some(components) if action.exec.kind == SEQUENCE => Plan::Sequence(components),
                 _ => Plan::Conductor(resolved.clone()),
             };
             let this = self.clone();
             let who = who.clone();
-            let task =
-                tokio::spawn(
-                    async move { this.run_sequence(&who, &msg, plan, input, cause).await },
-                );
+            // Journaling and running happen on one task: a client that goes away once the
+            // entry is written cannot leave it without its run.
+            let (journaled_tx, journaled) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(async move {
+                let id = pending.activation_id.clone();
+                let written = this.store.put_pending(pending).await;
+                let failed = written.is_err();
+                let _ = journaled_tx.send(written);
+                if failed {
+                    return Err(ControllerError::Internal("not journaled".into()));
+                }
+                let run = this.run_sequence(&who, &msg, plan, input, cause);
+                tokio::pin!(run);
+                // A long sequence keeps its journal entry fresh, so a clustered controller's
+                // sweep does not take it for one whose controller died.
+                let mut refresh = tokio::time::interval(JOURNAL_REFRESH);
+                refresh.tick().await;
+                loop {
+                    tokio::select! {
+                        done = &mut run => return done,
+                        _ = refresh.tick() => {
+                            if let Err(e) = this.store.refresh_pending(&id, now_ms()).await {
+                                tracing::warn!(%id, error = %e, "cannot refresh a sequence's journal entry");
+                            }
+                        }
+                    }
+                }
+            });
+            match journaled.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    return Err(ControllerError::Internal(
+                        "the sequence task stopped before journaling".into(),
+                    ));
+                }
+            }
             if !blocking {
                 return Ok(InvokeOutcome::Accepted(id));
             }
@@ -268,7 +315,19 @@ impl Controller {
             name: msg.action.clone(),
             ..encoded
         };
-        self.store.put_activation(&encoded).await?;
+        if !self.store.put_activation(&encoded).await? {
+            // Another record was stored first (a sweep took this sequence for an orphan):
+            // that one is the answer every reader gets.
+            tracing::warn!(id = %msg.activation_id, "a sequence's record was already stored");
+            if let Some(stored) = self
+                .store
+                .activation(&who.namespace, &msg.activation_id)
+                .await?
+            {
+                return serde_json::value::to_raw_value(&stored)
+                    .map_err(|e| ControllerError::Internal(e.to_string()));
+            }
+        }
         Ok(encoded.json)
     }
 
@@ -335,15 +394,15 @@ impl Controller {
             if run.response.status != ActivationStatus::Success {
                 return;
             }
-            let params = boxed(out.remove("params"), "value");
-            let state = boxed(out.remove("state"), "state");
             let Some(action) = out.remove("action") else {
                 // The end: the result is `params`, or the whole output.
-                let result = params.unwrap_or(out);
+                let result = boxed(out.remove("params"), "value").unwrap_or(out);
                 run.response =
                     ActivationResponse::new(ActivationStatus::Success, Value::Object(result));
                 return;
             };
+            let params = boxed(out.remove("params"), "value");
+            let state = boxed(out.remove("state"), "state");
             components += 1;
             if components > max {
                 run.response = ActivationResponse::error(
@@ -402,14 +461,18 @@ impl Controller {
     ) -> Result<Activation, ControllerError> {
         let nested = resolved.action.exec.kind == SEQUENCE
             || (!atomic && resolved.action.annotation_is_truthy(CONDUCTOR));
-        if !nested {
-            let n = cause
-                .steps
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // A conductor's own runs count too: at most 2n + 1 of them beside n components.
-            if n > self.system.max_sequence_actions * 3 {
-                return Err(bad("Too many actions in the sequence."));
-            }
+        let max = self.system.max_sequence_actions;
+        let (counter, cap) = if atomic {
+            (&cause.steps.conductor_runs, 2 * max + 1)
+        } else if nested {
+            (&cause.steps.compositions, max)
+        } else {
+            (&cause.steps.atomic, max)
+        };
+        if counter.fetch_add(1, Ordering::Relaxed) >= cap {
+            return Err(ControllerError::Throttled(
+                "Too many actions in the sequence.".into(),
+            ));
         }
         // A nested composition finishes when its steps do, each within its own timeout.
         let wait = if nested {
@@ -490,6 +553,7 @@ impl Run {
 /// caller's to retry, the host's failures are internal, the rest is `default`.
 fn failure_status(e: &ControllerError, default: ActivationStatus) -> ActivationStatus {
     match e {
+        // Throttled: a namespace limit, or a composition's step cap.
         ControllerError::Throttled(_) => ActivationStatus::ApplicationError,
         ControllerError::Internal(_) | ControllerError::Unavailable(_) => {
             ActivationStatus::InternalError

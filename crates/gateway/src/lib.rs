@@ -8,6 +8,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod apis;
 mod error;
 mod query;
 mod routes;
@@ -24,4 +25,15 @@ pub use routes::router;
 #[derive(Debug, Clone)]
 pub struct Gateway {
     pub controller: Arc<Controller>,
+    /// Requests counted against API routes' rate limits (per gateway process).
+    pub rate_limits: Arc<apis::RateLimits>,
+}
+
+impl Gateway {
+    pub fn new(controller: Arc<Controller>) -> Self {
+        Gateway {
+            controller,
+            rate_limits: Arc::default(),
+        }
+    }
 }

@@ -57,6 +57,18 @@ pub fn router(gw: Gateway) -> Router {
             &format!("{ns}/packages/{{name}}"),
             get(get_package).put(put_package).delete(delete_package),
         )
+        .route(
+            &format!("{ns}/apis"),
+            get(crate::apis::list_apis).put(crate::apis::put_route),
+        )
+        .route(
+            &format!("{ns}/apis/{{base}}"),
+            get(crate::apis::get_api).delete(crate::apis::delete_api),
+        )
+        .route(
+            "/api/{ns}/{*rest}",
+            axum::routing::any(crate::apis::serve_api),
+        )
         .route(&format!("{ns}/activations"), get(list_activations))
         .route(&format!("{ns}/activations/{{id}}"), get(get_activation))
         .route(
@@ -117,7 +129,7 @@ async fn request_id(req: Request, next: Next) -> Response {
 }
 
 /// The authenticated caller, from HTTP Basic `uuid:key`.
-struct Caller(Identity);
+pub(crate) struct Caller(pub(crate) Identity);
 
 impl FromRequestParts<Gateway> for Caller {
     type Rejection = ApiError;
@@ -165,12 +177,14 @@ pub(crate) async fn basic_identity(gw: &Gateway, value: &str) -> Result<Identity
     Ok(gw.controller.authenticate(uuid, key).await?)
 }
 
-fn params(q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Params, ApiError> {
+pub(crate) fn params(
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Params, ApiError> {
     q.map(|Query(m)| Params(m))
         .map_err(|e| ApiError::bad_request(format!("The query string is malformed: {e}")))
 }
 
-fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     use axum::extract::rejection::FailedToBufferBody;
     b.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
@@ -183,11 +197,11 @@ fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiErro
     })
 }
 
-fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
+pub(crate) fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
     (status, Json(v)).into_response()
 }
 
-fn malformed(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn malformed(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("The request content was malformed:\n{e}"))
 }
 

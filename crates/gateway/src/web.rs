@@ -30,12 +30,26 @@ const CORS_HEADERS: &str =
 /// OpenWhisk's refusal of request parameters the platform reserves or the action fixed.
 const NOT_ALLOWED: &str =
     "Request defines parameters that are not allowed (e.g., reserved properties).";
+/// Headers a function's response may not set: they frame the message or manage the
+/// connection, which only the server does.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 /// OpenWhisk's answer when a projected property is missing from the result.
 const NO_PROPERTY: &str = "Response does not include requested property.";
 
 /// How the result becomes the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Extension {
+pub(crate) enum Extension {
     Json,
     Html,
     Http,
@@ -44,7 +58,7 @@ enum Extension {
 }
 
 impl Extension {
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "json" => Extension::Json,
             "html" => Extension::Html,
@@ -114,7 +128,7 @@ fn web_error(status: StatusCode, message: impl Into<String>) -> ApiError {
 }
 
 /// Adds OpenWhisk's CORS headers (unless the response has its own).
-fn cors(headers: &mut HeaderMap, request: &HeaderMap) {
+pub(crate) fn cors(headers: &mut HeaderMap, request: &HeaderMap) {
     let allow_headers = request
         .get("access-control-request-headers")
         .cloned()
@@ -176,6 +190,33 @@ async fn serve(
         }
         Err(e) => return (Err(e.into()), false),
     };
+    serve_resolved(
+        gw,
+        &owner,
+        &resolved,
+        ext,
+        extra_path,
+        extra_path,
+        Vec::new(),
+        req,
+    )
+    .await
+}
+
+/// Serves a web request with a resolved action, run as `owner`: `projection` selects from
+/// the result, `ow_path` is the action's `__ow_path`, `path_params` (an API route's) are
+/// added to its parameters. Also says whether the action answers OPTIONS itself.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve_resolved(
+    gw: &Gateway,
+    owner: &Identity,
+    resolved: &gust_controller::Resolved,
+    ext: Extension,
+    projection: &str,
+    ow_path: &str,
+    path_params: Vec<(String, String)>,
+    req: Request,
+) -> (Result<Response, ApiError>, bool) {
     let action = resolved.action.clone();
     if !action.annotation_is_truthy("web-export") {
         return (Err(ApiError::not_found()), false);
@@ -189,10 +230,13 @@ async fn serve(
         Err(e) => return (Err(e), custom_options),
     };
     let raw = action.annotation_is_truthy("raw-http");
-    let params = match request_params(req, raw, extra_path, user).await {
+    let mut params = match request_params(req, raw, ow_path, user).await {
         Ok(p) => p,
         Err(e) => return (Err(e), custom_options),
     };
+    for (k, v) in path_params {
+        params.insert(k, Value::String(v));
+    }
     let max = gw.controller.system_limits().max_payload;
     let size = serde_json::to_vec(&params).map_or(0, |v| v.len() as u64);
     if size > max {
@@ -206,7 +250,7 @@ async fn serve(
     }
     let outcome = gw
         .controller
-        .invoke_resolved(&owner, &resolved, params, true, MAX_BLOCKING_WAIT, None)
+        .invoke_resolved(owner, resolved, params, true, MAX_BLOCKING_WAIT, None)
         .await;
     let res = match outcome {
         Err(e) => Err(e.into()),
@@ -218,7 +262,7 @@ async fn serve(
                 .into_response(),
             &id,
         )),
-        Ok(InvokeOutcome::Completed(record)) => respond(record.get(), ext, extra_path),
+        Ok(InvokeOutcome::Completed(record)) => respond(record.get(), ext, projection),
     };
     (res, custom_options)
 }
@@ -541,7 +585,8 @@ fn http_response(v: Value, default_status: StatusCode) -> Result<Response, ApiEr
             .as_u64()
             .and_then(|n| u16::try_from(n).ok())
             .and_then(|n| StatusCode::from_u16(n).ok())
-            .filter(|s| s.as_u16() >= 100)
+            // A final response: informational statuses are the server's to send.
+            .filter(|s| (200..=599).contains(&s.as_u16()))
             .ok_or_else(|| invalid_http(format!("statusCode {n} is not an HTTP status")))?,
         Some(other) => return Err(invalid_http(format!("statusCode {other} is not a number"))),
     };
@@ -553,6 +598,10 @@ fn http_response(v: Value, default_status: StatusCode) -> Result<Response, ApiEr
                 let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                     invalid_http(format!("'{}' is not a header name", k.escape_debug()))
                 })?;
+                if HOP_BY_HOP.contains(&name.as_str()) {
+                    // Framing and connection handling are the server's, never a function's.
+                    continue;
+                }
                 let values = match v {
                     Value::Array(a) => a,
                     one => vec![one],

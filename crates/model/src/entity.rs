@@ -139,6 +139,35 @@ mod binding_json {
     }
 }
 
+/// One route of a namespace's API (the API gateway): `method` on `base_path` + `path` runs
+/// web action `action` (fully qualified); `path` may hold `{name}` parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    pub namespace: String,
+    /// `/name`: the API's first path segment.
+    pub base_path: String,
+    /// `/`, `/users`, `/users/{id}`...
+    pub path: String,
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// `/namespace/[package/]action`.
+    pub action: String,
+    /// `json` or `http`: how the action's result becomes the response.
+    pub response_type: String,
+    /// Whether responses carry CORS headers (and OPTIONS is answered).
+    #[serde(default = "yes")]
+    pub cors: bool,
+    /// Most requests per minute this route serves (per gateway process); none if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u64>,
+    pub updated: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// Bumps the patch level of a semantic version: `0.0.1` -> `0.0.2`.
 pub fn bump_version(v: &str) -> String {
     let mut parts: Vec<u64> = v.split('.').filter_map(|p| p.parse().ok()).collect();

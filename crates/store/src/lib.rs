@@ -12,7 +12,9 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package};
+use gust_model::{
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route,
+};
 use serde_json::value::RawValue;
 
 /// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
@@ -115,6 +117,20 @@ pub trait Store: Send + Sync + 'static {
         limit: u64,
     ) -> Result<Vec<Package>>;
     async fn count_packages(&self, namespace: &str, public_only: bool) -> Result<u64>;
+
+    /// Writes an API route, replacing the one with the same base path, path and method.
+    async fn put_route(&self, route: &Route) -> Result<()>;
+    /// Deletes the routes of API `base_path`: every one, or those of `path` (and `method`);
+    /// returns how many.
+    async fn delete_routes(
+        &self,
+        namespace: &str,
+        base_path: &str,
+        path: Option<&str>,
+        method: Option<&str>,
+    ) -> Result<u64>;
+    /// The routes of a namespace, or of its API `base_path`, by base path, path and method.
+    async fn list_routes(&self, namespace: &str, base_path: Option<&str>) -> Result<Vec<Route>>;
     /// The code hashes of every action of every namespace (for sweeping compiled artifacts).
     async fn code_hashes(&self) -> Result<Vec<String>>;
 
@@ -141,6 +157,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Admission> {
         let _ = (namespace, limits, now_ms, pending);
         Err(unshared())
+    }
+
+    /// Marks a journal entry as accepted at `now_ms` (a long-running sequence, so a sweep of
+    /// stale entries does not take it for lost). Only stores that sweep need it.
+    async fn refresh_pending(&self, activation_id: &str, now_ms: u64) -> Result<()> {
+        let _ = (activation_id, now_ms);
+        Ok(())
     }
 
     /// Drops a journal entry of an invocation that was not handed to an invoker after all.

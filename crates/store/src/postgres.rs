@@ -11,7 +11,9 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package};
+use gust_model::{
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route,
+};
 use serde_json::value::RawValue;
 use std::path::Path;
 use std::sync::Arc;
@@ -94,6 +96,16 @@ CREATE TABLE packages (
     publish   BOOLEAN NOT NULL,
     doc       TEXT NOT NULL,
     PRIMARY KEY (namespace, name)
+);
+"#,
+    r#"
+CREATE TABLE routes (
+    namespace TEXT NOT NULL,
+    base_path TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    method    TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, base_path, path, method)
 );
 "#,
 ];
@@ -406,6 +418,7 @@ impl Store for PostgresStore {
             .execute(
                 "WITH a AS (DELETE FROM actions WHERE namespace = $1),
                       p AS (DELETE FROM packages WHERE namespace = $1),
+                      t AS (DELETE FROM routes WHERE namespace = $1),
                       r AS (DELETE FROM activations WHERE namespace = $1)
                  DELETE FROM namespaces WHERE name = $1",
                 &[&name],
@@ -624,6 +637,51 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn put_route(&self, route: &Route) -> Result<()> {
+        let doc = serde_json::to_string(route)?;
+        self.execute(
+            "INSERT INTO routes (namespace, base_path, path, method, doc)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (namespace, base_path, path, method) DO UPDATE SET doc = EXCLUDED.doc",
+            &[
+                &route.namespace,
+                &route.base_path,
+                &route.path,
+                &route.method,
+                &doc,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_routes(
+        &self,
+        namespace: &str,
+        base_path: &str,
+        path: Option<&str>,
+        method: Option<&str>,
+    ) -> Result<u64> {
+        self.execute(
+            "DELETE FROM routes WHERE namespace = $1 AND base_path = $2
+             AND ($3::TEXT IS NULL OR path = $3) AND ($4::TEXT IS NULL OR method = $4)",
+            &[&namespace, &base_path, &path, &method],
+        )
+        .await
+    }
+
+    async fn list_routes(&self, namespace: &str, base_path: Option<&str>) -> Result<Vec<Route>> {
+        self.query(
+            "SELECT doc FROM routes WHERE namespace = $1 AND ($2::TEXT IS NULL OR base_path = $2)
+             ORDER BY base_path COLLATE \"C\", path COLLATE \"C\", method",
+            &[&namespace, &base_path],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .collect()
+    }
+
     async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
         self.execute(
             "INSERT INTO pending (id, accepted, message) VALUES ($1, $2, $3)
@@ -752,6 +810,15 @@ impl Store for PostgresStore {
                 count: flight.max(concurrent) as u64,
             }
         })
+    }
+
+    async fn refresh_pending(&self, activation_id: &str, now_ms: u64) -> Result<()> {
+        self.execute(
+            "UPDATE pending SET accepted = $2 WHERE id = $1",
+            &[&activation_id, &(now_ms as i64)],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn forget_pending(&self, activation_id: &str) -> Result<()> {

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
-use gust_model::{Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package};
+use gust_model::{
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::value::RawValue;
@@ -107,6 +109,16 @@ CREATE TABLE packages (
     publish   INTEGER NOT NULL,
     doc       TEXT NOT NULL,
     PRIMARY KEY (namespace, name)
+);
+"#,
+    r#"
+CREATE TABLE routes (
+    namespace TEXT NOT NULL,
+    base_path TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    method    TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, base_path, path, method)
 );
 "#,
 ];
@@ -530,6 +542,7 @@ impl Store for SqliteStore {
             }
             c.execute("DELETE FROM actions WHERE namespace = ?", [&name])?;
             c.execute("DELETE FROM packages WHERE namespace = ?", [&name])?;
+            c.execute("DELETE FROM routes WHERE namespace = ?", [&name])?;
             c.execute("DELETE FROM activations WHERE namespace = ?", [&name])?;
             Ok(WriteOutcome::Done)
         })
@@ -790,6 +803,59 @@ impl Store for SqliteStore {
                 )?
                 .query_row(params![ns, public_only], |r| r.get(0))?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn put_route(&self, route: &Route) -> Result<()> {
+        let doc = serde_json::to_string(route)?;
+        let r = route.clone();
+        self.write_statement(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO routes (namespace, base_path, path, method, doc)
+                 VALUES (?, ?, ?, ?, ?)",
+                params![r.namespace, r.base_path, r.path, r.method, doc],
+            )?;
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_routes(
+        &self,
+        namespace: &str,
+        base_path: &str,
+        path: Option<&str>,
+        method: Option<&str>,
+    ) -> Result<u64> {
+        let (ns, base) = (namespace.to_string(), base_path.to_string());
+        let (path, method) = (path.map(str::to_string), method.map(str::to_string));
+        let out = self
+            .write_statement(move |c| {
+                let n = c.execute(
+                    "DELETE FROM routes WHERE namespace = ? AND base_path = ?
+                     AND (? IS NULL OR path = ?) AND (? IS NULL OR method = ?)",
+                    params![ns, base, path, path, method, method],
+                )?;
+                Ok(WriteOutcome::Count(n as u64))
+            })
+            .await?;
+        match out {
+            WriteOutcome::Count(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    async fn list_routes(&self, namespace: &str, base_path: Option<&str>) -> Result<Vec<Route>> {
+        let (ns, base) = (namespace.to_string(), base_path.map(str::to_string));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT doc FROM routes WHERE namespace = ? AND (? IS NULL OR base_path = ?)
+                 ORDER BY base_path, path, method",
+            )?;
+            let rows = stmt.query_map(params![ns, base, base], |r| r.get::<_, String>(0))?;
+            rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
         })
         .await
     }

@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod activation;
+pub mod api;
 pub mod deploy;
 pub mod namespace;
 pub mod package;

@@ -125,6 +125,7 @@ async fn action_and_activation_commands() {
         r#"{"key":"team","value":{"x":1}}"#,
         r#"{"key":"web-export","value":true}"#,
         r#"{"key":"raw-http","value":true}"#,
+        r#"{"key":"final","value":true}"#,
     ] {
         assert!(annotations.contains(expected), "{annotations}");
     }
@@ -135,6 +136,23 @@ async fn action_and_activation_commands() {
         lines[1].starts_with("hello") && lines[1].contains("0.0.2") && lines[1].contains("wasm"),
         "{out}"
     );
+
+    // `--web` made its parameters final: a request cannot override them, until the
+    // annotations are replaced.
+    let err = fails(&gust(
+        h,
+        &env,
+        &["action", "invoke", "hello", "-p", "name", "Ada", "-r"],
+    ));
+    assert!(
+        err.contains("not allowed") && err.contains("(400)"),
+        "{err}"
+    );
+    ok(&gust(
+        h,
+        &env,
+        &["action", "update", "hello", "-a", "final", "false"],
+    ));
 
     // Invoke: result only, whole record, and non-blocking.
     let out = ok(&gust(
@@ -848,6 +866,36 @@ async fn packages_sequences_and_web_actions_from_the_client() {
     ));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["greeting"], "Hello, Bound!");
+    // An API route to the web action, exported as OpenAPI.
+    ok(&gust(
+        home,
+        &env,
+        &[
+            "api",
+            "create",
+            "/site",
+            "/hello/{who}",
+            "get",
+            "tools/hello",
+        ],
+    ));
+    let r = reqwest::get(format!("{}/api/guest/site/hello/x", s.apihost))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out = ok(&gust(home, &env, &["api", "list"]));
+    assert!(out.contains("/api/guest/site/hello/{who}"), "{out}");
+    let out = ok(&gust(
+        home,
+        &env,
+        &["api", "get", "/site", "--format", "openapi"],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["paths"]["/hello/{who}"]["get"]["x-gust-action"],
+        "/guest/tools/hello"
+    );
+    ok(&gust(home, &env, &["api", "delete", "/site"]));
     let err = fails(&gust(home, &env, &["package", "delete", "tools"]));
     assert!(err.contains("Package not empty"), "{err}");
     ok(&gust(

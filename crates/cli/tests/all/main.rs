@@ -3,6 +3,7 @@
 //! directory and drives it over HTTP. Modules by what they protect.
 
 mod api;
+mod apis;
 mod cli;
 mod durability;
 mod hostile;

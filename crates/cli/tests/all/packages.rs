@@ -256,7 +256,17 @@ async fn shared_packages_bindings_and_final_parameters() {
         )
         .await;
     assert_eq!(r.status, 403);
-    // Nor may it bind the private one, nor write into the shared one.
+    // Nor may it bind the private one (nor learn whether one exists), nor write into the
+    // shared one.
+    let r = s
+        .call_as(
+            &b_auth,
+            "PUT",
+            "/api/v1/namespaces/_/packages/ghost",
+            Some(json!({ "binding": { "namespace": "guest", "name": "no-such-package" } })),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
     let r = s
         .call_as(
             &b_auth,

@@ -257,3 +257,62 @@ async fn a_conductor_action_decides_each_next_step() {
     assert_eq!(r.body["response"]["status"], "application error");
     assert_eq!(r.body["logs"].as_array().unwrap().len(), 101);
 }
+
+/// A cycle made after the sequences were checked (a binding moved under them) ends with an
+/// application error at the step cap instead of running forever.
+#[tokio::test]
+async fn a_cycle_made_later_is_stopped_at_run_time() {
+    let s = server();
+    let pkg = |name: &str, body: Value| {
+        let s = &s;
+        let name = name.to_string();
+        async move {
+            let r = s
+                .call(
+                    "PUT",
+                    &format!("/api/v1/namespaces/_/packages/{name}?overwrite=true"),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{name}: {}", r.body);
+        }
+    };
+    pkg("p1", json!({})).await;
+    pkg("p2", json!({})).await;
+    s.create("p1/x", &function("inc"), json!({})).await;
+    pkg(
+        "b",
+        json!({ "binding": { "namespace": "guest", "name": "p1" } }),
+    )
+    .await;
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/a",
+            Some(sequence(&["/guest/b/x"])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/p2/x",
+            Some(sequence(&["/guest/a"])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The sequence has no code to show.
+    let r = s.call("GET", "/api/v1/namespaces/_/actions/a", None).await;
+    assert!(r.body["exec"].get("code").is_none(), "{}", r.body);
+    // Now a -> b/x = p2/x -> a -> ...
+    pkg(
+        "b",
+        json!({ "binding": { "namespace": "guest", "name": "p2" } }),
+    )
+    .await;
+    let r = s.invoke("a", json!({})).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.body["response"]["status"], "application error");
+    let err = r.body["response"]["result"]["error"].as_str().unwrap();
+    assert!(err.contains("Too many actions in the sequence."), "{err}");
+}

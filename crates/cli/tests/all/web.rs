@@ -284,6 +284,21 @@ async fn the_result_becomes_the_response() {
             b"",
         ),
         ("http", json!({ "statusCode": 99999 }), 502, None, b""),
+        (
+            "http",
+            json!({ "statusCode": 101, "body": "x" }),
+            502,
+            None,
+            b"",
+        ),
+        // Framing headers are the server's: a lying content-length is dropped.
+        (
+            "http",
+            json!({ "headers": { "content-length": "1", "transfer-encoding": "chunked", "content-type": "text/plain" }, "body": "full body" }),
+            200,
+            Some("text/plain"),
+            b"full body",
+        ),
     ];
     for (i, (ext, result, status, ct, body)) in cases.into_iter().enumerate() {
         let name = format!("r{i}");
