@@ -164,6 +164,33 @@ pub struct Route {
     pub updated: u64,
 }
 
+/// A static site of a namespace: its files by relative path (`index.html`, `css/app.css`),
+/// each naming its content by SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Site {
+    pub namespace: String,
+    pub name: String,
+    pub files: std::collections::BTreeMap<String, SiteFile>,
+    /// Serve `index.html` (status 200) for a path that names no file: a single-page app.
+    #[serde(default)]
+    pub spa: bool,
+    /// `Cache-Control` of files other than HTML pages (pages are always revalidated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    pub updated: u64,
+}
+
+/// One file of a [`Site`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteFile {
+    /// SHA-256 of the content, lower-case hex.
+    pub hash: String,
+    pub size: u64,
+    pub content_type: String,
+}
+
 fn yes() -> bool {
     true
 }

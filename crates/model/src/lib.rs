@@ -14,6 +14,6 @@ pub mod time;
 pub use activation::{
     Activation, ActivationResponse, ActivationStatus, ActivationSummary, EncodedActivation,
 };
-pub use entity::{Action, BindingRef, Exec, KeyValue, Namespace, Package, Route};
+pub use entity::{Action, BindingRef, Exec, KeyValue, Namespace, Package, Route, Site, SiteFile};
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
 pub use message::{CompletionMessage, InvocationMessage, InvokerHealth};

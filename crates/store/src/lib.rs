@@ -13,7 +13,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use gust_model::{
-    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route,
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Site,
 };
 use serde_json::value::RawValue;
 
@@ -131,6 +131,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64>;
     /// The routes of a namespace, or of its API `base_path`, by base path, path and method.
     async fn list_routes(&self, namespace: &str, base_path: Option<&str>) -> Result<Vec<Route>>;
+    /// Stores the content of a site file under `hash` (its SHA-256, checked by the caller),
+    /// keeping the stored copy if there is one; marks it used now.
+    async fn put_site_blob(&self, namespace: &str, hash: &str, content: Vec<u8>) -> Result<()>;
+    /// The sizes of those of `hashes` that are stored, each marked used now (so a sweep
+    /// leaves them for a deploy about to name them).
+    async fn touch_site_blobs(
+        &self,
+        namespace: &str,
+        hashes: &[String],
+    ) -> Result<std::collections::HashMap<String, u64>>;
+    async fn site_blob(&self, namespace: &str, hash: &str) -> Result<Option<Vec<u8>>>;
+    /// Deletes the blobs of `namespace` that no site names and that were last used before
+    /// `before` (ms); returns how many.
+    async fn sweep_site_blobs(&self, namespace: &str, before: u64) -> Result<u64>;
+    async fn site(&self, namespace: &str, name: &str) -> Result<Option<Site>>;
+    /// Writes a site, replacing the one of the same name.
+    async fn put_site(&self, site: &Site) -> Result<()>;
+    /// Deletes and returns the site (its blobs stay until swept).
+    async fn delete_site(&self, namespace: &str, name: &str) -> Result<Option<Site>>;
+    /// The sites of a namespace by name.
+    async fn list_sites(&self, namespace: &str) -> Result<Vec<Site>>;
+
     /// The code hashes of every action of every namespace (for sweeping compiled artifacts).
     async fn code_hashes(&self) -> Result<Vec<String>>;
 

@@ -11,10 +11,12 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use gust_model::time::now_ms;
 use gust_model::{
-    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route,
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Site,
 };
 use serde_json::value::RawValue;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -106,6 +108,21 @@ CREATE TABLE routes (
     method    TEXT NOT NULL,
     doc       TEXT NOT NULL,
     PRIMARY KEY (namespace, base_path, path, method)
+);
+"#,
+    r#"
+CREATE TABLE site_blobs (
+    namespace TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    content   BYTEA NOT NULL,
+    touched   BIGINT NOT NULL,
+    PRIMARY KEY (namespace, hash)
+);
+CREATE TABLE sites (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
 );
 "#,
 ];
@@ -419,6 +436,8 @@ impl Store for PostgresStore {
                 "WITH a AS (DELETE FROM actions WHERE namespace = $1),
                       p AS (DELETE FROM packages WHERE namespace = $1),
                       t AS (DELETE FROM routes WHERE namespace = $1),
+                      s AS (DELETE FROM sites WHERE namespace = $1),
+                      b AS (DELETE FROM site_blobs WHERE namespace = $1),
                       r AS (DELETE FROM activations WHERE namespace = $1)
                  DELETE FROM namespaces WHERE name = $1",
                 &[&name],
@@ -675,6 +694,99 @@ impl Store for PostgresStore {
             "SELECT doc FROM routes WHERE namespace = $1 AND ($2::TEXT IS NULL OR base_path = $2)
              ORDER BY base_path COLLATE \"C\", path COLLATE \"C\", method",
             &[&namespace, &base_path],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .collect()
+    }
+
+    async fn put_site_blob(&self, namespace: &str, hash: &str, content: Vec<u8>) -> Result<()> {
+        self.execute(
+            "INSERT INTO site_blobs (namespace, hash, content, touched) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (namespace, hash) DO UPDATE SET touched = EXCLUDED.touched",
+            &[&namespace, &hash, &content, &(now_ms() as i64)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn touch_site_blobs(
+        &self,
+        namespace: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, u64>> {
+        Ok(self
+            .query(
+                "UPDATE site_blobs SET touched = $3 WHERE namespace = $1 AND hash = ANY($2)
+                 RETURNING hash, octet_length(content)",
+                &[&namespace, &hashes, &(now_ms() as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as u64))
+            .collect())
+    }
+
+    async fn site_blob(&self, namespace: &str, hash: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .query(
+                "SELECT content FROM site_blobs WHERE namespace = $1 AND hash = $2",
+                &[&namespace, &hash],
+            )
+            .await?
+            .first()
+            .map(|r| r.get(0)))
+    }
+
+    async fn sweep_site_blobs(&self, namespace: &str, before: u64) -> Result<u64> {
+        self.execute(
+            "DELETE FROM site_blobs b WHERE namespace = $1 AND touched < $2
+             AND NOT EXISTS (
+                 SELECT 1 FROM sites s, jsonb_each(s.doc::jsonb -> 'files') f
+                 WHERE s.namespace = $1 AND f.value ->> 'hash' = b.hash)",
+            &[&namespace, &(before as i64)],
+        )
+        .await
+    }
+
+    async fn site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
+        self.query(
+            "SELECT doc FROM sites WHERE namespace = $1 AND name = $2",
+            &[&namespace, &name],
+        )
+        .await?
+        .first()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .transpose()
+    }
+
+    async fn put_site(&self, site: &Site) -> Result<()> {
+        let doc = serde_json::to_string(site)?;
+        self.execute(
+            "INSERT INTO sites (namespace, name, doc) VALUES ($1, $2, $3)
+             ON CONFLICT (namespace, name) DO UPDATE SET doc = EXCLUDED.doc",
+            &[&site.namespace, &site.name, &doc],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
+        self.query(
+            "DELETE FROM sites WHERE namespace = $1 AND name = $2 RETURNING doc",
+            &[&namespace, &name],
+        )
+        .await?
+        .first()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .transpose()
+    }
+
+    async fn list_sites(&self, namespace: &str) -> Result<Vec<Site>> {
+        self.query(
+            "SELECT doc FROM sites WHERE namespace = $1 ORDER BY name COLLATE \"C\"",
+            &[&namespace],
         )
         .await?
         .iter()

@@ -10,12 +10,14 @@
 //! fsync per group commit. WAL checkpoints run every 100 ms on their own thread, never inside
 //! a commit.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
+use gust_model::time::now_ms;
 use gust_model::{
-    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route,
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Site,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -121,6 +123,21 @@ CREATE TABLE routes (
     PRIMARY KEY (namespace, base_path, path, method)
 );
 "#,
+    r#"
+CREATE TABLE site_blobs (
+    namespace TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    content   BLOB NOT NULL,
+    touched   INTEGER NOT NULL,
+    PRIMARY KEY (namespace, hash)
+);
+CREATE TABLE sites (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+"#,
 ];
 
 /// What to run inside the writer's transaction.
@@ -149,6 +166,8 @@ enum WriteOutcome {
     Count(u64),
     Action(Option<Box<Action>>),
     Package(Option<Box<Package>>),
+    Site(Option<Box<Site>>),
+    Sizes(HashMap<String, u64>),
 }
 
 pub struct SqliteStore {
@@ -543,6 +562,8 @@ impl Store for SqliteStore {
             c.execute("DELETE FROM actions WHERE namespace = ?", [&name])?;
             c.execute("DELETE FROM packages WHERE namespace = ?", [&name])?;
             c.execute("DELETE FROM routes WHERE namespace = ?", [&name])?;
+            c.execute("DELETE FROM sites WHERE namespace = ?", [&name])?;
+            c.execute("DELETE FROM site_blobs WHERE namespace = ?", [&name])?;
             c.execute("DELETE FROM activations WHERE namespace = ?", [&name])?;
             Ok(WriteOutcome::Done)
         })
@@ -855,6 +876,138 @@ impl Store for SqliteStore {
                  ORDER BY base_path, path, method",
             )?;
             let rows = stmt.query_map(params![ns, base, base], |r| r.get::<_, String>(0))?;
+            rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+        })
+        .await
+    }
+
+    async fn put_site_blob(&self, namespace: &str, hash: &str, content: Vec<u8>) -> Result<()> {
+        let (ns, hash) = (namespace.to_string(), hash.to_string());
+        self.write_statement(move |c| {
+            c.execute(
+                "INSERT INTO site_blobs (namespace, hash, content, touched) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (namespace, hash) DO UPDATE SET touched = excluded.touched",
+                params![ns, hash, content, now_ms() as i64],
+            )?;
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn touch_site_blobs(
+        &self,
+        namespace: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, u64>> {
+        let ns = namespace.to_string();
+        let hashes = serde_json::to_string(hashes)?;
+        let out = self
+            .write_statement(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "UPDATE site_blobs SET touched = ? WHERE namespace = ?
+                     AND hash IN (SELECT value FROM json_each(?))
+                     RETURNING hash, length(content)",
+                )?;
+                let rows = stmt.query_map(params![now_ms() as i64, ns, hashes], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?;
+                Ok(WriteOutcome::Sizes(rows.collect::<rusqlite::Result<_>>()?))
+            })
+            .await?;
+        match out {
+            WriteOutcome::Sizes(m) => Ok(m),
+            _ => Ok(HashMap::new()),
+        }
+    }
+
+    async fn site_blob(&self, namespace: &str, hash: &str) -> Result<Option<Vec<u8>>> {
+        let (ns, hash) = (namespace.to_string(), hash.to_string());
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(
+                    "SELECT content FROM site_blobs WHERE namespace = ? AND hash = ?",
+                )?
+                .query_row(params![ns, hash], |r| r.get(0))
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn sweep_site_blobs(&self, namespace: &str, before: u64) -> Result<u64> {
+        let ns = namespace.to_string();
+        let out = self
+            .write_statement(move |c| {
+                let n = c.execute(
+                    "DELETE FROM site_blobs WHERE namespace = ?1 AND touched < ?2
+                     AND hash NOT IN (
+                         SELECT json_extract(f.value, '$.hash')
+                         FROM sites s, json_each(s.doc, '$.files') f WHERE s.namespace = ?1)",
+                    params![ns, before as i64],
+                )?;
+                Ok(WriteOutcome::Count(n as u64))
+            })
+            .await?;
+        match out {
+            WriteOutcome::Count(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    async fn site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.read(move |c| {
+            c.prepare_cached("SELECT doc FROM sites WHERE namespace = ? AND name = ?")?
+                .query_row(params![ns, name], |r| r.get::<_, String>(0))
+                .optional()?
+                .map(|doc| Ok(serde_json::from_str(&doc)?))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn put_site(&self, site: &Site) -> Result<()> {
+        let doc = serde_json::to_string(site)?;
+        let (ns, name) = (site.namespace.clone(), site.name.clone());
+        self.write_statement(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO sites (namespace, name, doc) VALUES (?, ?, ?)",
+                params![ns, name, doc],
+            )?;
+            Ok(WriteOutcome::Done)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        let out = self
+            .write_statement(move |c| {
+                let doc: Option<String> = c
+                    .query_row(
+                        "DELETE FROM sites WHERE namespace = ? AND name = ? RETURNING doc",
+                        params![ns, name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let site = doc.map(|d| serde_json::from_str(&d)).transpose()?;
+                Ok(WriteOutcome::Site(site.map(Box::new)))
+            })
+            .await?;
+        match out {
+            WriteOutcome::Site(s) => Ok(s.map(|s| *s)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_sites(&self, namespace: &str) -> Result<Vec<Site>> {
+        let ns = namespace.to_string();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT doc FROM sites WHERE namespace = ? ORDER BY name")?;
+            let rows = stmt.query_map([ns], |r| r.get::<_, String>(0))?;
             rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
         })
         .await

@@ -5,7 +5,7 @@
 
 use gust_model::{
     Action, ActionLimits, Activation, ActivationResponse, ActivationStatus, BindingRef,
-    EncodedActivation, Exec, Namespace, NamespaceLimits, Package,
+    EncodedActivation, Exec, Namespace, NamespaceLimits, Package, Site, SiteFile,
 };
 use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
@@ -47,6 +47,7 @@ on_every_backend!(
     deleting_a_namespace_deletes_its_actions_and_records,
     retention_deletes_records_that_started_before_the_cutoff,
     packages_hold_actions_and_go_with_them,
+    sites_name_blobs_and_sweeps_keep_what_is_named,
 );
 
 /// Package `ns/name`, version 0.0.1.
@@ -538,4 +539,92 @@ async fn postgres_over_tls_checks_the_server_certificate() {
         .await
         .unwrap_err();
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
+/// Site `ns/name` with one file per `(path, hash)`.
+fn site(name: &str, files: &[(&str, &str)]) -> Site {
+    Site {
+        namespace: "ns".into(),
+        name: name.into(),
+        files: files
+            .iter()
+            .map(|(p, h)| {
+                let file = SiteFile {
+                    hash: h.to_string(),
+                    size: 1,
+                    content_type: "text/plain".into(),
+                };
+                (p.to_string(), file)
+            })
+            .collect(),
+        spa: false,
+        cache_control: None,
+        updated: 0,
+    }
+}
+
+async fn sites_name_blobs_and_sweeps_keep_what_is_named(s: &dyn Store) {
+    s.put_site_blob("ns", "aa", b"one".to_vec()).await.unwrap();
+    s.put_site_blob("ns", "bb", b"second".to_vec())
+        .await
+        .unwrap();
+    // The same content again is kept once; another namespace's blobs are its own.
+    s.put_site_blob("ns", "aa", b"one".to_vec()).await.unwrap();
+    s.put_site_blob("other", "cc", b"x".to_vec()).await.unwrap();
+    let sizes = s
+        .touch_site_blobs("ns", &["aa".into(), "bb".into(), "cc".into(), "dd".into()])
+        .await
+        .unwrap();
+    assert_eq!(sizes.len(), 2);
+    assert_eq!(sizes["aa"], 3);
+    assert_eq!(sizes["bb"], 6);
+    assert_eq!(s.site_blob("ns", "aa").await.unwrap().unwrap(), b"one");
+    assert!(s.site_blob("ns", "cc").await.unwrap().is_none());
+
+    s.put_site(&site("web", &[("index.html", "aa")]))
+        .await
+        .unwrap();
+    s.put_site(&site("docs", &[("a/b.txt", "aa")]))
+        .await
+        .unwrap();
+    assert_eq!(s.site("ns", "web").await.unwrap().unwrap().files.len(), 1);
+    let names: Vec<String> = s
+        .list_sites("ns")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    assert_eq!(names, ["docs", "web"]);
+    // Replacing a site switches every file at once.
+    s.put_site(&site("web", &[("index.html", "bb")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.site("ns", "web").await.unwrap().unwrap().files["index.html"].hash,
+        "bb"
+    );
+
+    // A sweep leaves recently used blobs, and old ones that a site names.
+    assert_eq!(s.sweep_site_blobs("ns", 0).await.unwrap(), 0);
+    s.delete_site("ns", "docs").await.unwrap().unwrap();
+    assert!(s.delete_site("ns", "docs").await.unwrap().is_none());
+    let later = gust_model::time::now_ms() + 1;
+    assert_eq!(s.sweep_site_blobs("ns", later).await.unwrap(), 1);
+    assert!(s.site_blob("ns", "aa").await.unwrap().is_none());
+    assert!(s.site_blob("ns", "bb").await.unwrap().is_some());
+    assert!(s.site_blob("other", "cc").await.unwrap().is_some());
+
+    // Deleting the namespace takes its sites and blobs.
+    s.create_namespace(&Namespace {
+        name: "ns".into(),
+        uuid: "u-ns".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    })
+    .await
+    .unwrap();
+    s.delete_namespace("ns").await.unwrap();
+    assert!(s.site("ns", "web").await.unwrap().is_none());
+    assert!(s.site_blob("ns", "bb").await.unwrap().is_none());
 }
