@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: client::api::ApiCommand,
     },
+    /// Deploy static sites (folders served at /sites/{namespace}/{name}/).
+    Site {
+        #[command(subcommand)]
+        command: client::site::SiteCommand,
+    },
     /// List activations and read their records, logs and results.
     Activation {
         #[command(subcommand)]
@@ -128,6 +133,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Api { command } => {
                 client::api::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Site { command } => {
+                client::site::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::Activation { command } => {
                 client::activation::run(command, &client::Client::new(&cli.client)?).await

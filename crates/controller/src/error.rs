@@ -3,7 +3,7 @@
 use gust_store::StoreError;
 
 /// Every way a request can fail. User-caused: `Unauthenticated`, `Forbidden`, `NotFound`,
-/// `Conflict`, `PackageNotEmpty`, `BadRequest`, `TooLarge`, `Throttled`. Host-caused: `Internal`, `Unavailable`.
+/// `Conflict`, `PackageNotEmpty`, `BadRequest`, `Incomplete`, `TooLarge`, `Throttled`. Host-caused: `Internal`, `Unavailable`.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("The supplied authentication is invalid.")]
@@ -24,6 +24,9 @@ pub enum ControllerError {
     PackageNotEmpty(u64),
     #[error("{0}")]
     BadRequest(String),
+    /// A write names something that is not there yet (a site's unuploaded content).
+    #[error("{0}")]
+    Incomplete(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]

@@ -20,6 +20,7 @@ mod invoke;
 mod packages;
 mod scheduler;
 mod sequence;
+pub mod sites;
 mod throttle;
 
 use std::collections::HashMap;
@@ -70,6 +71,10 @@ pub struct Controller {
     packages: ByName<Package>,
     /// API routes by (namespace, base path).
     routes: ByName<Vec<Route>>,
+    /// Static sites by (namespace, name).
+    sites: ByName<gust_model::Site>,
+    /// Static sites' file contents by (namespace, hash).
+    contents: sites::ContentCache,
     throttles: throttle::Throttles,
     /// One of a cluster's controllers: limits are counted in the shared store, the
     /// scheduler follows invokers' heartbeats, and stale journal entries are swept.
@@ -134,6 +139,8 @@ impl Controller {
             actions: Default::default(),
             packages: Default::default(),
             routes: Default::default(),
+            sites: Default::default(),
+            contents: sites::content_cache(),
             throttles: throttle::Throttles::default(),
             clustered,
         })

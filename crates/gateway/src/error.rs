@@ -40,7 +40,7 @@ impl From<ControllerError> for ApiError {
             Unauthenticated => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
-            Conflict | PackageNotEmpty(_) => StatusCode::CONFLICT,
+            Conflict | PackageNotEmpty(_) | Incomplete(_) => StatusCode::CONFLICT,
             BadRequest(_) => StatusCode::BAD_REQUEST,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Throttled(_) => StatusCode::TOO_MANY_REQUESTS,

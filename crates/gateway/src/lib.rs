@@ -12,6 +12,7 @@ mod apis;
 mod error;
 mod query;
 mod routes;
+mod sites;
 mod web;
 
 use std::sync::Arc;

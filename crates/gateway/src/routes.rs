@@ -30,7 +30,8 @@ type ApiResult = Result<Response, ApiError>;
 
 /// Longest list page.
 const MAX_LIST: u64 = 200;
-/// Largest request body read at all (a PUT carries up to 48 MB of code, base64-encoded).
+/// Largest request body read at all (a PUT carries up to 48 MB of code, base64-encoded; a
+/// site file up to 48 MB raw).
 const MAX_BODY: usize = 70 * 1024 * 1024;
 /// Largest invoke body read at all: the payload limit (1 MB) with room for the exact 413.
 const MAX_INVOKE_BODY: usize = 2 * 1024 * 1024;
@@ -68,6 +69,25 @@ pub fn router(gw: Gateway) -> Router {
         .route(
             "/api/{ns}/{*rest}",
             axum::routing::any(crate::apis::serve_api),
+        )
+        .route(&format!("{ns}/sites"), get(crate::sites::list_sites))
+        .route(
+            &format!("{ns}/sites/{{name}}"),
+            get(crate::sites::get_site)
+                .put(crate::sites::put_site)
+                .delete(crate::sites::delete_site),
+        )
+        .route(
+            &format!("{ns}/site-blobs"),
+            axum::routing::post(crate::sites::missing_blobs),
+        )
+        .route(
+            &format!("{ns}/site-blobs/{{hash}}"),
+            axum::routing::put(crate::sites::put_blob),
+        )
+        .route(
+            "/sites/{ns}/{*rest}",
+            axum::routing::any(crate::sites::serve_site),
         )
         .route(&format!("{ns}/activations"), get(list_activations))
         .route(&format!("{ns}/activations/{{id}}"), get(get_activation))

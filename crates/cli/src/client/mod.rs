@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod namespace;
 pub mod package;
 pub mod property;
+pub mod site;
 
 use std::path::PathBuf;
 
@@ -180,15 +181,33 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value)> {
-        let url = format!("{}{path}", self.apihost);
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self
-            .http
-            .request(method, &url)
-            .header("Authorization", &self.auth_header);
+        let mut req = self.request(method, path)?;
         if let Some(b) = body {
             req = req.json(b);
         }
+        self.send(req).await
+    }
+
+    /// `method path` with a raw body (streamed as it is read), like [`Self::call`].
+    pub async fn call_raw(&self, method: &str, path: &str, body: reqwest::Body) -> Result<Value> {
+        let req = self
+            .request(method, path)?
+            .header("Content-Type", "application/octet-stream")
+            .body(body);
+        self.send(req).await.map(|(_, v)| v)
+    }
+
+    fn request(&self, method: &str, path: &str) -> Result<reqwest::RequestBuilder> {
+        let url = format!("{}{path}", self.apihost);
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        Ok(self
+            .http
+            .request(method, &url)
+            .header("Authorization", &self.auth_header))
+    }
+
+    /// Sends a request: the JSON answer on 2xx, else an [`ApiFailure`].
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value)> {
         let res = req.send().await.map_err(|e| {
             let cause = root_cause(&e);
             let hint = if cause.to_lowercase().contains("certificate") {

@@ -904,3 +904,89 @@ async fn packages_sequences_and_web_actions_from_the_client() {
         &["package", "delete", "tools", "--force"],
     ));
 }
+
+#[tokio::test]
+async fn a_site_deploys_from_a_folder_and_calls_its_api_on_the_same_origin() {
+    let (s, home) = setup();
+    let env = against(&s);
+    let home = home.path();
+    // A page that calls the namespace's API route by its path: same origin, no CORS.
+    let wasm = home.join("hello.wasm");
+    std::fs::write(&wasm, function("hello")).unwrap();
+    ok(&gust(
+        home,
+        &env,
+        &[
+            "action",
+            "create",
+            "hello",
+            wasm.to_str().unwrap(),
+            "--web",
+            "true",
+        ],
+    ));
+    ok(&gust(
+        home,
+        &env,
+        &["api", "create", "/v1", "/hello", "get", "hello"],
+    ));
+    let public = home.join("public");
+    std::fs::create_dir_all(public.join("css")).unwrap();
+    std::fs::create_dir_all(public.join(".git")).unwrap();
+    let page = "<script>fetch('/api/guest/v1/hello?name=Site').then(r => r.json())</script>";
+    std::fs::write(public.join("index.html"), page).unwrap();
+    std::fs::write(public.join("css/site.css"), "body{}").unwrap();
+    std::fs::write(public.join(".git/config"), "secret").unwrap();
+    let dir = public.to_str().unwrap();
+    let out = ok(&gust(home, &env, &["site", "deploy", dir, "--spa"]));
+    assert!(
+        out.contains("deployed site public: 2 files, 2 uploaded"),
+        "{out}"
+    );
+    assert!(out.contains("/sites/guest/public/"), "{out}");
+    let page_url = format!("{}/sites/guest/public/", s.apihost);
+    let r = reqwest::get(&page_url).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), page);
+    let r = reqwest::get(format!("{}/api/guest/v1/hello?name=Site", s.apihost))
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["greeting"], "Hello, Site!");
+    // Hidden folders stay home; a single-page app answers its page for any path.
+    let r = reqwest::get(format!("{page_url}.git/config"))
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), page);
+
+    // A second deploy sends only what changed.
+    std::fs::write(public.join("css/site.css"), "body{color:red}").unwrap();
+    let out = ok(&gust(
+        home,
+        &env,
+        &["site", "deploy", dir, "--name", "public"],
+    ));
+    assert!(out.contains("2 files, 1 uploaded (15 B)"), "{out}");
+    let r = reqwest::get(format!("{page_url}css/site.css"))
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "body{color:red}");
+    let out = ok(&gust(home, &env, &["site", "list"]));
+    assert!(
+        out.contains("public") && out.contains("/sites/guest/public/"),
+        "{out}"
+    );
+    let out = ok(&gust(home, &env, &["site", "get", "public"]));
+    assert!(
+        out.contains("css/site.css") && out.contains("text/css"),
+        "{out}"
+    );
+    ok(&gust(home, &env, &["site", "delete", "public"]));
+    let err = fails(&gust(home, &env, &["site", "get", "public"]));
+    assert!(err.contains("site 'public' does not exist"), "{err}");
+    let err = fails(&gust(
+        home,
+        &env,
+        &["site", "deploy", home.join("nothing").to_str().unwrap()],
+    ));
+    assert!(err.contains("nothing"), "{err}");
+}

@@ -11,6 +11,7 @@ mod isolation;
 mod packages;
 mod runtime;
 mod sequences;
+mod sites;
 mod web;
 
 use gust_testkit::Server;
