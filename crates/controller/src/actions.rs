@@ -403,6 +403,7 @@ impl Controller {
                 binary: false,
                 main: None,
                 components: Some(components),
+                http: false,
             };
             return Ok((exec, Vec::new(), String::new()));
         }
@@ -449,6 +450,7 @@ impl Controller {
             binary: true,
             main: exec.main,
             components: None,
+            http: self.runtime.is_http_handler(&hash),
         };
         Ok((exec, code, hash))
     }

@@ -51,7 +51,7 @@ type Environment = Vec<(String, String)>;
 /// The function's input and environment: inherited and own parameters, then the request's
 /// (which may not redefine a parameter of a `final` action, unless the input is a sequence's
 /// step: OpenWhisk checks only what a request sends).
-fn prepare_input(
+pub(crate) fn prepare_input(
     resolved: &Resolved,
     params: Map<String, Value>,
     check_final: bool,

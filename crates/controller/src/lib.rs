@@ -16,6 +16,7 @@ mod actions;
 pub mod apis;
 mod cache;
 mod error;
+mod handler;
 mod invoke;
 mod packages;
 mod scheduler;
@@ -35,6 +36,7 @@ use tokio::sync::oneshot;
 pub use actions::{ActionPut, ExecPut, Resolved};
 pub use error::ControllerError;
 pub use gust_store::ActivationQuery;
+pub use handler::HandlerOutcome;
 pub use invoke::{InvokeOutcome, MAX_BLOCKING_WAIT};
 pub use packages::PackagePut;
 pub use scheduler::Scheduler;
@@ -247,7 +249,9 @@ impl Controller {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two secrets are equal, in time that depends on their length only (a caller timing
+/// the answer learns nothing of where they differ).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -241,17 +241,19 @@ impl Controller {
         check_name(name)?;
         let (ns, own) = path_namespace(who, ns);
         let package = (*self.visible_package(ns, own, name).await?).clone();
+        // A binding lists the actions of the package it binds, while the caller may use it.
         let home = match &package.binding {
-            Some(b) => match self.store.package(&b.namespace, &b.name).await? {
-                Some(t) if t.publish || t.namespace == who.namespace => Some(t),
-                _ => None,
+            Some(b) => match self.bound_package(who, b).await {
+                Ok(p) => Some((p.namespace.clone(), p.name.clone())),
+                Err(ControllerError::Forbidden(_) | ControllerError::NotFound) => None,
+                Err(e) => return Err(e),
             },
-            None => Some(package.clone()),
+            None => Some((package.namespace.clone(), package.name.clone())),
         };
         let actions = match home {
-            Some(h) => {
+            Some((ns, name)) => {
                 self.store
-                    .list_actions(&h.namespace, Some(&h.name), 0, u64::MAX >> 1)
+                    .list_actions(&ns, Some(&name), 0, u64::MAX >> 1)
                     .await?
             }
             None => Vec::new(),

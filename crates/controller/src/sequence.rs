@@ -90,6 +90,16 @@ fn split_component<'a>(
 }
 
 impl Controller {
+    /// The action a component (as [`split_component`] reads it) names, for `who`.
+    async fn resolve_component(
+        &self,
+        who: &Identity,
+        component: &str,
+    ) -> Result<Resolved, ControllerError> {
+        let (ns, path) = split_component(who, component)?;
+        self.resolve(who, ns, path).await
+    }
+
     /// Checks a sequence's components for `who`'s action `name` and returns them fully
     /// qualified (`/ns/[pkg/]a`).
     pub(crate) async fn check_sequence(
@@ -115,8 +125,7 @@ impl Controller {
             if c == myself {
                 return Err(bad("Sequence may not refer to itself."));
             }
-            let (ns, path) = split_component(who, &c)?;
-            let resolved = match self.resolve(who, ns, path).await {
+            let resolved = match self.resolve_component(who, &c).await {
                 Ok(r) => r,
                 Err(ControllerError::NotFound | ControllerError::BadRequest(_)) => {
                     return Err(bad(format!("Sequence component does not exist: {c}.")));
@@ -342,11 +351,8 @@ impl Controller {
         run: &mut Run,
     ) {
         for c in components {
-            let step = match split_component(who, c) {
-                Ok((ns, path)) => match self.resolve(who, ns, path).await {
-                    Ok(resolved) => self.run_step(who, &resolved, input, me, false).await,
-                    Err(e) => Err(e),
-                },
+            let step = match self.resolve_component(who, c).await {
+                Ok(resolved) => self.run_step(who, &resolved, input, me, false).await,
                 Err(e) => Err(e),
             };
             let record = match step {
@@ -415,11 +421,7 @@ impl Controller {
                 Value::String(s) => s,
                 other => other.to_string(),
             };
-            let resolved = match split_component(who, &name) {
-                Ok((ns, path)) => self.resolve(who, ns, path).await,
-                Err(e) => Err(e),
-            };
-            let resolved = match resolved {
+            let resolved = match self.resolve_component(who, &name).await {
                 Ok(r) => r,
                 Err(e) => {
                     run.response = ActivationResponse::error(

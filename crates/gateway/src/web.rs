@@ -13,7 +13,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use gust_controller::{ControllerError, Identity, InvokeOutcome, MAX_BLOCKING_WAIT};
+use gust_controller::{
+    ControllerError, HandlerOutcome, Identity, InvokeOutcome, MAX_BLOCKING_WAIT,
+};
 use gust_model::ActivationStatus;
 use gust_model::entity::{annotation, truthy};
 use serde_json::{Map, Value, json};
@@ -229,24 +231,20 @@ pub(crate) async fn serve_resolved(
         Ok(u) => u,
         Err(e) => return (Err(e), custom_options),
     };
+    if action.exec.http {
+        return (
+            serve_handler(gw, owner, resolved, ow_path, req).await,
+            custom_options,
+        );
+    }
     let raw = action.annotation_is_truthy("raw-http");
-    let mut params = match request_params(req, raw, ow_path, user).await {
+    let max = gw.controller.system_limits().max_payload;
+    let mut params = match request_params(req, raw, ow_path, user, max).await {
         Ok(p) => p,
         Err(e) => return (Err(e), custom_options),
     };
     for (k, v) in path_params {
         params.insert(k, Value::String(v));
-    }
-    let max = gw.controller.system_limits().max_payload;
-    let size = serde_json::to_vec(&params).map_or(0, |v| v.len() as u64);
-    if size > max {
-        return (
-            Err(web_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Request larger than allowed: {size} > {max} bytes."),
-            )),
-            custom_options,
-        );
     }
     let outcome = gw
         .controller
@@ -305,13 +303,7 @@ async fn check_auth(
                 .get("x-require-whisk-auth")
                 .ok_or_else(missing)?
                 .as_bytes();
-            if given.len() == secret.len()
-                && given
-                    .iter()
-                    .zip(secret.as_bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-            {
+            if gust_controller::constant_time_eq(given, secret.as_bytes()) {
                 Ok(None)
             } else {
                 Err(invalid())
@@ -327,6 +319,7 @@ async fn request_params(
     raw: bool,
     extra_path: &str,
     user: Option<String>,
+    max_payload: u64,
 ) -> Result<Map<String, Value>, ApiError> {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, MAX_WEB_BODY)
@@ -337,6 +330,17 @@ async fn request_params(
                 format!("Request larger than allowed: more than {MAX_WEB_BODY} bytes."),
             )
         })?;
+    // The body is what a caller controls in size: headers and query are bounded by the
+    // server's own limits.
+    if body.len() as u64 > max_payload {
+        return Err(web_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Request larger than allowed: {} > {max_payload} bytes.",
+                body.len()
+            ),
+        ));
+    }
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -437,6 +441,45 @@ fn merge_body(params: &mut Map<String, Value>, body: &Bytes, ct: &str) -> Result
         params.insert("__ow_body".into(), body_value(body, ct));
     }
     Ok(())
+}
+
+/// Hands a web request to a wasi:http handler: the path it sees is `ow_path` (what follows
+/// the action, or an API route's path) with the query; the response streams back as written.
+async fn serve_handler(
+    gw: &Gateway,
+    owner: &Identity,
+    resolved: &gust_controller::Resolved,
+    ow_path: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let path = if ow_path.starts_with('/') {
+        ow_path
+    } else {
+        "/"
+    };
+    let target = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    parts.uri = target
+        .parse()
+        .map_err(|_| ApiError::bad_request("The request path is not a valid URI."))?;
+    if !parts.headers.contains_key(header::HOST) {
+        parts
+            .headers
+            .insert(header::HOST, HeaderValue::from_static("localhost"));
+    }
+    let req = Request::from_parts(parts, body);
+    let (id, outcome) = gw.controller.serve_handler(owner, resolved, req).await?;
+    let res = match outcome {
+        HandlerOutcome::Response(r) => {
+            let (parts, body) = r.into_parts();
+            Response::from_parts(parts, axum::body::Body::new(body))
+        }
+        HandlerOutcome::Failed(why) => web_error(StatusCode::BAD_GATEWAY, why).into_response(),
+    };
+    Ok(with_id(res, &id))
 }
 
 fn with_id(mut res: Response, id: &str) -> Response {

@@ -38,6 +38,14 @@ pub struct Exec {
     /// A sequence's components: fully qualified action names (`/ns/action`, `/ns/pkg/action`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub components: Option<Vec<String>>,
+    /// Set by the server, never by a client: the code is a wasi:http handler (a component
+    /// exporting `wasi:http/incoming-handler`), which answers web requests itself.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub http: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// An action as the API shows it. `code_hash` is Gust's: the SHA-256 of the code, the key of

@@ -4,7 +4,8 @@
 //! the result as one JSON object on stdout, every stderr line a log line, `__OW_*` variables in
 //! the environment, no preopened directories, no sockets, no host environment.
 //!
-//! Both WASI preview 1 command modules and WASI preview 2 command components run.
+//! Both WASI preview 1 command modules and WASI preview 2 command components run, and
+//! components that export `wasi:http/incoming-handler` answer HTTP requests ([`http`]).
 //!
 //! **Invariant:** nothing survives from one activation to the next: each gets a new store, a
 //! new instance and new pipes; only the compiled code is shared.
@@ -12,8 +13,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod engine;
+mod http;
 mod pipes;
 mod runtime;
 
 pub use engine::{EngineLimits, MAX_CONCURRENT};
+pub use http::{HttpDone, HttpResponse, HttpRun, HttpServed};
 pub use runtime::{CompileError, Exit, RunOutput, RunRequest, WasmRuntime, code_hash};
+/// The HTTP types handlers speak (re-exported so callers name the same versions).
+pub use {http_body, hyper};

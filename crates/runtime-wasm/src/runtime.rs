@@ -14,8 +14,11 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::{self, EngineLimits, MAX_CONCURRENT};
+use crate::http::NoOutgoing;
 use crate::pipes::{CappedPipe, LogPipe};
 
 /// Compiled programs kept in memory at once; others are reloaded from the disk cache.
@@ -91,22 +94,24 @@ pub fn code_hash(code: &[u8]) -> String {
     s
 }
 
-enum Compiled {
+pub(crate) enum Compiled {
     Module(InstancePre<ModuleState>),
     Component(CommandPre<ComponentState>),
+    /// A wasi:http handler (exports `wasi:http/incoming-handler`).
+    Http(ProxyPre<ComponentState>),
 }
 
 /// Per-store memory and table cap; remembers whether it refused growth so a trap that
 /// follows is reported as memory exhaustion. The memory cap is on the total of all the
 /// store's linear memories.
-struct Limiter {
+pub(crate) struct Limiter {
     memory: usize,
     used: usize,
-    refused: bool,
+    pub(crate) refused: bool,
 }
 
 impl Limiter {
-    fn new(memory: usize) -> Self {
+    pub(crate) fn new(memory: usize) -> Self {
         Limiter {
             memory,
             used: 0,
@@ -141,15 +146,39 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-struct ModuleState {
+pub(crate) struct ModuleState {
     wasi: WasiP1Ctx,
     limiter: Limiter,
 }
 
-struct ComponentState {
+pub(crate) struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
-    limiter: Limiter,
+    pub(crate) limiter: Limiter,
+    http: WasiHttpCtx,
+    hooks: NoOutgoing,
+}
+
+impl ComponentState {
+    pub(crate) fn new(ctx: WasiCtx, limiter: Limiter) -> Self {
+        ComponentState {
+            ctx,
+            table: ResourceTable::new(),
+            limiter,
+            http: WasiHttpCtx::new(),
+            hooks: NoOutgoing,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
 }
 
 impl WasiView for ComponentState {
@@ -163,13 +192,13 @@ impl WasiView for ComponentState {
 
 /// The Wasm runtime of one invoker (or of a controller checking code at create time).
 pub struct WasmRuntime {
-    engine: Engine,
+    pub(crate) engine: Engine,
     modules: Linker<ModuleState>,
     components: wasmtime::component::Linker<ComponentState>,
     cache_dir: PathBuf,
     compiled: RwLock<HashMap<String, Arc<Compiled>>>,
     compiling: Mutex<()>,
-    slots: Semaphore,
+    pub(crate) slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -215,6 +244,8 @@ impl WasmRuntime {
         let mut components = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut components)
             .map_err(|e| CompileError::Cache(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut components)
+            .map_err(|e| CompileError::Cache(e.to_string()))?;
         Ok(WasmRuntime {
             engine,
             modules,
@@ -222,7 +253,7 @@ impl WasmRuntime {
             cache_dir,
             compiled: RwLock::new(HashMap::new()),
             compiling: Mutex::new(()),
-            slots: Semaphore::new(MAX_CONCURRENT as usize),
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT as usize)),
         })
     }
 
@@ -262,12 +293,15 @@ impl WasmRuntime {
         Ok(Compiled::Module(pre))
     }
 
-    /// Pre-links a compiled component, which must be a WASI command.
+    /// Pre-links a compiled component, which must be a wasi:http handler or a WASI command.
     fn link_component(&self, c: &Component) -> Result<Compiled, CompileError> {
         let pre = self.components.instantiate_pre(c).map_err(invalid)?;
+        if let Ok(proxy) = ProxyPre::new(pre.clone()) {
+            return Ok(Compiled::Http(proxy));
+        }
         let pre = CommandPre::new(pre).map_err(|e| {
             CompileError::Invalid(format!(
-                "the component is not a WASI command (it must export wasi:cli/run): {e:#}"
+                "the component is neither a WASI command (exporting wasi:cli/run) nor a wasi:http handler (exporting wasi:http/incoming-handler): {e:#}"
             ))
         })?;
         Ok(Compiled::Component(pre))
@@ -405,24 +439,13 @@ impl WasmRuntime {
                 init_time,
             }
         };
-        let compiled = match self.cached(hash) {
-            Some(c) => c,
-            None if self.load(hash) => match self.cached(hash) {
-                Some(c) => c,
-                None => {
-                    return finish(
-                        Exit::Internal("compiled code vanished".into()),
-                        started.elapsed(),
-                    );
-                }
-            },
-            None => {
-                return finish(
-                    Exit::Internal(format!("no compiled code for {hash}")),
-                    started.elapsed(),
-                );
-            }
+        let compiled = match self.compiled(hash) {
+            Ok(c) => c,
+            Err(exit) => return finish(exit, started.elapsed()),
         };
+        if let Compiled::Http(_) = &*compiled {
+            return self.run_http_json(hash, req).await;
+        }
         let Ok(_slot) = self.slots.acquire().await else {
             return finish(
                 Exit::Internal("the runtime is shutting down".into()),
@@ -450,11 +473,7 @@ impl WasmRuntime {
             }
             Compiled::Component(pre) => {
                 let ctx = wasi_ctx(&req, &stdout, &stderr).build();
-                let state = ComponentState {
-                    ctx,
-                    table: ResourceTable::new(),
-                    limiter,
-                };
+                let state = ComponentState::new(ctx, limiter);
                 let mut store = Store::new(&self.engine, state);
                 store.limiter(|s| &mut s.limiter);
                 store.epoch_deadline_async_yield_and_update(1);
@@ -471,12 +490,42 @@ impl WasmRuntime {
                 let refused = store.data().limiter.refused;
                 (classify(out, refused), init_time)
             }
+            Compiled::Http(_) => (
+                Exit::Internal("a wasi:http handler runs through serve_http".into()),
+                Duration::ZERO,
+            ),
         };
         finish(exit, init_time)
     }
+
+    /// The compiled code `hash`, from memory or the disk cache.
+    pub(crate) fn compiled(&self, hash: &str) -> Result<Arc<Compiled>, Exit> {
+        if let Some(c) = self.cached(hash) {
+            return Ok(c);
+        }
+        if !self.load(hash) {
+            return Err(Exit::Internal(format!("no compiled code for {hash}")));
+        }
+        self.cached(hash)
+            .ok_or_else(|| Exit::Internal("compiled code vanished".into()))
+    }
 }
 
-fn classify(
+impl RunOutput {
+    /// The output of a run that could not start.
+    pub(crate) fn failed(exit: Exit) -> Self {
+        RunOutput {
+            exit,
+            stdout: Vec::new(),
+            stdout_len: 0,
+            logs: Vec::new(),
+            logs_truncated: false,
+            init_time: Duration::ZERO,
+        }
+    }
+}
+
+pub(crate) fn classify(
     out: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
     memory_refused: bool,
 ) -> Exit {

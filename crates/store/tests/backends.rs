@@ -183,6 +183,7 @@ fn action() -> Action {
             binary: true,
             main: None,
             components: None,
+            http: false,
         },
         annotations: vec![],
         parameters: vec![],

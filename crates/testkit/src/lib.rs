@@ -21,6 +21,11 @@ pub fn workspace_root() -> PathBuf {
 }
 
 fn build_functions(target: &str) -> PathBuf {
+    build_package("tests/functions/Cargo.toml", target)
+}
+
+/// Builds the test package at `manifest` (relative to the root) for `target`, release.
+fn build_package(manifest: &str, target: &str) -> PathBuf {
     let root = workspace_root();
     let target_dir = root.join("target").join("functions");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -35,7 +40,7 @@ fn build_functions(target: &str) -> PathBuf {
         ])
         .arg(&target_dir)
         .arg("--manifest-path")
-        .arg(root.join("tests/functions/Cargo.toml"))
+        .arg(root.join(manifest))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
@@ -60,6 +65,15 @@ pub fn component(name: &str) -> Vec<u8> {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| build_functions("wasm32-wasip2"));
     std::fs::read(dir.join(format!("{name}.wasm"))).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The bytes of the test wasi:http handler (`tests/http-handler`), a `wasm32-wasip2`
+/// component exporting `wasi:http/incoming-handler`.
+pub fn http_handler() -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| build_package("tests/http-handler/Cargo.toml", "wasm32-wasip2"));
+    std::fs::read(dir.join("gust_test_http_handler.wasm"))
+        .unwrap_or_else(|e| panic!("gust_test_http_handler.wasm: {e}"))
 }
 
 /// A running `gust serve`.

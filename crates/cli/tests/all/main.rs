@@ -6,6 +6,7 @@ mod api;
 mod apis;
 mod cli;
 mod durability;
+mod handlers;
 mod hostile;
 mod isolation;
 mod packages;
