@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gust_bus::completion_subject;
 use gust_model::limits::MB;
 use gust_model::time::now_ms;
-use gust_model::{EncodedActivation, InvocationMessage, names};
+use gust_model::{EncodedActivation, InvocationMessage};
 use gust_runtime_wasm::{HttpDone, HttpResponse, HttpRun, RunOutput, http_body, hyper};
 use serde_json::json;
 
@@ -45,42 +44,12 @@ impl Controller {
         let action = &resolved.action;
         // Handlers take no JSON input: the action's parameters reach them only as `init`
         // environment variables.
-        let (_, mut env) = prepare_input(resolved, serde_json::Map::new(), false)?;
+        let (_, env) = prepare_input(resolved, serde_json::Map::new(), false)?;
         self.ensure_compiled(action).await?;
-        let start = now_ms();
+        let msg = self.new_message(who, action, &serde_json::Map::new(), env, true, None)?;
+        let (id, start) = (msg.activation_id.clone(), msg.accepted_at);
         self.throttles.admit(&who.namespace, &who.limits, start)?;
-        let id = names::new_activation_id();
-        let msg = InvocationMessage {
-            activation_id: id.clone(),
-            namespace: action.namespace.clone(),
-            action: action.name.clone(),
-            version: action.version.clone(),
-            kind: action.exec.kind.clone(),
-            code_hash: action.code_hash.clone(),
-            subject: who.namespace.clone(),
-            params: serde_json::value::to_raw_value(&json!({}))
-                .map_err(|e| ControllerError::Internal(e.to_string()))?,
-            env: Vec::new(),
-            limits: action.limits,
-            blocking: true,
-            reply_to: completion_subject(&self.id),
-            accepted_at: start,
-            cause: None,
-            resent: false,
-        };
-        env.extend([
-            ("__OW_ACTIVATION_ID".to_string(), id.clone()),
-            ("__OW_NAMESPACE".to_string(), who.namespace.clone()),
-            (
-                "__OW_ACTION_NAME".to_string(),
-                format!("/{}/{}", action.namespace, action.name),
-            ),
-            ("__OW_ACTION_VERSION".to_string(), action.version.clone()),
-            (
-                "__OW_DEADLINE".to_string(),
-                (start + action.limits.timeout).to_string(),
-            ),
-        ]);
+        let env = msg.environment(start);
         let run = HttpRun {
             env,
             timeout: Duration::from_millis(action.limits.timeout),

@@ -211,6 +211,36 @@ impl Controller {
             .await
     }
 
+    /// A new invocation of `action` by `who`, accepted now, with a new activation id.
+    pub(crate) fn new_message(
+        &self,
+        who: &Identity,
+        action: &gust_model::Action,
+        input: &Map<String, Value>,
+        env: Environment,
+        blocking: bool,
+        cause: Option<String>,
+    ) -> Result<InvocationMessage, ControllerError> {
+        Ok(InvocationMessage {
+            activation_id: names::new_activation_id(),
+            namespace: action.namespace.clone(),
+            action: action.name.clone(),
+            version: action.version.clone(),
+            kind: action.exec.kind.clone(),
+            code_hash: action.code_hash.clone(),
+            subject: who.namespace.clone(),
+            params: serde_json::value::to_raw_value(input)
+                .map_err(|e| ControllerError::Internal(e.to_string()))?,
+            env,
+            limits: action.limits,
+            blocking,
+            reply_to: completion_subject(&self.id),
+            accepted_at: now_ms(),
+            cause,
+            resent: false,
+        })
+    }
+
     /// Invokes a resolved action; `atomic` runs a conductor action's code itself (one of its
     /// secondary activations) instead of the composition it conducts.
     #[allow(clippy::too_many_arguments)]
@@ -231,26 +261,15 @@ impl Controller {
                 .invoke_sequence(who, resolved, input, blocking, wait, cause)
                 .await;
         }
-        let now = now_ms();
-        let id = names::new_activation_id();
-        let msg = InvocationMessage {
-            activation_id: id.clone(),
-            namespace: action.namespace.clone(),
-            action: action.name.clone(),
-            version: action.version.clone(),
-            kind: action.exec.kind.clone(),
-            code_hash: action.code_hash.clone(),
-            subject: who.namespace.clone(),
-            params: serde_json::value::to_raw_value(&input)
-                .map_err(|e| ControllerError::Internal(e.to_string()))?,
+        let msg = self.new_message(
+            who,
+            action,
+            &input,
             env,
-            limits: action.limits,
             blocking,
-            reply_to: completion_subject(&self.id),
-            accepted_at: now,
-            cause: cause.map(|c| c.activation_id),
-            resent: false,
-        };
+            cause.map(|c| c.activation_id),
+        )?;
+        let (id, now) = (msg.activation_id.clone(), msg.accepted_at);
         let payload = Bytes::from(
             serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?,
         );

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gust_bus::completion_subject;
 use gust_model::time::now_ms;
 use gust_model::{
     Activation, ActivationResponse, ActivationStatus, EncodedActivation, InvocationMessage,
@@ -168,25 +167,18 @@ impl Controller {
     ) -> SequenceFuture<'a> {
         Box::pin(async move {
             let action = resolved.action.clone();
-            let id = names::new_activation_id();
-            let msg = InvocationMessage {
-                activation_id: id.clone(),
-                namespace: action.namespace.clone(),
-                action: action.name.clone(),
-                version: action.version.clone(),
-                kind: SEQUENCE.to_string(),
-                code_hash: String::new(),
-                subject: who.namespace.clone(),
-                params: serde_json::value::to_raw_value(&input)
-                    .map_err(|e| ControllerError::Internal(e.to_string()))?,
-                env: Vec::new(),
-                limits: action.limits,
-                blocking: false,
-                reply_to: completion_subject(&self.id),
-                accepted_at: now_ms(),
-                cause: cause.as_ref().map(|c| c.activation_id.clone()),
-                resent: false,
-            };
+            let mut msg = self.new_message(
+                who,
+                &action,
+                &input,
+                Vec::new(),
+                false,
+                cause.as_ref().map(|c| c.activation_id.clone()),
+            )?;
+            // Recovery must see a sequence (never run its code again), also for a conductor.
+            msg.kind = SEQUENCE.to_string();
+            msg.code_hash = String::new();
+            let id = msg.activation_id.clone();
             let payload =
                 serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?;
             let pending = PendingInvocation {

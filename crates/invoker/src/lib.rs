@@ -275,23 +275,7 @@ impl Invoker {
         if let Err(reason) = self.ensure_code(msg).await {
             return record::internal_error(msg, start, reason);
         }
-        let env = {
-            let mut env = vec![
-                ("__OW_ACTIVATION_ID".to_string(), msg.activation_id.clone()),
-                ("__OW_NAMESPACE".to_string(), msg.subject.clone()),
-                (
-                    "__OW_ACTION_NAME".to_string(),
-                    format!("/{}/{}", msg.namespace, msg.action),
-                ),
-                ("__OW_ACTION_VERSION".to_string(), msg.version.clone()),
-                (
-                    "__OW_DEADLINE".to_string(),
-                    (start + msg.limits.timeout).to_string(),
-                ),
-            ];
-            env.extend(msg.env.iter().cloned());
-            env
-        };
+        let env = msg.environment(start);
         let input = msg.params.get().as_bytes().to_vec();
         let req = RunRequest {
             input,

@@ -64,6 +64,28 @@ pub struct InvocationHeader {
     pub accepted_at: u64,
 }
 
+impl InvocationMessage {
+    /// The environment a run of this invocation gets: `__OW_*` (the deadline counted from
+    /// `start`, ms since the epoch) and then the action's `init` parameters.
+    pub fn environment(&self, start: u64) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("__OW_ACTIVATION_ID".to_string(), self.activation_id.clone()),
+            ("__OW_NAMESPACE".to_string(), self.subject.clone()),
+            (
+                "__OW_ACTION_NAME".to_string(),
+                format!("/{}/{}", self.namespace, self.action),
+            ),
+            ("__OW_ACTION_VERSION".to_string(), self.version.clone()),
+            (
+                "__OW_DEADLINE".to_string(),
+                (start + self.limits.timeout).to_string(),
+            ),
+        ];
+        env.extend(self.env.iter().cloned());
+        env
+    }
+}
+
 impl InvocationHeader {
     /// A message with this header, default limits and `null` parameters: for a record of why
     /// it could not run, never to run.
