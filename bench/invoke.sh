@@ -66,13 +66,3 @@ wrk -t1 -c1 -d${DURATION}s --latency -s bench/invoke.lua "$API/hello?blocking=tr
 echo "== gust blocking invoke of a 3-step sequence of hello, 1 connection, ${DURATION}s"
 wrk -t1 -c1 -d${DURATION}s --latency -s bench/invoke.lua "$API/seq3?blocking=true&result=true" | grep -E 'RESULT'
 
-# Issue 5: a static file of a site (1 KB page), no key, against the same ceiling.
-mkdir -p "$DATA/site"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$DATA/site/index.html"
-$GUST --apihost "http://127.0.0.1:$PORT" --auth "$KEY" site deploy "$DATA/site" --name bench > /dev/null
-PAGE=http://127.0.0.1:$PORT/sites/guest/bench/index.html
-curl -sf -o /dev/null -w '%{http_code} %{size_download} bytes\n' "$PAGE"
-echo "== gust static file GET (1 KB page of a site, no key), $CONNS connections, ${DURATION}s"
-wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s "$DATA/web.lua" "$PAGE" | grep -E 'RESULT'
-echo "== bare hyper hello world again (ceiling), $CONNS connections, ${DURATION}s"
-wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "http://127.0.0.1:$BASE_PORT/" | grep -E 'RESULT'

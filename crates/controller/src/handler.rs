@@ -56,10 +56,14 @@ impl Controller {
             memory_limit: action.limits.memory * MB,
             log_limit: action.limits.logs * MB,
         };
-        let served = self.runtime.serve_http(&action.code_hash, run, req).await;
-        let status = served.response.as_ref().ok().map(|r| r.status().as_u16());
-        let this = self.clone();
+        // From the admission on, everything runs on its own task: a client that goes away
+        // mid-request must not leave the run unrecorded or its throttle slot taken.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (this, hash) = (self.clone(), action.code_hash.clone());
         tokio::spawn(async move {
+            let served = this.runtime.serve_http(&hash, run, req).await;
+            let status = served.response.as_ref().ok().map(|r| r.status().as_u16());
+            let _ = tx.send(served.response);
             let done = served.done.await.unwrap_or_else(|e| HttpDone {
                 exit: gust_runtime_wasm::Exit::Internal(format!("the handler's task failed: {e}")),
                 logs: Vec::new(),
@@ -69,9 +73,12 @@ impl Controller {
             this.record_handler(&msg, start, status, done).await;
             this.throttles.release(&msg.subject);
         });
+        let response = rx
+            .await
+            .unwrap_or_else(|_| Err("the handler's task failed".into()));
         Ok((
             id,
-            match served.response {
+            match response {
                 Ok(r) => HandlerOutcome::Response(r),
                 Err(why) => HandlerOutcome::Failed(format!(
                     "The action did not produce a valid response: {why}"

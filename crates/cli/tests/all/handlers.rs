@@ -139,6 +139,41 @@ async fn hostile_handlers_are_stopped_at_their_limits() {
         let error = rec["response"]["result"]["error"].as_str().unwrap_or("");
         assert!(error.contains(why), "{path}: {error}");
     }
+    // A client that leaves before the answer: the run still ends with its record.
+    let gone = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap()
+        .get(s.url("/api/v1/web/guest/default/h/spin"))
+        .send()
+        .await;
+    assert!(gone.is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = s
+            .call(
+                "GET",
+                "/api/v1/namespaces/_/activations?name=h&docs=true&limit=50",
+                None,
+            )
+            .await;
+        let timeouts = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["response"]["result"]["error"]
+                    .to_string()
+                    .contains("time limits")
+            })
+            .count();
+        if timeouts == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // The server still serves.
     let r = s
         .web("GET", "/api/v1/web/guest/default/h/ok", &[], vec![])
