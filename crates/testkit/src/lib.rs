@@ -76,6 +76,35 @@ pub fn http_handler() -> Vec<u8> {
         .unwrap_or_else(|e| panic!("gust_test_http_handler.wasm: {e}"))
 }
 
+/// The JavaScript wasi:http handler (`tests/js-handler/handler.js` compiled with
+/// componentize-js), or `None` when its npm packages are not installed
+/// (`npm ci --prefix tests/js-handler`).
+pub fn js_handler() -> Option<Vec<u8>> {
+    static BYTES: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    BYTES
+        .get_or_init(|| {
+            let root = workspace_root();
+            let dir = root.join("tests/js-handler");
+            if !dir
+                .join("node_modules/@bytecodealliance/componentize-js")
+                .exists()
+            {
+                return None;
+            }
+            let out_dir = root.join("target").join("functions");
+            std::fs::create_dir_all(&out_dir).expect("target/functions");
+            let out = out_dir.join("js-handler.wasm");
+            let status = Command::new("node")
+                .arg(dir.join("build.mjs"))
+                .arg(&out)
+                .status()
+                .expect("cannot run node to build the JavaScript handler");
+            assert!(status.success(), "building the JavaScript handler failed");
+            Some(std::fs::read(&out).expect("js-handler.wasm"))
+        })
+        .clone()
+}
+
 /// A running `gust serve`.
 pub struct Server {
     pub child: Child,

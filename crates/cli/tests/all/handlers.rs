@@ -2,7 +2,7 @@
 //! serve` runs it) behind web actions and API routes, invoked with JSON too, and hostile ones
 //! stopped at their limits.
 
-use gust_testkit::{Server, http_handler};
+use gust_testkit::{Server, http_handler, js_handler};
 use serde_json::{Value, json};
 
 use crate::server;
@@ -179,4 +179,50 @@ async fn hostile_handlers_are_stopped_at_their_limits() {
         .web("GET", "/api/v1/web/guest/default/h/ok", &[], vec![])
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_javascript_handler_from_componentize_js_runs_unchanged() {
+    let Some(code) = js_handler() else {
+        eprintln!("skipped: componentize-js is not installed (npm ci --prefix tests/js-handler)");
+        return;
+    };
+    let s = server();
+    let body = s
+        .create(
+            "js",
+            &code,
+            json!({ "annotations": [{ "key": "web-export", "value": true }] }),
+        )
+        .await;
+    assert_eq!(body["exec"]["http"], true, "{body}");
+    let r = s
+        .web("GET", "/api/v1/web/guest/default/js/hello?x=1", &[], vec![])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = json_of(&r);
+    assert_eq!(
+        (v["js"].as_bool(), v["path"].as_str()),
+        (Some(true), Some("/hello?x=1"))
+    );
+    let id = r.header("x-openwhisk-activation-id").unwrap().to_string();
+    let r = s
+        .web(
+            "POST",
+            "/api/v1/web/guest/default/js/p",
+            &[],
+            b"ping".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(json_of(&r)["body"], "ping");
+    let r = s.invoke("js", json!({ "a": 1 })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["response"]["result"]["body"], "{\"a\":1}");
+    let rec = s.wait_for_record(&id).await;
+    assert_eq!(rec["response"]["status"], "success", "{rec}");
+    assert!(
+        rec["logs"].to_string().contains("js handling GET /hello"),
+        "{rec}"
+    );
 }
