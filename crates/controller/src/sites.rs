@@ -23,6 +23,8 @@ pub const MAX_SITE_FILES: usize = 10_000;
 pub const MAX_SITE_FILE: u64 = 48 * MB;
 /// Largest site, all files together.
 pub const MAX_SITE_BYTES: u64 = 1024 * MB;
+/// Most site content a namespace keeps, named by its sites or uploaded for a deploy.
+pub const MAX_NAMESPACE_SITE_BYTES: u64 = 2 * MAX_SITE_BYTES;
 /// Longest file path inside a site.
 const MAX_SITE_PATH: usize = 1024;
 /// How long an unnamed blob is kept after its last use (a deploy in progress names it soon).
@@ -173,6 +175,16 @@ impl Controller {
         if actual != hash {
             return Err(bad(format!(
                 "The content's SHA-256 is {actual}, not {hash}."
+            )));
+        }
+        // Uploads no site names yet count too: a tenant cannot fill the store with them.
+        self.sweep_site_blobs(ns).await;
+        let stored = self.store.site_blob_bytes(ns).await?;
+        if stored + content.len() as u64 > MAX_NAMESPACE_SITE_BYTES {
+            return Err(ControllerError::TooLarge(format!(
+                "The namespace's site contents would take {} bytes; at most {MAX_NAMESPACE_SITE_BYTES} are kept (delete sites, or wait {} minutes for unused uploads to be swept).",
+                stored + content.len() as u64,
+                BLOB_GRACE_MS / 60_000
             )));
         }
         self.store.put_site_blob(ns, hash, content.to_vec()).await?;

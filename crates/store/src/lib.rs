@@ -142,6 +142,8 @@ pub trait Store: Send + Sync + 'static {
         hashes: &[String],
     ) -> Result<std::collections::HashMap<String, u64>>;
     async fn site_blob(&self, namespace: &str, hash: &str) -> Result<Option<Vec<u8>>>;
+    /// Bytes of site content a namespace stores (named by a site or not).
+    async fn site_blob_bytes(&self, namespace: &str) -> Result<u64>;
     /// Deletes the blobs of `namespace` that no site names and that were last used before
     /// `before` (ms); returns how many.
     async fn sweep_site_blobs(&self, namespace: &str, before: u64) -> Result<u64>;

@@ -739,6 +739,17 @@ impl Store for PostgresStore {
             .map(|r| r.get(0)))
     }
 
+    async fn site_blob_bytes(&self, namespace: &str) -> Result<u64> {
+        let rows = self
+            .query(
+                "SELECT COALESCE(SUM(octet_length(content)), 0)::BIGINT FROM site_blobs
+                 WHERE namespace = $1",
+                &[&namespace],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
+    }
+
     async fn sweep_site_blobs(&self, namespace: &str, before: u64) -> Result<u64> {
         self.execute(
             "DELETE FROM site_blobs b WHERE namespace = $1 AND touched < $2

@@ -935,6 +935,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn site_blob_bytes(&self, namespace: &str) -> Result<u64> {
+        let ns = namespace.to_string();
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(length(content)), 0) FROM site_blobs WHERE namespace = ?",
+                )?
+                .query_row([ns], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn sweep_site_blobs(&self, namespace: &str, before: u64) -> Result<u64> {
         let ns = namespace.to_string();
         let out = self

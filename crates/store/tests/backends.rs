@@ -580,6 +580,8 @@ async fn sites_name_blobs_and_sweeps_keep_what_is_named(s: &dyn Store) {
     assert_eq!(sizes["aa"], 3);
     assert_eq!(sizes["bb"], 6);
     assert_eq!(s.site_blob("ns", "aa").await.unwrap().unwrap(), b"one");
+    assert_eq!(s.site_blob_bytes("ns").await.unwrap(), 9);
+    assert_eq!(s.site_blob_bytes("nobody").await.unwrap(), 0);
     assert!(s.site_blob("ns", "cc").await.unwrap().is_none());
 
     s.put_site(&site("web", &[("index.html", "aa")]))
