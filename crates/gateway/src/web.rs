@@ -233,7 +233,7 @@ pub(crate) async fn serve_resolved(
     };
     if action.exec.http {
         return (
-            serve_handler(gw, owner, resolved, ow_path, req).await,
+            serve_handler(gw, owner, resolved, ow_path, user, req).await,
             custom_options,
         );
     }
@@ -245,6 +245,18 @@ pub(crate) async fn serve_resolved(
     };
     for (k, v) in path_params {
         params.insert(k, Value::String(v));
+    }
+    // Base64 (binary and raw bodies), headers and query add to the body: the parameters as
+    // a whole must fit the payload limit too.
+    let size = serde_json::to_vec(&params).map_or(0, |v| v.len() as u64);
+    if size > max {
+        return (
+            Err(web_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request larger than allowed: {size} > {max} bytes."),
+            )),
+            custom_options,
+        );
     }
     let outcome = gw
         .controller
@@ -450,18 +462,36 @@ async fn serve_handler(
     owner: &Identity,
     resolved: &gust_controller::Resolved,
     ow_path: &str,
+    user: Option<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
-    let path = if ow_path.starts_with('/') {
-        ow_path
-    } else {
-        "/"
-    };
+    // `ow_path` arrives decoded: encode again what a URI path cannot hold as it is.
+    let mut path = String::with_capacity(ow_path.len() + 1);
+    if !ow_path.starts_with('/') {
+        path.push('/');
+    }
+    for b in ow_path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
+            path.push(b as char);
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
     let target = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
+        None => path,
     };
+    // Credentials stay with the platform; the handler learns only who called (when the
+    // action requires authentication), from a header no client can set.
+    parts.headers.remove(header::AUTHORIZATION);
+    parts.headers.remove("x-require-whisk-auth");
+    parts.headers.remove("x-ow-user");
+    if let Some(ns) = user
+        && let Ok(v) = HeaderValue::from_str(&ns)
+    {
+        parts.headers.insert("x-ow-user", v);
+    }
     parts.uri = target
         .parse()
         .map_err(|_| ApiError::bad_request("The request path is not a valid URI."))?;

@@ -151,6 +151,11 @@ pub(crate) struct ModuleState {
     limiter: Limiter,
 }
 
+/// Most host resources (streams, HTTP fields, requests...) one component instance may hold.
+const MAX_RESOURCES: usize = 10_000;
+/// Largest HTTP header field a component may build, in bytes.
+const MAX_FIELD_SIZE: usize = 16 * 1024;
+
 pub(crate) struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
@@ -161,11 +166,17 @@ pub(crate) struct ComponentState {
 
 impl ComponentState {
     pub(crate) fn new(ctx: WasiCtx, limiter: Limiter) -> Self {
+        // Host resources are memory the linear-memory limiter does not see: a guest gets a
+        // bounded number of them, and small HTTP header fields.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELD_SIZE);
         ComponentState {
             ctx,
-            table: ResourceTable::new(),
+            table,
             limiter,
-            http: WasiHttpCtx::new(),
+            http,
             hooks: NoOutgoing,
         }
     }

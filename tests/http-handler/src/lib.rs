@@ -53,6 +53,10 @@ impl wasi::exports::http::incoming_handler::Guest for Handler {
             .get(&"x-test".to_string())
             .first()
             .map(|v| String::from_utf8_lossy(v).into_owned());
+        let auth = !request
+            .headers()
+            .get(&"authorization".to_string())
+            .is_empty();
         let mut body = Vec::new();
         if let Ok(incoming) = request.consume() {
             if let Ok(stream) = incoming.stream() {
@@ -105,6 +109,7 @@ impl wasi::exports::http::incoming_handler::Guest for Handler {
             "path": path,
             "body": String::from_utf8_lossy(&body),
             "header": header,
+            "auth": auth,
             "activation": std::env::var("__OW_ACTIVATION_ID").ok(),
         });
         let status = if method == "POST" { 201 } else { 200 };

@@ -73,9 +73,12 @@ fn walk(dir: &Path) -> Result<Vec<LocalFile>> {
             }
             let path = format!("{prefix}{name}");
             let full = entry.path();
-            // Follows symbolic links to files; a linked folder could loop, so it is skipped.
+            // Symbolic links are skipped: one could publish a file from outside the folder
+            // (a key, a password file), and a linked folder could loop.
             let kind = entry.file_type()?;
-            if kind.is_dir() {
+            if kind.is_symlink() {
+                eprintln!("skipped {} (a symbolic link)", full.display());
+            } else if kind.is_dir() {
                 stack.push((full, format!("{path}/")));
             } else if let Ok(meta) = std::fs::metadata(&full)
                 && meta.is_file()

@@ -47,6 +47,19 @@ async fn a_wasi_http_handler_answers_web_requests_routes_and_invocations() {
     assert_eq!(v["header"], "v");
     let id = r.header("x-openwhisk-activation-id").unwrap().to_string();
     assert_eq!(v["activation"], id.as_str());
+    // Credentials stay with the platform; an encoded path stays encoded.
+    let r = s
+        .web(
+            "GET",
+            "/api/v1/web/guest/default/h/a%20b/caf%C3%A9",
+            &[("authorization", "Basic c2VjcmV0OmtleQ==")],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = json_of(&r);
+    assert_eq!(v["auth"], false, "{v}");
+    assert_eq!(v["path"], "/a%20b/caf%C3%A9");
     let r = s
         .web(
             "POST",
