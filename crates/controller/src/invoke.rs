@@ -221,6 +221,18 @@ impl Controller {
         blocking: bool,
         cause: Option<String>,
     ) -> Result<InvocationMessage, ControllerError> {
+        let params = serde_json::value::to_raw_value(input)
+            .map_err(|e| ControllerError::Internal(e.to_string()))?;
+        // A request's input as it travels (base64 bodies, headers and query of web requests
+        // included) must fit the payload limit; steps of a sequence (with a cause) carry the
+        // previous step's result instead.
+        let size = params.get().len() as u64;
+        if cause.is_none() && size > self.system.max_payload {
+            return Err(ControllerError::TooLarge(format!(
+                "Request larger than allowed: {size} > {} bytes.",
+                self.system.max_payload
+            )));
+        }
         Ok(InvocationMessage {
             activation_id: names::new_activation_id(),
             namespace: action.namespace.clone(),
@@ -229,8 +241,7 @@ impl Controller {
             kind: action.exec.kind.clone(),
             code_hash: action.code_hash.clone(),
             subject: who.namespace.clone(),
-            params: serde_json::value::to_raw_value(input)
-                .map_err(|e| ControllerError::Internal(e.to_string()))?,
+            params,
             env,
             limits: action.limits,
             blocking,

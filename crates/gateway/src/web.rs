@@ -246,18 +246,6 @@ pub(crate) async fn serve_resolved(
     for (k, v) in path_params {
         params.insert(k, Value::String(v));
     }
-    // Base64 (binary and raw bodies), headers and query add to the body: the parameters as
-    // a whole must fit the payload limit too.
-    let size = serde_json::to_vec(&params).map_or(0, |v| v.len() as u64);
-    if size > max {
-        return (
-            Err(web_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Request larger than allowed: {size} > {max} bytes."),
-            )),
-            custom_options,
-        );
-    }
     let outcome = gw
         .controller
         .invoke_resolved(owner, resolved, params, true, MAX_BLOCKING_WAIT, None)
