@@ -18,6 +18,7 @@ use gust_runtime_wasm::{EngineLimits, WasmRuntime};
 use gust_store::sqlite::Durability;
 use serde::Deserialize;
 
+use crate::processes::ProcessArgs;
 use crate::serve::{connect_bus, connect_store, ensure_data_dir, retention, shutdown_signal};
 
 /// Settings both roles share.
@@ -60,6 +61,8 @@ pub struct ControllerArgs {
     /// 0 keeps them forever [default: 0].
     #[arg(long, env = "GUST_RETENTION_DAYS")]
     retention_days: Option<u64>,
+    #[command(flatten)]
+    processes: ProcessArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +73,8 @@ pub struct InvokerArgs {
     /// [default: 10].
     #[arg(long, env = "GUST_SHUTDOWN_GRACE")]
     shutdown_grace: Option<u64>,
+    #[command(flatten)]
+    processes: ProcessArgs,
 }
 
 /// The config file: every key optional, unknown keys refused.
@@ -208,6 +213,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         runtime,
         SystemLimits::default(),
     );
+    controller.set_kinds(args.processes.kinds()?);
     controller.start().await?;
     // Invokers announce themselves every second: give them a moment before taking requests.
     for _ in 0..30 {
@@ -246,13 +252,20 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
         .unwrap_or(10);
     let settings = resolve(args.cluster, &mut file, "invoker")?;
     let (store, bus, runtime) = open(&settings).await?;
-    let invoker = Invoker::new(
+    let mut invoker = Invoker::new(
         settings.id.clone(),
         runtime,
         store,
         bus,
         SystemLimits::default(),
     );
+    let kinds = args.processes.kinds()?;
+    if let Some(p) = args
+        .processes
+        .runtime(kinds, &settings.data_dir.join("processes"))?
+    {
+        invoker = invoker.with_processes(p);
+    }
     invoker.join_cluster().await?;
     invoker.start().await?;
     println!(

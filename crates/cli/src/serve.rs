@@ -1,5 +1,6 @@
 //! `gust serve`: the whole platform in one process on an embedded store.
 
+use crate::processes::ProcessArgs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct ServeArgs {
     /// Do not write the client configuration for the `gust` CLI.
     #[arg(long)]
     no_client_config: bool,
+    #[command(flatten)]
+    processes: ProcessArgs,
 }
 
 pub const GUEST: &str = "guest";
@@ -256,13 +259,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let bus = connect_bus(args.bus.as_deref(), &args.cluster, ca.as_deref()).await?;
     let system = SystemLimits::default();
 
-    let invoker = Invoker::new(
+    let mut invoker = Invoker::new(
         "invoker0",
         runtime.clone(),
         store.clone(),
         bus.clone(),
         system,
     );
+    let kinds = args.processes.kinds()?;
+    if let Some(p) = args
+        .processes
+        .runtime(kinds.clone(), &args.data_dir.join("processes"))?
+    {
+        invoker = invoker.with_processes(p);
+    }
     invoker.start().await?;
     let controller = Controller::new(
         "controller0",
@@ -272,6 +282,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Scheduler::new(vec![invoker.id().to_string()]),
         system,
     );
+    controller.set_kinds(kinds);
     controller.start().await?;
     let recovered = controller.recover().await?;
     if recovered > 0 {

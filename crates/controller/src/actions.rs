@@ -7,6 +7,7 @@ use gust_model::entity::bump_version;
 use gust_model::limits::{ActionLimitsPatch, MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{Action, ActionLimits, Exec, KeyValue, names};
+use gust_runtime_process::kinds::Kinds;
 use gust_runtime_wasm::CompileError;
 use gust_store::PutMode;
 use serde::Deserialize;
@@ -386,12 +387,11 @@ impl Controller {
         name: &str,
         exec: ExecPut,
     ) -> Result<(Exec, Vec<u8>, String), ControllerError> {
+        if Kinds::is_process_kind(&exec.kind) {
+            return self.accept_process_code(exec);
+        }
         if !KINDS.contains(&exec.kind.as_str()) {
-            return Err(bad(format!(
-                "kind '{}' is not supported; this server runs: {}.",
-                exec.kind,
-                KINDS.join(", ")
-            )));
+            return Err(self.unsupported_kind(&exec.kind));
         }
         if exec.kind == SEQUENCE {
             let components = self
@@ -410,26 +410,7 @@ impl Controller {
         let Some(text) = exec.code else {
             return Err(bad("exec.code is required for kind 'wasm'."));
         };
-        // Refuse oversized code before decoding it: the size base64 text decodes to.
-        let text = text.trim();
-        let padding = text.bytes().rev().take_while(|b| *b == b'=').count() as u64;
-        let decoded_len = (text.len() as u64 / 4 * 3).saturating_sub(padding);
-        if decoded_len > self.system.max_code {
-            return Err(ControllerError::TooLarge(format!(
-                "Code larger than allowed: {decoded_len} > {} bytes.",
-                self.system.max_code
-            )));
-        }
-        let code = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|e| bad(format!("exec.code is not valid base64: {e}.")))?;
-        if code.len() as u64 > self.system.max_code {
-            return Err(ControllerError::TooLarge(format!(
-                "Code larger than allowed: {} > {} bytes.",
-                code.len(),
-                self.system.max_code
-            )));
-        }
+        let code = self.decode_code(&text)?;
         let runtime = self.runtime.clone();
         let compiled =
             tokio::task::spawn_blocking(move || runtime.compile(&code).map(|h| (h, code)))
@@ -454,4 +435,86 @@ impl Controller {
         };
         Ok((exec, code, hash))
     }
+
+    fn unsupported_kind(&self, kind: &str) -> ControllerError {
+        let mut offered: Vec<String> = KINDS.iter().map(|k| k.to_string()).collect();
+        offered.extend(self.kinds().all().iter().map(|k| k.name.clone()));
+        bad(format!(
+            "kind '{kind}' is not supported; this server runs: {}.",
+            offered.join(", ")
+        ))
+    }
+
+    /// Decodes base64 code, refusing it (413) past the code limit before decoding.
+    fn decode_code(&self, text: &str) -> Result<Vec<u8>, ControllerError> {
+        let text = text.trim();
+        let padding = text.bytes().rev().take_while(|b| *b == b'=').count() as u64;
+        let decoded_len = (text.len() as u64 / 4 * 3).saturating_sub(padding);
+        self.check_code_size(decoded_len)?;
+        let code = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| bad(format!("exec.code is not valid base64: {e}.")))?;
+        self.check_code_size(code.len() as u64)?;
+        Ok(code)
+    }
+
+    fn check_code_size(&self, len: u64) -> Result<(), ControllerError> {
+        if len > self.system.max_code {
+            return Err(ControllerError::TooLarge(format!(
+                "Code larger than allowed: {len} > {} bytes.",
+                self.system.max_code
+            )));
+        }
+        Ok(())
+    }
+
+    /// Node.js, Python and native code: source text, or (binary) a base64 zip or executable,
+    /// checked for its entry file; the kind is resolved (`nodejs:default` -> `nodejs:20`).
+    fn accept_process_code(
+        &self,
+        exec: ExecPut,
+    ) -> Result<(Exec, Vec<u8>, String), ControllerError> {
+        let Some(kind) = self.kinds().resolve(&exec.kind).cloned() else {
+            return Err(self.unsupported_kind(&exec.kind));
+        };
+        let Some(text) = exec.code else {
+            return Err(bad(format!(
+                "exec.code is required for kind '{}'.",
+                kind.name
+            )));
+        };
+        if let Some(main) = &exec.main
+            && !valid_entry_point(main)
+        {
+            return Err(bad(format!(
+                "exec.main '{main}' is not a function name (letters, digits, _ and $, not starting with a digit)."
+            )));
+        }
+        let binary = exec.binary.unwrap_or(false);
+        let code = if binary {
+            self.decode_code(&text)?
+        } else {
+            self.check_code_size(text.len() as u64)?;
+            text.into_bytes()
+        };
+        gust_runtime_process::code::check(kind.family, &code, binary).map_err(bad)?;
+        let hash = gust_runtime_wasm::code_hash(&code);
+        let exec = Exec {
+            kind: kind.name,
+            code: None,
+            binary,
+            main: exec.main,
+            components: None,
+            http: false,
+        };
+        Ok((exec, code, hash))
+    }
+}
+
+/// A JavaScript or Python identifier: what `exec.main` may name.
+fn valid_entry_point(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && name.len() <= 256
 }

@@ -240,6 +240,7 @@ impl Controller {
             version: action.version.clone(),
             kind: action.exec.kind.clone(),
             code_hash: action.code_hash.clone(),
+            main: action.exec.main.clone(),
             subject: who.namespace.clone(),
             params,
             env,

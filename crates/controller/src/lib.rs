@@ -62,6 +62,8 @@ pub struct Controller {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     runtime: Arc<WasmRuntime>,
+    /// Process kinds (Node.js, Python, native) the invokers run; none until set.
+    kinds: std::sync::OnceLock<gust_runtime_process::kinds::Kinds>,
     scheduler: Scheduler,
     system: SystemLimits,
     waiters: Waiters,
@@ -133,6 +135,7 @@ impl Controller {
             store,
             bus,
             runtime,
+            kinds: std::sync::OnceLock::new(),
             scheduler,
             system,
             waiters: Mutex::new(HashMap::new()),
@@ -150,6 +153,20 @@ impl Controller {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Accepts actions of these process kinds (set once, at start).
+    pub fn set_kinds(&self, kinds: gust_runtime_process::kinds::Kinds) {
+        let _ = self.kinds.set(kinds);
+    }
+
+    /// The process kinds accepted (listed by `GET /api/v1`).
+    pub fn kinds(&self) -> &gust_runtime_process::kinds::Kinds {
+        static NONE: std::sync::OnceLock<gust_runtime_process::kinds::Kinds> =
+            std::sync::OnceLock::new();
+        self.kinds
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(gust_runtime_process::kinds::Kinds::none))
     }
 
     /// The invokers this controller sends work to now.

@@ -236,10 +236,7 @@ async fn info(State(gw): State<Gateway>) -> Response {
         &json!({
             "description": "Gust serverless functions platform (OpenWhisk API)",
             "api_paths": ["/api/v1"],
-            "runtimes": {
-                "wasm": [{ "kind": "wasm", "default": true, "deprecated": false,
-                           "attached": true, "image": "wasm32-wasip1 module or wasm32-wasip2 command component" }]
-            },
+            "runtimes": runtimes(gw.controller.kinds()),
             "limits": {
                 "min_action_duration": ActionLimits::TIMEOUT.0,
                 "max_action_duration": ActionLimits::TIMEOUT.1,
@@ -254,6 +251,31 @@ async fn info(State(gw): State<Gateway>) -> Response {
             }
         }),
     )
+}
+
+/// OpenWhisk's runtime manifest: kinds grouped by language, the default of each marked.
+fn runtimes(kinds: &gust_runtime_process::kinds::Kinds) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "wasm".into(),
+        json!([{ "kind": "wasm", "default": true, "deprecated": false, "attached": true,
+                 "image": "wasm32-wasip1 module or wasm32-wasip2 command component" }]),
+    );
+    for k in kinds.all() {
+        let entry = json!({
+            "kind": k.name,
+            "default": k.default,
+            "deprecated": false,
+            "attached": false,
+            "image": k.interpreter.as_ref().map_or("x86-64 Linux executable".to_string(), |p| p.display().to_string()),
+        });
+        if let Some(Value::Array(list)) = out.get_mut(k.family.name()) {
+            list.push(entry);
+        } else {
+            out.insert(k.family.name().into(), json!([entry]));
+        }
+    }
+    Value::Object(out)
 }
 
 async fn namespaces(Caller(who): Caller) -> Response {

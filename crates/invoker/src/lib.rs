@@ -23,6 +23,8 @@ use gust_model::time::now_ms;
 use gust_model::{
     Activation, CompletionMessage, EncodedActivation, InvocationMessage, SystemLimits,
 };
+use gust_runtime_process::ProcessRuntime;
+use gust_runtime_process::kinds::Kinds;
 use gust_runtime_wasm::{CompileError, RunRequest, WasmRuntime};
 use gust_store::Store;
 use tokio::sync::{Notify, watch};
@@ -39,6 +41,8 @@ pub enum InvokerError {
 pub struct Invoker {
     id: String,
     runtime: Arc<WasmRuntime>,
+    /// Node.js, Python and native actions, if this invoker runs them.
+    processes: Option<Arc<ProcessRuntime>>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     system: SystemLimits,
@@ -68,6 +72,7 @@ impl Invoker {
         Arc::new(Invoker {
             id: id.into(),
             runtime,
+            processes: None,
             store,
             bus,
             system,
@@ -77,6 +82,14 @@ impl Invoker {
             idle: Notify::new(),
             stop: watch::channel(false).0,
         })
+    }
+
+    /// Runs process kinds too, in `processes`.
+    pub fn with_processes(mut self: Arc<Self>, processes: Arc<ProcessRuntime>) -> Arc<Self> {
+        if let Some(me) = Arc::get_mut(&mut self) {
+            me.processes = Some(processes);
+        }
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -272,6 +285,9 @@ impl Invoker {
                     .to_string(),
             );
         }
+        if Kinds::is_process_kind(&msg.kind) {
+            return self.process_kind(msg, start).await;
+        }
         if let Err(reason) = self.ensure_code(msg).await {
             return record::internal_error(msg, start, reason);
         }
@@ -287,6 +303,53 @@ impl Invoker {
             result_limit: self.system.max_result,
         };
         let out = self.runtime.run(&msg.code_hash, req).await;
+        build_record(msg, start, now_ms(), out, self.system.max_result)
+    }
+
+    /// Runs a Node.js, Python or native activation in the process pool.
+    async fn process_kind(&self, msg: &InvocationMessage, start: u64) -> Activation {
+        let Some(processes) = &self.processes else {
+            return record::internal_error(
+                msg,
+                start,
+                format!("This invoker does not run kind '{}'.", msg.kind),
+            );
+        };
+        if !processes.has_code(&msg.code_hash) {
+            let code = match self.store.action_code(&msg.namespace, &msg.action).await {
+                Ok(Some(code)) if gust_runtime_wasm::code_hash(&code) == msg.code_hash => code,
+                Ok(_) => {
+                    let gone = "Action could not be found or may have been deleted.";
+                    return record::internal_error(msg, start, gone.to_string());
+                }
+                Err(e) => {
+                    let why = format!("cannot read the action's code: {e}");
+                    return record::internal_error(msg, start, why);
+                }
+            };
+            let (p, hash) = (processes.clone(), msg.code_hash.clone());
+            let added = tokio::task::spawn_blocking(move || p.add_code(&hash, &code)).await;
+            match added {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return record::internal_error(msg, start, e),
+                Err(e) => return record::internal_error(msg, start, e.to_string()),
+            }
+        }
+        let run = gust_runtime_process::ProcessRun {
+            namespace: msg.namespace.clone(),
+            action: msg.action.clone(),
+            kind: msg.kind.clone(),
+            code_hash: msg.code_hash.clone(),
+            main: msg.main.clone(),
+            params: msg.params.clone(),
+            env: msg.environment(start),
+            timeout: Duration::from_millis(msg.limits.timeout),
+            memory: msg.limits.memory,
+            log_limit: msg.limits.logs * MB,
+            result_limit: self.system.max_result,
+            max_instances: msg.limits.instances,
+        };
+        let out = processes.run(run).await;
         build_record(msg, start, now_ms(), out, self.system.max_result)
     }
 

@@ -156,6 +156,10 @@ pub fn build_record(
                 "The action did not produce a valid response and exited unexpectedly: {reason}"
             ),
         ),
+        Exit::Init(reason) => ActivationResponse::error(
+            DeveloperError,
+            format!("Initialization has failed due to: {reason}"),
+        ),
         Exit::Internal(reason) => ActivationResponse::error(InternalError, reason.clone()),
     };
     let init_ms = out.init_time.as_millis() as u64;

@@ -7,8 +7,10 @@
 pub mod activation;
 pub mod entity;
 pub mod limits;
+pub mod logs;
 pub mod message;
 pub mod names;
+pub mod run;
 pub mod time;
 
 pub use activation::{

@@ -70,6 +70,14 @@ pub struct ActionLimits {
     pub memory: u64,
     pub logs: u64,
     pub concurrency: u64,
+    /// Most instances of the action that run at once (process kinds); 0: the invoker's own
+    /// ceiling.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub instances: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ActionLimits {
@@ -77,6 +85,7 @@ impl ActionLimits {
     pub const MEMORY: (u64, u64, u64) = (128, 512, 256);
     pub const LOGS: (u64, u64, u64) = (0, 10, 10);
     pub const CONCURRENCY: (u64, u64, u64) = (1, 1, 1);
+    pub const INSTANCES: (u64, u64, u64) = (0, 1000, 0);
 
     /// Checks every field against its range.
     pub fn validate(&self) -> Result<(), LimitError> {
@@ -96,7 +105,8 @@ impl ActionLimits {
         check("timeout", self.timeout, Self::TIMEOUT, "milliseconds")?;
         check("memory", self.memory, Self::MEMORY, "MB")?;
         check("logs", self.logs, Self::LOGS, "MB")?;
-        check("concurrency", self.concurrency, Self::CONCURRENCY, "")
+        check("concurrency", self.concurrency, Self::CONCURRENCY, "")?;
+        check("instances", self.instances, Self::INSTANCES, "")
     }
 }
 
@@ -107,6 +117,7 @@ impl Default for ActionLimits {
             memory: Self::MEMORY.2,
             logs: Self::LOGS.2,
             concurrency: Self::CONCURRENCY.2,
+            instances: Self::INSTANCES.2,
         }
     }
 }
@@ -119,6 +130,7 @@ pub struct ActionLimitsPatch {
     pub memory: Option<u64>,
     pub logs: Option<u64>,
     pub concurrency: Option<u64>,
+    pub instances: Option<u64>,
 }
 
 impl ActionLimitsPatch {
@@ -128,6 +140,7 @@ impl ActionLimitsPatch {
             memory: self.memory.unwrap_or(base.memory),
             logs: self.logs.unwrap_or(base.logs),
             concurrency: self.concurrency.unwrap_or(base.concurrency),
+            instances: self.instances.unwrap_or(base.instances),
         }
     }
 }

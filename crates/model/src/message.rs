@@ -20,6 +20,9 @@ pub struct InvocationMessage {
     pub kind: String,
     /// SHA-256 of the code; the invoker's key for its compiled artifact.
     pub code_hash: String,
+    /// The entry point of a Node.js or Python action (`exec.main`), if not `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main: Option<String>,
     /// Namespace of the caller (the record's `subject`).
     pub subject: String,
     /// The function's input, one JSON object: action parameters merged with the request's.
@@ -97,6 +100,7 @@ impl InvocationHeader {
             version: self.version.clone(),
             kind: self.kind.clone(),
             code_hash: String::new(),
+            main: None,
             subject: self.subject.clone(),
             params: RawValue::NULL.to_owned(),
             env: Vec::new(),

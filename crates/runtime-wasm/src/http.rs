@@ -18,9 +18,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
 use crate::pipes::LogPipe;
-use crate::runtime::{
-    Compiled, ComponentState, Exit, Limiter, RunOutput, RunRequest, WasmRuntime, classify,
-};
+use crate::runtime::{Compiled, ComponentState, Limiter, RunRequest, WasmRuntime, classify};
+use gust_model::run::{Exit, RunOutput};
 
 /// A handler's response: status and headers now, the body as the guest writes it.
 pub type HttpResponse = hyper::Response<HyperOutgoingBody>;

@@ -18,7 +18,8 @@ mod pipes;
 mod runtime;
 
 pub use engine::{EngineLimits, MAX_CONCURRENT};
+pub use gust_model::run::{Exit, RunOutput};
 pub use http::{HttpDone, HttpResponse, HttpRun, HttpServed};
-pub use runtime::{CompileError, Exit, RunOutput, RunRequest, WasmRuntime, code_hash};
+pub use runtime::{CompileError, RunRequest, WasmRuntime, code_hash};
 /// The HTTP types handlers speak (re-exported so callers name the same versions).
 pub use {http_body, hyper};

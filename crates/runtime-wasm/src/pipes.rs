@@ -4,10 +4,9 @@
 //! costs the guest its own time budget and nothing else.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
 
 use bytes::Bytes;
-use gust_model::time::iso8601;
+use gust_model::logs::LogLines;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
@@ -60,42 +59,21 @@ pub struct LogPipe(Arc<Mutex<Logs>>);
 
 #[derive(Debug)]
 struct Logs {
-    lines: Vec<String>,
+    lines: LogLines,
     partial: Vec<u8>,
-    bytes: u64,
-    limit: u64,
-    truncated: bool,
 }
 
 impl Logs {
     fn line(&mut self, raw: &[u8]) {
-        if self.truncated {
-            return;
-        }
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = format!(
-            "{} stderr: {}",
-            iso8601(SystemTime::now()),
-            String::from_utf8_lossy(raw)
-        );
-        // The whole stored line counts, so a flood of empty lines is bounded too.
-        if self.bytes + line.len() as u64 > self.limit {
-            self.truncated = true;
-            return;
-        }
-        self.bytes += line.len() as u64;
-        self.lines.push(line);
+        self.lines.push("stderr", raw);
     }
 }
 
 impl LogPipe {
     pub fn new(limit: u64) -> Self {
         LogPipe(Arc::new(Mutex::new(Logs {
-            lines: Vec::new(),
+            lines: LogLines::new(limit),
             partial: Vec::new(),
-            bytes: 0,
-            limit,
-            truncated: false,
         })))
     }
 
@@ -111,13 +89,13 @@ impl LogPipe {
             }
             bytes = &bytes[i + 1..];
         }
-        if s.truncated || bytes.is_empty() {
+        if s.lines.is_truncated() || bytes.is_empty() {
             return;
         }
         // A line without its end yet; it cannot be kept whole past the limit.
-        if s.bytes + (s.partial.len() + bytes.len()) as u64 > s.limit {
+        if s.lines.bytes() + (s.partial.len() + bytes.len()) as u64 > s.lines.limit() {
             s.partial.clear();
-            s.truncated = true;
+            s.lines.truncate();
         } else {
             s.partial.extend_from_slice(bytes);
         }
@@ -130,16 +108,7 @@ impl LogPipe {
             let partial = std::mem::take(&mut s.partial);
             s.line(&partial);
         }
-        let truncated = s.truncated;
-        let mut lines = std::mem::take(&mut s.lines);
-        if truncated {
-            lines.push(format!(
-                "{} stderr: Logs were truncated because the total bytes size exceeds the limit of {} bytes.",
-                iso8601(SystemTime::now()),
-                s.limit
-            ));
-        }
-        (lines, truncated)
+        s.lines.finish()
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use gust_model::run::{Exit, RunOutput};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, ResourceTable};
@@ -35,23 +36,6 @@ pub enum CompileError {
     Cache(String),
 }
 
-/// How an activation ended, as far as the sandbox can tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    /// `_start` returned, or the guest exited with status 0.
-    Ok,
-    /// The guest exited with a non-zero status.
-    Code(i32),
-    /// The time limit expired.
-    Timeout,
-    /// The guest needed more memory than its limit allows.
-    OutOfMemory,
-    /// The guest trapped (panic, unreachable, stack overflow, ...).
-    Trap(String),
-    /// The code could not be made ready (host: missing artifact, pool exhausted, ...).
-    Internal(String),
-}
-
 /// One activation's inputs.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -68,20 +52,6 @@ pub struct RunRequest {
     pub log_limit: u64,
     /// Cap on stdout bytes kept; the total written is still counted.
     pub result_limit: u64,
-}
-
-/// One activation's outputs.
-#[derive(Debug, Clone)]
-pub struct RunOutput {
-    pub exit: Exit,
-    /// Stdout, at most `result_limit` bytes.
-    pub stdout: Vec<u8>,
-    /// Bytes the guest wrote to stdout in all.
-    pub stdout_len: u64,
-    pub logs: Vec<String>,
-    pub logs_truncated: bool,
-    /// Time to make the instance ready (load or compile if cold, then instantiate).
-    pub init_time: Duration,
 }
 
 /// Hex SHA-256 of the code: the key of its compiled artifact.
@@ -519,20 +489,6 @@ impl WasmRuntime {
         }
         self.cached(hash)
             .ok_or_else(|| Exit::Internal("compiled code vanished".into()))
-    }
-}
-
-impl RunOutput {
-    /// The output of a run that could not start.
-    pub(crate) fn failed(exit: Exit) -> Self {
-        RunOutput {
-            exit,
-            stdout: Vec::new(),
-            stdout_len: 0,
-            logs: Vec::new(),
-            logs_truncated: false,
-            init_time: Duration::ZERO,
-        }
     }
 }
 

@@ -240,10 +240,14 @@ fn action_from(doc: &str, code_hash: String, code: Option<Vec<u8>>) -> Result<Ac
     let mut action: Action = serde_json::from_str(doc)?;
     action.code_hash = code_hash;
     if let Some(code) = code {
-        action.exec.code = Some(base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            code,
-        ));
+        // Binary code (Wasm, zips, executables) travels as base64, source as its text.
+        action.exec.code = Some(match String::from_utf8(code) {
+            Ok(text) if !action.exec.binary => text,
+            Ok(text) => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text),
+            Err(e) => {
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, e.into_bytes())
+            }
+        });
     }
     Ok(action)
 }

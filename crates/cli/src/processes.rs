@@ -1,0 +1,79 @@
+//! Flags for Node.js, Python and native actions, shared by `gust serve` and the scale-out
+//! roles.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use gust_runtime_process::kinds::Kinds;
+use gust_runtime_process::{ProcessConfig, ProcessRuntime};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProcessArgs {
+    /// A process runtime to offer, repeatable: `nodejs=/usr/bin/node`,
+    /// `python=/usr/bin/python3.11`, `native`. Default: Node.js and Python from
+    /// /usr/local/bin or /usr/bin, and native.
+    #[arg(long = "runtime", value_name = "FAMILY[=INTERPRETER]")]
+    runtimes: Vec<String>,
+    /// Run no Node.js, Python or native actions.
+    #[arg(long)]
+    no_process_runtimes: bool,
+    /// Memory all process instances together may be given, in MB.
+    #[arg(long, env = "GUST_PROCESS_MEMORY", default_value_t = 4096)]
+    process_memory: u64,
+    /// Prewarmed processes kept per Node.js and Python kind.
+    #[arg(long, env = "GUST_STEM_CELLS", default_value_t = 1)]
+    stem_cells: usize,
+    /// Freeze an idle instance after this many milliseconds.
+    #[arg(long, default_value_t = 500)]
+    freeze_after_ms: u64,
+    /// Stop an idle instance after this many seconds (scale to zero).
+    #[arg(long, default_value_t = 600)]
+    idle_timeout_secs: u64,
+    /// Instances of one action at most, unless its `limits.instances` says otherwise.
+    #[arg(long, default_value_t = 32)]
+    max_instances: usize,
+    /// New instances per second per action (default: no limit).
+    #[arg(long, value_name = "PER_SECOND")]
+    scale_out_rate: Option<f64>,
+    /// Invocations of one action that may wait for a busy instance; past it they fail.
+    #[arg(long, default_value_t = 1000)]
+    instance_queue: usize,
+    /// A namespace whose process actions keep the host's network (repeatable); the others
+    /// have none.
+    #[arg(long = "network-namespace", value_name = "NAMESPACE")]
+    network_namespaces: Vec<String>,
+}
+
+impl ProcessArgs {
+    /// The kinds offered here.
+    pub fn kinds(&self) -> Result<Kinds> {
+        if self.no_process_runtimes {
+            return Ok(Kinds::none());
+        }
+        if self.runtimes.is_empty() {
+            return Ok(Kinds::detect());
+        }
+        Kinds::from_specs(&self.runtimes).map_err(|e| anyhow!(e))
+    }
+
+    /// The process pool of an invoker, its files under `dir`; none if no kind is offered.
+    pub fn runtime(&self, kinds: Kinds, dir: &Path) -> Result<Option<Arc<ProcessRuntime>>> {
+        if kinds.all().is_empty() {
+            return Ok(None);
+        }
+        let mut config = ProcessConfig::new(kinds, dir.to_path_buf());
+        config.memory_budget = self.process_memory * 1024 * 1024;
+        config.stem_cells = self.stem_cells;
+        config.freeze_after = Duration::from_millis(self.freeze_after_ms);
+        config.evict_after = Duration::from_secs(self.idle_timeout_secs);
+        config.max_instances = self.max_instances.max(1);
+        config.scale_out_per_sec = self.scale_out_rate.filter(|r| *r > 0.0);
+        config.queue = self.instance_queue;
+        config.network_namespaces = self.network_namespaces.clone();
+        ProcessRuntime::new(config)
+            .map(Some)
+            .map_err(|e| anyhow!("cannot start the process runtime: {e}"))
+    }
+}

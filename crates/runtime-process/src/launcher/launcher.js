@@ -1,0 +1,92 @@
+// Gust's Node.js launcher: OpenWhisk's action loop. The first line on stdin initializes
+// ({"code"} source or {"dir"} folder, "main", "env"); every later line runs the entry point
+// once ({"value", "env"}). Each answer is one JSON line on fd 3; after it, a sentinel line on
+// stdout and stderr closes the activation's logs.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const vm = require('vm');
+const Module = require('module');
+const readline = require('readline');
+
+const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
+let entry = null;
+
+function answer(obj) {
+  let line;
+  try {
+    line = JSON.stringify(obj);
+  } catch (e) {
+    line = JSON.stringify({ error: 'The action returned a value that is not JSON: ' + e.message });
+  }
+  if (line === undefined) line = 'null';
+  fs.writeSync(3, line + '\n');
+  fs.writeSync(1, SENTINEL);
+  fs.writeSync(2, SENTINEL);
+}
+
+function setEnv(env) {
+  for (const [k, v] of Object.entries(env || {})) process.env[k] = String(v);
+}
+
+function init(msg) {
+  setEnv(msg.env);
+  const main = msg.main || 'main';
+  let exported;
+  if (typeof msg.code === 'string') {
+    const filename = '/tmp/action.js';
+    const mod = new Module(filename, null);
+    mod.filename = filename;
+    mod.paths = Module._nodeModulePaths('/tmp');
+    // OpenWhisk runs plain source whose entry point is a top-level function, or exports it.
+    const wrapped = Module.wrap(
+      msg.code + `\n;return (typeof ${main} === 'function') ? ${main} : undefined;`);
+    const fn = vm.runInThisContext(wrapped, { filename });
+    const local = fn.call(mod.exports, mod.exports, Module.createRequire(filename), mod, filename, '/tmp');
+    exported = local || mod.exports[main] || (typeof mod.exports === 'function' && main === 'main' ? mod.exports : undefined);
+  } else {
+    process.chdir(msg.dir);
+    const mod = require(msg.dir);
+    exported = mod[main] || (typeof mod === 'function' && main === 'main' ? mod : undefined);
+  }
+  if (typeof exported !== 'function') {
+    throw new Error(`the action has no function named '${main}'`);
+  }
+  entry = exported;
+}
+
+async function run(msg) {
+  setEnv(msg.env);
+  try {
+    let result = await entry(msg.value);
+    if (result === undefined || result === null) result = {};
+    return result;
+  } catch (e) {
+    if (e instanceof Error) return { error: 'An error has occurred: ' + e };
+    return e && typeof e === 'object' ? e : { error: String(e) };
+  }
+}
+
+let chain = Promise.resolve();
+const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+lines.on('line', (line) => {
+  chain = chain.then(async () => {
+    let msg;
+    try {
+      msg = JSON.parse(line);
+    } catch (e) {
+      return answer({ error: 'bad message: ' + e.message });
+    }
+    if (entry === null) {
+      try {
+        init(msg);
+        answer({ ok: true });
+      } catch (e) {
+        answer({ error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+      }
+      return;
+    }
+    answer(await run(msg));
+  });
+});
+lines.on('close', () => process.exit(0));

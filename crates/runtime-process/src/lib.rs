@@ -1,0 +1,772 @@
+//! Node.js, Python and native functions in sandboxed processes ([`sandbox`]), kept warm in a
+//! pool per invoker ([`ProcessRuntime`]).
+//!
+//! The pool keeps, per action and code version, the instances that are running or idle.
+//! An invocation takes an idle instance (thawing it if it was frozen) or, while the action
+//! is under its instance limit and the pool under its memory budget, starts one: from a
+//! prewarmed "stem cell" of its kind when the code is plain source, otherwise a new sandbox.
+//! Past the ceiling it waits in a bounded queue. Idle instances are frozen after a grace
+//! period and stopped after an idle timeout; when memory runs out the least recently used
+//! idle instance goes first.
+//!
+//! **Invariant:** an instance runs one action version only, one activation at a time, and
+//! is discarded (every process in it killed) after a timeout, a crash, running out of
+//! memory or an answer that is not JSON.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cgroup;
+pub mod code;
+mod instance;
+pub mod kinds;
+pub mod sandbox;
+mod seccomp;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gust_model::run::{Exit, RunOutput};
+use serde_json::value::RawValue;
+use tokio::sync::Notify;
+
+use crate::cgroup::Cgroups;
+use crate::instance::{Instance, Reply};
+use crate::kinds::{Family, Kind, Kinds};
+use crate::sandbox::{Spawner, Spec};
+
+pub use instance::SENTINEL;
+
+const MB: u64 = 1024 * 1024;
+const LAUNCHER_JS: &str = include_str!("launcher/launcher.js");
+const LAUNCHER_PY: &str = include_str!("launcher/launcher.py");
+/// Memory a stem cell is started with (raised or lowered to the action's when it is used).
+const STEM_MEMORY: u64 = 256 * MB;
+/// Size of each instance's `/tmp` (also counted in its memory, being tmpfs).
+const TMP_BYTES: u64 = 64 * MB;
+
+/// How the pool behaves; `gust serve` and `gust invoker` take these as flags.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    pub kinds: Kinds,
+    /// Where unpacked code and the sandbox root mount point live.
+    pub dir: PathBuf,
+    /// Memory all instances together may be given, in bytes.
+    pub memory_budget: u64,
+    /// Prewarmed processes kept per interpreter kind.
+    pub stem_cells: usize,
+    /// Idle instances are frozen after this long.
+    pub freeze_after: Duration,
+    /// Idle instances are stopped after this long (scale to zero).
+    pub evict_after: Duration,
+    /// Instances per action when the action sets no `limits.instances`.
+    pub max_instances: usize,
+    /// New instances per second per action; `None`: as fast as they start.
+    pub scale_out_per_sec: Option<f64>,
+    /// Invocations that may wait for an instance of one action.
+    pub queue: usize,
+    /// Namespaces whose actions keep the host's network.
+    pub network_namespaces: Vec<String>,
+    /// First host uid given to instances; each instance has its own, and another one
+    /// (`uid_count` further) for the namespace root that builds its sandbox.
+    pub first_uid: u32,
+    pub uid_count: u32,
+}
+
+impl ProcessConfig {
+    pub fn new(kinds: Kinds, dir: PathBuf) -> ProcessConfig {
+        ProcessConfig {
+            kinds,
+            dir,
+            memory_budget: 4096 * MB,
+            stem_cells: 1,
+            freeze_after: Duration::from_millis(500),
+            evict_after: Duration::from_secs(600),
+            max_instances: 32,
+            scale_out_per_sec: None,
+            queue: 1000,
+            network_namespaces: Vec::new(),
+            first_uid: 200_000,
+            uid_count: 50_000,
+        }
+    }
+}
+
+/// One activation for a process kind.
+#[derive(Debug)]
+pub struct ProcessRun {
+    pub namespace: String,
+    /// `pkg/action` or `action`.
+    pub action: String,
+    pub kind: String,
+    pub code_hash: String,
+    /// The entry point (`exec.main`), `main` if none.
+    pub main: Option<String>,
+    pub params: Box<RawValue>,
+    /// `__OW_*` and the action's `init` parameters.
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub memory: u64,
+    pub log_limit: u64,
+    pub result_limit: u64,
+    /// The action's own instance ceiling (0: the pool's).
+    pub max_instances: u64,
+}
+
+/// Pool figures, for tests and health reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Instances started cold (new sandbox).
+    pub cold_starts: u64,
+    /// Instances made from a stem cell.
+    pub stem_starts: u64,
+    /// Invocations given an idle instance.
+    pub warm_starts: u64,
+    pub live: usize,
+    pub stems: usize,
+    pub memory: u64,
+}
+
+#[derive(Default)]
+struct ActionPool {
+    idle: Vec<Instance>,
+    /// Instances running, idle or starting.
+    live: usize,
+    waiting: usize,
+    last_scale_out: Option<Instant>,
+    notify: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct State {
+    pools: HashMap<String, ActionPool>,
+    stems: HashMap<String, Vec<Instance>>,
+    stems_starting: HashMap<String, usize>,
+    /// Memory given to live instances and stem cells.
+    reserved: u64,
+    stats: PoolStats,
+}
+
+/// The process pool of one invoker.
+pub struct ProcessRuntime {
+    config: ProcessConfig,
+    spawner: Spawner,
+    cgroups: Option<Cgroups>,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    next_uid: AtomicU32,
+    code_dir: PathBuf,
+    root_dir: PathBuf,
+}
+
+impl std::fmt::Debug for ProcessRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRuntime").finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ProcessRuntime {
+    /// Starts the pool (and its housekeeping task, which stops when the pool is dropped).
+    pub fn new(config: ProcessConfig) -> Result<Arc<ProcessRuntime>, String> {
+        let code_dir = config.dir.join("code");
+        let root_dir = config.dir.join("root");
+        for d in [&config.dir, &code_dir, &root_dir] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let cgroups = match Cgroups::new() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no cgroups: process instances run without memory, pid and CPU limits");
+                None
+            }
+        };
+        let spawner = Spawner::new(seccomp::filters()?).map_err(|e| e.to_string())?;
+        let rt = Arc::new(ProcessRuntime {
+            config,
+            spawner,
+            cgroups,
+            state: Mutex::new(State::default()),
+            next_id: AtomicU64::new(1),
+            next_uid: AtomicU32::new(0),
+            code_dir,
+            root_dir,
+        });
+        let weak = Arc::downgrade(&rt);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let Some(rt) = weak.upgrade() else { return };
+                rt.housekeeping();
+            }
+        });
+        Ok(rt)
+    }
+
+    pub fn kinds(&self) -> &Kinds {
+        &self.config.kinds
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let st = lock(&self.state);
+        PoolStats {
+            live: st.pools.values().map(|p| p.live).sum(),
+            stems: st.stems.values().map(Vec::len).sum(),
+            memory: st.reserved,
+            ..st.stats
+        }
+    }
+
+    /// Whether the code `hash` is on disk, ready for instances.
+    pub fn has_code(&self, hash: &str) -> bool {
+        self.code_dir.join(hash).exists() || self.code_dir.join(format!("{hash}.src")).exists()
+    }
+
+    /// Keeps code `hash` on disk: source as a file (sent to each new instance), a zip or an
+    /// executable unpacked into a folder.
+    pub fn add_code(&self, hash: &str, code: &[u8]) -> Result<(), String> {
+        if code::is_zip(code) || code.starts_with(b"\x7fELF") || code.starts_with(b"#!") {
+            code::unpack(&self.code_dir, hash, code)
+                .map_err(|e| format!("cannot unpack the action's code: {e}"))?;
+        } else {
+            let path = self.code_dir.join(format!("{hash}.src"));
+            let tmp = self
+                .code_dir
+                .join(format!(".{hash}.src.{}", std::process::id()));
+            std::fs::write(&tmp, code)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| format!("cannot store the action's code: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one activation: on an idle instance of the action, or a new one.
+    pub async fn run(self: &Arc<Self>, req: ProcessRun) -> RunOutput {
+        let Some(kind) = self.config.kinds.resolve(&req.kind).cloned() else {
+            return RunOutput::failed(Exit::Internal(format!(
+                "This invoker does not run kind '{}'.",
+                req.kind
+            )));
+        };
+        let key = format!("{}/{}@{}", req.namespace, req.action, req.code_hash);
+        let queued = Instant::now();
+        let deadline_wait = queued + req.timeout.max(Duration::from_secs(1));
+        let mut init_time = Duration::ZERO;
+        let mut init_logs = Vec::new();
+        let mut instance = loop {
+            match self.acquire(&key, &req) {
+                Acquired::Warm(i) => break i,
+                Acquired::Start => {
+                    let started = Instant::now();
+                    match self.start(&kind, &req).await {
+                        Ok((i, logs)) => {
+                            init_time = started.elapsed();
+                            init_logs = logs;
+                            break i;
+                        }
+                        Err(exit) => {
+                            self.release_slot(&key, req.memory * MB);
+                            let mut out = RunOutput::failed(exit);
+                            out.init_time = started.elapsed();
+                            return out;
+                        }
+                    }
+                }
+                Acquired::Full(why) => return RunOutput::failed(Exit::Internal(why)),
+                Acquired::Wait(notify) => {
+                    let left = deadline_wait.saturating_duration_since(Instant::now());
+                    let waited = tokio::time::timeout(
+                        left.min(Duration::from_millis(50)),
+                        notify.notified(),
+                    )
+                    .await;
+                    self.unwait(&key);
+                    if waited.is_err() && Instant::now() >= deadline_wait {
+                        return RunOutput::failed(Exit::Internal(format!(
+                            "No instance of the action became free within {} ms (all {} are busy).",
+                            queued.elapsed().as_millis(),
+                            self.instance_limit(&req)
+                        )));
+                    }
+                }
+            }
+        };
+        let deadline = tokio::time::Instant::now() + req.timeout;
+        let mut line = serde_json::to_vec(&RunLine {
+            value: &req.params,
+            env: req
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        })
+        .unwrap_or_default();
+        line.push(b'\n');
+        let reply = instance
+            .exchange(&line, deadline, req.log_limit, req.result_limit)
+            .await;
+        let (mut logs, truncated) = instance.take_logs();
+        if !init_logs.is_empty() {
+            init_logs.append(&mut logs);
+            logs = init_logs;
+        }
+        let (exit, stdout, stdout_len, reusable) = match reply {
+            Reply::Line(kept, len) => {
+                let json = serde_json::from_slice::<serde_json::Value>(&kept).is_ok();
+                (Exit::Ok, kept, len, json && len <= req.result_limit)
+            }
+            Reply::Timeout => (Exit::Timeout, Vec::new(), 0, false),
+            Reply::Exited => {
+                instance.kill();
+                let how = instance.exited().await;
+                let exit = if instance.out_of_memory() {
+                    Exit::OutOfMemory
+                } else {
+                    Exit::Trap(how)
+                };
+                (exit, Vec::new(), 0, false)
+            }
+        };
+        self.release(&key, instance, reusable);
+        RunOutput {
+            exit,
+            stdout,
+            stdout_len,
+            logs,
+            logs_truncated: truncated,
+            init_time,
+        }
+    }
+
+    fn instance_limit(&self, req: &ProcessRun) -> usize {
+        if req.max_instances > 0 {
+            req.max_instances as usize
+        } else {
+            self.config.max_instances
+        }
+    }
+
+    fn acquire(&self, key: &str, req: &ProcessRun) -> Acquired {
+        let limit = self.instance_limit(req);
+        let need = req.memory * MB;
+        let mut evicted = Vec::new();
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let pool = st.pools.entry(key.to_string()).or_default();
+        if let Some(mut i) = pool.idle.pop() {
+            if i.frozen {
+                i.freeze(false);
+            }
+            st.stats.warm_starts += 1;
+            return Acquired::Warm(i);
+        }
+        let rate_ok = match (self.config.scale_out_per_sec, pool.last_scale_out) {
+            (Some(rate), Some(last)) if rate > 0.0 => {
+                last.elapsed() >= Duration::from_secs_f64(1.0 / rate)
+            }
+            _ => true,
+        };
+        if pool.live < limit && rate_ok {
+            // Make room: least recently used idle instances of other actions, then stems.
+            while st.reserved + need > self.config.memory_budget {
+                let victim = st
+                    .pools
+                    .iter_mut()
+                    .filter_map(|(k, p)| p.idle.first().map(|i| (k.clone(), i.last_used)))
+                    .min_by_key(|(_, t)| *t)
+                    .map(|(k, _)| k);
+                if let Some(k) = victim {
+                    let p = st.pools.get_mut(&k).expect("victim exists");
+                    let i = p.idle.remove(0);
+                    p.live -= 1;
+                    st.reserved -= i.memory;
+                    evicted.push(i);
+                    continue;
+                }
+                let stem = st
+                    .stems
+                    .values_mut()
+                    .find(|v| !v.is_empty())
+                    .and_then(Vec::pop);
+                match stem {
+                    Some(i) => {
+                        st.reserved -= i.memory;
+                        evicted.push(i);
+                    }
+                    None => break,
+                }
+            }
+            if st.reserved + need <= self.config.memory_budget {
+                let pool = st.pools.get_mut(key).expect("pool exists");
+                pool.live += 1;
+                pool.last_scale_out = Some(Instant::now());
+                st.reserved += need;
+                return Acquired::Start;
+            }
+            if need > self.config.memory_budget {
+                return Acquired::Full(format!(
+                    "The action's memory ({} MB) is more than this invoker's whole budget ({} MB).",
+                    req.memory,
+                    self.config.memory_budget / MB
+                ));
+            }
+        }
+        let pool = st.pools.get_mut(key).expect("pool exists");
+        if pool.waiting >= self.config.queue {
+            return Acquired::Full(format!(
+                "Too many requests: all {} instances of the action are busy and {} invocations are waiting.",
+                pool.live, pool.waiting
+            ));
+        }
+        pool.waiting += 1;
+        Acquired::Wait(pool.notify.clone())
+    }
+
+    fn unwait(&self, key: &str) {
+        if let Some(p) = lock(&self.state).pools.get_mut(key) {
+            p.waiting = p.waiting.saturating_sub(1);
+        }
+    }
+
+    /// A start that failed gives its slot back.
+    fn release_slot(&self, key: &str, memory: u64) {
+        let mut st = lock(&self.state);
+        st.reserved = st.reserved.saturating_sub(memory);
+        if let Some(p) = st.pools.get_mut(key) {
+            p.live = p.live.saturating_sub(1);
+            p.notify.notify_one();
+        }
+    }
+
+    fn release(&self, key: &str, mut instance: Instance, reusable: bool) {
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let Some(pool) = st.pools.get_mut(key) else {
+            return;
+        };
+        pool.notify.notify_one();
+        if reusable {
+            instance.last_used = Instant::now();
+            pool.idle.push(instance);
+        } else {
+            pool.live = pool.live.saturating_sub(1);
+            st.reserved = st.reserved.saturating_sub(instance.memory);
+            drop(instance);
+        }
+    }
+
+    /// Freezes instances idle past the grace period, stops those idle past the idle
+    /// timeout, forgets empty pools and keeps the stem cells topped up.
+    fn housekeeping(self: &Arc<Self>) {
+        let now = Instant::now();
+        let mut stopped = Vec::new();
+        let mut wanted = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            let st = &mut *st;
+            for p in st.pools.values_mut() {
+                let mut kept = Vec::new();
+                for mut i in p.idle.drain(..) {
+                    let idle = now.duration_since(i.last_used);
+                    if idle >= self.config.evict_after {
+                        p.live -= 1;
+                        st.reserved = st.reserved.saturating_sub(i.memory);
+                        stopped.push(i);
+                    } else {
+                        if idle >= self.config.freeze_after && !i.frozen {
+                            i.freeze(true);
+                        }
+                        kept.push(i);
+                    }
+                }
+                p.idle = kept;
+            }
+            st.pools.retain(|_, p| p.live > 0 || p.waiting > 0);
+            for kind in self.config.kinds.all() {
+                if kind.family == Family::Native {
+                    continue;
+                }
+                let have = st.stems.get(&kind.name).map_or(0, Vec::len)
+                    + st.stems_starting.get(&kind.name).copied().unwrap_or(0);
+                if have < self.config.stem_cells
+                    && st.reserved + STEM_MEMORY <= self.config.memory_budget
+                {
+                    *st.stems_starting.entry(kind.name.clone()).or_default() += 1;
+                    st.reserved += STEM_MEMORY;
+                    wanted.push(kind.clone());
+                }
+            }
+        }
+        drop(stopped);
+        for kind in wanted {
+            let rt = self.clone();
+            tokio::spawn(async move {
+                let made = rt.spawn_instance(&kind, STEM_MEMORY, None, false).await;
+                let mut st = lock(&rt.state);
+                if let Some(n) = st.stems_starting.get_mut(&kind.name) {
+                    *n -= 1;
+                }
+                match made {
+                    Ok(mut i) => {
+                        i.freeze(true);
+                        st.stems.entry(kind.name.clone()).or_default().push(i);
+                    }
+                    Err(e) => {
+                        st.reserved = st.reserved.saturating_sub(STEM_MEMORY);
+                        tracing::warn!(kind = %kind.name, error = %e, "cannot start a stem cell");
+                    }
+                }
+            });
+        }
+    }
+
+    /// Makes a ready instance for `req`: a stem cell given the code, or a new sandbox.
+    /// Returns it with the logs of its initialization.
+    async fn start(&self, kind: &Kind, req: &ProcessRun) -> Result<(Instance, Vec<String>), Exit> {
+        let memory = req.memory * MB;
+        let folder = self.code_dir.join(&req.code_hash);
+        let source_path = self.code_dir.join(format!("{}.src", req.code_hash));
+        let source = if folder.is_dir() {
+            None
+        } else {
+            Some(std::fs::read_to_string(&source_path).map_err(|e| {
+                Exit::Internal(format!("the action's code is not on this invoker: {e}"))
+            })?)
+        };
+        let network = self.config.network_namespaces.contains(&req.namespace);
+        let stem = if source.is_some() && !network {
+            let mut st = lock(&self.state);
+            let stem = st.stems.get_mut(&kind.name).and_then(Vec::pop);
+            if let Some(s) = &stem {
+                // The stem's memory becomes the action's (reserved by `acquire`).
+                st.reserved = st.reserved.saturating_sub(s.memory);
+                st.stats.stem_starts += 1;
+            }
+            stem
+        } else {
+            None
+        };
+        let mut instance = match stem {
+            Some(mut i) => {
+                i.freeze(false);
+                if let Some(c) = &i.cgroup {
+                    let _ = c.set_memory(memory);
+                }
+                i.memory = memory;
+                i
+            }
+            None => {
+                let code = if source.is_none() { Some(folder) } else { None };
+                let i = self
+                    .spawn_instance(kind, memory, code, network)
+                    .await
+                    .map_err(|e| Exit::Internal(format!("cannot start a sandbox: {e}")))?;
+                lock(&self.state).stats.cold_starts += 1;
+                i
+            }
+        };
+        if kind.family == Family::Native {
+            return Ok((instance, Vec::new()));
+        }
+        let init = InitLine {
+            code: source.as_deref(),
+            dir: if source.is_none() {
+                Some("/action")
+            } else {
+                None
+            },
+            main: req.main.as_deref().unwrap_or("main"),
+            env: req
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        };
+        let mut line = serde_json::to_vec(&init).unwrap_or_default();
+        line.push(b'\n');
+        let deadline = tokio::time::Instant::now() + req.timeout;
+        let reply = instance
+            .exchange(&line, deadline, req.log_limit, req.result_limit)
+            .await;
+        let (logs, _) = instance.take_logs();
+        match reply {
+            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
+                Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
+                    Ok((instance, logs))
+                }
+                Ok(v) => Err(Exit::Init(
+                    v.get("error")
+                        .and_then(|e| e.as_str())
+                        .unwrap_or("the launcher refused the code")
+                        .to_string(),
+                )),
+                Err(_) => Err(Exit::Init(
+                    "the launcher answered something that is not JSON".into(),
+                )),
+            },
+            Reply::Timeout => Err(Exit::Timeout),
+            Reply::Exited => {
+                instance.kill();
+                let how = instance.exited().await;
+                if instance.out_of_memory() {
+                    Err(Exit::OutOfMemory)
+                } else {
+                    Err(Exit::Init(how))
+                }
+            }
+        }
+    }
+
+    async fn spawn_instance(
+        &self,
+        kind: &Kind,
+        memory: u64,
+        code: Option<PathBuf>,
+        network: bool,
+    ) -> Result<Instance, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let count = self.config.uid_count.max(1);
+        let n = self.next_uid.fetch_add(1, Ordering::Relaxed) % count;
+        let (host_id, setup_id) = (self.config.first_uid + n, self.config.first_uid + count + n);
+        let cgroup = match &self.cgroups {
+            Some(c) => Some(
+                c.create(&format!("i{id}"), memory, 256, 1024 * memory / (256 * MB))
+                    .map_err(|e| format!("cgroup: {e}"))?,
+            ),
+            None => None,
+        };
+        let spec = self.spec(kind, code, network, host_id, setup_id)?;
+        let started = self.spawner.spawn(spec, cgroup.as_ref()).await;
+        let started = match started {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(c) = cgroup {
+                    tokio::task::spawn_blocking(move || c.remove());
+                }
+                return Err(e);
+            }
+        };
+        Instance::new(id, kind.family, started, cgroup, memory).map_err(|e| e.to_string())
+    }
+
+    fn spec(
+        &self,
+        kind: &Kind,
+        code: Option<PathBuf>,
+        network: bool,
+        host_id: u32,
+        setup_id: u32,
+    ) -> Result<Spec, String> {
+        let mut binds: Vec<PathBuf> = [
+            "/usr",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib64",
+            "/lib32",
+            "/etc/ld.so.cache",
+            "/etc/localtime",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        if network {
+            binds.extend(
+                [
+                    "/etc/resolv.conf",
+                    "/etc/hosts",
+                    "/etc/ssl",
+                    "/etc/nsswitch.conf",
+                ]
+                .map(PathBuf::from),
+            );
+        }
+        // An interpreter installed elsewhere (pyenv, nvm): its whole prefix.
+        if let Some(interp) = &kind.interpreter
+            && let Some(prefix) = interp.parent().and_then(|p| p.parent())
+            && !binds.iter().any(|b| prefix.starts_with(b))
+        {
+            binds.push(prefix.to_path_buf());
+        }
+        let mut env = vec![
+            (
+                "PATH".to_string(),
+                "/usr/local/bin:/usr/bin:/bin".to_string(),
+            ),
+            ("HOME".to_string(), "/tmp".to_string()),
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+        ];
+        let argv = match (kind.family, &kind.interpreter) {
+            (Family::Node, Some(node)) => {
+                env.push(("UV_USE_IO_URING".into(), "0".into()));
+                vec![
+                    node.to_string_lossy().to_string(),
+                    "-e".into(),
+                    LAUNCHER_JS.into(),
+                ]
+            }
+            (Family::Python, Some(python)) => {
+                env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+                vec![
+                    python.to_string_lossy().to_string(),
+                    "-I".into(),
+                    "-c".into(),
+                    LAUNCHER_PY.into(),
+                ]
+            }
+            (Family::Native, _) => vec!["/action/exec".to_string()],
+            _ => return Err(format!("kind {} has no interpreter", kind.name)),
+        };
+        let cwd = if code.is_some() { "/action" } else { "/tmp" };
+        Ok(Spec {
+            argv,
+            env,
+            binds,
+            files: vec![
+                (
+                    "/etc/passwd".into(),
+                    b"root:x:0:0::/:/sbin/nologin\ngust:x:1000:1000::/tmp:/sbin/nologin\n".to_vec(),
+                ),
+                ("/etc/group".into(), b"root:x:0:\ngust:x:1000:\n".to_vec()),
+                ("/etc/hostname".into(), b"gust\n".to_vec()),
+            ],
+            code,
+            tmp_bytes: TMP_BYTES,
+            network,
+            host_id,
+            setup_id,
+            root: self.root_dir.clone(),
+            max_files: 1024,
+            max_file_size: TMP_BYTES,
+            max_processes: 256,
+            cwd: cwd.to_string(),
+        })
+    }
+}
+
+enum Acquired {
+    Warm(Instance),
+    Start,
+    Wait(Arc<Notify>),
+    Full(String),
+}
+
+#[derive(serde::Serialize)]
+struct InitLine<'a> {
+    code: Option<&'a str>,
+    dir: Option<&'a str>,
+    main: &'a str,
+    env: HashMap<&'a str, &'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct RunLine<'a> {
+    value: &'a RawValue,
+    env: HashMap<&'a str, &'a str>,
+}

@@ -1,0 +1,698 @@
+//! Starts one process in a sandbox of its own: new user, PID, mount, IPC, UTS and cgroup
+//! namespaces (and network, unless granted), a read-only root made of a few host folders and
+//! files, a private bounded `/tmp`, an unprivileged uid, rlimits, `no_new_privs` and the
+//! seccomp filters of [`crate::seccomp`].
+//!
+//! The process is made with `clone(2)` in fork mode from a dedicated thread (its parent-death
+//! signal is tied to that thread, which lives as long as the server). The child runs only
+//! system calls on data prepared before the clone: no allocation, no locks. It waits until
+//! the parent has written its uid/gid maps and put it in its cgroup, builds its root, drops
+//! to uid 1000 inside (an unprivileged host uid outside) and execs the interpreter as PID 1 of
+//! its namespace, so when it exits every process it left behind is killed by the kernel.
+//!
+//! A failure before the exec comes back on a close-on-exec pipe as the step's name and its
+//! errno; end of file on that pipe means the exec happened.
+
+use std::ffi::{CString, c_char};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use seccompiler::BpfProgram;
+
+use crate::cgroup::Cgroup;
+
+/// The uid and gid a function runs as, inside its user namespace.
+pub const INSIDE_ID: u32 = 1000;
+
+/// What to start, and in what view of the host.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Host folders and files shown read-only at the same path (symbolic links are copied
+    /// as links).
+    pub binds: Vec<PathBuf>,
+    /// Files written into the root (`/etc/passwd`...).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The action's code folder, shown read-only at `/action`.
+    pub code: Option<PathBuf>,
+    pub tmp_bytes: u64,
+    /// Keep the host's network (no network namespace).
+    pub network: bool,
+    /// The host uid and gid the function runs as.
+    pub host_id: u32,
+    /// The host uid and gid of the namespace's root, which builds the sandbox before the
+    /// function starts (another unprivileged id).
+    pub setup_id: u32,
+    /// An empty host folder to build the root on (private to the child's mount namespace).
+    pub root: PathBuf,
+    pub max_files: u64,
+    pub max_file_size: u64,
+    pub max_processes: u64,
+    pub cwd: String,
+}
+
+/// The parent's ends of a started sandbox.
+#[derive(Debug)]
+pub struct Started {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// Read end of the child's fd 3.
+    pub result: OwnedFd,
+}
+
+enum Op {
+    Mkdir(CString),
+    Symlink(CString, CString),
+    File(CString, Vec<u8>),
+    /// `src` is opened (`O_PATH`) before the child gives up host root, into `fds[slot]`,
+    /// and mounted through `/proc/self/fd/<fd>`: host folders such as a 0700 `/root` are
+    /// looked up with the parent's rights, the mounts made with the namespace's.
+    Bind {
+        src: CString,
+        dst: CString,
+        file: bool,
+        readonly: bool,
+        slot: usize,
+    },
+    Tmpfs(CString, CString),
+    Proc(CString),
+}
+
+struct Prepared {
+    root: CString,
+    /// Filled by the child: one `O_PATH` descriptor per bind source.
+    fds: Vec<RawFd>,
+    ops: Vec<Op>,
+    _argv: Vec<CString>,
+    _env: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    env_ptrs: Vec<*const c_char>,
+    hostname: CString,
+    cwd: CString,
+    filters: Vec<BpfProgram>,
+    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    // Child ends.
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    result: RawFd,
+    sync: RawFd,
+    err: RawFd,
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("a NUL byte in {s:?}"))
+}
+
+fn cpath(p: &Path) -> Result<CString, String> {
+    cstr(&p.to_string_lossy())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills two descriptors that we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both were just created and are owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Adds the folders that lead to `path` (inside the root), each once.
+fn mkdirs(path: &Path, made: &mut Vec<PathBuf>, ops: &mut Vec<Op>) -> Result<(), String> {
+    let mut acc = PathBuf::from("/");
+    for c in path.components().skip(1) {
+        acc.push(c);
+        if !made.contains(&acc) {
+            made.push(acc.clone());
+            ops.push(Op::Mkdir(cpath(acc.strip_prefix("/").unwrap_or(&acc))?));
+        }
+    }
+    Ok(())
+}
+
+fn prepare(spec: &Spec, ends: [RawFd; 6], filters: Vec<BpfProgram>) -> Result<Prepared, String> {
+    let root = &spec.root;
+    // Paths inside the new root, relative: the child works from inside it.
+    let inside = |p: &Path| p.strip_prefix("/").unwrap_or(p).to_path_buf();
+    let mut ops = Vec::new();
+    let mut made: Vec<PathBuf> = Vec::new();
+    for dir in ["/etc", "/dev", "/proc", "/tmp"] {
+        mkdirs(Path::new(dir), &mut made, &mut ops)?;
+    }
+    for b in &spec.binds {
+        let Ok(meta) = std::fs::symlink_metadata(b) else {
+            continue;
+        };
+        let parent = b.parent().unwrap_or(Path::new("/"));
+        mkdirs(parent, &mut made, &mut ops)?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(b).map_err(|e| format!("{}: {e}", b.display()))?;
+            ops.push(Op::Symlink(cpath(&target)?, cpath(&inside(b))?));
+        } else if meta.is_dir() {
+            mkdirs(b, &mut made, &mut ops)?;
+            ops.push(Op::Bind {
+                src: cpath(b)?,
+                dst: cpath(&inside(b))?,
+                file: false,
+                readonly: true,
+                slot: 0,
+            });
+        } else {
+            ops.push(Op::Bind {
+                src: cpath(b)?,
+                dst: cpath(&inside(b))?,
+                file: true,
+                readonly: true,
+                slot: 0,
+            });
+        }
+    }
+    for dev in ["null", "zero", "full", "random", "urandom"] {
+        let p = PathBuf::from(format!("/dev/{dev}"));
+        ops.push(Op::Bind {
+            src: cpath(&p)?,
+            dst: cpath(&inside(&p))?,
+            file: true,
+            readonly: false,
+            slot: 0,
+        });
+    }
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+        ("/dev/shm", "/tmp"),
+    ] {
+        ops.push(Op::Symlink(cstr(target)?, cpath(&inside(Path::new(link)))?));
+    }
+    for (path, content) in &spec.files {
+        ops.push(Op::File(cpath(&inside(Path::new(path)))?, content.clone()));
+    }
+    if let Some(code) = &spec.code {
+        mkdirs(Path::new("/action"), &mut made, &mut ops)?;
+        ops.push(Op::Bind {
+            src: cpath(code)?,
+            dst: cpath(&inside(Path::new("/action")))?,
+            file: false,
+            readonly: true,
+            slot: 0,
+        });
+    }
+    ops.push(Op::Proc(cpath(&inside(Path::new("/proc")))?));
+    ops.push(Op::Tmpfs(
+        cpath(&inside(Path::new("/tmp")))?,
+        cstr(&format!("size={},mode=1777", spec.tmp_bytes))?,
+    ));
+    let mut binds = 0;
+    for op in &mut ops {
+        if let Op::Bind { slot, .. } = op {
+            *slot = binds;
+            binds += 1;
+        }
+    }
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<_, _>>()?;
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| cstr(&format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    Ok(Prepared {
+        root: cpath(root)?,
+        fds: vec![-1; binds],
+        ops,
+        _argv: argv,
+        _env: env,
+        argv_ptrs,
+        env_ptrs,
+        hostname: cstr("gust")?,
+        cwd: cstr(&spec.cwd)?,
+        filters,
+        rlimits: vec![
+            (libc::RLIMIT_NOFILE, spec.max_files),
+            (libc::RLIMIT_FSIZE, spec.max_file_size),
+            (libc::RLIMIT_NPROC, spec.max_processes),
+            (libc::RLIMIT_CORE, 0),
+        ],
+        stdin: ends[0],
+        stdout: ends[1],
+        stderr: ends[2],
+        result: ends[3],
+        sync: ends[4],
+        err: ends[5],
+    })
+}
+
+/// Reports a failed step to the parent (its name, then its errno as 4 bytes) and exits.
+///
+/// # Safety
+/// Runs in the cloned child: only system calls.
+unsafe fn fail(p: &Prepared, step: &'static str) -> ! {
+    // SAFETY: errno location is thread-local and valid; writes go to our own pipe.
+    unsafe {
+        let errno = *libc::__errno_location();
+        libc::write(p.err, step.as_ptr().cast(), step.len());
+        let bytes = errno.to_ne_bytes();
+        libc::write(p.err, bytes.as_ptr().cast(), 4);
+        libc::_exit(127)
+    }
+}
+
+/// `/proc/self/fd/<fd>` as a C string in `buf`, without allocating.
+fn fd_path(buf: &mut [u8; 32], fd: RawFd) -> *const c_char {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd.max(0) as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
+    buf.as_ptr().cast()
+}
+
+/// The child, between the clone and the exec.
+///
+/// # Safety
+/// Runs in a copy of a multi-threaded process: it must not allocate or take locks, only
+/// make system calls on `p`, which was prepared before the clone.
+unsafe fn child(p: &Prepared) -> ! {
+    // SAFETY: every call below is a system call on prepared, NUL-terminated data.
+    unsafe {
+        let mut go = 0u8;
+        if libc::read(p.sync, (&raw mut go).cast(), 1) != 1 {
+            libc::_exit(1);
+        }
+        // Move the pipe ends out of the way, then onto 0..3 (dup2 clears close-on-exec).
+        let mut high = [0; 4];
+        for (i, fd) in [p.stdin, p.stdout, p.stderr, p.result]
+            .into_iter()
+            .enumerate()
+        {
+            high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64);
+            if high[i] < 0 {
+                fail(p, "dup");
+            }
+        }
+        for (i, fd) in high.into_iter().enumerate() {
+            if libc::dup2(fd, i as RawFd) < 0 {
+                fail(p, "dup2");
+            }
+        }
+        // Look up every bind source while still host root (a 0700 /root is no obstacle).
+        let fds = p.fds.as_ptr() as *mut RawFd;
+        for op in &p.ops {
+            if let Op::Bind { src, slot, .. } = op {
+                let fd = libc::open(src.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+                if fd < 0 {
+                    fail(p, "open a bind source");
+                }
+                *fds.add(*slot) = fd;
+            }
+        }
+        let none = c"".as_ptr();
+        if libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            fail(p, "make mounts private");
+        }
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            p.root.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"size=1m,mode=0755,uid=0,gid=0".as_ptr().cast(),
+        ) != 0
+        {
+            fail(p, "mount root tmpfs");
+        }
+        if libc::chdir(p.root.as_ptr()) != 0 {
+            fail(p, "chdir root");
+        }
+        // Become the namespace's root (an unprivileged host id) to build the root: files
+        // made in a namespace's tmpfs need an owner mapped in it.
+        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+            fail(p, "become namespace root");
+        }
+        // Drop the host's supplementary groups (root's).
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            fail(p, "setgroups");
+        }
+        for op in &p.ops {
+            match op {
+                Op::Mkdir(path) => {
+                    if libc::mkdir(path.as_ptr(), 0o755) != 0
+                        && *libc::__errno_location() != libc::EEXIST
+                    {
+                        fail(p, "mkdir");
+                    }
+                }
+                Op::Symlink(target, path) => {
+                    if libc::symlink(target.as_ptr(), path.as_ptr()) != 0 {
+                        fail(p, "symlink");
+                    }
+                }
+                Op::File(path, content) => {
+                    let fd = libc::open(
+                        path.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                        0o644,
+                    );
+                    if fd < 0 || libc::write(fd, content.as_ptr().cast(), content.len()) < 0 {
+                        fail(p, "write file");
+                    }
+                    libc::close(fd);
+                }
+                Op::Bind {
+                    dst,
+                    file,
+                    readonly,
+                    slot,
+                    ..
+                } => {
+                    if *file {
+                        let fd = libc::open(
+                            dst.as_ptr(),
+                            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                            0o644,
+                        );
+                        if fd < 0 {
+                            fail(p, "bind target");
+                        }
+                        libc::close(fd);
+                    }
+                    let mut buf = [0u8; 32];
+                    let src = fd_path(&mut buf, p.fds[*slot]);
+                    if libc::mount(
+                        src,
+                        dst.as_ptr(),
+                        none,
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        fail(p, "bind mount");
+                    }
+                    if *readonly {
+                        let flags = libc::MS_BIND
+                            | libc::MS_REMOUNT
+                            | libc::MS_RDONLY
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV;
+                        // A source mounted noexec stays noexec (its flags are locked).
+                        if libc::mount(none, dst.as_ptr(), none, flags, std::ptr::null()) != 0
+                            && libc::mount(
+                                none,
+                                dst.as_ptr(),
+                                none,
+                                flags | libc::MS_NOEXEC,
+                                std::ptr::null(),
+                            ) != 0
+                        {
+                            fail(p, "read-only remount");
+                        }
+                    }
+                }
+                Op::Tmpfs(dst, opts) => {
+                    if libc::mount(
+                        c"tmpfs".as_ptr(),
+                        dst.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        opts.as_ptr().cast(),
+                    ) != 0
+                    {
+                        fail(p, "mount /tmp");
+                    }
+                }
+                Op::Proc(dst) => {
+                    if libc::mount(
+                        c"proc".as_ptr(),
+                        dst.as_ptr(),
+                        c"proc".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        fail(p, "mount /proc");
+                    }
+                }
+            }
+        }
+        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0 {
+            fail(p, "pivot_root");
+        }
+        if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0 {
+            fail(p, "detach the host root");
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            fail(p, "chdir /");
+        }
+        if libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+            std::ptr::null(),
+        ) != 0
+        {
+            fail(p, "read-only root");
+        }
+        if libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()) != 0 {
+            fail(p, "sethostname");
+        }
+        for (resource, value) in &p.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: *value,
+                rlim_max: *value,
+            };
+            if libc::setrlimit(*resource, &lim) != 0 {
+                fail(p, "setrlimit");
+            }
+        }
+        let id = INSIDE_ID;
+        if libc::setresgid(id, id, id) != 0 {
+            fail(p, "setresgid");
+        }
+        if libc::setresuid(id, id, id) != 0 {
+            fail(p, "setresuid");
+        }
+        // After the credential change, which clears it.
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            fail(p, "parent-death signal");
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            fail(p, "no_new_privs");
+        }
+        for f in &p.filters {
+            let prog = libc::sock_fprog {
+                len: f.len() as u16,
+                filter: f.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &raw const prog,
+            ) != 0
+            {
+                fail(p, "seccomp");
+            }
+        }
+        if libc::chdir(p.cwd.as_ptr()) != 0 {
+            fail(p, "chdir");
+        }
+        // Whatever else the server had open closes at the exec.
+        libc::syscall(
+            libc::SYS_close_range,
+            4u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        libc::execve(p.argv_ptrs[0], p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
+        fail(p, "execve")
+    }
+}
+
+/// Starts sandboxes from one long-lived thread.
+#[derive(Debug)]
+pub struct Spawner {
+    jobs: mpsc::Sender<Job>,
+}
+
+type Job = (
+    Spec,
+    Option<Vec<PathBuf>>,
+    tokio::sync::oneshot::Sender<Result<Started, String>>,
+);
+
+impl Spawner {
+    pub fn new(filters: Vec<BpfProgram>) -> std::io::Result<Spawner> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("gust-sandbox".into())
+            .spawn(move || {
+                for (spec, procs, reply) in rx {
+                    let _ = reply.send(start(&spec, procs.as_deref(), filters.clone()));
+                }
+            })?;
+        Ok(Spawner { jobs: tx })
+    }
+
+    /// Starts `spec`, in `cgroup` if given.
+    pub async fn spawn(&self, spec: Spec, cgroup: Option<&Cgroup>) -> Result<Started, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let procs = cgroup.map(Cgroup::procs_files);
+        self.jobs
+            .send((spec, procs, tx))
+            .map_err(|_| "the sandbox thread stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the sandbox thread stopped".to_string())?
+    }
+}
+
+fn start(
+    spec: &Spec,
+    procs: Option<&[PathBuf]>,
+    filters: Vec<BpfProgram>,
+) -> Result<Started, String> {
+    let (stdin_r, stdin_w) = pipe()?;
+    let (stdout_r, stdout_w) = pipe()?;
+    let (stderr_r, stderr_w) = pipe()?;
+    let (result_r, result_w) = pipe()?;
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let prepared = prepare(
+        spec,
+        [
+            stdin_r.as_raw_fd(),
+            stdout_w.as_raw_fd(),
+            stderr_w.as_raw_fd(),
+            result_w.as_raw_fd(),
+            sync_r.as_raw_fd(),
+            err_w.as_raw_fd(),
+        ],
+        filters,
+    )?;
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP;
+    if !spec.network {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: clone in fork mode (no new stack); the child only runs `child`, which makes
+    // system calls on `prepared` and never returns.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe { child(&prepared) }
+    }
+    if pid < 0 {
+        return Err(format!("clone: {}", std::io::Error::last_os_error()));
+    }
+    let pid = pid as i32;
+    drop((stdin_r, stdout_w, stderr_w, result_w, sync_r, err_w));
+    let reap = |why: String| {
+        // SAFETY: our own child, killed and reaped once.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        Err(why)
+    };
+    let (setup, id) = (spec.setup_id, spec.host_id);
+    let map = format!("0 {setup} 1\n{INSIDE_ID} {id} 1\n");
+    let maps = [
+        (format!("/proc/{pid}/uid_map"), map.clone()),
+        (format!("/proc/{pid}/gid_map"), map),
+    ];
+    for (path, map) in &maps {
+        if let Err(e) = std::fs::write(path, map) {
+            return reap(format!("{path}: {e}"));
+        }
+    }
+    for f in procs.unwrap_or_default() {
+        if let Err(e) = std::fs::write(f, pid.to_string()) {
+            return reap(format!("{}: {e}", f.display()));
+        }
+    }
+    let mut sync = File::from(sync_w);
+    if let Err(e) = sync.write_all(&[1]) {
+        return reap(format!("cannot start the sandbox: {e}"));
+    }
+    drop(sync);
+    let mut report = Vec::new();
+    let _ = File::from(err_r).read_to_end(&mut report);
+    if report.len() >= 4 {
+        let (step, errno) = report.split_at(report.len() - 4);
+        let errno = i32::from_ne_bytes([errno[0], errno[1], errno[2], errno[3]]);
+        return reap(format!(
+            "sandbox set-up failed at {}: {}",
+            String::from_utf8_lossy(step),
+            std::io::Error::from_raw_os_error(errno)
+        ));
+    }
+    // SAFETY: pidfd_open on our own, not yet reaped child.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return reap(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+    }
+    drop(prepared);
+    Ok(Started {
+        pid,
+        // SAFETY: a descriptor pidfd_open just returned.
+        pidfd: unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) },
+        stdin: stdin_w,
+        stdout: stdout_r,
+        stderr: stderr_r,
+        result: result_r,
+    })
+}
