@@ -133,6 +133,7 @@ impl Controller {
             logs: done.logs,
             logs_truncated: done.logs_truncated,
             init_time: done.init_time,
+            start: None,
         };
         let record = gust_invoker::build_record(msg, start, now_ms(), out, self.system.max_result);
         let stored = match EncodedActivation::new(&record) {

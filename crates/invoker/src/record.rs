@@ -166,5 +166,13 @@ pub fn build_record(
     let mut record = base(msg, start, end, response);
     record.logs = out.logs;
     record.annotations = annotations(msg, start, init_ms, timeout);
+    if let Some(how) = out.start {
+        // Like OpenWhisk, a warm process instance's record has no initTime.
+        if how == "warm" {
+            record.annotations.retain(|a| a.key != "initTime");
+        }
+        // Gust's: how the process instance was found (cold, prewarmed or warm).
+        record.annotations.push(annotation("start", json!(how)));
+    }
     record
 }

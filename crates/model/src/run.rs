@@ -31,6 +31,9 @@ pub struct RunOutput {
     pub stdout_len: u64,
     pub logs: Vec<String>,
     pub logs_truncated: bool,
+    /// How a process instance was found: `cold` (a new sandbox), `prewarmed` (a stem
+    /// cell given the code) or `warm` (an idle instance reused); none for Wasm.
+    pub start: Option<&'static str>,
     /// Time to make the instance ready (load or compile if cold, then instantiate).
     pub init_time: Duration,
 }
@@ -45,6 +48,7 @@ impl RunOutput {
             logs: Vec::new(),
             logs_truncated: false,
             init_time: Duration::ZERO,
+            start: None,
         }
     }
 }

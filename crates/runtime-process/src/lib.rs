@@ -259,15 +259,17 @@ impl ProcessRuntime {
         let deadline_wait = queued + req.timeout.max(Duration::from_secs(1));
         let mut init_time = Duration::ZERO;
         let mut init_logs = Vec::new();
+        let mut start = "warm";
         let mut instance = loop {
             match self.acquire(&key, &req) {
                 Acquired::Warm(i) => break i,
                 Acquired::Start => {
                     let started = Instant::now();
                     match self.start(&kind, &req).await {
-                        Ok((i, logs)) => {
+                        Ok((i, logs, how)) => {
                             init_time = started.elapsed();
                             init_logs = logs;
+                            start = how;
                             break i;
                         }
                         Err(exit) => {
@@ -341,6 +343,7 @@ impl ProcessRuntime {
             logs,
             logs_truncated: truncated,
             init_time,
+            start: Some(start),
         }
     }
 
@@ -528,7 +531,11 @@ impl ProcessRuntime {
 
     /// Makes a ready instance for `req`: a stem cell given the code, or a new sandbox.
     /// Returns it with the logs of its initialization.
-    async fn start(&self, kind: &Kind, req: &ProcessRun) -> Result<(Instance, Vec<String>), Exit> {
+    async fn start(
+        &self,
+        kind: &Kind,
+        req: &ProcessRun,
+    ) -> Result<(Instance, Vec<String>, &'static str), Exit> {
         let memory = req.memory * MB;
         let folder = self.code_dir.join(&req.code_hash);
         let source_path = self.code_dir.join(format!("{}.src", req.code_hash));
@@ -552,6 +559,7 @@ impl ProcessRuntime {
         } else {
             None
         };
+        let how = if stem.is_some() { "prewarmed" } else { "cold" };
         let mut instance = match stem {
             Some(mut i) => {
                 i.freeze(false);
@@ -572,7 +580,7 @@ impl ProcessRuntime {
             }
         };
         if kind.family == Family::Native {
-            return Ok((instance, Vec::new()));
+            return Ok((instance, Vec::new(), how));
         }
         let init = InitLine {
             code: source.as_deref(),
@@ -598,7 +606,7 @@ impl ProcessRuntime {
         match reply {
             Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
                 Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
-                    Ok((instance, logs))
+                    Ok((instance, logs, how))
                 }
                 Ok(v) => Err(Exit::Init(
                     v.get("error")

@@ -324,6 +324,11 @@ unsafe fn child(p: &Prepared) -> ! {
                 fail(p, "dup2");
             }
         }
+        // Now in its cgroup (the parent put it there): that group becomes the root of what
+        // it sees of cgroups.
+        if libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            fail(p, "cgroup namespace");
+        }
         // Look up every bind source while still host root (a 0700 /root is no obstacle).
         let fds = p.fds.as_ptr() as *mut RawFd;
         for op in &p.ops {
@@ -614,8 +619,7 @@ fn start(
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP;
+        | libc::CLONE_NEWUTS;
     if !spec.network {
         flags |= libc::CLONE_NEWNET;
     }

@@ -227,6 +227,7 @@ impl WasmRuntime {
             logs: done.logs,
             logs_truncated: done.logs_truncated,
             init_time: done.init_time,
+            start: None,
         }
     }
 }

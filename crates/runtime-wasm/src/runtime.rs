@@ -418,6 +418,7 @@ impl WasmRuntime {
                 logs,
                 logs_truncated,
                 init_time,
+                start: None,
             }
         };
         let compiled = match self.compiled(hash) {

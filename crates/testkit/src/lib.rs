@@ -117,6 +117,8 @@ pub struct Server {
     schema: Option<Arc<Schema>>,
     /// The NATS cluster name this server's bus uses, when the suite runs on NATS.
     cluster: Option<Arc<NatsCluster>>,
+    /// Extra `serve` flags, given again on a restart.
+    args: Vec<String>,
     pub client: reqwest::Client,
 }
 
@@ -124,6 +126,13 @@ impl Server {
     /// Starts `bin serve` on a fresh temporary data directory, and on a fresh PostgreSQL
     /// schema when `GUST_TEST_STORE=postgres` (see [`store_under_test`]).
     pub fn start(bin: impl AsRef<Path>) -> Server {
+        Self::start_with(bin, &[])
+    }
+
+    /// [`Server::start`] with more `serve` flags. Servers keep no prewarmed processes
+    /// (`--stem-cells 0`) unless the flags ask for them.
+    pub fn start_with(bin: impl AsRef<Path>, args: &[&str]) -> Server {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let schema = match store_under_test() {
@@ -131,7 +140,7 @@ impl Server {
             StoreUnderTest::Sqlite => None,
         };
         let cluster = bus_under_test().map(|url| Arc::new(NatsCluster::new(&url)));
-        let mut s = Self::start_in(bin.as_ref(), &dir, schema, cluster);
+        let mut s = Self::start_in(bin.as_ref(), &dir, schema, cluster, args);
         s._tmp = Some(tmp);
         s
     }
@@ -150,6 +159,7 @@ impl Server {
         data_dir: &Path,
         schema: Option<Arc<Schema>>,
         cluster: Option<Arc<NatsCluster>>,
+        args: Vec<String>,
     ) -> Server {
         let mut extra: Vec<String> = match &schema {
             Some(schema) => vec!["--store".into(), schema.url.clone()],
@@ -173,7 +183,9 @@ impl Server {
             ])
             .arg(data_dir)
             .args(extra)
+            .args(&args)
             .env_remove("GUST_GUEST_AUTH")
+            .env("GUST_STEM_CELLS", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -204,6 +216,7 @@ impl Server {
             bin: bin.to_path_buf(),
             schema,
             cluster,
+            args,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
@@ -222,6 +235,7 @@ impl Server {
             &self.data_dir,
             self.schema.clone(),
             self.cluster.clone(),
+            self.args.clone(),
         );
         s._tmp = tmp;
         s
@@ -236,6 +250,7 @@ impl Server {
             &self.data_dir,
             self.schema.clone(),
             self.cluster.clone(),
+            self.args.clone(),
         );
         s._tmp = tmp;
         s

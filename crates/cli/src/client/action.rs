@@ -61,8 +61,9 @@ pub enum ActionCommand {
 #[derive(Debug, clap::Args)]
 pub struct PutArgs {
     pub name: String,
-    /// The code: a `.wasm` file, or a Cargo project directory to build for wasm32-wasip1
-    /// (required for create).
+    /// The code (required for create): a `.wasm` file, a Cargo project directory to build
+    /// for wasm32-wasip1, a `.js` or `.py` source file, a `.zip` (with --kind), or an
+    /// executable (--kind native).
     pub file: Option<PathBuf>,
     /// The binary to build when the Cargo project has several.
     #[arg(long)]
@@ -70,6 +71,12 @@ pub struct PutArgs {
     /// The kind; by default it follows from the file name.
     #[arg(long)]
     pub kind: Option<String>,
+    /// The function to call in a Node.js or Python action (default `main`).
+    #[arg(long)]
+    pub main: Option<String>,
+    /// Most instances of the action running at once (process kinds).
+    #[arg(long)]
+    pub instances: Option<u64>,
     /// Parameter KEY VALUE (VALUE is JSON when it parses as JSON); repeatable.
     #[arg(short = 'p', long = "param", num_args = 2, value_names = ["KEY", "VALUE"])]
     pub param: Vec<String>,
@@ -209,8 +216,10 @@ pub fn build_project(dir: &std::path::Path, bin: Option<&str>) -> Result<PathBuf
 pub fn kind_of(file: &std::path::Path) -> Result<&'static str> {
     match file.extension().and_then(|e| e.to_str()) {
         Some("wasm") => Ok("wasm"),
+        Some("js") | Some("mjs") | Some("cjs") => Ok("nodejs:default"),
+        Some("py") => Ok("python:default"),
         _ => bail!(
-            "cannot tell the kind of {} from its name: give --kind (this server runs: wasm)",
+            "cannot tell the kind of {} from its name: give --kind (wasm, nodejs:default, python:default, native)",
             file.display()
         ),
     }
@@ -238,14 +247,24 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
                 Some(k) => k.clone(),
                 None => kind_of(file)?.to_string(),
             };
-            body.insert(
-                "exec".into(),
+            // Source text travels as it is (OpenWhisk's `binary: false`); anything else,
+            // a zip or an executable included, as base64.
+            let source = (kind.starts_with("nodejs") || kind.starts_with("python"))
+                && !code.starts_with(b"PK\x03\x04")
+                && std::str::from_utf8(&code).is_ok();
+            let mut exec = if source {
+                json!({ "kind": kind, "code": String::from_utf8_lossy(&code), "binary": false })
+            } else {
                 json!({
                     "kind": kind,
                     "code": base64::engine::general_purpose::STANDARD.encode(code),
                     "binary": true,
-                }),
-            );
+                })
+            };
+            if let Some(main) = &args.main {
+                exec["main"] = json!(main);
+            }
+            body.insert("exec".into(), exec);
         }
         None if create && args.sequence.is_none() => {
             bail!("give the action's code: gust action create NAME FILE (or --sequence A,B)")
@@ -272,6 +291,7 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
         ("timeout", args.timeout),
         ("memory", args.memory),
         ("logs", args.logsize),
+        ("instances", args.instances),
     ] {
         if let Some(v) = value {
             limits.insert(key.into(), json!(v));

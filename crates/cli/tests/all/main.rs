@@ -10,6 +10,7 @@ mod handlers;
 mod hostile;
 mod isolation;
 mod packages;
+mod processes;
 mod runtime;
 mod sequences;
 mod sites;
