@@ -147,6 +147,9 @@ impl Invoker {
             }
         };
         let _ = tokio::time::timeout(grace, wait).await;
+        if let Some(p) = &self.processes {
+            p.shutdown();
+        }
         self.inflight.load(Ordering::SeqCst)
     }
 

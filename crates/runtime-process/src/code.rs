@@ -98,8 +98,7 @@ pub fn unpack(cache: &Path, hash: &str, code: &[u8]) -> io::Result<PathBuf> {
     if dir.is_dir() {
         return Ok(dir);
     }
-    let tmp = cache.join(format!(".{hash}.{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
+    let tmp = cache.join(unique_temp(hash));
     fs::create_dir_all(&tmp)?;
     set_mode(&tmp, 0o755)?;
     let result = if is_zip(code) {
@@ -120,6 +119,13 @@ pub fn unpack(cache: &Path, hash: &str, code: &[u8]) -> io::Result<PathBuf> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// A temporary name no other writer (thread or process) uses.
+pub fn unique_temp(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".{name}.{}.{n}", std::process::id())
 }
 
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {

@@ -223,6 +223,19 @@ impl ProcessRuntime {
         }
     }
 
+    /// Stops every idle instance and stem cell (busy ones end with their activation).
+    pub fn shutdown(&self) {
+        let mut st = lock(&self.state);
+        let mut stopped: Vec<Instance> = st.stems.drain().flat_map(|(_, v)| v).collect();
+        for p in st.pools.values_mut() {
+            p.live -= p.idle.len();
+            stopped.append(&mut p.idle);
+        }
+        st.reserved = 0;
+        drop(st);
+        drop(stopped);
+    }
+
     /// Whether the code `hash` is on disk, ready for instances.
     pub fn has_code(&self, hash: &str) -> bool {
         self.code_dir.join(hash).exists() || self.code_dir.join(format!("{hash}.src")).exists()
@@ -238,7 +251,7 @@ impl ProcessRuntime {
             let path = self.code_dir.join(format!("{hash}.src"));
             let tmp = self
                 .code_dir
-                .join(format!(".{hash}.src.{}", std::process::id()));
+                .join(code::unique_temp(&format!("{hash}.src")));
             std::fs::write(&tmp, code)
                 .and_then(|_| std::fs::rename(&tmp, &path))
                 .map_err(|e| format!("cannot store the action's code: {e}"))?;
@@ -516,10 +529,9 @@ impl ProcessRuntime {
                     *n -= 1;
                 }
                 match made {
-                    Ok(mut i) => {
-                        i.freeze(true);
-                        st.stems.entry(kind.name.clone()).or_default().push(i);
-                    }
+                    // Not frozen: it waits on a read, using no CPU, and a frozen process
+                    // under cgroups v1 could not even be killed when the server dies.
+                    Ok(i) => st.stems.entry(kind.name.clone()).or_default().push(i),
                     Err(e) => {
                         st.reserved = st.reserved.saturating_sub(STEM_MEMORY);
                         tracing::warn!(kind = %kind.name, error = %e, "cannot start a stem cell");
@@ -562,7 +574,6 @@ impl ProcessRuntime {
         let how = if stem.is_some() { "prewarmed" } else { "cold" };
         let mut instance = match stem {
             Some(mut i) => {
-                i.freeze(false);
                 if let Some(c) = &i.cgroup {
                     let _ = c.set_memory(memory);
                 }

@@ -206,8 +206,8 @@ async fn bad_requests_say_what_is_wrong_and_change_nothing() {
     let hello = function("hello");
     let cases = [
         (
-            json!({"exec": {"kind": "nodejs:20", "code": "x"}}),
-            "kind 'nodejs:20' is not supported",
+            json!({"exec": {"kind": "java:8", "code": "x"}}),
+            "kind 'java:8' is not supported",
         ),
         (
             json!({"exec": {"kind": "wasm", "code": "!!!"}}),

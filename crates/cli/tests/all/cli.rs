@@ -235,12 +235,12 @@ async fn mistakes_get_clear_messages_and_a_failing_exit() {
         &["action", "create", "x", "/no/such/file.wasm"],
     ));
     assert!(err.contains("cannot read /no/such/file.wasm"), "{err}");
-    let js = h.join("main.js");
-    std::fs::write(&js, "function main() {}").unwrap();
+    let java = h.join("Main.java");
+    std::fs::write(&java, "class Main {}").unwrap();
     let err = fails(&gust(
         h,
         &env,
-        &["action", "create", "x", js.to_str().unwrap()],
+        &["action", "create", "x", java.to_str().unwrap()],
     ));
     assert!(err.contains("give --kind"), "{err}");
     let pfile = h.join("p.json");
