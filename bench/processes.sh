@@ -16,7 +16,7 @@ CONNS=${2:-16}
 SAMPLES=${3:-20}
 THREADS=${THREADS:-2}
 
-cargo build --release -q -p gust -p gust-gateway --examples --bins
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p gust -p gust-gateway --examples --bins
 GUST=$PWD/target/release/gust
 DATA=$(mktemp -d)
 PORT=${PORT:-3281}
@@ -29,7 +29,7 @@ start() { # start STEM_CELLS: a server on $PORT with a new data dir
   sleep 0.5
   rm -rf "$DATA/d"
   "$GUST" serve --listen 127.0.0.1:$PORT --data-dir "$DATA/d" --no-client-config \
-    --stem-cells "$1" --max-instances 64 > "$DATA/serve.log" 2>&1 &
+    --stem-cells "$1" --max-instances 64 ${SERVE_ARGS:-} > "$DATA/serve.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 100); do grep -q "guest key" "$DATA/serve.log" 2>/dev/null && break; sleep 0.1; done
   KEY=$(sed -n 's/^gust: guest key //p' "$DATA/serve.log")

@@ -37,6 +37,10 @@ pub struct ProcessArgs {
     /// New instances per second per action (default: no limit).
     #[arg(long, value_name = "PER_SECOND")]
     scale_out_rate: Option<f64>,
+    /// Milliseconds an invocation waits for a busy instance to come free before another
+    /// instance is started.
+    #[arg(long, default_value_t = 20)]
+    scale_out_delay_ms: u64,
     /// Invocations of one action that may wait for a busy instance; past it they fail.
     #[arg(long, default_value_t = 1000)]
     instance_queue: usize,
@@ -70,6 +74,7 @@ impl ProcessArgs {
         config.evict_after = Duration::from_secs(self.idle_timeout_secs);
         config.max_instances = self.max_instances.max(1);
         config.scale_out_per_sec = self.scale_out_rate.filter(|r| *r > 0.0);
+        config.scale_out_delay = Duration::from_millis(self.scale_out_delay_ms);
         config.queue = self.instance_queue;
         config.network_namespaces = self.network_namespaces.clone();
         ProcessRuntime::new(config)

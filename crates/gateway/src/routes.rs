@@ -253,6 +253,19 @@ async fn info(State(gw): State<Gateway>) -> Response {
     )
 }
 
+/// Whether a record says no instance could take its invocation (annotation `overloaded`).
+fn overloaded(record: &str) -> bool {
+    serde_json::from_str::<Value>(record)
+        .ok()
+        .and_then(|r| {
+            r["annotations"].as_array().map(|a| {
+                a.iter()
+                    .any(|kv| kv["key"] == "overloaded" && kv["value"] == true)
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// OpenWhisk's runtime manifest: kinds grouped by language, the default of each marked.
 fn runtimes(kinds: &gust_runtime_process::kinds::Kinds) -> Value {
     let mut out = serde_json::Map::new();
@@ -561,6 +574,9 @@ async fn invoke(
                 ActivationStatus::Success => StatusCode::OK,
                 ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => {
                     StatusCode::BAD_GATEWAY
+                }
+                ActivationStatus::InternalError if overloaded(record.get()) => {
+                    StatusCode::SERVICE_UNAVAILABLE
                 }
                 ActivationStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             };

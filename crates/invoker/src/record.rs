@@ -160,12 +160,20 @@ pub fn build_record(
             DeveloperError,
             format!("Initialization has failed due to: {reason}"),
         ),
-        Exit::Internal(reason) => ActivationResponse::error(InternalError, reason.clone()),
+        Exit::Internal(reason) | Exit::Overloaded(reason) => {
+            ActivationResponse::error(InternalError, reason.clone())
+        }
     };
     let init_ms = out.init_time.as_millis() as u64;
     let mut record = base(msg, start, end, response);
     record.logs = out.logs;
     record.annotations = annotations(msg, start, init_ms, timeout);
+    if matches!(out.exit, Exit::Overloaded(_)) {
+        // A blocking caller gets 503 instead of 500: the platform is busy, not broken.
+        record
+            .annotations
+            .push(annotation("overloaded", json!(true)));
+    }
     if let Some(how) = out.start {
         // Like OpenWhisk, a warm process instance's record has no initTime.
         if how == "warm" {

@@ -17,6 +17,9 @@ pub enum Exit {
     Trap(String),
     /// The code failed to initialize (no entry point, a syntax error...): the reason.
     Init(String),
+    /// No instance could take it: every one the action may have is busy and the queue is
+    /// full, or waiting outlasted the action's timeout. The reason names the limit.
+    Overloaded(String),
     /// The code could not be made ready (host: missing artifact, pool exhausted, ...).
     Internal(String),
 }

@@ -52,6 +52,8 @@ pub struct Instance {
     stdin: pipe::Sender,
     result: pipe::Receiver,
     pending: Vec<u8>,
+    /// Read buffer for the answer pipe, kept between activations.
+    buf: Vec<u8>,
     logs: Arc<Mutex<Logs>>,
     logs_changed: Arc<Notify>,
     pub cgroup: Option<Cgroup>,
@@ -102,6 +104,7 @@ impl Instance {
             stdin: pipe::Sender::from_owned_fd(started.stdin)?,
             result: pipe::Receiver::from_owned_fd(started.result)?,
             pending: Vec::new(),
+            buf: vec![0; 16 * 1024],
             logs,
             logs_changed: changed,
             cgroup,
@@ -130,7 +133,13 @@ impl Instance {
             if let Err(e) = self.stdin.write_all(line).await {
                 return Err(format!("cannot write to the process: {e}"));
             }
-            read_line(&mut self.result, &mut self.pending, result_limit).await
+            read_line(
+                &mut self.result,
+                &mut self.pending,
+                &mut self.buf,
+                result_limit,
+            )
+            .await
         };
         let reply = tokio::select! {
             r = tokio::time::timeout_at(deadline, talk) => match r {
@@ -250,11 +259,11 @@ impl Drop for Instance {
 async fn read_line(
     rx: &mut pipe::Receiver,
     pending: &mut Vec<u8>,
+    buf: &mut [u8],
     cap: u64,
 ) -> Result<(Vec<u8>, u64), String> {
     let mut kept: Vec<u8> = Vec::new();
     let mut total: u64 = 0;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         if let Some(i) = pending.iter().position(|b| *b == b'\n') {
             let rest = pending.split_off(i + 1);
@@ -269,7 +278,7 @@ async fn read_line(
         let room = (cap as usize).saturating_sub(kept.len());
         kept.extend_from_slice(&pending[..room.min(pending.len())]);
         pending.clear();
-        match rx.read(&mut buf).await {
+        match rx.read(buf).await {
             Ok(0) => return Err("the process closed its result pipe".into()),
             Ok(n) => pending.extend_from_slice(&buf[..n]),
             Err(e) => return Err(format!("cannot read the result pipe: {e}")),

@@ -65,6 +65,10 @@ pub struct ProcessConfig {
     pub max_instances: usize,
     /// New instances per second per action; `None`: as fast as they start.
     pub scale_out_per_sec: Option<f64>,
+    /// An invocation that finds every instance busy waits this long for one to come free
+    /// before another is started (a CPU-bound action on a few cores runs faster on few
+    /// instances; a slow one still scales out after this delay).
+    pub scale_out_delay: Duration,
     /// Invocations that may wait for an instance of one action.
     pub queue: usize,
     /// Namespaces whose actions keep the host's network.
@@ -86,6 +90,7 @@ impl ProcessConfig {
             evict_after: Duration::from_secs(600),
             max_instances: 32,
             scale_out_per_sec: None,
+            scale_out_delay: Duration::from_millis(20),
             queue: 1000,
             network_namespaces: Vec::new(),
             first_uid: 200_000,
@@ -136,6 +141,8 @@ struct ActionPool {
     live: usize,
     waiting: usize,
     last_scale_out: Option<Instant>,
+    /// When an instance last came back free (the action is making progress).
+    last_release: Option<Instant>,
     notify: Arc<Notify>,
 }
 
@@ -274,7 +281,7 @@ impl ProcessRuntime {
         let mut init_logs = Vec::new();
         let mut start = "warm";
         let mut instance = loop {
-            match self.acquire(&key, &req) {
+            match self.acquire(&key, &req, queued.elapsed()) {
                 Acquired::Warm(i) => break i,
                 Acquired::Start => {
                     let started = Instant::now();
@@ -293,17 +300,17 @@ impl ProcessRuntime {
                         }
                     }
                 }
-                Acquired::Full(why) => return RunOutput::failed(Exit::Internal(why)),
+                Acquired::Full(why) => return RunOutput::failed(Exit::Overloaded(why)),
                 Acquired::Wait(notify) => {
                     let left = deadline_wait.saturating_duration_since(Instant::now());
-                    let waited = tokio::time::timeout(
-                        left.min(Duration::from_millis(50)),
-                        notify.notified(),
-                    )
-                    .await;
+                    // Look again when an instance comes free, or after the scale-out delay.
+                    let poll = left
+                        .min(self.config.scale_out_delay.max(Duration::from_millis(1)))
+                        .min(Duration::from_millis(50));
+                    let waited = tokio::time::timeout(poll, notify.notified()).await;
                     self.unwait(&key);
                     if waited.is_err() && Instant::now() >= deadline_wait {
-                        return RunOutput::failed(Exit::Internal(format!(
+                        return RunOutput::failed(Exit::Overloaded(format!(
                             "No instance of the action became free within {} ms (all {} are busy).",
                             queued.elapsed().as_millis(),
                             self.instance_limit(&req)
@@ -368,7 +375,7 @@ impl ProcessRuntime {
         }
     }
 
-    fn acquire(&self, key: &str, req: &ProcessRun) -> Acquired {
+    fn acquire(&self, key: &str, req: &ProcessRun, waited: Duration) -> Acquired {
         let limit = self.instance_limit(req);
         let need = req.memory * MB;
         let mut evicted = Vec::new();
@@ -388,7 +395,17 @@ impl ProcessRuntime {
             }
             _ => true,
         };
-        if pool.live < limit && rate_ok {
+        // Scale out when nothing moved for the delay: no instance came free and none was
+        // started since this invocation (or the last progress) began to wait.
+        let arrived = Instant::now()
+            .checked_sub(waited)
+            .unwrap_or_else(Instant::now);
+        let progress = [pool.last_release, pool.last_scale_out]
+            .into_iter()
+            .flatten()
+            .fold(arrived, Instant::max);
+        let delay_over = pool.live == 0 || progress.elapsed() >= self.config.scale_out_delay;
+        if pool.live < limit && rate_ok && delay_over {
             // Make room: least recently used idle instances of other actions, then stems.
             while st.reserved + need > self.config.memory_budget {
                 let victim = st
@@ -467,6 +484,7 @@ impl ProcessRuntime {
             return;
         };
         pool.notify.notify_one();
+        pool.last_release = Some(Instant::now());
         if reusable {
             instance.last_used = Instant::now();
             pool.idle.push(instance);

@@ -726,3 +726,29 @@ async fn background_processes_die_with_their_instance() {
     }
     panic!("the background process outlived its instance");
 }
+
+#[tokio::test]
+async fn past_the_instance_limit_and_queue_a_blocking_call_gets_503_naming_the_limit() {
+    let Some(s) = process_server("instance_queue_full", &["--instance-queue", "0"]).await else {
+        return;
+    };
+    let code =
+        "function main() { return new Promise(r => setTimeout(() => r({ done: true }), 1500)); }";
+    create(
+        &s,
+        "single",
+        "nodejs:default",
+        code,
+        json!({"limits": {"instances": 1}}),
+    )
+    .await;
+    let (a, b) = tokio::join!(s.invoke("single", json!({})), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        s.invoke("single", json!({})).await
+    });
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(b.status, 503, "{}", b.body);
+    assert_eq!(b.body["response"]["status"], "whisk internal error");
+    let e = result(&b)["error"].as_str().unwrap();
+    assert!(e.contains("all 1 instances of the action are busy"), "{e}");
+}
