@@ -282,7 +282,7 @@ impl ProcessRuntime {
         let mut start = "warm";
         let mut instance = loop {
             match self.acquire(&key, &req, queued.elapsed()) {
-                Acquired::Warm(i) => break i,
+                Acquired::Warm(i) => break *i,
                 Acquired::Start => {
                     let started = Instant::now();
                     match self.start(&kind, &req).await {
@@ -387,7 +387,7 @@ impl ProcessRuntime {
                 i.freeze(false);
             }
             st.stats.warm_starts += 1;
-            return Acquired::Warm(i);
+            return Acquired::Warm(Box::new(i));
         }
         let rate_ok = match (self.config.scale_out_per_sec, pool.last_scale_out) {
             (Some(rate), Some(last)) if rate > 0.0 => {
@@ -788,7 +788,7 @@ impl ProcessRuntime {
 }
 
 enum Acquired {
-    Warm(Instance),
+    Warm(Box<Instance>),
     Start,
     Wait(Arc<Notify>),
     Full(String),
