@@ -781,7 +781,14 @@ impl ProcessRuntime {
             root: self.root_dir.clone(),
             max_files: 1024,
             max_file_size: TMP_BYTES,
-            max_processes: 256,
+            // RLIMIT_NPROC counts every process of a host uid, and servers on one host hand
+            // out the same uids: with cgroups, the pids controller limits each instance
+            // instead (256), so one tenant's fork bomb cannot starve another's instance.
+            max_processes: if self.cgroups.is_some() {
+                libc::RLIM_INFINITY
+            } else {
+                256
+            },
             cwd: cwd.to_string(),
         })
     }

@@ -51,6 +51,7 @@ pub struct Spec {
     pub root: PathBuf,
     pub max_files: u64,
     pub max_file_size: u64,
+    /// RLIMIT_NPROC; `RLIM_INFINITY` leaves it alone.
     pub max_processes: u64,
     pub cwd: String,
 }
@@ -244,12 +245,16 @@ fn prepare(spec: &Spec, ends: [RawFd; 6], filters: Vec<BpfProgram>) -> Result<Pr
         hostname: cstr("gust")?,
         cwd: cstr(&spec.cwd)?,
         filters,
-        rlimits: vec![
+        rlimits: [
             (libc::RLIMIT_NOFILE, spec.max_files),
             (libc::RLIMIT_FSIZE, spec.max_file_size),
             (libc::RLIMIT_NPROC, spec.max_processes),
             (libc::RLIMIT_CORE, 0),
-        ],
+        ]
+        .into_iter()
+        // Infinity: left as it is (raising a hard limit is not allowed anyway).
+        .filter(|(_, v)| *v != libc::RLIM_INFINITY)
+        .collect(),
         stdin: ends[0],
         stdout: ends[1],
         stderr: ends[2],
