@@ -552,12 +552,12 @@ async fn hostile_loops_memory_forks_and_log_floods_stop_at_their_limits() {
     let logs = r.body["logs"].as_array().unwrap();
     let bytes: usize = logs.iter().map(|l| l.as_str().unwrap().len()).sum();
     assert!(bytes < 1024 * 1024 + 200, "{bytes}");
+    let last = logs.last().unwrap().as_str().unwrap();
     assert!(
-        logs.last()
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .contains("Logs were truncated")
+        last.contains("Logs were truncated"),
+        "{} lines, {bytes} bytes, first {:?}, last {last}",
+        logs.len(),
+        logs.first()
     );
     // The next activation's logs are its own.
     let r = s.invoke("friendly", json!({})).await;

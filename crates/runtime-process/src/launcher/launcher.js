@@ -21,8 +21,10 @@ function answer(obj) {
   }
   if (line === undefined) line = 'null';
   fs.writeSync(3, line + '\n');
-  fs.writeSync(1, SENTINEL);
-  fs.writeSync(2, SENTINEL);
+  // Through the same streams as console.log: when a pipe is full Node queues writes, and a
+  // direct write to fd 1 would overtake what the function printed.
+  process.stdout.write(SENTINEL);
+  process.stderr.write(SENTINEL);
 }
 
 function setEnv(env) {
