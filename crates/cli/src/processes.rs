@@ -48,6 +48,10 @@ pub struct ProcessArgs {
     /// have none.
     #[arg(long = "network-namespace", value_name = "NAMESPACE")]
     network_namespaces: Vec<String>,
+    /// Run process instances even where there are no cgroups to hold them: no memory, pids
+    /// or CPU limit (a trusted single-user machine only).
+    #[arg(long)]
+    processes_without_cgroups: bool,
 }
 
 impl ProcessArgs {
@@ -62,10 +66,13 @@ impl ProcessArgs {
         Kinds::from_specs(&self.runtimes).map_err(|e| anyhow!(e))
     }
 
-    /// The process pool of an invoker, its files under `dir`; none if no kind is offered.
-    pub fn runtime(&self, kinds: Kinds, dir: &Path) -> Result<Option<Arc<ProcessRuntime>>> {
+    /// The kinds this invoker runs and its process pool (files under `dir`); none if no kind
+    /// is offered. Where sandboxes cannot be made (not root, no cgroups) the default kinds
+    /// are dropped with a warning; kinds asked for by `--runtime` make it an error.
+    pub fn runtime(&self, dir: &Path) -> Result<(Kinds, Option<Arc<ProcessRuntime>>)> {
+        let kinds = self.kinds()?;
         if kinds.all().is_empty() {
-            return Ok(None);
+            return Ok((kinds, None));
         }
         let mut config = ProcessConfig::new(kinds, dir.to_path_buf());
         config.memory_budget = self.process_memory * 1024 * 1024;
@@ -77,8 +84,14 @@ impl ProcessArgs {
         config.scale_out_delay = Duration::from_millis(self.scale_out_delay_ms);
         config.queue = self.instance_queue;
         config.network_namespaces = self.network_namespaces.clone();
-        ProcessRuntime::new(config)
-            .map(Some)
-            .map_err(|e| anyhow!("cannot start the process runtime: {e}"))
+        config.without_cgroups = self.processes_without_cgroups;
+        match ProcessRuntime::new(config.clone()) {
+            Ok(rt) => Ok((config.kinds, Some(rt))),
+            Err(e) if self.runtimes.is_empty() => {
+                eprintln!("gust: no Node.js, Python or native actions here: {e}");
+                Ok((Kinds::none(), None))
+            }
+            Err(e) => Err(anyhow!("cannot start the process runtime: {e}")),
+        }
     }
 }

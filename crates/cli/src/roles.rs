@@ -259,11 +259,10 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
         bus,
         SystemLimits::default(),
     );
-    let kinds = args.processes.kinds()?;
-    if let Some(p) = args
+    let (_, processes) = args
         .processes
-        .runtime(kinds, &settings.data_dir.join("processes"))?
-    {
+        .runtime(&settings.data_dir.join("processes"))?;
+    if let Some(p) = processes {
         invoker = invoker.with_processes(p);
     }
     invoker.join_cluster().await?;

@@ -266,11 +266,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         bus.clone(),
         system,
     );
-    let kinds = args.processes.kinds()?;
-    if let Some(p) = args
-        .processes
-        .runtime(kinds.clone(), &args.data_dir.join("processes"))?
-    {
+    let (kinds, processes) = args.processes.runtime(&args.data_dir.join("processes"))?;
+    if let Some(p) = processes {
         invoker = invoker.with_processes(p);
     }
     invoker.start().await?;

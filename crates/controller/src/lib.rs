@@ -162,11 +162,9 @@ impl Controller {
 
     /// The process kinds accepted (listed by `GET /api/v1`).
     pub fn kinds(&self) -> &gust_runtime_process::kinds::Kinds {
-        static NONE: std::sync::OnceLock<gust_runtime_process::kinds::Kinds> =
-            std::sync::OnceLock::new();
-        self.kinds
-            .get()
-            .unwrap_or_else(|| NONE.get_or_init(gust_runtime_process::kinds::Kinds::none))
+        static NONE: gust_runtime_process::kinds::Kinds =
+            gust_runtime_process::kinds::Kinds::none();
+        self.kinds.get().unwrap_or(&NONE)
     }
 
     /// The invokers this controller sends work to now.

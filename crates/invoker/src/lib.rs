@@ -319,19 +319,12 @@ impl Invoker {
             );
         };
         if !processes.has_code(&msg.code_hash) {
-            let code = match self.store.action_code(&msg.namespace, &msg.action).await {
-                Ok(Some(code)) if gust_runtime_wasm::code_hash(&code) == msg.code_hash => code,
-                Ok(_) => {
-                    let gone = "Action could not be found or may have been deleted.";
-                    return record::internal_error(msg, start, gone.to_string());
-                }
-                Err(e) => {
-                    let why = format!("cannot read the action's code: {e}");
-                    return record::internal_error(msg, start, why);
-                }
+            let code = match self.fetch_code(msg).await {
+                Ok(code) => code,
+                Err(why) => return record::internal_error(msg, start, why),
             };
-            let (p, hash) = (processes.clone(), msg.code_hash.clone());
-            let added = tokio::task::spawn_blocking(move || p.add_code(&hash, &code)).await;
+            let (p, hash, kind) = (processes.clone(), msg.code_hash.clone(), msg.kind.clone());
+            let added = tokio::task::spawn_blocking(move || p.add_code(&hash, &kind, &code)).await;
             match added {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return record::internal_error(msg, start, e),
@@ -339,6 +332,7 @@ impl Invoker {
             }
         }
         let run = gust_runtime_process::ProcessRun {
+            subject: msg.subject.clone(),
             namespace: msg.namespace.clone(),
             action: msg.action.clone(),
             kind: msg.kind.clone(),
@@ -356,6 +350,15 @@ impl Invoker {
         build_record(msg, start, now_ms(), out, self.system.max_result)
     }
 
+    /// The action's code from the store, if it is still the version the message names.
+    async fn fetch_code(&self, msg: &InvocationMessage) -> Result<Vec<u8>, String> {
+        match self.store.action_code(&msg.namespace, &msg.action).await {
+            Ok(Some(code)) if gust_runtime_wasm::code_hash(&code) == msg.code_hash => Ok(code),
+            Ok(_) => Err("Action could not be found or may have been deleted.".to_string()),
+            Err(e) => Err(format!("cannot read the action's code: {e}")),
+        }
+    }
+
     async fn ensure_code(&self, msg: &InvocationMessage) -> Result<(), String> {
         if self.runtime.is_loaded(&msg.code_hash) {
             return Ok(());
@@ -368,15 +371,7 @@ impl Invoker {
         {
             return Ok(());
         }
-        let gone = || "Action could not be found or may have been deleted.".to_string();
-        let code = match self.store.action_code(&msg.namespace, &msg.action).await {
-            Ok(Some(code)) => code,
-            Ok(None) => return Err(gone()),
-            Err(e) => return Err(format!("cannot read the action's code: {e}")),
-        };
-        if gust_runtime_wasm::code_hash(&code) != msg.code_hash {
-            return Err(gone());
-        }
+        let code = self.fetch_code(msg).await?;
         let runtime = self.runtime.clone();
         match tokio::task::spawn_blocking(move || runtime.compile(&code)).await {
             Ok(Ok(_)) => Ok(()),

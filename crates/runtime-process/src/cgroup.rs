@@ -86,14 +86,22 @@ impl Cgroups {
 
     /// A new group for instance `name` with its limits.
     pub fn create(&self, name: &str, memory: u64, pids: u64, cpu_share: u64) -> io::Result<Cgroup> {
-        let dirs: Vec<PathBuf> = self.bases.iter().map(|b| b.join(name)).collect();
-        for d in &dirs {
-            fs::create_dir_all(d)?;
-        }
         let cg = Cgroup {
             version: self.version,
-            dirs,
+            dirs: self.bases.iter().map(|b| b.join(name)).collect(),
         };
+        let made = cg.dirs.iter().try_for_each(fs::create_dir_all);
+        if let Err(e) = made.and_then(|_| cg.limit(memory, pids, cpu_share)) {
+            cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+}
+
+impl Cgroup {
+    fn limit(&self, memory: u64, pids: u64, cpu_share: u64) -> io::Result<()> {
+        let cg = self;
         cg.set_memory(memory)?;
         match self.version {
             Version::V1 => {
@@ -107,7 +115,7 @@ impl Cgroups {
                 let _ = write(&cg.file("", "cpu.weight"), &weight.to_string());
             }
         }
-        Ok(cg)
+        Ok(())
     }
 }
 
@@ -225,37 +233,30 @@ impl Cgroup {
         }
     }
 
-    /// How many processes the kernel killed for want of memory in this group.
-    pub fn oom_kills(&self) -> u64 {
-        let (file, key) = match self.version {
-            Version::V1 => (self.file("memory", "memory.oom_control"), "oom_kill"),
-            Version::V2 => (self.file("", "memory.events"), "oom_kill"),
+    /// How many processes the kernel killed for want of memory in this group, and how many
+    /// times the group hit its memory limit.
+    pub fn memory_failures(&self) -> (u64, u64) {
+        let field = |text: &str, key: &str| -> u64 {
+            text.lines()
+                .filter_map(|l| l.split_once(' '))
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0)
         };
-        let text = fs::read_to_string(file).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| l.split_once(' '))
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Whether the group hit its memory limit at least once.
-    pub fn hit_memory_limit(&self) -> bool {
-        let count = match self.version {
-            Version::V1 => fs::read_to_string(self.file("memory", "memory.failcnt"))
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .unwrap_or(0),
+        let read = |path: PathBuf| fs::read_to_string(path).unwrap_or_default();
+        match self.version {
+            Version::V1 => (
+                field(&read(self.file("memory", "memory.oom_control")), "oom_kill"),
+                read(self.file("memory", "memory.failcnt"))
+                    .trim()
+                    .parse()
+                    .unwrap_or(0),
+            ),
             Version::V2 => {
-                let text = fs::read_to_string(self.file("", "memory.events")).unwrap_or_default();
-                text.lines()
-                    .filter_map(|l| l.split_once(' '))
-                    .find(|(k, _)| *k == "max")
-                    .and_then(|(_, v)| v.trim().parse().ok())
-                    .unwrap_or(0)
+                let events = read(self.file("", "memory.events"));
+                (field(&events, "oom_kill"), field(&events, "max"))
             }
-        };
-        count > 0
+        }
     }
 
     /// Kills every process in the group (thawing it first: a frozen process cannot die).

@@ -61,6 +61,10 @@ pub struct Instance {
     pub memory: u64,
     pub frozen: bool,
     pub last_used: Instant,
+    /// Whether the last exchange's logs ended with both sentinel lines.
+    pub logs_complete: bool,
+    /// The group's out-of-memory counters when the last exchange began.
+    memory_mark: (u64, u64),
     dead: bool,
 }
 
@@ -81,28 +85,49 @@ impl Instance {
         cgroup: Option<Cgroup>,
         memory: u64,
     ) -> std::io::Result<Instance> {
+        let (pid, pidfd) = (started.pid, started.pidfd);
+        let pipes = (|| {
+            Ok::<_, std::io::Error>((
+                pipe::Sender::from_owned_fd(started.stdin)?,
+                pipe::Receiver::from_owned_fd(started.result)?,
+                pipe::Receiver::from_owned_fd(started.stdout)?,
+                pipe::Receiver::from_owned_fd(started.stderr)?,
+            ))
+        })();
+        let (stdin, result, stdout, stderr) = match pipes {
+            Ok(p) => p,
+            Err(e) => {
+                discard(pid, false, cgroup);
+                return Err(e);
+            }
+        };
+        // SAFETY: an owned pidfd: it stays open, the same descriptor, as long as the
+        // AsyncFd that owns it.
+        let pidfd = match unsafe {
+            AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+        } {
+            Ok(fd) => fd,
+            Err(e) => {
+                discard(pid, false, cgroup);
+                return Err(e.into());
+            }
+        };
         let logs = Arc::new(Mutex::new(Logs {
             lines: LogLines::new(0),
             ended: [false; 2],
             closed: [false; 2],
         }));
         let changed = Arc::new(Notify::new());
-        for (i, fd) in [started.stdout, started.stderr].into_iter().enumerate() {
-            let rx = pipe::Receiver::from_owned_fd(fd)?;
+        for (i, rx) in [stdout, stderr].into_iter().enumerate() {
             tokio::spawn(read_logs(rx, i, logs.clone(), changed.clone()));
         }
         Ok(Instance {
             id,
             family,
-            pid: started.pid,
-            // SAFETY: an owned pidfd: it stays open, the same descriptor, as long as the
-            // AsyncFd that owns it.
-            pidfd: unsafe {
-                AsyncFd::register_with_interest(started.pidfd, tokio::io::Interest::READABLE)
-            }
-            .map_err(std::io::Error::from)?,
-            stdin: pipe::Sender::from_owned_fd(started.stdin)?,
-            result: pipe::Receiver::from_owned_fd(started.result)?,
+            pid,
+            pidfd,
+            stdin,
+            result,
             pending: Vec::new(),
             buf: vec![0; 16 * 1024],
             logs,
@@ -111,6 +136,8 @@ impl Instance {
             memory,
             frozen: false,
             last_used: Instant::now(),
+            logs_complete: true,
+            memory_mark: (0, 0),
             dead: false,
         })
     }
@@ -129,6 +156,10 @@ impl Instance {
             logs.lines = LogLines::new(log_limit);
             logs.ended = logs.closed;
         }
+        self.logs_complete = false;
+        if let Some(c) = &self.cgroup {
+            self.memory_mark = c.memory_failures();
+        }
         let talk = async {
             if let Err(e) = self.stdin.write_all(line).await {
                 return Err(format!("cannot write to the process: {e}"));
@@ -141,12 +172,10 @@ impl Instance {
             )
             .await
         };
-        let reply = tokio::select! {
-            r = tokio::time::timeout_at(deadline, talk) => match r {
-                Ok(Ok((kept, len))) => Reply::Line(kept, len),
-                Ok(Err(_)) => Reply::Exited,
-                Err(_) => Reply::Timeout,
-            },
+        let reply = match tokio::time::timeout_at(deadline, talk).await {
+            Ok(Ok((kept, len))) => Reply::Line(kept, len),
+            Ok(Err(_)) => Reply::Exited,
+            Err(_) => Reply::Timeout,
         };
         if let Reply::Line(..) = reply {
             let wait = if self.family == Family::Native {
@@ -154,7 +183,9 @@ impl Instance {
             } else {
                 deadline
             };
-            let _ = tokio::time::timeout_at(wait, self.logs_ended()).await;
+            self.logs_complete = tokio::time::timeout_at(wait, self.logs_ended())
+                .await
+                .is_ok();
         }
         reply
     }
@@ -201,11 +232,13 @@ impl Instance {
         }
     }
 
-    /// Whether the memory cgroup killed or refused something.
+    /// Whether the memory cgroup killed something, or its limit was hit, during the last
+    /// exchange (earlier activations of a warm instance do not count).
     pub fn out_of_memory(&self) -> bool {
-        self.cgroup
-            .as_ref()
-            .is_some_and(|c| c.oom_kills() > 0 || c.hit_memory_limit())
+        self.cgroup.as_ref().is_some_and(|c| {
+            let (kills, hits) = c.memory_failures();
+            kills > self.memory_mark.0 || hits > self.memory_mark.1
+        })
     }
 
     pub fn freeze(&mut self, frozen: bool) {
@@ -233,25 +266,34 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
-        let pid = self.pid;
-        let dead = self.dead;
-        let cgroup = self.cgroup.take();
-        // Reap it and remove its group away from the async workers.
-        let cleanup = move || {
-            if !dead {
-                // SAFETY: our own child, killed above; reaped once.
-                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-            }
-            if let Some(c) = cgroup {
-                c.remove();
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn_blocking(cleanup);
-            }
-            Err(_) => cleanup(),
+        discard(self.pid, self.dead, self.cgroup.take());
+    }
+}
+
+/// Kills, reaps (unless `reaped`) and removes the group of an instance's process, away from
+/// the async workers.
+fn discard(pid: i32, reaped: bool, cgroup: Option<Cgroup>) {
+    if !reaped {
+        if let Some(c) = &cgroup {
+            c.kill_all();
         }
+        // SAFETY: kill(2) of our own, not yet reaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let cleanup = move || {
+        if !reaped {
+            // SAFETY: our own child, killed above; reaped once.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        }
+        if let Some(c) = cgroup {
+            c.remove();
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn_blocking(cleanup);
+        }
+        Err(_) => cleanup(),
     }
 }
 

@@ -70,7 +70,7 @@ impl Kinds {
     }
 
     /// No process kinds.
-    pub fn none() -> Kinds {
+    pub const fn none() -> Kinds {
         Kinds(Vec::new())
     }
 

@@ -77,6 +77,9 @@ pub struct ProcessConfig {
     /// (`uid_count` further) for the namespace root that builds its sandbox.
     pub first_uid: u32,
     pub uid_count: u32,
+    /// Run instances even where there are no cgroups to hold them (no memory, pids or CPU
+    /// limit: only for a trusted single-user machine).
+    pub without_cgroups: bool,
 }
 
 impl ProcessConfig {
@@ -95,6 +98,7 @@ impl ProcessConfig {
             network_namespaces: Vec::new(),
             first_uid: 200_000,
             uid_count: 50_000,
+            without_cgroups: false,
         }
     }
 }
@@ -102,6 +106,10 @@ impl ProcessConfig {
 /// One activation for a process kind.
 #[derive(Debug)]
 pub struct ProcessRun {
+    /// The caller's namespace: instances are never shared between callers (an action in a
+    /// shared package keeps one caller's state in its globals and `/tmp`).
+    pub subject: String,
+    /// The namespace that owns the action.
     pub namespace: String,
     /// `pkg/action` or `action`.
     pub action: String,
@@ -118,20 +126,6 @@ pub struct ProcessRun {
     pub result_limit: u64,
     /// The action's own instance ceiling (0: the pool's).
     pub max_instances: u64,
-}
-
-/// Pool figures, for tests and health reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolStats {
-    /// Instances started cold (new sandbox).
-    pub cold_starts: u64,
-    /// Instances made from a stem cell.
-    pub stem_starts: u64,
-    /// Invocations given an idle instance.
-    pub warm_starts: u64,
-    pub live: usize,
-    pub stems: usize,
-    pub memory: u64,
 }
 
 #[derive(Default)]
@@ -153,7 +147,6 @@ struct State {
     stems_starting: HashMap<String, usize>,
     /// Memory given to live instances and stem cells.
     reserved: u64,
-    stats: PoolStats,
 }
 
 /// The process pool of one invoker.
@@ -181,6 +174,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ProcessRuntime {
     /// Starts the pool (and its housekeeping task, which stops when the pool is dropped).
     pub fn new(config: ProcessConfig) -> Result<Arc<ProcessRuntime>, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("process sandboxes need root (to map each instance to its own host uid and to limit it with cgroups)".into());
+        }
         let code_dir = config.dir.join("code");
         let root_dir = config.dir.join("root");
         for d in [&config.dir, &code_dir, &root_dir] {
@@ -188,9 +185,15 @@ impl ProcessRuntime {
         }
         let cgroups = match Cgroups::new() {
             Ok(c) => Some(c),
-            Err(e) => {
+            Err(e) if config.without_cgroups => {
                 tracing::warn!(error = %e, "no cgroups: process instances run without memory, pid and CPU limits");
                 None
+            }
+            Err(e) => {
+                return Err(format!(
+                    "no cgroups to limit instances' memory, processes and CPU ({e}); \
+                     --processes-without-cgroups runs them unlimited"
+                ));
             }
         };
         let spawner = Spawner::new(seccomp::filters()?).map_err(|e| e.to_string())?;
@@ -220,25 +223,17 @@ impl ProcessRuntime {
         &self.config.kinds
     }
 
-    pub fn stats(&self) -> PoolStats {
-        let st = lock(&self.state);
-        PoolStats {
-            live: st.pools.values().map(|p| p.live).sum(),
-            stems: st.stems.values().map(Vec::len).sum(),
-            memory: st.reserved,
-            ..st.stats
-        }
-    }
-
     /// Stops every idle instance and stem cell (busy ones end with their activation).
     pub fn shutdown(&self) {
         let mut st = lock(&self.state);
         let mut stopped: Vec<Instance> = st.stems.drain().flat_map(|(_, v)| v).collect();
         for p in st.pools.values_mut() {
-            p.live -= p.idle.len();
+            p.live = p.live.saturating_sub(p.idle.len());
             stopped.append(&mut p.idle);
         }
-        st.reserved = 0;
+        // Busy instances keep their share until they come back.
+        let freed: u64 = stopped.iter().map(|i| i.memory).sum();
+        st.reserved = st.reserved.saturating_sub(freed);
         drop(st);
         drop(stopped);
     }
@@ -248,10 +243,16 @@ impl ProcessRuntime {
         self.code_dir.join(hash).exists() || self.code_dir.join(format!("{hash}.src")).exists()
     }
 
-    /// Keeps code `hash` on disk: source as a file (sent to each new instance), a zip or an
-    /// executable unpacked into a folder.
-    pub fn add_code(&self, hash: &str, code: &[u8]) -> Result<(), String> {
-        if code::is_zip(code) || code.starts_with(b"\x7fELF") || code.starts_with(b"#!") {
+    /// Keeps code `hash` of `kind` on disk: source as a file (sent to each new instance), a
+    /// zip or an executable unpacked into a folder.
+    pub fn add_code(&self, hash: &str, kind: &str, code: &[u8]) -> Result<(), String> {
+        let native = self
+            .config
+            .kinds
+            .resolve(kind)
+            .is_some_and(|k| k.family == Family::Native);
+        // A Node.js or Python source that starts with `#!` is still source.
+        if code::is_zip(code) || native {
             code::unpack(&self.code_dir, hash, code)
                 .map_err(|e| format!("cannot unpack the action's code: {e}"))?;
         } else {
@@ -274,7 +275,10 @@ impl ProcessRuntime {
                 req.kind
             )));
         };
-        let key = format!("{}/{}@{}", req.namespace, req.action, req.code_hash);
+        let key = format!(
+            "{} {}/{}@{}",
+            req.subject, req.namespace, req.action, req.code_hash
+        );
         let queued = Instant::now();
         let deadline_wait = queued + req.timeout.max(Duration::from_secs(1));
         let mut init_time = Duration::ZERO;
@@ -334,6 +338,9 @@ impl ProcessRuntime {
             .exchange(&line, deadline, req.log_limit, req.result_limit)
             .await;
         let (mut logs, truncated) = instance.take_logs();
+        // An instance whose sentinel lines did not come would mix this activation's late
+        // logs into the next one's.
+        let logs_complete = instance.logs_complete || kind.family == Family::Native;
         if !init_logs.is_empty() {
             init_logs.append(&mut logs);
             logs = init_logs;
@@ -341,7 +348,12 @@ impl ProcessRuntime {
         let (exit, stdout, stdout_len, reusable) = match reply {
             Reply::Line(kept, len) => {
                 let json = serde_json::from_slice::<serde_json::Value>(&kept).is_ok();
-                (Exit::Ok, kept, len, json && len <= req.result_limit)
+                (
+                    Exit::Ok,
+                    kept,
+                    len,
+                    json && len <= req.result_limit && logs_complete,
+                )
             }
             Reply::Timeout => (Exit::Timeout, Vec::new(), 0, false),
             Reply::Exited => {
@@ -367,11 +379,11 @@ impl ProcessRuntime {
         }
     }
 
+    /// The action's own instance limit, within the invoker's.
     fn instance_limit(&self, req: &ProcessRun) -> usize {
-        if req.max_instances > 0 {
-            req.max_instances as usize
-        } else {
-            self.config.max_instances
+        match req.max_instances {
+            0 => self.config.max_instances,
+            n => (n as usize).min(self.config.max_instances),
         }
     }
 
@@ -386,7 +398,6 @@ impl ProcessRuntime {
             if i.frozen {
                 i.freeze(false);
             }
-            st.stats.warm_starts += 1;
             return Acquired::Warm(Box::new(i));
         }
         let rate_ok = match (self.config.scale_out_per_sec, pool.last_scale_out) {
@@ -417,8 +428,8 @@ impl ProcessRuntime {
                 if let Some(k) = victim {
                     let p = st.pools.get_mut(&k).expect("victim exists");
                     let i = p.idle.remove(0);
-                    p.live -= 1;
-                    st.reserved -= i.memory;
+                    p.live = p.live.saturating_sub(1);
+                    st.reserved = st.reserved.saturating_sub(i.memory);
                     evicted.push(i);
                     continue;
                 }
@@ -429,7 +440,7 @@ impl ProcessRuntime {
                     .and_then(Vec::pop);
                 match stem {
                     Some(i) => {
-                        st.reserved -= i.memory;
+                        st.reserved = st.reserved.saturating_sub(i.memory);
                         evicted.push(i);
                     }
                     None => break,
@@ -509,7 +520,7 @@ impl ProcessRuntime {
                 for mut i in p.idle.drain(..) {
                     let idle = now.duration_since(i.last_used);
                     if idle >= self.config.evict_after {
-                        p.live -= 1;
+                        p.live = p.live.saturating_sub(1);
                         st.reserved = st.reserved.saturating_sub(i.memory);
                         stopped.push(i);
                     } else {
@@ -583,29 +594,29 @@ impl ProcessRuntime {
             if let Some(s) = &stem {
                 // The stem's memory becomes the action's (reserved by `acquire`).
                 st.reserved = st.reserved.saturating_sub(s.memory);
-                st.stats.stem_starts += 1;
             }
-            stem
+            drop(st);
+            // A stem that cannot be given the action's limit (it already uses more) is
+            // not used.
+            stem.filter(|s| {
+                s.cgroup
+                    .as_ref()
+                    .is_none_or(|c| c.set_memory(memory).is_ok())
+            })
         } else {
             None
         };
         let how = if stem.is_some() { "prewarmed" } else { "cold" };
         let mut instance = match stem {
             Some(mut i) => {
-                if let Some(c) = &i.cgroup {
-                    let _ = c.set_memory(memory);
-                }
                 i.memory = memory;
                 i
             }
             None => {
                 let code = if source.is_none() { Some(folder) } else { None };
-                let i = self
-                    .spawn_instance(kind, memory, code, network)
+                self.spawn_instance(kind, memory, code, network)
                     .await
-                    .map_err(|e| Exit::Internal(format!("cannot start a sandbox: {e}")))?;
-                lock(&self.state).stats.cold_starts += 1;
-                i
+                    .map_err(|e| Exit::Internal(format!("cannot start a sandbox: {e}")))?
             }
         };
         if kind.family == Family::Native {
@@ -689,6 +700,8 @@ impl ProcessRuntime {
                 return Err(e);
             }
         };
+        // On failure the instance's parts are dropped: its process killed and reaped, its
+        // group removed.
         Instance::new(id, kind.family, started, cgroup, memory).map_err(|e| e.to_string())
     }
 

@@ -301,14 +301,72 @@ fn fd_path(buf: &mut [u8; 32], fd: RawFd) -> *const c_char {
     buf.as_ptr().cast()
 }
 
+/// Sets the real, effective and saved gid, then uid, to `id` with raw system calls.
+///
+/// # Safety
+/// Changes the calling process's credentials.
+unsafe fn set_ids(id: u32) -> libc::c_long {
+    // SAFETY: plain system calls with integer arguments.
+    unsafe {
+        let r = libc::syscall(libc::SYS_setresgid, id, id, id);
+        if r != 0 {
+            return r;
+        }
+        libc::syscall(libc::SYS_setresuid, id, id, id)
+    }
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes the mount at `dst` and every mount below it read-only, nosuid and nodev (`-1` and
+/// `ENOSYS` before Linux 5.12).
+///
+/// # Safety
+/// A system call on a NUL-terminated path.
+unsafe fn read_only_tree(dst: &CString) -> libc::c_long {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` outlives the call; its size is passed along.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &raw const attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    }
+}
+
 /// The child, between the clone and the exec.
 ///
 /// # Safety
 /// Runs in a copy of a multi-threaded process: it must not allocate or take locks, only
 /// make system calls on `p`, which was prepared before the clone.
-unsafe fn child(p: &Prepared) -> ! {
+unsafe fn child(p: &mut Prepared) -> ! {
     // SAFETY: every call below is a system call on prepared, NUL-terminated data.
     unsafe {
+        // The server ignores SIGPIPE and may block signals on this thread: an ignored or
+        // blocked signal would stay so across the exec.
+        let mut sigs: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut sigs);
+        libc::sigprocmask(libc::SIG_SETMASK, &sigs, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let mut go = 0u8;
         if libc::read(p.sync, (&raw mut go).cast(), 1) != 1 {
             libc::_exit(1);
@@ -335,16 +393,19 @@ unsafe fn child(p: &Prepared) -> ! {
             fail(p, "cgroup namespace");
         }
         // Look up every bind source while still host root (a 0700 /root is no obstacle).
-        let fds = p.fds.as_ptr() as *mut RawFd;
-        for op in &p.ops {
-            if let Op::Bind { src, slot, .. } = op {
-                let fd = libc::open(src.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        for i in 0..p.ops.len() {
+            if let Op::Bind { src, slot, .. } = &p.ops[i] {
+                let (slot, fd) = (
+                    *slot,
+                    libc::open(src.as_ptr(), libc::O_PATH | libc::O_CLOEXEC),
+                );
                 if fd < 0 {
                     fail(p, "open a bind source");
                 }
-                *fds.add(*slot) = fd;
+                p.fds[slot] = fd;
             }
         }
+        let p = &*p;
         let none = c"".as_ptr();
         if libc::mount(
             none,
@@ -370,12 +431,14 @@ unsafe fn child(p: &Prepared) -> ! {
             fail(p, "chdir root");
         }
         // Become the namespace's root (an unprivileged host id) to build the root: files
-        // made in a namespace's tmpfs need an owner mapped in it.
-        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+        // made in a namespace's tmpfs need an owner mapped in it. Credentials change through
+        // raw system calls: the C library's wrappers signal every thread the server had,
+        // and wait for threads that do not exist in this copy.
+        if set_ids(0) != 0 {
             fail(p, "become namespace root");
         }
         // Drop the host's supplementary groups (root's).
-        if libc::setgroups(0, std::ptr::null()) != 0 {
+        if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0 {
             fail(p, "setgroups");
         }
         for op in &p.ops {
@@ -433,7 +496,12 @@ unsafe fn child(p: &Prepared) -> ! {
                     {
                         fail(p, "bind mount");
                     }
-                    if *readonly {
+                    let tree = if *readonly { read_only_tree(dst) } else { 0 };
+                    if tree != 0 && *libc::__errno_location() != libc::ENOSYS {
+                        fail(p, "read-only mount tree");
+                    }
+                    if tree != 0 {
+                        // Before Linux 5.12 (no mount_setattr): the bind itself only.
                         let flags = libc::MS_BIND
                             | libc::MS_REMOUNT
                             | libc::MS_RDONLY
@@ -510,12 +578,12 @@ unsafe fn child(p: &Prepared) -> ! {
                 fail(p, "setrlimit");
             }
         }
-        let id = INSIDE_ID;
-        if libc::setresgid(id, id, id) != 0 {
-            fail(p, "setresgid");
+        // Its own session: no controlling terminal, no process group shared with the server.
+        if libc::setsid() < 0 {
+            fail(p, "setsid");
         }
-        if libc::setresuid(id, id, id) != 0 {
-            fail(p, "setresuid");
+        if set_ids(INSIDE_ID) != 0 {
+            fail(p, "drop to the function's uid");
         }
         // After the credential change, which clears it.
         if libc::prctl(
@@ -549,12 +617,15 @@ unsafe fn child(p: &Prepared) -> ! {
             fail(p, "chdir");
         }
         // Whatever else the server had open closes at the exec.
-        libc::syscall(
+        if libc::syscall(
             libc::SYS_close_range,
             4u32,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
-        );
+        ) != 0
+        {
+            fail(p, "close_range");
+        }
         libc::execve(p.argv_ptrs[0], p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
         fail(p, "execve")
     }
@@ -597,6 +668,47 @@ impl Spawner {
     }
 }
 
+/// How long a sandbox may take to build itself before it is killed.
+const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the child's report pipe to its end (the exec, or a failure), within `timeout`.
+fn read_report(fd: OwnedFd, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut file = File::from(fd);
+    let mut report = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut poll = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, valid for the call.
+        let ready =
+            unsafe { libc::poll(&mut poll, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if ready == 0 {
+            return Err(format!(
+                "the sandbox did not start within {} s",
+                timeout.as_secs()
+            ));
+        }
+        if ready < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("poll: {e}"));
+        }
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(report),
+            Ok(n) => report.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read the sandbox's report: {e}")),
+        }
+    }
+}
+
 fn start(
     spec: &Spec,
     procs: Option<&[PathBuf]>,
@@ -608,7 +720,7 @@ fn start(
     let (result_r, result_w) = pipe()?;
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let prepared = prepare(
+    let mut prepared = prepare(
         spec,
         [
             stdin_r.as_raw_fd(),
@@ -642,7 +754,7 @@ fn start(
     };
     if pid == 0 {
         // SAFETY: see above.
-        unsafe { child(&prepared) }
+        unsafe { child(&mut prepared) }
     }
     if pid < 0 {
         return Err(format!("clone: {}", std::io::Error::last_os_error()));
@@ -678,8 +790,10 @@ fn start(
         return reap(format!("cannot start the sandbox: {e}"));
     }
     drop(sync);
-    let mut report = Vec::new();
-    let _ = File::from(err_r).read_to_end(&mut report);
+    let report = match read_report(err_r, SETUP_TIMEOUT) {
+        Ok(r) => r,
+        Err(e) => return reap(e),
+    };
     if report.len() >= 4 {
         let (step, errno) = report.split_at(report.len() - 4);
         let errno = i32::from_ne_bytes([errno[0], errno[1], errno[2], errno[3]]);

@@ -1,9 +1,11 @@
 //! The system calls a function never needs, denied by a seccomp filter that every instance
 //! installs before it starts its interpreter (and that its children inherit).
 //!
-//! Two filters: the first answers `EPERM` to kernel, mount, tracing, key, module, BPF and
+//! Three filters: the first answers `EPERM` to kernel, mount, tracing, key, module, BPF and
 //! namespace calls (and to `clone` asking for new namespaces); the second answers `ENOSYS`
-//! to `clone3`, whose flags a filter cannot see, so that the C library falls back to `clone`.
+//! to `clone3`, whose flags a filter cannot see, so that the C library falls back to `clone`;
+//! the third answers `ENOSYS` to every x32 system call (x86-64 numbers with bit 30 set),
+//! which the other filters, matching exact numbers, would let through.
 
 use std::collections::BTreeMap;
 
@@ -122,5 +124,54 @@ pub fn filters() -> Result<Vec<BpfProgram>, String> {
     for f in [deny, no_clone3] {
         out.push(BpfProgram::try_from(f).map_err(|e| format!("seccomp: {e:?}"))?);
     }
+    #[cfg(target_arch = "x86_64")]
+    out.push(no_x32());
     Ok(out)
+}
+
+/// `ENOSYS` for any system call number at or above `__X32_SYSCALL_BIT` (the architecture
+/// is checked by the filters before it: a process cannot switch it).
+#[cfg(target_arch = "x86_64")]
+fn no_x32() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    // Offset of `nr` in `struct seccomp_data`.
+    const NR: u32 = 0;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    vec![
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, NR),
+        op(
+            libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+            0,
+            1,
+            X32_SYSCALL_BIT,
+        ),
+        op(
+            libc::BPF_RET | libc::BPF_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_compile() {
+        let filters = filters().unwrap();
+        assert_eq!(
+            filters.len(),
+            if cfg!(target_arch = "x86_64") { 3 } else { 2 }
+        );
+        assert!(filters.iter().all(|f| !f.is_empty() && f.len() < 4096));
+    }
 }

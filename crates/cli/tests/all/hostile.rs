@@ -1,5 +1,6 @@
 //! Hostile functions end in the right outcome, and the server keeps serving.
 
+use crate::annotation;
 use gust_testkit::{Server, function};
 use serde_json::{Value, json};
 
@@ -21,14 +22,6 @@ async fn run(s: &Server, name: &str, limits: Value, params: Value) -> Value {
 
 fn error_of(rec: &Value) -> &str {
     rec["response"]["result"]["error"].as_str().unwrap_or("")
-}
-
-fn annotation<'a>(rec: &'a Value, key: &str) -> &'a Value {
-    rec["annotations"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["key"] == key))
-        .map(|x| &x["value"])
-        .unwrap_or(&Value::Null)
 }
 
 async fn hostile_server() -> Server {

@@ -22,6 +22,14 @@ pub fn server() -> Server {
     Server::start(env!("CARGO_BIN_EXE_gust"))
 }
 
+/// The value of annotation `key` of an activation record (`null` when it has none).
+pub fn annotation<'a>(record: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    record["annotations"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["key"] == key))
+        .map_or(&serde_json::Value::Null, |x| &x["value"])
+}
+
 /// The store `s` runs on, opened directly (as a crashed server would have left it).
 pub async fn open_store(s: &Server) -> Box<dyn gust_store::Store> {
     use gust_store::postgres::PostgresStore;

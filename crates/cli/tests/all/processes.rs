@@ -4,6 +4,7 @@
 //! The sandbox needs root (user namespaces with mapped ids, cgroups); without it, or without
 //! node and python3 in /usr/bin or /usr/local/bin, these tests say so and skip.
 
+use crate::annotation;
 use std::io::Write;
 use std::time::Duration;
 
@@ -50,14 +51,6 @@ async fn put(s: &Server, name: &str, exec: Value, extra: Value) -> Response {
 async fn create(s: &Server, name: &str, kind: &str, code: &str, extra: Value) {
     let r = put(s, name, json!({"kind": kind, "code": code}), extra).await;
     assert_eq!(r.status, 200, "creating {name}: {}", r.body);
-}
-
-fn annotation<'a>(rec: &'a Value, key: &str) -> &'a Value {
-    rec["annotations"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["key"] == key))
-        .map(|x| &x["value"])
-        .unwrap_or(&Value::Null)
 }
 
 fn result(r: &Response) -> &Value {
@@ -216,13 +209,25 @@ async fn entry_points_promises_errors_and_non_dictionaries() {
         &s,
         "rejects",
         "nodejs:default",
-        "function main() { return Promise.reject({ error: 'nope' }); }",
+        "function main(p) { return p.how === 'object' ? Promise.reject({ reason: 'nope' })\n\
+           : p.how === 'error' ? Promise.reject(new TypeError('bad input'))\n\
+           : p.how === 'nothing' ? Promise.reject() : Promise.reject('plain'); }",
         json!({}),
     )
     .await;
-    let r = s.invoke("rejects", json!({})).await;
-    assert_eq!(r.body["response"]["status"], "application error");
-    assert_eq!(result(&r)["error"], "nope");
+    // As OpenWhisk's Node.js runtime: a rejection is the result `{error: <value>}`.
+    for (how, error) in [
+        ("object", json!({"reason": "nope"})),
+        ("string", json!("plain")),
+        ("nothing", json!({})),
+    ] {
+        let r = s.invoke("rejects", json!({ "how": how })).await;
+        assert_eq!(r.body["response"]["status"], "application error", "{how}");
+        assert_eq!(result(&r)["error"], error, "{how}");
+    }
+    let r = s.invoke("rejects", json!({"how": "error"})).await;
+    assert_eq!(result(&r)["error"]["name"], "TypeError", "{}", r.body);
+    assert_eq!(result(&r)["error"]["message"], "bad input", "{}", r.body);
 
     create(
         &s,
@@ -283,6 +288,18 @@ async fn entry_points_promises_errors_and_non_dictionaries() {
         result(&s.invoke("exits", json!({})).await),
         &json!({"ok": 1})
     );
+
+    // A script that starts with `#!` is still source of its kind, not an executable.
+    create(
+        &s,
+        "shebang",
+        "python:default",
+        "#!/usr/bin/env python3\ndef main(a):\n    return {'shebang': True}\n",
+        json!({}),
+    )
+    .await;
+    let r = s.invoke("shebang", json!({})).await;
+    assert_eq!(result(&r), &json!({"shebang": true}), "{}", r.body);
 }
 
 #[tokio::test]
@@ -436,8 +453,13 @@ async fn parallel_invocations_scale_out_up_to_the_action_limit() {
         json!({"limits": {"instances": 3}}),
     )
     .await;
-    let calls = (0..20).map(|_| s.invoke("slow", json!({})));
-    let answers = futures_join(calls).await;
+    let s = std::sync::Arc::new(s);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let s = s.clone();
+        calls.spawn(async move { s.invoke("slow", json!({})).await });
+    }
+    let answers = calls.join_all().await;
     let mut ids: Vec<String> = Vec::new();
     for r in &answers {
         assert_eq!(r.status, 200, "{}", r.body);
@@ -447,41 +469,6 @@ async fn parallel_invocations_scale_out_up_to_the_action_limit() {
     ids.dedup();
     assert!(ids.len() >= 2, "scaled out: {ids:?}");
     assert!(ids.len() <= 3, "no further than the limit: {ids:?}");
-}
-
-async fn futures_join<F: std::future::Future<Output = Response>>(
-    calls: impl Iterator<Item = F>,
-) -> Vec<Response> {
-    let mut set = Vec::new();
-    for c in calls {
-        set.push(c);
-    }
-    let mut out = Vec::new();
-    // Poll them all at once on this task.
-    let joined = async {
-        let mut pinned: Vec<_> = set.into_iter().map(Box::pin).collect();
-        let mut results: Vec<Option<Response>> = (0..pinned.len()).map(|_| None).collect();
-        std::future::poll_fn(|cx| {
-            let mut pending = false;
-            for (i, f) in pinned.iter_mut().enumerate() {
-                if results[i].is_none() {
-                    match f.as_mut().poll(cx) {
-                        std::task::Poll::Ready(r) => results[i] = Some(r),
-                        std::task::Poll::Pending => pending = true,
-                    }
-                }
-            }
-            if pending {
-                std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
-            }
-        })
-        .await;
-        results.into_iter().map(Option::unwrap).collect::<Vec<_>>()
-    };
-    out.extend(joined.await);
-    out
 }
 
 #[tokio::test]
@@ -751,4 +738,41 @@ async fn past_the_instance_limit_and_queue_a_blocking_call_gets_503_naming_the_l
     assert_eq!(b.body["response"]["status"], "whisk internal error");
     let e = result(&b)["error"].as_str().unwrap();
     assert!(e.contains("all 1 instances of the action are busy"), "{e}");
+}
+
+#[tokio::test]
+async fn callers_of_a_shared_action_never_share_an_instance() {
+    let Some(s) = process_server("callers_never_share_an_instance", &[]).await else {
+        return;
+    };
+    let b_auth = s.admin(&["namespace", "create", "tenantb"]);
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/packages/lib",
+            Some(json!({"publish": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Globals and /tmp outlive an activation in a warm instance: a caller must never see
+    // what another caller left there.
+    let code = "const fs = require('fs'); const id = Math.random().toString(36);\n\
+        function main() { let seen = null; try { seen = fs.readFileSync('/tmp/caller', 'utf8'); } catch (e) {}\n\
+        fs.writeFileSync('/tmp/caller', process.env.__OW_NAMESPACE); return { id, seen }; }";
+    create(&s, "lib/who", "nodejs:default", code, json!({})).await;
+    let path = "/api/v1/namespaces/guest/actions/lib/who?blocking=true";
+    let guest = s.call("POST", path, Some(json!({}))).await;
+    assert_eq!(guest.status, 200, "{}", guest.body);
+    let b = s.call_as(&b_auth, "POST", path, Some(json!({}))).await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    assert_ne!(
+        result(&guest)["id"],
+        result(&b)["id"],
+        "one instance per caller"
+    );
+    assert_eq!(result(&b)["seen"], Value::Null, "{}", b.body);
+    // Each caller's own instance is reused warm.
+    let again = s.call("POST", path, Some(json!({}))).await;
+    assert_eq!(result(&again)["id"], result(&guest)["id"]);
+    assert_eq!(result(&again)["seen"], "guest");
 }

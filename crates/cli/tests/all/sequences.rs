@@ -1,6 +1,7 @@
 //! Sequences: chaining, records as OpenWhisk writes them, the first error stops the chain,
 //! and bad definitions (cycles, missing or forbidden components, too long) are refused.
 
+use crate::annotation;
 use gust_testkit::function;
 use serde_json::{Value, json};
 
@@ -8,15 +9,6 @@ use crate::server;
 
 fn sequence(components: &[&str]) -> Value {
     json!({ "exec": { "kind": "sequence", "components": components } })
-}
-
-fn annotation<'a>(record: &'a Value, key: &str) -> &'a Value {
-    record["annotations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["key"] == key)
-        .map_or(&Value::Null, |a| &a["value"])
 }
 
 #[tokio::test]

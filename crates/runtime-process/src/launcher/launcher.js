@@ -57,16 +57,35 @@ function init(msg) {
   entry = exported;
 }
 
+// An error as OpenWhisk's Node.js runtime reports a rejection: an Error as its name, message
+// and stack; any other value as it is; a rejection without a value as {}.
+function serializeError(e) {
+  if (!e) return {};
+  if (e instanceof Error) {
+    const out = { name: e.name, message: e.message, stack: e.stack };
+    for (const k of Object.keys(e)) out[k] = e[k];
+    return out;
+  }
+  return e;
+}
+
 async function run(msg) {
   setEnv(msg.env);
+  let result;
   try {
-    let result = await entry(msg.value);
-    if (result === undefined || result === null) result = {};
-    return result;
+    result = entry(msg.value);
   } catch (e) {
-    if (e instanceof Error) return { error: 'An error has occurred: ' + e };
-    return e && typeof e === 'object' ? e : { error: String(e) };
+    // Thrown while running: the activation fails with the error's text.
+    return { error: 'An error has occurred: ' + e };
   }
+  try {
+    result = await result;
+  } catch (e) {
+    // A rejected Promise is a result: {error: <what it was rejected with>}.
+    return { error: serializeError(e) };
+  }
+  if (result === undefined || result === null) result = {};
+  return result;
 }
 
 let chain = Promise.resolve();

@@ -15,7 +15,8 @@ out = os.fdopen(3, 'w', buffering=1, encoding='utf-8')
 
 def answer(obj):
     try:
-        line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        # ASCII: a lone surrogate in a string cannot be written as UTF-8.
+        line = json.dumps(obj, allow_nan=False)
     except (TypeError, ValueError) as e:
         line = json.dumps({'error': 'The action returned a value that is not JSON: %s' % e})
     sys.stdout.flush()
