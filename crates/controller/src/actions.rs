@@ -330,6 +330,14 @@ impl Controller {
             (None, Some(e)) => (e.exec.clone(), None, e.code_hash.clone()),
             (None, None) => return Err(bad("exec undefined")),
         };
+        // Only Node.js instances run several activations at once; a Wasm activation always
+        // has an instance of its own, so any concurrency holds for it.
+        if limits.concurrency > 1 && !exec.kind.starts_with("nodejs:") && exec.kind != "wasm" {
+            return Err(bad(format!(
+                "limits.concurrency must be 1 for kind '{}': only nodejs kinds run several activations in one instance.",
+                exec.kind
+            )));
+        }
 
         let mut annotations = match put.annotations {
             Some(a) => a,

@@ -345,6 +345,7 @@ impl Invoker {
             log_limit: msg.limits.logs * MB,
             result_limit: self.system.max_result,
             max_instances: msg.limits.instances,
+            concurrency: msg.limits.concurrency,
         };
         let out = processes.run(run).await;
         build_record(msg, start, now_ms(), out, self.system.max_result)

@@ -84,7 +84,8 @@ impl ActionLimits {
     pub const TIMEOUT: (u64, u64, u64) = (100, 300_000, 60_000);
     pub const MEMORY: (u64, u64, u64) = (128, 512, 256);
     pub const LOGS: (u64, u64, u64) = (0, 10, 10);
-    pub const CONCURRENCY: (u64, u64, u64) = (1, 1, 1);
+    /// Activations one instance runs at once (Node.js; others run one at a time).
+    pub const CONCURRENCY: (u64, u64, u64) = (1, 500, 1);
     pub const INSTANCES: (u64, u64, u64) = (0, 1000, 0);
 
     /// Checks every field against its range.

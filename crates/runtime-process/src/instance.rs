@@ -1,10 +1,18 @@
 //! One running instance and the action-loop protocol it speaks: a JSON line in on stdin, one
 //! JSON line out on fd 3, stdout and stderr collected as log lines until the sentinel line
 //! the launcher writes after each answer.
+//!
+//! An instance runs one activation at a time, or (Node.js with `limits.concurrency` above 1)
+//! several: then each line in carries an `id`, each answer is `<id> <json>`, and each log line
+//! (sentinels included) starts with `\x1e<id> `. Three reader tasks (fd 3, stdout, stderr)
+//! route what arrives to the activation it belongs to; a log line without an id goes to the
+//! oldest activation in flight.
 
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use gust_model::logs::LogLines;
 use tokio::io::unix::AsyncFd;
@@ -17,21 +25,48 @@ use crate::kinds::Family;
 use crate::sandbox::Started;
 
 pub const SENTINEL: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
+/// Starts a log line that names its activation (concurrent instances).
+const TAG: u8 = 0x1e;
 /// How long to wait for the logs of an executable that writes no sentinel lines.
 const NATIVE_LOG_GRACE: Duration = Duration::from_millis(10);
 /// A log line is cut here (it is kept, cut, unless the log limit is reached).
 const MAX_LINE: usize = 64 * 1024;
+/// Room for `<id> ` in front of an answer.
+const ID_ROOM: usize = 24;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One activation in flight.
 #[derive(Debug)]
-struct Logs {
+struct Act {
     lines: LogLines,
     /// Sentinel seen (or stream closed): stdout, stderr.
     ended: [bool; 2],
+    /// The answer: the bytes kept (at most the result limit) and its whole length.
+    answer: Option<(Vec<u8>, u64)>,
+    result_limit: u64,
+    changed: Arc<Notify>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    next_id: u64,
+    /// Activations in flight by id, oldest first.
+    acts: BTreeMap<u64, Act>,
+    /// stdout, stderr closed.
     closed: [bool; 2],
+    /// The answer pipe closed: the process is gone.
+    result_closed: bool,
+}
+
+impl Shared {
+    fn wake_all(&self) {
+        for a in self.acts.values() {
+            a.changed.notify_waiters();
+        }
+    }
 }
 
 /// How one exchange ended.
@@ -44,28 +79,35 @@ pub enum Reply {
     Timeout,
 }
 
+/// One exchange: its reply, its logs and what is needed to judge the instance afterwards.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    pub logs: Vec<String>,
+    pub logs_truncated: bool,
+    /// Both sentinel lines came (a native executable writes none: always true).
+    pub logs_complete: bool,
+    /// The group's out-of-memory counters when the exchange began.
+    pub memory_mark: MemoryMark,
+}
+
+/// Out-of-memory kills and limit hits of an instance's group at one moment.
+pub type MemoryMark = (u64, u64);
+
 pub struct Instance {
     pub id: u64,
     pub family: Family,
     pub pid: i32,
+    /// Activations it runs at once (ids on the lines when above 1).
+    pub concurrency: usize,
     pidfd: AsyncFd<OwnedFd>,
-    stdin: pipe::Sender,
-    result: pipe::Receiver,
-    pending: Vec<u8>,
-    /// Read buffer for the answer pipe, kept between activations.
-    buf: Vec<u8>,
-    logs: Arc<Mutex<Logs>>,
-    logs_changed: Arc<Notify>,
+    stdin: tokio::sync::Mutex<pipe::Sender>,
+    shared: Arc<Mutex<Shared>>,
     pub cgroup: Option<Cgroup>,
     /// Bytes of memory it is allowed (and counted against the pool's budget).
     pub memory: u64,
-    pub frozen: bool,
-    pub last_used: Instant,
-    /// Whether the last exchange's logs ended with both sentinel lines.
-    pub logs_complete: bool,
-    /// The group's out-of-memory counters when the last exchange began.
-    memory_mark: (u64, u64),
-    dead: bool,
+    dead: AtomicBool,
+    exit: OnceLock<String>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -78,6 +120,8 @@ impl std::fmt::Debug for Instance {
 }
 
 impl Instance {
+    /// Takes over a started sandbox (running one activation at a time until `concurrency`
+    /// is set). On failure the process is killed and its group removed.
     pub fn new(
         id: u64,
         family: Family,
@@ -112,115 +156,132 @@ impl Instance {
                 return Err(e.into());
             }
         };
-        let logs = Arc::new(Mutex::new(Logs {
-            lines: LogLines::new(0),
-            ended: [false; 2],
-            closed: [false; 2],
-        }));
-        let changed = Arc::new(Notify::new());
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        tokio::spawn(read_answers(result, shared.clone()));
         for (i, rx) in [stdout, stderr].into_iter().enumerate() {
-            tokio::spawn(read_logs(rx, i, logs.clone(), changed.clone()));
+            tokio::spawn(read_logs(rx, i, shared.clone()));
         }
         Ok(Instance {
             id,
             family,
             pid,
+            concurrency: 1,
             pidfd,
-            stdin,
-            result,
-            pending: Vec::new(),
-            buf: vec![0; 16 * 1024],
-            logs,
-            logs_changed: changed,
+            stdin: tokio::sync::Mutex::new(stdin),
+            shared,
             cgroup,
             memory,
-            frozen: false,
-            last_used: Instant::now(),
-            logs_complete: true,
-            memory_mark: (0, 0),
-            dead: false,
+            dead: AtomicBool::new(false),
+            exit: OnceLock::new(),
         })
     }
 
-    /// Sends one line and waits for the answer on fd 3 until `deadline`; then waits (within
-    /// the deadline) for the log sentinels. Logs restart empty, capped at `log_limit`.
+    /// Sends the line `make_line` builds (given the activation's id when the instance runs
+    /// several at once) and waits for its answer on fd 3 until `deadline`; then waits (within
+    /// the deadline) for its log sentinels. Its logs are capped at `log_limit`.
     pub async fn exchange(
-        &mut self,
-        line: &[u8],
+        &self,
+        make_line: impl FnOnce(Option<u64>) -> Vec<u8>,
         deadline: tokio::time::Instant,
         log_limit: u64,
         result_limit: u64,
-    ) -> Reply {
-        {
-            let mut logs = lock(&self.logs);
-            logs.lines = LogLines::new(log_limit);
-            logs.ended = logs.closed;
-        }
-        self.logs_complete = false;
-        if let Some(c) = &self.cgroup {
-            self.memory_mark = c.memory_failures();
-        }
+    ) -> Outcome {
+        let changed = Arc::new(Notify::new());
+        let id = {
+            let mut sh = lock(&self.shared);
+            let id = sh.next_id;
+            sh.next_id += 1;
+            let ended = sh.closed;
+            sh.acts.insert(
+                id,
+                Act {
+                    lines: LogLines::new(log_limit),
+                    ended,
+                    answer: None,
+                    result_limit,
+                    changed: changed.clone(),
+                },
+            );
+            id
+        };
+        let memory_mark = self.cgroup.as_ref().map_or((0, 0), Cgroup::memory_failures);
+        let line = make_line((self.concurrency > 1).then_some(id));
         let talk = async {
-            if let Err(e) = self.stdin.write_all(line).await {
-                return Err(format!("cannot write to the process: {e}"));
+            self.stdin
+                .lock()
+                .await
+                .write_all(&line)
+                .await
+                .map_err(|_| ())?;
+            loop {
+                let notified = changed.notified();
+                {
+                    let mut sh = lock(&self.shared);
+                    if let Some(a) = sh.acts.get_mut(&id).and_then(|a| a.answer.take()) {
+                        return Ok(a);
+                    }
+                    if sh.result_closed {
+                        return Err(());
+                    }
+                }
+                notified.await;
             }
-            read_line(
-                &mut self.result,
-                &mut self.pending,
-                &mut self.buf,
-                result_limit,
-            )
-            .await
         };
         let reply = match tokio::time::timeout_at(deadline, talk).await {
             Ok(Ok((kept, len))) => Reply::Line(kept, len),
-            Ok(Err(_)) => Reply::Exited,
+            Ok(Err(())) => Reply::Exited,
             Err(_) => Reply::Timeout,
         };
+        let mut logs_complete = false;
         if let Reply::Line(..) = reply {
             let wait = if self.family == Family::Native {
                 (tokio::time::Instant::now() + NATIVE_LOG_GRACE).min(deadline)
             } else {
                 deadline
             };
-            self.logs_complete = tokio::time::timeout_at(wait, self.logs_ended())
-                .await
-                .is_ok();
+            let ended = async {
+                loop {
+                    let notified = changed.notified();
+                    if lock(&self.shared)
+                        .acts
+                        .get(&id)
+                        .is_none_or(|a| a.ended.iter().all(|e| *e))
+                    {
+                        return;
+                    }
+                    notified.await;
+                }
+            };
+            logs_complete =
+                tokio::time::timeout_at(wait, ended).await.is_ok() || self.family == Family::Native;
         }
-        reply
-    }
-
-    async fn logs_ended(&self) {
-        loop {
-            let changed = self.logs_changed.notified();
-            if lock(&self.logs).ended.iter().all(|e| *e) {
-                return;
-            }
-            changed.await;
+        let act = lock(&self.shared).acts.remove(&id);
+        let (logs, logs_truncated) = act.map(|mut a| a.lines.finish()).unwrap_or_default();
+        Outcome {
+            reply,
+            logs,
+            logs_truncated,
+            logs_complete,
+            memory_mark,
         }
     }
 
-    /// The activation's log lines so far, and whether they were truncated.
-    pub fn take_logs(&self) -> (Vec<String>, bool) {
-        lock(&self.logs).lines.finish()
-    }
-
-    /// Waits until the process has exited; returns how (and reaps it).
-    pub async fn exited(&mut self) -> String {
+    /// Waits until the process has exited; returns how (every caller gets the same answer).
+    pub async fn exited(&self) -> String {
         if let Ok(mut guard) = self.pidfd.readable().await {
             guard.retain_ready();
         }
-        self.reap()
+        self.exit.get_or_init(|| self.reap()).clone()
     }
 
-    fn reap(&mut self) -> String {
+    fn reap(&self) -> String {
         let mut status = 0;
-        // SAFETY: waitpid on our own child, once.
+        // SAFETY: waitpid on our own child, once (guarded by `exit`).
         let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
         if r != self.pid {
             return "the process ended".into();
         }
-        self.dead = true;
+        self.dead.store(true, Ordering::Release);
         if libc::WIFSIGNALED(status) {
             let sig = libc::WTERMSIG(status);
             format!("the process was killed by signal {sig}")
@@ -232,26 +293,25 @@ impl Instance {
         }
     }
 
-    /// Whether the memory cgroup killed something, or its limit was hit, during the last
-    /// exchange (earlier activations of a warm instance do not count).
-    pub fn out_of_memory(&self) -> bool {
+    /// Whether the memory cgroup killed something, or its limit was hit, since `mark` (an
+    /// exchange's start: earlier activations of a warm instance do not count).
+    pub fn out_of_memory(&self, mark: MemoryMark) -> bool {
         self.cgroup.as_ref().is_some_and(|c| {
             let (kills, hits) = c.memory_failures();
-            kills > self.memory_mark.0 || hits > self.memory_mark.1
+            kills > mark.0 || hits > mark.1
         })
     }
 
-    pub fn freeze(&mut self, frozen: bool) {
-        if let Some(c) = &self.cgroup
-            && c.freeze(frozen).is_ok()
-        {
-            self.frozen = frozen;
-        }
+    /// Freezes or thaws every process of the instance; whether that worked.
+    pub fn freeze(&self, frozen: bool) -> bool {
+        self.cgroup
+            .as_ref()
+            .is_some_and(|c| c.freeze(frozen).is_ok())
     }
 
     /// Kills every process of the instance.
-    pub fn kill(&mut self) {
-        if self.dead {
+    pub fn kill(&self) {
+        if self.dead.load(Ordering::Acquire) {
             return;
         }
         if let Some(c) = &self.cgroup {
@@ -266,7 +326,7 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
-        discard(self.pid, self.dead, self.cgroup.take());
+        discard(self.pid, *self.dead.get_mut(), self.cgroup.take());
     }
 }
 
@@ -297,80 +357,128 @@ fn discard(pid: i32, reaped: bool, cgroup: Option<Cgroup>) {
     }
 }
 
-/// Reads one line of at most `cap` kept bytes (the rest counted and dropped).
-async fn read_line(
-    rx: &mut pipe::Receiver,
-    pending: &mut Vec<u8>,
-    buf: &mut [u8],
-    cap: u64,
-) -> Result<(Vec<u8>, u64), String> {
-    let mut kept: Vec<u8> = Vec::new();
-    let mut total: u64 = 0;
-    loop {
-        if let Some(i) = pending.iter().position(|b| *b == b'\n') {
-            let rest = pending.split_off(i + 1);
-            let line = std::mem::replace(pending, rest);
-            let body = &line[..i];
-            total += body.len() as u64;
-            let room = (cap as usize).saturating_sub(kept.len());
-            kept.extend_from_slice(&body[..room.min(body.len())]);
-            return Ok((kept, total));
-        }
-        total += pending.len() as u64;
-        let room = (cap as usize).saturating_sub(kept.len());
-        kept.extend_from_slice(&pending[..room.min(pending.len())]);
-        pending.clear();
-        match rx.read(buf).await {
-            Ok(0) => return Err("the process closed its result pipe".into()),
-            Ok(n) => pending.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("cannot read the result pipe: {e}")),
-        }
-    }
+/// `<digits> ` at the start of `line`: the id and the length of the prefix.
+fn id_prefix(line: &[u8]) -> Option<(u64, usize)> {
+    let space = line.iter().take(ID_ROOM).position(|b| *b == b' ')?;
+    let id = std::str::from_utf8(&line[..space]).ok()?.parse().ok()?;
+    Some((id, space + 1))
 }
 
-/// Collects one stream's lines into the current activation's logs until the pipe closes.
-async fn read_logs(
-    mut rx: pipe::Receiver,
-    stream: usize,
-    logs: Arc<Mutex<Logs>>,
-    changed: Arc<Notify>,
-) {
-    let name = if stream == 0 { "stdout" } else { "stderr" };
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut partial: Vec<u8> = Vec::new();
+/// Reads answer lines from fd 3 and hands each to its activation: by its `<id> ` prefix, or
+/// (no prefix) to the oldest in flight. An answer is kept up to its activation's result
+/// limit, the rest counted and dropped.
+async fn read_answers(mut rx: pipe::Receiver, shared: Arc<Mutex<Shared>>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total: u64 = 0;
     loop {
         let n = match rx.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         let mut chunk = &buf[..n];
-        {
-            let mut l = lock(&logs);
-            while let Some(i) = chunk.iter().position(|b| *b == b'\n') {
-                partial.extend_from_slice(&chunk[..i]);
-                chunk = &chunk[i + 1..];
-                if partial == SENTINEL {
-                    l.ended[stream] = true;
-                } else {
-                    l.lines.push(name, &partial);
-                }
-                partial.clear();
+        while !chunk.is_empty() {
+            let end = chunk.iter().position(|b| *b == b'\n');
+            let piece = &chunk[..end.unwrap_or(chunk.len())];
+            chunk = &chunk[end.map_or(chunk.len(), |i| i + 1)..];
+            total += piece.len() as u64;
+            // Keep what the largest result limit in flight allows, plus room for the id.
+            let cap = {
+                let sh = lock(&shared);
+                sh.acts.values().map(|a| a.result_limit).max().unwrap_or(0) as usize + ID_ROOM
+            };
+            let room = cap.saturating_sub(kept.len());
+            kept.extend_from_slice(&piece[..room.min(piece.len())]);
+            if end.is_none() {
+                break;
             }
-            let room = MAX_LINE.saturating_sub(partial.len());
-            partial.extend_from_slice(&chunk[..room.min(chunk.len())]);
-            if partial.len() >= MAX_LINE {
-                l.lines.push(name, &partial);
-                partial.clear();
+            let mut sh = lock(&shared);
+            let (id, skip) = match id_prefix(&kept) {
+                Some((id, skip)) if sh.acts.contains_key(&id) => (Some(id), skip),
+                _ => (sh.acts.keys().next().copied(), 0),
+            };
+            if let Some(act) = id.and_then(|id| sh.acts.get_mut(&id)) {
+                let mut body = kept.split_off(skip);
+                body.truncate(act.result_limit as usize);
+                act.answer = Some((body, total - skip as u64));
+                act.changed.notify_waiters();
             }
+            kept.clear();
+            total = 0;
         }
-        changed.notify_waiters();
     }
-    let mut l = lock(&logs);
+    let mut sh = lock(&shared);
+    sh.result_closed = true;
+    sh.wake_all();
+}
+
+/// Collects one stream's lines into the logs of the activations they belong to until the
+/// pipe closes.
+async fn read_logs(mut rx: pipe::Receiver, stream: usize, shared: Arc<Mutex<Shared>>) {
+    let name = if stream == 0 { "stdout" } else { "stderr" };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut partial: Vec<u8> = Vec::new();
+    // The activation a line cut at MAX_LINE belongs to, for the rest of that line.
+    let mut continuing: Option<Option<u64>> = None;
+    loop {
+        let n = match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut chunk = &buf[..n];
+        let mut sh = lock(&shared);
+        while let Some(i) = chunk.iter().position(|b| *b == b'\n') {
+            partial.extend_from_slice(&chunk[..i]);
+            chunk = &chunk[i + 1..];
+            log_line(&mut sh, stream, name, &partial, continuing.take());
+            partial.clear();
+        }
+        let room = MAX_LINE.saturating_sub(partial.len());
+        partial.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        if partial.len() >= MAX_LINE {
+            let target = log_line(&mut sh, stream, name, &partial, continuing);
+            continuing = Some(target);
+            partial.clear();
+        }
+    }
+    let mut sh = lock(&shared);
     if !partial.is_empty() {
-        l.lines.push(name, &partial);
+        log_line(&mut sh, stream, name, &partial, continuing);
     }
-    l.ended[stream] = true;
-    l.closed[stream] = true;
-    drop(l);
-    changed.notify_waiters();
+    sh.closed[stream] = true;
+    for a in sh.acts.values_mut() {
+        a.ended[stream] = true;
+    }
+    sh.wake_all();
+}
+
+/// Adds one log line (or a sentinel) to its activation: `target` if known (the rest of a cut
+/// line), else the one its `\x1e<id> ` prefix names, else the oldest in flight. Returns the
+/// activation it went to.
+fn log_line(
+    sh: &mut Shared,
+    stream: usize,
+    name: &str,
+    line: &[u8],
+    target: Option<Option<u64>>,
+) -> Option<u64> {
+    let (target, body) = match target {
+        Some(t) => (t, line),
+        None => match line.split_first() {
+            Some((&TAG, rest)) => match id_prefix(rest) {
+                Some((id, skip)) => (Some(id), &rest[skip..]),
+                None => (sh.acts.keys().next().copied(), line),
+            },
+            _ => (sh.acts.keys().next().copied(), line),
+        },
+    };
+    if let Some(act) = target.and_then(|id| sh.acts.get_mut(&id)) {
+        if body == SENTINEL {
+            act.ended[stream] = true;
+        } else {
+            act.lines.push(name, body);
+        }
+        act.changed.notify_waiters();
+    }
+    target
 }

@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::cgroup::Cgroups;
-use crate::instance::{Instance, Reply};
+use crate::instance::{Instance, Outcome, Reply};
 use crate::kinds::{Family, Kind, Kinds};
 use crate::sandbox::{Spawner, Spec};
 
@@ -126,13 +126,26 @@ pub struct ProcessRun {
     pub result_limit: u64,
     /// The action's own instance ceiling (0: the pool's).
     pub max_instances: u64,
+    /// Activations one instance runs at once (`limits.concurrency`; Node.js only).
+    pub concurrency: u64,
+}
+
+/// An instance in its action's pool.
+struct Slot {
+    instance: Arc<Instance>,
+    /// Activations running on it now.
+    busy: usize,
+    frozen: bool,
+    /// When it last became idle (or was made).
+    last_used: Instant,
 }
 
 #[derive(Default)]
 struct ActionPool {
-    idle: Vec<Instance>,
-    /// Instances running, idle or starting.
-    live: usize,
+    /// Its instances, busy or idle, oldest first.
+    slots: Vec<Slot>,
+    /// Instances being started.
+    starting: usize,
     waiting: usize,
     last_scale_out: Option<Instant>,
     /// When an instance last came back free (the action is making progress).
@@ -223,13 +236,21 @@ impl ProcessRuntime {
         &self.config.kinds
     }
 
-    /// Stops every idle instance and stem cell (busy ones end with their activation).
+    /// Stops every idle instance and stem cell (busy ones end with their activations).
     pub fn shutdown(&self) {
         let mut st = lock(&self.state);
-        let mut stopped: Vec<Instance> = st.stems.drain().flat_map(|(_, v)| v).collect();
+        let mut stopped: Vec<Arc<Instance>> = st
+            .stems
+            .drain()
+            .flat_map(|(_, v)| v)
+            .map(Arc::new)
+            .collect();
         for p in st.pools.values_mut() {
-            p.live = p.live.saturating_sub(p.idle.len());
-            stopped.append(&mut p.idle);
+            let (idle, busy) = std::mem::take(&mut p.slots)
+                .into_iter()
+                .partition(|s| s.busy == 0);
+            p.slots = busy;
+            stopped.extend(idle.into_iter().map(|s: Slot| s.instance));
         }
         // Busy instances keep their share until they come back.
         let freed: u64 = stopped.iter().map(|i| i.memory).sum();
@@ -267,7 +288,7 @@ impl ProcessRuntime {
         Ok(())
     }
 
-    /// Runs one activation: on an idle instance of the action, or a new one.
+    /// Runs one activation: on an instance of the action with room, or a new one.
     pub async fn run(self: &Arc<Self>, req: ProcessRun) -> RunOutput {
         let Some(kind) = self.config.kinds.resolve(&req.kind).cloned() else {
             return RunOutput::failed(Exit::Internal(format!(
@@ -275,26 +296,28 @@ impl ProcessRuntime {
                 req.kind
             )));
         };
+        let concurrency = concurrency(&kind, &req);
+        // Instances differ by caller, code, memory and concurrency.
         let key = format!(
-            "{} {}/{}@{}",
-            req.subject, req.namespace, req.action, req.code_hash
+            "{} {}/{}@{} {}MB x{}",
+            req.subject, req.namespace, req.action, req.code_hash, req.memory, concurrency
         );
         let queued = Instant::now();
         let deadline_wait = queued + req.timeout.max(Duration::from_secs(1));
         let mut init_time = Duration::ZERO;
         let mut init_logs = Vec::new();
         let mut start = "warm";
-        let mut instance = loop {
-            match self.acquire(&key, &req, queued.elapsed()) {
-                Acquired::Warm(i) => break *i,
+        let instance = loop {
+            match self.acquire(&key, &req, concurrency, queued.elapsed()) {
+                Acquired::Warm(i) => break i,
                 Acquired::Start => {
                     let started = Instant::now();
-                    match self.start(&kind, &req).await {
+                    match self.start(&kind, &req, concurrency).await {
                         Ok((i, logs, how)) => {
                             init_time = started.elapsed();
                             init_logs = logs;
                             start = how;
-                            break i;
+                            break self.started(&key, i);
                         }
                         Err(exit) => {
                             self.release_slot(&key, req.memory * MB);
@@ -324,23 +347,31 @@ impl ProcessRuntime {
             }
         };
         let deadline = tokio::time::Instant::now() + req.timeout;
-        let mut line = serde_json::to_vec(&RunLine {
-            value: &req.params,
-            env: req
-                .env
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-        })
-        .unwrap_or_default();
-        line.push(b'\n');
-        let reply = instance
-            .exchange(&line, deadline, req.log_limit, req.result_limit)
+        let env: HashMap<&str, &str> = req
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let make_line = |id| {
+            let mut line = serde_json::to_vec(&RunLine {
+                id,
+                value: &req.params,
+                env,
+            })
+            .unwrap_or_default();
+            line.push(b'\n');
+            line
+        };
+        let outcome = instance
+            .exchange(make_line, deadline, req.log_limit, req.result_limit)
             .await;
-        let (mut logs, truncated) = instance.take_logs();
-        // An instance whose sentinel lines did not come would mix this activation's late
-        // logs into the next one's.
-        let logs_complete = instance.logs_complete || kind.family == Family::Native;
+        let Outcome {
+            reply,
+            mut logs,
+            logs_truncated,
+            logs_complete,
+            memory_mark,
+        } = outcome;
         if !init_logs.is_empty() {
             init_logs.append(&mut logs);
             logs = init_logs;
@@ -348,18 +379,16 @@ impl ProcessRuntime {
         let (exit, stdout, stdout_len, reusable) = match reply {
             Reply::Line(kept, len) => {
                 let json = serde_json::from_slice::<serde_json::Value>(&kept).is_ok();
-                (
-                    Exit::Ok,
-                    kept,
-                    len,
-                    json && len <= req.result_limit && logs_complete,
-                )
+                // An instance whose sentinel lines did not come would mix this activation's
+                // late logs into the next one's.
+                let reusable = json && len <= req.result_limit && logs_complete;
+                (Exit::Ok, kept, len, reusable)
             }
             Reply::Timeout => (Exit::Timeout, Vec::new(), 0, false),
             Reply::Exited => {
                 instance.kill();
                 let how = instance.exited().await;
-                let exit = if instance.out_of_memory() {
+                let exit = if instance.out_of_memory(memory_mark) {
                     Exit::OutOfMemory
                 } else {
                     Exit::Trap(how)
@@ -367,13 +396,13 @@ impl ProcessRuntime {
                 (exit, Vec::new(), 0, false)
             }
         };
-        self.release(&key, instance, reusable);
+        self.release(&key, &instance, reusable);
         RunOutput {
             exit,
             stdout,
             stdout_len,
             logs,
-            logs_truncated: truncated,
+            logs_truncated,
             init_time,
             start: Some(start),
         }
@@ -387,19 +416,38 @@ impl ProcessRuntime {
         }
     }
 
-    fn acquire(&self, key: &str, req: &ProcessRun, waited: Duration) -> Acquired {
+    fn acquire(
+        &self,
+        key: &str,
+        req: &ProcessRun,
+        concurrency: usize,
+        waited: Duration,
+    ) -> Acquired {
         let limit = self.instance_limit(req);
         let need = req.memory * MB;
-        let mut evicted = Vec::new();
+        let mut evicted: Vec<Arc<Instance>> = Vec::new();
         let mut st = lock(&self.state);
         let st = &mut *st;
         let pool = st.pools.entry(key.to_string()).or_default();
-        if let Some(mut i) = pool.idle.pop() {
-            if i.frozen {
-                i.freeze(false);
+        // The busiest instance with room (activations packed onto few instances), the most
+        // recently used first.
+        let pick = pool
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.busy < concurrency)
+            .max_by_key(|(_, s)| (s.busy, s.last_used))
+            .map(|(i, _)| i);
+        if let Some(i) = pick {
+            let slot = &mut pool.slots[i];
+            if slot.frozen {
+                slot.instance.freeze(false);
+                slot.frozen = false;
             }
-            return Acquired::Warm(Box::new(i));
+            slot.busy += 1;
+            return Acquired::Warm(slot.instance.clone());
         }
+        let live = pool.slots.len() + pool.starting;
         let rate_ok = match (self.config.scale_out_per_sec, pool.last_scale_out) {
             (Some(rate), Some(last)) if rate > 0.0 => {
                 last.elapsed() >= Duration::from_secs_f64(1.0 / rate)
@@ -415,22 +463,27 @@ impl ProcessRuntime {
             .into_iter()
             .flatten()
             .fold(arrived, Instant::max);
-        let delay_over = pool.live == 0 || progress.elapsed() >= self.config.scale_out_delay;
-        if pool.live < limit && rate_ok && delay_over {
-            // Make room: least recently used idle instances of other actions, then stems.
+        let delay_over = live == 0 || progress.elapsed() >= self.config.scale_out_delay;
+        if live < limit && rate_ok && delay_over {
+            // Make room: least recently used idle instances of any action, then stems.
             while st.reserved + need > self.config.memory_budget {
                 let victim = st
                     .pools
-                    .iter_mut()
-                    .filter_map(|(k, p)| p.idle.first().map(|i| (k.clone(), i.last_used)))
-                    .min_by_key(|(_, t)| *t)
-                    .map(|(k, _)| k);
-                if let Some(k) = victim {
+                    .iter()
+                    .flat_map(|(k, p)| {
+                        p.slots
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.busy == 0)
+                            .map(move |(i, s)| (k, i, s.last_used))
+                    })
+                    .min_by_key(|(_, _, t)| *t)
+                    .map(|(k, i, _)| (k.clone(), i));
+                if let Some((k, i)) = victim {
                     let p = st.pools.get_mut(&k).expect("victim exists");
-                    let i = p.idle.remove(0);
-                    p.live = p.live.saturating_sub(1);
-                    st.reserved = st.reserved.saturating_sub(i.memory);
-                    evicted.push(i);
+                    let slot = p.slots.remove(i);
+                    st.reserved = st.reserved.saturating_sub(slot.instance.memory);
+                    evicted.push(slot.instance);
                     continue;
                 }
                 let stem = st
@@ -441,14 +494,14 @@ impl ProcessRuntime {
                 match stem {
                     Some(i) => {
                         st.reserved = st.reserved.saturating_sub(i.memory);
-                        evicted.push(i);
+                        evicted.push(Arc::new(i));
                     }
                     None => break,
                 }
             }
             if st.reserved + need <= self.config.memory_budget {
                 let pool = st.pools.get_mut(key).expect("pool exists");
-                pool.live += 1;
+                pool.starting += 1;
                 pool.last_scale_out = Some(Instant::now());
                 st.reserved += need;
                 return Acquired::Start;
@@ -465,7 +518,8 @@ impl ProcessRuntime {
         if pool.waiting >= self.config.queue {
             return Acquired::Full(format!(
                 "Too many requests: all {} instances of the action are busy and {} invocations are waiting.",
-                pool.live, pool.waiting
+                pool.slots.len() + pool.starting,
+                pool.waiting
             ));
         }
         pool.waiting += 1;
@@ -478,31 +532,60 @@ impl ProcessRuntime {
         }
     }
 
+    /// A started instance joins its pool, running the activation that started it.
+    fn started(&self, key: &str, instance: Instance) -> Arc<Instance> {
+        let instance = Arc::new(instance);
+        let mut st = lock(&self.state);
+        let pool = st.pools.entry(key.to_string()).or_default();
+        pool.starting = pool.starting.saturating_sub(1);
+        pool.slots.push(Slot {
+            instance: instance.clone(),
+            busy: 1,
+            frozen: false,
+            last_used: Instant::now(),
+        });
+        // Others waiting may fit on it too.
+        pool.notify.notify_waiters();
+        instance
+    }
+
     /// A start that failed gives its slot back.
     fn release_slot(&self, key: &str, memory: u64) {
         let mut st = lock(&self.state);
         st.reserved = st.reserved.saturating_sub(memory);
         if let Some(p) = st.pools.get_mut(key) {
-            p.live = p.live.saturating_sub(1);
+            p.starting = p.starting.saturating_sub(1);
             p.notify.notify_one();
         }
     }
 
-    fn release(&self, key: &str, mut instance: Instance, reusable: bool) {
+    /// An activation ended on `instance`: it stays for the next (`reusable`) or is stopped,
+    /// with whatever else runs on it.
+    fn release(&self, key: &str, instance: &Arc<Instance>, reusable: bool) {
         let mut st = lock(&self.state);
         let st = &mut *st;
         let Some(pool) = st.pools.get_mut(key) else {
+            instance.kill();
             return;
         };
         pool.notify.notify_one();
         pool.last_release = Some(Instant::now());
+        let Some(i) = pool
+            .slots
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.instance, instance))
+        else {
+            instance.kill();
+            return;
+        };
         if reusable {
-            instance.last_used = Instant::now();
-            pool.idle.push(instance);
+            let slot = &mut pool.slots[i];
+            slot.busy = slot.busy.saturating_sub(1);
+            slot.last_used = Instant::now();
         } else {
-            pool.live = pool.live.saturating_sub(1);
-            st.reserved = st.reserved.saturating_sub(instance.memory);
-            drop(instance);
+            let slot = pool.slots.remove(i);
+            st.reserved = st.reserved.saturating_sub(slot.instance.memory);
+            slot.instance.kill();
         }
     }
 
@@ -516,23 +599,22 @@ impl ProcessRuntime {
             let mut st = lock(&self.state);
             let st = &mut *st;
             for p in st.pools.values_mut() {
-                let mut kept = Vec::new();
-                for mut i in p.idle.drain(..) {
-                    let idle = now.duration_since(i.last_used);
-                    if idle >= self.config.evict_after {
-                        p.live = p.live.saturating_sub(1);
-                        st.reserved = st.reserved.saturating_sub(i.memory);
-                        stopped.push(i);
-                    } else {
-                        if idle >= self.config.freeze_after && !i.frozen {
-                            i.freeze(true);
-                        }
-                        kept.push(i);
+                for slot in std::mem::take(&mut p.slots) {
+                    let idle = now.duration_since(slot.last_used);
+                    if slot.busy == 0 && idle >= self.config.evict_after {
+                        st.reserved = st.reserved.saturating_sub(slot.instance.memory);
+                        stopped.push(slot.instance);
+                        continue;
                     }
+                    let mut slot = slot;
+                    if slot.busy == 0 && idle >= self.config.freeze_after && !slot.frozen {
+                        slot.frozen = slot.instance.freeze(true);
+                    }
+                    p.slots.push(slot);
                 }
-                p.idle = kept;
             }
-            st.pools.retain(|_, p| p.live > 0 || p.waiting > 0);
+            st.pools
+                .retain(|_, p| !p.slots.is_empty() || p.starting > 0 || p.waiting > 0);
             for kind in self.config.kinds.all() {
                 if kind.family == Family::Native {
                     continue;
@@ -576,6 +658,7 @@ impl ProcessRuntime {
         &self,
         kind: &Kind,
         req: &ProcessRun,
+        concurrency: usize,
     ) -> Result<(Instance, Vec<String>, &'static str), Exit> {
         let memory = req.memory * MB;
         let folder = self.code_dir.join(&req.code_hash);
@@ -623,6 +706,7 @@ impl ProcessRuntime {
             return Ok((instance, Vec::new(), how));
         }
         let init = InitLine {
+            concurrency,
             code: source.as_deref(),
             dir: if source.is_none() {
                 Some("/action")
@@ -639,14 +723,15 @@ impl ProcessRuntime {
         let mut line = serde_json::to_vec(&init).unwrap_or_default();
         line.push(b'\n');
         let deadline = tokio::time::Instant::now() + req.timeout;
-        let reply = instance
-            .exchange(&line, deadline, req.log_limit, req.result_limit)
+        let outcome = instance
+            .exchange(|_| line, deadline, req.log_limit, req.result_limit)
             .await;
-        let (logs, _) = instance.take_logs();
-        match reply {
-            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
+        match &outcome.reply {
+            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(kept) {
                 Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
-                    Ok((instance, logs, how))
+                    // From now on it runs `concurrency` activations at once.
+                    instance.concurrency = concurrency;
+                    Ok((instance, outcome.logs, how))
                 }
                 Ok(v) => Err(Exit::Init(
                     v.get("error")
@@ -662,7 +747,7 @@ impl ProcessRuntime {
             Reply::Exited => {
                 instance.kill();
                 let how = instance.exited().await;
-                if instance.out_of_memory() {
+                if instance.out_of_memory(outcome.memory_mark) {
                     Err(Exit::OutOfMemory)
                 } else {
                     Err(Exit::Init(how))
@@ -807,8 +892,17 @@ impl ProcessRuntime {
     }
 }
 
+/// Activations one instance of `kind` runs at once for `req`.
+fn concurrency(kind: &Kind, req: &ProcessRun) -> usize {
+    if kind.family == Family::Node {
+        req.concurrency.max(1) as usize
+    } else {
+        1
+    }
+}
+
 enum Acquired {
-    Warm(Box<Instance>),
+    Warm(Arc<Instance>),
     Start,
     Wait(Arc<Notify>),
     Full(String),
@@ -816,6 +910,7 @@ enum Acquired {
 
 #[derive(serde::Serialize)]
 struct InitLine<'a> {
+    concurrency: usize,
     code: Option<&'a str>,
     dir: Option<&'a str>,
     main: &'a str,
@@ -824,6 +919,8 @@ struct InitLine<'a> {
 
 #[derive(serde::Serialize)]
 struct RunLine<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
     value: &'a RawValue,
     env: HashMap<&'a str, &'a str>,
 }

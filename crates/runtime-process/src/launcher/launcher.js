@@ -1,7 +1,12 @@
 // Gust's Node.js launcher: OpenWhisk's action loop. The first line on stdin initializes
-// ({"code"} source or {"dir"} folder, "main", "env"); every later line runs the entry point
-// once ({"value", "env"}). Each answer is one JSON line on fd 3; after it, a sentinel line on
-// stdout and stderr closes the activation's logs.
+// ({"code"} source or {"dir"} folder, "main", "env", "concurrency"); every later line runs
+// the entry point once ({"value", "env"}). Each answer is one JSON line on fd 3; after it, a
+// sentinel line on stdout and stderr closes the activation's logs.
+//
+// With "concurrency" above 1, activations run at once: each line carries an "id", its answer
+// is "<id> <json>", and every line it writes to stdout or stderr (through process.stdout,
+// process.stderr or console, followed across awaits by AsyncLocalStorage) is prefixed with
+// "\u001e<id> ", its sentinel too.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -10,9 +15,12 @@ const Module = require('module');
 const readline = require('readline');
 
 const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
+const TAG = '\u001e';
 let entry = null;
+let concurrent = false;
+let activation = null;
 
-function answer(obj) {
+function answer(obj, id) {
   let line;
   try {
     line = JSON.stringify(obj);
@@ -20,11 +28,47 @@ function answer(obj) {
     line = JSON.stringify({ error: 'The action returned a value that is not JSON: ' + e.message });
   }
   if (line === undefined) line = 'null';
+  if (id !== undefined) {
+    fs.writeSync(3, id + ' ' + line + '\n');
+    process.stdout.endActivation(id);
+    process.stderr.endActivation(id);
+    return;
+  }
   fs.writeSync(3, line + '\n');
   // Through the same streams as console.log: when a pipe is full Node queues writes, and a
   // direct write to fd 1 would overtake what the function printed.
   process.stdout.write(SENTINEL);
   process.stderr.write(SENTINEL);
+}
+
+// Prefixes each line written to `stream` with the id of the activation that wrote it; a line
+// left unfinished waits for its activation's next write or end.
+function tagLines(stream) {
+  const write = stream.write.bind(stream);
+  const partial = new Map();
+  stream.write = function (chunk, encoding, callback) {
+    const id = activation.getStore();
+    if (id === undefined) return write(chunk, encoding, callback);
+    if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    const text = (partial.get(id) || '') +
+      (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(encoding || 'utf8'));
+    const lines = text.split('\n');
+    const rest = lines.pop();
+    if (rest) partial.set(id, rest); else partial.delete(id);
+    if (lines.length === 0) {
+      if (callback) process.nextTick(callback);
+      return true;
+    }
+    return write(lines.map((l) => TAG + id + ' ' + l + '\n').join(''), callback);
+  };
+  stream.endActivation = function (id) {
+    const rest = partial.get(id);
+    partial.delete(id);
+    write((rest !== undefined ? TAG + id + ' ' + rest + '\n' : '') + TAG + id + ' ' + SENTINEL);
+  };
 }
 
 function setEnv(env) {
@@ -33,6 +77,12 @@ function setEnv(env) {
 
 function init(msg) {
   setEnv(msg.env);
+  if (msg.concurrency > 1) {
+    concurrent = true;
+    activation = new (require('async_hooks').AsyncLocalStorage)();
+    tagLines(process.stdout);
+    tagLines(process.stderr);
+  }
   const main = msg.main || 'main';
   let exported;
   if (typeof msg.code === 'string') {
@@ -91,6 +141,8 @@ async function run(msg) {
 let chain = Promise.resolve();
 const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
 lines.on('line', (line) => {
+  // The chain keeps lines in order; with concurrency it waits for the initialization only,
+  // not for each activation to end.
   chain = chain.then(async () => {
     let msg;
     try {
@@ -105,6 +157,10 @@ lines.on('line', (line) => {
       } catch (e) {
         answer({ error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
       }
+      return;
+    }
+    if (concurrent) {
+      activation.run(msg.id, () => run(msg).then((result) => answer(result, msg.id)));
       return;
     }
     answer(await run(msg));
