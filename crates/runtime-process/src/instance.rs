@@ -108,6 +108,8 @@ pub struct Instance {
     pub memory: u64,
     dead: AtomicBool,
     exit: OnceLock<String>,
+    /// Why the pool stopped it, for the other activations that were running on it.
+    stopped: OnceLock<String>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -173,6 +175,7 @@ impl Instance {
             memory,
             dead: AtomicBool::new(false),
             exit: OnceLock::new(),
+            stopped: OnceLock::new(),
         })
     }
 
@@ -266,12 +269,23 @@ impl Instance {
         }
     }
 
-    /// Waits until the process has exited; returns how (every caller gets the same answer).
+    /// Waits until the process has exited; returns how (every caller gets the same answer),
+    /// or why the pool stopped it.
     pub async fn exited(&self) -> String {
         if let Ok(mut guard) = self.pidfd.readable().await {
             guard.retain_ready();
         }
-        self.exit.get_or_init(|| self.reap()).clone()
+        let how = self.exit.get_or_init(|| self.reap());
+        match self.stopped.get() {
+            Some(why) => format!("the instance was stopped: {why}"),
+            None => how.clone(),
+        }
+    }
+
+    /// Kills it for `why`, which the other activations running on it are told.
+    pub fn stop(&self, why: &str) {
+        let _ = self.stopped.set(why.to_string());
+        self.kill();
     }
 
     fn reap(&self) -> String {

@@ -384,7 +384,12 @@ impl ProcessRuntime {
                 let reusable = json && len <= req.result_limit && logs_complete;
                 (Exit::Ok, kept, len, reusable)
             }
-            Reply::Timeout => (Exit::Timeout, Vec::new(), 0, false),
+            Reply::Timeout => {
+                if concurrency > 1 {
+                    instance.stop("another activation running on it exceeded its time limit");
+                }
+                (Exit::Timeout, Vec::new(), 0, false)
+            }
             Reply::Exited => {
                 instance.kill();
                 let how = instance.exited().await;

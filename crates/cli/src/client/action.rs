@@ -74,6 +74,9 @@ pub struct PutArgs {
     /// The function to call in a Node.js or Python action (default `main`).
     #[arg(long)]
     pub main: Option<String>,
+    /// Activations one instance runs at once (Node.js; wsk's `--concurrency`).
+    #[arg(short = 'c', long)]
+    pub concurrency: Option<u64>,
     /// Most instances of the action running at once (process kinds).
     #[arg(long)]
     pub instances: Option<u64>,
@@ -291,6 +294,7 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
         ("timeout", args.timeout),
         ("memory", args.memory),
         ("logs", args.logsize),
+        ("concurrency", args.concurrency),
         ("instances", args.instances),
     ] {
         if let Some(v) = value {

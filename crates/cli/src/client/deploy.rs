@@ -75,9 +75,9 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
             bail!("the manifest lists action '{}' twice", a.name);
         }
         for key in a.limits.keys() {
-            if !["timeout", "memory", "logs"].contains(&key.as_str()) {
+            if !["timeout", "memory", "logs", "concurrency"].contains(&key.as_str()) {
                 bail!(
-                    "action '{}': unknown limit '{key}' (timeout, memory, logs)",
+                    "action '{}': unknown limit '{key}' (timeout, memory, logs, concurrency)",
                     a.name
                 );
             }
@@ -129,7 +129,7 @@ fn changes(existing: &Value, wanted: &Value) -> Vec<&'static str> {
     if as_map(&existing["annotations"]) != as_map(&wanted["annotations"]) {
         out.push("annotations");
     }
-    for key in ["timeout", "memory", "logs"] {
+    for key in ["timeout", "memory", "logs", "concurrency"] {
         if existing["limits"][key] != wanted["limits"][key] {
             out.push("limits");
             break;
@@ -160,7 +160,12 @@ pub async fn deploy(args: &DeployArgs, client: &Client) -> Result<()> {
             None => kind_of(&file)?.to_string(),
         };
         let mut limits = Map::new();
-        for (key, default) in [("timeout", 60_000u64), ("memory", 256), ("logs", 10)] {
+        for (key, default) in [
+            ("timeout", 60_000u64),
+            ("memory", 256),
+            ("logs", 10),
+            ("concurrency", 1),
+        ] {
             limits.insert(
                 key.into(),
                 json!(spec.limits.get(key).copied().unwrap_or(default)),

@@ -776,3 +776,119 @@ async fn callers_of_a_shared_action_never_share_an_instance() {
     assert_eq!(result(&again)["id"], result(&guest)["id"]);
     assert_eq!(result(&again)["seen"], "guest");
 }
+
+#[tokio::test]
+async fn a_node_instance_runs_up_to_its_concurrency_with_each_activation_keeping_its_logs() {
+    let Some(s) = process_server("node_concurrency", &[]).await else {
+        return;
+    };
+    // Counts the activations in flight in this instance; each logs its own lines, one
+    // written in two pieces across an await.
+    let code = "const id = Math.random().toString(36); let inflight = 0;\n\
+        async function main(p) { inflight++; const seen = inflight; console.log('start', p.n);\n\
+          process.stdout.write('half ' + p.n); await new Promise(r => setTimeout(r, 300));\n\
+          process.stdout.write(' whole\\n'); console.error('end', p.n); inflight--;\n\
+          return { id, seen, n: p.n }; }";
+    create(
+        &s,
+        "conc",
+        "nodejs:default",
+        code,
+        json!({"limits": {"concurrency": 3, "instances": 1}}),
+    )
+    .await;
+    let got = s
+        .call("GET", "/api/v1/namespaces/_/actions/conc", None)
+        .await;
+    assert_eq!(got.body["limits"]["concurrency"], 3, "{}", got.body);
+    let s = std::sync::Arc::new(s);
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let s = s.clone();
+        calls.spawn(async move { (n, s.invoke("conc", json!({ "n": n })).await) });
+    }
+    let mut ids = Vec::new();
+    let mut most = 0;
+    for (n, r) in calls.join_all().await {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(result(&r)["n"], n);
+        ids.push(result(&r)["id"].clone());
+        most = most.max(result(&r)["seen"].as_u64().unwrap());
+        let logs: Vec<&str> = r.body["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(logs.len(), 3, "its own lines only: {logs:?}");
+        assert!(logs[0].ends_with(&format!("stdout: start {n}")), "{logs:?}");
+        assert!(
+            logs.iter()
+                .any(|l| l.ends_with(&format!("stdout: half {n} whole"))),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter()
+                .any(|l| l.ends_with(&format!("stderr: end {n}"))),
+            "{logs:?}"
+        );
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one instance (limits.instances 1)");
+    assert!(most >= 2, "activations overlapped in the instance");
+    assert!(
+        most <= 3,
+        "never more than limits.concurrency at once: {most}"
+    );
+
+    // An activation that hangs its shared instance is stopped at its timeout with the
+    // whole instance; the next call gets a fresh one.
+    create(
+        &s,
+        "hangs",
+        "nodejs:default",
+        "function main(p) { if (p.hang) { for (;;) {} } return { ok: true }; }",
+        json!({"limits": {"concurrency": 4, "instances": 1, "timeout": 1000}}),
+    )
+    .await;
+    let hang = {
+        let s = s.clone();
+        tokio::spawn(async move { s.invoke("hangs", json!({"hang": true})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let beside = s.invoke("hangs", json!({})).await;
+    let hang = hang.await.unwrap();
+    assert_eq!(hang.status, 502, "{}", hang.body);
+    assert_eq!(
+        result(&hang)["error"],
+        "The action exceeded its time limits of 1000 milliseconds."
+    );
+    // The one beside it shared the stuck instance: it failed with it, and says why.
+    assert_eq!(beside.status, 502, "{}", beside.body);
+    let why = result(&beside)["error"].as_str().unwrap_or_default();
+    assert!(why.contains("exceeded its time limit"), "{}", beside.body);
+    let after = s.invoke("hangs", json!({})).await;
+    assert_eq!(result(&after), &json!({"ok": true}), "{}", after.body);
+
+    // Only Node.js runs activations concurrently; out of range is refused too.
+    for (exec, limits, error) in [
+        (
+            json!({"kind": "python:default", "code": PYTHON_HELLO}),
+            json!({"concurrency": 2}),
+            "limits.concurrency must be 1 for kind 'python:",
+        ),
+        (
+            json!({"kind": "nodejs:default", "code": NODE_HELLO}),
+            json!({"concurrency": 501}),
+            "concurrency must be between 1 and 500",
+        ),
+    ] {
+        let r = put(&s, "refused", exec, json!({ "limits": limits })).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.error().contains(error), "{}", r.body);
+    }
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/actions/refused", None)
+        .await;
+    assert_eq!(r.status, 404, "nothing stored");
+}
