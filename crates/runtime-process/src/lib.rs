@@ -142,6 +142,8 @@ struct Slot {
 
 #[derive(Default)]
 struct ActionPool {
+    /// The code its instances run.
+    code_hash: String,
     /// Its instances, busy or idle, oldest first.
     slots: Vec<Slot>,
     /// Instances being started.
@@ -160,6 +162,10 @@ struct State {
     stems_starting: HashMap<String, usize>,
     /// Memory given to live instances and stem cells.
     reserved: u64,
+    /// When each code on disk was last asked for.
+    code_used: HashMap<String, Instant>,
+    /// Housekeeping rounds so far.
+    ticks: u64,
 }
 
 /// The process pool of one invoker.
@@ -193,6 +199,8 @@ impl ProcessRuntime {
         }
         let code_dir = config.dir.join("code");
         let root_dir = config.dir.join("root");
+        // Code on disk is a cache of the store's: what an earlier run left is not tracked.
+        let _ = std::fs::remove_dir_all(&code_dir);
         for d in [&config.dir, &code_dir, &root_dir] {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
@@ -260,7 +268,11 @@ impl ProcessRuntime {
     }
 
     /// Whether the code `hash` is on disk, ready for instances.
+    /// (Asking keeps it there for `--idle-timeout-secs`.)
     pub fn has_code(&self, hash: &str) -> bool {
+        lock(&self.state)
+            .code_used
+            .insert(hash.to_string(), Instant::now());
         self.code_dir.join(hash).exists() || self.code_dir.join(format!("{hash}.src")).exists()
     }
 
@@ -433,7 +445,13 @@ impl ProcessRuntime {
         let mut evicted: Vec<Arc<Instance>> = Vec::new();
         let mut st = lock(&self.state);
         let st = &mut *st;
-        let pool = st.pools.entry(key.to_string()).or_default();
+        let pool = st
+            .pools
+            .entry(key.to_string())
+            .or_insert_with(|| ActionPool {
+                code_hash: req.code_hash.clone(),
+                ..ActionPool::default()
+            });
         // The busiest instance with room (activations packed onto few instances), the most
         // recently used first.
         let pick = pool
@@ -620,6 +638,17 @@ impl ProcessRuntime {
             }
             st.pools
                 .retain(|_, p| !p.slots.is_empty() || p.starting > 0 || p.waiting > 0);
+            st.ticks += 1;
+            if st.ticks % 20 == 0 {
+                let unused = self.unused_code(st, now);
+                let dir = self.code_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    for hash in unused {
+                        let _ = std::fs::remove_dir_all(dir.join(&hash));
+                        let _ = std::fs::remove_file(dir.join(format!("{hash}.src")));
+                    }
+                });
+            }
             for kind in self.config.kinds.all() {
                 if kind.family == Family::Native {
                     continue;
@@ -655,6 +684,26 @@ impl ProcessRuntime {
                 }
             });
         }
+    }
+
+    /// Code no one asked for within the idle timeout and no instance runs: forgotten here,
+    /// to be deleted from disk (an invocation fetches it again from the store).
+    fn unused_code(&self, st: &mut State, now: Instant) -> Vec<String> {
+        let running: std::collections::HashSet<&str> =
+            st.pools.values().map(|p| p.code_hash.as_str()).collect();
+        let unused: Vec<String> = st
+            .code_used
+            .iter()
+            .filter(|(hash, used)| {
+                now.duration_since(**used) >= self.config.evict_after
+                    && !running.contains(hash.as_str())
+            })
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        for hash in &unused {
+            st.code_used.remove(hash);
+        }
+        unused
     }
 
     /// Makes a ready instance for `req`: a stem cell given the code, or a new sandbox.

@@ -704,14 +704,31 @@ async fn background_processes_die_with_their_instance() {
         "the background process runs while its instance lives"
     );
     // Idle past the timeout, the instance is stopped, and everything it started with it.
+    let mut gone = false;
     for _ in 0..100 {
         if sleepers(&format!("sleep {marker}")) == 0 {
-            still_serves(&s).await;
-            return;
+            gone = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the background process outlived its instance");
+    assert!(gone, "the background process outlived its instance");
+    // Its code, unused past the idle timeout too, leaves the invoker's disk; a later call
+    // fetches it again from the store.
+    let code_dir = s.data_dir.join("processes").join("code");
+    let mut cleaned = false;
+    for _ in 0..100 {
+        let left = std::fs::read_dir(&code_dir).map_or(0, |d| d.count());
+        if left == 0 {
+            cleaned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cleaned, "unused code stays in {}", code_dir.display());
+    let r = s.invoke("leaver", json!({})).await;
+    assert_eq!(result(&r), &json!({"left": true}), "{}", r.body);
+    still_serves(&s).await;
 }
 
 #[tokio::test]
