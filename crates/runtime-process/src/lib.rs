@@ -639,7 +639,7 @@ impl ProcessRuntime {
             st.pools
                 .retain(|_, p| !p.slots.is_empty() || p.starting > 0 || p.waiting > 0);
             st.ticks += 1;
-            if st.ticks % 20 == 0 {
+            if st.ticks.is_multiple_of(20) {
                 let unused = self.unused_code(st, now);
                 let dir = self.code_dir.clone();
                 tokio::task::spawn_blocking(move || {
