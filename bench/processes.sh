@@ -5,8 +5,10 @@
 #   - cold start to first result (blocking invoke of a new action, sandbox included), without
 #     and with a prewarmed stem cell, for Node.js and Python (median and p90 of the client's
 #     time, and the record's initTime);
-#   - warm blocking invoke throughput of Node.js and Python hello over HTTP, against a bare
-#     hyper hello world as the ceiling;
+#   - the bare baseline for those: Gust's launcher run by the same interpreter without
+#     sandbox, server or HTTP, exec to first answer;
+#   - warm blocking invoke throughput of Node.js and Python hello over HTTP (and Node.js with
+#     limits.concurrency 16), against a bare hyper hello world as the ceiling;
 #   - idle instances per GiB (memory charged to their cgroups).
 # Needs root (the sandbox), wrk, node and python3.
 set -euo pipefail
@@ -37,6 +39,8 @@ start() { # start STEM_CELLS: a server on $PORT with a new data dir
   export KEY AUTH
 }
 
+echo "== bare baseline: the launcher without sandbox or server, exec to first answer ($SAMPLES each)"
+python3 bench/processes_cold.py bare "$SAMPLES"
 echo "== cold start, no stem cells ($SAMPLES new actions per kind)"
 start 0
 python3 bench/processes_cold.py "http://127.0.0.1:$PORT" "$KEY" "$SAMPLES" 0
@@ -49,12 +53,14 @@ curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' "$API/nodehello?ov
   -d '{"exec":{"kind":"nodejs:default","code":"function main(p) { return { greeting: \"Hello \" + (p.name || \"world\") }; }"}}' > /dev/null
 curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' "$API/pyhello?overwrite=true" \
   -d '{"exec":{"kind":"python:default","code":"def main(a):\n    return {\"greeting\": \"Hello \" + a.get(\"name\", \"world\")}\n"}}' > /dev/null
+curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' "$API/nodeconc?overwrite=true" \
+  -d '{"exec":{"kind":"nodejs:default","code":"function main(p) { return { greeting: \"Hello \" + (p.name || \"world\") }; }"},"limits":{"concurrency":16}}' > /dev/null
 target/release/examples/hyper_hello 127.0.0.1:$BASE_PORT > /dev/null &
 BASE=$!
 sleep 0.3
 echo "== bare hyper hello world (ceiling), $CONNS connections, ${DURATION}s"
 wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "http://127.0.0.1:$BASE_PORT/" | grep -E 'RESULT'
-for a in nodehello pyhello; do
+for a in nodehello nodeconc pyhello; do
   wrk -t$THREADS -c$CONNS -d2s -s bench/invoke.lua "$API/$a?blocking=true&result=true" > /dev/null
   echo "== gust warm blocking invoke ($a, result=true), $CONNS connections, ${DURATION}s"
   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency -s bench/invoke.lua "$API/$a?blocking=true&result=true" | grep -E 'RESULT'

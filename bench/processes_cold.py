@@ -1,8 +1,48 @@
 """Cold starts: creates SAMPLES new actions per kind (each its own code, so no instance is
 reused) and invokes each once, blocking; prints the median and p90 of the client's time and
 of the records' initTime, and how the instances started.
-    python3 bench/processes_cold.py URL KEY SAMPLES STEM_CELLS"""
-import base64, json, statistics, sys, time, urllib.request
+    python3 bench/processes_cold.py URL KEY SAMPLES STEM_CELLS
+The bare baseline: Gust's launcher run directly by the same interpreter (no sandbox, no
+server, no HTTP), from exec to the first answer on fd 3:
+    python3 bench/processes_cold.py bare SAMPLES"""
+import base64, json, os, statistics, subprocess, sys, time, urllib.request
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+if sys.argv[1] == "bare":
+    samples = int(sys.argv[2])
+    here = os.path.dirname(os.path.abspath(__file__))
+    launchers = os.path.join(here, "..", "crates", "runtime-process", "src", "launcher")
+    bare = {
+        "nodejs": (["/usr/bin/node", "-e"], "launcher.js", "function main(p) { return { n: 1 }; }"),
+        "python": (["/usr/bin/python3", "-I", "-c"], "launcher.py", "def main(a):\n    return {'n': 1}\n"),
+    }
+    for family, (argv, launcher, code) in bare.items():
+        source = open(os.path.join(launchers, launcher)).read()
+        times = []
+        for _ in range(samples):
+            r, w = os.pipe()
+            t = time.perf_counter()
+            p = subprocess.Popen(argv + [source], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, pass_fds=(w, 3),
+                                 preexec_fn=lambda: os.dup2(w, 3))
+            os.close(w)
+            lines = json.dumps({"code": code, "main": "main", "env": {}}) + "\n" + \
+                json.dumps({"value": {}, "env": {}}) + "\n"
+            p.stdin.write(lines.encode())
+            p.stdin.flush()
+            answers = os.fdopen(r)
+            answers.readline()
+            assert json.loads(answers.readline()) == {"n": 1}
+            times.append((time.perf_counter() - t) * 1000)
+            p.kill()
+            p.wait()
+            answers.close()
+        print(f"RESULT bare={family} exec_to_first_answer_p50_ms={statistics.median(times):.1f} "
+              f"p90_ms={pct(times, 0.9):.1f}")
+    sys.exit(0)
 
 url, key, samples, stems = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 auth = "Basic " + base64.b64encode(key.encode()).decode()
@@ -17,10 +57,6 @@ def call(method, path, body):
                                  headers={"Authorization": auth, "Content-Type": "application/json"})
     with urllib.request.urlopen(req) as r:
         return json.load(r)
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 for kind, code in CODE.items():
     wall, init, starts = [], [], {}

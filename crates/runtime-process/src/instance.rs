@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
+use crate::UidLease;
 use crate::cgroup::Cgroup;
 use crate::kinds::Family;
 use crate::sandbox::Started;
@@ -110,6 +111,8 @@ pub struct Instance {
     exit: OnceLock<String>,
     /// Why the pool stopped it, for the other activations that were running on it.
     stopped: OnceLock<String>,
+    /// Its host uids, given back once its process is reaped.
+    uids: Option<UidLease>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -130,6 +133,7 @@ impl Instance {
         started: Started,
         cgroup: Option<Cgroup>,
         memory: u64,
+        uids: UidLease,
     ) -> std::io::Result<Instance> {
         let (pid, pidfd) = (started.pid, started.pidfd);
         let pipes = (|| {
@@ -143,7 +147,7 @@ impl Instance {
         let (stdin, result, stdout, stderr) = match pipes {
             Ok(p) => p,
             Err(e) => {
-                discard(pid, false, cgroup);
+                discard(pid, false, cgroup, Some(uids));
                 return Err(e);
             }
         };
@@ -154,7 +158,7 @@ impl Instance {
         } {
             Ok(fd) => fd,
             Err(e) => {
-                discard(pid, false, cgroup);
+                discard(pid, false, cgroup, Some(uids));
                 return Err(e.into());
             }
         };
@@ -176,6 +180,7 @@ impl Instance {
             dead: AtomicBool::new(false),
             exit: OnceLock::new(),
             stopped: OnceLock::new(),
+            uids: Some(uids),
         })
     }
 
@@ -340,13 +345,18 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
-        discard(self.pid, *self.dead.get_mut(), self.cgroup.take());
+        discard(
+            self.pid,
+            *self.dead.get_mut(),
+            self.cgroup.take(),
+            self.uids.take(),
+        );
     }
 }
 
 /// Kills, reaps (unless `reaped`) and removes the group of an instance's process, away from
-/// the async workers.
-fn discard(pid: i32, reaped: bool, cgroup: Option<Cgroup>) {
+/// the async workers; then gives its uids back.
+fn discard(pid: i32, reaped: bool, cgroup: Option<Cgroup>, uids: Option<UidLease>) {
     if !reaped {
         if let Some(c) = &cgroup {
             c.kill_all();
@@ -362,6 +372,7 @@ fn discard(pid: i32, reaped: bool, cgroup: Option<Cgroup>) {
         if let Some(c) = cgroup {
             c.remove();
         }
+        drop(uids);
     };
     match tokio::runtime::Handle::try_current() {
         Ok(h) => {

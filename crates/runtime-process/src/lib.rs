@@ -24,7 +24,7 @@ mod seccomp;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -175,7 +175,7 @@ pub struct ProcessRuntime {
     cgroups: Option<Cgroups>,
     state: Mutex<State>,
     next_id: AtomicU64,
-    next_uid: AtomicU32,
+    uids: Arc<Mutex<UidPool>>,
     code_dir: PathBuf,
     root_dir: PathBuf,
 }
@@ -224,7 +224,7 @@ impl ProcessRuntime {
             cgroups,
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
-            next_uid: AtomicU32::new(0),
+            uids: Arc::default(),
             code_dir,
             root_dir,
         });
@@ -819,7 +819,8 @@ impl ProcessRuntime {
     ) -> Result<Instance, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let count = self.config.uid_count.max(1);
-        let n = self.next_uid.fetch_add(1, Ordering::Relaxed) % count;
+        let lease = UidLease::take(&self.uids, count)?;
+        let n = lease.n;
         let (host_id, setup_id) = (self.config.first_uid + n, self.config.first_uid + count + n);
         let cgroup = match &self.cgroups {
             Some(c) => Some(
@@ -841,7 +842,7 @@ impl ProcessRuntime {
         };
         // On failure the instance's parts are dropped: its process killed and reaped, its
         // group removed.
-        Instance::new(id, kind.family, started, cgroup, memory).map_err(|e| e.to_string())
+        Instance::new(id, kind.family, started, cgroup, memory, lease).map_err(|e| e.to_string())
     }
 
     fn spec(
@@ -946,6 +947,46 @@ impl ProcessRuntime {
     }
 }
 
+/// Host uid pairs in use: each live instance has its own, so no two share a kernel's per-uid
+/// counts (inotify instances, message queues...).
+#[derive(Debug, Default)]
+struct UidPool {
+    free: Vec<u32>,
+    next: u32,
+}
+
+/// One instance's uid pair (an index into the range); given back when dropped, which its
+/// instance does once its process is reaped.
+#[derive(Debug)]
+pub(crate) struct UidLease {
+    n: u32,
+    pool: Arc<Mutex<UidPool>>,
+}
+
+impl UidLease {
+    fn take(pool: &Arc<Mutex<UidPool>>, count: u32) -> Result<UidLease, String> {
+        let mut p = lock(pool);
+        let n = match p.free.pop() {
+            Some(n) => n,
+            None if p.next < count => {
+                p.next += 1;
+                p.next - 1
+            }
+            None => return Err(format!("all {count} host uids are in use")),
+        };
+        Ok(UidLease {
+            n,
+            pool: pool.clone(),
+        })
+    }
+}
+
+impl Drop for UidLease {
+    fn drop(&mut self) {
+        lock(&self.pool).free.push(self.n);
+    }
+}
+
 /// Activations one instance of `kind` runs at once for `req`.
 fn concurrency(kind: &Kind, req: &ProcessRun) -> usize {
     if kind.family == Family::Node {
@@ -977,4 +1018,22 @@ struct RunLine<'a> {
     id: Option<u64>,
     value: &'a RawValue,
     env: HashMap<&'a str, &'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_pairs_are_never_shared_by_live_instances_and_come_back() {
+        let pool = Arc::new(Mutex::new(UidPool::default()));
+        let a = UidLease::take(&pool, 2).unwrap();
+        let b = UidLease::take(&pool, 2).unwrap();
+        assert_ne!(a.n, b.n);
+        let e = UidLease::take(&pool, 2).unwrap_err();
+        assert!(e.contains("all 2 host uids are in use"), "{e}");
+        let freed = a.n;
+        drop(a);
+        assert_eq!(UidLease::take(&pool, 2).unwrap().n, freed);
+    }
 }
