@@ -24,6 +24,8 @@ pub struct Cgroups {
     version: Version,
     /// One per hierarchy: `<mount>/gust/srv-<pid>`.
     bases: Vec<PathBuf>,
+    /// v1: the `tasks` file of this process's own group in each hierarchy (same order).
+    home: Vec<PathBuf>,
 }
 
 /// One instance's group.
@@ -31,6 +33,22 @@ pub struct Cgroups {
 pub struct Cgroup {
     version: Version,
     dirs: Vec<PathBuf>,
+    home: Vec<PathBuf>,
+}
+
+/// How a new process is put in its group.
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// Write its pid to these `cgroup.procs` files after the clone. Moving a whole process
+    /// takes the kernel's global threadgroup lock: an RCU grace period, often 5-15 ms.
+    Procs(Vec<PathBuf>),
+    /// cgroups v1: the spawning thread moves itself (`0` to each `tasks` file of `enter`),
+    /// clones, and moves back (`leave`). Moving only the calling thread skips that lock, and
+    /// the child is born in the group.
+    Thread {
+        enter: Vec<PathBuf>,
+        leave: Vec<PathBuf>,
+    },
 }
 
 fn write(path: &Path, value: &str) -> io::Result<()> {
@@ -61,6 +79,11 @@ impl Cgroups {
                 format!("no cgroup hierarchy at {ROOT}"),
             ));
         };
+        let home = if version == Version::V1 {
+            own_v1_groups(&mounts)
+        } else {
+            Vec::new()
+        };
         let mut bases = Vec::new();
         for mount in &mounts {
             let gust = mount.join("gust");
@@ -77,7 +100,11 @@ impl Cgroups {
             }
             bases.push(base);
         }
-        Ok(Cgroups { version, bases })
+        Ok(Cgroups {
+            version,
+            bases,
+            home,
+        })
     }
 
     pub fn version(&self) -> Version {
@@ -89,6 +116,7 @@ impl Cgroups {
         let cg = Cgroup {
             version: self.version,
             dirs: self.bases.iter().map(|b| b.join(name)).collect(),
+            home: self.home.clone(),
         };
         let made = cg.dirs.iter().try_for_each(fs::create_dir_all);
         if let Err(e) = made.and_then(|_| cg.limit(memory, pids, cpu_share)) {
@@ -127,6 +155,36 @@ impl Drop for Cgroups {
     }
 }
 
+/// The `tasks` file of this process's group in each v1 hierarchy of `mounts` (from
+/// `/proc/self/cgroup`, whose lines read `id:controller[,controller]:/path`); empty when one
+/// cannot be found.
+fn own_v1_groups(mounts: &[PathBuf]) -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut home = Vec::new();
+    for mount in mounts {
+        let Some(controller) = mount.file_name().and_then(|n| n.to_str()) else {
+            return Vec::new();
+        };
+        let path = text.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == controller)
+                .then_some(path)
+        });
+        let Some(path) = path else {
+            return Vec::new();
+        };
+        let tasks = mount.join(path.trim_start_matches('/')).join("tasks");
+        if !tasks.exists() {
+            return Vec::new();
+        }
+        home.push(tasks);
+    }
+    home
+}
+
 fn enable_v2_controllers(dir: &Path) -> io::Result<()> {
     let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     let wanted: Vec<String> = ["memory", "pids", "cpu"]
@@ -162,6 +220,7 @@ fn remove_stale(gust: &Path, version: Version) {
                 let cg = Cgroup {
                     version,
                     dirs: vec![i.path()],
+                    home: Vec::new(),
                 };
                 cg.kill_all();
                 let _ = fs::remove_dir(i.path());
@@ -193,6 +252,19 @@ impl Cgroup {
     /// The files to write a process id to, to put it in this group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// How to put a new process in this group: born in it where the spawning thread can
+    /// visit it (v1), else moved after the clone.
+    pub fn placement(&self) -> Placement {
+        if self.version == Version::V1 && self.home.len() == self.dirs.len() {
+            Placement::Thread {
+                enter: self.dirs.iter().map(|d| d.join("tasks")).collect(),
+                leave: self.home.clone(),
+            }
+        } else {
+            Placement::Procs(self.procs_files())
+        }
     }
 
     /// Caps memory at `bytes`, swap included (an instance never swaps).
@@ -265,9 +337,13 @@ impl Cgroup {
             return;
         }
         let _ = self.freeze(false);
+        let server = std::process::id() as i32;
         for f in self.procs_files() {
             for pid in fs::read_to_string(f).unwrap_or_default().lines() {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
+                // Never the server, whose spawning thread visits a group while it clones.
+                if let Ok(pid) = pid.trim().parse::<i32>()
+                    && pid != server
+                {
                     // SAFETY: plain kill(2) of a process in this instance's group.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }

@@ -744,6 +744,7 @@ impl ProcessRuntime {
             None
         };
         let how = if stem.is_some() { "prewarmed" } else { "cold" };
+        let began = Instant::now();
         let mut instance = match stem {
             Some(mut i) => {
                 i.memory = memory;
@@ -777,9 +778,17 @@ impl ProcessRuntime {
         let mut line = serde_json::to_vec(&init).unwrap_or_default();
         line.push(b'\n');
         let deadline = tokio::time::Instant::now() + req.timeout;
+        let spawned = began.elapsed();
         let outcome = instance
             .exchange(|_| line, deadline, req.log_limit, req.result_limit)
             .await;
+        tracing::debug!(
+            action = %req.action,
+            how,
+            spawn_ms = spawned.as_secs_f64() * 1000.0,
+            init_ms = (began.elapsed() - spawned).as_secs_f64() * 1000.0,
+            "instance started"
+        );
         match &outcome.reply {
             Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(kept) {
                 Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {

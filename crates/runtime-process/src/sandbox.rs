@@ -22,7 +22,7 @@ use std::sync::mpsc;
 
 use seccompiler::BpfProgram;
 
-use crate::cgroup::Cgroup;
+use crate::cgroup::{Cgroup, Placement};
 
 /// The uid and gid a function runs as, inside its user namespace.
 pub const INSIDE_ID: u32 = 1000;
@@ -639,7 +639,7 @@ pub struct Spawner {
 
 type Job = (
     Spec,
-    Option<Vec<PathBuf>>,
+    Option<Placement>,
     tokio::sync::oneshot::Sender<Result<Started, String>>,
 );
 
@@ -649,8 +649,8 @@ impl Spawner {
         std::thread::Builder::new()
             .name("gust-sandbox".into())
             .spawn(move || {
-                for (spec, procs, reply) in rx {
-                    let _ = reply.send(start(&spec, procs.as_deref(), filters.clone()));
+                for (spec, placement, reply) in rx {
+                    let _ = reply.send(start(&spec, placement.as_ref(), filters.clone()));
                 }
             })?;
         Ok(Spawner { jobs: tx })
@@ -659,9 +659,9 @@ impl Spawner {
     /// Starts `spec`, in `cgroup` if given.
     pub async fn spawn(&self, spec: Spec, cgroup: Option<&Cgroup>) -> Result<Started, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let procs = cgroup.map(Cgroup::procs_files);
+        let placement = cgroup.map(Cgroup::placement);
         self.jobs
-            .send((spec, procs, tx))
+            .send((spec, placement, tx))
             .map_err(|_| "the sandbox thread stopped".to_string())?;
         rx.await
             .map_err(|_| "the sandbox thread stopped".to_string())?
@@ -709,9 +709,37 @@ fn read_report(fd: OwnedFd, timeout: std::time::Duration) -> Result<Vec<u8>, Str
     }
 }
 
+/// Moves the calling thread into the groups whose `tasks` files are given; on failure moves
+/// it back to `home` and says why.
+fn visit(enter: &[PathBuf], home: &[PathBuf]) -> Result<(), String> {
+    for f in enter {
+        if let Err(e) = std::fs::write(f, "0") {
+            go_home(home)?;
+            return Err(format!("{}: {e}", f.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Moves the calling thread back to its own groups (retried: a thread left in an instance's
+/// group would keep that group alive).
+fn go_home(home: &[PathBuf]) -> Result<(), String> {
+    for f in home {
+        let mut tries = 0;
+        while let Err(e) = std::fs::write(f, "0") {
+            tries += 1;
+            if tries == 3 {
+                tracing::error!(file = %f.display(), error = %e, "the sandbox thread cannot return to its cgroup");
+                return Err(format!("{}: {e}", f.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn start(
     spec: &Spec,
-    procs: Option<&[PathBuf]>,
+    placement: Option<&Placement>,
     filters: Vec<BpfProgram>,
 ) -> Result<Started, String> {
     let (stdin_r, stdin_w) = pipe()?;
@@ -732,6 +760,23 @@ fn start(
         ],
         filters,
     )?;
+    // Born in its groups when this thread can visit them first, else moved there.
+    let mut procs: Vec<PathBuf> = Vec::new();
+    let mut home: &[PathBuf] = &[];
+    match placement {
+        Some(Placement::Thread { enter, leave }) => match visit(enter, leave) {
+            Ok(()) => home = leave,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot spawn inside the cgroup; moving the process instead");
+                procs = enter
+                    .iter()
+                    .map(|t| t.with_file_name("cgroup.procs"))
+                    .collect();
+            }
+        },
+        Some(Placement::Procs(files)) => procs = files.clone(),
+        None => {}
+    }
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -756,8 +801,10 @@ fn start(
         // SAFETY: see above.
         unsafe { child(&mut prepared) }
     }
+    let cloned = std::io::Error::last_os_error();
+    let returned = go_home(home);
     if pid < 0 {
-        return Err(format!("clone: {}", std::io::Error::last_os_error()));
+        return Err(format!("clone: {cloned}"));
     }
     let pid = pid as i32;
     drop((stdin_r, stdout_w, stderr_w, result_w, sync_r, err_w));
@@ -780,7 +827,10 @@ fn start(
             return reap(format!("{path}: {e}"));
         }
     }
-    for f in procs.unwrap_or_default() {
+    if let Err(e) = returned {
+        return reap(format!("cannot leave the instance's cgroup: {e}"));
+    }
+    for f in &procs {
         if let Err(e) = std::fs::write(f, pid.to_string()) {
             return reap(format!("{}: {e}", f.display()));
         }

@@ -142,6 +142,16 @@ async fn node_and_python_hello_run_and_warm_instances_are_reused() {
         "{}",
         r.body
     );
+    // The instance was born in its own cgroup (its thread visits it to clone) and no thread
+    // of the server stayed in an instance's group.
+    let tasks = format!("/proc/{}/task", s.child.id());
+    for task in std::fs::read_dir(&tasks).unwrap().flatten() {
+        let groups = std::fs::read_to_string(task.path().join("cgroup")).unwrap_or_default();
+        assert!(
+            !groups.contains("/gust/srv-"),
+            "a server thread in {groups}"
+        );
+    }
 }
 
 #[tokio::test]
