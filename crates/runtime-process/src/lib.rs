@@ -176,6 +176,8 @@ pub struct ProcessRuntime {
     state: Mutex<State>,
     next_id: AtomicU64,
     uids: Arc<Mutex<UidPool>>,
+    /// Cores this machine offers.
+    cores: usize,
     code_dir: PathBuf,
     root_dir: PathBuf,
 }
@@ -225,6 +227,7 @@ impl ProcessRuntime {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             uids: Arc::default(),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
             code_dir,
             root_dir,
         });
@@ -486,7 +489,9 @@ impl ProcessRuntime {
             .into_iter()
             .flatten()
             .fold(arrived, Instant::max);
-        let delay_over = live == 0 || progress.elapsed() >= self.config.scale_out_delay;
+        // As many instances as cores start without waiting (one busy interpreter uses one
+        // core); past that only an action that stalls gets more.
+        let delay_over = live < self.cores || progress.elapsed() >= self.config.scale_out_delay;
         if live < limit && rate_ok && delay_over {
             // Make room: least recently used idle instances of any action, then stems.
             while st.reserved + need > self.config.memory_budget {
