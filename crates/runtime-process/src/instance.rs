@@ -9,7 +9,7 @@
 //! oldest activation in flight.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -60,6 +60,8 @@ struct Shared {
     closed: [bool; 2],
     /// The answer pipe closed: the process is gone.
     result_closed: bool,
+    /// Lines carry activation ids (the instance runs several at once).
+    tagged: bool,
 }
 
 impl Shared {
@@ -274,6 +276,12 @@ impl Instance {
         }
     }
 
+    /// From now on it runs up to `n` activations at once, their lines tagged with ids.
+    pub fn set_concurrency(&mut self, n: usize) {
+        self.concurrency = n.max(1);
+        lock(&self.shared).tagged = self.concurrency > 1;
+    }
+
     /// Waits until the process has exited; returns how (every caller gets the same answer),
     /// or why the pool stopped it.
     pub async fn exited(&self) -> String {
@@ -336,9 +344,18 @@ impl Instance {
         if let Some(c) = &self.cgroup {
             c.kill_all();
         }
-        // SAFETY: kill(2) of our own child: as PID 1 of its namespace, its death ends every
-        // process in it.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        // Through its pidfd: once another activation has reaped it, its pid may belong to
+        // another process. As PID 1 of its namespace, its death ends every process in it.
+        // SAFETY: pidfd_send_signal on a pidfd we own.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            )
+        };
     }
 }
 
@@ -418,9 +435,15 @@ async fn read_answers(mut rx: pipe::Receiver, shared: Arc<Mutex<Shared>>) {
                 break;
             }
             let mut sh = lock(&shared);
-            let (id, skip) = match id_prefix(&kept) {
-                Some((id, skip)) if sh.acts.contains_key(&id) => (Some(id), skip),
-                _ => (sh.acts.keys().next().copied(), 0),
+            // Tagged: the activation it names, if still in flight (a timed-out one's late
+            // answer is dropped). Untagged: the one activation in flight.
+            let (id, skip) = if sh.tagged {
+                match id_prefix(&kept) {
+                    Some((id, skip)) => (Some(id), skip),
+                    None => (None, 0),
+                }
+            } else {
+                (sh.acts.keys().next().copied(), 0)
             };
             if let Some(act) = id.and_then(|id| sh.acts.get_mut(&id)) {
                 let mut body = kept.split_off(skip);
@@ -490,7 +513,7 @@ fn log_line(
     let (target, body) = match target {
         Some(t) => (t, line),
         None => match line.split_first() {
-            Some((&TAG, rest)) => match id_prefix(rest) {
+            Some((&TAG, rest)) if sh.tagged => match id_prefix(rest) {
                 Some((id, skip)) => (Some(id), &rest[skip..]),
                 None => (sh.acts.keys().next().copied(), line),
             },

@@ -9,9 +9,10 @@
 //! period and stopped after an idle timeout; when memory runs out the least recently used
 //! idle instance goes first.
 //!
-//! **Invariant:** an instance runs one action version only, one activation at a time, and
-//! is discarded (every process in it killed) after a timeout, a crash, running out of
-//! memory or an answer that is not JSON.
+//! **Invariant:** an instance runs one action version for one caller only, at most
+//! `limits.concurrency` activations at a time (Node.js; one for the others), and is
+//! discarded (every process in it killed) after a timeout, a crash, running out of memory or
+//! an answer that is not JSON.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -391,32 +392,53 @@ impl ProcessRuntime {
             init_logs.append(&mut logs);
             logs = init_logs;
         }
-        let (exit, stdout, stdout_len, reusable) = match reply {
+        let (exit, stdout, stdout_len) = match reply {
             Reply::Line(kept, len) => {
                 let json = serde_json::from_slice::<serde_json::Value>(&kept).is_ok();
                 // An instance whose sentinel lines did not come would mix this activation's
-                // late logs into the next one's.
-                let reusable = json && len <= req.result_limit && logs_complete;
-                (Exit::Ok, kept, len, reusable)
+                // late logs into the next one's; one that answered something other than JSON
+                // is not trusted again. An answer over the result limit was read whole: its
+                // instance is fine.
+                if !logs_complete {
+                    self.retire(
+                        &key,
+                        &instance,
+                        Some("another activation running on it left log lines after its answer"),
+                    );
+                } else if !json && len <= req.result_limit {
+                    self.retire(
+                        &key,
+                        &instance,
+                        Some(
+                            "another activation running on it answered something that is not JSON",
+                        ),
+                    );
+                } else {
+                    self.release(&key, &instance);
+                }
+                (Exit::Ok, kept, len)
             }
             Reply::Timeout => {
-                if concurrency > 1 {
-                    instance.stop("another activation running on it exceeded its time limit");
-                }
-                (Exit::Timeout, Vec::new(), 0, false)
+                self.retire(
+                    &key,
+                    &instance,
+                    Some("another activation running on it exceeded its time limit"),
+                );
+                (Exit::Timeout, Vec::new(), 0)
             }
             Reply::Exited => {
-                instance.kill();
+                // Out of the pool before waiting for the end: no new activation is given a
+                // process that is dying.
+                self.retire(&key, &instance, None);
                 let how = instance.exited().await;
                 let exit = if instance.out_of_memory(memory_mark) {
                     Exit::OutOfMemory
                 } else {
                     Exit::Trap(how)
                 };
-                (exit, Vec::new(), 0, false)
+                (exit, Vec::new(), 0)
             }
         };
-        self.release(&key, &instance, reusable);
         RunOutput {
             exit,
             stdout,
@@ -589,31 +611,49 @@ impl ProcessRuntime {
 
     /// An activation ended on `instance`: it stays for the next (`reusable`) or is stopped,
     /// with whatever else runs on it.
-    fn release(&self, key: &str, instance: &Arc<Instance>, reusable: bool) {
+    fn release(&self, key: &str, instance: &Arc<Instance>) {
         let mut st = lock(&self.state);
-        let st = &mut *st;
         let Some(pool) = st.pools.get_mut(key) else {
             instance.kill();
             return;
         };
         pool.notify.notify_one();
         pool.last_release = Some(Instant::now());
-        let Some(i) = pool
+        match pool
             .slots
-            .iter()
-            .position(|s| Arc::ptr_eq(&s.instance, instance))
-        else {
-            instance.kill();
-            return;
-        };
-        if reusable {
-            let slot = &mut pool.slots[i];
-            slot.busy = slot.busy.saturating_sub(1);
-            slot.last_used = Instant::now();
-        } else {
-            let slot = pool.slots.remove(i);
-            st.reserved = st.reserved.saturating_sub(slot.instance.memory);
-            slot.instance.kill();
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.instance, instance))
+        {
+            Some(slot) => {
+                slot.busy = slot.busy.saturating_sub(1);
+                slot.last_used = Instant::now();
+            }
+            None => instance.kill(),
+        }
+    }
+
+    /// An activation ended on `instance` in a way that makes it unfit for more: it leaves
+    /// the pool and is killed, with whatever else runs on it (told `why`, if given).
+    fn retire(&self, key: &str, instance: &Arc<Instance>, why: Option<&str>) {
+        {
+            let mut st = lock(&self.state);
+            let st = &mut *st;
+            if let Some(pool) = st.pools.get_mut(key) {
+                pool.notify.notify_one();
+                pool.last_release = Some(Instant::now());
+                if let Some(i) = pool
+                    .slots
+                    .iter()
+                    .position(|s| Arc::ptr_eq(&s.instance, instance))
+                {
+                    let slot = pool.slots.remove(i);
+                    st.reserved = st.reserved.saturating_sub(slot.instance.memory);
+                }
+            }
+        }
+        match why {
+            Some(why) => instance.stop(why),
+            None => instance.kill(),
         }
     }
 
@@ -645,14 +685,27 @@ impl ProcessRuntime {
                 .retain(|_, p| !p.slots.is_empty() || p.starting > 0 || p.waiting > 0);
             st.ticks += 1;
             if st.ticks.is_multiple_of(20) {
-                let unused = self.unused_code(st, now);
-                let dir = self.code_dir.clone();
-                tokio::task::spawn_blocking(move || {
-                    for hash in unused {
-                        let _ = std::fs::remove_dir_all(dir.join(&hash));
-                        let _ = std::fs::remove_file(dir.join(format!("{hash}.src")));
+                // Renamed away while the lock is held (no invocation can find it half
+                // deleted: `has_code` waits for the lock), deleted in the background.
+                let mut doomed = Vec::new();
+                for hash in self.unused_code(st, now) {
+                    for name in [hash.clone(), format!("{hash}.src")] {
+                        let gone = self
+                            .code_dir
+                            .join(code::unique_temp(&format!("gone-{name}")));
+                        if std::fs::rename(self.code_dir.join(&name), &gone).is_ok() {
+                            doomed.push(gone);
+                        }
                     }
-                });
+                }
+                if !doomed.is_empty() {
+                    tokio::task::spawn_blocking(move || {
+                        for path in doomed {
+                            let _ = std::fs::remove_dir_all(&path);
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    });
+                }
             }
             for kind in self.config.kinds.all() {
                 if kind.family == Family::Native {
@@ -798,7 +851,7 @@ impl ProcessRuntime {
             Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(kept) {
                 Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
                     // From now on it runs `concurrency` activations at once.
-                    instance.concurrency = concurrency;
+                    instance.set_concurrency(concurrency);
                     Ok((instance, outcome.logs, how))
                 }
                 Ok(v) => Err(Exit::Init(

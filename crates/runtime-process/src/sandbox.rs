@@ -316,6 +316,62 @@ unsafe fn set_ids(id: u32) -> libc::c_long {
     }
 }
 
+/// Marks every descriptor from `first` up close-on-exec: `close_range` (Linux 5.11), else each
+/// one listed in `/proc/self/fd` (read with `getdents64` into a stack buffer).
+///
+/// # Safety
+/// System calls only; runs in the cloned child.
+unsafe fn cloexec_from(first: RawFd) -> bool {
+    // SAFETY: system calls on our own descriptors and a stack buffer.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            first as u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) == 0
+        {
+            return true;
+        }
+        let dir = libc::open(
+            c"/proc/self/fd".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if dir < 0 {
+            return false;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len());
+            if n <= 0 {
+                libc::close(dir);
+                return n == 0;
+            }
+            let mut off = 0usize;
+            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name (NUL-ended).
+            while off + 19 <= n as usize {
+                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                if reclen == 0 {
+                    break;
+                }
+                let mut fd: i64 = 0;
+                let mut digits = 0;
+                for &b in &buf[off + 19..(off + reclen).min(n as usize)] {
+                    if !b.is_ascii_digit() {
+                        break;
+                    }
+                    fd = fd * 10 + i64::from(b - b'0');
+                    digits += 1;
+                }
+                if digits > 0 && fd >= i64::from(first) && fd != i64::from(dir) {
+                    libc::fcntl(fd as RawFd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+                off += reclen;
+            }
+        }
+    }
+}
+
 /// `struct mount_attr` of `mount_setattr(2)`.
 #[repr(C)]
 struct MountAttr {
@@ -617,14 +673,8 @@ unsafe fn child(p: &mut Prepared) -> ! {
             fail(p, "chdir");
         }
         // Whatever else the server had open closes at the exec.
-        if libc::syscall(
-            libc::SYS_close_range,
-            4u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        ) != 0
-        {
-            fail(p, "close_range");
+        if !cloexec_from(4) {
+            fail(p, "mark descriptors close-on-exec");
         }
         libc::execve(p.argv_ptrs[0], p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
         fail(p, "execve")
@@ -714,27 +764,36 @@ fn read_report(fd: OwnedFd, timeout: std::time::Duration) -> Result<Vec<u8>, Str
 fn visit(enter: &[PathBuf], home: &[PathBuf]) -> Result<(), String> {
     for f in enter {
         if let Err(e) = std::fs::write(f, "0") {
-            go_home(home)?;
+            go_home(enter, home);
             return Err(format!("{}: {e}", f.display()));
         }
     }
     Ok(())
 }
 
-/// Moves the calling thread back to its own groups (retried: a thread left in an instance's
-/// group would keep that group alive).
-fn go_home(home: &[PathBuf]) -> Result<(), String> {
-    for f in home {
-        let mut tries = 0;
-        while let Err(e) = std::fs::write(f, "0") {
-            tries += 1;
-            if tries == 3 {
-                tracing::error!(file = %f.display(), error = %e, "the sandbox thread cannot return to its cgroup");
-                return Err(format!("{}: {e}", f.display()));
-            }
+/// Set once the sandbox thread could not go back to its own groups: it then never visits an
+/// instance's groups again.
+static NO_VISITS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Moves the calling thread out of the instance groups `enter` (`tasks` files): back to its
+/// own groups, else (they moved or vanished) to each hierarchy's root group, so that it is
+/// never left where the instance's freezer or OOM killer would reach it.
+fn go_home(enter: &[PathBuf], home: &[PathBuf]) {
+    for (i, f) in home.iter().enumerate() {
+        if std::fs::write(f, "0").is_ok() {
+            continue;
         }
+        NO_VISITS.store(true, std::sync::atomic::Ordering::Relaxed);
+        // `<mount>/gust/srv-<pid>/<instance>/tasks` -> `<mount>/tasks`.
+        let root = enter
+            .get(i)
+            .and_then(|t| t.ancestors().nth(4))
+            .map(|m| m.join("tasks"));
+        let rescued = root
+            .as_ref()
+            .is_some_and(|r| std::fs::write(r, "0").is_ok());
+        tracing::error!(file = %f.display(), rescued, "the sandbox thread cannot return to its cgroup; instances are moved into theirs from now on");
     }
-    Ok(())
 }
 
 fn start(
@@ -762,18 +821,28 @@ fn start(
     )?;
     // Born in its groups when this thread can visit them first, else moved there.
     let mut procs: Vec<PathBuf> = Vec::new();
-    let mut home: &[PathBuf] = &[];
+    let mut visited: Option<(&[PathBuf], &[PathBuf])> = None;
     match placement {
-        Some(Placement::Thread { enter, leave }) => match visit(enter, leave) {
-            Ok(()) => home = leave,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot spawn inside the cgroup; moving the process instead");
-                procs = enter
-                    .iter()
-                    .map(|t| t.with_file_name("cgroup.procs"))
-                    .collect();
+        Some(Placement::Thread { enter, leave })
+            if !NO_VISITS.load(std::sync::atomic::Ordering::Relaxed) =>
+        {
+            match visit(enter, leave) {
+                Ok(()) => visited = Some((enter, leave)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot spawn inside the cgroup; moving the process instead");
+                    procs = enter
+                        .iter()
+                        .map(|t| t.with_file_name("cgroup.procs"))
+                        .collect();
+                }
             }
-        },
+        }
+        Some(Placement::Thread { enter, .. }) => {
+            procs = enter
+                .iter()
+                .map(|t| t.with_file_name("cgroup.procs"))
+                .collect();
+        }
         Some(Placement::Procs(files)) => procs = files.clone(),
         None => {}
     }
@@ -802,7 +871,9 @@ fn start(
         unsafe { child(&mut prepared) }
     }
     let cloned = std::io::Error::last_os_error();
-    let returned = go_home(home);
+    if let Some((enter, leave)) = visited {
+        go_home(enter, leave);
+    }
     if pid < 0 {
         return Err(format!("clone: {cloned}"));
     }
@@ -826,9 +897,6 @@ fn start(
         if let Err(e) = std::fs::write(path, map) {
             return reap(format!("{path}: {e}"));
         }
-    }
-    if let Err(e) = returned {
-        return reap(format!("cannot leave the instance's cgroup: {e}"));
     }
     for f in &procs {
         if let Err(e) = std::fs::write(f, pid.to_string()) {

@@ -129,8 +129,9 @@ pub fn filters() -> Result<Vec<BpfProgram>, String> {
     Ok(out)
 }
 
-/// `ENOSYS` for any system call number at or above `__X32_SYSCALL_BIT` (the architecture
-/// is checked by the filters before it: a process cannot switch it).
+/// `ENOSYS` for any system call number at or above `__X32_SYSCALL_BIT`. It does not check
+/// the architecture itself: every installed filter runs on every call and the strictest
+/// answer wins, and the seccompiler filters kill a call from any other architecture.
 #[cfg(target_arch = "x86_64")]
 fn no_x32() -> BpfProgram {
     use seccompiler::sock_filter;

@@ -868,6 +868,31 @@ async fn a_node_instance_runs_up_to_its_concurrency_with_each_activation_keeping
         "never more than limits.concurrency at once: {most}"
     );
 
+    // An answer over the result limit is refused, but it was read whole: the instance it
+    // came from goes on serving.
+    create(
+        &s,
+        "big",
+        "nodejs:default",
+        "const id = Math.random().toString(36);\n\
+         function main(p) { return p.big ? { x: 'a'.repeat(1100000) } : { id }; }",
+        json!({"limits": {"concurrency": 2, "instances": 1}}),
+    )
+    .await;
+    let before = s.invoke("big", json!({})).await;
+    let big = s.invoke("big", json!({"big": true})).await;
+    assert_eq!(big.status, 502, "{}", big.body);
+    assert!(
+        result(&big)["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded the allowed length"),
+        "{}",
+        big.body
+    );
+    let after = s.invoke("big", json!({})).await;
+    assert_eq!(result(&after)["id"], result(&before)["id"], "same instance");
+
     // An activation that hangs its shared instance is stopped at its timeout with the
     // whole instance; the next call gets a fresh one.
     create(

@@ -44,8 +44,11 @@ function answer(obj, id) {
 // Prefixes each line written to `stream` with the id of the activation that wrote it; a line
 // left unfinished waits for its activation's next write or end.
 function tagLines(stream) {
+  const { StringDecoder } = require('string_decoder');
   const write = stream.write.bind(stream);
   const partial = new Map();
+  // Per activation, so a character split across two writes of bytes stays whole.
+  const decoders = new Map();
   stream.write = function (chunk, encoding, callback) {
     const id = activation.getStore();
     if (id === undefined) return write(chunk, encoding, callback);
@@ -53,8 +56,15 @@ function tagLines(stream) {
       callback = encoding;
       encoding = undefined;
     }
-    const text = (partial.get(id) || '') +
-      (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(encoding || 'utf8'));
+    let piece;
+    if (typeof chunk === 'string') {
+      piece = encoding && !/^utf-?8$/i.test(encoding)
+        ? Buffer.from(chunk, encoding).toString('utf8') : chunk;
+    } else {
+      if (!decoders.has(id)) decoders.set(id, new StringDecoder('utf8'));
+      piece = decoders.get(id).write(Buffer.from(chunk));
+    }
+    const text = (partial.get(id) || '') + piece;
     const lines = text.split('\n');
     const rest = lines.pop();
     if (rest) partial.set(id, rest); else partial.delete(id);
@@ -65,7 +75,13 @@ function tagLines(stream) {
     return write(lines.map((l) => TAG + id + ' ' + l + '\n').join(''), callback);
   };
   stream.endActivation = function (id) {
-    const rest = partial.get(id);
+    const decoder = decoders.get(id);
+    decoders.delete(id);
+    let rest = partial.get(id);
+    if (decoder) {
+      const tail = decoder.end();
+      if (tail) rest = (rest || '') + tail;
+    }
     partial.delete(id);
     write((rest !== undefined ? TAG + id + ' ' + rest + '\n' : '') + TAG + id + ' ' + SENTINEL);
   };
