@@ -22,6 +22,10 @@ pub struct ProcessArgs {
     /// Memory all process instances together may be given, in MB.
     #[arg(long, env = "GUST_PROCESS_MEMORY", default_value_t = 4096)]
     process_memory: u64,
+    /// Memory the process instances of one namespace may be given together, in MB
+    /// (default: the whole --process-memory).
+    #[arg(long, value_name = "MB")]
+    namespace_process_memory: Option<u64>,
     /// Prewarmed processes kept per Node.js and Python kind.
     #[arg(long, env = "GUST_STEM_CELLS", default_value_t = 1)]
     stem_cells: usize,
@@ -76,6 +80,12 @@ impl ProcessArgs {
         }
         let mut config = ProcessConfig::new(kinds, dir.to_path_buf());
         config.memory_budget = self.process_memory * 1024 * 1024;
+        config.namespace_memory = self
+            .namespace_process_memory
+            .unwrap_or(self.process_memory)
+            .min(self.process_memory)
+            * 1024
+            * 1024;
         config.stem_cells = self.stem_cells;
         config.freeze_after = Duration::from_millis(self.freeze_after_ms);
         config.evict_after = Duration::from_secs(self.idle_timeout_secs);

@@ -56,6 +56,8 @@ pub struct ProcessConfig {
     pub dir: PathBuf,
     /// Memory all instances together may be given, in bytes.
     pub memory_budget: u64,
+    /// Memory the instances of one caller (namespace) may be given, in bytes.
+    pub namespace_memory: u64,
     /// Prewarmed processes kept per interpreter kind.
     pub stem_cells: usize,
     /// Idle instances are frozen after this long.
@@ -89,6 +91,7 @@ impl ProcessConfig {
             kinds,
             dir,
             memory_budget: 4096 * MB,
+            namespace_memory: 4096 * MB,
             stem_cells: 1,
             freeze_after: Duration::from_millis(500),
             evict_after: Duration::from_secs(600),
@@ -143,6 +146,10 @@ struct Slot {
 
 #[derive(Default)]
 struct ActionPool {
+    /// The caller whose instances these are.
+    subject: String,
+    /// Memory of each of its instances, in bytes.
+    memory: u64,
     /// The code its instances run.
     code_hash: String,
     /// Its instances, busy or idle, oldest first.
@@ -474,6 +481,8 @@ impl ProcessRuntime {
             .pools
             .entry(key.to_string())
             .or_insert_with(|| ActionPool {
+                subject: req.subject.clone(),
+                memory: need,
                 code_hash: req.code_hash.clone(),
                 ..ActionPool::default()
             });
@@ -514,7 +523,42 @@ impl ProcessRuntime {
         // As many instances as cores start without waiting (one busy interpreter uses one
         // core); past that only an action that stalls gets more.
         let delay_over = live < self.cores || progress.elapsed() >= self.config.scale_out_delay;
+        let mut share_ok = true;
         if live < limit && rate_ok && delay_over {
+            // The caller's share of the budget: its own least recently used idle instances
+            // make room first; other callers' instances are never stopped for it.
+            if need > self.config.namespace_memory {
+                return Acquired::Full(format!(
+                    "The action's memory ({} MB) is more than a namespace's share of this invoker ({} MB).",
+                    req.memory,
+                    self.config.namespace_memory / MB
+                ));
+            }
+            while caller_memory(&st.pools, &req.subject) + need > self.config.namespace_memory {
+                let victim = st
+                    .pools
+                    .iter()
+                    .filter(|(_, p)| p.subject == req.subject)
+                    .flat_map(|(k, p)| {
+                        p.slots
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.busy == 0)
+                            .map(move |(i, s)| (k, i, s.last_used))
+                    })
+                    .min_by_key(|(_, _, t)| *t)
+                    .map(|(k, i, _)| (k.clone(), i));
+                let Some((k, i)) = victim else {
+                    share_ok = false;
+                    break;
+                };
+                let p = st.pools.get_mut(&k).expect("victim exists");
+                let slot = p.slots.remove(i);
+                st.reserved = st.reserved.saturating_sub(slot.instance.memory);
+                evicted.push(slot.instance);
+            }
+        }
+        if live < limit && rate_ok && delay_over && share_ok {
             // Make room: least recently used idle instances of any action, then stems.
             while st.reserved + need > self.config.memory_budget {
                 let victim = st
@@ -566,6 +610,13 @@ impl ProcessRuntime {
         }
         let pool = st.pools.get_mut(key).expect("pool exists");
         if pool.waiting >= self.config.queue {
+            if !share_ok {
+                return Acquired::Full(format!(
+                    "Too many requests: the namespace's instances already use its share of this invoker's memory ({} MB) and {} invocations are waiting.",
+                    self.config.namespace_memory / MB,
+                    pool.waiting
+                ));
+            }
             return Acquired::Full(format!(
                 "Too many requests: all {} instances of the action are busy and {} invocations are waiting.",
                 pool.slots.len() + pool.starting,
@@ -1012,6 +1063,15 @@ impl ProcessRuntime {
             cwd: cwd.to_string(),
         })
     }
+}
+
+/// Memory given to the instances (running, idle or starting) of `subject`.
+fn caller_memory(pools: &HashMap<String, ActionPool>, subject: &str) -> u64 {
+    pools
+        .values()
+        .filter(|p| p.subject == subject)
+        .map(|p| (p.slots.len() + p.starting) as u64 * p.memory)
+        .sum()
 }
 
 /// Host uid pairs in use: each live instance has its own, so no two share a kernel's per-uid

@@ -944,3 +944,74 @@ async fn a_node_instance_runs_up_to_its_concurrency_with_each_activation_keeping
         .await;
     assert_eq!(r.status, 404, "nothing stored");
 }
+
+#[tokio::test]
+async fn a_namespace_cannot_take_more_than_its_share_of_instance_memory() {
+    let Some(s) = process_server(
+        "namespace_memory_share",
+        &["--namespace-process-memory", "256", "--instance-queue", "0"],
+    )
+    .await
+    else {
+        return;
+    };
+    let b_auth = s.admin(&["namespace", "create", "tenantb"]);
+    let slow =
+        "function main() { return new Promise(r => setTimeout(() => r({ done: true }), 1500)); }";
+    let quick = "function main() { return { quick: true }; }";
+    create(
+        &s,
+        "slow",
+        "nodejs:default",
+        slow,
+        json!({"limits": {"memory": 256}}),
+    )
+    .await;
+    create(
+        &s,
+        "quick",
+        "nodejs:default",
+        quick,
+        json!({"limits": {"memory": 128}}),
+    )
+    .await;
+    let r = s
+        .call_as(
+            &b_auth,
+            "PUT",
+            "/api/v1/namespaces/_/actions/quick",
+            Some(json!({"exec": {"kind": "nodejs:default", "code": quick}, "limits": {"memory": 128}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = std::sync::Arc::new(s);
+    let slow_call = {
+        let s = s.clone();
+        tokio::spawn(async move { s.invoke("slow", json!({})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // guest's busy instance holds its whole share: another of its actions cannot start...
+    let r = s.invoke("quick", json!({})).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let e = result(&r)["error"].as_str().unwrap_or_default();
+    assert!(
+        e.contains("share of this invoker's memory (256 MB)"),
+        "{}",
+        r.body
+    );
+    // ...while another namespace runs as usual.
+    let r = s
+        .call_as(
+            &b_auth,
+            "POST",
+            "/api/v1/namespaces/_/actions/quick?blocking=true",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(result(&r), &json!({"quick": true}), "{}", r.body);
+    let done = slow_call.await.unwrap();
+    assert_eq!(result(&done), &json!({"done": true}), "{}", done.body);
+    // Once guest's instance is idle it makes room for guest's next action.
+    let r = s.invoke("quick", json!({})).await;
+    assert_eq!(result(&r), &json!({"quick": true}), "{}", r.body);
+}
