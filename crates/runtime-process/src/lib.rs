@@ -645,8 +645,11 @@ impl ProcessRuntime {
             frozen: false,
             last_used: Instant::now(),
         });
-        // Others waiting may fit on it too.
-        pool.notify.notify_waiters();
+        // Others waiting may fit on it too (`notify_one` keeps a permit for a waiter that
+        // has not begun to wait yet; `notify_waiters` would be lost on it).
+        for _ in 1..instance.concurrency.min(pool.waiting + 1) {
+            pool.notify.notify_one();
+        }
         instance
     }
 
