@@ -332,7 +332,11 @@ impl Controller {
         };
         // Only Node.js instances run several activations at once; a Wasm activation always
         // has an instance of its own, so any concurrency holds for it.
-        if limits.concurrency > 1 && !exec.kind.starts_with("nodejs:") && exec.kind != "wasm" {
+        let node = self
+            .kinds()
+            .resolve(&exec.kind)
+            .is_some_and(|k| k.family == gust_runtime_process::kinds::Family::Node);
+        if limits.concurrency > 1 && !node && exec.kind != "wasm" {
             return Err(bad(format!(
                 "limits.concurrency must be 1 for kind '{}': only nodejs kinds run several activations in one instance.",
                 exec.kind

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use gust_model::logs::LogLines;
@@ -20,10 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 
-use crate::UidLease;
 use crate::cgroup::Cgroup;
 use crate::kinds::Family;
 use crate::sandbox::Started;
+use crate::{UidLease, lock};
 
 pub const SENTINEL: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 /// Starts a log line that names its activation (concurrent instances).
@@ -34,10 +34,6 @@ const NATIVE_LOG_GRACE: Duration = Duration::from_millis(10);
 const MAX_LINE: usize = 64 * 1024;
 /// Room for `<id> ` in front of an answer.
 const ID_ROOM: usize = 24;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One activation in flight.
 #[derive(Debug)]

@@ -176,6 +176,33 @@ struct State {
     ticks: u64,
 }
 
+impl State {
+    /// Takes slot `i` of pool `key` out of the pool, giving back its memory.
+    fn take_slot(&mut self, key: &str, i: usize) -> Option<Arc<Instance>> {
+        let slot = self.pools.get_mut(key)?.slots.remove(i);
+        self.reserved = self.reserved.saturating_sub(slot.instance.memory);
+        Some(slot.instance)
+    }
+
+    /// Takes out the least recently used idle instance (of `subject`'s pools, if given).
+    fn take_lru_idle(&mut self, subject: Option<&str>) -> Option<Arc<Instance>> {
+        let (key, i) = self
+            .pools
+            .iter()
+            .filter(|(_, p)| subject.is_none_or(|s| p.subject == s))
+            .flat_map(|(k, p)| {
+                p.slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.busy == 0)
+                    .map(move |(i, s)| (k, i, s.last_used))
+            })
+            .min_by_key(|(_, _, t)| *t)
+            .map(|(k, i, _)| (k.clone(), i))?;
+        self.take_slot(&key, i)
+    }
+}
+
 /// The process pool of one invoker.
 pub struct ProcessRuntime {
     config: ProcessConfig,
@@ -196,7 +223,8 @@ impl std::fmt::Debug for ProcessRuntime {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, also after a panic elsewhere poisoned it (the pool keeps serving).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -535,49 +563,18 @@ impl ProcessRuntime {
                 ));
             }
             while caller_memory(&st.pools, &req.subject) + need > self.config.namespace_memory {
-                let victim = st
-                    .pools
-                    .iter()
-                    .filter(|(_, p)| p.subject == req.subject)
-                    .flat_map(|(k, p)| {
-                        p.slots
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, s)| s.busy == 0)
-                            .map(move |(i, s)| (k, i, s.last_used))
-                    })
-                    .min_by_key(|(_, _, t)| *t)
-                    .map(|(k, i, _)| (k.clone(), i));
-                let Some((k, i)) = victim else {
+                let Some(victim) = st.take_lru_idle(Some(&req.subject)) else {
                     share_ok = false;
                     break;
                 };
-                let p = st.pools.get_mut(&k).expect("victim exists");
-                let slot = p.slots.remove(i);
-                st.reserved = st.reserved.saturating_sub(slot.instance.memory);
-                evicted.push(slot.instance);
+                evicted.push(victim);
             }
         }
         if live < limit && rate_ok && delay_over && share_ok {
             // Make room: least recently used idle instances of any action, then stems.
             while st.reserved + need > self.config.memory_budget {
-                let victim = st
-                    .pools
-                    .iter()
-                    .flat_map(|(k, p)| {
-                        p.slots
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, s)| s.busy == 0)
-                            .map(move |(i, s)| (k, i, s.last_used))
-                    })
-                    .min_by_key(|(_, _, t)| *t)
-                    .map(|(k, i, _)| (k.clone(), i));
-                if let Some((k, i)) = victim {
-                    let p = st.pools.get_mut(&k).expect("victim exists");
-                    let slot = p.slots.remove(i);
-                    st.reserved = st.reserved.saturating_sub(slot.instance.memory);
-                    evicted.push(slot.instance);
+                if let Some(victim) = st.take_lru_idle(None) {
+                    evicted.push(victim);
                     continue;
                 }
                 let stem = st
@@ -691,7 +688,6 @@ impl ProcessRuntime {
     fn retire(&self, key: &str, instance: &Arc<Instance>, why: Option<&str>) {
         {
             let mut st = lock(&self.state);
-            let st = &mut *st;
             if let Some(pool) = st.pools.get_mut(key) {
                 pool.notify.notify_one();
                 pool.last_release = Some(Instant::now());
@@ -700,8 +696,7 @@ impl ProcessRuntime {
                     .iter()
                     .position(|s| Arc::ptr_eq(&s.instance, instance))
                 {
-                    let slot = pool.slots.remove(i);
-                    st.reserved = st.reserved.saturating_sub(slot.instance.memory);
+                    st.take_slot(key, i);
                 }
             }
         }
