@@ -280,6 +280,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         system,
     );
     controller.set_kinds(kinds);
+    if matches!(args.bus.as_deref(), None | Some("")) {
+        controller.set_local_invoker(invoker.clone());
+    }
     controller.start().await?;
     let recovered = controller.recover().await?;
     if recovered > 0 {

@@ -105,6 +105,58 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
+/// A future polled on its caller's task that, if the caller drops it before it finishes,
+/// finishes on a task of its own (its output is then dropped).
+struct Detachable<F: Future + Send + 'static>
+where
+    F::Output: Send + 'static,
+{
+    running: Option<std::pin::Pin<Box<F>>>,
+}
+
+impl<F: Future + Send + 'static> Detachable<F>
+where
+    F::Output: Send + 'static,
+{
+    fn new(f: F) -> Self {
+        Detachable {
+            running: Some(Box::pin(f)),
+        }
+    }
+}
+
+impl<F: Future + Send + 'static> Future for Detachable<F>
+where
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let Some(running) = self.running.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let out = running.as_mut().poll(cx);
+        if out.is_ready() {
+            self.running = None;
+        }
+        out
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for Detachable<F>
+where
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            tokio::spawn(running);
+        }
+    }
+}
+
 /// Frees an admitted invocation's throttle slot when dropped.
 struct SlotGuard<'a> {
     controller: &'a Controller,
@@ -306,31 +358,20 @@ impl Controller {
             .map_err(|e| ControllerError::Internal(format!("the invocation task failed: {e}")))?;
         }
 
-        // A blocking caller listens before the invoker can possibly answer.
-        let (tx, rx) = oneshot::channel();
-        lock(&self.waiters).insert(id.clone(), tx);
-        let _waiter = WaiterGuard {
-            controller: self,
-            id: id.clone(),
+        let finished = match self.local.get() {
+            Some(invoker) => self.run_direct(invoker, &msg, wait).await?,
+            None => self.run_through_bus(&msg, payload.clone(), wait).await?,
         };
-        // Until the invocation is on the bus, its slot is this request's to free (on an error,
-        // or if the client goes away); from then on its completion frees it.
-        let slot = SlotGuard {
-            controller: self,
-            namespace: &msg.subject,
-        };
-        self.enqueue(&msg, payload.clone()).await?;
-        std::mem::forget(slot);
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(Some(record))) => return Ok(InvokeOutcome::Completed(record)),
+        match finished {
+            Some(Some(record)) => return Ok(InvokeOutcome::Completed(record)),
             // Finished, but the record was too large to travel with the completion (or was
             // not stored): read it from the store.
-            Ok(Ok(None)) => {
+            Some(None) => {
                 if let Some(record) = self.stored_record(&msg.subject, &id).await? {
                     return Ok(InvokeOutcome::Completed(record));
                 }
             }
-            _ => {}
+            None => {}
         }
         // Journal it before handing out the bare id, unless it finished meanwhile. From here
         // the invocation is in flight: its completion frees its slot, whatever happens here.
@@ -346,6 +387,66 @@ impl Controller {
             Some(record) => Ok(InvokeOutcome::Completed(record)),
             None => Ok(InvokeOutcome::Waiting(id)),
         }
+    }
+
+    /// Sends a blocking invocation through the bus and waits up to `wait` for its completion:
+    /// `Some(record)` if it finished in time (the record if it came with the completion).
+    async fn run_through_bus(
+        self: &Arc<Self>,
+        msg: &InvocationMessage,
+        payload: Bytes,
+        wait: Duration,
+    ) -> Result<Option<Option<Box<RawValue>>>, ControllerError> {
+        // A blocking caller listens before the invoker can possibly answer.
+        let (tx, rx) = oneshot::channel();
+        let id = &msg.activation_id;
+        lock(&self.waiters).insert(id.clone(), tx);
+        let _waiter = WaiterGuard {
+            controller: self,
+            id: id.clone(),
+        };
+        // Until the invocation is on the bus, its slot is this request's to free (on an error,
+        // or if the client goes away); from then on its completion frees it.
+        let slot = SlotGuard {
+            controller: self,
+            namespace: &msg.subject,
+        };
+        self.enqueue(msg, payload).await?;
+        std::mem::forget(slot);
+        Ok(tokio::time::timeout(wait, rx)
+            .await
+            .ok()
+            .and_then(Result::ok))
+    }
+
+    /// Runs a blocking invocation on this task through the invoker of this process (no bus
+    /// message, no completion), waiting up to `wait`: past it, or if the caller goes away,
+    /// the activation goes on running on a task of its own and still stores its record and
+    /// frees its slot.
+    async fn run_direct(
+        self: &Arc<Self>,
+        invoker: &Arc<gust_invoker::Invoker>,
+        msg: &InvocationMessage,
+        wait: Duration,
+    ) -> Result<Option<Option<Box<RawValue>>>, ControllerError> {
+        let slot = SlotGuard {
+            controller: self,
+            namespace: &msg.subject,
+        };
+        let Some(run) = invoker.direct(msg.clone()) else {
+            return Err(ControllerError::Unavailable(
+                "Cannot reach an invoker: the invoker is stopping".into(),
+            ));
+        };
+        std::mem::forget(slot);
+        let this = self.clone();
+        let namespace = msg.subject.clone();
+        let run = Detachable::new(async move {
+            let record = run.await;
+            this.throttles.release(&namespace);
+            record
+        });
+        Ok(tokio::time::timeout(wait, run).await.ok())
     }
 
     /// A clustered controller's invocation: counted against the namespace's limits and

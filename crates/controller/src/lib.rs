@@ -65,6 +65,9 @@ pub struct Controller {
     /// Process kinds (Node.js, Python, native) the invokers run; none until set.
     kinds: std::sync::OnceLock<gust_runtime_process::kinds::Kinds>,
     scheduler: Scheduler,
+    /// The invoker of this process, when the bus is in-process too: blocking invocations
+    /// are handed to it directly ([`Controller::set_local_invoker`]).
+    local: std::sync::OnceLock<Arc<gust_invoker::Invoker>>,
     system: SystemLimits,
     waiters: Waiters,
     /// Namespaces by API key uuid.
@@ -137,6 +140,7 @@ impl Controller {
             runtime,
             kinds: std::sync::OnceLock::new(),
             scheduler,
+            local: std::sync::OnceLock::new(),
             system,
             waiters: Mutex::new(HashMap::new()),
             identities: Default::default(),
@@ -158,6 +162,14 @@ impl Controller {
     /// Accepts actions of these process kinds (set once, at start).
     pub fn set_kinds(&self, kinds: gust_runtime_process::kinds::Kinds) {
         let _ = self.kinds.set(kinds);
+    }
+
+    /// Hands blocking invocations to `invoker` directly, on the request's own task, instead
+    /// of through the bus: only for an invoker in this process on an in-process bus, where a
+    /// blocking invocation is not journaled either way (a crash loses it with its caller's
+    /// connection). Non-blocking invocations still go through the journal and the bus.
+    pub fn set_local_invoker(&self, invoker: Arc<gust_invoker::Invoker>) {
+        let _ = self.local.set(invoker);
     }
 
     /// The process kinds accepted (listed by `GET /api/v1`).

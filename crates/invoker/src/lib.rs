@@ -201,22 +201,9 @@ impl Invoker {
                 }
             },
         };
-        // Encoded once: the same JSON is stored and sent to a blocking caller.
-        let encoded = match EncodedActivation::new(&record) {
-            // Indexed by the action's path in its namespace (`pkg/a`), like its message.
-            Ok(e) => Some(EncodedActivation {
-                name: msg.action.clone(),
-                ..e
-            }),
-            Err(e) => {
-                tracing::error!(id = %msg.activation_id, error = %e, "cannot encode an activation record");
-                None
-            }
-        };
-        let written = match &encoded {
-            Some(e) => self.store_record(e).await,
-            None => None,
-        };
+        // A first run cannot find a record of its id: the store need not look for one.
+        let first_run = delivery.attempt == 1 && !msg.resent;
+        let (encoded, written) = self.store_record(&msg, &record, first_run).await;
         let stored = written.is_some();
         if stored && let Err(e) = delivery.ack().await {
             tracing::warn!(id = %msg.activation_id, error = %e, "cannot acknowledge an invocation");
@@ -253,13 +240,67 @@ impl Invoker {
         )
     }
 
+    /// Runs a blocking invocation handed over by a controller in this process, without a bus
+    /// message or a completion: the future returns the stored record, or `None` if it could
+    /// not be stored (the invocation is then as if its completion came without a record).
+    /// `None` at once if this invoker is stopping. The future does all its work itself, so
+    /// it may be moved to a task of its own when its caller goes away.
+    pub fn direct(
+        self: &Arc<Self>,
+        msg: InvocationMessage,
+    ) -> Option<impl Future<Output = Option<Box<serde_json::value::RawValue>>> + Send + 'static>
+    {
+        if *self.stop.borrow() {
+            return None;
+        }
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let this = self.clone();
+        Some(async move {
+            let record = this.process(&msg).await;
+            let (encoded, written) = this.store_record(&msg, &record, true).await;
+            if this.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                this.idle.notify_waiters();
+            }
+            encoded.filter(|_| written.is_some()).map(|e| e.json)
+        })
+    }
+
+    /// Encodes a record once (the same JSON is stored and sent to a blocking caller) and
+    /// stores it: the encoded record, and `Some(written)` once stored (false if a record for
+    /// its id was there first).
+    async fn store_record(
+        &self,
+        msg: &InvocationMessage,
+        record: &Activation,
+        first_run: bool,
+    ) -> (Option<EncodedActivation>, Option<bool>) {
+        let encoded = match EncodedActivation::new(record) {
+            // Indexed by the action's path in its namespace (`pkg/a`), like its message.
+            Ok(e) => EncodedActivation {
+                name: msg.action.clone(),
+                ..e
+            },
+            Err(e) => {
+                tracing::error!(id = %msg.activation_id, error = %e, "cannot encode an activation record");
+                return (None, None);
+            }
+        };
+        let written = self.put_record(&encoded, first_run).await;
+        (Some(encoded), written)
+    }
+
     /// Stores a record, retrying a failing store a few times: `Some(written)` once stored
     /// (false if a record for its id was there first), `None` on failure: the invocation
     /// stays journaled (or unacknowledged) and runs again after a restart.
-    async fn store_record(&self, record: &EncodedActivation) -> Option<bool> {
+    async fn put_record(&self, record: &EncodedActivation, first_run: bool) -> Option<bool> {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=4 {
-            match self.store.put_activation(record).await {
+            let put = if first_run {
+                self.store.put_new_activation(record).await.map(|()| true)
+            } else {
+                self.store.put_activation(record).await
+            };
+            match put {
                 Ok(written) => return Some(written),
                 Err(e) => {
                     tracing::error!(id = %record.activation_id, attempt, error = %e, "cannot store an activation record");

@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod postgres;
+mod record_log;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -213,6 +214,13 @@ pub trait Store: Send + Sync + 'static {
     /// journal entry, in one transaction; durable when this returns. Returns whether this
     /// record was written (false: one for the same id was already stored).
     async fn put_activation(&self, record: &EncodedActivation) -> Result<bool>;
+    /// Stores the record of an invocation run for the first time (no record can exist for
+    /// its id yet) and clears its journal entry; durable when this returns, and every read
+    /// made after it returns sees it. Unlike [`Store::put_activation`] a backend need not check
+    /// for an earlier record first (the embedded store appends it to its record log).
+    async fn put_new_activation(&self, record: &EncodedActivation) -> Result<()> {
+        self.put_activation(record).await.map(|_| ())
+    }
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>>;
     /// The stored records (`Activation` JSON, as stored), newest first.
     async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Box<RawValue>>>;

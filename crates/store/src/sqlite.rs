@@ -9,10 +9,19 @@
 //! of the process (kill -9); `Durability::Full` also survives a power loss at the cost of one
 //! fsync per group commit. WAL checkpoints run every 100 ms on their own thread, never inside
 //! a commit.
+//!
+//! With `Durability::Process`, activation records of first runs and journal entries do not
+//! wait for a commit: they are appended to the record log ([`crate::record_log`]), which a
+//! crash of the process cannot undo, and the writer inserts them a few milliseconds later,
+//! many per transaction. **Invariant:** every read of records or journal entries first waits
+//! until everything appended before it is in SQLite, and every write is applied in the order
+//! it was queued, logged or not; so nobody can tell a logged entry from a committed one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gust_model::time::now_ms;
@@ -24,6 +33,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
+use crate::record_log::{Entry, LogFiles, Position, RecordLog};
 use crate::{
     ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError, action_from,
     package_range,
@@ -31,13 +41,16 @@ use crate::{
 
 /// Most operations one group commit takes.
 const MAX_BATCH: usize = 2048;
-/// Longest a commit waits for more writes to share it.
-const LINGER: std::time::Duration = std::time::Duration::from_micros(50);
+/// Longest a commit that somebody waits for waits for more writes to share it.
+const LINGER: Duration = Duration::from_micros(50);
+/// Longest logged entries wait to be inserted (nobody waits for them; a read that needs them
+/// asks for a commit at once).
+const LOG_LINGER: Duration = Duration::from_millis(2);
 /// How often the WAL is copied back into the database file. Often: each checkpoint ends with
 /// an fsync, during which the file system stalls the writer's WAL appends, and a small
 /// checkpoint stalls it briefly (every 500 ms gave a p99 of 5 to 9 ms under load, every
 /// 100 ms 2 to 3 ms; BENCHMARKS.md).
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Read connections kept open.
 const READ_POOL: usize = 8;
 
@@ -138,14 +151,27 @@ CREATE TABLE sites (
     PRIMARY KEY (namespace, name)
 );
 "#,
+    r#"
+-- How far into the record log the writer has inserted (the end of the last frame applied):
+-- updated in the transaction that inserts the frames.
+CREATE TABLE record_log (
+    id      INTEGER PRIMARY KEY CHECK (id = 0),
+    segment INTEGER NOT NULL,
+    offset  INTEGER NOT NULL
+);
+INSERT INTO record_log (id, segment, offset) VALUES (0, 0, 0);
+"#,
 ];
 
 /// What to run inside the writer's transaction.
 type WriteFn = Box<dyn FnOnce(&Connection) -> Result<WriteOutcome> + Send>;
 
-/// A write queued for the writer thread, with whom to tell how it went.
+/// A write queued for the writer thread.
 enum Write {
+    /// Run it and tell the caller how it went.
     Exec(WriteFn, Reply, Scope),
+    /// An entry already durable in the record log, ending there: insert it.
+    Logged(Position, Entry),
 }
 
 /// What undoes a write that fails halfway.
@@ -173,6 +199,12 @@ enum WriteOutcome {
 pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<Write>,
+    /// Woken when a write somebody waits for is queued.
+    writer_thread: std::thread::Thread,
+    /// Records and journal entries go here first (`Durability::Process`).
+    log: Option<RecordLog>,
+    /// Logged entries not yet in SQLite.
+    unapplied: Arc<AtomicUsize>,
     readers: Arc<Mutex<Vec<Connection>>>,
     /// The checkpoint thread stops when this is dropped.
     _alive: Arc<()>,
@@ -237,17 +269,69 @@ impl SqliteStore {
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
+        let files = LogFiles::of(&path);
+        let next_seq = replay(&mut conn, &files)?;
+        let unapplied = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let writer = Writer {
+            conn,
+            files: files.clone(),
+            unapplied: unapplied.clone(),
+            live_from: next_seq,
+            retry: Vec::new(),
+        };
+        let writer_thread = std::thread::Builder::new()
             .name("gust-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?
+            .thread()
+            .clone();
+        // A power loss can undo an append that no fsync followed: `Full` commits instead.
+        let log = (durability == Durability::Process).then(|| RecordLog::new(files, next_seq));
         Ok(SqliteStore {
             path,
             writer: tx,
+            writer_thread,
+            log,
+            unapplied,
             readers: Arc::new(Mutex::new(Vec::new())),
             _alive: alive,
         })
+    }
+
+    /// Makes `entry` durable: appended to the record log and queued for the writer, or, without
+    /// a log, committed.
+    async fn log_or_commit(&self, entry: Entry) -> Result<()> {
+        let Some(log) = &self.log else {
+            return self
+                .write_statement(move |c| {
+                    apply(c, &entry)?;
+                    Ok(WriteOutcome::Done)
+                })
+                .await
+                .map(|_| ());
+        };
+        let queued = log
+            .append(&entry.frame(), |at| {
+                self.unapplied.fetch_add(1, Ordering::AcqRel);
+                self.writer.send(Write::Logged(at, entry)).is_ok()
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot append to the record log: {e}")))?;
+        if !queued {
+            // Durable, and inserted at the next start.
+            self.unapplied.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Backend("the store writer has stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// Waits until every entry logged so far is in SQLite (before a read of records or
+    /// journal entries).
+    async fn settle(&self) -> Result<()> {
+        if self.unapplied.load(Ordering::Acquire) > 0 {
+            self.write_statement(|_| Ok(WriteOutcome::Done)).await?;
+        }
+        Ok(())
     }
 
     /// Queues a write of several statements for the next group commit.
@@ -271,6 +355,8 @@ impl SqliteStore {
         self.writer
             .send(Write::Exec(f, tx, scope))
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        // It may be lingering for logged entries, which nobody waits for.
+        self.writer_thread.unpark();
         rx.await
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
     }
@@ -337,111 +423,277 @@ impl SqliteStore {
     }
 }
 
-/// The writer thread: take one write, then every write already queued (up to `MAX_BATCH`),
-/// run them all in one transaction, commit, and answer each caller (see [`commit_batch`]).
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Write>) {
-    let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        // Linger briefly for company: under load the next writes are microseconds away, and
-        // one commit for many of them costs far less than one commit each.
-        let linger_until = std::time::Instant::now() + LINGER;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(mpsc::TryRecvError::Empty) => {
-                    let now = std::time::Instant::now();
-                    if now >= linger_until {
-                        break;
+/// Inserts a logged entry.
+fn apply(conn: &Connection, entry: &Entry) -> rusqlite::Result<()> {
+    match entry {
+        // The trigger `activation_clears_pending` deletes the journal entry.
+        Entry::Record {
+            id,
+            namespace,
+            name,
+            start,
+            doc,
+        } => conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO activations (id, namespace, name, start, doc)
+                 VALUES (?, ?, ?, ?, ?)",
+            )?
+            .execute(params![id, namespace, name, *start as i64, doc]),
+        Entry::Pending {
+            id,
+            accepted,
+            message,
+        } => conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO pending (id, accepted, message) VALUES (?, ?, ?)",
+            )?
+            .execute(params![id, *accepted as i64, message]),
+    }
+    .map(|_| ())
+}
+
+/// Records that the log is in SQLite up to `at` (inside the transaction that inserted it).
+fn mark_applied(conn: &Connection, at: Position) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE record_log SET segment = ?, offset = ? WHERE id = 0")?
+        .execute(params![at.0 as i64, at.1 as i64])
+        .map(|_| ())
+}
+
+/// At open: inserts what the log holds past the point SQLite has, then deletes the log files.
+/// Returns the sequence number for the next log file.
+fn replay(conn: &mut Connection, files: &LogFiles) -> Result<u64> {
+    let io = |e: std::io::Error| StoreError::Backend(format!("cannot read the record log: {e}"));
+    let entries = files.read_all().map_err(io)?;
+    let applied: Position = conn.query_row(
+        "SELECT segment, offset FROM record_log WHERE id = 0",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )?;
+    let mut last = applied;
+    let tx = conn.transaction()?;
+    let mut inserted = 0;
+    for (at, entry) in entries.iter().filter(|(at, _)| *at > applied) {
+        apply(&tx, entry)?;
+        last = *at;
+        inserted += 1;
+    }
+    if last > applied {
+        mark_applied(&tx, last)?;
+    }
+    tx.commit()?;
+    if inserted > 0 {
+        tracing::info!(
+            inserted,
+            "inserted records and journal entries from the record log"
+        );
+    }
+    let newest = files.list().map_err(io)?.last().map_or(0, |(seq, _)| *seq);
+    let next = newest.max(last.0) + 1;
+    files.delete_before(next);
+    Ok(next)
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    files: LogFiles,
+    /// Logged entries queued but not yet inserted (reads wait for them).
+    unapplied: Arc<AtomicUsize>,
+    /// The oldest log file that may still hold entries not in SQLite.
+    live_from: u64,
+    /// Logged entries whose transaction failed: tried again first in the next one.
+    retry: Vec<(Position, Entry)>,
+}
+
+impl Write {
+    /// Whether a caller waits for it.
+    fn awaited(&self) -> bool {
+        matches!(self, Write::Exec(..))
+    }
+}
+
+impl Writer {
+    /// Takes one write, then every write queued meanwhile (up to `MAX_BATCH`), lingering for
+    /// company: `LINGER` when somebody waits for the commit, `LOG_LINGER` when only logged
+    /// entries are queued (a waited-for write wakes it through `unpark`); runs them all in
+    /// one transaction, commits, and answers each caller (see [`Writer::commit`]).
+    fn run(mut self, rx: mpsc::Receiver<Write>) {
+        let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
+        while let Ok(first) = rx.recv() {
+            let mut awaited = first.awaited();
+            batch.push(first);
+            let mut until = Instant::now() + if awaited { LINGER } else { LOG_LINGER };
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(w) => {
+                        if !awaited && w.awaited() {
+                            awaited = true;
+                            until = until.min(Instant::now() + LINGER);
+                        }
+                        batch.push(w);
                     }
-                    match rx.recv_timeout(linger_until - now) {
-                        Ok(w) => batch.push(w),
-                        Err(_) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let now = Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        std::thread::park_timeout(until - now);
                     }
+                    Err(mpsc::TryRecvError::Disconnected) => break,
                 }
-                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+            self.commit(&mut batch);
+        }
+    }
+
+    /// Runs a batch in one transaction, each write inside its own savepoint so that a failing
+    /// write rolls back only itself; commits, and answers every caller. If SQLite abandons the
+    /// whole transaction (disk full, I/O error), every write of the batch fails, none
+    /// half-done, and its logged entries are tried again with the next batch.
+    fn commit(&mut self, batch: &mut Vec<Write>) {
+        let conn = &self.conn;
+        let mut logged: Vec<(Position, Entry)> = std::mem::take(&mut self.retry);
+        let fail_all = |batch: &mut Vec<Write>, e: &dyn std::fmt::Display| {
+            let mut logged = Vec::new();
+            for w in batch.drain(..) {
+                match w {
+                    Write::Exec(_, reply, _) => {
+                        let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                    }
+                    Write::Logged(at, entry) => logged.push((at, entry)),
+                }
+            }
+            logged
+        };
+        if let Err(e) = run_cached(conn, "BEGIN") {
+            tracing::error!(error = %e, "cannot begin a transaction");
+            logged.extend(fail_all(batch, &e));
+            self.retry = logged;
+            return;
+        }
+        for (_, entry) in &logged {
+            if let Err(e) = apply(conn, entry) {
+                tracing::error!(id = %entry_id(entry), error = %e, "cannot insert a logged entry");
             }
         }
-        commit_batch(&conn, &mut batch);
+        if conn.is_autocommit() {
+            logged.extend(fail_all(batch, &"the transaction was abandoned"));
+            self.retry = logged;
+            return;
+        }
+        let mut replies: Vec<(Reply, Result<WriteOutcome>)> = Vec::with_capacity(batch.len());
+        let mut abandoned: Option<String> = None;
+        for w in batch.drain(..) {
+            let (f, reply, scope) = match w {
+                Write::Logged(at, entry) => {
+                    if abandoned.is_none()
+                        && let Err(e) = apply(conn, &entry)
+                    {
+                        if conn.is_autocommit() {
+                            let why = format!("the transaction was abandoned: {e}");
+                            for (reply, _) in replies.drain(..) {
+                                let _ = reply.send(Err(StoreError::Backend(why.clone())));
+                            }
+                            abandoned = Some(why);
+                        } else {
+                            // Only this statement was undone; it would fail again.
+                            tracing::error!(id = %entry_id(&entry), error = %e, "cannot insert a logged entry");
+                        }
+                    }
+                    logged.push((at, entry));
+                    continue;
+                }
+                Write::Exec(f, reply, scope) => (f, reply, scope),
+            };
+            if let Some(e) = &abandoned {
+                let _ = reply.send(Err(StoreError::Backend(e.clone())));
+                continue;
+            }
+            let savepoint = scope == Scope::Savepoint;
+            let out = if savepoint {
+                run_cached(conn, "SAVEPOINT op").map_err(StoreError::from)
+            } else {
+                Ok(())
+            }
+            .and_then(|()| f(conn));
+            let settled = match &out {
+                _ if conn.is_autocommit() => Ok(()),
+                _ if !savepoint => Ok(()),
+                Ok(_) => run_cached(conn, "RELEASE op"),
+                Err(_) => conn.execute_batch("ROLLBACK TO op; RELEASE op"),
+            };
+            if conn.is_autocommit() || settled.is_err() {
+                // SQLite rolled the whole transaction back: nothing of this batch is stored.
+                let cause = match (settled, out) {
+                    (Err(e), _) => e.to_string(),
+                    (Ok(()), Err(e)) => e.to_string(),
+                    (Ok(()), Ok(_)) => "unknown cause".to_string(),
+                };
+                let why = format!("the transaction was abandoned: {cause}");
+                let _ = reply.send(Err(StoreError::Backend(why.clone())));
+                for (reply, _) in replies.drain(..) {
+                    let _ = reply.send(Err(StoreError::Backend(why.clone())));
+                }
+                abandoned = Some(why);
+                continue;
+            }
+            replies.push((reply, out));
+        }
+        let last = logged.iter().map(|(at, _)| *at).max();
+        if abandoned.is_none()
+            && let Some(at) = last
+            && let Err(e) = mark_applied(conn, at)
+        {
+            abandoned = Some(format!("cannot record the record log position: {e}"));
+            for (reply, _) in replies.drain(..) {
+                let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+            }
+        }
+        if let Some(why) = abandoned {
+            tracing::error!(error = %why, "group commit abandoned");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            self.retry = logged;
+            return;
+        }
+        match run_cached(conn, "COMMIT") {
+            Ok(()) => {
+                for (reply, out) in replies {
+                    let _ = reply.send(out);
+                }
+                self.unapplied.fetch_sub(logged.len(), Ordering::AcqRel);
+                if let Some((seq, _)) = last
+                    && seq > self.live_from
+                {
+                    // Everything in the files before `seq` is in SQLite now.
+                    self.files.delete_before(seq);
+                    self.live_from = seq;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(StoreError::Backend(format!("commit failed: {e}"))));
+                }
+                self.retry = logged;
+            }
+        }
+    }
+}
+
+fn entry_id(entry: &Entry) -> &str {
+    match entry {
+        Entry::Record { id, .. } | Entry::Pending { id, .. } => id,
     }
 }
 
 /// Runs one statement without parameters, prepared once per connection.
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
-}
-
-/// Runs a batch in one transaction, each write inside its own savepoint so that a failing
-/// write rolls back only itself; commits, and answers every caller. If SQLite abandons the
-/// whole transaction (disk full, I/O error), every write of the batch fails, none half-done.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Write>) {
-    let fail_all = |batch: &mut Vec<Write>, e: &dyn std::fmt::Display| {
-        for Write::Exec(_, reply, _) in batch.drain(..) {
-            let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-        }
-    };
-    if let Err(e) = run_cached(conn, "BEGIN") {
-        return fail_all(batch, &e);
-    }
-    let mut replies: Vec<(Reply, Result<WriteOutcome>)> = Vec::with_capacity(batch.len());
-    let mut abandoned: Option<String> = None;
-    for Write::Exec(f, reply, scope) in batch.drain(..) {
-        if let Some(e) = &abandoned {
-            let _ = reply.send(Err(StoreError::Backend(e.clone())));
-            continue;
-        }
-        let savepoint = scope == Scope::Savepoint;
-        let out = if savepoint {
-            run_cached(conn, "SAVEPOINT op").map_err(StoreError::from)
-        } else {
-            Ok(())
-        }
-        .and_then(|()| f(conn));
-        let settled = match &out {
-            _ if conn.is_autocommit() => Ok(()),
-            _ if !savepoint => Ok(()),
-            Ok(_) => run_cached(conn, "RELEASE op"),
-            Err(_) => conn.execute_batch("ROLLBACK TO op; RELEASE op"),
-        };
-        if conn.is_autocommit() || settled.is_err() {
-            // SQLite rolled the whole transaction back: nothing of this batch is stored.
-            let cause = match (settled, out) {
-                (Err(e), _) => e.to_string(),
-                (Ok(()), Err(e)) => e.to_string(),
-                (Ok(()), Ok(_)) => "unknown cause".to_string(),
-            };
-            let why = format!("the transaction was abandoned: {cause}");
-            let _ = reply.send(Err(StoreError::Backend(why.clone())));
-            for (reply, _) in replies.drain(..) {
-                let _ = reply.send(Err(StoreError::Backend(why.clone())));
-            }
-            abandoned = Some(why);
-            continue;
-        }
-        replies.push((reply, out));
-    }
-    if abandoned.is_some() {
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        return;
-    }
-    match run_cached(conn, "COMMIT") {
-        Ok(()) => {
-            for (reply, out) in replies {
-                let _ = reply.send(out);
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed");
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            for (reply, _) in replies {
-                let _ = reply.send(Err(StoreError::Backend(format!("commit failed: {e}"))));
-            }
-        }
-    }
 }
 
 fn row_to_namespace(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
@@ -1027,15 +1279,12 @@ impl Store for SqliteStore {
     }
 
     async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
-        self.write_statement(move |c| {
-            c.prepare_cached(
-                "INSERT OR IGNORE INTO pending (id, accepted, message) VALUES (?, ?, ?)",
-            )?
-            .execute(params![p.activation_id, p.accepted_at as i64, p.message])?;
-            Ok(WriteOutcome::Done)
+        self.log_or_commit(Entry::Pending {
+            id: p.activation_id,
+            accepted: p.accepted_at,
+            message: p.message,
         })
         .await
-        .map(|_| ())
     }
 
     async fn put_pending_unless_recorded(&self, p: PendingInvocation) -> Result<bool> {
@@ -1055,6 +1304,7 @@ impl Store for SqliteStore {
     }
 
     async fn pending(&self) -> Result<Vec<PendingInvocation>> {
+        self.settle().await?;
         self.read(|c| {
             let mut stmt =
                 c.prepare_cached("SELECT id, accepted, message FROM pending ORDER BY accepted")?;
@@ -1092,7 +1342,19 @@ impl Store for SqliteStore {
         .map(|out| matches!(out, WriteOutcome::Changed(true)))
     }
 
+    async fn put_new_activation(&self, record: &EncodedActivation) -> Result<()> {
+        self.log_or_commit(Entry::Record {
+            id: record.activation_id.clone(),
+            namespace: record.namespace.clone(),
+            name: record.name.clone(),
+            start: record.start,
+            doc: record.json.get().to_string(),
+        })
+        .await
+    }
+
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {
+        self.settle().await?;
         let (ns, id) = (namespace.to_string(), id.to_string());
         self.read(move |c| {
             let doc: Option<String> = c
@@ -1105,6 +1367,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Box<RawValue>>> {
+        self.settle().await?;
         let (filter, mut args) = activation_filter(q);
         args.push(Value::Integer(q.limit as i64));
         args.push(Value::Integer(q.skip as i64));
@@ -1137,6 +1400,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_activations(&self, q: &ActivationQuery) -> Result<u64> {
+        self.settle().await?;
         let (filter, args) = activation_filter(q);
         self.read(move |c| {
             let sql = format!("SELECT COUNT(*){filter}");
@@ -1181,5 +1445,132 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(names, ["a", "c"], "the failed write left nothing behind");
+    }
+
+    fn record(id: &str, start: u64) -> Entry {
+        Entry::Record {
+            id: id.into(),
+            namespace: "ns".into(),
+            name: "a".into(),
+            start,
+            doc: format!(
+                r#"{{"activationId":"{id}","namespace":"ns","name":"a","version":"0.0.1","subject":"ns","start":{start},"end":{start},"duration":0,"statusCode":0,"response":{{"status":"success","statusCode":0,"success":true,"result":{{}}}},"logs":[],"annotations":[],"publish":false}}"#
+            ),
+        }
+    }
+
+    fn pending(id: &str) -> Entry {
+        Entry::Pending {
+            id: id.into(),
+            accepted: 1,
+            message: b"{}".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_logged_before_a_crash_are_inserted_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gust.db");
+        drop(SqliteStore::open(&db, Durability::Process).unwrap());
+        // What a process killed after appending, before its writer inserted anything, leaves:
+        // frames in a log file (the last one torn).
+        let files = LogFiles::of(&db);
+        let log = RecordLog::new(files.clone(), 3);
+        for e in [pending("p1"), pending("p2"), record("p1", 10)] {
+            log.append(&e.frame(), |_| ()).unwrap();
+        }
+        let torn = record("p2", 11).frame();
+        let path = files.path(3);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&torn[..torn.len() / 2]);
+        std::fs::write(&path, bytes).unwrap();
+
+        let store = SqliteStore::open(&db, Durability::Process).unwrap();
+        assert!(files.list().unwrap().is_empty(), "the log was emptied");
+        assert_eq!(
+            store.activation("ns", "p1").await.unwrap().unwrap().start,
+            10
+        );
+        assert!(store.activation("ns", "p2").await.unwrap().is_none());
+        let left: Vec<String> = store
+            .pending()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.activation_id)
+            .collect();
+        assert_eq!(left, ["p2"], "p2 ran nowhere: it is run again");
+        // New appends go to a later file than any seen.
+        store
+            .put_pending(PendingInvocation {
+                activation_id: "p3".into(),
+                accepted_at: 2,
+                message: b"{}".to_vec(),
+            })
+            .await
+            .unwrap();
+        assert!(files.list().unwrap().iter().all(|(seq, _)| *seq > 3));
+    }
+
+    #[tokio::test]
+    async fn entries_already_inserted_are_not_inserted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gust.db");
+        let files = LogFiles::of(&db);
+        {
+            let store = SqliteStore::open(&db, Durability::Process).unwrap();
+            let encoded = |e: Entry| match e {
+                Entry::Record {
+                    id,
+                    namespace,
+                    name,
+                    start,
+                    doc,
+                } => EncodedActivation {
+                    activation_id: id,
+                    namespace,
+                    name,
+                    start,
+                    json: RawValue::from_string(doc).unwrap(),
+                },
+                Entry::Pending { .. } => unreachable!(),
+            };
+            store
+                .put_new_activation(&encoded(record("r1", 1)))
+                .await
+                .unwrap();
+            assert!(store.activation("ns", "r1").await.unwrap().is_some());
+            // Deleted after it was inserted: the log still holds it.
+            store
+                .write_statement(|c| {
+                    c.execute("DELETE FROM activations WHERE id = 'r1'", [])?;
+                    Ok(WriteOutcome::Done)
+                })
+                .await
+                .unwrap();
+            assert!(!files.list().unwrap().is_empty());
+        }
+        let store = SqliteStore::open(&db, Durability::Process).unwrap();
+        assert!(
+            store.activation("ns", "r1").await.unwrap().is_none(),
+            "a deleted record does not come back from the log"
+        );
+    }
+
+    #[tokio::test]
+    async fn full_durability_commits_instead_of_logging() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gust.db");
+        let store = SqliteStore::open(&db, Durability::Full).unwrap();
+        store
+            .put_pending(PendingInvocation {
+                activation_id: "f1".into(),
+                accepted_at: 1,
+                message: b"{}".to_vec(),
+            })
+            .await
+            .unwrap();
+        assert!(LogFiles::of(&db).list().unwrap().is_empty());
+        assert_eq!(store.pending().await.unwrap().len(), 1);
     }
 }

@@ -40,6 +40,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     a_record_clears_its_journal_entry_and_is_written_once,
+    a_first_run_record_is_read_at_once_and_ordered_with_other_writes,
     late_journaling_loses_to_an_existing_record,
     action_updates_are_compare_and_swap,
     namespaces_and_keys,
@@ -217,6 +218,61 @@ async fn a_record_clears_its_journal_entry_and_is_written_once(s: &dyn Store) {
     };
     assert_eq!(s.count_activations(&q).await.unwrap(), 1);
     assert!(s.activation("other-ns", "a1").await.unwrap().is_none());
+}
+
+async fn a_first_run_record_is_read_at_once_and_ordered_with_other_writes(s: &dyn Store) {
+    s.put_pending(pending("n1")).await.unwrap();
+    s.put_pending(pending("n2")).await.unwrap();
+    s.put_new_activation(&encoded(record("n1", 5)))
+        .await
+        .unwrap();
+    // Every read made after the write returned sees it (the embedded store has only logged
+    // it so far).
+    assert_eq!(s.activation("ns", "n1").await.unwrap().unwrap().start, 5);
+    let ids: Vec<String> = s
+        .pending()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.activation_id)
+        .collect();
+    assert_eq!(ids, ["n2"], "the record cleared its own journal entry only");
+    s.put_new_activation(&encoded(record("n2", 6)))
+        .await
+        .unwrap();
+    let q = ActivationQuery {
+        namespace: "ns".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(s.count_activations(&q).await.unwrap(), 2);
+    assert_eq!(s.list_activations(&q).await.unwrap().len(), 2);
+    // A write queued after a logged record applies after it.
+    s.put_new_activation(&encoded(record("n3", 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_activations_before(2).await.unwrap(),
+        0,
+        "records of an unknown namespace are kept"
+    );
+    s.create_namespace(&Namespace {
+        name: "ns".into(),
+        uuid: "u-ns".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    })
+    .await
+    .unwrap();
+    s.put_new_activation(&encoded(record("n4", 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_activations_before(2).await.unwrap(),
+        2,
+        "both early records, the logged one included"
+    );
+    assert!(s.activation("ns", "n4").await.unwrap().is_none());
 }
 
 async fn late_journaling_loses_to_an_existing_record(s: &dyn Store) {

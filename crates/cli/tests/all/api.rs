@@ -466,6 +466,47 @@ async fn blocking_call_that_outlives_its_wait_returns_202_and_its_record_lands()
 }
 
 #[tokio::test]
+async fn a_blocking_call_whose_client_goes_away_still_ends_with_its_record() {
+    let s = server();
+    s.admin(&["limits", "set", "guest", "--concurrent-invocations", "1"]);
+    s.create("slow", &function("slow"), json!({})).await;
+    s.create("hello", &function("hello"), json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The client gives up (drops its connection) long before the activation ends.
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        s.call(
+            "POST",
+            "/api/v1/namespaces/_/actions/slow?blocking=true",
+            Some(json!({"ms": 1000})),
+        ),
+    )
+    .await;
+    assert!(gone.is_err(), "the call was expected to still be running");
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        let r = s
+            .call(
+                "GET",
+                "/api/v1/namespaces/_/activations?name=slow&docs=true",
+                None,
+            )
+            .await;
+        records = r.body.as_array().cloned().unwrap_or_default();
+        if !records.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(records.len(), 1, "exactly one record");
+    assert_eq!(records[0]["response"]["result"], json!({"slept": 1000}));
+    // Its in-flight slot was freed with it (just after the record was stored).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = s.invoke("hello", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
 async fn namespace_throttles_answer_429() {
     let s = server();
     s.admin(&["limits", "set", "guest", "--invocations-per-minute", "3"]);
