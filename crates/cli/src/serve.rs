@@ -33,7 +33,9 @@ pub struct ServeArgs {
     /// stays journaled and runs at the next start.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
-    /// `process`: commits survive a crash of this process; `full`: also a power loss.
+    /// `process`: writes survive a crash of this process (records and journal entries are
+    /// appended to the record log next to the database, then inserted in batches); `full`:
+    /// also a power loss (every write is committed with an fsync).
     #[arg(long, default_value = "process", value_parser = ["process", "full"])]
     durability: String,
     /// The store: the embedded SQLite store in the data directory (default), or PostgreSQL
