@@ -157,6 +157,13 @@ where
     }
 }
 
+/// An invocation message as it travels on the bus and sits in the journal.
+fn encode(msg: &InvocationMessage) -> Result<Bytes, ControllerError> {
+    serde_json::to_vec(msg)
+        .map(Bytes::from)
+        .map_err(|e| ControllerError::Internal(e.to_string()))
+}
+
 /// Frees an admitted invocation's throttle slot when dropped.
 struct SlotGuard<'a> {
     controller: &'a Controller,
@@ -334,10 +341,8 @@ impl Controller {
             cause.map(|c| c.activation_id),
         )?;
         let (id, now) = (msg.activation_id.clone(), msg.accepted_at);
-        let payload = Bytes::from(
-            serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?,
-        );
         if self.clustered {
+            let payload = encode(&msg)?;
             return self.invoke_clustered(who, msg, payload, wait).await;
         }
         self.throttles.admit(&who.namespace, &who.limits, now)?;
@@ -346,6 +351,7 @@ impl Controller {
             // Journaling and queueing run on their own task: a client that goes away while
             // they run must not leave an invocation journaled but not queued until the next
             // start, nor a slot never freed.
+            let payload = encode(&msg)?;
             let this = self.clone();
             return tokio::spawn(async move {
                 let queued = this.enqueue(&msg, payload).await;
@@ -360,7 +366,7 @@ impl Controller {
 
         let finished = match self.local.get() {
             Some(invoker) => self.run_direct(invoker, &msg, wait).await?,
-            None => self.run_through_bus(&msg, payload.clone(), wait).await?,
+            None => self.run_through_bus(&msg, encode(&msg)?, wait).await?,
         };
         match finished {
             Some(Some(record)) => return Ok(InvokeOutcome::Completed(record)),
@@ -375,10 +381,11 @@ impl Controller {
         }
         // Journal it before handing out the bare id, unless it finished meanwhile. From here
         // the invocation is in flight: its completion frees its slot, whatever happens here.
+        // (Encoded only now: a direct run needs no message.)
         let pending = PendingInvocation {
             activation_id: id.clone(),
             accepted_at: msg.accepted_at,
-            message: payload.to_vec(),
+            message: encode(&msg)?.to_vec(),
         };
         if self.store.put_pending_unless_recorded(pending).await? {
             return Ok(InvokeOutcome::Waiting(id));
