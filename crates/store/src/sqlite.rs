@@ -591,9 +591,7 @@ impl Writer {
                     {
                         if conn.is_autocommit() {
                             let why = format!("the transaction was abandoned: {e}");
-                            for (reply, _) in replies.drain(..) {
-                                let _ = reply.send(Err(StoreError::Backend(why.clone())));
-                            }
+                            fail_replies(&mut replies, &why);
                             abandoned = Some(why);
                         } else {
                             // Only this statement was undone; it would fail again.
@@ -631,9 +629,7 @@ impl Writer {
                 };
                 let why = format!("the transaction was abandoned: {cause}");
                 let _ = reply.send(Err(StoreError::Backend(why.clone())));
-                for (reply, _) in replies.drain(..) {
-                    let _ = reply.send(Err(StoreError::Backend(why.clone())));
-                }
+                fail_replies(&mut replies, &why);
                 abandoned = Some(why);
                 continue;
             }
@@ -644,10 +640,9 @@ impl Writer {
             && let Some(at) = last
             && let Err(e) = mark_applied(conn, at)
         {
-            abandoned = Some(format!("cannot record the record log position: {e}"));
-            for (reply, _) in replies.drain(..) {
-                let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-            }
+            let why = format!("cannot record the record log position: {e}");
+            fail_replies(&mut replies, &why);
+            abandoned = Some(why);
         }
         if let Some(why) = abandoned {
             tracing::error!(error = %why, "group commit abandoned");
@@ -676,12 +671,17 @@ impl Writer {
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(StoreError::Backend(format!("commit failed: {e}"))));
-                }
+                fail_replies(&mut replies, &format!("commit failed: {e}"));
                 self.retry = logged;
             }
         }
+    }
+}
+
+/// Answers every write in `replies` with `why` (their transaction was not committed).
+fn fail_replies(replies: &mut Vec<(Reply, Result<WriteOutcome>)>, why: &str) {
+    for (reply, _) in replies.drain(..) {
+        let _ = reply.send(Err(StoreError::Backend(why.to_string())));
     }
 }
 
