@@ -1,6 +1,8 @@
 //! The record log of the embedded store: activation records and journal entries are made
-//! durable by appending them to a plain file (one `pwrite` on the caller's thread, no SQLite
-//! commit on its path); the writer thread inserts them into SQLite later, many per
+//! durable by appending them to a plain file (one copy into the file's shared mapping on the
+//! caller's thread: no system call, no SQLite commit on its path; the pages belong to the
+//! kernel's page cache the moment they are written, so a crash of the process loses nothing
+//! appended); the writer thread inserts them into SQLite later, many per
 //! transaction, and records in the same transaction how far into the log it got. At open,
 //! frames past that point are inserted again, so every appended entry reaches SQLite exactly
 //! once, across any crash of the process.
@@ -12,16 +14,18 @@
 //! start (u64 LE), doc`; a journal entry is `id, accepted (u64 LE), message`. Frames are
 //! appended under one lock, so only the last frame of a file can be torn (the process died
 //! during its write, before its caller was answered); reading stops at the first frame that
-//! does not check.
+//! does not check. A file is allocated whole when it is started, so it ends with zero bytes
+//! past its last frame (no frame starts with a zero byte).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// A file is closed and a new one started past this size; a file is deleted once everything
 /// in it is in SQLite.
-const SEGMENT_BYTES: u64 = 64 << 20;
+const SEGMENT_BYTES: usize = 64 << 20;
 const MAGIC: &[u8; 4] = b"GRL1";
 const HEADER: usize = 13;
 const KIND_RECORD: u8 = 1;
@@ -219,10 +223,10 @@ impl LogFiles {
                 at += len;
                 entries.push(((seq, at as u64), entry));
             }
-            if at < bytes.len() {
+            // Past the last frame: the file's unused space (zeros), or a torn last frame.
+            if bytes[at..].iter().any(|&b| b != 0) {
                 tracing::warn!(
                     file = %path.display(),
-                    ignored = bytes.len() - at,
                     "the record log ends with an incomplete frame (a write interrupted by a crash); it is ignored"
                 );
             }
@@ -231,11 +235,49 @@ impl LogFiles {
     }
 }
 
-/// The file being appended to.
+/// The file being appended to, mapped into memory whole.
 struct Segment {
     seq: u64,
-    file: File,
-    len: u64,
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl Segment {
+    /// Creates file `seq` with room for `size` bytes, its blocks allocated now (a write into
+    /// a mapped hole on a full disk would kill the process), and maps it.
+    fn create(files: &LogFiles, seq: u64, size: usize) -> std::io::Result<Segment> {
+        let path = files.path(seq);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
+        let allocated = i64::try_from(size)
+            .map_err(std::io::Error::other)
+            .and_then(|size| {
+                // SAFETY: a plain system call on a descriptor this function owns.
+                match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) } {
+                    0 => Ok(()),
+                    e => Err(std::io::Error::from_raw_os_error(e)),
+                }
+            });
+        // SAFETY: the file is Gust's own (created here, mode 0600) and is neither truncated
+        // nor written otherwise while it is mapped; it is only read again after the mapping
+        // is gone or, at the next open, by a new process.
+        let mapped = allocated.and_then(|()| unsafe { memmap2::MmapMut::map_mut(&file) });
+        match mapped {
+            Ok(map) => Ok(Segment { seq, map, len: 0 }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    fn room(&self) -> usize {
+        self.map.len() - self.len
+    }
 }
 
 /// What the log appends to.
@@ -273,27 +315,21 @@ impl RecordLog {
     ) -> std::io::Result<T> {
         let mut guard = self.appender.lock().unwrap_or_else(|e| e.into_inner());
         let a = &mut *guard;
-        if a.segment.as_ref().is_none_or(|s| s.len >= SEGMENT_BYTES) {
+        if a.segment.as_ref().is_none_or(|s| s.room() < frame.len()) {
+            // The full file is left as it is: its frames are whole, the rest zeros.
+            a.segment = None;
             let seq = a.next_seq;
-            let file = OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .mode(0o600)
-                .open(self.files.path(seq))?;
             a.next_seq += 1;
-            a.segment = Some(Segment { seq, file, len: 0 });
+            let size = frame.len().max(SEGMENT_BYTES);
+            a.segment = Some(Segment::create(&self.files, seq, size)?);
         }
         let Some(segment) = a.segment.as_mut() else {
             return Err(std::io::Error::other("no record log file"));
         };
-        if let Err(e) = segment.file.write_all_at(frame, segment.len) {
-            // A partial frame may be there: the next one starts a new file, so this one stays
-            // the torn end of its file.
-            a.segment = None;
-            return Err(e);
-        }
-        segment.len += frame.len() as u64;
-        Ok(then((segment.seq, segment.len)))
+        let end = segment.len + frame.len();
+        segment.map[segment.len..end].copy_from_slice(frame);
+        segment.len = end;
+        Ok(then((segment.seq, end as u64)))
     }
 }
 
@@ -329,7 +365,9 @@ mod tests {
         let torn = record("a3").frame();
         let path = files.path(7);
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(&torn[..torn.len() - 3]);
+        assert_eq!(bytes.len(), SEGMENT_BYTES, "a file is allocated whole");
+        let end = second.1 as usize;
+        bytes[end..end + torn.len() - 3].copy_from_slice(&torn[..torn.len() - 3]);
         std::fs::write(&path, &bytes).unwrap();
         let read = files.read_all().unwrap();
         assert_eq!(read, vec![(first, record("a1")), (second, pending)]);

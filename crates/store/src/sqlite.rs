@@ -8,7 +8,8 @@
 //! Durability: `synchronous=NORMAL` in WAL mode, so a committed transaction survives a crash
 //! of the process (kill -9); `Durability::Full` also survives a power loss at the cost of one
 //! fsync per group commit. WAL checkpoints run every 100 ms on their own thread, never inside
-//! a commit.
+//! a commit; once a second the writer completes one between two batches, so that the WAL
+//! starts over even under sustained writes.
 //!
 //! With `Durability::Process`, activation records of first runs and journal entries do not
 //! wait for a commit: they are appended to the record log ([`crate::record_log`]), which a
@@ -19,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,15 @@ const LOG_LINGER: Duration = Duration::from_millis(2);
 /// checkpoint stalls it briefly (every 500 ms gave a p99 of 5 to 9 ms under load, every
 /// 100 ms 2 to 3 ms; BENCHMARKS.md).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// How often the writer completes a checkpoint itself. The checkpoint thread copies frames
+/// while the writer keeps appending, so under sustained writes it never catches up, and SQLite
+/// starts the WAL over only once every frame is copied: without this the WAL would grow
+/// without bound (about 64 MB a second at 40,000 records a second). Between two batches the
+/// writer copies what the last background checkpoint left (a fraction of a second's frames),
+/// and its next transaction starts the WAL over.
+const WRITER_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The size a WAL file is cut back to when it starts over.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// Read connections kept open.
 const READ_POOL: usize = 8;
 
@@ -206,6 +216,10 @@ pub struct SqliteStore {
     /// Logged entries not yet in SQLite.
     unapplied: Arc<AtomicUsize>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Asks the writer to complete a checkpoint between two batches (set by the checkpoint
+    /// thread; kept here for tests).
+    #[cfg(test)]
+    checkpoint_due: Arc<AtomicBool>,
     /// The checkpoint thread stops when this is dropped.
     _alive: Arc<()>,
 }
@@ -233,6 +247,13 @@ fn open(path: &Path, durability: Durability) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Copies WAL frames back into the database file, as many as no reader still needs, without
+/// waiting for anybody (the writer's copy is complete, so its next transaction starts the WAL
+/// over).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let tx = conn.transaction()?;
@@ -247,24 +268,40 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and applies pending migrations.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
+        Self::open_with(path, durability, CHECKPOINT_EVERY)
+    }
+
+    /// [`SqliteStore::open`] with background checkpoints every `checkpoint_every`.
+    fn open_with(
+        path: impl AsRef<Path>,
+        durability: Durability,
+        checkpoint_every: Duration,
+    ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open(&path, durability)?;
         migrate(&mut conn)?;
         // Checkpoints run on their own thread and connection, so a commit never waits for
         // the WAL to be copied back into the database file.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let alive = Arc::new(());
+        let checkpoint_due = Arc::new(AtomicBool::new(false));
+        let due = checkpoint_due.clone();
+        let writer_due = checkpoint_due.clone();
         let checkpointer = open(&path, durability)?;
         let token = Arc::downgrade(&alive);
         std::thread::Builder::new()
             .name("gust-store-checkpoint".into())
             .spawn(move || {
+                let mut writer_due = Instant::now() + WRITER_CHECKPOINT_EVERY;
                 while token.upgrade().is_some() {
-                    std::thread::sleep(CHECKPOINT_EVERY);
-                    if let Err(e) =
-                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
+                    std::thread::sleep(checkpoint_every);
+                    if let Err(e) = checkpoint(&checkpointer) {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                    if Instant::now() >= writer_due {
+                        due.store(true, Ordering::Relaxed);
+                        writer_due = Instant::now() + WRITER_CHECKPOINT_EVERY;
                     }
                 }
             })
@@ -279,6 +316,7 @@ impl SqliteStore {
             unapplied: unapplied.clone(),
             live_from: next_seq,
             retry: Vec::new(),
+            checkpoint_due: writer_due,
         };
         let writer_thread = std::thread::Builder::new()
             .name("gust-store-writer".into())
@@ -295,6 +333,8 @@ impl SqliteStore {
             log,
             unapplied,
             readers: Arc::new(Mutex::new(Vec::new())),
+            #[cfg(test)]
+            checkpoint_due,
             _alive: alive,
         })
     }
@@ -503,6 +543,8 @@ struct Writer {
     live_from: u64,
     /// Logged entries whose transaction failed: tried again first in the next one.
     retry: Vec<(Position, Entry)>,
+    /// Set by the checkpoint thread when the writer should complete a checkpoint.
+    checkpoint_due: Arc<AtomicBool>,
 }
 
 impl Write {
@@ -543,6 +585,11 @@ impl Writer {
                 }
             }
             self.commit(&mut batch);
+            if self.checkpoint_due.swap(false, Ordering::Relaxed)
+                && let Err(e) = checkpoint(&self.conn)
+            {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
         }
     }
 
@@ -1476,13 +1523,15 @@ mod tests {
         // frames in a log file (the last one torn).
         let files = LogFiles::of(&db);
         let log = RecordLog::new(files.clone(), 3);
+        let mut end = 0;
         for e in [pending("p1"), pending("p2"), record("p1", 10)] {
-            log.append(&e.frame(), |_| ()).unwrap();
+            end = log.append(&e.frame(), |(_, at)| at as usize).unwrap();
         }
+        drop(log);
         let torn = record("p2", 11).frame();
         let path = files.path(3);
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(&torn[..torn.len() / 2]);
+        bytes[end..end + torn.len() / 2].copy_from_slice(&torn[..torn.len() / 2]);
         std::fs::write(&path, bytes).unwrap();
 
         let store = SqliteStore::open(&db, Durability::Process).unwrap();
@@ -1572,5 +1621,48 @@ mod tests {
             .unwrap();
         assert!(LogFiles::of(&db).list().unwrap().is_empty());
         assert_eq!(store.pending().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_writer_completes_a_checkpoint_so_the_wal_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gust.db");
+        // No background checkpoint during the test: only the writer's.
+        let store =
+            SqliteStore::open_with(&db, Durability::Process, Duration::from_secs(3600)).unwrap();
+        // The WAL header's checkpoint sequence number changes each time the WAL starts over.
+        let wal_round = || {
+            let bytes = std::fs::read(db.with_file_name("gust.db-wal")).unwrap();
+            u32::from_be_bytes(bytes[12..16].try_into().unwrap())
+        };
+        let mut next = 0;
+        let mut fill = async || {
+            for _ in 0..200 {
+                next += 1;
+                store
+                    .put_pending(PendingInvocation {
+                        activation_id: format!("w{next}"),
+                        accepted_at: 1,
+                        message: vec![b'x'; 2000],
+                    })
+                    .await
+                    .unwrap();
+            }
+            // A read inserts everything logged before it.
+            store.pending().await.unwrap();
+        };
+        fill().await;
+        let round = wal_round();
+        fill().await;
+        assert_eq!(
+            wal_round(),
+            round,
+            "nothing copied back: the WAL only grows"
+        );
+        store.checkpoint_due.store(true, Ordering::Relaxed);
+        fill().await;
+        fill().await;
+        assert_ne!(wal_round(), round, "the WAL started over");
+        assert_eq!(store.pending().await.unwrap().len(), 800);
     }
 }
