@@ -158,7 +158,7 @@ where
 }
 
 /// An invocation message as it travels on the bus and sits in the journal.
-fn encode(msg: &InvocationMessage) -> Result<Bytes, ControllerError> {
+pub(crate) fn encode(msg: &InvocationMessage) -> Result<Bytes, ControllerError> {
     serde_json::to_vec(msg)
         .map(Bytes::from)
         .map_err(|e| ControllerError::Internal(e.to_string()))
@@ -642,13 +642,9 @@ impl Controller {
         let Some(invoker) = self.scheduler.pick(&msg.namespace, &msg.action) else {
             return;
         };
-        match serde_json::to_vec(&msg) {
+        match encode(&msg) {
             Ok(bytes) => {
-                if let Err(e) = self
-                    .bus
-                    .publish(&invoke_subject(&invoker), Bytes::from(bytes))
-                    .await
-                {
+                if let Err(e) = self.bus.publish(&invoke_subject(&invoker), bytes).await {
                     tracing::error!(id = %msg.activation_id, error = %e, "cannot requeue");
                 }
             }

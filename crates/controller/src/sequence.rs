@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use gust_model::time::now_ms;
 use gust_model::{
     Activation, ActivationResponse, ActivationStatus, EncodedActivation, InvocationMessage,
@@ -25,7 +24,7 @@ use gust_store::PendingInvocation;
 use serde_json::{Map, Value, json};
 
 use crate::actions::{Resolved, SEQUENCE};
-use crate::invoke::InvokeOutcome;
+use crate::invoke::{InvokeOutcome, encode};
 use crate::{Controller, ControllerError, Identity};
 
 /// The annotation that makes an action a conductor.
@@ -179,12 +178,10 @@ impl Controller {
             msg.kind = SEQUENCE.to_string();
             msg.code_hash = String::new();
             let id = msg.activation_id.clone();
-            let payload =
-                serde_json::to_vec(&msg).map_err(|e| ControllerError::Internal(e.to_string()))?;
             let pending = PendingInvocation {
                 activation_id: id.clone(),
                 accepted_at: msg.accepted_at,
-                message: Bytes::from(payload).to_vec(),
+                message: encode(&msg)?.to_vec(),
             };
             let plan = match action.exec.components.clone() {
                 Some(components) if action.exec.kind == SEQUENCE => Plan::Sequence(components),
@@ -316,7 +313,15 @@ impl Controller {
             name: msg.action.clone(),
             ..encoded
         };
-        if !self.store.put_activation(&encoded).await? {
+        // Only a clustered controller's sweep can store a record for this id meanwhile; here
+        // it is a first run's record, which the embedded store logs without a commit.
+        let written = if self.clustered {
+            self.store.put_activation(&encoded).await?
+        } else {
+            self.store.put_new_activation(&encoded).await?;
+            true
+        };
+        if !written {
             // Another record was stored first (a sweep took this sequence for an orphan):
             // that one is the answer every reader gets.
             tracing::warn!(id = %msg.activation_id, "a sequence's record was already stored");
