@@ -204,8 +204,12 @@ impl Controller {
                 tokio::pin!(run);
                 // A long sequence keeps its journal entry fresh, so a clustered controller's
                 // sweep does not take it for one whose controller died.
-                let mut refresh = tokio::time::interval(JOURNAL_REFRESH);
-                refresh.tick().await;
+                // (Its first tick a period from now: an interval's immediate first tick still
+                // waits for the timer's next millisecond.)
+                let mut refresh = tokio::time::interval_at(
+                    tokio::time::Instant::now() + JOURNAL_REFRESH,
+                    JOURNAL_REFRESH,
+                );
                 loop {
                     tokio::select! {
                         done = &mut run => return done,
