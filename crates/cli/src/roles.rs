@@ -235,9 +235,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         settings.cluster,
         controller.invokers().len()
     );
-    let app = gust_gateway::router(Gateway::new(controller));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    gust_gateway::serve(listener, Gateway::new(controller), shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     eprintln!("gust: stopped");

@@ -332,9 +332,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     println!("gust: store {store_kind}; bus {bus_kind}");
 
-    let app = gust_gateway::router(Gateway::new(controller));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    gust_gateway::serve(listener, Gateway::new(controller), shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     let left = invoker

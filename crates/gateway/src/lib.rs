@@ -38,3 +38,23 @@ impl Gateway {
         }
     }
 }
+
+/// Serves the gateway's router on `listener` until `shutdown` completes. Every connection
+/// sends what it writes at once (`TCP_NODELAY`): a response written in pieces (headers, then
+/// a streamed body, as a wasi:http handler answers) would otherwise wait for the client's
+/// delayed ACK, about 40 ms, before its second piece leaves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(gateway))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
