@@ -342,21 +342,39 @@ impl SqliteStore {
     /// Makes `entry` durable: appended to the record log and queued for the writer, or, without
     /// a log, committed.
     async fn log_or_commit(&self, entry: Entry) -> Result<()> {
-        let Some(log) = &self.log else {
-            return self
-                .write_statement(move |c| {
-                    apply(c, &entry)?;
-                    Ok(WriteOutcome::Done)
-                })
-                .await
-                .map(|_| ());
-        };
-        let queued = log
-            .append(&entry.frame(), |at| {
-                self.unapplied.fetch_add(1, Ordering::AcqRel);
-                self.writer.send(Write::Logged(at, entry)).is_ok()
+        let commit = |entry: Entry| async move {
+            self.write_statement(move |c| {
+                apply(c, &entry)?;
+                Ok(WriteOutcome::Done)
             })
-            .map_err(|e| StoreError::Backend(format!("cannot append to the record log: {e}")))?;
+            .await
+            .map(|_| ())
+        };
+        let Some(log) = &self.log else {
+            return commit(entry).await;
+        };
+        let frame = entry.frame();
+        let mut entry = Some(entry);
+        let appended = log.append(&frame, |at| {
+            self.unapplied.fetch_add(1, Ordering::AcqRel);
+            entry
+                .take()
+                .is_some_and(|e| self.writer.send(Write::Logged(at, e)).is_ok())
+        });
+        let queued = match appended {
+            Ok(queued) => queued,
+            Err(e) => {
+                // Nothing was queued: the entry is committed the slow way instead (a full disk
+                // fails that too, with SQLite's own error).
+                tracing::warn!(error = %e, "cannot append to the record log; committing instead");
+                let Some(entry) = entry else {
+                    return Err(StoreError::Backend(format!(
+                        "cannot append to the record log: {e}"
+                    )));
+                };
+                return commit(entry).await;
+            }
+        };
         if !queued {
             // Durable, and inserted at the next start.
             self.unapplied.fetch_sub(1, Ordering::AcqRel);
@@ -1621,6 +1639,36 @@ mod tests {
             .unwrap();
         assert!(LogFiles::of(&db).list().unwrap().is_empty());
         assert_eq!(store.pending().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_entry_the_log_cannot_take_is_committed_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gust.db");
+        let store = SqliteStore::open(&db, Durability::Process).unwrap();
+        // The first log file cannot be created: something else has its name.
+        let files = LogFiles::of(&db);
+        std::fs::create_dir(files.path(1)).unwrap();
+        for id in ["c1", "c2"] {
+            store
+                .put_pending(PendingInvocation {
+                    activation_id: id.into(),
+                    accepted_at: 1,
+                    message: b"{}".to_vec(),
+                })
+                .await
+                .unwrap();
+        }
+        let ids: Vec<String> = store
+            .pending()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.activation_id)
+            .collect();
+        assert_eq!(ids, ["c1", "c2"]);
+        // The second went to the next log file.
+        assert!(files.path(2).is_file());
     }
 
     #[tokio::test]
