@@ -23,8 +23,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// A file is closed and a new one started past this size; a file is deleted once everything
-/// in it is in SQLite.
+/// The size a file is allocated with (larger only for a larger frame); a new one is started
+/// when the next frame does not fit, and a file is deleted once everything in it is in SQLite.
 const SEGMENT_BYTES: usize = 64 << 20;
 const MAGIC: &[u8; 4] = b"GRL1";
 const HEADER: usize = 13;
