@@ -1524,6 +1524,12 @@ mod tests {
         }
     }
 
+    /// The ids of the journal entries, as `pending` lists them.
+    async fn pending_ids(store: &SqliteStore) -> Vec<String> {
+        let entries = store.pending().await.unwrap();
+        entries.into_iter().map(|p| p.activation_id).collect()
+    }
+
     fn pending(id: &str) -> Entry {
         Entry::Pending {
             id: id.into(),
@@ -1559,13 +1565,7 @@ mod tests {
             10
         );
         assert!(store.activation("ns", "p2").await.unwrap().is_none());
-        let left: Vec<String> = store
-            .pending()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|p| p.activation_id)
-            .collect();
+        let left = pending_ids(&store).await;
         assert_eq!(left, ["p2"], "p2 ran nowhere: it is run again");
         // New appends go to a later file than any seen.
         store
@@ -1659,13 +1659,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let ids: Vec<String> = store
-            .pending()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|p| p.activation_id)
-            .collect();
+        let ids = pending_ids(&store).await;
         assert_eq!(ids, ["c1", "c2"]);
         // The second went to the next log file.
         assert!(files.path(2).is_file());

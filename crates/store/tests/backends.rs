@@ -172,6 +172,12 @@ fn pending(id: &str) -> PendingInvocation {
 }
 
 /// Action `ns/x`, version 0.0.1.
+/// The ids of the journal entries, as `pending` lists them.
+async fn pending_ids(s: &dyn Store) -> Vec<String> {
+    let entries = s.pending().await.unwrap();
+    entries.into_iter().map(|p| p.activation_id).collect()
+}
+
 fn action() -> Action {
     Action {
         namespace: "ns".into(),
@@ -229,14 +235,11 @@ async fn a_first_run_record_is_read_at_once_and_ordered_with_other_writes(s: &dy
     // Every read made after the write returned sees it (the embedded store has only logged
     // it so far).
     assert_eq!(s.activation("ns", "n1").await.unwrap().unwrap().start, 5);
-    let ids: Vec<String> = s
-        .pending()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.activation_id)
-        .collect();
-    assert_eq!(ids, ["n2"], "the record cleared its own journal entry only");
+    assert_eq!(
+        pending_ids(s).await,
+        ["n2"],
+        "the record cleared its own journal entry only"
+    );
     s.put_new_activation(&encoded(record("n2", 6)))
         .await
         .unwrap();
@@ -481,12 +484,9 @@ async fn admission_counts_across_processes_and_stale_entries_are_claimed_once() 
     );
 
     // A record frees its slot.
-    let journaled: Vec<String> = a
-        .pending()
+    let journaled: Vec<String> = pending_ids(a.as_ref())
         .await
-        .unwrap()
         .into_iter()
-        .map(|p| p.activation_id)
         .filter(|id| id.starts_with('c'))
         .collect();
     assert_eq!(journaled.len(), 5);
