@@ -364,6 +364,8 @@ impl Controller {
             .map_err(|e| ControllerError::Internal(format!("the invocation task failed: {e}")))?;
         }
 
+        // Shared with a direct run, which may finish on a task of its own.
+        let msg = Arc::new(msg);
         let finished = match self.local.get() {
             Some(invoker) => self.run_direct(invoker, &msg, wait).await?,
             None => self.run_through_bus(&msg, encode(&msg)?, wait).await?,
@@ -433,14 +435,14 @@ impl Controller {
     async fn run_direct(
         self: &Arc<Self>,
         invoker: &Arc<gust_invoker::Invoker>,
-        msg: &InvocationMessage,
+        msg: &Arc<InvocationMessage>,
         wait: Duration,
     ) -> Result<Option<Option<Box<RawValue>>>, ControllerError> {
         let slot = SlotGuard {
             controller: self,
             namespace: &msg.subject,
         };
-        let Some(run) = invoker.direct(msg.clone()) else {
+        let Some(run) = invoker.direct(Arc::clone(msg)) else {
             return Err(ControllerError::Unavailable(
                 "Cannot reach an invoker: the invoker is stopping".into(),
             ));

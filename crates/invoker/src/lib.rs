@@ -247,7 +247,7 @@ impl Invoker {
     /// it may be moved to a task of its own when its caller goes away.
     pub fn direct(
         self: &Arc<Self>,
-        msg: InvocationMessage,
+        msg: Arc<InvocationMessage>,
     ) -> Option<impl Future<Output = Option<Box<serde_json::value::RawValue>>> + Send + 'static>
     {
         if *self.stop.borrow() {
