@@ -20,7 +20,7 @@ use std::sync::Arc;
 use gust_controller::Controller;
 
 pub use error::ApiError;
-pub use routes::router;
+pub use routes::{WithRequestId, service};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -54,7 +54,8 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(gateway))
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service(gateway));
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -5,6 +5,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gust_controller::sites::{MAX_SITE_FILE, REVALIDATE, SitePut};
@@ -169,17 +170,37 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
 }
 
-/// `/sites/{ns}/{name}[/{path}]`: serves a file of a site (GET and HEAD).
-pub async fn serve_site(
-    State(gw): State<Gateway>,
-    Path((ns, rest)): Path<(String, String)>,
-    req: Request,
-) -> ApiResult {
+/// `/sites/{ns}/{name}[/{path}]`: serves a file of a site (GET and HEAD). Called for every
+/// request whose path starts with `/sites/`, ahead of the router (see
+/// `routes::WithRequestId`): the path is split and percent-decoded here as the router would
+/// split and decode `/sites/{ns}/{*rest}`.
+pub(crate) async fn serve_site(gw: &Gateway, req: Request) -> Response {
+    // The body is not read, and it is not `Sync`: only the head crosses the awaits.
+    let (head, _body) = req.into_parts();
+    serve_site_file(gw, &head)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// One segment of a site URL, percent-decoded.
+fn decoded(segment: &str) -> Result<std::borrow::Cow<'_, str>, ApiError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("Invalid URL: the path is not UTF-8 once decoded."))
+}
+
+async fn serve_site_file(gw: &Gateway, req: &Parts) -> ApiResult {
+    let target = req.uri.path().strip_prefix("/sites/").unwrap_or("");
+    // Both the namespace and what follows it must be there (the router's `{ns}/{*rest}`).
+    let (ns, rest) = match target.split_once('/') {
+        Some((ns, rest)) if !ns.is_empty() && !rest.is_empty() => (decoded(ns)?, decoded(rest)?),
+        _ => return Err(ApiError::not_found()),
+    };
     let (name, path) = match rest.split_once('/') {
         Some((name, path)) => (name, Some(path)),
-        None => (rest.as_str(), None),
+        None => (&*rest, None),
     };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    if req.method != Method::GET && req.method != Method::HEAD {
         let mut res = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "HTTP method not allowed, supported methods: GET, HEAD.",
@@ -195,11 +216,11 @@ pub async fn serve_site(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let Some(path) = path else {
-        return Ok(redirect_to_folder(req.uri()));
+        return Ok(redirect_to_folder(&req.uri));
     };
     let (file, status) = match lookup(&site, path) {
         Lookup::File(f, status) => (f, status),
-        Lookup::Folder => return Ok(redirect_to_folder(req.uri())),
+        Lookup::Folder => return Ok(redirect_to_folder(&req.uri)),
         Lookup::NotFound => return Err(ApiError::not_found()),
     };
     let meta = &site.files[file];
@@ -220,7 +241,7 @@ pub async fn serve_site(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if status == StatusCode::OK && not_modified(req.headers(), &etag) {
+    if status == StatusCode::OK && not_modified(&req.headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(header::CONTENT_TYPE, value(&meta.content_type)?);

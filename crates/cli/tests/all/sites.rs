@@ -85,13 +85,14 @@ async fn sites_serve_files_with_types_tags_and_folders() {
             ("docs/index.html", b"docs"),
             ("404.html", b"gone"),
             ("copy.js", app),
+            ("read me.txt", b"doc"),
         ],
         json!({ "cacheControl": "public, max-age=3600" }),
     )
     .await;
     assert_eq!(site["url"], "/sites/guest/web/");
-    assert_eq!(site["files"], 6);
-    assert_eq!(site["size"], 34 + 18 + 8 + 4 + 4 + 18);
+    assert_eq!(site["files"], 7);
+    assert_eq!(site["size"], 34 + 18 + 8 + 4 + 4 + 18 + 3);
 
     let r = s.web("GET", "/sites/guest/web/", &[], vec![]).await;
     assert_eq!(r.status, 200);
@@ -107,6 +108,13 @@ async fn sites_serve_files_with_types_tags_and_folders() {
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 
     let r = s.web("GET", "/sites/guest/web/app.js", &[], vec![]).await;
+    assert_eq!(r.bytes, app);
+    // Paths are percent-decoded, as the router decodes its parameters.
+    let r = s
+        .web("GET", "/sites/guest/web/read%20me.txt", &[], vec![])
+        .await;
+    assert_eq!(r.bytes, b"doc");
+    let r = s.web("GET", "/sites/gu%65st/web/app.js", &[], vec![]).await;
     assert_eq!(r.bytes, app);
     assert_eq!(
         r.header("content-type"),
@@ -297,6 +305,10 @@ async fn hostile_deploys_and_requests_change_nothing() {
         assert!(status == 404 || status == 400, "{target}: {text}");
         assert!(!text.contains("guest\""), "{target}: {text}");
     }
+    // A path that is not UTF-8 once decoded is refused, with the request id as every error.
+    let (status, text) = raw_get(&s, "/sites/guest/web/%ff").await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("\"code\":"), "{text}");
 
     // Another tenant: cannot read or write this namespace's sites, nor name its content
     // without uploading it (contents are per namespace).
