@@ -63,6 +63,12 @@ const WRITER_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const WAL_SIZE_LIMIT: i64 = 64 << 20;
 /// Read connections kept open.
 const READ_POOL: usize = 8;
+/// Most logged entries waiting for the writer (queued, or kept for the next batch after a
+/// failed commit). Past it an entry is committed through SQLite and its caller waits for the
+/// commit: a writer that falls behind (a slow disk) or keeps failing (a full one) slows its
+/// callers down, or fails them with SQLite's error, instead of holding ever more entries in
+/// memory. About 1.6 s of records at 40,000 a second, some 100 MB.
+const MAX_UNAPPLIED: usize = 1 << 16;
 
 /// How hard a commit is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -215,6 +221,8 @@ pub struct SqliteStore {
     log: Option<RecordLog>,
     /// Logged entries not yet in SQLite.
     unapplied: Arc<AtomicUsize>,
+    /// [`MAX_UNAPPLIED`] (smaller in tests).
+    max_unapplied: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Asks the writer to complete a checkpoint between two batches (set by the checkpoint
     /// thread; kept here for tests).
@@ -332,6 +340,7 @@ impl SqliteStore {
             writer_thread,
             log,
             unapplied,
+            max_unapplied: MAX_UNAPPLIED,
             readers: Arc::new(Mutex::new(Vec::new())),
             #[cfg(test)]
             checkpoint_due,
@@ -340,7 +349,7 @@ impl SqliteStore {
     }
 
     /// Makes `entry` durable: appended to the record log and queued for the writer, or, without
-    /// a log, committed.
+    /// a log or with [`MAX_UNAPPLIED`] entries already waiting for the writer, committed.
     async fn log_or_commit(&self, entry: Entry) -> Result<()> {
         let commit = |entry: Entry| async move {
             self.write_statement(move |c| {
@@ -353,6 +362,9 @@ impl SqliteStore {
         let Some(log) = &self.log else {
             return commit(entry).await;
         };
+        if self.unapplied.load(Ordering::Acquire) >= self.max_unapplied {
+            return commit(entry).await;
+        }
         let frame = entry.frame();
         let mut entry = Some(entry);
         let appended = log.append(&frame, |at| {
@@ -1663,6 +1675,54 @@ mod tests {
         assert_eq!(ids, ["c1", "c2"]);
         // The second went to the next log file.
         assert!(files.path(2).is_file());
+    }
+
+    #[tokio::test]
+    async fn entries_past_the_backlog_cap_are_committed_not_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gust.db");
+        let mut store = SqliteStore::open(&db, Durability::Process).unwrap();
+        store.max_unapplied = 1;
+        let store = Arc::new(store);
+        let pending = |id: &str| PendingInvocation {
+            activation_id: id.into(),
+            accepted_at: 1,
+            message: b"{}".to_vec(),
+        };
+        // The writer takes nothing more until the test lets it go.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write_statement(move |_| {
+                        held.recv().ok();
+                        Ok(WriteOutcome::Done)
+                    })
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        // The first fits in the backlog: logged, and answered at once.
+        store.put_pending(pending("p1")).await.unwrap();
+        // The second is over the cap: committed, so its caller waits for the writer.
+        let second = tokio::spawn({
+            let store = store.clone();
+            async move { store.put_pending(pending("p2")).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished());
+        let logged: Vec<String> = LogFiles::of(&db)
+            .read_all()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| entry_id(e).to_string())
+            .collect();
+        assert_eq!(logged, ["p1"]);
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(pending_ids(&store).await, ["p1", "p2"]);
     }
 
     #[tokio::test]
