@@ -315,16 +315,16 @@ impl RecordLog {
     ) -> std::io::Result<T> {
         let mut guard = self.appender.lock().unwrap_or_else(|e| e.into_inner());
         let a = &mut *guard;
-        if a.segment.as_ref().is_none_or(|s| s.room() < frame.len()) {
-            // The full file is left as it is: its frames are whole, the rest zeros.
-            a.segment = None;
-            let seq = a.next_seq;
-            a.next_seq += 1;
-            let size = frame.len().max(SEGMENT_BYTES);
-            a.segment = Some(Segment::create(&self.files, seq, size)?);
-        }
-        let Some(segment) = a.segment.as_mut() else {
-            return Err(std::io::Error::other("no record log file"));
+        let segment = match &mut a.segment {
+            Some(s) if s.room() >= frame.len() => s,
+            slot => {
+                // The full file is left as it is: its frames are whole, the rest zeros.
+                *slot = None;
+                let seq = a.next_seq;
+                a.next_seq += 1;
+                let size = frame.len().max(SEGMENT_BYTES);
+                slot.insert(Segment::create(&self.files, seq, size)?)
+            }
         };
         let end = segment.len + frame.len();
         segment.map[segment.len..end].copy_from_slice(frame);

@@ -171,13 +171,13 @@ fn pending(id: &str) -> PendingInvocation {
     }
 }
 
-/// Action `ns/x`, version 0.0.1.
 /// The ids of the journal entries, as `pending` lists them.
 async fn pending_ids(s: &dyn Store) -> Vec<String> {
     let entries = s.pending().await.unwrap();
     entries.into_iter().map(|p| p.activation_id).collect()
 }
 
+/// Action `ns/x`, version 0.0.1.
 fn action() -> Action {
     Action {
         namespace: "ns".into(),
