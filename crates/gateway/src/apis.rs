@@ -17,7 +17,7 @@ use gust_model::time::now_ms;
 use serde_json::{Value, json};
 
 use crate::routes::{Caller, body, json_response, malformed, params};
-use crate::web::{Extension, cors, serve_resolved};
+use crate::web::{Extension, cors, requested_headers, serve_resolved};
 use crate::{ApiError, Gateway};
 
 type ApiResult = Result<Response, ApiError>;
@@ -202,11 +202,11 @@ pub async fn serve_api(
     Path((ns, rest)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let request_headers = req.headers().clone();
+    let requested = requested_headers(req.headers());
     let (result, with_cors) = serve(&gw, &ns, &rest, req).await;
     let mut res = result.unwrap_or_else(IntoResponse::into_response);
     if with_cors {
-        cors(res.headers_mut(), &request_headers);
+        cors(res.headers_mut(), requested);
     }
     res
 }

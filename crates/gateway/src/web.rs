@@ -18,6 +18,7 @@ use gust_controller::{
 };
 use gust_model::ActivationStatus;
 use gust_model::entity::{annotation, truthy};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::{ApiError, Gateway};
@@ -129,12 +130,15 @@ fn web_error(status: StatusCode, message: impl Into<String>) -> ApiError {
     ApiError::new(status, message)
 }
 
-/// Adds OpenWhisk's CORS headers (unless the response has its own).
-pub(crate) fn cors(headers: &mut HeaderMap, request: &HeaderMap) {
-    let allow_headers = request
-        .get("access-control-request-headers")
-        .cloned()
-        .unwrap_or(HeaderValue::from_static(CORS_HEADERS));
+/// The request's `Access-Control-Request-Headers`, which [`cors`] echoes.
+pub(crate) fn requested_headers(request: &HeaderMap) -> Option<HeaderValue> {
+    request.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned()
+}
+
+/// Adds OpenWhisk's CORS headers (unless the response has its own); `requested` is the
+/// request's [`requested_headers`].
+pub(crate) fn cors(headers: &mut HeaderMap, requested: Option<HeaderValue>) {
+    let allow_headers = requested.unwrap_or(HeaderValue::from_static(CORS_HEADERS));
     headers
         .entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
         .or_insert(HeaderValue::from_static("*"));
@@ -152,14 +156,14 @@ pub async fn web_action(
     Path((ns, pkg, rest)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let request_headers = req.headers().clone();
+    let requested = requested_headers(req.headers());
     let (result, custom_options) = serve(&gw, &ns, &pkg, &rest, req).await;
     let mut res = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     if !custom_options {
-        cors(res.headers_mut(), &request_headers);
+        cors(res.headers_mut(), requested);
     }
     res
 }
@@ -507,26 +511,43 @@ fn with_id(mut res: Response, id: &str) -> Response {
     res
 }
 
-/// The parts of a record a web response needs.
+/// The parts of a record a web response needs; the result stays the record's text until a
+/// response needs its value.
 #[derive(serde::Deserialize)]
-struct Record {
+struct Record<'a> {
     #[serde(rename = "activationId")]
     activation_id: String,
-    response: RecordResponse,
+    #[serde(borrow)]
+    response: RecordResponse<'a>,
 }
 
 #[derive(serde::Deserialize)]
-struct RecordResponse {
+struct RecordResponse<'a> {
     status: ActivationStatus,
-    result: Value,
+    #[serde(borrow)]
+    result: &'a RawValue,
 }
 
 /// The response for a finished activation.
 fn respond(record: &str, ext: Extension, extra_path: &str) -> Result<Response, ApiError> {
-    let record: Record = serde_json::from_str(record)
-        .map_err(|e| ApiError::from(ControllerError::Internal(e.to_string())))?;
+    let internal = |e: serde_json::Error| ApiError::from(ControllerError::Internal(e.to_string()));
+    let record: Record<'_> = serde_json::from_str(record).map_err(internal)?;
     let id = record.activation_id;
-    let result = record.response.result;
+    let raw = record.response.result;
+    // The common case answers with the result's text as stored: no value is built.
+    if record.response.status == ActivationStatus::Success
+        && ext == Extension::Json
+        && extra_path.trim_matches('/').is_empty()
+    {
+        let res = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, ext.content_type())],
+            raw.get().to_owned(),
+        )
+            .into_response();
+        return Ok(with_id(res, &id));
+    }
+    let result: Value = serde_json::from_str(raw.get()).map_err(internal)?;
     let res = match record.response.status {
         ActivationStatus::Success => render(result, ext, extra_path, StatusCode::OK),
         ActivationStatus::ApplicationError => {

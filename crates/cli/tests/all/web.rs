@@ -260,6 +260,29 @@ async fn the_result_becomes_the_response() {
             Some("image/svg+xml"),
             b"<svg/>",
         ),
+        // `.json` answers with the result as the action returned it, or the projected part.
+        (
+            "json",
+            json!({ "a": { "b": [1, "two"] }, "s": "x\"é" }),
+            200,
+            Some("application/json"),
+            "{\"a\":{\"b\":[1,\"two\"]},\"s\":\"x\\\"é\"}".as_bytes(),
+        ),
+        (
+            "json/",
+            json!({ "n": 1.5 }),
+            200,
+            Some("application/json"),
+            br#"{"n":1.5}"#,
+        ),
+        (
+            "json/a/b/1",
+            json!({ "a": { "b": [1, "two"] } }),
+            200,
+            Some("application/json"),
+            br#""two""#,
+        ),
+        ("json/a/missing", json!({ "a": {} }), 404, None, b""),
         ("html", json!({ "other": "x" }), 404, None, b""),
         // Hostile responses: CRLF in a header, an invalid header name, invalid base64.
         (
