@@ -142,7 +142,7 @@ impl WasmRuntime {
         };
         let slots = self.slots.clone();
         let done = tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire().await else {
+            let Some(_slot) = slots.acquire().await else {
                 return HttpDone {
                     exit: Exit::Internal("the runtime is shutting down".into()),
                     logs: Vec::new(),

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use gust_model::run::{Exit, RunOutput};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -18,7 +17,7 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::engine::{self, EngineLimits, MAX_CONCURRENT};
+use crate::engine::{self, EngineLimits, Slots};
 use crate::http::NoOutgoing;
 use crate::pipes::{CappedPipe, LogPipe};
 
@@ -179,7 +178,7 @@ pub struct WasmRuntime {
     cache_dir: PathBuf,
     compiled: RwLock<HashMap<String, Arc<Compiled>>>,
     compiling: Mutex<()>,
-    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) slots: Arc<Slots>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -218,7 +217,8 @@ impl WasmRuntime {
         let cache_dir = cache_dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&cache_dir)
             .map_err(|e| CompileError::Cache(format!("{}: {e}", cache_dir.display())))?;
-        let engine = engine::build(limits).map_err(|e| CompileError::Cache(e.to_string()))?;
+        let (engine, slots) =
+            engine::build(limits).map_err(|e| CompileError::Cache(e.to_string()))?;
         let mut modules = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut modules, |s: &mut ModuleState| &mut s.wasi)
             .map_err(|e| CompileError::Cache(e.to_string()))?;
@@ -234,7 +234,7 @@ impl WasmRuntime {
             cache_dir,
             compiled: RwLock::new(HashMap::new()),
             compiling: Mutex::new(()),
-            slots: Arc::new(Semaphore::new(MAX_CONCURRENT as usize)),
+            slots,
         })
     }
 
@@ -428,7 +428,7 @@ impl WasmRuntime {
         if let Compiled::Http(_) = &*compiled {
             return self.run_http_json(hash, req).await;
         }
-        let Ok(_slot) = self.slots.acquire().await else {
+        let Some(_slot) = self.slots.acquire().await else {
             return finish(
                 Exit::Internal("the runtime is shutting down".into()),
                 started.elapsed(),
@@ -523,5 +523,63 @@ pub(crate) fn classify(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn until(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..100 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{what} did not happen within 5 s");
+    }
+
+    #[test]
+    fn an_idle_runtime_stops_its_epoch_and_the_next_activation_restarts_it() {
+        let dir = std::env::temp_dir().join(format!("gust-ticker-{}", std::process::id()));
+        let rt = Arc::new(WasmRuntime::new(&dir, EngineLimits::default()).unwrap());
+        let spin = wat::parse_str(
+            r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#,
+        )
+        .unwrap();
+        let hash = rt.compile(&spin).unwrap();
+        until("parking while idle", || rt.slots.parked());
+        // A guest that never returns is stopped at its timeout only if the epoch advances:
+        // the first activation after the pause must wake the ticker. The guest runs on a
+        // thread of its own, so that a ticker that stays asleep fails the test instead of
+        // blocking it forever.
+        for _ in 0..2 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (runtime, code) = (rt.clone(), hash.clone());
+            std::thread::spawn(move || {
+                let req = RunRequest {
+                    input: b"{}".to_vec(),
+                    env: Vec::new(),
+                    program: "spin".into(),
+                    timeout: Duration::from_millis(200),
+                    memory_limit: 64 << 20,
+                    log_limit: 1 << 20,
+                    result_limit: 1 << 20,
+                };
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .unwrap();
+                let _ = tx.send(rt.block_on(runtime.run(&code, req)).exit);
+            });
+            let exit = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a spinning guest outlived its timeout: the epoch did not advance");
+            assert_eq!(exit, Exit::Timeout);
+            assert!(!rt.slots.parked());
+            until("parking again", || rt.slots.parked());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
