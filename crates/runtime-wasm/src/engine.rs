@@ -112,9 +112,7 @@ impl Slots {
             ticker: &self.ticker,
         })
     }
-}
 
-impl Slots {
     /// Whether the ticker sleeps, waiting for an activation.
     #[cfg(test)]
     pub(crate) fn parked(&self) -> bool {
