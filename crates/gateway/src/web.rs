@@ -539,13 +539,7 @@ fn respond(record: &str, ext: Extension, extra_path: &str) -> Result<Response, A
         && ext == Extension::Json
         && extra_path.trim_matches('/').is_empty()
     {
-        let res = (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, ext.content_type())],
-            raw.get().to_owned(),
-        )
-            .into_response();
-        return Ok(with_id(res, &id));
+        return Ok(with_id(json_answer(raw.get().to_owned()), &id));
     }
     let result: Value = serde_json::from_str(raw.get()).map_err(internal)?;
     let res = match record.response.status {
@@ -577,6 +571,16 @@ fn respond(record: &str, ext: Extension, extra_path: &str) -> Result<Response, A
         )),
     };
     Ok(with_id(res.unwrap_or_else(|e| e.into_response()), &id))
+}
+
+/// A `.json` answer: 200 with the (projected) result's JSON text.
+fn json_answer(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, Extension::Json.content_type())],
+        body,
+    )
+        .into_response()
 }
 
 fn error_text(result: &Value, default: &str) -> String {
@@ -615,12 +619,7 @@ fn render(
         Extension::Json => {
             let v = project(result, extra_path)
                 .ok_or_else(|| web_error(StatusCode::NOT_FOUND, NO_PROPERTY))?;
-            Ok((
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, ext.content_type())],
-                v.to_string(),
-            )
-                .into_response())
+            Ok(json_answer(v.to_string()))
         }
         Extension::Html | Extension::Svg | Extension::Text => {
             let v = if extra_path.trim_matches('/').is_empty() {
