@@ -16,7 +16,7 @@ use gust_model::{EncodedActivation, InvocationMessage};
 use gust_runtime_wasm::{HttpDone, HttpResponse, HttpRun, RunOutput, http_body, hyper};
 use serde_json::json;
 
-use crate::actions::Resolved;
+use crate::Resolved;
 use crate::invoke::prepare_input;
 use crate::{Controller, ControllerError, Identity};
 

@@ -12,46 +12,42 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-mod actions;
-pub mod apis;
-mod cache;
+mod activations;
+pub mod catalog;
+mod compose;
 mod error;
 mod handler;
 mod invoke;
-mod packages;
 mod scheduler;
-mod sequence;
-pub mod sites;
 mod throttle;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use gust_bus::Bus;
+use gust_invoker::Invoker;
 use gust_model::{Action, Namespace, Package, Route, SystemLimits};
+use gust_runtime_process::kinds::Kinds;
 use gust_runtime_wasm::WasmRuntime;
 use gust_store::Store;
+use gust_store::cache::EntityCache;
 use tokio::sync::oneshot;
 
-pub use actions::{ActionPut, ExecPut, Resolved};
+pub use catalog::actions::{ActionPut, ExecPut, Resolved};
+pub use catalog::apis;
+pub use catalog::packages::PackagePut;
+pub use compose::Composer;
 pub use error::ControllerError;
+pub use gust_model::Identity;
 pub use gust_store::ActivationQuery;
 pub use handler::HandlerOutcome;
-pub use invoke::{InvokeOutcome, MAX_BLOCKING_WAIT};
-pub use packages::PackagePut;
+pub use invoke::{
+    Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait, encode, prepare_input,
+};
 pub use scheduler::Scheduler;
-pub use sequence::Cause;
-
-/// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub namespace: String,
-    pub uuid: String,
-    pub limits: gust_model::NamespaceLimits,
-}
 
 /// Entities cached by (namespace, name).
-type ByName<V> = cache::EntityCache<(String, String), V>;
+type ByName<V> = EntityCache<(String, String), V>;
 
 /// Blocking callers waiting for their record (raw JSON; None when the completion came
 /// without it), by activation id.
@@ -62,26 +58,24 @@ pub struct Controller {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     runtime: Arc<WasmRuntime>,
-    /// Process kinds (Node.js, Python, native) the invokers run; none until set.
-    kinds: std::sync::OnceLock<gust_runtime_process::kinds::Kinds>,
+    /// Process kinds (Node.js, Python, native) the invokers run.
+    kinds: Kinds,
     scheduler: Scheduler,
     /// The invoker of this process, when the bus is in-process too: blocking invocations
-    /// are handed to it directly ([`Controller::set_local_invoker`]).
-    local: std::sync::OnceLock<Arc<gust_invoker::Invoker>>,
+    /// are handed to it directly ([`ControllerBuilder::local_invoker`]).
+    local: Option<Arc<Invoker>>,
+    /// Runs compositions; without one every action runs its own code.
+    composer: Option<Arc<dyn Composer>>,
     system: SystemLimits,
     waiters: Waiters,
     /// Namespaces by API key uuid.
-    identities: cache::EntityCache<String, Namespace>,
+    identities: EntityCache<String, Namespace>,
     /// Namespaces by name (the owners of web actions).
-    owners: cache::EntityCache<String, Namespace>,
+    owners: EntityCache<String, Namespace>,
     actions: ByName<Action>,
     packages: ByName<Package>,
     /// API routes by (namespace, base path).
     routes: ByName<Vec<Route>>,
-    /// Static sites by (namespace, name).
-    sites: ByName<gust_model::Site>,
-    /// Static sites' file contents by (namespace, hash).
-    contents: sites::ContentCache,
     throttles: throttle::Throttles,
     /// One of a cluster's controllers: limits are counted in the shared store, the
     /// scheduler follows invokers' heartbeats, and stale journal entries are swept.
@@ -98,85 +92,116 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Controller {
-    pub fn new(
-        id: impl Into<String>,
-        store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
-        runtime: Arc<WasmRuntime>,
-        scheduler: Scheduler,
-        system: SystemLimits,
-    ) -> Arc<Self> {
-        Self::build(id.into(), store, bus, runtime, scheduler, system, false)
+/// Builds a [`Controller`]: what it talks to, then what it offers.
+pub struct ControllerBuilder {
+    id: String,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    runtime: Arc<WasmRuntime>,
+    scheduler: Option<Scheduler>,
+    system: SystemLimits,
+    kinds: Kinds,
+    local: Option<Arc<Invoker>>,
+    composer: Option<Arc<dyn Composer>>,
+    clustered: bool,
+}
+
+impl ControllerBuilder {
+    /// Sends work to the invokers `scheduler` knows (default: those whose heartbeats it
+    /// hears).
+    pub fn scheduler(mut self, scheduler: Scheduler) -> Self {
+        self.scheduler = Some(scheduler);
+        self
     }
 
     /// One of a cluster's controllers (`gust controller`): any number of them share the
     /// store (which must count limits across processes: PostgreSQL) and the bus; the
-    /// invokers are the ones whose heartbeats it hears.
-    pub fn clustered(
-        id: impl Into<String>,
-        store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
-        runtime: Arc<WasmRuntime>,
-        system: SystemLimits,
-    ) -> Arc<Self> {
-        let scheduler = Scheduler::following_heartbeats();
-        Self::build(id.into(), store, bus, runtime, scheduler, system, true)
+    /// invokers are the ones whose heartbeats it hears, and stale journal entries are swept.
+    pub fn clustered(mut self) -> Self {
+        self.clustered = true;
+        self
     }
 
-    fn build(
-        id: String,
-        store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
-        runtime: Arc<WasmRuntime>,
-        scheduler: Scheduler,
-        system: SystemLimits,
-        clustered: bool,
-    ) -> Arc<Self> {
-        Arc::new(Controller {
-            id,
-            store,
-            bus,
-            runtime,
-            kinds: std::sync::OnceLock::new(),
-            scheduler,
-            local: std::sync::OnceLock::new(),
-            system,
-            waiters: Mutex::new(HashMap::new()),
-            identities: Default::default(),
-            owners: Default::default(),
-            actions: Default::default(),
-            packages: Default::default(),
-            routes: Default::default(),
-            sites: Default::default(),
-            contents: sites::content_cache(),
-            throttles: throttle::Throttles::default(),
-            clustered,
-        })
+    pub fn system_limits(mut self, system: SystemLimits) -> Self {
+        self.system = system;
+        self
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Accepts actions of these process kinds (set once, at start).
-    pub fn set_kinds(&self, kinds: gust_runtime_process::kinds::Kinds) {
-        let _ = self.kinds.set(kinds);
+    /// Accepts actions of these process kinds.
+    pub fn kinds(mut self, kinds: Kinds) -> Self {
+        self.kinds = kinds;
+        self
     }
 
     /// Hands blocking invocations to `invoker` directly, on the request's own task, instead
     /// of through the bus: only for an invoker in this process on an in-process bus, where a
     /// blocking invocation is not journaled either way (a crash loses it with its caller's
     /// connection). Non-blocking invocations still go through the journal and the bus.
-    pub fn set_local_invoker(&self, invoker: Arc<gust_invoker::Invoker>) {
-        let _ = self.local.set(invoker);
+    pub fn local_invoker(mut self, invoker: Arc<Invoker>) -> Self {
+        self.local = Some(invoker);
+        self
+    }
+
+    /// Runs compositions (sequences, conductors) with `composer`.
+    pub fn composer(mut self, composer: Arc<dyn Composer>) -> Self {
+        self.composer = Some(composer);
+        self
+    }
+
+    pub fn build(self) -> Arc<Controller> {
+        Arc::new(Controller {
+            id: self.id,
+            store: self.store,
+            bus: self.bus,
+            runtime: self.runtime,
+            kinds: self.kinds,
+            scheduler: self
+                .scheduler
+                .unwrap_or_else(Scheduler::following_heartbeats),
+            local: self.local,
+            composer: self.composer,
+            system: self.system,
+            waiters: Mutex::new(HashMap::new()),
+            identities: Default::default(),
+            owners: Default::default(),
+            actions: Default::default(),
+            packages: Default::default(),
+            routes: Default::default(),
+            throttles: throttle::Throttles::default(),
+            clustered: self.clustered,
+        })
+    }
+}
+
+impl Controller {
+    /// A controller with identity `id` over `store`, `bus` and the Wasm `runtime`.
+    pub fn builder(
+        id: impl Into<String>,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        runtime: Arc<WasmRuntime>,
+    ) -> ControllerBuilder {
+        ControllerBuilder {
+            id: id.into(),
+            store,
+            bus,
+            runtime,
+            scheduler: None,
+            system: SystemLimits::default(),
+            kinds: Kinds::none(),
+            local: None,
+            composer: None,
+            clustered: false,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The process kinds accepted (listed by `GET /api/v1`).
-    pub fn kinds(&self) -> &gust_runtime_process::kinds::Kinds {
-        static NONE: gust_runtime_process::kinds::Kinds =
-            gust_runtime_process::kinds::Kinds::none();
-        self.kinds.get().unwrap_or(&NONE)
+    pub fn kinds(&self) -> &Kinds {
+        &self.kinds
     }
 
     /// The invokers this controller sends work to now.
@@ -192,13 +217,18 @@ impl Controller {
         &self.store
     }
 
+    /// Whether this is one of a cluster's controllers (its records may race with a sweep's).
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
+    }
+
     async fn namespace_by_uuid(
         &self,
         uuid: &str,
     ) -> Result<Option<Arc<Namespace>>, ControllerError> {
         self.identities
             .get_or_fetch(&uuid.to_string(), async {
-                Ok(self.store.namespace_by_uuid(uuid).await?)
+                Ok::<_, ControllerError>(self.store.namespace_by_uuid(uuid).await?)
             })
             .await
     }
@@ -209,7 +239,7 @@ impl Controller {
         let ns = self
             .owners
             .get_or_fetch(&name.to_string(), async {
-                Ok(self.store.namespace(name).await?)
+                Ok::<_, ControllerError>(self.store.namespace(name).await?)
             })
             .await?;
         Ok(ns.map(|ns| Identity {
@@ -238,11 +268,8 @@ impl Controller {
         who: &'a Identity,
         ns: &'a str,
     ) -> Result<&'a str, ControllerError> {
-        if ns == "_" || ns == who.namespace {
-            Ok(&who.namespace)
-        } else {
-            Err(ControllerError::Forbidden(ns.to_string()))
-        }
+        who.own_namespace(ns)
+            .ok_or_else(|| ControllerError::Forbidden(ns.to_string()))
     }
 
     /// The namespace record of the caller (for its limits).
@@ -251,17 +278,6 @@ impl Controller {
             .namespace(name)
             .await?
             .ok_or(ControllerError::NotFound)
-    }
-
-    /// Recovery at start: every invocation journaled but not recorded (the process stopped
-    /// before it finished) is sent to an invoker again. Returns how many.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, ControllerError> {
-        let pending = self.store.pending().await?;
-        let n = pending.len();
-        for p in pending {
-            self.resubmit(p).await;
-        }
-        Ok(n)
     }
 
     /// Starts the task that takes completions from the bus; a clustered controller also

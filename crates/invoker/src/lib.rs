@@ -318,7 +318,7 @@ impl Invoker {
     /// stored).
     pub async fn process(&self, msg: &InvocationMessage) -> Activation {
         let start = now_ms();
-        if msg.kind == "sequence" {
+        if msg.kind == gust_model::Exec::SEQUENCE {
             // Sequences run in the controller that accepted them; one reaches an invoker only
             // from the journal, after that controller stopped before recording it.
             return record::internal_error(

@@ -1,55 +1,18 @@
 //! Turns what the sandbox reports into an OpenWhisk activation record.
 
+use gust_model::annotations;
 use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
+use gust_model::record::{annotation, common_annotations, record as base};
 use gust_model::{Activation, ActivationResponse, ActivationStatus, InvocationMessage, KeyValue};
 use gust_runtime_wasm::{Exit, RunOutput};
 use serde_json::{Value, json};
 
-fn annotation(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value,
-        init: false,
-    }
-}
-
-fn base(msg: &InvocationMessage, start: u64, end: u64, response: ActivationResponse) -> Activation {
-    Activation {
-        namespace: msg.subject.clone(),
-        // OpenWhisk's records name the action without its package; `path` has the rest.
-        name: msg
-            .action
-            .rsplit_once('/')
-            .map_or(msg.action.as_str(), |(_, n)| n)
-            .to_string(),
-        version: msg.version.clone(),
-        subject: msg.subject.clone(),
-        activation_id: msg.activation_id.clone(),
-        start,
-        end,
-        duration: end.saturating_sub(start),
-        status_code: response.status_code,
-        response,
-        logs: Vec::new(),
-        annotations: Vec::new(),
-        publish: false,
-        cause: msg.cause.clone(),
-    }
-}
-
+/// The annotations of an invoker's record: every record's, then whether it timed out and
+/// how long its instance took to start.
 fn annotations(msg: &InvocationMessage, start: u64, init_ms: u64, timeout: bool) -> Vec<KeyValue> {
-    let mut out = vec![
-        annotation("path", json!(format!("{}/{}", msg.namespace, msg.action))),
-        annotation("waitTime", json!(start.saturating_sub(msg.accepted_at))),
-        annotation("kind", json!(msg.kind)),
-        annotation("timeout", json!(timeout)),
-        annotation("limits", json!(msg.limits)),
-        annotation("initTime", json!(init_ms)),
-    ];
-    if msg.cause.is_some() {
-        // Only sequences cause activations (conductor steps are components too).
-        out.push(annotation("causedBy", json!("sequence")));
-    }
+    let mut out = common_annotations(msg, start);
+    out.push(annotation(annotations::TIMEOUT, json!(timeout)));
+    out.push(annotation(annotations::INIT_TIME, json!(init_ms)));
     out
 }
 
@@ -172,15 +135,15 @@ pub fn build_record(
         // A blocking caller gets 503 instead of 500: the platform is busy, not broken.
         record
             .annotations
-            .push(annotation("overloaded", json!(true)));
+            .push(annotation(annotations::OVERLOADED, json!(true)));
     }
     if let Some(how) = out.start {
         // Like OpenWhisk, a warm process instance's record has no initTime.
         if how == "warm" {
-            record.annotations.retain(|a| a.key != "initTime");
+            record.annotations.retain(|a| a.key != annotations::INIT_TIME);
         }
         // Gust's: how the process instance was found (cold, prewarmed or warm).
-        record.annotations.push(annotation("start", json!(how)));
+        record.annotations.push(annotation(annotations::START, json!(how)));
     }
     record
 }

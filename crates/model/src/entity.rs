@@ -14,6 +14,27 @@ pub struct Namespace {
     pub limits: NamespaceLimits,
 }
 
+/// An authenticated caller: the namespace whose key it presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub namespace: String,
+    pub uuid: String,
+    pub limits: NamespaceLimits,
+}
+
+impl Identity {
+    /// The namespace a path names, read for this caller: `_` is the caller's own.
+    pub fn namespace_named<'a>(&'a self, ns: &'a str) -> &'a str {
+        if ns == "_" { &self.namespace } else { ns }
+    }
+
+    /// The namespace a path names if it is the caller's own (the only one it may write).
+    pub fn own_namespace<'a>(&'a self, ns: &'a str) -> Option<&'a str> {
+        let ns = self.namespace_named(ns);
+        (ns == self.namespace).then_some(ns)
+    }
+}
+
 /// OpenWhisk's `{key, value}` pairs for parameters and annotations. `init: true` marks a
 /// parameter that is given to the function's environment instead of its input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +63,15 @@ pub struct Exec {
     /// exporting `wasi:http/incoming-handler`), which answers web requests itself.
     #[serde(default, skip_serializing_if = "is_false")]
     pub http: bool,
+}
+
+impl Exec {
+    /// The kind of a sequence, which has components instead of code.
+    pub const SEQUENCE: &'static str = "sequence";
+
+    pub fn is_sequence(&self) -> bool {
+        self.kind == Self::SEQUENCE
+    }
 }
 
 fn is_false(b: &bool) -> bool {

@@ -5,17 +5,19 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod activation;
+pub mod annotations;
 pub mod entity;
 pub mod limits;
 pub mod logs;
 pub mod message;
 pub mod names;
+pub mod record;
 pub mod run;
 pub mod time;
 
 pub use activation::{
     Activation, ActivationResponse, ActivationStatus, ActivationSummary, EncodedActivation,
 };
-pub use entity::{Action, BindingRef, Exec, KeyValue, Namespace, Package, Route, Site, SiteFile};
+pub use entity::{Action, BindingRef, Exec, Identity, KeyValue, Namespace, Package, Route, Site, SiteFile};
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
-pub use message::{CompletionMessage, InvocationMessage, InvokerHealth};
+pub use message::{Cause, CauseKind, CompletionMessage, InvocationMessage, InvokerHealth};

@@ -38,8 +38,14 @@ pub struct InvocationMessage {
     pub reply_to: String,
     /// When the controller accepted the invocation (ms since the epoch).
     pub accepted_at: u64,
+    /// The activation id of what caused this invocation (its record's `cause`): see
+    /// [`InvocationMessage::cause`] for the typed view.
     #[serde(default)]
     pub cause: Option<String>,
+    /// What `cause` is; absent from messages of versions that knew only sequences, which
+    /// read as [`CauseKind::Sequence`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_kind: Option<CauseKind>,
     /// Sent again from the journal (recovery, or a stale entry swept): an earlier copy may
     /// have run, so the invoker checks for a stored record first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -67,7 +73,56 @@ pub struct InvocationHeader {
     pub accepted_at: u64,
 }
 
+/// What caused an invocation that no client made directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CauseKind {
+    /// A step of a sequence.
+    Sequence,
+    /// A step (or the code) of a conductor action's composition.
+    Conductor,
+    /// An action a rule ran when its trigger fired.
+    Trigger,
+    /// A step of a durable workflow.
+    Workflow,
+}
+
+impl CauseKind {
+    /// The record's `causedBy` annotation, if this cause has one: OpenWhisk labels the
+    /// components of sequences and conductors `sequence` and gives rule-fired activations
+    /// none.
+    pub fn caused_by(self) -> Option<&'static str> {
+        match self {
+            CauseKind::Sequence | CauseKind::Conductor => Some("sequence"),
+            CauseKind::Trigger => None,
+            CauseKind::Workflow => Some("workflow"),
+        }
+    }
+}
+
+/// What caused an invocation, and the activation id of that cause (a sequence's, a trigger's,
+/// a workflow run's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub kind: CauseKind,
+    pub activation_id: String,
+}
+
 impl InvocationMessage {
+    /// What caused this invocation, if anything did.
+    pub fn cause(&self) -> Option<Cause> {
+        Some(Cause {
+            kind: self.cause_kind.unwrap_or(CauseKind::Sequence),
+            activation_id: self.cause.clone()?,
+        })
+    }
+
+    /// Records `cause` in both of its wire fields.
+    pub fn set_cause(&mut self, cause: Option<Cause>) {
+        self.cause_kind = cause.as_ref().map(|c| c.kind);
+        self.cause = cause.map(|c| c.activation_id);
+    }
+
     /// The environment a run of this invocation gets: `__OW_*` (the deadline counted from
     /// `start`, ms since the epoch) and then the action's `init` parameters.
     pub fn environment(&self, start: u64) -> Vec<(String, String)> {
@@ -109,6 +164,7 @@ impl InvocationHeader {
             reply_to: self.reply_to.clone(),
             accepted_at: self.accepted_at,
             cause: None,
+            cause_kind: None,
             resent: false,
         }
     }
@@ -149,3 +205,47 @@ pub struct InvokerHealth {
 pub const HEARTBEAT_INTERVAL_MS: u64 = 1000;
 /// An invoker not heard from for this long is taken out (three missed heartbeats).
 pub const INVOKER_TIMEOUT_MS: u64 = 3 * HEARTBEAT_INTERVAL_MS + HEARTBEAT_INTERVAL_MS / 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(extra: &str) -> InvocationMessage {
+        serde_json::from_str(&format!(
+            r#"{{"activation_id":"a","namespace":"n","action":"x","version":"0.0.1","kind":"wasm",
+            "code_hash":"","subject":"n","params":{{}},"limits":{{"timeout":100,"memory":128,
+            "logs":0,"concurrency":1}},"blocking":false,"reply_to":"r","accepted_at":0{extra}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cause_without_its_kind_is_a_sequence() {
+        assert_eq!(message("").cause(), None);
+        let old = message(r#","cause":"s1""#);
+        assert_eq!(
+            old.cause(),
+            Some(Cause {
+                kind: CauseKind::Sequence,
+                activation_id: "s1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_typed_cause_travels_in_two_optional_fields() {
+        let mut m = message("");
+        m.set_cause(Some(Cause {
+            kind: CauseKind::Trigger,
+            activation_id: "t1".into(),
+        }));
+        let wire = serde_json::to_value(&m).unwrap();
+        assert_eq!(wire["cause"], "t1");
+        assert_eq!(wire["cause_kind"], "trigger");
+        let back: InvocationMessage = serde_json::from_value(wire).unwrap();
+        assert_eq!(back.cause().unwrap().kind, CauseKind::Trigger);
+        m.set_cause(None);
+        let wire = serde_json::to_value(&m).unwrap();
+        assert!(wire.get("cause_kind").is_none());
+    }
+}

@@ -1,9 +1,9 @@
-//! A short-lived cache of entities read from the store (actions, packages, namespaces), so a
-//! hot invocation path does not read the store per request.
+//! A short-lived cache of entities read from the store (actions, packages, namespaces,
+//! sites), so a hot request path does not read the store per request.
 //!
-//! **Invariant:** a write made through this controller is seen by its next read: writers call
-//! [`EntityCache::forget`], and a read that raced a write does not cache its (maybe old)
-//! answer. Writes made through other controllers are seen within [`CACHE_TTL`].
+//! **Invariant:** a write made through the process that holds the cache is seen by its next
+//! read: writers call [`EntityCache::forget`], and a read that raced a write does not cache
+//! its (maybe old) answer. Writes made through other processes are seen within [`CACHE_TTL`].
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{ControllerError, lock};
 
 /// How long a cached answer is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -29,6 +28,10 @@ pub struct EntityCache<K, V> {
     generation: AtomicU64,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl<K: Eq + Hash + Clone, V> Default for EntityCache<K, V> {
     fn default() -> Self {
         EntityCache {
@@ -40,13 +43,9 @@ impl<K: Eq + Hash + Clone, V> Default for EntityCache<K, V> {
 
 impl<K: Eq + Hash + Clone, V> EntityCache<K, V> {
     /// The cached answer for `key`, or `fetch`'s (then cached).
-    pub async fn get_or_fetch<F>(
-        &self,
-        key: &K,
-        fetch: F,
-    ) -> Result<Option<Arc<V>>, ControllerError>
+    pub async fn get_or_fetch<F, E>(&self, key: &K, fetch: F) -> Result<Option<Arc<V>>, E>
     where
-        F: Future<Output = Result<Option<V>, ControllerError>>,
+        F: Future<Output = Result<Option<V>, E>>,
     {
         if let Some((at, v)) = lock(&self.entries).get(key)
             && at.elapsed() < CACHE_TTL

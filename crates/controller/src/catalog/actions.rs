@@ -13,13 +13,11 @@ use gust_store::PutMode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::packages::path_namespace;
+use crate::catalog::packages::path_namespace;
 use crate::{Controller, ControllerError, Identity};
 
-/// Kinds this controller accepts.
-pub const KINDS: &[&str] = &["wasm", SEQUENCE];
-/// The kind of a sequence, which has components instead of code.
-pub const SEQUENCE: &str = "sequence";
+/// The kind of Wasm actions, which this controller compiles itself.
+pub const WASM: &str = "wasm";
 
 /// `exec` of a PUT body.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,7 +120,7 @@ impl Controller {
         let key = (ns.to_string(), name.to_string());
         self.actions
             .get_or_fetch(&key, async {
-                Ok(self.store.action(ns, name, false).await?)
+                Ok::<_, ControllerError>(self.store.action(ns, name, false).await?)
             })
             .await?
             .ok_or(ControllerError::NotFound)
@@ -193,7 +191,7 @@ impl Controller {
         if resolved.shared {
             action.parameters = resolved.parameters();
         }
-        if action.exec.kind == SEQUENCE {
+        if action.exec.is_sequence() {
             // A sequence has components, not code.
             action.exec.code = None;
         }
@@ -402,22 +400,14 @@ impl Controller {
         if Kinds::is_process_kind(&exec.kind) {
             return self.accept_process_code(exec);
         }
-        if !KINDS.contains(&exec.kind.as_str()) {
-            return Err(self.unsupported_kind(&exec.kind));
-        }
-        if exec.kind == SEQUENCE {
-            let components = self
-                .check_sequence(who, name, exec.components.unwrap_or_default())
-                .await?;
-            let exec = Exec {
-                kind: SEQUENCE.to_string(),
-                code: None,
-                binary: false,
-                main: None,
-                components: Some(components),
-                http: false,
-            };
+        if let Some(composer) = &self.composer
+            && composer.kinds().contains(&exec.kind.as_str())
+        {
+            let exec = composer.check(self, who, name, exec).await?;
             return Ok((exec, Vec::new(), String::new()));
+        }
+        if exec.kind != WASM {
+            return Err(self.unsupported_kind(&exec.kind));
         }
         let Some(text) = exec.code else {
             return Err(bad("exec.code is required for kind 'wasm'."));
@@ -449,7 +439,10 @@ impl Controller {
     }
 
     fn unsupported_kind(&self, kind: &str) -> ControllerError {
-        let mut offered: Vec<String> = KINDS.iter().map(|k| k.to_string()).collect();
+        let mut offered = vec![WASM.to_string()];
+        if let Some(composer) = &self.composer {
+            offered.extend(composer.kinds().iter().map(|k| k.to_string()));
+        }
         offered.extend(self.kinds().all().iter().map(|k| k.name.clone()));
         bad(format!(
             "kind '{kind}' is not supported; this server runs: {}.",

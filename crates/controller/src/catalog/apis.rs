@@ -10,7 +10,7 @@ use gust_model::time::now_ms;
 use gust_model::{Route, names};
 use serde::Deserialize;
 
-use crate::packages::path_namespace;
+use crate::catalog::packages::path_namespace;
 use crate::{Controller, ControllerError, Identity};
 
 /// Methods a route may serve.
@@ -158,7 +158,7 @@ impl Controller {
             }
             Err(e) => return Err(e),
         };
-        if !resolved.action.annotation_is_truthy("web-export") {
+        if !resolved.action.annotation_is_truthy(gust_model::annotations::WEB_EXPORT) {
             return Err(bad(format!(
                 "The action '{action}' is not a web action: update it with --web true."
             )));
@@ -231,7 +231,7 @@ impl Controller {
         Ok(self
             .routes
             .get_or_fetch(&key, async {
-                Ok(Some(self.store.list_routes(ns, Some(base_path)).await?))
+                Ok::<_, ControllerError>(Some(self.store.list_routes(ns, Some(base_path)).await?))
             })
             .await?
             .unwrap_or_default())

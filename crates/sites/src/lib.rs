@@ -4,6 +4,11 @@
 //! **Invariant:** a site only ever names content that is stored: `put_site` checks every
 //! hash (and marks it used, so a sweep leaves it) before switching the site in one write, and
 //! a sweep deletes only blobs that no site names and that nobody used for [`BLOB_GRACE_MS`].
+//!
+//! **May not:** invoke actions or see the bus: this crate depends on the model and the store
+//! only.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,11 +16,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gust_model::limits::MB;
 use gust_model::time::now_ms;
-use gust_model::{Site, SiteFile, names};
+use gust_model::{Identity, Site, SiteFile, names};
+use gust_store::cache::EntityCache;
+use gust_store::{Store, StoreError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
-use crate::{Controller, ControllerError, Identity};
 
 /// Most files a site holds.
 pub const MAX_SITE_FILES: usize = 10_000;
@@ -29,13 +34,52 @@ pub const MAX_NAMESPACE_SITE_BYTES: u64 = 2 * MAX_SITE_BYTES;
 const MAX_SITE_PATH: usize = 1024;
 /// How long an unnamed blob is kept after its last use (a deploy in progress names it soon).
 pub const BLOB_GRACE_MS: u64 = 10 * 60 * 1000;
-/// Bytes of file contents the controller keeps in memory for serving.
+/// Bytes of file contents kept in memory for serving.
 const CONTENT_CACHE_BYTES: u64 = 256 * MB;
 /// Files larger than this are read from the store each time instead of cached.
 const MAX_CACHED_FILE: u64 = 8 * MB;
 /// `Cache-Control` of a site's files unless it sets its own (and always of HTML pages): cache,
 /// but ask again (a 304 when unchanged) before reusing.
 pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+
+/// Every way a site request can fail; all but `Store` are caused by the caller.
+#[derive(Debug, thiserror::Error, displaydoc::Display)]
+pub enum SiteError {
+    /// The caller may not use namespace `{0}`.
+    Forbidden(String),
+    /// No such site.
+    NotFound,
+    /// '{0}' is not a SHA-256 content hash (64 lower-case hex digits).
+    NotAHash(String),
+    /// The file path '{path}' must be relative, with '/' between non-empty segments, no '.' or '..' segments, no '\' or control characters, and at most {max} bytes.
+    BadPath { path: String, max: usize },
+    /// {0}
+    BadName(#[from] names::NameError),
+    /// A site holds at most {max} files; this one has {count}.
+    TooManyFiles { count: usize, max: usize },
+    /// A site holds at most {max} files; {count} hashes were sent.
+    TooManyHashes { count: usize, max: usize },
+    /// The cache control must be 1 to 256 visible ASCII characters, e.g. 'public, max-age=3600'.
+    BadCacheControl,
+    /// The content's SHA-256 is {actual}, not {hash}.
+    WrongHash { actual: String, hash: String },
+    /// The content of {count} file(s) has not been uploaded: {shown}.
+    NotUploaded { count: usize, shown: String },
+    /// The file is {size} bytes; a site file may have at most {max} bytes.
+    FileTooLarge { size: u64, max: u64 },
+    /// The site's files have {size} bytes together; a site may have at most {max}.
+    SiteTooLarge { size: u64, max: u64 },
+    /// The namespace's site contents would take {size} bytes; at most {max} are kept (delete sites, or wait {grace_minutes} minutes for unused uploads to be swept).
+    NamespaceFull {
+        size: u64,
+        max: u64,
+        grace_minutes: u64,
+    },
+    /// {0}
+    Store(#[from] StoreError),
+}
+
+type Result<T> = std::result::Result<T, SiteError>;
 
 /// The body of `PUT .../sites/{name}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,10 +94,10 @@ pub struct SitePut {
 }
 
 /// File contents by (namespace, hash), weighed in bytes.
-pub(crate) type ContentCache = quick_cache::sync::Cache<(String, String), Bytes, ByLength>;
+type ContentCache = quick_cache::sync::Cache<(String, String), Bytes, ByLength>;
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ByLength;
+struct ByLength;
 
 impl quick_cache::Weighter<(String, String), Bytes> for ByLength {
     fn weight(&self, _: &(String, String), v: &Bytes) -> u64 {
@@ -61,28 +105,18 @@ impl quick_cache::Weighter<(String, String), Bytes> for ByLength {
     }
 }
 
-pub(crate) fn content_cache() -> ContentCache {
-    ContentCache::with_weighter(10_000, CONTENT_CACHE_BYTES, ByLength)
-}
-
-fn bad(msg: impl Into<String>) -> ControllerError {
-    ControllerError::BadRequest(msg.into())
-}
-
 /// Checks a content hash: 64 lower-case hex digits.
-pub fn check_hash(hash: &str) -> Result<(), ControllerError> {
+pub fn check_hash(hash: &str) -> Result<()> {
     if hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(())
     } else {
-        Err(bad(format!(
-            "'{hash}' is not a SHA-256 content hash (64 lower-case hex digits)."
-        )))
+        Err(SiteError::NotAHash(hash.to_string()))
     }
 }
 
 /// Checks a file path inside a site: relative, `/`-separated, no empty, `.` or `..`
 /// segments, no backslashes or control characters.
-pub fn check_site_path(path: &str) -> Result<(), ControllerError> {
+pub fn check_site_path(path: &str) -> Result<()> {
     let ok = !path.is_empty()
         && path.len() <= MAX_SITE_PATH
         && path
@@ -92,10 +126,10 @@ pub fn check_site_path(path: &str) -> Result<(), ControllerError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
-            "The file path '{}' must be relative, with '/' between non-empty segments, no '.' or '..' segments, no '\\' or control characters, and at most {MAX_SITE_PATH} bytes.",
-            path.escape_debug()
-        )))
+        Err(SiteError::BadPath {
+            path: path.escape_debug().to_string(),
+            max: MAX_SITE_PATH,
+        })
     }
 }
 
@@ -122,11 +156,40 @@ pub fn sha256_hex(content: &[u8]) -> String {
         .collect()
 }
 
-fn check_site_name(name: &str) -> Result<(), ControllerError> {
-    names::check_entity(name).map_err(|e| bad(e.to_string()))
+fn check_site_name(name: &str) -> Result<()> {
+    Ok(names::check_entity(name)?)
 }
 
-impl Controller {
+/// The namespace `ns` names if `who` may use it.
+fn authorize<'a>(who: &'a Identity, ns: &'a str) -> Result<&'a str> {
+    who.own_namespace(ns)
+        .ok_or_else(|| SiteError::Forbidden(ns.to_string()))
+}
+
+/// Static sites over the store, with the caches that serving them needs.
+pub struct Sites {
+    store: Arc<dyn Store>,
+    /// Sites by (namespace, name).
+    sites: EntityCache<(String, String), Site>,
+    /// File contents by (namespace, hash).
+    contents: ContentCache,
+}
+
+impl std::fmt::Debug for Sites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sites").finish_non_exhaustive()
+    }
+}
+
+impl Sites {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Sites {
+            store,
+            sites: EntityCache::default(),
+            contents: ContentCache::with_weighter(10_000, CONTENT_CACHE_BYTES, ByLength),
+        }
+    }
+
     /// `POST .../site-blobs`: those of `hashes` whose content is not stored in the caller's
     /// namespace (the others are marked used, so they stay for the deploy).
     pub async fn missing_site_blobs(
@@ -134,13 +197,13 @@ impl Controller {
         who: &Identity,
         ns: &str,
         hashes: Vec<String>,
-    ) -> Result<Vec<String>, ControllerError> {
-        let ns = self.authorize(who, ns)?;
+    ) -> Result<Vec<String>> {
+        let ns = authorize(who, ns)?;
         if hashes.len() > MAX_SITE_FILES {
-            return Err(bad(format!(
-                "A site holds at most {MAX_SITE_FILES} files; {} hashes were sent.",
-                hashes.len()
-            )));
+            return Err(SiteError::TooManyHashes {
+                count: hashes.len(),
+                max: MAX_SITE_FILES,
+            });
         }
         for h in &hashes {
             check_hash(h)?;
@@ -162,30 +225,31 @@ impl Controller {
         ns: &str,
         hash: &str,
         content: Bytes,
-    ) -> Result<(), ControllerError> {
-        let ns = self.authorize(who, ns)?;
+    ) -> Result<()> {
+        let ns = authorize(who, ns)?;
         check_hash(hash)?;
         if content.len() as u64 > MAX_SITE_FILE {
-            return Err(ControllerError::TooLarge(format!(
-                "The file is {} bytes; a site file may have at most {MAX_SITE_FILE} bytes.",
-                content.len()
-            )));
+            return Err(SiteError::FileTooLarge {
+                size: content.len() as u64,
+                max: MAX_SITE_FILE,
+            });
         }
         let actual = sha256_hex(&content);
         if actual != hash {
-            return Err(bad(format!(
-                "The content's SHA-256 is {actual}, not {hash}."
-            )));
+            return Err(SiteError::WrongHash {
+                actual,
+                hash: hash.to_string(),
+            });
         }
         // Uploads no site names yet count too: a tenant cannot fill the store with them.
         self.sweep_site_blobs(ns).await;
         let stored = self.store.site_blob_bytes(ns).await?;
         if stored + content.len() as u64 > MAX_NAMESPACE_SITE_BYTES {
-            return Err(ControllerError::TooLarge(format!(
-                "The namespace's site contents would take {} bytes; at most {MAX_NAMESPACE_SITE_BYTES} are kept (delete sites, or wait {} minutes for unused uploads to be swept).",
-                stored + content.len() as u64,
-                BLOB_GRACE_MS / 60_000
-            )));
+            return Err(SiteError::NamespaceFull {
+                size: stored + content.len() as u64,
+                max: MAX_NAMESPACE_SITE_BYTES,
+                grace_minutes: BLOB_GRACE_MS / 60_000,
+            });
         }
         self.store.put_site_blob(ns, hash, content.to_vec()).await?;
         Ok(())
@@ -199,14 +263,14 @@ impl Controller {
         ns: &str,
         name: &str,
         put: SitePut,
-    ) -> Result<Site, ControllerError> {
-        let ns = self.authorize(who, ns)?;
+    ) -> Result<Site> {
+        let ns = authorize(who, ns)?;
         check_site_name(name)?;
         if put.files.len() > MAX_SITE_FILES {
-            return Err(bad(format!(
-                "A site holds at most {MAX_SITE_FILES} files; this one has {}.",
-                put.files.len()
-            )));
+            return Err(SiteError::TooManyFiles {
+                count: put.files.len(),
+                max: MAX_SITE_FILES,
+            });
         }
         for (path, hash) in &put.files {
             check_site_path(path)?;
@@ -215,9 +279,7 @@ impl Controller {
         if let Some(cc) = &put.cache_control
             && (cc.is_empty() || cc.len() > 256 || !cc.bytes().all(|b| (0x20..0x7f).contains(&b)))
         {
-            return Err(bad(
-                "The cache control must be 1 to 256 visible ASCII characters, e.g. 'public, max-age=3600'.",
-            ));
+            return Err(SiteError::BadCacheControl);
         }
         let hashes: Vec<String> = put.files.values().cloned().collect();
         let sizes = self.store.touch_site_blobs(ns, &hashes).await?;
@@ -229,22 +291,22 @@ impl Controller {
             .collect();
         if !missing.is_empty() {
             let shown: Vec<&str> = missing.iter().take(5).copied().collect();
-            return Err(ControllerError::Incomplete(format!(
-                "The content of {} file(s) has not been uploaded: {}{}.",
-                missing.len(),
-                shown.join(", "),
-                if missing.len() > shown.len() {
-                    ", ..."
-                } else {
-                    ""
-                }
-            )));
+            let more = if missing.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            return Err(SiteError::NotUploaded {
+                count: missing.len(),
+                shown: format!("{}{more}", shown.join(", ")),
+            });
         }
         let total: u64 = put.files.values().map(|h| sizes[h]).sum();
         if total > MAX_SITE_BYTES {
-            return Err(ControllerError::TooLarge(format!(
-                "The site's files have {total} bytes together; a site may have at most {MAX_SITE_BYTES}."
-            )));
+            return Err(SiteError::SiteTooLarge {
+                size: total,
+                max: MAX_SITE_BYTES,
+            });
         }
         let files = put
             .files
@@ -278,18 +340,18 @@ impl Controller {
         who: &Identity,
         ns: &str,
         name: &str,
-    ) -> Result<Site, ControllerError> {
-        let ns = self.authorize(who, ns)?;
+    ) -> Result<Site> {
+        let ns = authorize(who, ns)?;
         check_site_name(name)?;
         self.store
             .site(ns, name)
             .await?
-            .ok_or(ControllerError::NotFound)
+            .ok_or(SiteError::NotFound)
     }
 
     /// The caller's sites by name.
-    pub async fn list_sites(&self, who: &Identity, ns: &str) -> Result<Vec<Site>, ControllerError> {
-        let ns = self.authorize(who, ns)?;
+    pub async fn list_sites(&self, who: &Identity, ns: &str) -> Result<Vec<Site>> {
+        let ns = authorize(who, ns)?;
         Ok(self.store.list_sites(ns).await?)
     }
 
@@ -300,14 +362,14 @@ impl Controller {
         who: &Identity,
         ns: &str,
         name: &str,
-    ) -> Result<Site, ControllerError> {
-        let ns = self.authorize(who, ns)?;
+    ) -> Result<Site> {
+        let ns = authorize(who, ns)?;
         check_site_name(name)?;
         let site = self
             .store
             .delete_site(ns, name)
             .await?
-            .ok_or(ControllerError::NotFound)?;
+            .ok_or(SiteError::NotFound)?;
         self.sites.forget(&(ns.to_string(), name.to_string()));
         self.sweep_site_blobs(ns).await;
         Ok(site)
@@ -330,10 +392,10 @@ impl Controller {
         &self,
         ns: &str,
         name: &str,
-    ) -> Result<Option<Arc<Site>>, ControllerError> {
+    ) -> Result<Option<Arc<Site>>> {
         let key = (ns.to_string(), name.to_string());
         self.sites
-            .get_or_fetch(&key, async { Ok(self.store.site(ns, name).await?) })
+            .get_or_fetch(&key, async { Ok::<_, SiteError>(self.store.site(ns, name).await?) })
             .await
     }
 
@@ -342,7 +404,7 @@ impl Controller {
         &self,
         ns: &str,
         hash: &str,
-    ) -> Result<Option<Bytes>, ControllerError> {
+    ) -> Result<Option<Bytes>> {
         let key = (ns.to_string(), hash.to_string());
         if let Some(b) = self.contents.get(&key) {
             return Ok(Some(b));
@@ -400,5 +462,20 @@ mod tests {
         assert_eq!(content_type("logo.png"), "image/png");
         assert_eq!(content_type("data.json"), "application/json; charset=utf-8");
         assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn messages_name_what_is_wrong() {
+        let path = check_site_path("a\nb").unwrap_err().to_string();
+        assert!(path.starts_with("The file path 'a\\nb' must be relative"), "{path}");
+        assert!(path.ends_with("no '\\' or control characters, and at most 1024 bytes."));
+        let e = SiteError::TooManyFiles {
+            count: 10_001,
+            max: MAX_SITE_FILES,
+        };
+        assert_eq!(
+            e.to_string(),
+            "A site holds at most 10000 files; this one has 10001."
+        );
     }
 }
