@@ -9,7 +9,9 @@ use gust_model::{Namespace, NamespaceLimits, names};
 use gust_store::StoreError;
 use gust_store::sqlite::Durability;
 
-use crate::serve::{connect_store, new_auth, parse_auth, tls_ca_from_env};
+use gust_node::{DAY_MS, connect_store, tls_ca_from_env};
+
+use crate::serve::{new_auth, parse_auth};
 
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
@@ -146,7 +148,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         }
         AdminCommand::Activations(ActivationsCommand::Prune { older_than_days }) => {
             let cutoff = gust_model::time::now_ms()
-                .saturating_sub(older_than_days.saturating_mul(crate::serve::DAY_MS));
+                .saturating_sub(older_than_days.saturating_mul(DAY_MS));
             let n = store.delete_activations_before(cutoff).await?;
             crate::ui::ok(format_args!(
                 "deleted {n} activation record(s) older than {older_than_days} day(s)"

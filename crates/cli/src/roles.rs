@@ -10,16 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use gust_controller::Controller;
-use gust_gateway::Gateway;
-use gust_invoker::Invoker;
-use gust_model::SystemLimits;
-use gust_runtime_wasm::{EngineLimits, WasmRuntime};
+use gust_node::{Node, Settings};
 use gust_store::sqlite::Durability;
 use serde::Deserialize;
 
 use crate::processes::ProcessArgs;
-use crate::serve::{connect_bus, connect_store, ensure_data_dir, retention, shutdown_signal};
+use crate::serve::shutdown_signal;
 
 /// Settings both roles share.
 #[derive(Debug, clap::Args)]
@@ -170,28 +166,16 @@ fn host_name() -> String {
     if name.is_empty() { "host".into() } else { name }
 }
 
-async fn open(
-    settings: &Resolved,
-) -> Result<(
-    Arc<dyn gust_store::Store>,
-    Arc<dyn gust_bus::Bus>,
-    Arc<WasmRuntime>,
-)> {
-    ensure_data_dir(&settings.data_dir)?;
-    let ca = settings.tls_ca.as_deref();
-    let store = connect_store(
-        Some(&settings.store),
-        &settings.data_dir,
-        Durability::Process,
-        ca,
-    )
-    .await?;
-    let bus = connect_bus(Some(&settings.bus), &settings.cluster, ca).await?;
-    let runtime = Arc::new(
-        WasmRuntime::new(settings.data_dir.join("cache"), EngineLimits::default())
-            .context("cannot start the Wasm runtime")?,
-    );
-    Ok((store, bus, runtime))
+async fn open(settings: &Resolved) -> Result<Node> {
+    Node::open(&Settings {
+        data_dir: &settings.data_dir,
+        store: Some(&settings.store),
+        bus: Some(&settings.bus),
+        cluster: &settings.cluster,
+        durability: Durability::Process,
+        tls_ca: settings.tls_ca.as_deref(),
+    })
+    .await
 }
 
 pub async fn controller(args: ControllerArgs) -> Result<()> {
@@ -205,15 +189,12 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .or(file.retention_days.take())
         .unwrap_or(0);
     let settings = resolve(args.cluster, &mut file, "controller")?;
-    let (store, bus, runtime) = open(&settings).await?;
-    let controller = Controller::clustered(
-        settings.id.clone(),
-        store.clone(),
-        bus,
-        runtime,
-        SystemLimits::default(),
-    );
-    controller.set_kinds(args.processes.kinds()?);
+    let node = open(&settings).await?;
+    let controller = node
+        .controller(&settings.id, None)
+        .clustered()
+        .kinds(args.processes.kinds()?)
+        .build();
     controller.start().await?;
     // Invokers announce themselves every second: give them a moment before taking requests.
     for _ in 0..30 {
@@ -222,9 +203,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if retention_days > 0 {
-        tokio::spawn(retention(store, retention_days));
-    }
+    node.keep_records_for(retention_days);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -235,7 +214,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         settings.cluster,
         controller.invokers().len()
     );
-    gust_gateway::serve(listener, Gateway::new(controller), shutdown_signal())
+    gust_gateway::serve(listener, node.gateway(controller), shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     eprintln!("gust: stopped");
@@ -249,20 +228,11 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
         .or(file.shutdown_grace.take())
         .unwrap_or(10);
     let settings = resolve(args.cluster, &mut file, "invoker")?;
-    let (store, bus, runtime) = open(&settings).await?;
-    let mut invoker = Invoker::new(
-        settings.id.clone(),
-        runtime,
-        store,
-        bus,
-        SystemLimits::default(),
-    );
+    let node = open(&settings).await?;
     let (_, processes) = args
         .processes
         .runtime(&settings.data_dir.join("processes"))?;
-    if let Some(p) = processes {
-        invoker = invoker.with_processes(p);
-    }
+    let invoker = node.invoker(&settings.id, processes);
     invoker.join_cluster().await?;
     invoker.start().await?;
     println!(

@@ -1,22 +1,18 @@
 //! `gust serve`: the whole platform in one process on an embedded store.
 
-use crate::processes::ProcessArgs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use gust_bus::memory::MemoryBus;
-use gust_bus::nats::NatsBus;
-use gust_controller::{Controller, Scheduler};
-use gust_gateway::Gateway;
-use gust_invoker::Invoker;
-use gust_model::{Namespace, NamespaceLimits, SystemLimits};
-use gust_runtime_wasm::{EngineLimits, WasmRuntime};
+use gust_controller::Scheduler;
+use gust_model::{Namespace, NamespaceLimits};
+use gust_node::files::write_private;
+use gust_node::{Node, Settings, tls_ca_from_env};
 use gust_store::Store;
-use gust_store::postgres::PostgresStore;
-use gust_store::sqlite::{Durability, SqliteStore};
+use gust_store::sqlite::Durability;
+
+use crate::processes::ProcessArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -82,100 +78,6 @@ pub fn parse_auth(s: &str) -> Result<(String, String)> {
     }
 }
 
-/// Makes `path` readable by its owner only, if it exists.
-fn restrict(path: &Path, mode: u32) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot restrict {}", path.display()));
-            }
-            _ => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
-    Ok(())
-}
-
-/// The PEM file of extra root certificates for TLS to PostgreSQL and NATS (`GUST_TLS_CA`).
-pub fn tls_ca_from_env() -> Option<PathBuf> {
-    std::env::var_os("GUST_TLS_CA")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-/// Connects the bus `url` names (`nats://...`, `tls://...`), or the in-process bus when there
-/// is none.
-pub async fn connect_bus(
-    url: Option<&str>,
-    cluster: &str,
-    ca: Option<&Path>,
-) -> Result<Arc<dyn gust_bus::Bus>> {
-    match url {
-        None | Some("") => Ok(Arc::new(MemoryBus::new())),
-        Some(u) if u.starts_with("nats://") || u.starts_with("tls://") => Ok(Arc::new(
-            NatsBus::connect_with_ca(u, cluster, ca)
-                .await
-                .context("cannot open the NATS bus")?,
-        )),
-        Some(u) => {
-            bail!("--bus {u}: expected a nats:// URL (leave it out for the in-process bus)")
-        }
-    }
-}
-
-/// Creates the data directory, private to its owner, if it does not exist.
-pub(crate) fn ensure_data_dir(data_dir: &Path) -> Result<()> {
-    if !data_dir.exists() {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        restrict(data_dir, 0o700)?;
-    }
-    Ok(())
-}
-
-/// Opens the store `url` names (`postgres://...`), or the embedded store of `data_dir` when
-/// there is none.
-pub async fn connect_store(
-    url: Option<&str>,
-    data_dir: &Path,
-    durability: Durability,
-    ca: Option<&Path>,
-) -> Result<Arc<dyn Store>> {
-    match url {
-        None | Some("") => Ok(open_store(data_dir, durability)?),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            let store = PostgresStore::connect_with_ca(u, ca)
-                .await
-                .context("cannot open the PostgreSQL store")?;
-            Ok(Arc::new(store))
-        }
-        Some(u) => {
-            bail!("--store {u}: expected a postgres:// URL (leave it out for the embedded store)")
-        }
-    }
-}
-
-/// Opens the embedded store of a data directory. The store holds every namespace's key, so
-/// the database files are made private to their owner, and so is the directory if Gust
-/// creates it (an existing directory, which may be shared, keeps its mode).
-pub fn open_store(data_dir: &Path, durability: Durability) -> Result<Arc<SqliteStore>> {
-    ensure_data_dir(data_dir)?;
-    let db = data_dir.join("gust.db");
-    if !db.exists() {
-        // Created private before SQLite opens it; its -wal and -shm files take its mode.
-        write_private(&db, "")?;
-    }
-    let store = SqliteStore::open(&db, durability)
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    for file in ["gust.db", "gust.db-wal", "gust.db-shm"] {
-        restrict(&data_dir.join(file), 0o600)?;
-    }
-    Ok(Arc::new(store))
-}
-
 async fn ensure_guest(store: &dyn Store, fixed: Option<&str>) -> Result<Namespace> {
     let fixed = fixed.map(parse_auth).transpose()?;
     match store.namespace(GUEST).await? {
@@ -200,22 +102,6 @@ async fn ensure_guest(store: &dyn Store, fixed: Option<&str>) -> Result<Namespac
     }
 }
 
-pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    // `mode` applies only to a new file; an older one may have been readable by others.
-    restrict(path, 0o600)
-}
-
 /// Where the CLI's configuration lives: `$GUST_CONFIG_DIR`, else `$XDG_CONFIG_HOME/gust`,
 /// else `~/.config/gust`.
 pub fn client_config_dir() -> Option<PathBuf> {
@@ -234,66 +120,38 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     } else {
         Durability::Process
     };
-    // The data directory holds the compiled-code cache and the guest key whatever the store.
-    ensure_data_dir(&args.data_dir)?;
     let ca = tls_ca_from_env();
-    let store = connect_store(
-        args.store.as_deref(),
-        &args.data_dir,
+    let node = Node::open(&Settings {
+        data_dir: &args.data_dir,
+        store: args.store.as_deref(),
+        bus: args.bus.as_deref(),
+        cluster: &args.cluster,
         durability,
-        ca.as_deref(),
-    )
+        tls_ca: ca.as_deref(),
+    })
     .await?;
-    let guest = ensure_guest(store.as_ref(), args.guest_auth.as_deref()).await?;
+    let guest = ensure_guest(node.store.as_ref(), args.guest_auth.as_deref()).await?;
     let auth = format!("{}:{}", guest.uuid, guest.key);
     write_private(&args.data_dir.join("guest.auth"), &format!("{auth}\n"))?;
-
-    let runtime = Arc::new(
-        WasmRuntime::new(args.data_dir.join("cache"), EngineLimits::default())
-            .context("cannot start the Wasm runtime")?,
-    );
-    // Artifacts of code that no action uses any more (deleted or replaced since).
-    let in_use = store.code_hashes().await?.into_iter().collect();
-    let swept = runtime.sweep(&in_use);
+    let swept = node.sweep_compiled().await?;
     if swept > 0 {
         tracing::info!(swept, "removed unused compiled artifacts");
     }
-    let bus = connect_bus(args.bus.as_deref(), &args.cluster, ca.as_deref()).await?;
-    let system = SystemLimits::default();
 
-    let mut invoker = Invoker::new(
-        "invoker0",
-        runtime.clone(),
-        store.clone(),
-        bus.clone(),
-        system,
-    );
     let (kinds, processes) = args.processes.runtime(&args.data_dir.join("processes"))?;
-    if let Some(p) = processes {
-        invoker = invoker.with_processes(p);
-    }
+    let invoker = node.invoker("invoker0", processes);
     invoker.start().await?;
-    let controller = Controller::new(
-        "controller0",
-        store.clone(),
-        bus.clone(),
-        runtime,
-        Scheduler::new(vec![invoker.id().to_string()]),
-        system,
-    );
-    controller.set_kinds(kinds);
-    if matches!(args.bus.as_deref(), None | Some("")) {
-        controller.set_local_invoker(invoker.clone());
-    }
+    let controller = node
+        .controller("controller0", Some(&invoker))
+        .scheduler(Scheduler::new(vec![invoker.id().to_string()]))
+        .kinds(kinds)
+        .build();
     controller.start().await?;
     let recovered = controller.recover().await?;
     if recovered > 0 {
         eprintln!("gust: resuming {recovered} invocation(s) accepted before the last stop");
     }
-
-    if args.retention_days > 0 {
-        tokio::spawn(retention(store.clone(), args.retention_days));
-    }
+    node.keep_records_for(args.retention_days);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -332,7 +190,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     println!("gust: store {store_kind}; bus {bus_kind}");
 
-    gust_gateway::serve(listener, Gateway::new(controller), shutdown_signal())
+    gust_gateway::serve(listener, node.gateway(controller), shutdown_signal())
         .await
         .context("the HTTP server failed")?;
     let left = invoker
@@ -345,23 +203,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     eprintln!("gust: stopped");
     Ok(())
-}
-
-/// Milliseconds in a day.
-pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-
-/// Deletes records older than `days`, now and then every hour.
-pub(crate) async fn retention(store: Arc<dyn Store>, days: u64) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        let cutoff = gust_model::time::now_ms().saturating_sub(days.saturating_mul(DAY_MS));
-        match store.delete_activations_before(cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, days, "activation retention"),
-            Err(e) => tracing::warn!(error = %e, "activation retention failed"),
-        }
-    }
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -66,5 +66,5 @@ fn save(path: &std::path::Path, config: &Config) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::serve::write_private(path, &serde_json::to_string_pretty(config)?)
+    gust_node::files::write_private(path, &serde_json::to_string_pretty(config)?)
 }
