@@ -500,9 +500,7 @@ async fn run_step(
         (&parent.steps.atomic, max)
     };
     if counter.fetch_add(1, Ordering::Relaxed) >= cap {
-        return Err(ControllerError::Throttled(
-            "Too many actions in the sequence.".into(),
-        ));
+        return Err(ControllerError::TooManySteps);
     }
     let outcome = if nested {
         // A nested composition finishes when its steps do, each within its own timeout.
@@ -582,10 +580,8 @@ impl Run {
 fn failure_status(e: &ControllerError, default: ActivationStatus) -> ActivationStatus {
     match e {
         // Throttled: a namespace limit, or a composition's step cap.
-        ControllerError::Throttled(_) => ActivationStatus::ApplicationError,
-        ControllerError::Internal(_) | ControllerError::Unavailable(_) => {
-            ActivationStatus::InternalError
-        }
+        e if e.is_throttled() => ActivationStatus::ApplicationError,
+        e if e.is_host_failure() => ActivationStatus::InternalError,
         _ => default,
     }
 }

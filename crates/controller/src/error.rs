@@ -1,40 +1,73 @@
-//! Controller failures. The gateway maps each variant to one status and message.
+//! Controller failures. Each variant's doc comment is its message (OpenWhisk's text where
+//! OpenWhisk has one), written here once; the gateway maps each variant to one status.
 
 use gust_store::StoreError;
 
-/// Every way a request can fail. User-caused: `Unauthenticated`, `Forbidden`, `NotFound`,
-/// `Conflict`, `PackageNotEmpty`, `BadRequest`, `Incomplete`, `TooLarge`, `Throttled`. Host-caused: `Internal`, `Unavailable`.
-#[derive(Debug, thiserror::Error)]
+/// Every way a request can fail. Caused by the caller: everything but `NoInvoker`,
+/// `Unreachable` and `Internal`, which the host causes.
+#[derive(Debug, thiserror::Error, displaydoc::Display)]
 pub enum ControllerError {
-    #[error("The supplied authentication is invalid.")]
+    /// The supplied authentication is invalid.
     Unauthenticated,
-    /// The caller may not use this namespace (its name is the payload).
-    #[error("The supplied authentication is not authorized to access '{0}'.")]
+    /// The supplied authentication is not authorized to access '{0}'.
     Forbidden(String),
-    #[error("The requested resource does not exist.")]
+    /// The requested resource does not exist.
     NotFound,
-    #[error("Concurrent modification to resource detected.")]
+    /// Concurrent modification to resource detected.
     Conflict,
-    /// A package deleted without `force` still holds this many actions.
-    #[error(
-        "Package not empty (contains {n} {what}). Set force param or delete package contents.",
-        n = .0,
-        what = if *.0 == 1 { "entity" } else { "entities" }
-    )]
-    PackageNotEmpty(u64),
-    #[error("{0}")]
+    /// Package not empty (contains {count} {entities}). Set force param or delete package contents.
+    PackageNotEmpty { count: u64, entities: &'static str },
+    /// {0}
     BadRequest(String),
-    /// A write names something that is not there yet (a site's unuploaded content).
-    #[error("{0}")]
+    /// {0}
     Incomplete(String),
-    #[error("{0}")]
+    /// Request larger than allowed: {size} > {max} bytes.
+    RequestTooLarge { size: u64, max: u64 },
+    /// Request larger than allowed: more than {max} bytes.
+    BodyTooLarge { max: u64 },
+    /// {0}
     TooLarge(String),
-    #[error("{0}")]
-    Throttled(String),
-    #[error("{0}")]
+    /// Too many requests in the last minute (count: {count}, allowed: {allowed}).
+    PerMinute { count: u64, allowed: u64 },
+    /// Too many concurrent requests in flight (count: {count}, allowed: {allowed}).
+    InFlight { count: u64, allowed: u64 },
+    /// Too many actions in the sequence.
+    TooManySteps,
+    /// No invoker is available.
+    NoInvoker,
+    /// Cannot reach an invoker: {0}
+    Unreachable(String),
+    /// {0}
     Internal(String),
-    #[error("{0}")]
-    Unavailable(String),
+}
+
+impl ControllerError {
+    /// A package deleted without `force` still holds `count` actions.
+    pub fn package_not_empty(count: u64) -> Self {
+        ControllerError::PackageNotEmpty {
+            count,
+            entities: if count == 1 { "entity" } else { "entities" },
+        }
+    }
+
+    /// Whether the caller is throttled (a namespace limit, or a composition's step cap): a
+    /// 429, the caller's to retry later.
+    pub fn is_throttled(&self) -> bool {
+        matches!(
+            self,
+            ControllerError::PerMinute { .. }
+                | ControllerError::InFlight { .. }
+                | ControllerError::TooManySteps
+        )
+    }
+
+    /// Whether the host caused it (a 500 or 503).
+    pub fn is_host_failure(&self) -> bool {
+        matches!(
+            self,
+            ControllerError::NoInvoker | ControllerError::Unreachable(_) | ControllerError::Internal(_)
+        )
+    }
 }
 
 impl From<StoreError> for ControllerError {
@@ -44,5 +77,30 @@ impl From<StoreError> for ControllerError {
             StoreError::Conflict => ControllerError::Conflict,
             StoreError::Backend(msg) => ControllerError::Internal(msg),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_openwhisks() {
+        assert_eq!(
+            ControllerError::package_not_empty(1).to_string(),
+            "Package not empty (contains 1 entity). Set force param or delete package contents."
+        );
+        assert_eq!(
+            ControllerError::package_not_empty(2).to_string(),
+            "Package not empty (contains 2 entities). Set force param or delete package contents."
+        );
+        assert_eq!(
+            ControllerError::RequestTooLarge { size: 3, max: 2 }.to_string(),
+            "Request larger than allowed: 3 > 2 bytes."
+        );
+        assert_eq!(
+            ControllerError::Forbidden("x".into()).to_string(),
+            "The supplied authentication is not authorized to access 'x'."
+        );
     }
 }

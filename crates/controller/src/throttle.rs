@@ -17,18 +17,18 @@ struct Counter {
 
 /// OpenWhisk's 429 for the per-minute limit.
 pub fn too_many_per_minute(count: u64, limits: &NamespaceLimits) -> ControllerError {
-    ControllerError::Throttled(format!(
-        "Too many requests in the last minute (count: {count}, allowed: {}).",
-        limits.invocations_per_minute
-    ))
+    ControllerError::PerMinute {
+        count,
+        allowed: limits.invocations_per_minute,
+    }
 }
 
 /// OpenWhisk's 429 for the concurrency limit.
 pub fn too_many_in_flight(count: u64, limits: &NamespaceLimits) -> ControllerError {
-    ControllerError::Throttled(format!(
-        "Too many concurrent requests in flight (count: {count}, allowed: {}).",
-        limits.concurrent_invocations
-    ))
+    ControllerError::InFlight {
+        count,
+        allowed: limits.concurrent_invocations,
+    }
 }
 
 #[derive(Debug, Default)]

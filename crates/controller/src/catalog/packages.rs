@@ -292,7 +292,7 @@ impl Controller {
         let ns = who.namespace.as_str();
         let n = self.store.count_actions(ns, Some(name)).await?;
         if n > 0 && !force {
-            return Err(ControllerError::PackageNotEmpty(n));
+            return Err(ControllerError::package_not_empty(n));
         }
         let package = self.store.delete_package(ns, name).await?;
         self.packages.forget(&(ns.to_string(), name.to_string()));

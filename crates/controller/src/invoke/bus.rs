@@ -92,9 +92,7 @@ impl Controller {
         payload: Bytes,
     ) -> Result<(), ControllerError> {
         let Some(invoker) = self.scheduler.pick(&msg.namespace, &msg.action) else {
-            return Err(ControllerError::Unavailable(
-                "No invoker is available.".into(),
-            ));
+            return Err(ControllerError::NoInvoker);
         };
         let subject = invoke_subject(&invoker);
         if msg.blocking {
@@ -103,7 +101,7 @@ impl Controller {
                 .publish_with_id(&subject, &msg.activation_id, payload)
                 .await
                 .map_err(|e| {
-                    ControllerError::Unavailable(format!("Cannot reach an invoker: {e}"))
+                    ControllerError::Unreachable(e.to_string())
                 });
         }
         self.store

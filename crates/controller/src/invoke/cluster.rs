@@ -108,15 +108,13 @@ impl Controller {
                 }
             }
             let published = match this.scheduler.pick(&msg.namespace, &msg.action) {
-                None => Err(ControllerError::Unavailable(
-                    "No invoker is available.".into(),
-                )),
+                None => Err(ControllerError::NoInvoker),
                 Some(invoker) => this
                     .bus
                     .publish_with_id(&invoke_subject(&invoker), &msg.activation_id, payload)
                     .await
                     .map_err(|e| {
-                        ControllerError::Unavailable(format!("Cannot reach an invoker: {e}"))
+                        ControllerError::Unreachable(e.to_string())
                     }),
             };
             if published.is_err() {

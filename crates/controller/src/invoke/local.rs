@@ -78,8 +78,8 @@ impl Controller {
             namespace: &msg.subject,
         };
         let Some(run) = invoker.direct(Arc::clone(msg)) else {
-            return Err(ControllerError::Unavailable(
-                "Cannot reach an invoker: the invoker is stopping".into(),
+            return Err(ControllerError::Unreachable(
+                "the invoker is stopping".into(),
             ));
         };
         std::mem::forget(slot);

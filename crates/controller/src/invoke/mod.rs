@@ -120,10 +120,10 @@ impl Controller {
         // previous step's result instead.
         let size = params.get().len() as u64;
         if cause.is_none() && size > self.system.max_payload {
-            return Err(ControllerError::TooLarge(format!(
-                "Request larger than allowed: {size} > {} bytes.",
-                self.system.max_payload
-            )));
+            return Err(ControllerError::RequestTooLarge {
+                size,
+                max: self.system.max_payload,
+            });
         }
         let mut msg = InvocationMessage {
             activation_id: names::new_activation_id(),
