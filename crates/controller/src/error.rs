@@ -19,6 +19,16 @@ pub enum ControllerError {
     PackageNotEmpty { count: u64, entities: &'static str },
     /// {0}
     BadRequest(String),
+    /// The request content was malformed:{0}
+    Malformed(NextLine),
+    /// The resource requires authentication, which was not supplied with the request
+    AuthenticationMissing,
+    /// Request defines parameters that are not allowed (e.g., reserved properties).
+    ReservedParameters,
+    /// The name in the body ('{body}') does not match the path ('{path}').
+    NameMismatch { body: String, path: String },
+    /// Parameters larger than allowed: {size} > {max} bytes.
+    ParametersTooLarge { size: u64, max: u64 },
     /// {0}
     Incomplete(String),
     /// Request larger than allowed: {size} > {max} bytes.
@@ -41,7 +51,23 @@ pub enum ControllerError {
     Internal(String),
 }
 
+/// Text shown on a line of its own after a message's first line (a doc-comment message has
+/// no way to write a line break).
+#[derive(Debug)]
+pub struct NextLine(pub String);
+
+impl std::fmt::Display for NextLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\n{}", self.0)
+    }
+}
+
 impl ControllerError {
+    /// OpenWhisk's 400 for a body or parameters it cannot read, saying why.
+    pub fn malformed(why: impl std::fmt::Display) -> Self {
+        ControllerError::Malformed(NextLine(why.to_string()))
+    }
+
     /// A package deleted without `force` still holds `count` actions.
     pub fn package_not_empty(count: u64) -> Self {
         ControllerError::PackageNotEmpty {
@@ -86,6 +112,10 @@ mod tests {
 
     #[test]
     fn messages_are_openwhisks() {
+        assert_eq!(
+            ControllerError::malformed("x").to_string(),
+            "The request content was malformed:\nx"
+        );
         assert_eq!(
             ControllerError::package_not_empty(1).to_string(),
             "Package not empty (contains 1 entity). Set force param or delete package contents."

@@ -280,9 +280,10 @@ impl Controller {
             && n != simple
             && n != name
         {
-            return Err(bad(format!(
-                "The name in the body ('{n}') does not match the path ('{name}')."
-            )));
+            return Err(ControllerError::NameMismatch {
+                body: n.clone(),
+                path: name.to_string(),
+            });
         }
         let existing = self.store.action(ns, name, false).await?;
         if existing.is_some() && !overwrite {
@@ -308,10 +309,10 @@ impl Controller {
             .map(|v| v.len() as u64)
             .unwrap_or(0);
         if size > self.system.max_parameters {
-            return Err(ControllerError::TooLarge(format!(
-                "Parameters larger than allowed: {size} > {} bytes.",
-                self.system.max_parameters
-            )));
+            return Err(ControllerError::ParametersTooLarge {
+                size,
+                max: self.system.max_parameters,
+            });
         }
         for p in &parameters {
             if p.key.is_empty() {

@@ -47,8 +47,8 @@ fn binding_of(put: &PackagePut) -> Result<Option<BindingRef>, ControllerError> {
         Some(serde_json::Value::Object(m)) if m.is_empty() => Ok(None),
         Some(v) => {
             let b: BindingRef = serde_json::from_value(v.clone()).map_err(|e| {
-                bad(format!(
-                    "The request content was malformed:\nbinding must be {{\"namespace\": ..., \"name\": ...}}: {e}"
+                ControllerError::malformed(format_args!(
+                    "binding must be {{\"namespace\": ..., \"name\": ...}}: {e}"
                 ))
             })?;
             check_name(&b.name)?;
@@ -128,9 +128,10 @@ impl Controller {
         if let Some(n) = &put.name
             && n != name
         {
-            return Err(bad(format!(
-                "The name in the body ('{n}') does not match the path ('{name}')."
-            )));
+            return Err(ControllerError::NameMismatch {
+                body: n.clone(),
+                path: name.to_string(),
+            });
         }
         let binding = binding_of(&put)?;
         let existing = self.store.package(ns, name).await?;
@@ -188,10 +189,10 @@ impl Controller {
             .unwrap_or_default();
         let size = serde_json::to_vec(&parameters).map_or(0, |v| v.len() as u64);
         if size > self.system.max_parameters {
-            return Err(ControllerError::TooLarge(format!(
-                "Parameters larger than allowed: {size} > {} bytes.",
-                self.system.max_parameters
-            )));
+            return Err(ControllerError::ParametersTooLarge {
+                size,
+                max: self.system.max_parameters,
+            });
         }
         for kv in parameters.iter().chain(&annotations) {
             if kv.key.is_empty() {

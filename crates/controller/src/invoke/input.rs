@@ -7,10 +7,6 @@ use serde_json::{Map, Value};
 
 use crate::{ControllerError, Resolved};
 
-/// OpenWhisk's refusal of request parameters that a `final` action defines already.
-const FINAL_OVERRIDE: &str =
-    "Request defines parameters that are not allowed (e.g., reserved properties).";
-
 /// Environment variables of a function (its `init` parameters).
 type Environment = Vec<(String, String)>;
 
@@ -23,8 +19,8 @@ pub fn prepare_input(
     check_final: bool,
 ) -> Result<(Map<String, Value>, Environment), ControllerError> {
     if params.values().any(|v| json_depth(v) >= MAX_JSON_DEPTH) {
-        return Err(ControllerError::BadRequest(format!(
-            "The request content was malformed:\nthe parameters nest arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        return Err(ControllerError::malformed(format_args!(
+            "the parameters nest arrays and objects deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
     let action = &resolved.action;
@@ -40,7 +36,7 @@ pub fn prepare_input(
         && action.annotation_is_truthy(annotations::FINAL)
         && defined.iter().any(|p| params.contains_key(&p.key))
     {
-        return Err(ControllerError::BadRequest(FINAL_OVERRIDE.into()));
+        return Err(ControllerError::ReservedParameters);
     }
     let mut input = Map::new();
     let mut env = Vec::new();
