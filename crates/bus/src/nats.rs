@@ -12,6 +12,16 @@
 //!   only delays a blocking caller, who then reads the stored record.
 //!
 //! Subjects on the wire are `<cluster>.<subject>`, so clusters (and tests) can share a server.
+//!
+//! **Layout (hard to undo: running clusters depend on it):** stream `<CLUSTER>_INVOKE` holds
+//! subjects `<cluster>.invoke.>` (work-queue retention, file storage, duplicate window 120 s);
+//! the durable pull consumer of `invoke.<invoker>` is named `invoke-<invoker>` (explicit ack,
+//! ack wait 330 s, at most 5 deliveries, at most 1024 unacknowledged). Core NATS subjects:
+//! `completed.<controller>` (completions), `health` (heartbeats, to every subscriber) and
+//! `dead.<invoker>` (a copy of each invocation given up after its last delivery, for
+//! operators). Taking a queue over deletes its consumer and creates it again, so whatever the
+//! old one held unacknowledged is delivered again at once. Why:
+//! `docs/decisions/0006-postgresql-and-nats-for-clusters.md`.
 
 use std::time::Duration;
 

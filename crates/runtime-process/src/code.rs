@@ -1,6 +1,12 @@
 //! An action's code as the sandbox sees it. Source code (a plain `.js` or `.py` text) travels
 //! in the init message; a zip is unpacked once per content hash into a folder that instances
 //! see read-only at `/action`; a native executable is that folder's `exec`.
+//!
+//! **On disk (an invoker's cache of the store):** `<data-dir>/processes/code/<hash>.src` for
+//! source, `<hash>/` for unpacked zips and executables (files 0644 or 0755; links become plain
+//! files, never followed). The folder is emptied when the pool starts, and code that no
+//! invocation asked for within the idle timeout and that no instance runs is deleted; the
+//! next invocation fetches it from the store again.
 
 use std::fs;
 use std::io::{self, Read};

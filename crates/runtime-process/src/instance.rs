@@ -7,6 +7,16 @@
 //! (sentinels included) starts with `\x1e<id> `. Three reader tasks (fd 3, stdout, stderr)
 //! route what arrives to the activation it belongs to; a log line without an id goes to the
 //! oldest activation in flight.
+//!
+//! **Protocol (Gust's own, versioned with the binary that embeds the launchers in
+//! `launcher/`):** the first line in initializes: `{"concurrency", "code"}` (source text) or
+//! `{"concurrency", "dir": "/action"}` (unpacked code), plus `"main"` (the entry point) and
+//! `"env"`; it is answered on fd 3 with `{"ok": true}` or `{"error": ...}`. Every later line is
+//! `{"value": <parameters>, "env": {...}}` (`env`: the `__OW_*` variables and `init`
+//! parameters, and an `"id"` under concurrency), answered with one JSON line on fd 3; then the
+//! launcher writes `XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX` on stdout and on stderr. Log lines
+//! are cut at 64 KB. A native executable speaks the loop itself: no init line, no sentinels
+//! needed (its logs are what arrived within 10 ms of its answer).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -16,6 +16,20 @@
 //! during its write, before its caller was answered); reading stops at the first frame that
 //! does not check. A file is allocated whole when it is started, so it ends with zero bytes
 //! past its last frame (no frame starts with a zero byte).
+//!
+//! **Files:** beside the database (`gust.db-log.<seq>` in the data directory), created 0600 and
+//! allocated with `posix_fallocate` at 64 MiB, or at the frame's size if that is larger, so a
+//! write into the mapping cannot hit a full disk; mapped whole. A new file is started when the
+//! next frame does not fit; a file is deleted once a later file's frames are committed, and
+//! every file is deleted after the replay at open. An entry whose file cannot be created or
+//! allocated is committed through SQLite instead.
+//!
+//! **Position (hard to undo):** SQLite table `record_log(id = 0, segment, offset)` (migration
+//! 6) holds the end of the last frame inserted, updated in the transaction that inserts the
+//! frames. The replay at open inserts every frame past it (`INSERT OR IGNORE`, in one
+//! transaction), so an entry is inserted once and a record deleted after its insertion
+//! (namespace delete, retention) never comes back. Why the log exists:
+//! `docs/decisions/0002-record-log.md`.
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
