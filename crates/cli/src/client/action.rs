@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
+use gust_model::annotations;
 use serde_json::{Map, Value, json};
 
 use super::{ApiFailure, Client, key_values, parameters, print_json, print_table};
@@ -283,9 +284,9 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
     if !args.annotation.is_empty() || args.web.is_some() {
         let mut annotations = parameters(&args.annotation, None)?;
         if let Some(web) = &args.web {
-            annotations.insert("web-export".into(), json!(web != "false"));
-            annotations.insert("raw-http".into(), json!(web == "raw"));
-            annotations.insert("final".into(), json!(web != "false"));
+            annotations.insert(annotations::WEB_EXPORT.into(), json!(web != "false"));
+            annotations.insert(annotations::RAW_HTTP.into(), json!(web == "raw"));
+            annotations.insert(annotations::FINAL.into(), json!(web != "false"));
         }
         body.insert("annotations".into(), key_values(annotations));
     }
@@ -377,7 +378,7 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|x| x["key"] == "web-export" && x["value"] == true);
+                    .any(|x| x["key"] == annotations::WEB_EXPORT && x["value"] == true);
                 if web {
                     println!(
                         "{}/api/v1/web/{}/{}/{}",

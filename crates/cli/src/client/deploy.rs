@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use serde::Deserialize;
+use gust_model::annotations;
 use serde_json::{Map, Value, json};
 
 use super::action::{build_project, encode, kind_of};
@@ -92,11 +93,11 @@ fn annotations(spec: &ActionSpec) -> Result<Map<String, Value>> {
     match &spec.web {
         None | Some(toml::Value::Boolean(false)) => {}
         Some(toml::Value::Boolean(true)) => {
-            out.insert("web-export".into(), json!(true));
+            out.insert(annotations::WEB_EXPORT.into(), json!(true));
         }
         Some(toml::Value::String(s)) if s == "raw" => {
-            out.insert("web-export".into(), json!(true));
-            out.insert("raw-http".into(), json!(true));
+            out.insert(annotations::WEB_EXPORT.into(), json!(true));
+            out.insert(annotations::RAW_HTTP.into(), json!(true));
         }
         Some(other) => bail!(
             "action '{}': web must be true, false or \"raw\", not {other}",
