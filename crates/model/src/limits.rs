@@ -4,6 +4,28 @@ use serde::{Deserialize, Serialize};
 
 pub const MB: u64 = 1024 * 1024;
 
+// Every limit a client can run into is here or in the types below (`SystemLimits`,
+// `ActionLimits`, `NamespaceLimits`); a crate keeps only limits of its own machinery that no
+// client sees.
+
+/// Longest a blocking invocation waits for its result (OpenWhisk's 60 s); past it the caller
+/// gets the activation id.
+pub const MAX_BLOCKING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most files a static site holds.
+pub const MAX_SITE_FILES: usize = 10_000;
+/// Largest file of a static site.
+pub const MAX_SITE_FILE: u64 = 48 * MB;
+/// Largest static site, all files together.
+pub const MAX_SITE_BYTES: u64 = 1024 * MB;
+/// Most site content a namespace keeps, named by its sites or uploaded for a deploy.
+pub const MAX_NAMESPACE_SITE_BYTES: u64 = 2 * MAX_SITE_BYTES;
+/// Longest file path inside a site.
+pub const MAX_SITE_PATH: usize = 1024;
+/// How long site content that no site names is kept after its last use (a deploy in
+/// progress names it soon).
+pub const SITE_BLOB_GRACE_MS: u64 = 10 * 60 * 1000;
+
 /// Deepest nesting of arrays and objects accepted in parameters, payloads and results.
 /// Messages wrap these values a few levels deeper, and every reader of a message must stay
 /// within serde_json's recursion limit of 128, so user JSON stops well short of it.

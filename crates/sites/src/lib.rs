@@ -22,18 +22,10 @@ use gust_store::{Store, StoreError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// Most files a site holds.
-pub const MAX_SITE_FILES: usize = 10_000;
-/// Largest file of a site.
-pub const MAX_SITE_FILE: u64 = 48 * MB;
-/// Largest site, all files together.
-pub const MAX_SITE_BYTES: u64 = 1024 * MB;
-/// Most site content a namespace keeps, named by its sites or uploaded for a deploy.
-pub const MAX_NAMESPACE_SITE_BYTES: u64 = 2 * MAX_SITE_BYTES;
-/// Longest file path inside a site.
-const MAX_SITE_PATH: usize = 1024;
-/// How long an unnamed blob is kept after its last use (a deploy in progress names it soon).
-pub const BLOB_GRACE_MS: u64 = 10 * 60 * 1000;
+pub use gust_model::limits::{
+    MAX_NAMESPACE_SITE_BYTES, MAX_SITE_BYTES, MAX_SITE_FILE, MAX_SITE_FILES, MAX_SITE_PATH,
+    SITE_BLOB_GRACE_MS as BLOB_GRACE_MS,
+};
 /// Bytes of file contents kept in memory for serving.
 const CONTENT_CACHE_BYTES: u64 = 256 * MB;
 /// Files larger than this are read from the store each time instead of cached.

@@ -30,8 +30,7 @@ pub use input::prepare_input;
 
 use crate::{Controller, ControllerError, Identity, Resolved};
 
-/// Longest a blocking invocation waits for its result (OpenWhisk's 60 s).
-pub const MAX_BLOCKING_WAIT: Duration = Duration::from_secs(60);
+pub use gust_model::limits::MAX_BLOCKING_WAIT;
 
 /// Whether the caller waits for the record, and for how long at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
