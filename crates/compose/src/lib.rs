@@ -14,6 +14,8 @@
 //! **May not:** reach the bus, the invoker or a runtime: every step is an
 //! [`Invocation`] through [`Controller::invoke_code`], and a nested composition runs here.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -596,5 +598,57 @@ fn boxed(v: Option<Value>, key: &str) -> Option<Map<String, Value>> {
             m.insert(key.to_string(), other);
             Some(m)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gust_model::NamespaceLimits;
+
+    fn who() -> Identity {
+        Identity {
+            namespace: "me".into(),
+            uuid: "u".into(),
+            limits: NamespaceLimits::default(),
+        }
+    }
+
+    #[test]
+    fn components_name_a_namespace_and_a_path_in_it() {
+        let who = who();
+        for (c, want) in [
+            ("/ns/a", ("ns", "a")),
+            ("ns/pkg/a", ("ns", "pkg/a")),
+            ("/_/a", ("me", "a")),
+        ] {
+            assert_eq!(split_component(&who, c).unwrap(), want, "{c}");
+        }
+        for bad in ["a", "/a"] {
+            assert!(split_component(&who, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn continuation_fields_that_are_not_objects_are_boxed() {
+        assert_eq!(boxed(None, "value"), None);
+        let obj = boxed(Some(json!({"a": 1})), "value").unwrap();
+        assert_eq!(Value::Object(obj), json!({"a": 1}));
+        let scalar = boxed(Some(json!(3)), "value").unwrap();
+        assert_eq!(Value::Object(scalar), json!({"value": 3}));
+    }
+
+    #[test]
+    fn a_step_that_could_not_run_ends_the_composition_by_who_caused_it() {
+        let dev = ActivationStatus::DeveloperError;
+        assert_eq!(
+            failure_status(&ControllerError::TooManySteps, dev),
+            ActivationStatus::ApplicationError
+        );
+        assert_eq!(
+            failure_status(&ControllerError::NoInvoker, dev),
+            ActivationStatus::InternalError
+        );
+        assert_eq!(failure_status(&ControllerError::NotFound, dev), dev);
     }
 }

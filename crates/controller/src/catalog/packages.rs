@@ -61,10 +61,9 @@ fn binding_of(put: &PackagePut) -> Result<Option<BindingRef>, ControllerError> {
 /// The namespace a request's path names for `who` (`_` is the caller's own), and whether it
 /// is the caller's own.
 pub(crate) fn path_namespace<'a>(who: &'a Identity, ns: &'a str) -> (&'a str, bool) {
-    if ns == "_" || ns == who.namespace {
-        (&who.namespace, true)
-    } else {
-        (ns, false)
+    match who.own_namespace(ns) {
+        Some(own) => (own, true),
+        None => (ns, false),
     }
 }
 
