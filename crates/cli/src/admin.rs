@@ -147,8 +147,8 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             println!("{uuid}:{key}");
         }
         AdminCommand::Activations(ActivationsCommand::Prune { older_than_days }) => {
-            let cutoff = gust_model::time::now_ms()
-                .saturating_sub(older_than_days.saturating_mul(DAY_MS));
+            let cutoff =
+                gust_model::time::now_ms().saturating_sub(older_than_days.saturating_mul(DAY_MS));
             let n = store.delete_activations_before(cutoff).await?;
             crate::ui::ok(format_args!(
                 "deleted {n} activation record(s) older than {older_than_days} day(s)"

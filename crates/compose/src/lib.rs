@@ -30,8 +30,8 @@ use gust_model::annotations::{CONDUCTOR, TOPMOST};
 use gust_model::record::{annotation, record};
 use gust_model::time::now_ms;
 use gust_model::{
-    Action, Activation, ActivationResponse, ActivationStatus, Cause, CauseKind,
-    EncodedActivation, Exec, Identity, InvocationMessage, names,
+    Action, Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
+    Exec, Identity, InvocationMessage, names,
 };
 use gust_store::PendingInvocation;
 use serde_json::{Map, Value, json};
@@ -103,8 +103,8 @@ impl Composer for Compositions {
         name: &str,
         exec: ExecPut,
     ) -> Result<Exec, ControllerError> {
-        let components = check_sequence(core, who, name, exec.components.unwrap_or_default())
-            .await?;
+        let components =
+            check_sequence(core, who, name, exec.components.unwrap_or_default()).await?;
         Ok(Exec {
             kind: Exec::SEQUENCE.to_string(),
             code: None,
@@ -121,7 +121,15 @@ impl Composer for Compositions {
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
         let (input, _env) = prepare_input(inv.action, inv.params, inv.cause.is_none())?;
-        start(core, inv.caller, inv.action, input, inv.wait, Origin::Top(inv.cause)).await
+        start(
+            core,
+            inv.caller,
+            inv.action,
+            input,
+            inv.wait,
+            Origin::Top(inv.cause),
+        )
+        .await
     }
 }
 
@@ -326,7 +334,9 @@ async fn run_sequence(
         Plan::Sequence(components) => {
             run_components(core, who, &components, input, &me, &mut run).await
         }
-        Plan::Conductor(resolved) => run_conductor(core, who, &resolved, input, &me, &mut run).await,
+        Plan::Conductor(resolved) => {
+            run_conductor(core, who, &resolved, input, &me, &mut run).await
+        }
     }
     let Run {
         ids,
@@ -342,8 +352,8 @@ async fn run_sequence(
     if conductor {
         record.annotations.push(annotation(CONDUCTOR, json!(true)));
     }
-    let encoded = EncodedActivation::new(&record)
-        .map_err(|e| ControllerError::Internal(e.to_string()))?;
+    let encoded =
+        EncodedActivation::new(&record).map_err(|e| ControllerError::Internal(e.to_string()))?;
     let encoded = EncodedActivation {
         name: msg.action.clone(),
         ..encoded
@@ -458,25 +468,22 @@ async fn run_conductor(
             Err(e) => {
                 run.response = ActivationResponse::error(
                     ActivationStatus::ApplicationError,
-                    format!(
-                        "Failed to resolve action with name '{name}' during composition: {e}"
-                    ),
+                    format!("Failed to resolve action with name '{name}' during composition: {e}"),
                 );
                 return;
             }
         };
-        let record = match run_step(core, who, &resolved, params.unwrap_or_default(), me, false)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                run.response = ActivationResponse::error(
-                    failure_status(&e, ActivationStatus::ApplicationError),
-                    format!("The component '{name}' could not be invoked: {e}"),
-                );
-                return;
-            }
-        };
+        let record =
+            match run_step(core, who, &resolved, params.unwrap_or_default(), me, false).await {
+                Ok(r) => r,
+                Err(e) => {
+                    run.response = ActivationResponse::error(
+                        failure_status(&e, ActivationStatus::ApplicationError),
+                        format!("The component '{name}' could not be invoked: {e}"),
+                    );
+                    return;
+                }
+            };
         input = run.add(record);
         input.extend(state.unwrap_or_default());
     }
@@ -508,7 +515,15 @@ async fn run_step(
         // A nested composition finishes when its steps do, each within its own timeout.
         let (input, _env) = prepare_input(resolved, input, false)?;
         let wait = Wait::UpTo(Duration::from_secs(24 * 3600));
-        start(core, who, resolved, input, wait, Origin::Nested(parent.clone())).await?
+        start(
+            core,
+            who,
+            resolved,
+            input,
+            wait,
+            Origin::Nested(parent.clone()),
+        )
+        .await?
     } else {
         let wait = Duration::from_millis(resolved.action.limits.timeout) + COMPONENT_GRACE;
         core.invoke_code(Invocation {
@@ -521,8 +536,9 @@ async fn run_step(
         .await?
     };
     match outcome {
-        InvokeOutcome::Completed(raw) => serde_json::from_str(raw.get())
-            .map_err(|e| ControllerError::Internal(e.to_string())),
+        InvokeOutcome::Completed(raw) => {
+            serde_json::from_str(raw.get()).map_err(|e| ControllerError::Internal(e.to_string()))
+        }
         InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => {
             // Its record lands later (the wait ran out on a slow system): read the store.
             for _ in 0..600 {

@@ -27,10 +27,7 @@ impl Controller {
         Ok(self.store.list_activations(q).await?)
     }
 
-    pub async fn count_activations(
-        &self,
-        q: &ActivationQuery,
-    ) -> Result<u64, ControllerError> {
+    pub async fn count_activations(&self, q: &ActivationQuery) -> Result<u64, ControllerError> {
         Ok(self.store.count_activations(q).await?)
     }
 }

@@ -91,7 +91,9 @@ impl ControllerError {
     pub fn is_host_failure(&self) -> bool {
         matches!(
             self,
-            ControllerError::NoInvoker | ControllerError::Unreachable(_) | ControllerError::Internal(_)
+            ControllerError::NoInvoker
+                | ControllerError::Unreachable(_)
+                | ControllerError::Internal(_)
         )
     }
 }

@@ -41,9 +41,7 @@ pub use error::ControllerError;
 pub use gust_model::Identity;
 pub use gust_store::ActivationQuery;
 pub use handler::HandlerOutcome;
-pub use invoke::{
-    Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait, encode, prepare_input,
-};
+pub use invoke::{Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait, encode, prepare_input};
 pub use scheduler::Scheduler;
 
 /// Entities cached by (namespace, name).

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gust_controller::ControllerError;
+use gust_sites::SiteError;
 use serde_json::json;
 
 /// A failed request: status and message; the request id is added on the way out.
@@ -26,10 +27,7 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "The requested resource does not exist.",
-        )
+        ControllerError::NotFound.into()
     }
 }
 
@@ -37,19 +35,48 @@ impl From<ControllerError> for ApiError {
     fn from(e: ControllerError) -> Self {
         use ControllerError::*;
         let status = match &e {
-            Unauthenticated => StatusCode::UNAUTHORIZED,
+            Unauthenticated | AuthenticationMissing => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
-            Conflict | PackageNotEmpty(_) | Incomplete(_) => StatusCode::CONFLICT,
-            BadRequest(_) => StatusCode::BAD_REQUEST,
-            TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Conflict | PackageNotEmpty { .. } | Incomplete(_) => StatusCode::CONFLICT,
+            BadRequest(_) | Malformed(_) | ReservedParameters | NameMismatch { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            RequestTooLarge { .. }
+            | BodyTooLarge { .. }
+            | ParametersTooLarge { .. }
+            | TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            PerMinute { .. } | InFlight { .. } | TooManySteps => StatusCode::TOO_MANY_REQUESTS,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NoInvoker | Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "internal error");
         }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<SiteError> for ApiError {
+    fn from(e: SiteError) -> Self {
+        use SiteError::*;
+        let status = match e {
+            // The texts OpenWhisk has for these are the controller's.
+            Forbidden(ns) => return ControllerError::Forbidden(ns).into(),
+            NotFound => return ControllerError::NotFound.into(),
+            Store(e) => return ControllerError::from(e).into(),
+            NotAHash(_)
+            | BadPath { .. }
+            | BadName(_)
+            | TooManyFiles { .. }
+            | TooManyHashes { .. }
+            | BadCacheControl
+            | WrongHash { .. } => StatusCode::BAD_REQUEST,
+            NotUploaded { .. } => StatusCode::CONFLICT,
+            FileTooLarge { .. } | SiteTooLarge { .. } | NamespaceFull { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+        };
         ApiError::new(status, e.to_string())
     }
 }

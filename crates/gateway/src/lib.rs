@@ -18,6 +18,7 @@ mod web;
 use std::sync::Arc;
 
 use gust_controller::Controller;
+use gust_sites::Sites;
 
 pub use error::ApiError;
 pub use routes::{WithRequestId, service};
@@ -26,14 +27,17 @@ pub use routes::{WithRequestId, service};
 #[derive(Debug, Clone)]
 pub struct Gateway {
     pub controller: Arc<Controller>,
+    /// Static sites, served publicly and deployed through the API.
+    pub sites: Arc<Sites>,
     /// Requests counted against API routes' rate limits (per gateway process).
     pub rate_limits: Arc<apis::RateLimits>,
 }
 
 impl Gateway {
-    pub fn new(controller: Arc<Controller>) -> Self {
+    pub fn new(controller: Arc<Controller>, sites: Arc<Sites>) -> Self {
         Gateway {
             controller,
+            sites,
             rate_limits: Arc::default(),
         }
     }

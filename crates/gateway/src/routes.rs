@@ -15,7 +15,8 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use gust_controller::ActivationQuery;
 use gust_controller::{
-    ActionPut, ControllerError, Identity, InvokeOutcome, MAX_BLOCKING_WAIT, PackagePut,
+    ActionPut, ControllerError, Identity, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, PackagePut,
+    Wait,
 };
 use gust_model::limits::MB;
 use gust_model::{Action, ActionLimits, ActivationStatus, ActivationSummary, Package};
@@ -604,9 +605,16 @@ async fn invoke(
             )));
         }
     };
+    let resolved = gw.controller.resolve(&who, &ns, &name).await?;
     let outcome = gw
         .controller
-        .invoke(&who, &ns, &name, input, blocking, wait)
+        .invoke(Invocation {
+            caller: &who,
+            action: &resolved,
+            params: input,
+            wait: if blocking { Wait::UpTo(wait) } else { Wait::No },
+            cause: None,
+        })
         .await?;
     Ok(match outcome {
         InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => with_activation_id(

@@ -8,8 +8,8 @@ use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gust_controller::sites::{MAX_SITE_FILE, REVALIDATE, SitePut};
 use gust_model::Site;
+use gust_sites::{MAX_SITE_FILE, REVALIDATE, SitePut};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -53,10 +53,7 @@ pub async fn missing_blobs(
 ) -> ApiResult {
     let b = body(b, MAX_MANIFEST)?;
     let q: BlobQuery = serde_json::from_slice(&b).map_err(malformed)?;
-    let missing = gw
-        .controller
-        .missing_site_blobs(&who, &ns, q.hashes)
-        .await?;
+    let missing = gw.sites.missing_site_blobs(&who, &ns, q.hashes).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "missing": missing }),
@@ -72,7 +69,7 @@ pub async fn put_blob(
 ) -> ApiResult {
     let b = body(b, MAX_SITE_FILE as usize)?;
     let size = b.len();
-    gw.controller.put_site_blob(&who, &ns, &hash, b).await?;
+    gw.sites.put_site_blob(&who, &ns, &hash, b).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "hash": hash, "size": size }),
@@ -85,7 +82,7 @@ pub async fn list_sites(
     Caller(who): Caller,
     Path(ns): Path<String>,
 ) -> ApiResult {
-    let sites = gw.controller.list_sites(&who, &ns).await?;
+    let sites = gw.sites.list_sites(&who, &ns).await?;
     let list: Vec<Value> = sites.iter().map(|s| site_json(s, true)).collect();
     Ok(json_response(StatusCode::OK, &list))
 }
@@ -96,7 +93,7 @@ pub async fn get_site(
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let site = gw.controller.get_site(&who, &ns, &name).await?;
+    let site = gw.sites.get_site(&who, &ns, &name).await?;
     Ok(json_response(StatusCode::OK, &site_json(&site, false)))
 }
 
@@ -109,7 +106,7 @@ pub async fn put_site(
 ) -> ApiResult {
     let b = body(b, MAX_MANIFEST)?;
     let put: SitePut = serde_json::from_slice(&b).map_err(malformed)?;
-    let site = gw.controller.put_site(&who, &ns, &name, put).await?;
+    let site = gw.sites.put_site(&who, &ns, &name, put).await?;
     Ok(json_response(StatusCode::OK, &site_json(&site, true)))
 }
 
@@ -119,7 +116,7 @@ pub async fn delete_site(
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let site = gw.controller.delete_site(&who, &ns, &name).await?;
+    let site = gw.sites.delete_site(&who, &ns, &name).await?;
     Ok(json_response(StatusCode::OK, &site_json(&site, true)))
 }
 
@@ -211,7 +208,7 @@ async fn serve_site_file(gw: &Gateway, req: &Parts) -> ApiResult {
         return Ok(res);
     }
     let site = gw
-        .controller
+        .sites
         .served_site(&ns, name)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -246,7 +243,7 @@ async fn serve_site_file(gw: &Gateway, req: &Parts) -> ApiResult {
     }
     headers.insert(header::CONTENT_TYPE, value(&meta.content_type)?);
     let content = gw
-        .controller
+        .sites
         .site_content(&ns, &meta.hash)
         .await?
         .ok_or_else(|| {

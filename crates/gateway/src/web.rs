@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use gust_controller::{
-    ControllerError, HandlerOutcome, Identity, InvokeOutcome, MAX_BLOCKING_WAIT,
+    ControllerError, HandlerOutcome, Identity, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait,
 };
 use gust_model::ActivationStatus;
 use gust_model::entity::{annotation, truthy};
@@ -252,7 +252,13 @@ pub(crate) async fn serve_resolved(
     }
     let outcome = gw
         .controller
-        .invoke_resolved(owner, resolved, params, true, MAX_BLOCKING_WAIT, None)
+        .invoke(Invocation {
+            caller: owner,
+            action: resolved,
+            params,
+            wait: Wait::UpTo(MAX_BLOCKING_WAIT),
+            cause: None,
+        })
         .await;
     let res = match outcome {
         Err(e) => Err(e.into()),

@@ -140,10 +140,14 @@ pub fn build_record(
     if let Some(how) = out.start {
         // Like OpenWhisk, a warm process instance's record has no initTime.
         if how == "warm" {
-            record.annotations.retain(|a| a.key != annotations::INIT_TIME);
+            record
+                .annotations
+                .retain(|a| a.key != annotations::INIT_TIME);
         }
         // Gust's: how the process instance was found (cold, prewarmed or warm).
-        record.annotations.push(annotation(annotations::START, json!(how)));
+        record
+            .annotations
+            .push(annotation(annotations::START, json!(how)));
     }
     record
 }

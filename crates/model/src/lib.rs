@@ -18,6 +18,8 @@ pub mod time;
 pub use activation::{
     Activation, ActivationResponse, ActivationStatus, ActivationSummary, EncodedActivation,
 };
-pub use entity::{Action, BindingRef, Exec, Identity, KeyValue, Namespace, Package, Route, Site, SiteFile};
+pub use entity::{
+    Action, BindingRef, Exec, Identity, KeyValue, Namespace, Package, Route, Site, SiteFile,
+};
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
 pub use message::{Cause, CauseKind, CompletionMessage, InvocationMessage, InvokerHealth};

@@ -140,7 +140,10 @@ impl Node {
 
     /// The gateway in front of `controller`, serving this node's static sites too.
     pub fn gateway(&self, controller: Arc<Controller>) -> Gateway {
-        Gateway::new(controller, Arc::new(gust_sites::Sites::new(self.store.clone())))
+        Gateway::new(
+            controller,
+            Arc::new(gust_sites::Sites::new(self.store.clone())),
+        )
     }
 
     /// Deletes records older than `days` (none if 0), now and then every hour.

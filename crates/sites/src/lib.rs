@@ -327,18 +327,10 @@ impl Sites {
     }
 
     /// The caller's site `name`.
-    pub async fn get_site(
-        &self,
-        who: &Identity,
-        ns: &str,
-        name: &str,
-    ) -> Result<Site> {
+    pub async fn get_site(&self, who: &Identity, ns: &str, name: &str) -> Result<Site> {
         let ns = authorize(who, ns)?;
         check_site_name(name)?;
-        self.store
-            .site(ns, name)
-            .await?
-            .ok_or(SiteError::NotFound)
+        self.store.site(ns, name).await?.ok_or(SiteError::NotFound)
     }
 
     /// The caller's sites by name.
@@ -349,12 +341,7 @@ impl Sites {
 
     /// Deletes and returns the caller's site `name`; content no other site names goes with
     /// the next sweep.
-    pub async fn delete_site(
-        &self,
-        who: &Identity,
-        ns: &str,
-        name: &str,
-    ) -> Result<Site> {
+    pub async fn delete_site(&self, who: &Identity, ns: &str, name: &str) -> Result<Site> {
         let ns = authorize(who, ns)?;
         check_site_name(name)?;
         let site = self
@@ -380,23 +367,17 @@ impl Sites {
 
     /// Site `name` of `ns` as served (through a short-lived cache: this is on every site
     /// request's path); `None` if there is none.
-    pub async fn served_site(
-        &self,
-        ns: &str,
-        name: &str,
-    ) -> Result<Option<Arc<Site>>> {
+    pub async fn served_site(&self, ns: &str, name: &str) -> Result<Option<Arc<Site>>> {
         let key = (ns.to_string(), name.to_string());
         self.sites
-            .get_or_fetch(&key, async { Ok::<_, SiteError>(self.store.site(ns, name).await?) })
+            .get_or_fetch(&key, async {
+                Ok::<_, SiteError>(self.store.site(ns, name).await?)
+            })
             .await
     }
 
     /// The content `hash` of namespace `ns` (cached: content never changes under its hash).
-    pub async fn site_content(
-        &self,
-        ns: &str,
-        hash: &str,
-    ) -> Result<Option<Bytes>> {
+    pub async fn site_content(&self, ns: &str, hash: &str) -> Result<Option<Bytes>> {
         let key = (ns.to_string(), hash.to_string());
         if let Some(b) = self.contents.get(&key) {
             return Ok(Some(b));
@@ -459,7 +440,10 @@ mod tests {
     #[test]
     fn messages_name_what_is_wrong() {
         let path = check_site_path("a\nb").unwrap_err().to_string();
-        assert!(path.starts_with("The file path 'a\\nb' must be relative"), "{path}");
+        assert!(
+            path.starts_with("The file path 'a\\nb' must be relative"),
+            "{path}"
+        );
         assert!(path.ends_with("no '\\' or control characters, and at most 1024 bytes."));
         let e = SiteError::TooManyFiles {
             count: 10_001,

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-
 /// How long a cached answer is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most entries a cache holds before it starts over (unknown keys are cached too: a flood of

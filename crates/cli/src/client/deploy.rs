@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
-use serde::Deserialize;
 use gust_model::annotations;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::action::{build_project, encode, kind_of};

@@ -158,7 +158,10 @@ impl Controller {
             }
             Err(e) => return Err(e),
         };
-        if !resolved.action.annotation_is_truthy(gust_model::annotations::WEB_EXPORT) {
+        if !resolved
+            .action
+            .annotation_is_truthy(gust_model::annotations::WEB_EXPORT)
+        {
             return Err(bad(format!(
                 "The action '{action}' is not a web action: update it with --web true."
             )));

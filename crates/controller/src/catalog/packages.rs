@@ -91,7 +91,9 @@ impl Controller {
     ) -> Result<Option<Arc<Package>>, ControllerError> {
         let key = (ns.to_string(), name.to_string());
         self.packages
-            .get_or_fetch(&key, async { Ok::<_, ControllerError>(self.store.package(ns, name).await?) })
+            .get_or_fetch(&key, async {
+                Ok::<_, ControllerError>(self.store.package(ns, name).await?)
+            })
             .await
     }
 

@@ -100,9 +100,7 @@ impl Controller {
                 .bus
                 .publish_with_id(&subject, &msg.activation_id, payload)
                 .await
-                .map_err(|e| {
-                    ControllerError::Unreachable(e.to_string())
-                });
+                .map_err(|e| ControllerError::Unreachable(e.to_string()));
         }
         self.store
             .put_pending(PendingInvocation {

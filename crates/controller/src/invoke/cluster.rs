@@ -11,8 +11,8 @@ use gust_model::{InvocationMessage, InvokerHealth};
 use gust_store::{Admission, PendingInvocation};
 use tokio::sync::oneshot;
 
-use super::bus::WaiterGuard;
 use super::InvokeOutcome;
+use super::bus::WaiterGuard;
 use crate::{Controller, ControllerError, Identity, lock, throttle};
 
 /// A clustered controller waiting for a blocking result reads the store this often once its

@@ -54,4 +54,3 @@ pub fn prepare_input(
     input.extend(params);
     Ok((input, env))
 }
-

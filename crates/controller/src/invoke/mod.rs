@@ -86,7 +86,6 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-
 impl Controller {
     /// Invokes an action: a composition (as the [`crate::Composer`] tells) is handed to the
     /// composer, any other action's code runs ([`Controller::invoke_code`]).
