@@ -17,6 +17,7 @@ pub mod catalog;
 mod compose;
 mod error;
 mod handler;
+mod identity;
 mod invoke;
 mod scheduler;
 mod throttle;
@@ -41,6 +42,7 @@ pub use error::ControllerError;
 pub use gust_model::Identity;
 pub use gust_store::ActivationQuery;
 pub use handler::HandlerOutcome;
+pub use identity::constant_time_eq;
 pub use invoke::{Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait, encode, prepare_input};
 pub use scheduler::Scheduler;
 
@@ -220,64 +222,6 @@ impl Controller {
         self.clustered
     }
 
-    async fn namespace_by_uuid(
-        &self,
-        uuid: &str,
-    ) -> Result<Option<Arc<Namespace>>, ControllerError> {
-        self.identities
-            .get_or_fetch(&uuid.to_string(), async {
-                Ok::<_, ControllerError>(self.store.namespace_by_uuid(uuid).await?)
-            })
-            .await
-    }
-
-    /// The identity of namespace `name`'s owner (web actions run as their owner); `None` if
-    /// there is no such namespace.
-    pub async fn owner(&self, name: &str) -> Result<Option<Identity>, ControllerError> {
-        let ns = self
-            .owners
-            .get_or_fetch(&name.to_string(), async {
-                Ok::<_, ControllerError>(self.store.namespace(name).await?)
-            })
-            .await?;
-        Ok(ns.map(|ns| Identity {
-            namespace: ns.name.clone(),
-            uuid: ns.uuid.clone(),
-            limits: ns.limits,
-        }))
-    }
-
-    /// Checks an API key (`uuid`, `key`); 401 if unknown or wrong.
-    pub async fn authenticate(&self, uuid: &str, key: &str) -> Result<Identity, ControllerError> {
-        match self.namespace_by_uuid(uuid).await? {
-            Some(ns) if constant_time_eq(ns.key.as_bytes(), key.as_bytes()) => Ok(Identity {
-                namespace: ns.name.clone(),
-                uuid: ns.uuid.clone(),
-                limits: ns.limits,
-            }),
-            _ => Err(ControllerError::Unauthenticated),
-        }
-    }
-
-    /// Resolves the namespace of a path (`_` is the caller's own) and checks the caller may
-    /// use it; 403 otherwise.
-    pub fn authorize<'a>(
-        &self,
-        who: &'a Identity,
-        ns: &'a str,
-    ) -> Result<&'a str, ControllerError> {
-        who.own_namespace(ns)
-            .ok_or_else(|| ControllerError::Forbidden(ns.to_string()))
-    }
-
-    /// The namespace record of the caller (for its limits).
-    pub async fn namespace(&self, name: &str) -> Result<Namespace, ControllerError> {
-        self.store
-            .namespace(name)
-            .await?
-            .ok_or(ControllerError::NotFound)
-    }
-
     /// Starts the task that takes completions from the bus; a clustered controller also
     /// starts following invokers' heartbeats and sweeping stale journal entries.
     pub async fn start(self: &Arc<Self>) -> Result<(), ControllerError> {
@@ -288,13 +232,4 @@ impl Controller {
         }
         Ok(())
     }
-}
-
-/// Whether two secrets are equal, in time that depends on their length only (a caller timing
-/// the answer learns nothing of where they differ).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
