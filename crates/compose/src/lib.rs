@@ -31,9 +31,15 @@ use gust_model::record::{annotation, record};
 use gust_model::time::now_ms;
 use gust_model::{
     Action, Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
-    Exec, Identity, InvocationMessage, names,
+    Exec, Identity, InvocationMessage,
 };
 use gust_store::PendingInvocation;
+
+mod conductor;
+mod sequence;
+
+use conductor::run_conductor;
+use sequence::{check_sequence, run_components};
 use serde_json::{Map, Value, json};
 
 /// What a step knows of the composition that runs it.
@@ -131,86 +137,6 @@ impl Composer for Compositions {
         )
         .await
     }
-}
-
-/// A component as written (`/ns/a`, `/ns/pkg/a`, `ns/a`, with `_` for the creator's
-/// namespace) split into its namespace and its path inside it.
-fn split_component<'a>(
-    who: &'a Identity,
-    c: &'a str,
-) -> Result<(&'a str, &'a str), ControllerError> {
-    let (ns, path) = c
-        .trim_start_matches('/')
-        .split_once('/')
-        .ok_or_else(|| {
-            bad(format!(
-                "The sequence component '{c}' is not a fully qualified action name (/namespace/[package/]action)."
-            ))
-        })?;
-    names::check_namespace(ns).map_err(|e| bad(e.to_string()))?;
-    Ok((who.namespace_named(ns), path))
-}
-
-/// The action a component (as [`split_component`] reads it) names, for `who`.
-async fn resolve_component(
-    core: &Controller,
-    who: &Identity,
-    component: &str,
-) -> Result<Resolved, ControllerError> {
-    let (ns, path) = split_component(who, component)?;
-    core.resolve(who, ns, path).await
-}
-
-/// Checks a sequence's components for `who`'s action `name` and returns them fully
-/// qualified (`/ns/[pkg/]a`).
-async fn check_sequence(
-    core: &Controller,
-    who: &Identity,
-    name: &str,
-    components: Vec<String>,
-) -> Result<Vec<String>, ControllerError> {
-    if components.is_empty() {
-        return Err(bad("No component specified for the sequence."));
-    }
-    let myself = format!("/{}/{name}", who.namespace);
-    let mut out = Vec::with_capacity(components.len());
-    for c in &components {
-        let (ns, path) = split_component(who, c)?;
-        out.push(format!("/{ns}/{path}"));
-    }
-    let max = core.system_limits().max_sequence_actions;
-    let mut atomic = 0u64;
-    let mut todo: Vec<String> = out.clone();
-    let mut visited = 0u64;
-    while let Some(c) = todo.pop() {
-        if c == myself {
-            return Err(bad("Sequence may not refer to itself."));
-        }
-        let resolved = match resolve_component(core, who, &c).await {
-            Ok(r) => r,
-            Err(ControllerError::NotFound | ControllerError::BadRequest(_)) => {
-                return Err(bad(format!("Sequence component does not exist: {c}.")));
-            }
-            Err(e) => return Err(e),
-        };
-        let a = &resolved.action;
-        if format!("/{}/{}", a.namespace, a.name) == myself {
-            return Err(bad("Sequence may not refer to itself."));
-        }
-        if a.exec.is_sequence() {
-            // Expanded every time it is used: its actions count once per use.
-            todo.extend(a.exec.components.iter().flatten().cloned());
-        } else {
-            atomic += 1;
-        }
-        // Every node visited counts, so a cycle that does not pass through this sequence
-        // (made of other sequences) ends here too.
-        visited += 1;
-        if atomic > max || visited > max * 4 {
-            return Err(bad("Too many actions in the sequence."));
-        }
-    }
-    Ok(out)
 }
 
 /// Starts a sequence: journals it, runs it on its own task, and waits for its record
@@ -382,113 +308,6 @@ async fn run_sequence(
     Ok(encoded.json)
 }
 
-/// A sequence's steps: each component's result is the next one's input; the first that
-/// does not succeed ends it.
-async fn run_components(
-    core: &Arc<Controller>,
-    who: &Identity,
-    components: &[String],
-    mut input: Map<String, Value>,
-    me: &Parent,
-    run: &mut Run,
-) {
-    for c in components {
-        let step = match resolve_component(core, who, c).await {
-            Ok(resolved) => run_step(core, who, &resolved, input, me, false).await,
-            Err(e) => Err(e),
-        };
-        let record = match step {
-            Ok(record) => record,
-            Err(e) => {
-                run.response = ActivationResponse::error(
-                    failure_status(&e, ActivationStatus::DeveloperError),
-                    format!("The sequence component '{c}' could not be invoked: {e}"),
-                );
-                return;
-            }
-        };
-        input = run.add(record);
-        if run.response.status != ActivationStatus::Success {
-            return;
-        }
-    }
-}
-
-/// A conductor's steps: the conductor's own code runs (a secondary activation) and
-/// answers with the next component to run (`action`, `params`, `state`) or the end; the
-/// component's result with `state` added is the conductor's next input.
-async fn run_conductor(
-    core: &Arc<Controller>,
-    who: &Identity,
-    conductor: &Resolved,
-    mut input: Map<String, Value>,
-    me: &Parent,
-    run: &mut Run,
-) {
-    let max = core.system_limits().max_sequence_actions;
-    let mut components = 0u64;
-    loop {
-        let record = match run_step(core, who, conductor, input, me, true).await {
-            Ok(r) => r,
-            Err(e) => {
-                run.response = ActivationResponse::error(
-                    failure_status(&e, ActivationStatus::InternalError),
-                    format!("The conductor action could not be invoked: {e}"),
-                );
-                return;
-            }
-        };
-        let mut out = run.add(record);
-        if run.response.status != ActivationStatus::Success {
-            return;
-        }
-        let Some(action) = out.remove("action") else {
-            // The end: the result is `params`, or the whole output.
-            let result = boxed(out.remove("params"), "value").unwrap_or(out);
-            run.response =
-                ActivationResponse::new(ActivationStatus::Success, Value::Object(result));
-            return;
-        };
-        let params = boxed(out.remove("params"), "value");
-        let state = boxed(out.remove("state"), "state");
-        components += 1;
-        if components > max {
-            run.response = ActivationResponse::error(
-                ActivationStatus::ApplicationError,
-                format!("The conductor action ran more than {max} components."),
-            );
-            return;
-        }
-        let name = match action {
-            Value::String(s) => s,
-            other => other.to_string(),
-        };
-        let resolved = match resolve_component(core, who, &name).await {
-            Ok(r) => r,
-            Err(e) => {
-                run.response = ActivationResponse::error(
-                    ActivationStatus::ApplicationError,
-                    format!("Failed to resolve action with name '{name}' during composition: {e}"),
-                );
-                return;
-            }
-        };
-        let record =
-            match run_step(core, who, &resolved, params.unwrap_or_default(), me, false).await {
-                Ok(r) => r,
-                Err(e) => {
-                    run.response = ActivationResponse::error(
-                        failure_status(&e, ActivationStatus::ApplicationError),
-                        format!("The component '{name}' could not be invoked: {e}"),
-                    );
-                    return;
-                }
-            };
-        input = run.add(record);
-        input.extend(state.unwrap_or_default());
-    }
-}
-
 /// Runs one step (blocking) with `input` and returns its record; `atomic` runs a
 /// conductor's own code.
 async fn run_step(
@@ -604,22 +423,11 @@ fn failure_status(e: &ControllerError, default: ActivationStatus) -> ActivationS
     }
 }
 
-/// A continuation field as a dictionary: an object as it is, anything else boxed as
-/// `{key: v}`; absent stays absent.
-fn boxed(v: Option<Value>, key: &str) -> Option<Map<String, Value>> {
-    match v? {
-        Value::Object(m) => Some(m),
-        other => {
-            let mut m = Map::new();
-            m.insert(key.to_string(), other);
-            Some(m)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conductor::boxed;
+    use crate::sequence::split_component;
     use gust_model::NamespaceLimits;
 
     fn who() -> Identity {
