@@ -1,14 +1,19 @@
-//! The controller: authenticates and authorizes each request, enriches an invocation with
-//! the action's parameters, applies the namespace's throttles, hands the invocation to an
-//! invoker chosen by the scheduler over the bus, and waits for blocking results.
+//! The controller, Gust's invocation core: identity (who a key names, which namespaces it may
+//! use), the catalog (actions, packages, API routes) and resolution of the action a request
+//! names, one [`Invocation`] value and one way to invoke it ([`Controller::invoke`]), the
+//! namespaces' throttles, the scheduler that picks an invoker, the wait for blocking results,
+//! and recovery of journaled invocations.
 //!
-//! **API boundary:** the gateway calls only the methods of [`Controller`] with typed values;
-//! every failure is a [`ControllerError`], which the gateway maps to one HTTP status and
-//! message.
+//! **API boundary:** every producer of invocations (the gateway, compositions, and the
+//! coming rules, sources and workflows) calls this crate with typed values; every failure is
+//! a [`ControllerError`], which the gateway maps to one HTTP status and message.
 //!
 //! **Invariant:** a non-blocking invocation is journaled in the store before its id is
 //! returned; a blocking one is journaled before an id is returned without its result. Every
 //! id a client sees therefore ends with exactly one record.
+//!
+//! **May not know:** sequences and conductors (they plug in through [`Composer`]), static
+//! sites, triggers, event sources, or HTTP.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
