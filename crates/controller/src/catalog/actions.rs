@@ -191,8 +191,8 @@ impl Controller {
         if resolved.shared {
             action.parameters = resolved.parameters();
         }
-        if action.exec.is_sequence() {
-            // A sequence has components, not code.
+        if self.defines_composition(&action.exec.kind) {
+            // A composition has its definition (a sequence's components), not code.
             action.exec.code = None;
         }
         Ok(action)
@@ -402,7 +402,7 @@ impl Controller {
             return self.accept_process_code(exec);
         }
         if let Some(composer) = &self.composer
-            && composer.kinds().contains(&exec.kind.as_str())
+            && self.defines_composition(&exec.kind)
         {
             let exec = composer.check(self, who, name, exec).await?;
             return Ok((exec, Vec::new(), String::new()));
@@ -437,6 +437,13 @@ impl Controller {
             http: self.runtime.is_http_handler(&hash),
         };
         Ok((exec, code, hash))
+    }
+
+    /// Whether actions of `kind` are compositions defined for the composer.
+    fn defines_composition(&self, kind: &str) -> bool {
+        self.composer
+            .as_ref()
+            .is_some_and(|c| c.kinds().contains(&kind))
     }
 
     fn unsupported_kind(&self, kind: &str) -> ControllerError {
