@@ -15,7 +15,7 @@ use gust_model::{
     ActionLimits, Activation, ActivationResponse, ActivationStatus, EncodedActivation, SystemLimits,
 };
 use gust_runtime_wasm::{EngineLimits, WasmRuntime};
-use gust_store::Store;
+use gust_store::ActivationStore;
 use gust_store::sqlite::{Durability, SqliteStore};
 use serde_json::json;
 

@@ -18,7 +18,7 @@ use gust_model::limits::MB;
 use gust_model::time::now_ms;
 use gust_model::{Identity, Site, SiteFile, names};
 use gust_store::cache::EntityCache;
-use gust_store::{Store, StoreError};
+use gust_store::{SiteStore, StoreError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -158,9 +158,9 @@ fn authorize<'a>(who: &'a Identity, ns: &'a str) -> Result<&'a str> {
         .ok_or_else(|| SiteError::Forbidden(ns.to_string()))
 }
 
-/// Static sites over the store, with the caches that serving them needs.
+/// Static sites over the site part of the store, with the caches that serving them needs.
 pub struct Sites {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SiteStore>,
     /// Sites by (namespace, name).
     sites: EntityCache<(String, String), Site>,
     /// File contents by (namespace, hash).
@@ -174,7 +174,7 @@ impl std::fmt::Debug for Sites {
 }
 
 impl Sites {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn SiteStore>) -> Self {
         Sites {
             store,
             sites: EntityCache::default(),

@@ -27,8 +27,11 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::sql::{self, Arg};
 use crate::{
-    ActivationQuery, Admission, PendingInvocation, PutMode, Result, Store, StoreError, action_from,
+    ActionStore, ActivationQuery, ActivationStore, Admission, AdmissionStore, JournalStore,
+    NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore, SiteStore,
+    StoreError, action_from, name_range,
 };
 
 /// Connections kept open to PostgreSQL per process.
@@ -124,6 +127,32 @@ CREATE TABLE sites (
     doc       TEXT NOT NULL,
     PRIMARY KEY (namespace, name)
 );
+"#,
+    r#"
+-- One collation rule for every list (decision 0019): every key column sorts by its bytes, as
+-- SQLite's do, whatever the database's default collation; a package's actions are then the
+-- key range `p/` to `p0` on both backends.
+ALTER TABLE namespaces ALTER COLUMN name TYPE TEXT COLLATE "C",
+                       ALTER COLUMN uuid TYPE TEXT COLLATE "C";
+ALTER TABLE actions ALTER COLUMN namespace TYPE TEXT COLLATE "C",
+                    ALTER COLUMN name TYPE TEXT COLLATE "C";
+ALTER TABLE activations ALTER COLUMN id TYPE TEXT COLLATE "C",
+                        ALTER COLUMN namespace TYPE TEXT COLLATE "C",
+                        ALTER COLUMN name TYPE TEXT COLLATE "C";
+ALTER TABLE pending ALTER COLUMN id TYPE TEXT COLLATE "C",
+                    ALTER COLUMN namespace TYPE TEXT COLLATE "C";
+ALTER TABLE invocations_admitted ALTER COLUMN namespace TYPE TEXT COLLATE "C";
+ALTER TABLE invocations_finished ALTER COLUMN namespace TYPE TEXT COLLATE "C";
+ALTER TABLE packages ALTER COLUMN namespace TYPE TEXT COLLATE "C",
+                     ALTER COLUMN name TYPE TEXT COLLATE "C";
+ALTER TABLE routes ALTER COLUMN namespace TYPE TEXT COLLATE "C",
+                   ALTER COLUMN base_path TYPE TEXT COLLATE "C",
+                   ALTER COLUMN path TYPE TEXT COLLATE "C",
+                   ALTER COLUMN method TYPE TEXT COLLATE "C";
+ALTER TABLE site_blobs ALTER COLUMN namespace TYPE TEXT COLLATE "C",
+                       ALTER COLUMN hash TYPE TEXT COLLATE "C";
+ALTER TABLE sites ALTER COLUMN namespace TYPE TEXT COLLATE "C",
+                  ALTER COLUMN name TYPE TEXT COLLATE "C";
 "#,
 ];
 
@@ -333,23 +362,16 @@ fn namespace_from(r: &tokio_postgres::Row) -> Result<Namespace> {
     })
 }
 
-/// The `WHERE` clause of an activation query and its parameters (`$1`...).
-fn activation_filter(q: &ActivationQuery) -> (String, Vec<Param>) {
-    let mut sql = String::from(" FROM activations WHERE namespace = $1");
-    let mut args: Vec<Param> = vec![Box::new(q.namespace.clone())];
-    if let Some(name) = &q.name {
-        args.push(Box::new(name.clone()));
-        sql.push_str(&format!(" AND name = ${}", args.len()));
-    }
-    if let Some(since) = q.since {
-        args.push(Box::new(since as i64));
-        sql.push_str(&format!(" AND start >= ${}", args.len()));
-    }
-    if let Some(upto) = q.upto {
-        args.push(Box::new(upto as i64));
-        sql.push_str(&format!(" AND start <= ${}", args.len()));
-    }
-    (sql, args)
+/// The parameters of a statement built at run time, as PostgreSQL takes them.
+fn params_of(args: Vec<Arg>) -> Vec<Param> {
+    args.into_iter()
+        .map(|a| -> Param {
+            match a {
+                Arg::Text(s) => Box::new(s),
+                Arg::Int(n) => Box::new(n),
+            }
+        })
+        .collect()
 }
 
 fn refs(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
@@ -359,13 +381,12 @@ fn refs(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl NamespaceStore for PostgresStore {
     async fn create_namespace(&self, ns: &Namespace) -> Result<()> {
         let limits = serde_json::to_string(&ns.limits)?;
         let n = self
             .execute(
-                "INSERT INTO namespaces (name, uuid, key, limits) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING",
+                sql::CREATE_NAMESPACE,
                 &[&ns.name, &ns.uuid, &ns.key, &limits],
             )
             .await?;
@@ -376,38 +397,24 @@ impl Store for PostgresStore {
     }
 
     async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
-        self.namespace_where(
-            "SELECT name, uuid, key, limits FROM namespaces WHERE uuid = $1",
-            uuid,
-        )
-        .await
+        self.namespace_where(sql::NAMESPACE_BY_UUID, uuid).await
     }
 
     async fn namespace(&self, name: &str) -> Result<Option<Namespace>> {
-        self.namespace_where(
-            "SELECT name, uuid, key, limits FROM namespaces WHERE name = $1",
-            name,
-        )
-        .await
+        self.namespace_where(sql::NAMESPACE_BY_NAME, name).await
     }
 
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        self.query(
-            "SELECT name, uuid, key, limits FROM namespaces ORDER BY name",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(namespace_from)
-        .collect()
+        self.query(sql::LIST_NAMESPACES, &[])
+            .await?
+            .iter()
+            .map(namespace_from)
+            .collect()
     }
 
     async fn set_namespace_key(&self, name: &str, uuid: &str, key: &str) -> Result<()> {
         let n = self
-            .execute(
-                "UPDATE namespaces SET uuid = $1, key = $2 WHERE name = $3",
-                &[&uuid, &key, &name],
-            )
+            .execute(sql::SET_NAMESPACE_KEY, &[&uuid, &key, &name])
             .await?;
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -418,10 +425,7 @@ impl Store for PostgresStore {
     async fn set_namespace_limits(&self, name: &str, limits: NamespaceLimits) -> Result<()> {
         let limits = serde_json::to_string(&limits)?;
         let n = self
-            .execute(
-                "UPDATE namespaces SET limits = $1 WHERE name = $2",
-                &[&limits, &name],
-            )
+            .execute(sql::SET_NAMESPACE_LIMITS, &[&limits, &name])
             .await?;
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -448,12 +452,15 @@ impl Store for PostgresStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl ActionStore for PostgresStore {
     async fn action(&self, namespace: &str, name: &str, with_code: bool) -> Result<Option<Action>> {
         let sql = if with_code {
-            "SELECT doc, code_hash, code FROM actions WHERE namespace = $1 AND name = $2"
+            sql::ACTION_WITH_CODE
         } else {
-            "SELECT doc, code_hash, NULL::BYTEA FROM actions WHERE namespace = $1 AND name = $2"
+            sql::ACTION_WITHOUT_CODE
         };
         self.query(sql, &[&namespace, &name])
             .await?
@@ -464,10 +471,7 @@ impl Store for PostgresStore {
 
     async fn action_code(&self, namespace: &str, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .query(
-                "SELECT code FROM actions WHERE namespace = $1 AND name = $2",
-                &[&namespace, &name],
-            )
+            .query(sql::ACTION_CODE, &[&namespace, &name])
             .await?
             .first()
             .map(|r| r.get(0)))
@@ -485,28 +489,22 @@ impl Store for PostgresStore {
         );
         let n = match (mode, code) {
             (PutMode::Create, Some(code)) => {
-                self.execute(
-                    "INSERT INTO actions (namespace, name, version, doc, code, code_hash)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    &[ns, name, version, &doc, &code, hash],
-                )
-                .await?
+                self.execute(sql::CREATE_ACTION, &[ns, name, version, &doc, &code, hash])
+                    .await?
             }
             (PutMode::Create, None) => {
                 return Err(StoreError::Backend("an action needs code".into()));
             }
             (PutMode::Replace { expected_version }, Some(code)) => {
                 self.execute(
-                    "UPDATE actions SET version = $1, doc = $2, code = $3, code_hash = $4
-                     WHERE namespace = $5 AND name = $6 AND version = $7",
+                    sql::REPLACE_ACTION_WITH_CODE,
                     &[version, &doc, &code, hash, ns, name, &expected_version],
                 )
                 .await?
             }
             (PutMode::Replace { expected_version }, None) => {
                 self.execute(
-                    "UPDATE actions SET version = $1, doc = $2
-                     WHERE namespace = $3 AND name = $4 AND version = $5",
+                    sql::REPLACE_ACTION_DOC,
                     &[version, &doc, ns, name, &expected_version],
                 )
                 .await?
@@ -519,14 +517,11 @@ impl Store for PostgresStore {
     }
 
     async fn delete_action(&self, namespace: &str, name: &str) -> Result<Option<Action>> {
-        self.query(
-            "DELETE FROM actions WHERE namespace = $1 AND name = $2 RETURNING doc, code_hash",
-            &[&namespace, &name],
-        )
-        .await?
-        .first()
-        .map(|r| action_from(r.get(0), r.get(1), None))
-        .transpose()
+        self.query(sql::DELETE_ACTION, &[&namespace, &name])
+            .await?
+            .first()
+            .map(|r| action_from(r.get(0), r.get(1), None))
+            .transpose()
     }
 
     async fn list_actions(
@@ -536,12 +531,10 @@ impl Store for PostgresStore {
         skip: u64,
         limit: u64,
     ) -> Result<Vec<Action>> {
-        // `starts_with`, not a range: the database's collation may not order `/` bytewise.
-        let prefix = package.map(|p| format!("{p}/")).unwrap_or_default();
+        let (lo, hi) = name_range(package);
         self.query(
-            "SELECT doc, code_hash FROM actions WHERE namespace = $1 AND starts_with(name, $2)
-             ORDER BY name COLLATE \"C\" LIMIT $3 OFFSET $4",
-            &[&namespace, &prefix, &(limit as i64), &(skip as i64)],
+            sql::LIST_ACTIONS,
+            &[&namespace, &lo, &hi, &(limit as i64), &(skip as i64)],
         )
         .await?
         .iter()
@@ -550,25 +543,31 @@ impl Store for PostgresStore {
     }
 
     async fn count_actions(&self, namespace: &str, package: Option<&str>) -> Result<u64> {
-        let prefix = package.map(|p| format!("{p}/")).unwrap_or_default();
+        let (lo, hi) = name_range(package);
         let rows = self
-            .query(
-                "SELECT COUNT(*) FROM actions WHERE namespace = $1 AND starts_with(name, $2)",
-                &[&namespace, &prefix],
-            )
+            .query(sql::COUNT_ACTIONS, &[&namespace, &lo, &hi])
             .await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 
+    async fn code_hashes(&self) -> Result<Vec<String>> {
+        Ok(self
+            .query(sql::CODE_HASHES, &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl PackageStore for PostgresStore {
     async fn package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
-        self.query(
-            "SELECT doc FROM packages WHERE namespace = $1 AND name = $2",
-            &[&namespace, &name],
-        )
-        .await?
-        .first()
-        .map(|r| Ok(serde_json::from_str(r.get(0))?))
-        .transpose()
+        self.query(sql::PACKAGE, &[&namespace, &name])
+            .await?
+            .first()
+            .map(|r| Ok(serde_json::from_str(r.get(0))?))
+            .transpose()
     }
 
     async fn put_package(&self, package: &Package, mode: PutMode) -> Result<()> {
@@ -581,17 +580,12 @@ impl Store for PostgresStore {
         );
         let n = match mode {
             PutMode::Create => {
-                self.execute(
-                    "INSERT INTO packages (namespace, name, version, publish, doc)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    &[ns, name, version, publish, &doc],
-                )
-                .await?
+                self.execute(sql::CREATE_PACKAGE, &[ns, name, version, publish, &doc])
+                    .await?
             }
             PutMode::Replace { expected_version } => {
                 self.execute(
-                    "UPDATE packages SET version = $1, publish = $2, doc = $3
-                     WHERE namespace = $4 AND name = $5 AND version = $6",
+                    sql::REPLACE_PACKAGE,
                     &[version, publish, &doc, ns, name, &expected_version],
                 )
                 .await?
@@ -604,14 +598,14 @@ impl Store for PostgresStore {
     }
 
     async fn delete_package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
-        // One statement: the package and its actions go together.
-        let prefix = format!("{name}/");
+        // One statement: the package and its actions (the key range of its names) go together.
+        let (lo, hi) = name_range(Some(name));
         self.query(
             "WITH p AS (DELETE FROM packages WHERE namespace = $1 AND name = $2 RETURNING doc),
-                  a AS (DELETE FROM actions WHERE namespace = $1 AND starts_with(name, $3)
+                  a AS (DELETE FROM actions WHERE namespace = $1 AND name >= $3 AND name < $4
                         AND EXISTS (SELECT 1 FROM p))
              SELECT doc FROM p",
-            &[&namespace, &name, &prefix],
+            &[&namespace, &name, &lo, &hi],
         )
         .await?
         .first()
@@ -627,8 +621,7 @@ impl Store for PostgresStore {
         limit: u64,
     ) -> Result<Vec<Package>> {
         self.query(
-            "SELECT doc FROM packages WHERE namespace = $1 AND (publish OR NOT $2)
-             ORDER BY name COLLATE \"C\" LIMIT $3 OFFSET $4",
+            sql::LIST_PACKAGES,
             &[&namespace, &public_only, &(limit as i64), &(skip as i64)],
         )
         .await?
@@ -639,29 +632,18 @@ impl Store for PostgresStore {
 
     async fn count_packages(&self, namespace: &str, public_only: bool) -> Result<u64> {
         let rows = self
-            .query(
-                "SELECT COUNT(*) FROM packages WHERE namespace = $1 AND (publish OR NOT $2)",
-                &[&namespace, &public_only],
-            )
+            .query(sql::COUNT_PACKAGES, &[&namespace, &public_only])
             .await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
+}
 
-    async fn code_hashes(&self) -> Result<Vec<String>> {
-        Ok(self
-            .query("SELECT DISTINCT code_hash FROM actions", &[])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
-    }
-
+#[async_trait]
+impl RouteStore for PostgresStore {
     async fn put_route(&self, route: &Route) -> Result<()> {
         let doc = serde_json::to_string(route)?;
         self.execute(
-            "INSERT INTO routes (namespace, base_path, path, method, doc)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (namespace, base_path, path, method) DO UPDATE SET doc = EXCLUDED.doc",
+            sql::PUT_ROUTE,
             &[
                 &route.namespace,
                 &route.base_path,
@@ -682,29 +664,26 @@ impl Store for PostgresStore {
         method: Option<&str>,
     ) -> Result<u64> {
         self.execute(
-            "DELETE FROM routes WHERE namespace = $1 AND base_path = $2
-             AND ($3::TEXT IS NULL OR path = $3) AND ($4::TEXT IS NULL OR method = $4)",
+            sql::DELETE_ROUTES,
             &[&namespace, &base_path, &path, &method],
         )
         .await
     }
 
     async fn list_routes(&self, namespace: &str, base_path: Option<&str>) -> Result<Vec<Route>> {
-        self.query(
-            "SELECT doc FROM routes WHERE namespace = $1 AND ($2::TEXT IS NULL OR base_path = $2)
-             ORDER BY base_path COLLATE \"C\", path COLLATE \"C\", method",
-            &[&namespace, &base_path],
-        )
-        .await?
-        .iter()
-        .map(|r| Ok(serde_json::from_str(r.get(0))?))
-        .collect()
+        self.query(sql::LIST_ROUTES, &[&namespace, &base_path])
+            .await?
+            .iter()
+            .map(|r| Ok(serde_json::from_str(r.get(0))?))
+            .collect()
     }
+}
 
+#[async_trait]
+impl SiteStore for PostgresStore {
     async fn put_site_blob(&self, namespace: &str, hash: &str, content: Vec<u8>) -> Result<()> {
         self.execute(
-            "INSERT INTO site_blobs (namespace, hash, content, touched) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (namespace, hash) DO UPDATE SET touched = EXCLUDED.touched",
+            sql::PUT_SITE_BLOB,
             &[&namespace, &hash, &content, &(now_ms() as i64)],
         )
         .await
@@ -730,23 +709,14 @@ impl Store for PostgresStore {
 
     async fn site_blob(&self, namespace: &str, hash: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .query(
-                "SELECT content FROM site_blobs WHERE namespace = $1 AND hash = $2",
-                &[&namespace, &hash],
-            )
+            .query(sql::SITE_BLOB, &[&namespace, &hash])
             .await?
             .first()
             .map(|r| r.get(0)))
     }
 
     async fn site_blob_bytes(&self, namespace: &str) -> Result<u64> {
-        let rows = self
-            .query(
-                "SELECT COALESCE(SUM(octet_length(content)), 0)::BIGINT FROM site_blobs
-                 WHERE namespace = $1",
-                &[&namespace],
-            )
-            .await?;
+        let rows = self.query(sql::SITE_BLOB_BYTES, &[&namespace]).await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 
@@ -762,49 +732,39 @@ impl Store for PostgresStore {
     }
 
     async fn site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
-        self.query(
-            "SELECT doc FROM sites WHERE namespace = $1 AND name = $2",
-            &[&namespace, &name],
-        )
-        .await?
-        .first()
-        .map(|r| Ok(serde_json::from_str(r.get(0))?))
-        .transpose()
+        self.query(sql::SITE, &[&namespace, &name])
+            .await?
+            .first()
+            .map(|r| Ok(serde_json::from_str(r.get(0))?))
+            .transpose()
     }
 
     async fn put_site(&self, site: &Site) -> Result<()> {
         let doc = serde_json::to_string(site)?;
-        self.execute(
-            "INSERT INTO sites (namespace, name, doc) VALUES ($1, $2, $3)
-             ON CONFLICT (namespace, name) DO UPDATE SET doc = EXCLUDED.doc",
-            &[&site.namespace, &site.name, &doc],
-        )
-        .await
-        .map(|_| ())
+        self.execute(sql::PUT_SITE, &[&site.namespace, &site.name, &doc])
+            .await
+            .map(|_| ())
     }
 
     async fn delete_site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
-        self.query(
-            "DELETE FROM sites WHERE namespace = $1 AND name = $2 RETURNING doc",
-            &[&namespace, &name],
-        )
-        .await?
-        .first()
-        .map(|r| Ok(serde_json::from_str(r.get(0))?))
-        .transpose()
+        self.query(sql::DELETE_SITE, &[&namespace, &name])
+            .await?
+            .first()
+            .map(|r| Ok(serde_json::from_str(r.get(0))?))
+            .transpose()
     }
 
     async fn list_sites(&self, namespace: &str) -> Result<Vec<Site>> {
-        self.query(
-            "SELECT doc FROM sites WHERE namespace = $1 ORDER BY name COLLATE \"C\"",
-            &[&namespace],
-        )
-        .await?
-        .iter()
-        .map(|r| Ok(serde_json::from_str(r.get(0))?))
-        .collect()
+        self.query(sql::LIST_SITES, &[&namespace])
+            .await?
+            .iter()
+            .map(|r| Ok(serde_json::from_str(r.get(0))?))
+            .collect()
     }
+}
 
+#[async_trait]
+impl JournalStore for PostgresStore {
     async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
         self.execute(
             "INSERT INTO pending (id, accepted, message) VALUES ($1, $2, $3)
@@ -820,9 +780,7 @@ impl Store for PostgresStore {
         // uncommitted row); `pending` then drops the entry instead of running it again.
         let n = self
             .execute(
-                "INSERT INTO pending (id, accepted, message)
-                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM activations WHERE id = $1)
-                 ON CONFLICT DO NOTHING",
+                sql::PUT_PENDING_UNLESS_RECORDED,
                 &[&p.activation_id, &(p.accepted_at as i64), &p.message],
             )
             .await?;
@@ -833,10 +791,7 @@ impl Store for PostgresStore {
         // Entries whose record exists are finished: dropped, not returned.
         self.drop_recorded_pending().await?;
         Ok(self
-            .query(
-                "SELECT id, accepted, message FROM pending ORDER BY accepted",
-                &[],
-            )
+            .query(sql::PENDING, &[])
             .await?
             .iter()
             .map(|r| PendingInvocation {
@@ -847,6 +802,51 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn refresh_pending(&self, activation_id: &str, now_ms: u64) -> Result<()> {
+        self.execute(
+            "UPDATE pending SET accepted = $2 WHERE id = $1",
+            &[&activation_id, &(now_ms as i64)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn forget_pending(&self, activation_id: &str) -> Result<()> {
+        self.execute(
+            concat!("WITH ", clear_pending!(), " SELECT 1"),
+            &[&activation_id, &shard(activation_id)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn claim_stale_pending(
+        &self,
+        before_ms: u64,
+        now_ms: u64,
+    ) -> Result<Vec<PendingInvocation>> {
+        self.drop_recorded_pending().await?;
+        // Claimed in one statement: a concurrent sweep's UPDATE waits for these rows and
+        // then no longer finds them old enough.
+        Ok(self
+            .query(
+                "UPDATE pending SET accepted = $2 WHERE accepted < $1
+                 RETURNING id, message",
+                &[&(before_ms as i64), &(now_ms as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| PendingInvocation {
+                activation_id: r.get(0),
+                accepted_at: now_ms,
+                message: r.get(1),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl AdmissionStore for PostgresStore {
     async fn admit(
         &self,
         namespace: &str,
@@ -934,49 +934,10 @@ impl Store for PostgresStore {
             }
         })
     }
+}
 
-    async fn refresh_pending(&self, activation_id: &str, now_ms: u64) -> Result<()> {
-        self.execute(
-            "UPDATE pending SET accepted = $2 WHERE id = $1",
-            &[&activation_id, &(now_ms as i64)],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn forget_pending(&self, activation_id: &str) -> Result<()> {
-        self.execute(
-            concat!("WITH ", clear_pending!(), " SELECT 1"),
-            &[&activation_id, &shard(activation_id)],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn claim_stale_pending(
-        &self,
-        before_ms: u64,
-        now_ms: u64,
-    ) -> Result<Vec<PendingInvocation>> {
-        self.drop_recorded_pending().await?;
-        // Claimed in one statement: a concurrent sweep's UPDATE waits for these rows and
-        // then no longer finds them old enough.
-        Ok(self
-            .query(
-                "UPDATE pending SET accepted = $2 WHERE accepted < $1
-                 RETURNING id, message",
-                &[&(before_ms as i64), &(now_ms as i64)],
-            )
-            .await?
-            .iter()
-            .map(|r| PendingInvocation {
-                activation_id: r.get(0),
-                accepted_at: now_ms,
-                message: r.get(1),
-            })
-            .collect())
-    }
-
+#[async_trait]
+impl ActivationStore for PostgresStore {
     async fn put_activation(&self, record: &EncodedActivation) -> Result<bool> {
         // One statement: the record, the removal of its journal entry and, if a cluster's
         // controller admitted that entry, the end of its time in flight commit together.
@@ -1001,25 +962,19 @@ impl Store for PostgresStore {
     }
 
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {
-        self.query(
-            "SELECT doc FROM activations WHERE id = $1 AND namespace = $2",
-            &[&id, &namespace],
-        )
-        .await?
-        .first()
-        .map(|r| Ok(serde_json::from_str(r.get(0))?))
-        .transpose()
+        self.query(sql::ACTIVATION, &[&id, &namespace])
+            .await?
+            .first()
+            .map(|r| Ok(serde_json::from_str(r.get(0))?))
+            .transpose()
     }
 
     async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Box<RawValue>>> {
-        let (filter, mut args) = activation_filter(q);
+        let (filter, args) = sql::activation_filter(q);
+        let sql = sql::list_activations(&filter, args.len());
+        let mut args = params_of(args);
         args.push(Box::new(q.limit as i64));
         args.push(Box::new(q.skip as i64));
-        let sql = format!(
-            "SELECT doc{filter} ORDER BY start DESC, id LIMIT ${} OFFSET ${}",
-            args.len() - 1,
-            args.len()
-        );
         self.query(&sql, &refs(&args))
             .await?
             .into_iter()
@@ -1027,20 +982,17 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
-        self.execute(
-            "DELETE FROM activations WHERE start < $1
-             AND namespace IN (SELECT name FROM namespaces)",
-            &[&(start_ms as i64)],
-        )
-        .await
-    }
-
     async fn count_activations(&self, q: &ActivationQuery) -> Result<u64> {
-        let (filter, args) = activation_filter(q);
+        let (filter, args) = sql::activation_filter(q);
+        let args = params_of(args);
         let rows = self
-            .query(&format!("SELECT COUNT(*){filter}"), &refs(&args))
+            .query(&sql::count_activations(&filter), &refs(&args))
             .await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
+    }
+
+    async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
+        self.execute(sql::DELETE_ACTIVATIONS_BEFORE, &[&(start_ms as i64)])
+            .await
     }
 }

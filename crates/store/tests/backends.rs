@@ -5,11 +5,14 @@
 
 use gust_model::{
     Action, ActionLimits, Activation, ActivationResponse, ActivationStatus, BindingRef,
-    EncodedActivation, Exec, Namespace, NamespaceLimits, Package, Site, SiteFile,
+    EncodedActivation, Exec, Namespace, NamespaceLimits, Package, Route, Site, SiteFile,
 };
 use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
-use gust_store::{ActivationQuery, PendingInvocation, PutMode, Store, StoreError};
+use gust_store::{
+    ActivationQuery, ActivationStore, AdmissionStore, JournalStore, PendingInvocation, PutMode,
+    Store, StoreError,
+};
 
 /// Runs each named scenario (`async fn NAME(&dyn Store)`) as `NAME::sqlite` and
 /// `NAME::postgres`.
@@ -49,6 +52,8 @@ on_every_backend!(
     retention_deletes_records_that_started_before_the_cutoff,
     packages_hold_actions_and_go_with_them,
     sites_name_blobs_and_sweeps_keep_what_is_named,
+    routes_are_replaced_listed_and_deleted_by_api_path_and_method,
+    every_list_is_in_byte_order,
 );
 
 /// Package `ns/name`, version 0.0.1.
@@ -686,4 +691,219 @@ async fn sites_name_blobs_and_sweeps_keep_what_is_named(s: &dyn Store) {
     s.delete_namespace("ns").await.unwrap();
     assert!(s.site("ns", "web").await.unwrap().is_none());
     assert!(s.site_blob("ns", "bb").await.unwrap().is_none());
+}
+
+/// Route `method base_path path` of namespace `ns` to `action`.
+fn route(base_path: &str, path: &str, method: &str, action: &str) -> Route {
+    Route {
+        namespace: "ns".into(),
+        base_path: base_path.into(),
+        path: path.into(),
+        method: method.into(),
+        action: action.into(),
+        response_type: "json".into(),
+        cors: true,
+        rate_limit: None,
+        updated: 0,
+    }
+}
+
+fn route_keys(routes: &[Route]) -> Vec<String> {
+    routes
+        .iter()
+        .map(|r| format!("{} {}{} {}", r.method, r.base_path, r.path, r.action))
+        .collect()
+}
+
+async fn routes_are_replaced_listed_and_deleted_by_api_path_and_method(s: &dyn Store) {
+    for r in [
+        route("/shop", "/items", "GET", "/ns/list"),
+        route("/shop", "/items", "POST", "/ns/add"),
+        route("/shop", "/items/{id}", "GET", "/ns/get"),
+        route("/blog", "/", "GET", "/ns/blog"),
+    ] {
+        s.put_route(&r).await.unwrap();
+    }
+    // The same base path, path and method again replaces the route.
+    s.put_route(&route("/shop", "/items", "GET", "/ns/list2"))
+        .await
+        .unwrap();
+    // Another namespace's routes are its own.
+    let mut theirs = route("/shop", "/items", "GET", "/other/list");
+    theirs.namespace = "other".into();
+    s.put_route(&theirs).await.unwrap();
+
+    assert_eq!(
+        route_keys(&s.list_routes("ns", None).await.unwrap()),
+        [
+            "GET /blog/ /ns/blog",
+            "GET /shop/items /ns/list2",
+            "POST /shop/items /ns/add",
+            "GET /shop/items/{id} /ns/get",
+        ]
+    );
+    assert_eq!(s.list_routes("ns", Some("/shop")).await.unwrap().len(), 3);
+    assert!(s.list_routes("ns", Some("/none")).await.unwrap().is_empty());
+
+    // By method, by path, then the whole API.
+    assert_eq!(
+        s.delete_routes("ns", "/shop", Some("/items"), Some("POST"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.delete_routes("ns", "/shop", Some("/items"), Some("POST"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.delete_routes("ns", "/shop", Some("/items/{id}"), None)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.delete_routes("ns", "/shop", None, None).await.unwrap(), 1);
+    assert_eq!(
+        route_keys(&s.list_routes("ns", None).await.unwrap()),
+        ["GET /blog/ /ns/blog"]
+    );
+    assert_eq!(s.list_routes("other", None).await.unwrap().len(), 1);
+
+    // Deleting the namespace takes its routes.
+    s.create_namespace(&Namespace {
+        name: "ns".into(),
+        uuid: "u-ns".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    })
+    .await
+    .unwrap();
+    s.delete_namespace("ns").await.unwrap();
+    assert!(s.list_routes("ns", None).await.unwrap().is_empty());
+}
+
+/// Names whose order differs between byte order and a language's collation: upper before
+/// lower case, `_`, `-` and `.` by their code points, `/` (a package's actions) before `0`.
+const UNSORTED: [&str; 7] = ["b", "a-b", "B", "a_b", "a.b", "ab", "a"];
+const IN_BYTE_ORDER: [&str; 7] = ["B", "a", "a-b", "a.b", "a_b", "ab", "b"];
+
+async fn every_list_is_in_byte_order(s: &dyn Store) {
+    for (i, name) in UNSORTED.iter().enumerate() {
+        s.create_namespace(&Namespace {
+            name: name.to_string(),
+            uuid: format!("u{i}"),
+            key: "k".into(),
+            limits: NamespaceLimits::default(),
+        })
+        .await
+        .unwrap();
+        let mut a = action();
+        a.name = name.to_string();
+        s.put_action(&a, Some(b"code"), PutMode::Create)
+            .await
+            .unwrap();
+        s.put_package(&package(name, false), PutMode::Create)
+            .await
+            .unwrap();
+        s.put_route(&route(&format!("/{name}"), "/", "GET", "/ns/x"))
+            .await
+            .unwrap();
+        s.put_site(&site(name, &[])).await.unwrap();
+    }
+    let namespaces: Vec<String> = s
+        .list_namespaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(namespaces, IN_BYTE_ORDER);
+    let actions: Vec<String> = s
+        .list_actions("ns", None, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(actions, IN_BYTE_ORDER);
+    let packages: Vec<String> = s
+        .list_packages("ns", false, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(packages, IN_BYTE_ORDER);
+    let bases: Vec<String> = s
+        .list_routes("ns", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.base_path[1..].to_string())
+        .collect();
+    assert_eq!(bases, IN_BYTE_ORDER);
+    let sites: Vec<String> = s
+        .list_sites("ns")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    assert_eq!(sites, IN_BYTE_ORDER);
+
+    // A package's actions are exactly the names under `p/`, whatever sorts near them.
+    for name in ["p/x", "p/y", "p-z", "p0", "p.a", "pa", "p"] {
+        let mut a = action();
+        a.namespace = "pk".into();
+        a.name = name.to_string();
+        s.put_action(&a, Some(b"code"), PutMode::Create)
+            .await
+            .unwrap();
+    }
+    let mut p = package("p", false);
+    p.namespace = "pk".into();
+    s.put_package(&p, PutMode::Create).await.unwrap();
+    let inside: Vec<String> = s
+        .list_actions("pk", Some("p"), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(inside, ["p/x", "p/y"]);
+    assert_eq!(s.count_actions("pk", Some("p")).await.unwrap(), 2);
+    s.delete_package("pk", "p").await.unwrap().unwrap();
+    let left: Vec<String> = s
+        .list_actions("pk", None, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(left, ["p", "p-z", "p.a", "p0", "pa"]);
+
+    // Records that started at the same time are listed by id, in byte order too.
+    for id in ["b1", "B1", "a1"] {
+        let mut r = record(id, 5);
+        r.namespace = "ties".into();
+        s.put_activation(&encoded(r)).await.unwrap();
+    }
+    let q = ActivationQuery {
+        namespace: "ties".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    let ids: Vec<String> = s
+        .list_activations(&q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|raw| {
+            let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+            v["activationId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["B1", "a1", "b1"]);
 }

@@ -18,6 +18,8 @@
 //! until everything appended before it is in SQLite, and every write is applied in the order
 //! it was queued, logged or not; so nobody can tell a logged entry from a committed one.
 
+mod writer;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,18 +37,14 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::record_log::{Entry, LogFiles, Position, RecordLog};
+use crate::sql::{self, Arg};
 use crate::{
-    ActivationQuery, PendingInvocation, PutMode, Result, Store, StoreError, action_from,
-    package_range,
+    ActionStore, ActivationQuery, ActivationStore, AdmissionStore, JournalStore, NamespaceStore,
+    PackageStore, PendingInvocation, PutMode, Result, RouteStore, SiteStore, StoreError,
+    action_from, name_range,
 };
+use writer::{Job, Scope, Typed, Write, Writer, apply, checkpoint, mark_applied};
 
-/// Most operations one group commit takes.
-const MAX_BATCH: usize = 2048;
-/// Longest a commit that somebody waits for waits for more writes to share it.
-const LINGER: Duration = Duration::from_micros(50);
-/// Longest logged entries wait to be inserted (nobody waits for them; a read that needs them
-/// asks for a commit at once).
-const LOG_LINGER: Duration = Duration::from_millis(2);
 /// How often the WAL is copied back into the database file. Often: each checkpoint ends with
 /// an fsync, during which the file system stalls the writer's WAL appends, and a small
 /// checkpoint stalls it briefly (every 500 ms gave a p99 of 5 to 9 ms under load, every
@@ -179,39 +177,6 @@ INSERT INTO record_log (id, segment, offset) VALUES (0, 0, 0);
 "#,
 ];
 
-/// What to run inside the writer's transaction.
-type WriteFn = Box<dyn FnOnce(&Connection) -> Result<WriteOutcome> + Send>;
-
-/// A write queued for the writer thread.
-enum Write {
-    /// Run it and tell the caller how it went.
-    Exec(WriteFn, Reply, Scope),
-    /// An entry already durable in the record log, ending there: insert it.
-    Logged(Position, Entry),
-}
-
-/// What undoes a write that fails halfway.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Scope {
-    /// The write is one SQL statement, which SQLite makes atomic by itself.
-    Statement,
-    /// The write runs several statements inside a savepoint of its own.
-    Savepoint,
-}
-
-type Reply = oneshot::Sender<Result<WriteOutcome>>;
-
-/// What a write returns to its caller.
-enum WriteOutcome {
-    Done,
-    Changed(bool),
-    Count(u64),
-    Action(Option<Box<Action>>),
-    Package(Option<Box<Package>>),
-    Site(Option<Box<Site>>),
-    Sizes(HashMap<String, u64>),
-}
-
 pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<Write>,
@@ -253,13 +218,6 @@ fn open(path: &Path, durability: Durability) -> Result<Connection> {
     conn.pragma_update(None, "cache_size", -65536)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
-}
-
-/// Copies WAL frames back into the database file, as many as no reader still needs, without
-/// waiting for anybody (the writer's copy is complete, so its next transaction starts the WAL
-/// over).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -352,12 +310,7 @@ impl SqliteStore {
     /// a log or with [`MAX_UNAPPLIED`] entries already waiting for the writer, committed.
     async fn log_or_commit(&self, entry: Entry) -> Result<()> {
         let commit = |entry: Entry| async move {
-            self.write_statement(move |c| {
-                apply(c, &entry)?;
-                Ok(WriteOutcome::Done)
-            })
-            .await
-            .map(|_| ())
+            self.write_statement(move |c| Ok(apply(c, &entry)?)).await
         };
         let Some(log) = &self.log else {
             return commit(entry).await;
@@ -399,31 +352,36 @@ impl SqliteStore {
     /// journal entries).
     async fn settle(&self) -> Result<()> {
         if self.unapplied.load(Ordering::Acquire) > 0 {
-            self.write_statement(|_| Ok(WriteOutcome::Done)).await?;
+            self.write_statement(|_| Ok(())).await?;
         }
         Ok(())
     }
 
     /// Queues a write of several statements for the next group commit.
-    async fn write(
+    async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<WriteOutcome> + Send + 'static,
-    ) -> Result<WriteOutcome> {
-        self.queue(Box::new(f), Scope::Savepoint).await
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.queue(f, Scope::Savepoint).await
     }
 
     /// Queues a write that runs exactly one SQL statement (cheaper: no savepoint).
-    async fn write_statement(
+    async fn write_statement<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<WriteOutcome> + Send + 'static,
-    ) -> Result<WriteOutcome> {
-        self.queue(Box::new(f), Scope::Statement).await
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.queue(f, Scope::Statement).await
     }
 
-    async fn queue(&self, f: WriteFn, scope: Scope) -> Result<WriteOutcome> {
+    async fn queue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+        scope: Scope,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Typed::new(f, tx));
         self.writer
-            .send(Write::Exec(f, tx, scope))
+            .send(Write::Exec(job, scope))
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
         // It may be lingering for logged entries, which nobody waits for.
         self.writer_thread.unpark();
@@ -439,13 +397,67 @@ impl SqliteStore {
         unchanged: StoreError,
     ) -> Result<()> {
         self.write_statement(move |c| {
-            if c.execute(sql, rusqlite::params_from_iter(args))? == 0 {
+            if c.prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(args))?
+                == 0
+            {
                 return Err(unchanged);
             }
-            Ok(WriteOutcome::Done)
+            Ok(())
         })
         .await
-        .map(|_| ())
+    }
+
+    /// Runs one statement; returns how many rows it changed.
+    async fn write_count(&self, sql: &'static str, args: Vec<Value>) -> Result<u64> {
+        self.write_statement(move |c| {
+            Ok(c.prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(args))? as u64)
+        })
+        .await
+    }
+
+    /// The documents (JSON text) `sql` selects, parsed.
+    async fn docs<T>(&self, sql: &'static str, args: Vec<Value>) -> Result<Vec<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
+            rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+        })
+        .await
+    }
+
+    /// The one document `sql` selects, parsed.
+    async fn doc<T>(&self, sql: &'static str, args: Vec<Value>) -> Result<Option<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        Ok(self.docs(sql, args).await?.into_iter().next())
+    }
+
+    /// The one integer `sql` selects (a count).
+    async fn number(&self, sql: &'static str, args: Vec<Value>) -> Result<u64> {
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(sql)?
+                .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    /// The one blob `sql` selects.
+    async fn blob(&self, sql: &'static str, args: Vec<Value>) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(sql)?
+                .query_row(rusqlite::params_from_iter(args), |r| r.get(0))
+                .optional()?)
+        })
+        .await
     }
 
     /// The namespace `sql` selects by its one parameter `value`.
@@ -493,43 +505,6 @@ impl SqliteStore {
     }
 }
 
-/// Inserts a logged entry.
-fn apply(conn: &Connection, entry: &Entry) -> rusqlite::Result<()> {
-    match entry {
-        // The trigger `activation_clears_pending` deletes the journal entry.
-        Entry::Record {
-            id,
-            namespace,
-            name,
-            start,
-            doc,
-        } => conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO activations (id, namespace, name, start, doc)
-                 VALUES (?, ?, ?, ?, ?)",
-            )?
-            .execute(params![id, namespace, name, *start as i64, doc]),
-        Entry::Pending {
-            id,
-            accepted,
-            message,
-        } => conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO pending (id, accepted, message) VALUES (?, ?, ?)",
-            )?
-            .execute(params![id, *accepted as i64, message]),
-    }
-    .map(|_| ())
-}
-
-/// Records that the log is in SQLite up to `at` (inside the transaction that inserted it).
-fn mark_applied(conn: &Connection, at: Position) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE record_log SET segment = ?, offset = ? WHERE id = 0")?
-        .execute(params![at.0 as i64, at.1 as i64])
-        .map(|_| ())
-}
-
-/// At open: inserts what the log holds past the point SQLite has, then deletes the log files.
 /// Returns the sequence number for the next log file.
 fn replay(conn: &mut Connection, files: &LogFiles) -> Result<u64> {
     let io = |e: std::io::Error| StoreError::Backend(format!("cannot read the record log: {e}"));
@@ -563,216 +538,6 @@ fn replay(conn: &mut Connection, files: &LogFiles) -> Result<u64> {
     Ok(next)
 }
 
-/// The writer thread's state.
-struct Writer {
-    conn: Connection,
-    files: LogFiles,
-    /// Logged entries queued but not yet inserted (reads wait for them).
-    unapplied: Arc<AtomicUsize>,
-    /// The oldest log file that may still hold entries not in SQLite.
-    live_from: u64,
-    /// Logged entries whose transaction failed: tried again first in the next one.
-    retry: Vec<(Position, Entry)>,
-    /// Set by the checkpoint thread when the writer should complete a checkpoint.
-    checkpoint_due: Arc<AtomicBool>,
-}
-
-impl Write {
-    /// Whether a caller waits for it.
-    fn awaited(&self) -> bool {
-        matches!(self, Write::Exec(..))
-    }
-}
-
-impl Writer {
-    /// Takes one write, then every write queued meanwhile (up to `MAX_BATCH`), lingering for
-    /// company: `LINGER` when somebody waits for the commit, `LOG_LINGER` when only logged
-    /// entries are queued (a waited-for write wakes it through `unpark`); runs them all in
-    /// one transaction, commits, and answers each caller (see [`Writer::commit`]).
-    fn run(mut self, rx: mpsc::Receiver<Write>) {
-        let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
-        while let Ok(first) = rx.recv() {
-            let mut awaited = first.awaited();
-            batch.push(first);
-            let mut until = Instant::now() + if awaited { LINGER } else { LOG_LINGER };
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(w) => {
-                        if !awaited && w.awaited() {
-                            awaited = true;
-                            until = until.min(Instant::now() + LINGER);
-                        }
-                        batch.push(w);
-                    }
-                    Err(mpsc::TryRecvError::Empty) => {
-                        let now = Instant::now();
-                        if now >= until {
-                            break;
-                        }
-                        std::thread::park_timeout(until - now);
-                    }
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                }
-            }
-            self.commit(&mut batch);
-            if self.checkpoint_due.swap(false, Ordering::Relaxed)
-                && let Err(e) = checkpoint(&self.conn)
-            {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
-            }
-        }
-    }
-
-    /// Runs a batch in one transaction, each write inside its own savepoint so that a failing
-    /// write rolls back only itself; commits, and answers every caller. If SQLite abandons the
-    /// whole transaction (disk full, I/O error), every write of the batch fails, none
-    /// half-done, and its logged entries are tried again with the next batch.
-    fn commit(&mut self, batch: &mut Vec<Write>) {
-        let conn = &self.conn;
-        let mut logged: Vec<(Position, Entry)> = std::mem::take(&mut self.retry);
-        let fail_all = |batch: &mut Vec<Write>, e: &dyn std::fmt::Display| {
-            let mut logged = Vec::new();
-            for w in batch.drain(..) {
-                match w {
-                    Write::Exec(_, reply, _) => {
-                        let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-                    }
-                    Write::Logged(at, entry) => logged.push((at, entry)),
-                }
-            }
-            logged
-        };
-        if let Err(e) = run_cached(conn, "BEGIN") {
-            tracing::error!(error = %e, "cannot begin a transaction");
-            logged.extend(fail_all(batch, &e));
-            self.retry = logged;
-            return;
-        }
-        for (_, entry) in &logged {
-            if let Err(e) = apply(conn, entry) {
-                tracing::error!(id = %entry_id(entry), error = %e, "cannot insert a logged entry");
-            }
-        }
-        if conn.is_autocommit() {
-            logged.extend(fail_all(batch, &"the transaction was abandoned"));
-            self.retry = logged;
-            return;
-        }
-        let mut replies: Vec<(Reply, Result<WriteOutcome>)> = Vec::with_capacity(batch.len());
-        let mut abandoned: Option<String> = None;
-        for w in batch.drain(..) {
-            let (f, reply, scope) = match w {
-                Write::Logged(at, entry) => {
-                    if abandoned.is_none()
-                        && let Err(e) = apply(conn, &entry)
-                    {
-                        if conn.is_autocommit() {
-                            let why = format!("the transaction was abandoned: {e}");
-                            fail_replies(&mut replies, &why);
-                            abandoned = Some(why);
-                        } else {
-                            // Only this statement was undone; it would fail again.
-                            tracing::error!(id = %entry_id(&entry), error = %e, "cannot insert a logged entry");
-                        }
-                    }
-                    logged.push((at, entry));
-                    continue;
-                }
-                Write::Exec(f, reply, scope) => (f, reply, scope),
-            };
-            if let Some(e) = &abandoned {
-                let _ = reply.send(Err(StoreError::Backend(e.clone())));
-                continue;
-            }
-            let savepoint = scope == Scope::Savepoint;
-            let out = if savepoint {
-                run_cached(conn, "SAVEPOINT op").map_err(StoreError::from)
-            } else {
-                Ok(())
-            }
-            .and_then(|()| f(conn));
-            let settled = match &out {
-                _ if conn.is_autocommit() => Ok(()),
-                _ if !savepoint => Ok(()),
-                Ok(_) => run_cached(conn, "RELEASE op"),
-                Err(_) => conn.execute_batch("ROLLBACK TO op; RELEASE op"),
-            };
-            if conn.is_autocommit() || settled.is_err() {
-                // SQLite rolled the whole transaction back: nothing of this batch is stored.
-                let cause = match (settled, out) {
-                    (Err(e), _) => e.to_string(),
-                    (Ok(()), Err(e)) => e.to_string(),
-                    (Ok(()), Ok(_)) => "unknown cause".to_string(),
-                };
-                let why = format!("the transaction was abandoned: {cause}");
-                let _ = reply.send(Err(StoreError::Backend(why.clone())));
-                fail_replies(&mut replies, &why);
-                abandoned = Some(why);
-                continue;
-            }
-            replies.push((reply, out));
-        }
-        let last = logged.iter().map(|(at, _)| *at).max();
-        if abandoned.is_none()
-            && let Some(at) = last
-            && let Err(e) = mark_applied(conn, at)
-        {
-            let why = format!("cannot record the record log position: {e}");
-            fail_replies(&mut replies, &why);
-            abandoned = Some(why);
-        }
-        if let Some(why) = abandoned {
-            tracing::error!(error = %why, "group commit abandoned");
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            self.retry = logged;
-            return;
-        }
-        match run_cached(conn, "COMMIT") {
-            Ok(()) => {
-                for (reply, out) in replies {
-                    let _ = reply.send(out);
-                }
-                self.unapplied.fetch_sub(logged.len(), Ordering::AcqRel);
-                if let Some((seq, _)) = last
-                    && seq > self.live_from
-                {
-                    // Everything in the files before `seq` is in SQLite now.
-                    self.files.delete_before(seq);
-                    self.live_from = seq;
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "group commit failed");
-                if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                fail_replies(&mut replies, &format!("commit failed: {e}"));
-                self.retry = logged;
-            }
-        }
-    }
-}
-
-/// Answers every write in `replies` with `why` (their transaction was not committed).
-fn fail_replies(replies: &mut Vec<(Reply, Result<WriteOutcome>)>, why: &str) {
-    for (reply, _) in replies.drain(..) {
-        let _ = reply.send(Err(StoreError::Backend(why.to_string())));
-    }
-}
-
-fn entry_id(entry: &Entry) -> &str {
-    match entry {
-        Entry::Record { id, .. } | Entry::Pending { id, .. } => id,
-    }
-}
-
-/// Runs one statement without parameters, prepared once per connection.
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
-}
-
 fn row_to_namespace(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
@@ -790,41 +555,29 @@ fn namespace_from(
 
 /// The names `list_actions` selects: inside package `p`, or every name (SQLite compares text
 /// bytewise, and no name reaches U+10FFFF).
-fn name_range(package: Option<&str>) -> (String, String) {
-    match package {
-        Some(p) => package_range(p),
-        None => (String::new(), char::MAX.to_string()),
-    }
-}
-
 fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
 
-fn activation_filter(q: &ActivationQuery) -> (String, Vec<Value>) {
-    let mut sql = String::from(" FROM activations WHERE namespace = ?");
-    let mut args = vec![text(&q.namespace)];
-    if let Some(name) = &q.name {
-        sql.push_str(" AND name = ?");
-        args.push(text(name));
-    }
-    if let Some(since) = q.since {
-        sql.push_str(" AND start >= ?");
-        args.push(Value::Integer(since as i64));
-    }
-    if let Some(upto) = q.upto {
-        sql.push_str(" AND start <= ?");
-        args.push(Value::Integer(upto as i64));
-    }
-    (sql, args)
+fn int(n: u64) -> Value {
+    Value::Integer(n as i64)
+}
+
+fn values(args: Vec<Arg>) -> Vec<Value> {
+    args.into_iter()
+        .map(|a| match a {
+            Arg::Text(s) => Value::Text(s),
+            Arg::Int(n) => Value::Integer(n),
+        })
+        .collect()
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl NamespaceStore for SqliteStore {
     async fn create_namespace(&self, ns: &Namespace) -> Result<()> {
         let limits = serde_json::to_string(&ns.limits)?;
         self.write_row(
-            "INSERT OR IGNORE INTO namespaces (name, uuid, key, limits) VALUES (?, ?, ?, ?)",
+            sql::CREATE_NAMESPACE,
             vec![
                 text(&ns.name),
                 text(&ns.uuid),
@@ -837,25 +590,16 @@ impl Store for SqliteStore {
     }
 
     async fn namespace_by_uuid(&self, uuid: &str) -> Result<Option<Namespace>> {
-        self.namespace_where(
-            "SELECT name, uuid, key, limits FROM namespaces WHERE uuid = ?",
-            uuid,
-        )
-        .await
+        self.namespace_where(sql::NAMESPACE_BY_UUID, uuid).await
     }
 
     async fn namespace(&self, name: &str) -> Result<Option<Namespace>> {
-        self.namespace_where(
-            "SELECT name, uuid, key, limits FROM namespaces WHERE name = ?",
-            name,
-        )
-        .await
+        self.namespace_where(sql::NAMESPACE_BY_NAME, name).await
     }
 
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT name, uuid, key, limits FROM namespaces ORDER BY name")?;
+            let mut stmt = c.prepare_cached(sql::LIST_NAMESPACES)?;
             let rows = stmt.query_map([], row_to_namespace)?;
             rows.map(|r| namespace_from(r?)).collect()
         })
@@ -864,7 +608,7 @@ impl Store for SqliteStore {
 
     async fn set_namespace_key(&self, name: &str, uuid: &str, key: &str) -> Result<()> {
         self.write_row(
-            "UPDATE namespaces SET uuid = ?, key = ? WHERE name = ?",
+            sql::SET_NAMESPACE_KEY,
             vec![text(uuid), text(key), text(name)],
             StoreError::NotFound,
         )
@@ -874,7 +618,7 @@ impl Store for SqliteStore {
     async fn set_namespace_limits(&self, name: &str, limits: NamespaceLimits) -> Result<()> {
         let limits = serde_json::to_string(&limits)?;
         self.write_row(
-            "UPDATE namespaces SET limits = ? WHERE name = ?",
+            sql::SET_NAMESPACE_LIMITS,
             vec![Value::Text(limits), text(name)],
             StoreError::NotFound,
         )
@@ -888,25 +632,31 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
-            c.execute("DELETE FROM actions WHERE namespace = ?", [&name])?;
-            c.execute("DELETE FROM packages WHERE namespace = ?", [&name])?;
-            c.execute("DELETE FROM routes WHERE namespace = ?", [&name])?;
-            c.execute("DELETE FROM sites WHERE namespace = ?", [&name])?;
-            c.execute("DELETE FROM site_blobs WHERE namespace = ?", [&name])?;
-            c.execute("DELETE FROM activations WHERE namespace = ?", [&name])?;
-            Ok(WriteOutcome::Done)
+            for table in [
+                "actions",
+                "packages",
+                "routes",
+                "sites",
+                "site_blobs",
+                "activations",
+            ] {
+                c.execute(&format!("DELETE FROM {table} WHERE namespace = ?"), [&name])?;
+            }
+            Ok(())
         })
         .await
-        .map(|_| ())
     }
+}
 
+#[async_trait]
+impl ActionStore for SqliteStore {
     async fn action(&self, namespace: &str, name: &str, with_code: bool) -> Result<Option<Action>> {
         let (ns, name) = (namespace.to_string(), name.to_string());
         self.read(move |c| {
             let sql = if with_code {
-                "SELECT doc, code_hash, code FROM actions WHERE namespace = ? AND name = ?"
+                sql::ACTION_WITH_CODE
             } else {
-                "SELECT doc, code_hash, NULL FROM actions WHERE namespace = ? AND name = ?"
+                sql::ACTION_WITHOUT_CODE
             };
             let row = c
                 .prepare_cached(sql)?
@@ -925,15 +675,8 @@ impl Store for SqliteStore {
     }
 
     async fn action_code(&self, namespace: &str, name: &str) -> Result<Option<Vec<u8>>> {
-        let (ns, name) = (namespace.to_string(), name.to_string());
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT code FROM actions WHERE namespace = ? AND name = ?")?
-                    .query_row([ns, name], |r| r.get(0))
-                    .optional()?,
-            )
-        })
-        .await
+        self.blob(sql::ACTION_CODE, vec![text(namespace), text(name)])
+            .await
     }
 
     async fn put_action(&self, action: &Action, code: Option<&[u8]>, mode: PutMode) -> Result<()> {
@@ -947,58 +690,50 @@ impl Store for SqliteStore {
             action.version.clone(),
             action.code_hash.clone(),
         );
-        self.write(move |c| {
+        self.write_statement(move |c| {
             let n = match (mode, code) {
-                (PutMode::Create, Some(code)) => c.execute(
-                    "INSERT OR IGNORE INTO actions (namespace, name, version, doc, code, code_hash)
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                    params![ns, name, version, doc, code, hash],
-                )?,
+                (PutMode::Create, Some(code)) => c
+                    .prepare_cached(sql::CREATE_ACTION)?
+                    .execute(params![ns, name, version, doc, code, hash])?,
                 (PutMode::Create, None) => {
                     return Err(StoreError::Backend("an action needs code".into()));
                 }
-                (PutMode::Replace { expected_version }, Some(code)) => c.execute(
-                    "UPDATE actions SET version = ?, doc = ?, code = ?, code_hash = ?
-                     WHERE namespace = ? AND name = ? AND version = ?",
-                    params![version, doc, code, hash, ns, name, expected_version],
-                )?,
-                (PutMode::Replace { expected_version }, None) => c.execute(
-                    "UPDATE actions SET version = ?, doc = ?
-                     WHERE namespace = ? AND name = ? AND version = ?",
-                    params![version, doc, ns, name, expected_version],
-                )?,
+                (PutMode::Replace { expected_version }, Some(code)) => c
+                    .prepare_cached(sql::REPLACE_ACTION_WITH_CODE)?
+                    .execute(params![
+                        version,
+                        doc,
+                        code,
+                        hash,
+                        ns,
+                        name,
+                        expected_version
+                    ])?,
+                (PutMode::Replace { expected_version }, None) => c
+                    .prepare_cached(sql::REPLACE_ACTION_DOC)?
+                    .execute(params![version, doc, ns, name, expected_version])?,
             };
             if n == 0 {
                 return Err(StoreError::Conflict);
             }
-            Ok(WriteOutcome::Done)
+            Ok(())
         })
         .await
-        .map(|_| ())
     }
 
     async fn delete_action(&self, namespace: &str, name: &str) -> Result<Option<Action>> {
         let (ns, name) = (namespace.to_string(), name.to_string());
-        let out = self
-            .write(move |c| {
-                let row = c
-                    .query_row(
-                        "DELETE FROM actions WHERE namespace = ? AND name = ?
-                         RETURNING doc, code_hash",
-                        [ns, name],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                    )
-                    .optional()?;
-                let action = row
-                    .map(|(doc, hash)| action_from(&doc, hash, None).map(Box::new))
-                    .transpose()?;
-                Ok(WriteOutcome::Action(action))
-            })
-            .await?;
-        match out {
-            WriteOutcome::Action(a) => Ok(a.map(|a| *a)),
-            _ => Ok(None),
-        }
+        self.write_statement(move |c| {
+            let row = c
+                .prepare_cached(sql::DELETE_ACTION)?
+                .query_row([ns, name], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()?;
+            row.map(|(doc, hash)| action_from(&doc, hash, None))
+                .transpose()
+        })
+        .await
     }
 
     async fn list_actions(
@@ -1011,10 +746,7 @@ impl Store for SqliteStore {
         let ns = namespace.to_string();
         let (lo, hi) = name_range(package);
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT doc, code_hash FROM actions WHERE namespace = ? AND name >= ? AND name < ?
-                 ORDER BY name LIMIT ? OFFSET ?",
-            )?;
+            let mut stmt = c.prepare_cached(sql::LIST_ACTIONS)?;
             let rows = stmt.query_map(params![ns, lo, hi, limit as i64, skip as i64], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })?;
@@ -1027,99 +759,81 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_actions(&self, namespace: &str, package: Option<&str>) -> Result<u64> {
+        let (lo, hi) = name_range(package);
+        self.number(
+            sql::COUNT_ACTIONS,
+            vec![text(namespace), Value::Text(lo), Value::Text(hi)],
+        )
+        .await
+    }
+
     async fn code_hashes(&self) -> Result<Vec<String>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT DISTINCT code_hash FROM actions")?;
+            let mut stmt = c.prepare_cached(sql::CODE_HASHES)?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
         })
         .await
     }
+}
 
-    async fn count_actions(&self, namespace: &str, package: Option<&str>) -> Result<u64> {
-        let ns = namespace.to_string();
-        let (lo, hi) = name_range(package);
-        self.read(move |c| {
-            let n: i64 = c
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM actions WHERE namespace = ? AND name >= ? AND name < ?",
-                )?
-                .query_row(params![ns, lo, hi], |r| r.get(0))?;
-            Ok(n as u64)
-        })
-        .await
-    }
-
+#[async_trait]
+impl PackageStore for SqliteStore {
     async fn package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
-        let (ns, name) = (namespace.to_string(), name.to_string());
-        self.read(move |c| {
-            let doc = c
-                .prepare_cached("SELECT doc FROM packages WHERE namespace = ? AND name = ?")?
-                .query_row([ns, name], |r| r.get::<_, String>(0))
-                .optional()?;
-            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
-        })
-        .await
+        self.doc(sql::PACKAGE, vec![text(namespace), text(name)])
+            .await
     }
 
     async fn put_package(&self, package: &Package, mode: PutMode) -> Result<()> {
         let doc = serde_json::to_string(package)?;
         let (ns, name, version, publish) = (
-            package.namespace.clone(),
-            package.name.clone(),
-            package.version.clone(),
-            package.publish,
+            text(&package.namespace),
+            text(&package.name),
+            text(&package.version),
+            Value::Integer(i64::from(package.publish)),
         );
-        self.write_statement(move |c| {
-            let n = match mode {
-                PutMode::Create => c.execute(
-                    "INSERT OR IGNORE INTO packages (namespace, name, version, publish, doc)
-                     VALUES (?, ?, ?, ?, ?)",
-                    params![ns, name, version, publish, doc],
-                )?,
-                PutMode::Replace { expected_version } => c.execute(
-                    "UPDATE packages SET version = ?, publish = ?, doc = ?
-                     WHERE namespace = ? AND name = ? AND version = ?",
-                    params![version, publish, doc, ns, name, expected_version],
-                )?,
-            };
-            if n == 0 {
-                return Err(StoreError::Conflict);
-            }
-            Ok(WriteOutcome::Done)
-        })
-        .await
-        .map(|_| ())
+        let (sql, args) = match mode {
+            PutMode::Create => (
+                sql::CREATE_PACKAGE,
+                vec![ns, name, version, publish, Value::Text(doc)],
+            ),
+            PutMode::Replace { expected_version } => (
+                sql::REPLACE_PACKAGE,
+                vec![
+                    version,
+                    publish,
+                    Value::Text(doc),
+                    ns,
+                    name,
+                    Value::Text(expected_version),
+                ],
+            ),
+        };
+        self.write_row(sql, args, StoreError::Conflict).await
     }
 
     async fn delete_package(&self, namespace: &str, name: &str) -> Result<Option<Package>> {
         let (ns, name) = (namespace.to_string(), name.to_string());
-        let out = self
-            .write(move |c| {
-                let doc = c
-                    .query_row(
-                        "DELETE FROM packages WHERE namespace = ? AND name = ? RETURNING doc",
-                        [&ns, &name],
-                        |r| r.get::<_, String>(0),
-                    )
-                    .optional()?;
-                let Some(doc) = doc else {
-                    return Ok(WriteOutcome::Package(None));
-                };
-                let (lo, hi) = package_range(&name);
-                c.execute(
-                    "DELETE FROM actions WHERE namespace = ? AND name >= ? AND name < ?",
-                    params![ns, lo, hi],
-                )?;
-                Ok(WriteOutcome::Package(Some(Box::new(serde_json::from_str(
-                    &doc,
-                )?))))
-            })
-            .await?;
-        match out {
-            WriteOutcome::Package(p) => Ok(p.map(|p| *p)),
-            _ => Ok(None),
-        }
+        self.write(move |c| {
+            let doc = c
+                .query_row(
+                    "DELETE FROM packages WHERE namespace = ? AND name = ? RETURNING doc",
+                    [&ns, &name],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?;
+            let Some(doc) = doc else {
+                return Ok(None);
+            };
+            let (lo, hi) = name_range(Some(&name));
+            c.execute(
+                "DELETE FROM actions WHERE namespace = ? AND name >= ? AND name < ?",
+                params![ns, lo, hi],
+            )?;
+            Ok(Some(serde_json::from_str(&doc)?))
+        })
+        .await
     }
 
     async fn list_packages(
@@ -1129,47 +843,39 @@ impl Store for SqliteStore {
         skip: u64,
         limit: u64,
     ) -> Result<Vec<Package>> {
-        let ns = namespace.to_string();
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT doc FROM packages WHERE namespace = ? AND (publish OR NOT ?)
-                 ORDER BY name LIMIT ? OFFSET ?",
-            )?;
-            let rows = stmt
-                .query_map(params![ns, public_only, limit as i64, skip as i64], |r| {
-                    r.get::<_, String>(0)
-                })?;
-            rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
-        })
+        self.docs(
+            sql::LIST_PACKAGES,
+            vec![
+                text(namespace),
+                Value::Integer(i64::from(public_only)),
+                int(limit),
+                int(skip),
+            ],
+        )
         .await
     }
 
     async fn count_packages(&self, namespace: &str, public_only: bool) -> Result<u64> {
-        let ns = namespace.to_string();
-        self.read(move |c| {
-            let n: i64 = c
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM packages WHERE namespace = ? AND (publish OR NOT ?)",
-                )?
-                .query_row(params![ns, public_only], |r| r.get(0))?;
-            Ok(n as u64)
-        })
+        self.number(
+            sql::COUNT_PACKAGES,
+            vec![text(namespace), Value::Integer(i64::from(public_only))],
+        )
         .await
     }
+}
 
+#[async_trait]
+impl RouteStore for SqliteStore {
     async fn put_route(&self, route: &Route) -> Result<()> {
         let doc = serde_json::to_string(route)?;
-        let r = route.clone();
-        self.write_statement(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO routes (namespace, base_path, path, method, doc)
-                 VALUES (?, ?, ?, ?, ?)",
-                params![r.namespace, r.base_path, r.path, r.method, doc],
-            )?;
-            Ok(WriteOutcome::Done)
-        })
-        .await
-        .map(|_| ())
+        let args = vec![
+            text(&route.namespace),
+            text(&route.base_path),
+            text(&route.path),
+            text(&route.method),
+            Value::Text(doc),
+        ];
+        self.write_count(sql::PUT_ROUTE, args).await.map(|_| ())
     }
 
     async fn delete_routes(
@@ -1179,49 +885,33 @@ impl Store for SqliteStore {
         path: Option<&str>,
         method: Option<&str>,
     ) -> Result<u64> {
-        let (ns, base) = (namespace.to_string(), base_path.to_string());
-        let (path, method) = (path.map(str::to_string), method.map(str::to_string));
-        let out = self
-            .write_statement(move |c| {
-                let n = c.execute(
-                    "DELETE FROM routes WHERE namespace = ? AND base_path = ?
-                     AND (? IS NULL OR path = ?) AND (? IS NULL OR method = ?)",
-                    params![ns, base, path, path, method, method],
-                )?;
-                Ok(WriteOutcome::Count(n as u64))
-            })
-            .await?;
-        match out {
-            WriteOutcome::Count(n) => Ok(n),
-            _ => Ok(0),
-        }
+        let or_null = |s: Option<&str>| s.map_or(Value::Null, text);
+        let args = vec![
+            text(namespace),
+            text(base_path),
+            or_null(path),
+            or_null(method),
+        ];
+        self.write_count(sql::DELETE_ROUTES, args).await
     }
 
     async fn list_routes(&self, namespace: &str, base_path: Option<&str>) -> Result<Vec<Route>> {
-        let (ns, base) = (namespace.to_string(), base_path.map(str::to_string));
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT doc FROM routes WHERE namespace = ? AND (? IS NULL OR base_path = ?)
-                 ORDER BY base_path, path, method",
-            )?;
-            let rows = stmt.query_map(params![ns, base, base], |r| r.get::<_, String>(0))?;
-            rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
-        })
-        .await
+        let base = base_path.map_or(Value::Null, text);
+        self.docs(sql::LIST_ROUTES, vec![text(namespace), base])
+            .await
     }
+}
 
+#[async_trait]
+impl SiteStore for SqliteStore {
     async fn put_site_blob(&self, namespace: &str, hash: &str, content: Vec<u8>) -> Result<()> {
-        let (ns, hash) = (namespace.to_string(), hash.to_string());
-        self.write_statement(move |c| {
-            c.execute(
-                "INSERT INTO site_blobs (namespace, hash, content, touched) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (namespace, hash) DO UPDATE SET touched = excluded.touched",
-                params![ns, hash, content, now_ms() as i64],
-            )?;
-            Ok(WriteOutcome::Done)
-        })
-        .await
-        .map(|_| ())
+        let args = vec![
+            text(namespace),
+            text(hash),
+            Value::Blob(content),
+            int(now_ms()),
+        ];
+        self.write_count(sql::PUT_SITE_BLOB, args).await.map(|_| ())
     }
 
     async fn touch_site_blobs(
@@ -1231,130 +921,70 @@ impl Store for SqliteStore {
     ) -> Result<HashMap<String, u64>> {
         let ns = namespace.to_string();
         let hashes = serde_json::to_string(hashes)?;
-        let out = self
-            .write_statement(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "UPDATE site_blobs SET touched = ? WHERE namespace = ?
-                     AND hash IN (SELECT value FROM json_each(?))
-                     RETURNING hash, length(content)",
-                )?;
-                let rows = stmt.query_map(params![now_ms() as i64, ns, hashes], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })?;
-                Ok(WriteOutcome::Sizes(rows.collect::<rusqlite::Result<_>>()?))
-            })
-            .await?;
-        match out {
-            WriteOutcome::Sizes(m) => Ok(m),
-            _ => Ok(HashMap::new()),
-        }
+        self.write_statement(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE site_blobs SET touched = ? WHERE namespace = ?
+                 AND hash IN (SELECT value FROM json_each(?))
+                 RETURNING hash, length(content)",
+            )?;
+            let rows = stmt.query_map(params![now_ms() as i64, ns, hashes], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
     }
 
     async fn site_blob(&self, namespace: &str, hash: &str) -> Result<Option<Vec<u8>>> {
-        let (ns, hash) = (namespace.to_string(), hash.to_string());
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached(
-                    "SELECT content FROM site_blobs WHERE namespace = ? AND hash = ?",
-                )?
-                .query_row(params![ns, hash], |r| r.get(0))
-                .optional()?,
-            )
-        })
-        .await
+        self.blob(sql::SITE_BLOB, vec![text(namespace), text(hash)])
+            .await
     }
 
     async fn site_blob_bytes(&self, namespace: &str) -> Result<u64> {
-        let ns = namespace.to_string();
-        self.read(move |c| {
-            let n: i64 = c
-                .prepare_cached(
-                    "SELECT COALESCE(SUM(length(content)), 0) FROM site_blobs WHERE namespace = ?",
-                )?
-                .query_row([ns], |r| r.get(0))?;
-            Ok(n as u64)
-        })
-        .await
+        self.number(sql::SITE_BLOB_BYTES, vec![text(namespace)])
+            .await
     }
 
     async fn sweep_site_blobs(&self, namespace: &str, before: u64) -> Result<u64> {
-        let ns = namespace.to_string();
-        let out = self
-            .write_statement(move |c| {
-                let n = c.execute(
-                    "DELETE FROM site_blobs WHERE namespace = ?1 AND touched < ?2
-                     AND hash NOT IN (
-                         SELECT json_extract(f.value, '$.hash')
-                         FROM sites s, json_each(s.doc, '$.files') f WHERE s.namespace = ?1)",
-                    params![ns, before as i64],
-                )?;
-                Ok(WriteOutcome::Count(n as u64))
-            })
-            .await?;
-        match out {
-            WriteOutcome::Count(n) => Ok(n),
-            _ => Ok(0),
-        }
+        self.write_count(
+            "DELETE FROM site_blobs WHERE namespace = ?1 AND touched < ?2
+             AND hash NOT IN (
+                 SELECT json_extract(f.value, '$.hash')
+                 FROM sites s, json_each(s.doc, '$.files') f WHERE s.namespace = ?1)",
+            vec![text(namespace), int(before)],
+        )
+        .await
     }
 
     async fn site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
-        let (ns, name) = (namespace.to_string(), name.to_string());
-        self.read(move |c| {
-            c.prepare_cached("SELECT doc FROM sites WHERE namespace = ? AND name = ?")?
-                .query_row(params![ns, name], |r| r.get::<_, String>(0))
-                .optional()?
-                .map(|doc| Ok(serde_json::from_str(&doc)?))
-                .transpose()
-        })
-        .await
+        self.doc(sql::SITE, vec![text(namespace), text(name)]).await
     }
 
     async fn put_site(&self, site: &Site) -> Result<()> {
         let doc = serde_json::to_string(site)?;
-        let (ns, name) = (site.namespace.clone(), site.name.clone());
-        self.write_statement(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO sites (namespace, name, doc) VALUES (?, ?, ?)",
-                params![ns, name, doc],
-            )?;
-            Ok(WriteOutcome::Done)
-        })
-        .await
-        .map(|_| ())
+        let args = vec![text(&site.namespace), text(&site.name), Value::Text(doc)];
+        self.write_count(sql::PUT_SITE, args).await.map(|_| ())
     }
 
     async fn delete_site(&self, namespace: &str, name: &str) -> Result<Option<Site>> {
         let (ns, name) = (namespace.to_string(), name.to_string());
-        let out = self
-            .write_statement(move |c| {
-                let doc: Option<String> = c
-                    .query_row(
-                        "DELETE FROM sites WHERE namespace = ? AND name = ? RETURNING doc",
-                        params![ns, name],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let site = doc.map(|d| serde_json::from_str(&d)).transpose()?;
-                Ok(WriteOutcome::Site(site.map(Box::new)))
-            })
-            .await?;
-        match out {
-            WriteOutcome::Site(s) => Ok(s.map(|s| *s)),
-            _ => Ok(None),
-        }
-    }
-
-    async fn list_sites(&self, namespace: &str) -> Result<Vec<Site>> {
-        let ns = namespace.to_string();
-        self.read(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT doc FROM sites WHERE namespace = ? ORDER BY name")?;
-            let rows = stmt.query_map([ns], |r| r.get::<_, String>(0))?;
-            rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+        self.write_statement(move |c| {
+            let doc: Option<String> = c
+                .prepare_cached(sql::DELETE_SITE)?
+                .query_row(params![ns, name], |r| r.get(0))
+                .optional()?;
+            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
         })
         .await
     }
 
+    async fn list_sites(&self, namespace: &str) -> Result<Vec<Site>> {
+        self.docs(sql::LIST_SITES, vec![text(namespace)]).await
+    }
+}
+
+#[async_trait]
+impl JournalStore for SqliteStore {
     async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
         self.log_or_commit(Entry::Pending {
             id: p.activation_id,
@@ -1365,26 +995,21 @@ impl Store for SqliteStore {
     }
 
     async fn put_pending_unless_recorded(&self, p: PendingInvocation) -> Result<bool> {
-        let out = self
-            .write_statement(move |c| {
-                let n = c
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO pending (id, accepted, message)
-                         SELECT ?1, ?2, ?3 WHERE NOT EXISTS
-                         (SELECT 1 FROM activations WHERE id = ?1)",
-                    )?
-                    .execute(params![p.activation_id, p.accepted_at as i64, p.message])?;
-                Ok(WriteOutcome::Changed(n > 0))
-            })
-            .await?;
-        Ok(matches!(out, WriteOutcome::Changed(true)))
+        let args = vec![
+            Value::Text(p.activation_id),
+            int(p.accepted_at),
+            Value::Blob(p.message),
+        ];
+        Ok(self
+            .write_count(sql::PUT_PENDING_UNLESS_RECORDED, args)
+            .await?
+            > 0)
     }
 
     async fn pending(&self) -> Result<Vec<PendingInvocation>> {
         self.settle().await?;
         self.read(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT id, accepted, message FROM pending ORDER BY accepted")?;
+            let mut stmt = c.prepare_cached(sql::PENDING)?;
             let rows = stmt.query_map([], |r| {
                 Ok(PendingInvocation {
                     activation_id: r.get(0)?,
@@ -1396,27 +1021,30 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+/// The embedded store serves one process: it has no cluster-wide admission.
+impl AdmissionStore for SqliteStore {}
+
+#[async_trait]
+impl ActivationStore for SqliteStore {
     async fn put_activation(&self, record: &EncodedActivation) -> Result<bool> {
-        let doc = record.json.get().to_string();
-        let (id, ns, name, start) = (
-            record.activation_id.clone(),
-            record.namespace.clone(),
-            record.name.clone(),
-            record.start as i64,
-        );
         // The trigger `activation_clears_pending` deletes the journal entry.
-        self.write_statement(move |c| {
-            c.prepare_cached(
+        let args = vec![
+            text(&record.activation_id),
+            text(&record.namespace),
+            text(&record.name),
+            int(record.start),
+            text(record.json.get()),
+        ];
+        Ok(self
+            .write_count(
                 "INSERT OR IGNORE INTO activations (id, namespace, name, start, doc)
                  VALUES (?, ?, ?, ?, ?)",
-            )?
-            .execute(params![id, ns, name, start, doc])
-            .map(|n| WriteOutcome::Changed(n > 0))
-            .map_err(Into::into)
-        })
-        .await
-        .map(|out| matches!(out, WriteOutcome::Changed(true)))
+                args,
+            )
+            .await?
+            > 0)
     }
 
     async fn put_new_activation(&self, record: &EncodedActivation) -> Result<()> {
@@ -1432,24 +1060,18 @@ impl Store for SqliteStore {
 
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {
         self.settle().await?;
-        let (ns, id) = (namespace.to_string(), id.to_string());
-        self.read(move |c| {
-            let doc: Option<String> = c
-                .prepare_cached("SELECT doc FROM activations WHERE id = ? AND namespace = ?")?
-                .query_row([id, ns], |r| r.get(0))
-                .optional()?;
-            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
-        })
-        .await
+        self.doc(sql::ACTIVATION, vec![text(id), text(namespace)])
+            .await
     }
 
     async fn list_activations(&self, q: &ActivationQuery) -> Result<Vec<Box<RawValue>>> {
         self.settle().await?;
-        let (filter, mut args) = activation_filter(q);
-        args.push(Value::Integer(q.limit as i64));
-        args.push(Value::Integer(q.skip as i64));
+        let (filter, args) = sql::activation_filter(q);
+        let sql = sql::list_activations(&filter, args.len());
+        let mut args = values(args);
+        args.push(int(q.limit));
+        args.push(int(q.skip));
         self.read(move |c| {
-            let sql = format!("SELECT doc{filter} ORDER BY start DESC, id LIMIT ? OFFSET ?");
             let mut stmt = c.prepare_cached(&sql)?;
             let rows =
                 stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
@@ -1458,29 +1080,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
-        let out = self
-            .write_statement(move |c| {
-                let n = c
-                    .prepare_cached(
-                        "DELETE FROM activations WHERE start < ?
-                         AND namespace IN (SELECT name FROM namespaces)",
-                    )?
-                    .execute([start_ms as i64])?;
-                Ok(WriteOutcome::Count(n as u64))
-            })
-            .await?;
-        Ok(match out {
-            WriteOutcome::Count(n) => n,
-            _ => 0,
-        })
-    }
-
     async fn count_activations(&self, q: &ActivationQuery) -> Result<u64> {
         self.settle().await?;
-        let (filter, args) = activation_filter(q);
+        let (filter, args) = sql::activation_filter(q);
+        let sql = sql::count_activations(&filter);
+        let args = values(args);
         self.read(move |c| {
-            let sql = format!("SELECT COUNT(*){filter}");
             let n: i64 = c
                 .prepare_cached(&sql)?
                 .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
@@ -1488,11 +1093,17 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
+        self.write_count(sql::DELETE_ACTIVATIONS_BEFORE, vec![int(start_ms)])
+            .await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use writer::entry_id;
 
     #[tokio::test]
     async fn a_failing_write_rolls_back_only_itself() {
@@ -1507,7 +1118,7 @@ mod tests {
                 if fail {
                     return Err(StoreError::Backend("refused after writing".into()));
                 }
-                Ok(WriteOutcome::Done)
+                Ok(())
             })
         };
         // Queued together, so they share one group commit.
@@ -1623,7 +1234,7 @@ mod tests {
             store
                 .write_statement(|c| {
                     c.execute("DELETE FROM activations WHERE id = 'r1'", [])?;
-                    Ok(WriteOutcome::Done)
+                    Ok(())
                 })
                 .await
                 .unwrap();
@@ -1697,7 +1308,7 @@ mod tests {
                 store
                     .write_statement(move |_| {
                         held.recv().ok();
-                        Ok(WriteOutcome::Done)
+                        Ok(())
                     })
                     .await
             }

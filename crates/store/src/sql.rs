@@ -1,0 +1,217 @@
+//! The SQL both backends run alike. Every statement here is valid SQLite and PostgreSQL:
+//! parameters are written `$1`, `$2`, ... (PostgreSQL's form; SQLite numbers a named
+//! parameter by its first appearance, so each statement names its parameters first in
+//! ascending order, which a test checks), types are cast with `CAST(.. AS ..)`, upserts use
+//! `ON CONFLICT`, and no list names a collation (every key column sorts by bytes on both,
+//! see the crate doc). What only one dialect can say stays in its backend.
+
+pub(crate) const CREATE_NAMESPACE: &str =
+    "INSERT INTO namespaces (name, uuid, key, limits) VALUES ($1, $2, $3, $4)
+     ON CONFLICT DO NOTHING";
+pub(crate) const NAMESPACE_BY_UUID: &str =
+    "SELECT name, uuid, key, limits FROM namespaces WHERE uuid = $1";
+pub(crate) const NAMESPACE_BY_NAME: &str =
+    "SELECT name, uuid, key, limits FROM namespaces WHERE name = $1";
+pub(crate) const LIST_NAMESPACES: &str =
+    "SELECT name, uuid, key, limits FROM namespaces ORDER BY name";
+pub(crate) const SET_NAMESPACE_KEY: &str =
+    "UPDATE namespaces SET uuid = $1, key = $2 WHERE name = $3";
+pub(crate) const SET_NAMESPACE_LIMITS: &str = "UPDATE namespaces SET limits = $1 WHERE name = $2";
+
+pub(crate) const ACTION_WITH_CODE: &str =
+    "SELECT doc, code_hash, code FROM actions WHERE namespace = $1 AND name = $2";
+pub(crate) const ACTION_WITHOUT_CODE: &str =
+    "SELECT doc, code_hash, CAST(NULL AS BYTEA) FROM actions WHERE namespace = $1 AND name = $2";
+pub(crate) const ACTION_CODE: &str = "SELECT code FROM actions WHERE namespace = $1 AND name = $2";
+pub(crate) const CREATE_ACTION: &str =
+    "INSERT INTO actions (namespace, name, version, doc, code, code_hash)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+pub(crate) const REPLACE_ACTION_WITH_CODE: &str =
+    "UPDATE actions SET version = $1, doc = $2, code = $3, code_hash = $4
+     WHERE namespace = $5 AND name = $6 AND version = $7";
+pub(crate) const REPLACE_ACTION_DOC: &str = "UPDATE actions SET version = $1, doc = $2
+     WHERE namespace = $3 AND name = $4 AND version = $5";
+pub(crate) const DELETE_ACTION: &str =
+    "DELETE FROM actions WHERE namespace = $1 AND name = $2 RETURNING doc, code_hash";
+/// Parameters: namespace and the name range of [`crate::name_range`], then limit and offset.
+pub(crate) const LIST_ACTIONS: &str = "SELECT doc, code_hash FROM actions
+     WHERE namespace = $1 AND name >= $2 AND name < $3 ORDER BY name LIMIT $4 OFFSET $5";
+pub(crate) const COUNT_ACTIONS: &str =
+    "SELECT COUNT(*) FROM actions WHERE namespace = $1 AND name >= $2 AND name < $3";
+pub(crate) const CODE_HASHES: &str = "SELECT DISTINCT code_hash FROM actions";
+
+pub(crate) const PACKAGE: &str = "SELECT doc FROM packages WHERE namespace = $1 AND name = $2";
+pub(crate) const CREATE_PACKAGE: &str =
+    "INSERT INTO packages (namespace, name, version, publish, doc) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT DO NOTHING";
+pub(crate) const REPLACE_PACKAGE: &str = "UPDATE packages SET version = $1, publish = $2, doc = $3
+     WHERE namespace = $4 AND name = $5 AND version = $6";
+pub(crate) const LIST_PACKAGES: &str =
+    "SELECT doc FROM packages WHERE namespace = $1 AND (publish OR NOT $2)
+     ORDER BY name LIMIT $3 OFFSET $4";
+pub(crate) const COUNT_PACKAGES: &str =
+    "SELECT COUNT(*) FROM packages WHERE namespace = $1 AND (publish OR NOT $2)";
+
+pub(crate) const PUT_ROUTE: &str = "INSERT INTO routes (namespace, base_path, path, method, doc)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (namespace, base_path, path, method) DO UPDATE SET doc = excluded.doc";
+pub(crate) const DELETE_ROUTES: &str = "DELETE FROM routes WHERE namespace = $1 AND base_path = $2
+     AND (CAST($3 AS TEXT) IS NULL OR path = $3) AND (CAST($4 AS TEXT) IS NULL OR method = $4)";
+pub(crate) const LIST_ROUTES: &str = "SELECT doc FROM routes
+     WHERE namespace = $1 AND (CAST($2 AS TEXT) IS NULL OR base_path = $2)
+     ORDER BY base_path, path, method";
+
+pub(crate) const PUT_SITE_BLOB: &str =
+    "INSERT INTO site_blobs (namespace, hash, content, touched) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (namespace, hash) DO UPDATE SET touched = excluded.touched";
+pub(crate) const SITE_BLOB: &str =
+    "SELECT content FROM site_blobs WHERE namespace = $1 AND hash = $2";
+pub(crate) const SITE_BLOB_BYTES: &str =
+    "SELECT CAST(COALESCE(SUM(length(content)), 0) AS BIGINT) FROM site_blobs
+     WHERE namespace = $1";
+pub(crate) const SITE: &str = "SELECT doc FROM sites WHERE namespace = $1 AND name = $2";
+pub(crate) const PUT_SITE: &str = "INSERT INTO sites (namespace, name, doc) VALUES ($1, $2, $3)
+     ON CONFLICT (namespace, name) DO UPDATE SET doc = excluded.doc";
+pub(crate) const DELETE_SITE: &str =
+    "DELETE FROM sites WHERE namespace = $1 AND name = $2 RETURNING doc";
+pub(crate) const LIST_SITES: &str = "SELECT doc FROM sites WHERE namespace = $1 ORDER BY name";
+
+pub(crate) const PUT_PENDING_UNLESS_RECORDED: &str = "INSERT INTO pending (id, accepted, message)
+     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM activations WHERE id = $1)
+     ON CONFLICT DO NOTHING";
+pub(crate) const PENDING: &str = "SELECT id, accepted, message FROM pending ORDER BY accepted";
+
+pub(crate) const ACTIVATION: &str = "SELECT doc FROM activations WHERE id = $1 AND namespace = $2";
+pub(crate) const DELETE_ACTIVATIONS_BEFORE: &str = "DELETE FROM activations WHERE start < $1
+     AND namespace IN (SELECT name FROM namespaces)";
+
+/// A parameter of a statement built at run time.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// The `FROM ... WHERE ...` of an activation query and its parameters (`$1`...).
+pub(crate) fn activation_filter(q: &crate::ActivationQuery) -> (String, Vec<Arg>) {
+    let mut sql = String::from(" FROM activations WHERE namespace = $1");
+    let mut args = vec![Arg::Text(q.namespace.clone())];
+    let mut and = |column_op: &str, arg: Arg| {
+        args.push(arg);
+        sql.push_str(&format!(" AND {column_op} ${}", args.len()));
+    };
+    if let Some(name) = &q.name {
+        and("name =", Arg::Text(name.clone()));
+    }
+    if let Some(since) = q.since {
+        and("start >=", Arg::Int(since as i64));
+    }
+    if let Some(upto) = q.upto {
+        and("start <=", Arg::Int(upto as i64));
+    }
+    (sql, args)
+}
+
+/// The activation list: `filter` (from [`activation_filter`], with `n` parameters) newest
+/// first, ties by id, then limit and offset as parameters `n + 1` and `n + 2`.
+pub(crate) fn list_activations(filter: &str, n: usize) -> String {
+    format!(
+        "SELECT doc{filter} ORDER BY start DESC, id LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    )
+}
+
+pub(crate) fn count_activations(filter: &str) -> String {
+    format!("SELECT COUNT(*){filter}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers of the `$n` parameters of `sql`, in order of appearance.
+    fn parameters(sql: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut rest = sql;
+        while let Some(i) = rest.find('$') {
+            rest = &rest[i + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            assert!(!digits.is_empty(), "a `$` without a number in {sql}");
+            out.push(digits.parse().unwrap());
+        }
+        out
+    }
+
+    /// SQLite numbers `$n` by first appearance: each statement must introduce `$1`, `$2`,
+    /// ... in that order, or SQLite would bind its parameters to the wrong places.
+    #[test]
+    fn every_statement_names_its_parameters_in_order() {
+        let q = crate::ActivationQuery {
+            namespace: "ns".into(),
+            name: Some("a".into()),
+            since: Some(1),
+            upto: Some(2),
+            skip: 0,
+            limit: 10,
+        };
+        let (filter, args) = activation_filter(&q);
+        let built = [
+            list_activations(&filter, args.len()),
+            count_activations(&filter),
+        ];
+        let fixed = [
+            CREATE_NAMESPACE,
+            NAMESPACE_BY_UUID,
+            NAMESPACE_BY_NAME,
+            LIST_NAMESPACES,
+            SET_NAMESPACE_KEY,
+            SET_NAMESPACE_LIMITS,
+            ACTION_WITH_CODE,
+            ACTION_WITHOUT_CODE,
+            ACTION_CODE,
+            CREATE_ACTION,
+            REPLACE_ACTION_WITH_CODE,
+            REPLACE_ACTION_DOC,
+            DELETE_ACTION,
+            LIST_ACTIONS,
+            COUNT_ACTIONS,
+            CODE_HASHES,
+            PACKAGE,
+            CREATE_PACKAGE,
+            REPLACE_PACKAGE,
+            LIST_PACKAGES,
+            COUNT_PACKAGES,
+            PUT_ROUTE,
+            DELETE_ROUTES,
+            LIST_ROUTES,
+            PUT_SITE_BLOB,
+            SITE_BLOB,
+            SITE_BLOB_BYTES,
+            SITE,
+            PUT_SITE,
+            DELETE_SITE,
+            LIST_SITES,
+            PUT_PENDING_UNLESS_RECORDED,
+            PENDING,
+            ACTIVATION,
+            DELETE_ACTIVATIONS_BEFORE,
+        ];
+        for sql in fixed
+            .iter()
+            .copied()
+            .chain(built.iter().map(String::as_str))
+        {
+            let mut highest = 0;
+            for n in parameters(sql) {
+                assert!(
+                    n <= highest + 1,
+                    "`${n}` comes before `${}` in {sql}",
+                    highest + 1
+                );
+                highest = highest.max(n);
+            }
+            assert!(!sql.contains('?'), "a `?` parameter in {sql}");
+        }
+    }
+}
