@@ -24,8 +24,46 @@ fn build_functions(target: &str) -> PathBuf {
     build_package("tests/functions/Cargo.toml", target)
 }
 
+/// Makes sure the toolchain has the standard library of `target`, adding it with rustup when
+/// it is missing: rustup installs the targets `rust-toolchain.toml` lists only when it installs
+/// the toolchain, so a machine that already had the toolchain lacks them. Without rustup it
+/// panics with the command to run.
+pub fn ensure_target(target: &str) {
+    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked.iter().any(|t| t == target) {
+        return;
+    }
+    let root = workspace_root();
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(&root)
+        .output()
+        .expect("cannot run rustc");
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    let libdir = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib");
+    if !libdir.is_dir() {
+        eprintln!("the toolchain lacks {target}: running `rustup target add {target}`");
+        let added = Command::new("rustup")
+            .args(["target", "add", target])
+            .current_dir(&root)
+            .status();
+        assert!(
+            matches!(added, Ok(s) if s.success()),
+            "the Rust standard library for {target} is missing and rustup could not add it: \
+             run `rustup target add {target}`"
+        );
+    }
+    checked.push(target.to_string());
+}
+
 /// Builds the test package at `manifest` (relative to the root) for `target`, release.
 fn build_package(manifest: &str, target: &str) -> PathBuf {
+    ensure_target(target);
     let root = workspace_root();
     let target_dir = root.join("target").join("functions");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -363,7 +363,8 @@ async fn create_from_a_cargo_project_then_get_its_url_and_code() {
     let root = gust_testkit::workspace_root();
     let project = root.join("tests/functions");
     let project = project.to_str().unwrap();
-    // Share the harness's build of the test functions.
+    // Share the harness's build of the test functions; the CLI's cargo build needs the target.
+    gust_testkit::ensure_target("wasm32-wasip1");
     let target = root.join("target/functions");
     let mut env = against(&s).to_vec();
     env.push(("CARGO_TARGET_DIR", target.to_str().unwrap()));
