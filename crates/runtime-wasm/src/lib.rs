@@ -12,14 +12,17 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod command;
 mod engine;
 mod http;
 mod pipes;
 mod runtime;
+mod sandbox;
 
 pub use engine::{EngineLimits, MAX_CONCURRENT};
 pub use gust_model::run::{Exit, RunOutput};
 pub use http::{HttpDone, HttpResponse, HttpRun, HttpServed};
-pub use runtime::{CompileError, RunRequest, WasmRuntime, code_hash};
+pub use runtime::{CompileError, WasmRuntime, code_hash};
+pub use sandbox::RunRequest;
 /// The HTTP types handlers speak (re-exported so callers name the same versions).
 pub use {http_body, hyper};

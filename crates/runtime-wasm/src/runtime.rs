@@ -1,25 +1,24 @@
-//! Compile, cache and run.
+//! The runtime: compiles code ahead of time and caches it (in memory, up to `MAX_LOADED`
+//! programs, and on disk), and the entry points that hand a run to `command` or `http`. The
+//! top of the crate: it imports `command`, `http` and `sandbox`; none of them imports it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use gust_model::run::{Exit, RunOutput};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime::component::Component;
+use wasmtime::{Engine, Linker, Module};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::command;
 use crate::engine::{self, EngineLimits, Slots};
-use crate::http::NoOutgoing;
-use crate::pipes::{CappedPipe, LogPipe};
+use crate::http::{self, HttpRun, HttpServed};
+use crate::sandbox::{Compiled, ComponentState, ModuleState, RunRequest};
 
 /// Compiled programs kept in memory at once; others are reloaded from the disk cache.
 const MAX_LOADED: usize = 1024;
@@ -35,24 +34,6 @@ pub enum CompileError {
     Cache(String),
 }
 
-/// One activation's inputs.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    /// The parameters, one JSON object, given on stdin.
-    pub input: Vec<u8>,
-    /// The environment: `__OW_*` and the action's `init` parameters. Nothing else.
-    pub env: Vec<(String, String)>,
-    /// `argv[0]`.
-    pub program: String,
-    pub timeout: Duration,
-    /// Cap on linear memory, in bytes.
-    pub memory_limit: u64,
-    /// Cap on log line bytes.
-    pub log_limit: u64,
-    /// Cap on stdout bytes kept; the total written is still counted.
-    pub result_limit: u64,
-}
-
 /// Hex SHA-256 of the code: the key of its compiled artifact.
 pub fn code_hash(code: &[u8]) -> String {
     let digest = Sha256::digest(code);
@@ -61,113 +42,6 @@ pub fn code_hash(code: &[u8]) -> String {
         s.push_str(&format!("{b:02x}"));
     }
     s
-}
-
-pub(crate) enum Compiled {
-    Module(InstancePre<ModuleState>),
-    Component(CommandPre<ComponentState>),
-    /// A wasi:http handler (exports `wasi:http/incoming-handler`).
-    Http(ProxyPre<ComponentState>),
-}
-
-/// Per-store memory and table cap; remembers whether it refused growth so a trap that
-/// follows is reported as memory exhaustion. The memory cap is on the total of all the
-/// store's linear memories.
-pub(crate) struct Limiter {
-    memory: usize,
-    used: usize,
-    pub(crate) refused: bool,
-}
-
-impl Limiter {
-    pub(crate) fn new(memory: usize) -> Self {
-        Limiter {
-            memory,
-            used: 0,
-            refused: false,
-        }
-    }
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let total = (self.used - current.min(self.used)).saturating_add(desired);
-        if total > self.memory {
-            self.refused = true;
-            return Ok(false);
-        }
-        self.used = total;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-}
-
-pub(crate) struct ModuleState {
-    wasi: WasiP1Ctx,
-    limiter: Limiter,
-}
-
-/// Most host resources (streams, HTTP fields, requests...) one component instance may hold.
-const MAX_RESOURCES: usize = 10_000;
-/// Largest HTTP header field a component may build, in bytes.
-const MAX_FIELD_SIZE: usize = 16 * 1024;
-
-pub(crate) struct ComponentState {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    pub(crate) limiter: Limiter,
-    http: WasiHttpCtx,
-    hooks: NoOutgoing,
-}
-
-impl ComponentState {
-    pub(crate) fn new(ctx: WasiCtx, limiter: Limiter) -> Self {
-        // Host resources are memory the linear-memory limiter does not see: a guest gets a
-        // bounded number of them, and small HTTP header fields.
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_RESOURCES);
-        let mut http = WasiHttpCtx::new();
-        http.set_field_size_limit(MAX_FIELD_SIZE);
-        ComponentState {
-            ctx,
-            table,
-            limiter,
-            http,
-            hooks: NoOutgoing,
-        }
-    }
-}
-
-impl WasiHttpView for ComponentState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
-impl WasiView for ComponentState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
 }
 
 /// The Wasm runtime of one invoker (or of a controller checking code at create time).
@@ -196,19 +70,6 @@ fn invalid(e: wasmtime::Error) -> CompileError {
 fn is_component(code: &[u8]) -> bool {
     // A component's preamble has layer 1 in bytes 6..8; a core module has version 1.
     code.len() >= 8 && code[..4] == *b"\0asm" && code[6..8] == [1, 0]
-}
-
-fn wasi_ctx(req: &RunRequest, stdout: &CappedPipe, stderr: &LogPipe) -> WasiCtxBuilder {
-    let mut b = WasiCtxBuilder::new();
-    b.stdin(MemoryInputPipe::new(req.input.clone()))
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .args(&[&req.program])
-        .envs(&req.env)
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    b
 }
 
 impl WasmRuntime {
@@ -403,81 +264,48 @@ impl WasmRuntime {
     }
 
     /// Runs one activation of the code `hash` in a fresh instance. The code must have been
-    /// compiled or loaded; if it is not in memory this tries the disk cache.
+    /// compiled or loaded; if it is not in memory this tries the disk cache. A wasi:http
+    /// handler gets the parameters as a `POST /` and answers with the result as its body.
     pub async fn run(&self, hash: &str, req: RunRequest) -> RunOutput {
-        let started = Instant::now();
-        let stdout = CappedPipe::new(req.result_limit as usize);
-        let stderr = LogPipe::new(req.log_limit);
-        let finish = |exit: Exit, init_time: Duration| {
-            let (stdout_bytes, stdout_len) = stdout.take();
-            let (logs, logs_truncated) = stderr.finish();
-            RunOutput {
-                exit,
-                stdout: stdout_bytes,
-                stdout_len,
-                logs,
-                logs_truncated,
-                init_time,
-                start: None,
-            }
-        };
         let compiled = match self.compiled(hash) {
             Ok(c) => c,
-            Err(exit) => return finish(exit, started.elapsed()),
+            Err(exit) => return RunOutput::failed(exit),
         };
-        if let Compiled::Http(_) = &*compiled {
-            return self.run_http_json(hash, req).await;
+        match &*compiled {
+            Compiled::Http(pre) => {
+                http::run_json(&self.engine, &self.slots, pre.clone(), req).await
+            }
+            _ => command::run(&self.engine, &self.slots, &compiled, req).await,
         }
-        let Some(_slot) = self.slots.acquire().await else {
-            return finish(
-                Exit::Internal("the runtime is shutting down".into()),
-                started.elapsed(),
-            );
+    }
+
+    /// Whether the compiled code `hash` is a wasi:http handler (loading it if needed).
+    pub fn is_http_handler(&self, hash: &str) -> bool {
+        matches!(self.compiled(hash).as_deref(), Ok(Compiled::Http(_)))
+    }
+
+    /// Hands `req` to the handler `hash` in a fresh instance. The request's URI must carry
+    /// an authority or the request a `Host` header.
+    pub async fn serve_http<B>(
+        &self,
+        hash: &str,
+        run: HttpRun,
+        req: hyper::Request<B>,
+    ) -> HttpServed
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let compiled = match self.compiled(hash) {
+            Ok(c) => c,
+            Err(exit) => return HttpServed::failed(exit),
         };
-        let limiter = Limiter::new(usize::try_from(req.memory_limit).unwrap_or(usize::MAX));
-        let deadline = req.timeout;
-        let (exit, init_time) = match &*compiled {
-            Compiled::Module(pre) => {
-                let wasi = wasi_ctx(&req, &stdout, &stderr).build_p1();
-                let mut store = Store::new(&self.engine, ModuleState { wasi, limiter });
-                store.limiter(|s| &mut s.limiter);
-                store.epoch_deadline_async_yield_and_update(1);
-                let mut init_time = Duration::ZERO;
-                let run = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    init_time = started.elapsed();
-                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                    start.call_async(&mut store, ()).await
-                };
-                let out = tokio::time::timeout(deadline, run).await;
-                let refused = store.data().limiter.refused;
-                (classify(out, refused), init_time)
-            }
-            Compiled::Component(pre) => {
-                let ctx = wasi_ctx(&req, &stdout, &stderr).build();
-                let state = ComponentState::new(ctx, limiter);
-                let mut store = Store::new(&self.engine, state);
-                store.limiter(|s| &mut s.limiter);
-                store.epoch_deadline_async_yield_and_update(1);
-                let mut init_time = Duration::ZERO;
-                let run = async {
-                    let command = pre.instantiate_async(&mut store).await?;
-                    init_time = started.elapsed();
-                    match command.wasi_cli_run().call_run(&mut store).await? {
-                        Ok(()) => Ok(()),
-                        Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
-                    }
-                };
-                let out = tokio::time::timeout(deadline, run).await;
-                let refused = store.data().limiter.refused;
-                (classify(out, refused), init_time)
-            }
-            Compiled::Http(_) => (
-                Exit::Internal("a wasi:http handler runs through serve_http".into()),
-                Duration::ZERO,
-            ),
+        let Compiled::Http(pre) = &*compiled else {
+            return HttpServed::failed(Exit::Internal(
+                "the code is not a wasi:http handler".into(),
+            ));
         };
-        finish(exit, init_time)
+        http::serve(&self.engine, &self.slots, pre.clone(), run, req).await
     }
 
     /// The compiled code `hash`, from memory or the disk cache.
@@ -493,42 +321,10 @@ impl WasmRuntime {
     }
 }
 
-pub(crate) fn classify(
-    out: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
-    memory_refused: bool,
-) -> Exit {
-    match out {
-        Err(_) => Exit::Timeout,
-        Ok(Ok(())) => Exit::Ok,
-        Ok(Err(e)) => {
-            if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                return if exit.0 == 0 {
-                    Exit::Ok
-                } else {
-                    Exit::Code(exit.0)
-                };
-            }
-            if memory_refused {
-                return Exit::OutOfMemory;
-            }
-            match e.downcast_ref::<wasmtime::Trap>() {
-                Some(trap) => Exit::Trap(trap.to_string()),
-                None => {
-                    let msg = format!("{e:#}");
-                    if msg.contains("memory") && msg.contains("limit") {
-                        Exit::OutOfMemory
-                    } else {
-                        Exit::Trap(msg)
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn until(what: &str, f: impl Fn() -> bool) {
         for _ in 0..100 {

@@ -505,6 +505,7 @@ impl SqliteStore {
     }
 }
 
+/// At open: inserts what the log holds past the point SQLite has, then deletes the log files.
 /// Returns the sequence number for the next log file.
 fn replay(conn: &mut Connection, files: &LogFiles) -> Result<u64> {
     let io = |e: std::io::Error| StoreError::Backend(format!("cannot read the record log: {e}"));

@@ -337,8 +337,6 @@ pub(super) fn mark_applied(conn: &Connection, at: Position) -> rusqlite::Result<
         .map(|_| ())
 }
 
-/// At open: inserts what the log holds past the point SQLite has, then deletes the log files.
-
 /// Copies WAL frames back into the database file, as many as no reader still needs, without
 /// waiting for anybody (the writer's copy is complete, so its next transaction starts the WAL
 /// over).
