@@ -10,9 +10,7 @@ use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use gust_controller::{
-    ActionPut, Identity, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Resolved, Wait,
-};
+use gust_controller::{ActionPut, Identity, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait};
 use gust_model::limits::{MAX_BODY, MAX_INVOKE_BODY, MAX_LIST};
 use gust_model::{Action, ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
@@ -197,7 +195,7 @@ async fn invoke(
         }
     };
     let InvokeQuery { wait, result_only } = InvokeQuery::read(&q)?;
-    let resolved: Resolved = gw.controller.resolve(&who, &ns, &name).await?;
+    let resolved = gw.controller.resolve(&who, &ns, &name).await?;
     let outcome = gw
         .controller
         .invoke(Invocation {

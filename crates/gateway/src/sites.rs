@@ -76,7 +76,7 @@ fn site_json(site: &Site, view: View) -> Value {
 /// The body of `POST .../site-blobs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BlobQuery {
+struct BlobQuery {
     hashes: Vec<String>,
 }
 
