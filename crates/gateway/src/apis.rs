@@ -1,26 +1,40 @@
-//! API routes: managing a namespace's APIs (`/api/v1/namespaces/{ns}/apis`, a Gust extension
-//! in the spirit of OpenWhisk's apimgmt) and serving them at `/api/{ns}/{base}/{path}`, each
-//! route running a web action with its path parameters, CORS and rate limit.
+//! Resource: API routes — managing a namespace's APIs (`/api/v1/namespaces/{ns}/apis`, a Gust
+//! extension in the spirit of OpenWhisk's apimgmt) and serving them at
+//! `/api/{ns}/{base}/{path}`, each route running a web action (with `http_action`) with its
+//! path parameters, CORS and rate limit. Imports the kit only.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::Router;
+use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use gust_controller::apis::{RoutePut, match_path};
 use gust_controller::{ControllerError, Identity};
 use gust_model::Route;
+use gust_model::limits::MAX_ROUTE_BODY;
 use gust_model::time::now_ms;
 use serde_json::{Value, json};
 
-use crate::routes::{Caller, body, json_response, malformed, params};
-use crate::web::{Extension, cors, requested_headers, serve_resolved};
+use crate::extract::{Caller, QueryString, RawBody, body, malformed, params};
+use crate::http_action::{self, Answer, Call, Cors, Extension, requested_headers};
+use crate::respond::{ApiResult, json_response};
 use crate::{ApiError, Gateway};
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) fn router() -> Router<Gateway> {
+    Router::new()
+        .route(
+            "/api/v1/namespaces/{ns}/apis",
+            get(list_apis).put(put_route),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/apis/{base}",
+            get(get_api).delete(delete_api),
+        )
+        .route("/api/{ns}/{*rest}", axum::routing::any(serve_api))
+}
 
 /// A route: namespace, base path, path, method.
 type RouteKey = (String, String, String, String);
@@ -122,14 +136,14 @@ fn openapi(ns: &str, base: &str, routes: &[Route]) -> Value {
 }
 
 /// `PUT /api/v1/namespaces/{ns}/apis`: creates or replaces one route.
-pub async fn put_route(
+async fn put_route(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path(ns): Path<String>,
-    b: Result<Bytes, BytesRejection>,
+    b: RawBody,
 ) -> ApiResult {
     gw.controller.authorize(&who, &ns)?;
-    let b = body(b, 64 * 1024)?;
+    let b = body(b, MAX_ROUTE_BODY)?;
     let put: RoutePut = serde_json::from_slice(&b).map_err(malformed)?;
     let route = gw.controller.put_route(&who, put).await?;
     let mut v = json!(route);
@@ -142,7 +156,7 @@ pub async fn put_route(
 }
 
 /// `GET /api/v1/namespaces/{ns}/apis`.
-pub async fn list_apis(
+async fn list_apis(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path(ns): Path<String>,
@@ -152,11 +166,11 @@ pub async fn list_apis(
 }
 
 /// `GET /api/v1/namespaces/{ns}/apis/{base}[?format=openapi]`.
-pub async fn get_api(
+async fn get_api(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path((ns, base)): Path<(String, String)>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: QueryString,
 ) -> ApiResult {
     let q = params(q)?;
     let base = format!("/{base}");
@@ -180,11 +194,11 @@ pub async fn get_api(
 }
 
 /// `DELETE /api/v1/namespaces/{ns}/apis/{base}[?path=P[&method=M]]`.
-pub async fn delete_api(
+async fn delete_api(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path((ns, base)): Path<(String, String)>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: QueryString,
 ) -> ApiResult {
     let q = params(q)?;
     gw.controller.authorize(&who, &ns)?;
@@ -197,27 +211,23 @@ pub async fn delete_api(
 }
 
 /// `/api/{ns}/{base}/{*path}`: serves a route.
-pub async fn serve_api(
+async fn serve_api(
     State(gw): State<Gateway>,
     Path((ns, rest)): Path<(String, String)>,
     req: Request,
 ) -> Response {
     let requested = requested_headers(req.headers());
-    let (result, with_cors) = serve(&gw, &ns, &rest, req).await;
-    let mut res = result.unwrap_or_else(IntoResponse::into_response);
-    if with_cors {
-        cors(res.headers_mut(), requested);
-    }
-    res
+    serve(&gw, &ns, &rest, req).await.into_response(requested)
 }
 
-/// Serves one API request; also says whether CORS headers belong on the answer.
-async fn serve(
-    gw: &Gateway,
-    ns: &str,
-    rest: &str,
-    req: Request,
-) -> (Result<Response, ApiError>, bool) {
+/// Whether a route's answers carry CORS headers.
+fn cors_of(route: &Route) -> Cors {
+    if route.cors { Cors::Add } else { Cors::Omit }
+}
+
+/// Serves one API request: the route that its path and method name runs its action as the
+/// namespace's owner.
+async fn serve(gw: &Gateway, ns: &str, rest: &str, req: Request) -> Answer {
     let (base, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -225,7 +235,7 @@ async fn serve(
     let base = format!("/{base}");
     let routes = match gw.controller.served_routes(ns, &base).await {
         Ok(r) => r,
-        Err(e) => return (Err(e.into()), false),
+        Err(e) => return Answer::new(Err(e.into()), Cors::Omit),
     };
     let method = req.method().as_str().to_ascii_uppercase();
     let matching: Vec<(&Route, Vec<(String, String)>)> = routes
@@ -233,45 +243,39 @@ async fn serve(
         .filter_map(|r| match_path(&r.path, path).map(|p| (r, p)))
         .collect();
     if matching.is_empty() {
-        return (Err(ApiError::not_found()), false);
+        return Answer::new(Err(ApiError::not_found()), Cors::Omit);
     }
     let Some((route, path_params)) = matching.iter().find(|(r, _)| r.method == method).cloned()
     else {
-        let with_cors = matching.iter().any(|(r, _)| r.cors);
-        if req.method() == Method::OPTIONS && with_cors {
-            return (Ok(StatusCode::OK.into_response()), true);
+        let cors = if matching.iter().any(|(r, _)| r.cors) {
+            Cors::Add
+        } else {
+            Cors::Omit
+        };
+        if req.method() == Method::OPTIONS && cors == Cors::Add {
+            return Answer::new(Ok(StatusCode::OK.into_response()), Cors::Add);
         }
         let allowed: Vec<&str> = matching.iter().map(|(r, _)| r.method.as_str()).collect();
-        return (
-            Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!(
-                    "HTTP method not allowed, supported methods: {}.",
-                    allowed.join(", ")
-                ),
-            )),
-            with_cors,
-        );
+        return Answer::new(Err(ApiError::method_not_allowed(&allowed)), cors);
     };
+    let cors = cors_of(route);
     if !gw.rate_limits.admit(route) {
-        return (
-            Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many requests for {} {}{}: its limit is {} per minute.",
-                    route.method,
-                    route.base_path,
-                    route.path,
-                    route.rate_limit.unwrap_or(0)
-                ),
-            )),
-            route.cors,
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many requests for {} {}{}: its limit is {} per minute.",
+                route.method,
+                route.base_path,
+                route.path,
+                route.rate_limit.unwrap_or(0)
+            ),
         );
+        return Answer::new(Err(error), cors);
     }
     let owner: Identity = match gw.controller.owner(ns).await {
         Ok(Some(o)) => o,
-        Ok(None) => return (Err(ApiError::not_found()), false),
-        Err(e) => return (Err(e.into()), false),
+        Ok(None) => return Answer::new(Err(ApiError::not_found()), Cors::Omit),
+        Err(e) => return Answer::new(Err(e.into()), Cors::Omit),
     };
     let resolved = match route
         .action
@@ -285,9 +289,9 @@ async fn serve(
     let resolved = match resolved {
         Ok(r) => r,
         Err(ControllerError::NotFound | ControllerError::BadRequest(_)) => {
-            return (Err(ApiError::not_found()), route.cors);
+            return Answer::new(Err(ApiError::not_found()), cors);
         }
-        Err(e) => return (Err(e.into()), route.cors),
+        Err(e) => return Answer::new(Err(e.into()), cors),
     };
     let ext = if route.response_type == "http" {
         Extension::Http
@@ -295,6 +299,16 @@ async fn serve(
         Extension::Json
     };
     // The route's own path is the action's `__ow_path`; a `.json` route projects nothing.
-    let (res, _) = serve_resolved(gw, &owner, &resolved, ext, "", path, path_params, req).await;
-    (res, route.cors)
+    let call = Call {
+        owner: &owner,
+        action: &resolved,
+        ext,
+        projection: "",
+        ow_path: path,
+        path_params,
+        req,
+    };
+    // The route, not the action, decides CORS.
+    let answer = http_action::serve(gw, call).await;
+    Answer::new(answer.result, cors)
 }

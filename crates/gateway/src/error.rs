@@ -1,4 +1,5 @@
-//! The one mapping from failures to HTTP statuses and OpenWhisk's error bodies.
+//! Kit: the one mapping from failures to HTTP statuses and OpenWhisk's error bodies. Imports
+//! no other module of the gateway.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -28,6 +29,17 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         ControllerError::NotFound.into()
+    }
+
+    /// OpenWhisk's 405 for a method that `supported` (e.g. `["GET", "HEAD"]`) does not name.
+    pub fn method_not_allowed(supported: &[&str]) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "HTTP method not allowed, supported methods: {}.",
+                supported.join(", ")
+            ),
+        )
     }
 }
 

@@ -2,26 +2,53 @@
 //! requests into typed calls on the [`Controller`] and turns every [`ControllerError`] into
 //! one status code and OpenWhisk's JSON error body, in one place ([`error`]).
 //!
+//! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
+//! `activations`, `apis`, `sites`, `web`) each hold one REST resource's handlers and its
+//! `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
+//! `http_action`) is what resources share. **Wiring** (`router`, this file) puts them
+//! together.
+//!
+//! **Invariant:** a resource module imports the kit, never another resource; the kit imports
+//! no resource. Only the wiring names several resources.
+//!
 //! **API boundary:** paths, query parameters, JSON shapes, status codes and messages are
 //! OpenWhisk's, so `wsk`-style clients work unchanged. Every response carries `X-Request-ID`;
 //! error bodies are `{"error": ..., "code": <request id>}`.
+//!
+//! [`Controller`]: gust_controller::Controller
+//! [`ControllerError`]: gust_controller::ControllerError
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-mod apis;
+// The kit.
 mod error;
+mod extract;
+mod http_action;
 mod query;
-mod routes;
+mod request_id;
+mod respond;
+
+// The resources.
+mod actions;
+mod activations;
+mod apis;
+mod namespaces;
+mod packages;
 mod sites;
+mod system;
 mod web;
+
+// The wiring.
+mod router;
 
 use std::sync::Arc;
 
+use axum::Router;
 use gust_controller::Controller;
 use gust_sites::Sites;
 
 pub use error::ApiError;
-pub use routes::{WithRequestId, service};
+pub use request_id::WithRequestId;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -41,6 +68,12 @@ impl Gateway {
             rate_limits: Arc::default(),
         }
     }
+}
+
+/// The whole HTTP service: every request gets an id, and static sites are served ahead of the
+/// router.
+pub fn service(gw: Gateway) -> WithRequestId<Router, impl request_id::Ahead> {
+    WithRequestId::new(router::router(gw.clone()), sites::Public(gw))
 }
 
 /// Serves the gateway's router on `listener` until `shutdown` completes. Every connection

@@ -1,4 +1,4 @@
-//! Query-string parameters, parsed with exact error messages.
+//! Kit: query-string parameters, parsed with exact error messages. Imports `error` only.
 
 use std::collections::HashMap;
 

@@ -1,36 +1,72 @@
-//! Static sites: deploying them (`/api/v1/namespaces/{ns}/sites`, `.../site-blobs`, a Gust
-//! extension) and serving them publicly at `/sites/{ns}/{name}/{path}`, on the same origin as
-//! the namespace's API routes (`/api/{ns}/...`), so a page calls its functions without CORS.
+//! Resource: static sites — deploying them (`/api/v1/namespaces/{ns}/sites`, `.../site-blobs`,
+//! a Gust extension) and serving them publicly at `/sites/{ns}/{name}/{path}`, on the same
+//! origin as the namespace's API routes (`/api/{ns}/...`), so a page calls its functions
+//! without CORS. Public serving skips the router: it is the [`Ahead`] of `request_id`.
+//! Imports the kit only.
 
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use gust_model::Site;
-use gust_sites::{MAX_SITE_FILE, REVALIDATE, SitePut};
+use gust_model::limits::{MAX_MANIFEST, MAX_SITE_FILE};
+use gust_sites::{REVALIDATE, SitePut};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::routes::{Caller, body, json_response, malformed};
+use crate::extract::{Caller, RawBody, body, malformed};
+use crate::request_id::Ahead;
+use crate::respond::{ApiResult, json_response};
 use crate::{ApiError, Gateway};
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/api/v1/namespaces/{ns}/sites", get(list_sites))
+        .route(
+            "/api/v1/namespaces/{ns}/sites/{name}",
+            get(get_site).put(put_site).delete(delete_site),
+        )
+        .route("/api/v1/namespaces/{ns}/site-blobs", post(missing_blobs))
+        .route("/api/v1/namespaces/{ns}/site-blobs/{hash}", put(put_blob))
+}
 
-/// Largest site manifest (10,000 files with long paths).
-const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+/// Public serving of static sites (`/sites/...`), ahead of the router.
+#[derive(Debug, Clone)]
+pub struct Public(pub Gateway);
+
+impl Ahead for Public {
+    fn takes(&self, req: &Request) -> bool {
+        req.uri().path().starts_with("/sites/")
+    }
+
+    fn answer(&self, req: Request) -> impl Future<Output = Response> + Send + 'static {
+        let gw = self.0.clone();
+        async move { serve_site(&gw, req).await }
+    }
+}
+
+/// How much of a site the API shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// Its files as a count, with their total size.
+    Summary,
+    /// Every file.
+    Full,
+}
 
 /// The public URL path of a site.
 fn site_path(ns: &str, name: &str) -> String {
     format!("/sites/{ns}/{name}/")
 }
 
-/// A site as the API shows it: with its URL, and without its files when `summary`.
-fn site_json(site: &Site, summary: bool) -> Value {
+/// A site as the API shows it: with its URL, and its files as `view` says.
+fn site_json(site: &Site, view: View) -> Value {
     let mut v = json!(site);
     v["url"] = json!(site_path(&site.namespace, &site.name));
-    if summary {
+    if view == View::Summary {
         v["files"] = json!(site.files.len());
         v["size"] = json!(site.files.values().map(|f| f.size).sum::<u64>());
     }
@@ -40,16 +76,16 @@ fn site_json(site: &Site, summary: bool) -> Value {
 /// The body of `POST .../site-blobs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BlobQuery {
+struct BlobQuery {
     hashes: Vec<String>,
 }
 
 /// `POST /api/v1/namespaces/{ns}/site-blobs`: which of these contents are not stored.
-pub async fn missing_blobs(
+async fn missing_blobs(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path(ns): Path<String>,
-    b: Result<Bytes, BytesRejection>,
+    b: RawBody,
 ) -> ApiResult {
     let b = body(b, MAX_MANIFEST)?;
     let q: BlobQuery = serde_json::from_slice(&b).map_err(malformed)?;
@@ -61,11 +97,11 @@ pub async fn missing_blobs(
 }
 
 /// `PUT /api/v1/namespaces/{ns}/site-blobs/{hash}`: one file's content, raw.
-pub async fn put_blob(
+async fn put_blob(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path((ns, hash)): Path<(String, String)>,
-    b: Result<Bytes, BytesRejection>,
+    b: RawBody,
 ) -> ApiResult {
     let b = body(b, MAX_SITE_FILE as usize)?;
     let size = b.len();
@@ -77,47 +113,53 @@ pub async fn put_blob(
 }
 
 /// `GET /api/v1/namespaces/{ns}/sites`.
-pub async fn list_sites(
+async fn list_sites(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path(ns): Path<String>,
 ) -> ApiResult {
     let sites = gw.sites.list_sites(&who, &ns).await?;
-    let list: Vec<Value> = sites.iter().map(|s| site_json(s, true)).collect();
+    let list: Vec<Value> = sites.iter().map(|s| site_json(s, View::Summary)).collect();
     Ok(json_response(StatusCode::OK, &list))
 }
 
 /// `GET /api/v1/namespaces/{ns}/sites/{name}`.
-pub async fn get_site(
+async fn get_site(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
     let site = gw.sites.get_site(&who, &ns, &name).await?;
-    Ok(json_response(StatusCode::OK, &site_json(&site, false)))
+    Ok(json_response(StatusCode::OK, &site_json(&site, View::Full)))
 }
 
 /// `PUT /api/v1/namespaces/{ns}/sites/{name}`: the manifest; switches the site at once.
-pub async fn put_site(
+async fn put_site(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
-    b: Result<Bytes, BytesRejection>,
+    b: RawBody,
 ) -> ApiResult {
     let b = body(b, MAX_MANIFEST)?;
     let put: SitePut = serde_json::from_slice(&b).map_err(malformed)?;
     let site = gw.sites.put_site(&who, &ns, &name, put).await?;
-    Ok(json_response(StatusCode::OK, &site_json(&site, true)))
+    Ok(json_response(
+        StatusCode::OK,
+        &site_json(&site, View::Summary),
+    ))
 }
 
 /// `DELETE /api/v1/namespaces/{ns}/sites/{name}`.
-pub async fn delete_site(
+async fn delete_site(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
     let site = gw.sites.delete_site(&who, &ns, &name).await?;
-    Ok(json_response(StatusCode::OK, &site_json(&site, true)))
+    Ok(json_response(
+        StatusCode::OK,
+        &site_json(&site, View::Summary),
+    ))
 }
 
 /// What a site path names.
@@ -168,10 +210,10 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// `/sites/{ns}/{name}[/{path}]`: serves a file of a site (GET and HEAD). Called for every
-/// request whose path starts with `/sites/`, ahead of the router (see
-/// `routes::WithRequestId`): the path is split and percent-decoded here as the router would
-/// split and decode `/sites/{ns}/{*rest}`.
-pub(crate) async fn serve_site(gw: &Gateway, req: Request) -> Response {
+/// request whose path starts with `/sites/`, ahead of the router (see [`Public`]): the path
+/// is split and percent-decoded here as the router would split and decode
+/// `/sites/{ns}/{*rest}`.
+async fn serve_site(gw: &Gateway, req: Request) -> Response {
     // The body is not read, and it is not `Sync`: only the head crosses the awaits.
     let (head, _body) = req.into_parts();
     serve_site_file(gw, &head)
@@ -198,11 +240,7 @@ async fn serve_site_file(gw: &Gateway, req: &Parts) -> ApiResult {
         None => (&*rest, None),
     };
     if req.method != Method::GET && req.method != Method::HEAD {
-        let mut res = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "HTTP method not allowed, supported methods: GET, HEAD.",
-        )
-        .into_response();
+        let mut res = ApiError::method_not_allowed(&["GET", "HEAD"]).into_response();
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Ok(res);

@@ -12,6 +12,23 @@ pub const MB: u64 = 1024 * 1024;
 /// gets the activation id.
 pub const MAX_BLOCKING_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Longest page of a list (actions, packages, activations): `limit=0` asks for it.
+pub const MAX_LIST: u64 = 200;
+/// Largest request body the gateway reads at all (a PUT carries up to 48 MB of code,
+/// base64-encoded; a site file up to 48 MB raw).
+pub const MAX_BODY: usize = 70 * 1024 * 1024;
+/// Largest invoke body the gateway reads at all: the payload limit (1 MB) with room for the
+/// exact 413.
+pub const MAX_INVOKE_BODY: usize = 2 * 1024 * 1024;
+/// Largest web action request body read (the payload limit is checked after).
+pub const MAX_WEB_BODY: usize = 2 * 1024 * 1024;
+/// Largest API route definition (`PUT .../apis`), as a 413 names it; the body is read up to
+/// [`MAX_BODY`].
+pub const MAX_ROUTE_BODY: usize = 64 * 1024;
+/// Largest site manifest (10,000 files with long paths), as a 413 names it; the body is read
+/// up to [`MAX_BODY`].
+pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+
 /// Most files a static site holds.
 pub const MAX_SITE_FILES: usize = 10_000;
 /// Largest file of a static site.

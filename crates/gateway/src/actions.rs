@@ -1,0 +1,251 @@
+//! Resource: actions — listing, reading, writing and deleting them
+//! (`/api/v1/namespaces/{ns}/actions[/{name}]`, and `.../actions/{pkg}/` for a package's),
+//! and invoking them (`POST`). Imports the kit only.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::handler::Handler;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use gust_controller::{ActionPut, Identity, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait};
+use gust_model::limits::{MAX_BODY, MAX_INVOKE_BODY, MAX_LIST};
+use gust_model::{Action, ActivationStatus, annotations};
+use serde_json::{Map, Value, json};
+
+use crate::extract::{Caller, QueryString, RawBody, body, malformed, params, payload_too_large};
+use crate::query::Params;
+use crate::respond::{ApiResult, Finished, accepted, json_response, with_activation_id};
+use crate::{ApiError, Gateway};
+
+pub(crate) fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/api/v1/namespaces/{ns}/actions", get(list_actions))
+        .route(
+            "/api/v1/namespaces/{ns}/actions/{*name}",
+            get(get_action)
+                .put(put_action)
+                .delete(delete_action)
+                // Inside the router's `DefaultBodyLimit::max(MAX_BODY)`: this one, set later on
+                // the request, is the one the body extractor reads.
+                .post(invoke.layer(DefaultBodyLimit::max(MAX_INVOKE_BODY))),
+        )
+}
+
+/// An action as OpenWhisk shows it: one in package `p` of namespace `ns` (stored as `p/a`)
+/// has `namespace: "ns/p"` and `name: "a"`.
+fn shown(mut a: Action) -> Action {
+    if let Some((p, n)) = a.name.split_once('/') {
+        a.namespace = format!("{}/{p}", a.namespace);
+        a.name = n.to_string();
+    }
+    a
+}
+
+/// An action as listed: no code, `exec` reduced to `binary`.
+fn action_summary(a: &Action) -> Value {
+    let (namespace, name) = match a.name.split_once('/') {
+        Some((p, n)) => (format!("{}/{p}", a.namespace), n),
+        None => (a.namespace.clone(), a.name.as_str()),
+    };
+    json!({
+        "namespace": namespace,
+        "name": name,
+        "version": a.version,
+        "publish": a.publish,
+        "annotations": a.annotations,
+        "limits": a.limits,
+        "exec": { "binary": a.exec.binary },
+        "updated": a.updated,
+    })
+}
+
+async fn list_actions(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path(ns): Path<String>,
+    q: QueryString,
+) -> ApiResult {
+    list_actions_in(&gw, &who, &ns, None, params(q)?).await
+}
+
+/// The actions of a namespace, or (`pkg`) of one of its packages.
+async fn list_actions_in(
+    gw: &Gateway,
+    who: &Identity,
+    ns: &str,
+    pkg: Option<&str>,
+    q: Params,
+) -> ApiResult {
+    if q.bool("count")? {
+        let n = gw.controller.count_actions(who, ns, pkg).await?;
+        return Ok(json_response(StatusCode::OK, &json!({ "actions": n })));
+    }
+    let skip = q.int("skip", "actions")?.unwrap_or(0);
+    let limit = q.limit(MAX_LIST, "actions")?;
+    let list = gw
+        .controller
+        .list_actions(who, ns, pkg, skip, limit)
+        .await?;
+    let out: Vec<Value> = list.iter().map(action_summary).collect();
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+async fn get_action(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: QueryString,
+) -> ApiResult {
+    let q = params(q)?;
+    // `.../actions/pkg/` lists the package's actions.
+    if let Some(pkg) = name.strip_suffix('/')
+        && !pkg.contains('/')
+    {
+        return list_actions_in(&gw, &who, &ns, Some(pkg), q).await;
+    }
+    let code = q.str("code") != Some("false");
+    let action = gw.controller.get_action(&who, &ns, &name, code).await?;
+    Ok(json_response(StatusCode::OK, &shown(action)))
+}
+
+async fn put_action(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: QueryString,
+    b: RawBody,
+) -> ApiResult {
+    let q = params(q)?;
+    gw.controller.authorize(&who, &ns)?;
+    let b = body(b, MAX_BODY)?;
+    let put: ActionPut = serde_json::from_slice(&b).map_err(malformed)?;
+    let overwrite = q.bool("overwrite")?;
+    let mut action = gw
+        .controller
+        .put_action(&who, &name, put, overwrite)
+        .await?;
+    action.exec.code = None;
+    Ok(json_response(StatusCode::OK, &shown(action)))
+}
+
+async fn delete_action(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let action = gw.controller.delete_action(ns, &name).await?;
+    Ok(json_response(StatusCode::OK, &shown(action)))
+}
+
+/// What an invoke's query asks for.
+struct InvokeQuery {
+    wait: Wait,
+    /// `result=true`: the body is the result alone, not the whole record.
+    result_only: bool,
+}
+
+impl InvokeQuery {
+    fn read(q: &Params) -> Result<Self, ApiError> {
+        let blocking = q.bool("blocking")?;
+        let result_only = q.bool("result")?;
+        let up_to = match q.str("timeout").map(str::parse::<u64>) {
+            None => MAX_BLOCKING_WAIT,
+            Some(Ok(ms)) if ms > 0 && ms <= MAX_BLOCKING_WAIT.as_millis() as u64 => {
+                Duration::from_millis(ms)
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "Timeout must be number of milliseconds up to {}.",
+                    MAX_BLOCKING_WAIT.as_millis()
+                )));
+            }
+        };
+        let wait = if blocking {
+            Wait::UpTo(up_to)
+        } else {
+            Wait::No
+        };
+        Ok(InvokeQuery { wait, result_only })
+    }
+}
+
+async fn invoke(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: QueryString,
+    b: RawBody,
+) -> ApiResult {
+    let q = params(q)?;
+    let b = body(b, MAX_INVOKE_BODY)?;
+    let max = gw.controller.system_limits().max_payload;
+    if b.len() as u64 > max {
+        return Err(payload_too_large(b.len(), max));
+    }
+    let input: Map<String, Value> = if b.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&b).map_err(malformed)? {
+            Value::Object(m) => m,
+            _ => return Err(malformed("the parameters must be a JSON object")),
+        }
+    };
+    let InvokeQuery { wait, result_only } = InvokeQuery::read(&q)?;
+    let resolved = gw.controller.resolve(&who, &ns, &name).await?;
+    let outcome = gw
+        .controller
+        .invoke(Invocation {
+            caller: &who,
+            action: &resolved,
+            params: input,
+            wait,
+            cause: None,
+        })
+        .await?;
+    Ok(match outcome {
+        InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => accepted(&id),
+        InvokeOutcome::Completed(record) => {
+            // Read only what the response needs; the body is the stored JSON as it is.
+            let finished = Finished::read(record.get())?;
+            let status = match finished.response.status {
+                ActivationStatus::Success => StatusCode::OK,
+                ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => {
+                    StatusCode::BAD_GATEWAY
+                }
+                ActivationStatus::InternalError if overloaded(record.get()) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ActivationStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let body = if result_only {
+                finished.response.result.get()
+            } else {
+                record.get()
+            };
+            let res = (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_owned(),
+            )
+                .into_response();
+            with_activation_id(res, &finished.activation_id)
+        }
+    })
+}
+
+/// Whether a record says no instance could take its invocation (annotation `overloaded`).
+fn overloaded(record: &str) -> bool {
+    serde_json::from_str::<Value>(record)
+        .ok()
+        .and_then(|r| {
+            r["annotations"].as_array().map(|a| {
+                a.iter()
+                    .any(|kv| kv["key"] == annotations::OVERLOADED && kv["value"] == true)
+            })
+        })
+        .unwrap_or(false)
+}

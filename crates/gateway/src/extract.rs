@@ -1,0 +1,91 @@
+//! Kit: what handlers take from a request — the authenticated [`Caller`], the query
+//! [`params`], the [`body`] — and the 400s and 413s of reading them. Imports the kit only.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, QueryRejection};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use gust_controller::{ControllerError, Identity};
+
+use crate::query::Params;
+use crate::{ApiError, Gateway};
+
+/// The query string as a handler takes it: its rejection becomes OpenWhisk's 400 in
+/// [`params`], after the extractors before it.
+pub(crate) type QueryString = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// The body as a handler takes it: its rejection becomes a 400 or 413 in [`body`].
+pub(crate) type RawBody = Result<Bytes, BytesRejection>;
+
+/// The authenticated caller, from HTTP Basic `uuid:key`.
+pub(crate) struct Caller(pub(crate) Identity);
+
+impl FromRequestParts<Gateway> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &Gateway) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ControllerError::AuthenticationMissing)?
+            .to_str()
+            .map_err(|_| ControllerError::Unauthenticated)?;
+        Ok(Caller(basic_identity(gw, value).await?))
+    }
+}
+
+/// The identity an `Authorization: Basic uuid:key` header value names; 401 if it names none.
+pub(crate) async fn basic_identity(gw: &Gateway, value: &str) -> Result<Identity, ApiError> {
+    let invalid = || ControllerError::Unauthenticated;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+        .ok_or_else(invalid)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (uuid, key) = text.split_once(':').ok_or_else(invalid)?;
+    Ok(gw.controller.authenticate(uuid, key).await?)
+}
+
+/// The query parameters, or OpenWhisk's 400 for a query string that does not decode.
+pub(crate) fn params(q: QueryString) -> Result<Params, ApiError> {
+    q.map(|Query(m)| Params(m))
+        .map_err(|e| ApiError::bad_request(format!("The query string is malformed: {e}")))
+}
+
+/// The body, or a 413 naming `limit` when it was longer than the router's body limit, or a
+/// 400. `limit` only names the limit in the message: what is read is bounded by the route's
+/// `DefaultBodyLimit`.
+pub(crate) fn body(b: RawBody, limit: usize) -> Result<Bytes, ApiError> {
+    b.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            too_long(limit)
+        }
+        other => ApiError::bad_request(format!("Failed extracting request body: {other}")),
+    })
+}
+
+/// OpenWhisk's 413 for a body longer than `limit` bytes, read no further.
+pub(crate) fn too_long(limit: usize) -> ApiError {
+    ControllerError::BodyTooLarge { max: limit as u64 }.into()
+}
+
+/// OpenWhisk's 413 for a payload of `size` bytes, over the system's `max_payload`.
+pub(crate) fn payload_too_large(size: usize, max: u64) -> ApiError {
+    ControllerError::RequestTooLarge {
+        size: size as u64,
+        max,
+    }
+    .into()
+}
+
+/// OpenWhisk's 400 for a body that is not what the resource reads, saying why.
+pub(crate) fn malformed(e: impl std::fmt::Display) -> ApiError {
+    ControllerError::malformed(e).into()
+}

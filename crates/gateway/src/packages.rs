@@ -1,0 +1,112 @@
+//! Resource: packages — listing, reading, writing and deleting them
+//! (`/api/v1/namespaces/{ns}/packages[/{name}]`). Imports the kit only.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use gust_controller::PackagePut;
+use gust_model::Package;
+use gust_model::limits::{MAX_BODY, MAX_LIST};
+use serde_json::{Value, json};
+
+use crate::Gateway;
+use crate::extract::{Caller, QueryString, RawBody, body, malformed, params};
+use crate::respond::{ApiResult, json_response};
+
+pub(crate) fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/api/v1/namespaces/{ns}/packages", get(list_packages))
+        .route(
+            "/api/v1/namespaces/{ns}/packages/{name}",
+            get(get_package).put(put_package).delete(delete_package),
+        )
+}
+
+/// A package as listed: no parameters.
+fn package_summary(p: &Package) -> Value {
+    json!({
+        "namespace": p.namespace,
+        "name": p.name,
+        "version": p.version,
+        "publish": p.publish,
+        "annotations": p.annotations,
+        "binding": p.binding.as_ref().map_or_else(|| json!({}), |b| json!(b)),
+        "updated": p.updated,
+    })
+}
+
+async fn list_packages(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path(ns): Path<String>,
+    q: QueryString,
+) -> ApiResult {
+    let q = params(q)?;
+    if q.bool("count")? {
+        let n = gw.controller.count_packages(&who, &ns).await?;
+        return Ok(json_response(StatusCode::OK, &json!({ "packages": n })));
+    }
+    let skip = q.int("skip", "packages")?.unwrap_or(0);
+    let limit = q.limit(MAX_LIST, "packages")?;
+    let list = gw.controller.list_packages(&who, &ns, skip, limit).await?;
+    let out: Vec<Value> = list.iter().map(package_summary).collect();
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+async fn get_package(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    let (package, actions) = gw.controller.get_package(&who, &ns, &name).await?;
+    let mut v = json!(package);
+    v["actions"] = actions
+        .iter()
+        .map(|a| {
+            json!({
+                "name": a.simple_name(),
+                "version": a.version,
+                "annotations": a.annotations,
+            })
+        })
+        .collect();
+    v["feeds"] = json!([]);
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+async fn put_package(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: QueryString,
+    b: RawBody,
+) -> ApiResult {
+    let q = params(q)?;
+    gw.controller.authorize(&who, &ns)?;
+    let b = body(b, MAX_BODY)?;
+    let put: PackagePut = if b.iter().all(u8::is_ascii_whitespace) {
+        PackagePut::default()
+    } else {
+        serde_json::from_slice(&b).map_err(malformed)?
+    };
+    let overwrite = q.bool("overwrite")?;
+    let package = gw
+        .controller
+        .put_package(&who, &name, put, overwrite)
+        .await?;
+    Ok(json_response(StatusCode::OK, &package))
+}
+
+async fn delete_package(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    q: QueryString,
+) -> ApiResult {
+    let q = params(q)?;
+    gw.controller.authorize(&who, &ns)?;
+    let force = q.bool("force")?;
+    let package = gw.controller.delete_package(&who, &name, force).await?;
+    Ok(json_response(StatusCode::OK, &package))
+}
