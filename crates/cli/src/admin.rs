@@ -81,6 +81,9 @@ enum LimitsCommand {
         invocations_per_minute: Option<u64>,
         #[arg(long)]
         concurrent_invocations: Option<u64>,
+        /// Trigger fires per minute.
+        #[arg(long)]
+        fires_per_minute: Option<u64>,
     },
 }
 
@@ -158,6 +161,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             namespace,
             invocations_per_minute,
             concurrent_invocations,
+            fires_per_minute,
         }) => {
             let Some(ns) = store.namespace(&namespace).await? else {
                 bail!("namespace '{namespace}' does not exist");
@@ -167,11 +171,14 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                     .unwrap_or(ns.limits.invocations_per_minute),
                 concurrent_invocations: concurrent_invocations
                     .unwrap_or(ns.limits.concurrent_invocations),
+                fires_per_minute: fires_per_minute.unwrap_or(ns.limits.fires_per_minute),
             };
             store.set_namespace_limits(&namespace, limits).await?;
             println!(
-                "{namespace}: invocationsPerMinute={} concurrentInvocations={}",
-                limits.invocations_per_minute, limits.concurrent_invocations
+                "{namespace}: invocationsPerMinute={} concurrentInvocations={} firesPerMinute={}",
+                limits.invocations_per_minute,
+                limits.concurrent_invocations,
+                limits.fires_per_minute
             );
         }
     }

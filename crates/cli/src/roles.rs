@@ -189,8 +189,12 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .unwrap_or(0);
     let settings = resolve(args.cluster, &mut file, "controller")?;
     let node = open(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
     let controller = node
-        .controller(&settings.id, None)
+        .controller(&settings.id, None, &format!("http://{addr}"))
         .clustered()
         .kinds(args.processes.kinds()?)
         .build();
@@ -203,19 +207,22 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     node.keep_records_for(retention_days);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+    // Each controller runs timers; schedules are shared through the store, one owner each.
+    let owner = format!("{}-{}", settings.id, uuid::Uuid::new_v4().simple());
+    let events = node.events(&controller, &owner).await?;
     println!("gust: controller {} on http://{addr}", settings.id);
     println!(
         "gust: store PostgreSQL; bus NATS JetStream, cluster '{}'; invokers heard: {}",
         settings.cluster,
         controller.invokers().len()
     );
-    gust_gateway::serve(listener, node.gateway(controller), shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    gust_gateway::serve(
+        listener,
+        node.gateway(controller, events),
+        shutdown_signal(),
+    )
+    .await
+    .context("the HTTP server failed")?;
     eprintln!("gust: stopped");
     Ok(())
 }

@@ -138,11 +138,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::info!(swept, "removed unused compiled artifacts");
     }
 
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let apihost = format!("http://{addr}");
     let (kinds, processes) = args.processes.runtime(&args.data_dir.join("processes"))?;
     let invoker = node.invoker("invoker0", processes);
     invoker.start().await?;
     let controller = node
-        .controller("controller0", Some(&invoker))
+        .controller("controller0", Some(&invoker), &apihost)
         .scheduler(Scheduler::new(vec![invoker.id().to_string()]))
         .kinds(kinds)
         .build();
@@ -152,12 +157,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         eprintln!("gust: resuming {recovered} invocation(s) accepted before the last stop");
     }
     node.keep_records_for(args.retention_days);
+    // The embedded store serves this one process: its timers own every schedule.
+    let events = node.events(&controller, "timers0").await?;
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    let apihost = format!("http://{addr}");
     if !args.no_client_config
         && let Some(dir) = client_config_dir()
     {
@@ -190,9 +192,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     println!("gust: store {store_kind}; bus {bus_kind}");
 
-    gust_gateway::serve(listener, node.gateway(controller), shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    gust_gateway::serve(
+        listener,
+        node.gateway(controller, events),
+        shutdown_signal(),
+    )
+    .await
+    .context("the HTTP server failed")?;
     let left = invoker
         .drain(Duration::from_secs(args.shutdown_grace))
         .await;

@@ -69,8 +69,9 @@ pub struct Controller {
     /// The invoker of this process, when the bus is in-process too: blocking invocations
     /// are handed to it directly ([`ControllerBuilder::local_invoker`]).
     local: Option<Arc<Invoker>>,
-    /// Runs compositions; without one every action runs its own code.
-    composer: Option<Arc<dyn Composer>>,
+    /// Run compositions and built-in actions, the first that claims an action; without any,
+    /// every action runs its own code.
+    composers: Vec<Arc<dyn Composer>>,
     system: SystemLimits,
     waiters: Waiters,
     /// Namespaces by API key uuid.
@@ -107,7 +108,7 @@ pub struct ControllerBuilder {
     system: SystemLimits,
     kinds: Kinds,
     local: Option<Arc<Invoker>>,
-    composer: Option<Arc<dyn Composer>>,
+    composers: Vec<Arc<dyn Composer>>,
     clustered: bool,
 }
 
@@ -147,9 +148,10 @@ impl ControllerBuilder {
         self
     }
 
-    /// Runs compositions (sequences, conductors) with `composer`.
+    /// Runs the actions `composer` claims (compositions, built-in actions) with it; several
+    /// composers are asked in the order they were added.
     pub fn composer(mut self, composer: Arc<dyn Composer>) -> Self {
-        self.composer = Some(composer);
+        self.composers.push(composer);
         self
     }
 
@@ -164,7 +166,7 @@ impl ControllerBuilder {
                 .scheduler
                 .unwrap_or_else(Scheduler::following_heartbeats),
             local: self.local,
-            composer: self.composer,
+            composers: self.composers,
             system: self.system,
             waiters: Mutex::new(HashMap::new()),
             identities: Default::default(),
@@ -195,7 +197,7 @@ impl Controller {
             system: SystemLimits::default(),
             kinds: Kinds::none(),
             local: None,
-            composer: None,
+            composers: Vec::new(),
             clustered: false,
         }
     }

@@ -83,6 +83,7 @@ mod tests {
         let limits = NamespaceLimits {
             invocations_per_minute: 3,
             concurrent_invocations: 2,
+            ..Default::default()
         };
         assert!(t.admit("a", &limits, 0).is_ok());
         assert!(t.admit("a", &limits, 0).is_ok());

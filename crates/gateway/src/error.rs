@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gust_controller::ControllerError;
+use gust_events::EventError;
 use gust_sites::SiteError;
 use serde_json::json;
 
@@ -88,6 +89,20 @@ impl From<SiteError> for ApiError {
             FileTooLarge { .. } | SiteTooLarge { .. } | NamespaceFull { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
+        use EventError::*;
+        let status = match e {
+            Core(e) => return e.into(),
+            RuleIncomplete | NoSuchTrigger(_) | NoSuchAction(_) | ForeignTrigger(_)
+            | BadStatus(_) | BadFeed => StatusCode::BAD_REQUEST,
+            TriggerGone => StatusCode::NOT_FOUND,
+            OtherCollection => StatusCode::CONFLICT,
         };
         ApiError::new(status, e.to_string())
     }

@@ -3,7 +3,7 @@
 //! one status code and OpenWhisk's JSON error body, in one place ([`error`]).
 //!
 //! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
-//! `activations`, `apis`, `sites`, `web`) each hold one REST resource's handlers and its
+//! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`) each hold one REST resource's handlers and its
 //! `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
 //! `http_action`) is what resources share. **Wiring** (`router`, this file) puts them
 //! together.
@@ -34,8 +34,10 @@ mod activations;
 mod apis;
 mod namespaces;
 mod packages;
+mod rules;
 mod sites;
 mod system;
+mod triggers;
 mod web;
 
 // The wiring.
@@ -45,6 +47,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use gust_controller::Controller;
+use gust_events::Events;
 use gust_sites::Sites;
 
 pub use error::ApiError;
@@ -54,6 +57,8 @@ pub use request_id::WithRequestId;
 #[derive(Debug, Clone)]
 pub struct Gateway {
     pub controller: Arc<Controller>,
+    /// Triggers, rules and fires.
+    pub events: Arc<Events>,
     /// Static sites, served publicly and deployed through the API.
     pub sites: Arc<Sites>,
     /// Requests counted against API routes' rate limits (per gateway process).
@@ -61,9 +66,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(controller: Arc<Controller>, sites: Arc<Sites>) -> Self {
+    pub fn new(controller: Arc<Controller>, events: Arc<Events>, sites: Arc<Sites>) -> Self {
         Gateway {
             controller,
+            events,
             sites,
             rate_limits: Arc::default(),
         }

@@ -36,6 +36,7 @@ async fn limits(
         &json!({
             "invocationsPerMinute": namespace.limits.invocations_per_minute,
             "concurrentInvocations": namespace.limits.concurrent_invocations,
+            "firesPerMinute": namespace.limits.fires_per_minute,
             "minActionTimeout": ActionLimits::TIMEOUT.0,
             "maxActionTimeout": ActionLimits::TIMEOUT.1,
             "minActionMemory": ActionLimits::MEMORY.0 * MB,

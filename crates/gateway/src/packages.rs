@@ -61,17 +61,19 @@ async fn get_package(
 ) -> ApiResult {
     let (package, actions) = gw.controller.get_package(&who, &ns, &name).await?;
     let mut v = json!(package);
-    v["actions"] = actions
-        .iter()
-        .map(|a| {
-            json!({
-                "name": a.simple_name(),
-                "version": a.version,
-                "annotations": a.annotations,
-            })
+    let row = |a: &gust_model::Action| {
+        json!({
+            "name": a.simple_name(),
+            "version": a.version,
+            "annotations": a.annotations,
         })
+    };
+    v["actions"] = actions.iter().map(row).collect();
+    v["feeds"] = actions
+        .iter()
+        .filter(|a| a.annotation_is_truthy(gust_model::annotations::FEED))
+        .map(row)
         .collect();
-    v["feeds"] = json!([]);
     Ok(json_response(StatusCode::OK, &v))
 }
 

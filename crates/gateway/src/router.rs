@@ -7,7 +7,9 @@ use axum::extract::DefaultBodyLimit;
 use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
-use crate::{actions, activations, apis, namespaces, packages, sites, system, web};
+use crate::{
+    actions, activations, apis, namespaces, packages, rules, sites, system, triggers, web,
+};
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
 const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE"];
@@ -18,6 +20,8 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(namespaces::router())
         .merge(actions::router())
         .merge(packages::router())
+        .merge(triggers::router())
+        .merge(rules::router())
         .merge(apis::router())
         .merge(sites::router())
         .merge(activations::router())

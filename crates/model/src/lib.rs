@@ -14,6 +14,7 @@ pub mod names;
 pub mod record;
 pub mod run;
 pub mod time;
+pub mod trigger;
 
 pub use activation::{
     Activation, ActivationResponse, ActivationStatus, ActivationSummary, EncodedActivation,
@@ -23,3 +24,6 @@ pub use entity::{
 };
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
 pub use message::{Cause, CauseKind, CompletionMessage, InvocationMessage, InvokerHealth};
+pub use trigger::{
+    DeleteAfterFire, EntityPath, Rule, RuleStatus, Schedule, ScheduleSpec, Timing, Trigger,
+};

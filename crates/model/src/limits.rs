@@ -192,6 +192,14 @@ impl ActionLimitsPatch {
 pub struct NamespaceLimits {
     pub invocations_per_minute: u64,
     pub concurrent_invocations: u64,
+    /// Trigger fires per minute (OpenWhisk's `firesPerMinute`), counted whether or not a rule
+    /// is active; absent from namespaces stored before triggers existed.
+    #[serde(default = "default_fires_per_minute")]
+    pub fires_per_minute: u64,
+}
+
+fn default_fires_per_minute() -> u64 {
+    NamespaceLimits::default().fires_per_minute
 }
 
 impl Default for NamespaceLimits {
@@ -199,6 +207,7 @@ impl Default for NamespaceLimits {
         NamespaceLimits {
             invocations_per_minute: 10_000_000,
             concurrent_invocations: 10_000,
+            fires_per_minute: 1_000_000,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Wiring: one place that builds a Gust process's parts from its settings, shared by
 //! `gust serve` (every part in one process) and the cluster roles (`gust controller`,
 //! `gust invoker`): the store, the bus, the Wasm runtime, an invoker, a controller with its
-//! composer, the gateway with static sites, and record retention.
+//! composers (compositions, the system namespace's built-in actions), events (triggers,
+//! rules, the system catalog, timers), the gateway with static sites, and record retention.
 //!
 //! **May not:** parse arguments or print: the CLI decides what to build and says what it
 //! built; this crate only connects the parts.
@@ -16,6 +17,9 @@ use gust_bus::memory::MemoryBus;
 use gust_bus::nats::NatsBus;
 use gust_compose::Compositions;
 use gust_controller::{Controller, ControllerBuilder};
+use gust_events::Events;
+use gust_events::system::SystemActions;
+use gust_events::timers::Timers;
 use gust_gateway::Gateway;
 use gust_invoker::Invoker;
 use gust_model::SystemLimits;
@@ -63,6 +67,8 @@ pub struct Node {
     /// The bus is this process's own (no broker): its invoker can run blocking invocations
     /// on the request's task.
     in_process_bus: bool,
+    /// Wakes this process's timers when a schedule changes.
+    timers: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Node {
@@ -96,6 +102,7 @@ impl Node {
             runtime,
             system: SystemLimits::default(),
             in_process_bus: matches!(settings.bus, None | Some("")),
+            timers: Arc::default(),
         })
     }
 
@@ -121,9 +128,16 @@ impl Node {
         }
     }
 
-    /// A controller over this node's backends, with compositions; when `local` is this
-    /// process's invoker on an in-process bus, blocking invocations run on it directly.
-    pub fn controller(&self, id: &str, local: Option<&Arc<Invoker>>) -> ControllerBuilder {
+    /// A controller over this node's backends, with compositions and the system namespace's
+    /// built-in actions (`api_host`, `http://host:port`, is what `utils/hosturl` names); when
+    /// `local` is this process's invoker on an in-process bus, blocking invocations run on it
+    /// directly.
+    pub fn controller(
+        &self,
+        id: &str,
+        local: Option<&Arc<Invoker>>,
+        api_host: &str,
+    ) -> ControllerBuilder {
         let mut builder = Controller::builder(
             id,
             self.store.clone(),
@@ -131,17 +145,39 @@ impl Node {
             self.runtime.clone(),
         )
         .system_limits(self.system)
-        .composer(Arc::new(Compositions));
+        .composer(Arc::new(Compositions))
+        .composer(Arc::new(SystemActions::new(api_host, self.timers.clone())));
         if let Some(invoker) = local.filter(|_| self.in_process_bus) {
             builder = builder.local_invoker(invoker.clone());
         }
         builder
     }
 
-    /// The gateway in front of `controller`, serving this node's static sites too.
-    pub fn gateway(&self, controller: Arc<Controller>) -> Gateway {
+    /// Installs or upgrades the system namespace, and starts triggers, rules and this
+    /// process's timers (`owner`, unique among the processes sharing the store) over
+    /// `controller`.
+    pub async fn events(&self, controller: &Arc<Controller>, owner: &str) -> Result<Arc<Events>> {
+        gust_events::system::install(self.store.as_ref())
+            .await
+            .context("cannot install the system namespace")?;
+        let events = Events::new(controller.clone(), self.timers.clone());
+        Timers::start(
+            events.clone(),
+            self.timers.clone(),
+            owner.to_string(),
+            controller.is_clustered(),
+        )
+        .await
+        .context("cannot start the timers")?;
+        Ok(events)
+    }
+
+    /// The gateway in front of `controller` and `events`, serving this node's static sites
+    /// too.
+    pub fn gateway(&self, controller: Arc<Controller>, events: Arc<Events>) -> Gateway {
         Gateway::new(
             controller,
+            events,
             Arc::new(gust_sites::Sites::new(self.store.clone())),
         )
     }

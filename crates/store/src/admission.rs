@@ -34,4 +34,12 @@ pub trait AdmissionStore: Send + Sync + 'static {
         let _ = (namespace, limits, now_ms, pending);
         Err(unshared())
     }
+
+    /// Counts one trigger fire of `namespace` in `now_ms`'s minute unless the namespace had
+    /// `per_minute` fires in that minute already (then `PerMinute`), atomically with respect
+    /// to every other process. Only a store shared by processes implements it.
+    async fn admit_fire(&self, namespace: &str, per_minute: u64, now_ms: u64) -> Result<Admission> {
+        let _ = (namespace, per_minute, now_ms);
+        Err(unshared())
+    }
 }

@@ -1,5 +1,6 @@
-//! The store: namespaces, actions, packages, API routes, static sites, the journal of
-//! accepted but unfinished invocations and activation records. One trait per entity
+//! The store: namespaces, actions, packages, API routes, static sites, triggers, rules and
+//! their schedules, the journal of accepted but unfinished invocations and activation
+//! records. One trait per entity
 //! ([`NamespaceStore`], [`ActionStore`], ...), [`Store`] for all of them together, so a
 //! subsystem can hold only the part it uses; one module per backend ([`sqlite`],
 //! [`postgres`]), and the SQL both backends run alike in one place (`sql`).
@@ -23,9 +24,12 @@ mod packages;
 pub mod postgres;
 mod record_log;
 mod routes;
+mod rules;
+mod schedules;
 mod sites;
 mod sql;
 pub mod sqlite;
+mod triggers;
 
 use gust_model::Action;
 
@@ -36,7 +40,10 @@ pub use journal::{JournalStore, PendingInvocation};
 pub use namespaces::NamespaceStore;
 pub use packages::PackageStore;
 pub use routes::RouteStore;
+pub use rules::RuleStore;
+pub use schedules::{ScheduleStore, TickClaim};
 pub use sites::SiteStore;
+pub use triggers::TriggerStore;
 
 /// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +58,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// How `put_action` and `put_package` treat an existing entity of the same name.
+/// How `put_action`, `put_package`, `put_trigger` and `put_rule` treat an existing entity of the same name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutMode {
     /// Create; `Conflict` if the name is taken.
@@ -67,6 +74,9 @@ pub trait Store:
     + PackageStore
     + RouteStore
     + SiteStore
+    + TriggerStore
+    + RuleStore
+    + ScheduleStore
     + JournalStore
     + AdmissionStore
     + ActivationStore
@@ -79,6 +89,9 @@ impl<T> Store for T where
         + PackageStore
         + RouteStore
         + SiteStore
+        + TriggerStore
+        + RuleStore
+        + ScheduleStore
         + JournalStore
         + AdmissionStore
         + ActivationStore

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use gust_model::time::now_ms;
 use gust_model::{
-    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Site,
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Rule,
+    Schedule, Site, Trigger,
 };
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -30,8 +31,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::sql::{self, Arg};
 use crate::{
     ActionStore, ActivationQuery, ActivationStore, Admission, AdmissionStore, JournalStore,
-    NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore, SiteStore,
-    StoreError, action_from, name_range,
+    NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore,
+    ScheduleStore, SiteStore, StoreError, TickClaim, TriggerStore, action_from, name_range,
 };
 
 /// Connections kept open to PostgreSQL per process.
@@ -153,6 +154,43 @@ ALTER TABLE site_blobs ALTER COLUMN namespace TYPE TEXT COLLATE "C",
                        ALTER COLUMN hash TYPE TEXT COLLATE "C";
 ALTER TABLE sites ALTER COLUMN namespace TYPE TEXT COLLATE "C",
                   ALTER COLUMN name TYPE TEXT COLLATE "C";
+"#,
+    r#"
+-- Triggers, rules and the schedules of timer-fed triggers (decision 0020); fires counted per
+-- namespace and minute across every controller.
+CREATE TABLE triggers (
+    namespace TEXT COLLATE "C" NOT NULL,
+    name      TEXT COLLATE "C" NOT NULL,
+    version   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE rules (
+    namespace TEXT COLLATE "C" NOT NULL,
+    name      TEXT COLLATE "C" NOT NULL,
+    version   TEXT NOT NULL,
+    trigger   TEXT COLLATE "C" NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE INDEX rules_by_trigger ON rules (namespace, trigger);
+CREATE TABLE schedules (
+    namespace  TEXT COLLATE "C" NOT NULL,
+    trigger    TEXT COLLATE "C" NOT NULL,
+    doc        TEXT NOT NULL,
+    next_ms    BIGINT,
+    pending_ms BIGINT,
+    owner      TEXT,
+    lease_ms   BIGINT NOT NULL,
+    fired      BIGINT NOT NULL,
+    PRIMARY KEY (namespace, trigger)
+);
+CREATE INDEX schedules_by_next ON schedules (next_ms);
+CREATE TABLE fires_admitted (
+    namespace TEXT COLLATE "C" PRIMARY KEY,
+    minute    BIGINT NOT NULL,
+    n         BIGINT NOT NULL
+);
 "#,
 ];
 
@@ -442,6 +480,9 @@ impl NamespaceStore for PostgresStore {
                       t AS (DELETE FROM routes WHERE namespace = $1),
                       s AS (DELETE FROM sites WHERE namespace = $1),
                       b AS (DELETE FROM site_blobs WHERE namespace = $1),
+                      g AS (DELETE FROM triggers WHERE namespace = $1),
+                      u AS (DELETE FROM rules WHERE namespace = $1),
+                      h AS (DELETE FROM schedules WHERE namespace = $1),
                       r AS (DELETE FROM activations WHERE namespace = $1)
                  DELETE FROM namespaces WHERE name = $1",
                 &[&name],
@@ -934,6 +975,29 @@ impl AdmissionStore for PostgresStore {
             }
         })
     }
+
+    async fn admit_fire(&self, namespace: &str, per_minute: u64, now_ms: u64) -> Result<Admission> {
+        let minute = (now_ms / 60_000) as i64;
+        let limit = per_minute as i64;
+        let rows = self
+            .query(
+                "INSERT INTO fires_admitted (namespace, minute, n)
+                 SELECT $1, $2, 1 WHERE $3 > 0
+                 ON CONFLICT (namespace) DO UPDATE SET
+                     n = CASE WHEN fires_admitted.minute = excluded.minute
+                              THEN fires_admitted.n + 1 ELSE 1 END,
+                     minute = excluded.minute
+                 WHERE fires_admitted.minute <> excluded.minute OR fires_admitted.n < $3
+                 RETURNING n",
+                &[&namespace, &minute, &limit],
+            )
+            .await?;
+        Ok(if rows.is_empty() {
+            Admission::PerMinute { count: per_minute }
+        } else {
+            Admission::Admitted
+        })
+    }
 }
 
 #[async_trait]
@@ -994,5 +1058,260 @@ impl ActivationStore for PostgresStore {
     async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
         self.execute(sql::DELETE_ACTIVATIONS_BEFORE, &[&(start_ms as i64)])
             .await
+    }
+}
+
+/// The one document (JSON text, column 0) of `rows`, parsed.
+fn first_doc<T: serde::de::DeserializeOwned>(rows: &[tokio_postgres::Row]) -> Result<Option<T>> {
+    rows.first()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .transpose()
+}
+
+/// Every document (JSON text, column 0) of `rows`, parsed.
+fn docs<T: serde::de::DeserializeOwned>(rows: &[tokio_postgres::Row]) -> Result<Vec<T>> {
+    rows.iter()
+        .map(|r| Ok(serde_json::from_str(r.get(0))?))
+        .collect()
+}
+
+/// A schedule from a row of `sql::SCHEDULE`'s columns.
+fn schedule_from(r: &tokio_postgres::Row) -> Result<Schedule> {
+    let ms = |i: usize| r.get::<_, Option<i64>>(i).map(|n| n as u64);
+    Ok(Schedule {
+        namespace: r.get(0),
+        trigger: r.get(1),
+        spec: serde_json::from_str(r.get(2))?,
+        next_ms: ms(3),
+        pending_ms: ms(4),
+        owner: r.get(5),
+        lease_ms: r.get::<_, i64>(6) as u64,
+        fired: r.get::<_, i64>(7) as u64,
+    })
+}
+
+/// A version compare-and-swap or create that changed no row: somebody else wrote first.
+fn changed(n: u64) -> Result<()> {
+    if n == 0 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl TriggerStore for PostgresStore {
+    async fn trigger(&self, namespace: &str, name: &str) -> Result<Option<Trigger>> {
+        first_doc(&self.query(sql::TRIGGER, &[&namespace, &name]).await?)
+    }
+
+    async fn put_trigger(&self, t: &Trigger, mode: PutMode) -> Result<()> {
+        let doc = serde_json::to_string(t)?;
+        let n = match mode {
+            PutMode::Create => {
+                self.execute(
+                    sql::CREATE_TRIGGER,
+                    &[&t.namespace, &t.name, &t.version, &doc],
+                )
+                .await?
+            }
+            PutMode::Replace { expected_version } => {
+                self.execute(
+                    sql::REPLACE_TRIGGER,
+                    &[&t.version, &doc, &t.namespace, &t.name, &expected_version],
+                )
+                .await?
+            }
+        };
+        changed(n)
+    }
+
+    async fn delete_trigger(&self, namespace: &str, name: &str) -> Result<Option<Trigger>> {
+        // One statement: the trigger and its schedule go together.
+        let rows = self
+            .query(
+                "WITH s AS (DELETE FROM schedules WHERE namespace = $1 AND trigger = $2)
+                 DELETE FROM triggers WHERE namespace = $1 AND name = $2 RETURNING doc",
+                &[&namespace, &name],
+            )
+            .await?;
+        first_doc(&rows)
+    }
+
+    async fn list_triggers(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Trigger>> {
+        docs(
+            &self
+                .query(
+                    sql::LIST_TRIGGERS,
+                    &[&namespace, &(limit as i64), &(skip as i64)],
+                )
+                .await?,
+        )
+    }
+
+    async fn count_triggers(&self, namespace: &str) -> Result<u64> {
+        let rows = self.query(sql::COUNT_TRIGGERS, &[&namespace]).await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
+    }
+}
+
+#[async_trait]
+impl RuleStore for PostgresStore {
+    async fn rule(&self, namespace: &str, name: &str) -> Result<Option<Rule>> {
+        first_doc(&self.query(sql::RULE, &[&namespace, &name]).await?)
+    }
+
+    async fn put_rule(&self, r: &Rule, mode: PutMode) -> Result<()> {
+        let doc = serde_json::to_string(r)?;
+        let trigger = r.trigger.qualified();
+        let n = match mode {
+            PutMode::Create => {
+                self.execute(
+                    sql::CREATE_RULE,
+                    &[&r.namespace, &r.name, &r.version, &trigger, &doc],
+                )
+                .await?
+            }
+            PutMode::Replace { expected_version } => {
+                self.execute(
+                    sql::REPLACE_RULE,
+                    &[
+                        &r.version,
+                        &trigger,
+                        &doc,
+                        &r.namespace,
+                        &r.name,
+                        &expected_version,
+                    ],
+                )
+                .await?
+            }
+        };
+        changed(n)
+    }
+
+    async fn delete_rule(&self, namespace: &str, name: &str) -> Result<Option<Rule>> {
+        first_doc(&self.query(sql::DELETE_RULE, &[&namespace, &name]).await?)
+    }
+
+    async fn list_rules(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Rule>> {
+        docs(
+            &self
+                .query(
+                    sql::LIST_RULES,
+                    &[&namespace, &(limit as i64), &(skip as i64)],
+                )
+                .await?,
+        )
+    }
+
+    async fn count_rules(&self, namespace: &str) -> Result<u64> {
+        let rows = self.query(sql::COUNT_RULES, &[&namespace]).await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
+    }
+
+    async fn rules_of_trigger(&self, namespace: &str, trigger: &str) -> Result<Vec<Rule>> {
+        docs(
+            &self
+                .query(sql::RULES_OF_TRIGGER, &[&namespace, &trigger])
+                .await?,
+        )
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for PostgresStore {
+    async fn put_schedule(&self, s: &Schedule) -> Result<()> {
+        let doc = serde_json::to_string(&s.spec)?;
+        let next = s.next_ms.map(|n| n as i64);
+        self.execute(sql::PUT_SCHEDULE, &[&s.namespace, &s.trigger, &doc, &next])
+            .await
+            .map(|_| ())
+    }
+
+    async fn schedule(&self, namespace: &str, trigger: &str) -> Result<Option<Schedule>> {
+        self.query(sql::SCHEDULE, &[&namespace, &trigger])
+            .await?
+            .first()
+            .map(schedule_from)
+            .transpose()
+    }
+
+    async fn delete_schedule(&self, namespace: &str, trigger: &str) -> Result<bool> {
+        Ok(self
+            .execute(sql::DELETE_TRIGGER_SCHEDULE, &[&namespace, &trigger])
+            .await?
+            > 0)
+    }
+
+    async fn due_schedules(&self, owner: &str, now_ms: u64, limit: u64) -> Result<Vec<Schedule>> {
+        self.query(
+            sql::DUE_SCHEDULES,
+            &[&(now_ms as i64), &owner, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(schedule_from)
+        .collect()
+    }
+
+    async fn claim_tick(&self, c: &TickClaim<'_>) -> Result<bool> {
+        let next = c.next_ms.map(|n| n as i64);
+        let n = self
+            .execute(
+                sql::CLAIM_TICK,
+                &[
+                    &next,
+                    &(c.tick_ms as i64),
+                    &c.owner,
+                    &(c.lease_ms as i64),
+                    &c.namespace,
+                    &c.trigger,
+                    &(c.now_ms as i64),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn adopt_pending(&self, c: &TickClaim<'_>) -> Result<bool> {
+        let n = self
+            .execute(
+                sql::ADOPT_PENDING,
+                &[
+                    &c.owner,
+                    &(c.lease_ms as i64),
+                    &c.namespace,
+                    &c.trigger,
+                    &(c.tick_ms as i64),
+                    &(c.now_ms as i64),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn finish_tick(&self, namespace: &str, trigger: &str, tick_ms: u64) -> Result<()> {
+        self.execute(sql::FINISH_TICK, &[&namespace, &trigger, &(tick_ms as i64)])
+            .await
+            .map(|_| ())
+    }
+
+    async fn renew_schedules(&self, owner: &str, lease_ms: u64) -> Result<u64> {
+        self.execute(sql::RENEW_SCHEDULES, &[&(lease_ms as i64), &owner])
+            .await
+    }
+
+    async fn earliest_tick(&self, owner: &str, now_ms: u64) -> Result<Option<u64>> {
+        let rows = self
+            .query(sql::EARLIEST_TICK, &[&owner, &(now_ms as i64)])
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get::<_, Option<i64>>(0))
+            .map(|n| n as u64))
+    }
+
+    async fn release_schedules(&self) -> Result<()> {
+        self.execute(sql::RELEASE_SCHEDULES, &[]).await.map(|_| ())
     }
 }

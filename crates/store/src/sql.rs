@@ -76,6 +76,72 @@ pub(crate) const DELETE_SITE: &str =
     "DELETE FROM sites WHERE namespace = $1 AND name = $2 RETURNING doc";
 pub(crate) const LIST_SITES: &str = "SELECT doc FROM sites WHERE namespace = $1 ORDER BY name";
 
+pub(crate) const TRIGGER: &str = "SELECT doc FROM triggers WHERE namespace = $1 AND name = $2";
+pub(crate) const CREATE_TRIGGER: &str =
+    "INSERT INTO triggers (namespace, name, version, doc) VALUES ($1, $2, $3, $4)
+     ON CONFLICT DO NOTHING";
+pub(crate) const REPLACE_TRIGGER: &str = "UPDATE triggers SET version = $1, doc = $2
+     WHERE namespace = $3 AND name = $4 AND version = $5";
+pub(crate) const DELETE_TRIGGER_SCHEDULE: &str =
+    "DELETE FROM schedules WHERE namespace = $1 AND trigger = $2";
+pub(crate) const DELETE_TRIGGER: &str =
+    "DELETE FROM triggers WHERE namespace = $1 AND name = $2 RETURNING doc";
+pub(crate) const LIST_TRIGGERS: &str =
+    "SELECT doc FROM triggers WHERE namespace = $1 ORDER BY name LIMIT $2 OFFSET $3";
+pub(crate) const COUNT_TRIGGERS: &str = "SELECT COUNT(*) FROM triggers WHERE namespace = $1";
+
+pub(crate) const RULE: &str = "SELECT doc FROM rules WHERE namespace = $1 AND name = $2";
+pub(crate) const CREATE_RULE: &str =
+    "INSERT INTO rules (namespace, name, version, trigger, doc) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT DO NOTHING";
+pub(crate) const REPLACE_RULE: &str = "UPDATE rules SET version = $1, trigger = $2, doc = $3
+     WHERE namespace = $4 AND name = $5 AND version = $6";
+pub(crate) const DELETE_RULE: &str =
+    "DELETE FROM rules WHERE namespace = $1 AND name = $2 RETURNING doc";
+pub(crate) const LIST_RULES: &str =
+    "SELECT doc FROM rules WHERE namespace = $1 ORDER BY name LIMIT $2 OFFSET $3";
+pub(crate) const COUNT_RULES: &str = "SELECT COUNT(*) FROM rules WHERE namespace = $1";
+pub(crate) const RULES_OF_TRIGGER: &str =
+    "SELECT doc FROM rules WHERE namespace = $1 AND trigger = $2 ORDER BY name";
+
+/// The columns of a schedule, in the order the backends read them.
+macro_rules! schedule_columns {
+    () => {
+        "namespace, trigger, doc, next_ms, pending_ms, owner, lease_ms, fired"
+    };
+}
+pub(crate) const PUT_SCHEDULE: &str =
+    "INSERT INTO schedules (namespace, trigger, doc, next_ms, pending_ms, owner, lease_ms, fired)
+     VALUES ($1, $2, $3, $4, NULL, NULL, 0, 0)
+     ON CONFLICT (namespace, trigger)
+     DO UPDATE SET doc = excluded.doc, next_ms = excluded.next_ms, pending_ms = NULL";
+pub(crate) const SCHEDULE: &str = concat!(
+    "SELECT ",
+    schedule_columns!(),
+    " FROM schedules WHERE namespace = $1 AND trigger = $2"
+);
+pub(crate) const DUE_SCHEDULES: &str = concat!(
+    "SELECT ",
+    schedule_columns!(),
+    " FROM schedules
+     WHERE (next_ms <= $1 OR pending_ms IS NOT NULL)
+       AND (owner = $2 OR owner IS NULL OR lease_ms < $1)
+     ORDER BY next_ms LIMIT $3"
+);
+pub(crate) const CLAIM_TICK: &str =
+    "UPDATE schedules SET next_ms = $1, pending_ms = $2, owner = $3, lease_ms = $4
+     WHERE namespace = $5 AND trigger = $6 AND next_ms = $2 AND pending_ms IS NULL
+       AND (owner = $3 OR owner IS NULL OR lease_ms < $7)";
+pub(crate) const ADOPT_PENDING: &str = "UPDATE schedules SET owner = $1, lease_ms = $2
+     WHERE namespace = $3 AND trigger = $4 AND pending_ms = $5
+       AND (owner = $1 OR owner IS NULL OR lease_ms < $6)";
+pub(crate) const FINISH_TICK: &str = "UPDATE schedules SET pending_ms = NULL, fired = fired + 1
+     WHERE namespace = $1 AND trigger = $2 AND pending_ms = $3";
+pub(crate) const RENEW_SCHEDULES: &str = "UPDATE schedules SET lease_ms = $1 WHERE owner = $2";
+pub(crate) const EARLIEST_TICK: &str = "SELECT MIN(next_ms) FROM schedules
+     WHERE owner = $1 OR owner IS NULL OR lease_ms < $2";
+pub(crate) const RELEASE_SCHEDULES: &str = "UPDATE schedules SET owner = NULL, lease_ms = 0";
+
 pub(crate) const PUT_PENDING_UNLESS_RECORDED: &str = "INSERT INTO pending (id, accepted, message)
      SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM activations WHERE id = $1)
      ON CONFLICT DO NOTHING";
@@ -192,6 +258,29 @@ mod tests {
             PUT_SITE,
             DELETE_SITE,
             LIST_SITES,
+            TRIGGER,
+            CREATE_TRIGGER,
+            REPLACE_TRIGGER,
+            DELETE_TRIGGER_SCHEDULE,
+            DELETE_TRIGGER,
+            LIST_TRIGGERS,
+            COUNT_TRIGGERS,
+            RULE,
+            CREATE_RULE,
+            REPLACE_RULE,
+            DELETE_RULE,
+            LIST_RULES,
+            COUNT_RULES,
+            RULES_OF_TRIGGER,
+            PUT_SCHEDULE,
+            SCHEDULE,
+            DUE_SCHEDULES,
+            CLAIM_TICK,
+            ADOPT_PENDING,
+            FINISH_TICK,
+            RENEW_SCHEDULES,
+            EARLIEST_TICK,
+            RELEASE_SCHEDULES,
             PUT_PENDING_UNLESS_RECORDED,
             PENDING,
             ACTIVATION,

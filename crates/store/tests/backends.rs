@@ -11,7 +11,7 @@ use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
 use gust_store::{
     ActivationQuery, ActivationStore, AdmissionStore, JournalStore, PendingInvocation, PutMode,
-    Store, StoreError,
+    Store, StoreError, TickClaim,
 };
 
 /// Runs each named scenario (`async fn NAME(&dyn Store)`) as `NAME::sqlite` and
@@ -54,6 +54,8 @@ on_every_backend!(
     sites_name_blobs_and_sweeps_keep_what_is_named,
     routes_are_replaced_listed_and_deleted_by_api_path_and_method,
     every_list_is_in_byte_order,
+    triggers_and_rules_are_compare_and_swap_and_rules_are_found_by_trigger,
+    a_schedule_tick_is_claimed_once_and_a_dead_owners_pending_tick_adopted,
 );
 
 /// Package `ns/name`, version 0.0.1.
@@ -461,6 +463,7 @@ async fn admission_counts_across_processes_and_stale_entries_are_claimed_once() 
     let limits = NamespaceLimits {
         invocations_per_minute: 1000,
         concurrent_invocations: 5,
+        ..Default::default()
     };
     let minute = 60_000 * 1_000_000;
     let mut tasks = Vec::new();
@@ -517,6 +520,7 @@ async fn admission_counts_across_processes_and_stale_entries_are_claimed_once() 
     let tight = NamespaceLimits {
         invocations_per_minute: 2,
         concurrent_invocations: 100,
+        ..Default::default()
     };
     let next = minute + 60_000;
     assert_eq!(
@@ -906,4 +910,215 @@ async fn every_list_is_in_byte_order(s: &dyn Store) {
         })
         .collect();
     assert_eq!(ids, ["B1", "a1", "b1"]);
+}
+
+fn trigger(name: &str) -> gust_model::Trigger {
+    gust_model::Trigger {
+        namespace: "ns".into(),
+        name: name.into(),
+        version: "0.0.1".into(),
+        publish: false,
+        parameters: Vec::new(),
+        annotations: Vec::new(),
+        limits: Default::default(),
+        updated: 1,
+    }
+}
+
+fn rule(name: &str, trigger: &str) -> gust_model::Rule {
+    gust_model::Rule {
+        namespace: "ns".into(),
+        name: name.into(),
+        version: "0.0.1".into(),
+        publish: false,
+        annotations: Vec::new(),
+        trigger: gust_model::EntityPath {
+            path: "ns".into(),
+            name: trigger.into(),
+        },
+        action: gust_model::EntityPath {
+            path: "other/pkg".into(),
+            name: "a".into(),
+        },
+        status: gust_model::RuleStatus::Active,
+        updated: 1,
+    }
+}
+
+async fn triggers_and_rules_are_compare_and_swap_and_rules_are_found_by_trigger(s: &dyn Store) {
+    s.put_trigger(&trigger("t"), PutMode::Create).await.unwrap();
+    assert!(matches!(
+        s.put_trigger(&trigger("t"), PutMode::Create).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut v2 = trigger("t");
+    v2.version = "0.0.2".into();
+    let stale = PutMode::Replace {
+        expected_version: "0.0.9".into(),
+    };
+    assert!(matches!(
+        s.put_trigger(&v2, stale).await,
+        Err(StoreError::Conflict)
+    ));
+    let current = PutMode::Replace {
+        expected_version: "0.0.1".into(),
+    };
+    s.put_trigger(&v2, current).await.unwrap();
+    assert_eq!(
+        s.trigger("ns", "t").await.unwrap().unwrap().version,
+        "0.0.2"
+    );
+    s.put_trigger(&trigger("u"), PutMode::Create).await.unwrap();
+    assert_eq!(s.count_triggers("ns").await.unwrap(), 2);
+    let names: Vec<String> = s
+        .list_triggers("ns", 1, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["u"]);
+
+    for (r, t) in [("r2", "t"), ("r1", "t"), ("r3", "u")] {
+        s.put_rule(&rule(r, t), PutMode::Create).await.unwrap();
+    }
+    let of_t: Vec<String> = s
+        .rules_of_trigger("ns", "/ns/t")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(of_t, ["r1", "r2"]);
+    // Moving a rule to another trigger moves it in the index too.
+    let mut moved = rule("r3", "t");
+    moved.version = "0.0.2".into();
+    let mode = PutMode::Replace {
+        expected_version: "0.0.1".into(),
+    };
+    s.put_rule(&moved, mode).await.unwrap();
+    assert_eq!(s.rules_of_trigger("ns", "/ns/t").await.unwrap().len(), 3);
+    assert!(s.rules_of_trigger("ns", "/ns/u").await.unwrap().is_empty());
+    assert_eq!(s.count_rules("ns").await.unwrap(), 3);
+    assert_eq!(
+        s.rule("ns", "r3").await.unwrap().unwrap().action.path,
+        "other/pkg"
+    );
+
+    // A trigger's delete takes its schedule, and leaves its rules.
+    s.put_schedule(&schedule("t", Some(10))).await.unwrap();
+    assert_eq!(
+        s.delete_trigger("ns", "t").await.unwrap().unwrap().name,
+        "t"
+    );
+    assert!(s.schedule("ns", "t").await.unwrap().is_none());
+    assert!(s.delete_trigger("ns", "t").await.unwrap().is_none());
+    assert_eq!(s.rules_of_trigger("ns", "/ns/t").await.unwrap().len(), 3);
+    assert_eq!(s.delete_rule("ns", "r1").await.unwrap().unwrap().name, "r1");
+    assert!(s.delete_rule("ns", "r1").await.unwrap().is_none());
+}
+
+fn schedule(trigger: &str, next_ms: Option<u64>) -> gust_model::Schedule {
+    gust_model::Schedule {
+        namespace: "ns".into(),
+        trigger: trigger.into(),
+        spec: gust_model::ScheduleSpec {
+            timing: gust_model::Timing::Interval {
+                minutes: 1,
+                origin_ms: 0,
+            },
+            payload: Default::default(),
+            start_ms: None,
+            stop_ms: None,
+            feed: "/whisk.system/alarms/interval".into(),
+            config: Default::default(),
+            paused: false,
+            changed_ms: 0,
+        },
+        next_ms,
+        pending_ms: None,
+        owner: None,
+        lease_ms: 0,
+        fired: 0,
+    }
+}
+
+fn claim<'a>(owner: &'a str, tick: u64, next: Option<u64>, now: u64) -> TickClaim<'a> {
+    TickClaim {
+        namespace: "ns",
+        trigger: "t",
+        tick_ms: tick,
+        next_ms: next,
+        owner,
+        now_ms: now,
+        lease_ms: now + 5_000,
+    }
+}
+
+async fn a_schedule_tick_is_claimed_once_and_a_dead_owners_pending_tick_adopted(s: &dyn Store) {
+    s.put_schedule(&schedule("t", Some(60_000))).await.unwrap();
+    assert!(s.due_schedules("a", 59_999, 10).await.unwrap().is_empty());
+    assert_eq!(s.due_schedules("a", 60_000, 10).await.unwrap().len(), 1);
+    assert_eq!(s.earliest_tick("a", 0).await.unwrap(), Some(60_000));
+    // One of two processes claims the tick.
+    assert!(
+        s.claim_tick(&claim("a", 60_000, Some(120_000), 60_001))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_tick(&claim("b", 60_000, Some(120_000), 60_001))
+            .await
+            .unwrap()
+    );
+    let got = s.schedule("ns", "t").await.unwrap().unwrap();
+    assert_eq!(
+        (got.next_ms, got.pending_ms, got.owner.as_deref()),
+        (Some(120_000), Some(60_000), Some("a"))
+    );
+    // While `a`'s lease holds, `b` sees nothing due and cannot adopt the pending tick.
+    assert!(s.due_schedules("b", 60_002, 10).await.unwrap().is_empty());
+    assert!(
+        !s.adopt_pending(&claim("b", 60_000, None, 60_002))
+            .await
+            .unwrap()
+    );
+    // `a` dies; its lease runs out: `b` adopts the pending tick, fires it, clears it.
+    let due = s.due_schedules("b", 70_000, 10).await.unwrap();
+    assert_eq!(due[0].pending_ms, Some(60_000));
+    assert!(
+        s.adopt_pending(&claim("b", 60_000, None, 70_000))
+            .await
+            .unwrap()
+    );
+    s.finish_tick("ns", "t", 60_000).await.unwrap();
+    let got = s.schedule("ns", "t").await.unwrap().unwrap();
+    assert_eq!(
+        (got.pending_ms, got.fired, got.owner.as_deref()),
+        (None, 1, Some("b"))
+    );
+    // `b` renews; `a` (back) cannot take the next tick from it.
+    assert_eq!(s.renew_schedules("b", 200_000).await.unwrap(), 1);
+    assert!(
+        !s.claim_tick(&claim("a", 120_000, Some(180_000), 120_001))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_tick(&claim("b", 120_000, None, 120_001))
+            .await
+            .unwrap()
+    );
+    s.finish_tick("ns", "t", 120_000).await.unwrap();
+    // Ended: nothing due any more; a release drops every owner.
+    assert!(
+        s.due_schedules("b", u64::MAX >> 2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.release_schedules().await.unwrap();
+    assert_eq!(s.schedule("ns", "t").await.unwrap().unwrap().owner, None);
+    assert!(s.delete_schedule("ns", "t").await.unwrap());
+    assert!(!s.delete_schedule("ns", "t").await.unwrap());
 }

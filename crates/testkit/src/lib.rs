@@ -264,9 +264,15 @@ impl Server {
 
     /// Stops the server with SIGKILL (no chance to clean up) and starts it again on the same
     /// data directory.
-    pub fn kill_and_restart(mut self) -> Server {
+    pub fn kill_and_restart(self) -> Server {
+        self.kill_and_restart_after(Duration::ZERO)
+    }
+
+    /// Like [`Self::kill_and_restart`], with the server down for `down` in between.
+    pub fn kill_and_restart_after(mut self, down: Duration) -> Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        std::thread::sleep(down);
         let tmp = self._tmp.take();
         let mut s = Self::start_in(
             &self.bin,

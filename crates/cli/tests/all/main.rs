@@ -14,6 +14,7 @@ mod processes;
 mod runtime;
 mod sequences;
 mod sites;
+mod triggers;
 mod web;
 
 use gust_testkit::Server;

@@ -387,6 +387,15 @@ impl Controller {
             .put_action(&action, code.as_deref(), mode)
             .await?;
         self.forget_action(ns, name);
+        // OpenWhisk answers with the code it stored (base64 when binary).
+        let mut action = action;
+        if let Some(code) = code.filter(|_| !self.defines_composition(&action.exec.kind)) {
+            action.exec.code = Some(if action.exec.binary {
+                base64::engine::general_purpose::STANDARD.encode(code)
+            } else {
+                String::from_utf8(code).unwrap_or_default()
+            });
+        }
         Ok(action)
     }
 
@@ -401,9 +410,7 @@ impl Controller {
         if Kinds::is_process_kind(&exec.kind) {
             return self.accept_process_code(exec);
         }
-        if let Some(composer) = &self.composer
-            && self.defines_composition(&exec.kind)
-        {
+        if let Some(composer) = self.composer_for_kind(&exec.kind) {
             let exec = composer.check(self, who, name, exec).await?;
             return Ok((exec, Vec::new(), String::new()));
         }
@@ -439,16 +446,19 @@ impl Controller {
         Ok((exec, code, hash))
     }
 
-    /// Whether actions of `kind` are compositions defined for the composer.
+    /// Whether actions of `kind` are compositions defined for a composer.
     fn defines_composition(&self, kind: &str) -> bool {
-        self.composer
-            .as_ref()
-            .is_some_and(|c| c.kinds().contains(&kind))
+        self.composer_for_kind(kind).is_some()
+    }
+
+    /// The composer whose compositions are of `kind`.
+    fn composer_for_kind(&self, kind: &str) -> Option<&Arc<dyn crate::Composer>> {
+        self.composers.iter().find(|c| c.kinds().contains(&kind))
     }
 
     fn unsupported_kind(&self, kind: &str) -> ControllerError {
         let mut offered = vec![WASM.to_string()];
-        if let Some(composer) = &self.composer {
+        for composer in &self.composers {
             offered.extend(composer.kinds().iter().map(|k| k.to_string()));
         }
         offered.extend(self.kinds().all().iter().map(|k| k.name.clone()));
@@ -503,12 +513,20 @@ impl Controller {
                 "exec.main '{main}' is not a function name (letters, digits, _ and $, not starting with a digit)."
             )));
         }
-        let binary = exec.binary.unwrap_or(false);
-        let code = if binary {
-            self.decode_code(&text)?
+        // OpenWhisk's rule: code that reads as base64 is binary, whatever the flag says; a
+        // client that leaves the flag out (the npm client does) sends zips that way. Without
+        // the flag, base64 that does not decode to a zip is taken as the source it may be.
+        let (binary, code) = if exec.binary == Some(true) {
+            (true, self.decode_code(&text)?)
         } else {
-            self.check_code_size(text.len() as u64)?;
-            text.into_bytes()
+            match looks_like_base64(&text).then(|| self.decode_code(&text)) {
+                Some(Ok(zip)) if zip.starts_with(b"PK\x03\x04") => (true, zip),
+                Some(Err(e @ ControllerError::TooLarge(_))) => return Err(e),
+                _ => {
+                    self.check_code_size(text.len() as u64)?;
+                    (false, text.into_bytes())
+                }
+            }
         };
         gust_runtime_process::code::check(kind.family, &code, binary).map_err(bad)?;
         let hash = gust_runtime_wasm::code_hash(&code);
@@ -524,10 +542,36 @@ impl Controller {
     }
 }
 
+/// OpenWhisk's test for binary code: trimmed, not empty, a multiple of 4 long, and only the
+/// base64 alphabet with its padding.
+fn looks_like_base64(code: &str) -> bool {
+    let t = code.trim();
+    let body = t.trim_end_matches('=');
+    !t.is_empty()
+        && t.len() % 4 == 0
+        && t.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
 /// A JavaScript or Python identifier: what `exec.main` may name.
 fn valid_entry_point(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
         && name.len() <= 256
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_told_from_source_as_openwhisk_tells_it() {
+        use super::looks_like_base64 as b64;
+        assert!(b64("UEsDBAoAAAAAAA=="));
+        assert!(!b64("function main() { return {} }"));
+        assert!(!b64("abc"));
+        assert!(!b64(""));
+        assert!(!b64("ab=c"));
+    }
 }

@@ -93,12 +93,15 @@ impl Controller {
         self: &Arc<Self>,
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
-        match &self.composer {
-            Some(composer) if composer.composes(&inv.action.action) => {
-                composer.compose(self, inv).await
-            }
-            _ => self.invoke_code(inv).await,
+        match self.composer_of(&inv.action.action) {
+            Some(composer) => composer.compose(self, inv).await,
+            None => self.invoke_code(inv).await,
         }
+    }
+
+    /// The composer that runs `action` instead of its code, if one claims it.
+    fn composer_of(&self, action: &gust_model::Action) -> Option<&Arc<dyn crate::Composer>> {
+        self.composers.iter().find(|c| c.composes(action))
     }
 
     /// A new invocation of `action` by `who`, accepted now, with a new activation id.

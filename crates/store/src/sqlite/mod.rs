@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use gust_model::time::now_ms;
 use gust_model::{
-    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Site,
+    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Rule,
+    Schedule, Site, Trigger,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -40,8 +41,8 @@ use crate::record_log::{Entry, LogFiles, Position, RecordLog};
 use crate::sql::{self, Arg};
 use crate::{
     ActionStore, ActivationQuery, ActivationStore, AdmissionStore, JournalStore, NamespaceStore,
-    PackageStore, PendingInvocation, PutMode, Result, RouteStore, SiteStore, StoreError,
-    action_from, name_range,
+    PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore, ScheduleStore,
+    SiteStore, StoreError, TickClaim, TriggerStore, action_from, name_range,
 };
 use writer::{Job, Scope, Typed, Write, Writer, apply, checkpoint, mark_applied};
 
@@ -174,6 +175,37 @@ CREATE TABLE record_log (
     offset  INTEGER NOT NULL
 );
 INSERT INTO record_log (id, segment, offset) VALUES (0, 0, 0);
+"#,
+    r#"
+-- Triggers, rules and the schedules of timer-fed triggers (decision 0020).
+CREATE TABLE triggers (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE rules (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    trigger   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE INDEX rules_by_trigger ON rules (namespace, trigger);
+CREATE TABLE schedules (
+    namespace  TEXT NOT NULL,
+    trigger    TEXT NOT NULL,
+    doc        TEXT NOT NULL,
+    next_ms    INTEGER,
+    pending_ms INTEGER,
+    owner      TEXT,
+    lease_ms   INTEGER NOT NULL,
+    fired      INTEGER NOT NULL,
+    PRIMARY KEY (namespace, trigger)
+);
+CREATE INDEX schedules_by_next ON schedules (next_ms);
 "#,
 ];
 
@@ -639,6 +671,9 @@ impl NamespaceStore for SqliteStore {
                 "routes",
                 "sites",
                 "site_blobs",
+                "triggers",
+                "rules",
+                "schedules",
                 "activations",
             ] {
                 c.execute(&format!("DELETE FROM {table} WHERE namespace = ?"), [&name])?;
@@ -981,6 +1016,253 @@ impl SiteStore for SqliteStore {
 
     async fn list_sites(&self, namespace: &str) -> Result<Vec<Site>> {
         self.docs(sql::LIST_SITES, vec![text(namespace)]).await
+    }
+}
+
+/// A row of `sql::SCHEDULE`'s columns, as read; [`schedule_of`] parses its document.
+type ScheduleRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn schedule_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn schedule_of(row: ScheduleRow) -> Result<Schedule> {
+    let (namespace, trigger, doc, next, pending, owner, lease, fired) = row;
+    Ok(Schedule {
+        namespace,
+        trigger,
+        spec: serde_json::from_str(&doc)?,
+        next_ms: next.map(|n| n as u64),
+        pending_ms: pending.map(|n| n as u64),
+        owner,
+        lease_ms: lease as u64,
+        fired: fired as u64,
+    })
+}
+
+impl SqliteStore {
+    /// The schedules `sql` selects with `args`.
+    async fn schedules(&self, sql: &'static str, args: Vec<Value>) -> Result<Vec<Schedule>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), schedule_row)?;
+            rows.map(|r| schedule_of(r?)).collect()
+        })
+        .await
+    }
+}
+
+fn ms_or_null(n: Option<u64>) -> Value {
+    n.map_or(Value::Null, int)
+}
+
+#[async_trait]
+impl TriggerStore for SqliteStore {
+    async fn trigger(&self, namespace: &str, name: &str) -> Result<Option<Trigger>> {
+        self.doc(sql::TRIGGER, vec![text(namespace), text(name)])
+            .await
+    }
+
+    async fn put_trigger(&self, t: &Trigger, mode: PutMode) -> Result<()> {
+        let doc = Value::Text(serde_json::to_string(t)?);
+        let (ns, name, version) = (text(&t.namespace), text(&t.name), text(&t.version));
+        let (sql, args) = match mode {
+            PutMode::Create => (sql::CREATE_TRIGGER, vec![ns, name, version, doc]),
+            PutMode::Replace { expected_version } => (
+                sql::REPLACE_TRIGGER,
+                vec![version, doc, ns, name, Value::Text(expected_version)],
+            ),
+        };
+        self.write_row(sql, args, StoreError::Conflict).await
+    }
+
+    async fn delete_trigger(&self, namespace: &str, name: &str) -> Result<Option<Trigger>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.write(move |c| {
+            let doc: Option<String> = c
+                .prepare_cached(sql::DELETE_TRIGGER)?
+                .query_row(params![ns, name], |r| r.get(0))
+                .optional()?;
+            c.prepare_cached(sql::DELETE_TRIGGER_SCHEDULE)?
+                .execute(params![ns, name])?;
+            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn list_triggers(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Trigger>> {
+        self.docs(
+            sql::LIST_TRIGGERS,
+            vec![text(namespace), int(limit), int(skip)],
+        )
+        .await
+    }
+
+    async fn count_triggers(&self, namespace: &str) -> Result<u64> {
+        self.number(sql::COUNT_TRIGGERS, vec![text(namespace)])
+            .await
+    }
+}
+
+#[async_trait]
+impl RuleStore for SqliteStore {
+    async fn rule(&self, namespace: &str, name: &str) -> Result<Option<Rule>> {
+        self.doc(sql::RULE, vec![text(namespace), text(name)]).await
+    }
+
+    async fn put_rule(&self, r: &Rule, mode: PutMode) -> Result<()> {
+        let doc = Value::Text(serde_json::to_string(r)?);
+        let trigger = Value::Text(r.trigger.qualified());
+        let (ns, name, version) = (text(&r.namespace), text(&r.name), text(&r.version));
+        let (sql, args) = match mode {
+            PutMode::Create => (sql::CREATE_RULE, vec![ns, name, version, trigger, doc]),
+            PutMode::Replace { expected_version } => (
+                sql::REPLACE_RULE,
+                vec![
+                    version,
+                    trigger,
+                    doc,
+                    ns,
+                    name,
+                    Value::Text(expected_version),
+                ],
+            ),
+        };
+        self.write_row(sql, args, StoreError::Conflict).await
+    }
+
+    async fn delete_rule(&self, namespace: &str, name: &str) -> Result<Option<Rule>> {
+        let (ns, name) = (namespace.to_string(), name.to_string());
+        self.write_statement(move |c| {
+            let doc: Option<String> = c
+                .prepare_cached(sql::DELETE_RULE)?
+                .query_row(params![ns, name], |r| r.get(0))
+                .optional()?;
+            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn list_rules(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Rule>> {
+        self.docs(
+            sql::LIST_RULES,
+            vec![text(namespace), int(limit), int(skip)],
+        )
+        .await
+    }
+
+    async fn count_rules(&self, namespace: &str) -> Result<u64> {
+        self.number(sql::COUNT_RULES, vec![text(namespace)]).await
+    }
+
+    async fn rules_of_trigger(&self, namespace: &str, trigger: &str) -> Result<Vec<Rule>> {
+        self.docs(sql::RULES_OF_TRIGGER, vec![text(namespace), text(trigger)])
+            .await
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for SqliteStore {
+    async fn put_schedule(&self, s: &Schedule) -> Result<()> {
+        let doc = Value::Text(serde_json::to_string(&s.spec)?);
+        let args = vec![
+            text(&s.namespace),
+            text(&s.trigger),
+            doc,
+            ms_or_null(s.next_ms),
+        ];
+        self.write_count(sql::PUT_SCHEDULE, args).await.map(|_| ())
+    }
+
+    async fn schedule(&self, namespace: &str, trigger: &str) -> Result<Option<Schedule>> {
+        Ok(self
+            .schedules(sql::SCHEDULE, vec![text(namespace), text(trigger)])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn delete_schedule(&self, namespace: &str, trigger: &str) -> Result<bool> {
+        let args = vec![text(namespace), text(trigger)];
+        Ok(self.write_count(sql::DELETE_TRIGGER_SCHEDULE, args).await? > 0)
+    }
+
+    async fn due_schedules(&self, owner: &str, now_ms: u64, limit: u64) -> Result<Vec<Schedule>> {
+        self.schedules(
+            sql::DUE_SCHEDULES,
+            vec![int(now_ms), text(owner), int(limit)],
+        )
+        .await
+    }
+
+    async fn claim_tick(&self, c: &TickClaim<'_>) -> Result<bool> {
+        let args = vec![
+            ms_or_null(c.next_ms),
+            int(c.tick_ms),
+            text(c.owner),
+            int(c.lease_ms),
+            text(c.namespace),
+            text(c.trigger),
+            int(c.now_ms),
+        ];
+        Ok(self.write_count(sql::CLAIM_TICK, args).await? > 0)
+    }
+
+    async fn adopt_pending(&self, c: &TickClaim<'_>) -> Result<bool> {
+        let args = vec![
+            text(c.owner),
+            int(c.lease_ms),
+            text(c.namespace),
+            text(c.trigger),
+            int(c.tick_ms),
+            int(c.now_ms),
+        ];
+        Ok(self.write_count(sql::ADOPT_PENDING, args).await? > 0)
+    }
+
+    async fn finish_tick(&self, namespace: &str, trigger: &str, tick_ms: u64) -> Result<()> {
+        let args = vec![text(namespace), text(trigger), int(tick_ms)];
+        self.write_count(sql::FINISH_TICK, args).await.map(|_| ())
+    }
+
+    async fn renew_schedules(&self, owner: &str, lease_ms: u64) -> Result<u64> {
+        self.write_count(sql::RENEW_SCHEDULES, vec![int(lease_ms), text(owner)])
+            .await
+    }
+
+    async fn earliest_tick(&self, owner: &str, now_ms: u64) -> Result<Option<u64>> {
+        let (owner, now) = (owner.to_string(), now_ms as i64);
+        self.read(move |c| {
+            let n: Option<i64> = c
+                .prepare_cached(sql::EARLIEST_TICK)?
+                .query_row(params![owner, now], |r| r.get(0))?;
+            Ok(n.map(|n| n as u64))
+        })
+        .await
+    }
+
+    async fn release_schedules(&self) -> Result<()> {
+        self.write_count(sql::RELEASE_SCHEDULES, Vec::new())
+            .await
+            .map(|_| ())
     }
 }
 

@@ -1,0 +1,594 @@
+//! Triggers, rules and fires as OpenWhisk has them; the system catalog (`whisk.system`); the
+//! alarm feeds and their durable timers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use gust_testkit::{Server, function};
+use serde_json::{Value, json};
+
+use crate::{annotation, server};
+
+const TRIGGERS: &str = "/api/v1/namespaces/_/triggers";
+const RULES: &str = "/api/v1/namespaces/_/rules";
+
+fn kv(key: &str, value: Value) -> Value {
+    json!({ "key": key, "value": value })
+}
+
+/// The activation id in a log line of a trigger's record, for its `n`th rule.
+fn rule_log(record: &Value, n: usize) -> Value {
+    serde_json::from_str(record["logs"][n].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn triggers_and_rules_fire_actions_with_openwhisks_shapes_and_texts() {
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+
+    // A trigger: OpenWhisk's entity, 409 without overwrite, version bump with it.
+    let r = s
+        .call(
+            "PUT",
+            &format!("{TRIGGERS}/t"),
+            Some(json!({ "parameters": [kv("from", json!("trigger")), kv("both", json!("trigger"))] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["namespace"], "guest");
+    assert_eq!(r.body["version"], "0.0.1");
+    assert_eq!(r.body["limits"], json!({}));
+    assert_eq!(r.body["annotations"], json!([]));
+    assert_eq!(
+        s.call("PUT", &format!("{TRIGGERS}/t"), Some(json!({})))
+            .await
+            .status,
+        409
+    );
+    let r = s
+        .call(
+            "PUT",
+            &format!("{TRIGGERS}/t?overwrite=true"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.body["version"], "0.0.2");
+    assert_eq!(
+        r.body["parameters"][0]["key"], "from",
+        "an update keeps what it does not name"
+    );
+    let r = s.call("GET", TRIGGERS, None).await;
+    assert_eq!(r.body[0]["name"], "t");
+    assert!(
+        r.body[0].get("parameters").is_none(),
+        "list rows have no parameters"
+    );
+    assert_eq!(
+        s.call("GET", &format!("{TRIGGERS}?count=true"), None)
+            .await
+            .body,
+        json!({"triggers": 1})
+    );
+
+    // Without an active rule a fire runs nothing: 204, no body, no record.
+    let r = s
+        .call("POST", &format!("{TRIGGERS}/t"), Some(json!({"x": 1})))
+        .await;
+    assert_eq!(r.status, 204);
+
+    // Rules: names as strings or {path, name}, answered as exactly {path, name}.
+    let r = s
+        .call(
+            "PUT",
+            &format!("{RULES}/r"),
+            Some(json!({ "trigger": "/_/t", "action": {"path": "guest", "name": "echo"} })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["trigger"], json!({"path": "guest", "name": "t"}));
+    assert_eq!(r.body["action"], json!({"path": "guest", "name": "echo"}));
+    assert_eq!(r.body["status"], "active");
+    let r = s.call("GET", &format!("{TRIGGERS}/t"), None).await;
+    assert_eq!(
+        r.body["rules"]["guest/r"],
+        json!({"action": {"path": "guest", "name": "echo"}, "status": "active"})
+    );
+
+    // A fire: 202 with the id in the body and the header; the payload wins over the
+    // trigger's parameters; credentials are not forwarded.
+    let r = s
+        .call(
+            "POST",
+            &format!("{TRIGGERS}/t"),
+            Some(json!({"both": "payload", "n": 7})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["activationId"].as_str().unwrap().to_string();
+    assert_eq!(r.header("x-openwhisk-activation-id"), Some(id.as_str()));
+    let trigger = s.wait_for_record(&id).await;
+    assert_eq!(trigger["name"], "t");
+    assert_eq!(
+        trigger["response"]["result"],
+        json!({"both": "payload", "n": 7})
+    );
+    assert_eq!(trigger["response"]["success"], true);
+    let line = rule_log(&trigger, 0);
+    assert_eq!(
+        (line["rule"].as_str(), line["action"].as_str()),
+        (Some("guest/r"), Some("guest/echo"))
+    );
+    assert_eq!(
+        (line["statusCode"].as_i64(), line["success"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let action_id = line["activationId"].as_str().unwrap();
+    let run = s.wait_for_record(action_id).await;
+    assert_eq!(
+        run["cause"],
+        json!(id),
+        "the action's record names the trigger's"
+    );
+    assert_eq!(annotation(&run, "causedBy"), &Value::Null);
+    let params = &run["response"]["result"]["params"];
+    assert_eq!(params["from"], "trigger");
+    assert_eq!(params["both"], "payload");
+    assert_eq!(params["n"], 7);
+    let headers = params["__ow_headers"].as_object().unwrap();
+    assert!(headers.contains_key("content-type"), "{headers:?}");
+    assert!(
+        !headers.contains_key("authorization"),
+        "the caller's key is not forwarded"
+    );
+
+    // Disabled: fires run nothing; enabled again: they do. Bad states: OpenWhisk's 400.
+    let r = s
+        .call(
+            "POST",
+            &format!("{RULES}/r"),
+            Some(json!({"status": "inactive"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        s.call("GET", &format!("{RULES}/r"), None).await.body["status"],
+        "inactive"
+    );
+    assert_eq!(
+        s.call("POST", &format!("{TRIGGERS}/t"), None).await.status,
+        204
+    );
+    let r = s
+        .call("POST", &format!("{RULES}/r"), Some(json!({"status": "on"})))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.error(),
+        "'on' is not a recognized rule state, must be one of ['active', 'inactive']"
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("{RULES}/r"),
+            Some(json!({"status": "active"}))
+        )
+        .await
+        .status,
+        200
+    );
+    let r = s.call("GET", RULES, None).await;
+    assert_eq!(r.body[0]["name"], "r");
+    assert!(
+        r.body[0].get("status").is_none(),
+        "list rows have no status"
+    );
+
+    // Bad rules change nothing.
+    for (body, text) in [
+        (
+            json!({"trigger": "/_/t"}),
+            "rule requires a valid trigger and a valid action",
+        ),
+        (
+            json!({"trigger": "/_/nope", "action": "/_/echo"}),
+            "trigger /guest/nope does not exist",
+        ),
+        (
+            json!({"trigger": "/_/t", "action": "/_/nope"}),
+            "action /guest/nope does not exist",
+        ),
+        (
+            json!({"trigger": 5, "action": "/_/echo"}),
+            "rule requires a valid trigger and a valid action",
+        ),
+    ] {
+        let r = s.call("PUT", &format!("{RULES}/bad"), Some(body)).await;
+        assert_eq!((r.status, r.error()), (400, text));
+    }
+    assert_eq!(
+        s.call("GET", &format!("{RULES}/bad"), None).await.status,
+        404
+    );
+    // One name per namespace across collections.
+    let r = s
+        .call("PUT", &format!("{TRIGGERS}/echo"), Some(json!({})))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (
+            409,
+            "Resource by this name exists but is not in this collection."
+        )
+    );
+    let r = s.call("GET", &format!("{TRIGGERS}/r"), None).await;
+    assert_eq!(r.status, 409);
+    let r = s
+        .call(
+            "PUT",
+            &format!("{TRIGGERS}/f"),
+            Some(json!({"annotations": [kv("feed", json!("/a//b"))]})),
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (400, "Feed name is not valid"));
+    let r = s
+        .call("POST", &format!("{TRIGGERS}/t"), Some(json!([1, 2])))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        s.call("POST", &format!("{TRIGGERS}/missing"), None)
+            .await
+            .status,
+        404
+    );
+
+    // A trigger deleted: its rule reads inactive, cannot be enabled, can be deleted.
+    assert_eq!(
+        s.call("DELETE", &format!("{TRIGGERS}/t"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.call("GET", &format!("{RULES}/r"), None).await.body["status"],
+        "inactive"
+    );
+    let r = s
+        .call(
+            "POST",
+            &format!("{RULES}/r"),
+            Some(json!({"status": "active"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "Only rules with existing triggers can be activated")
+    );
+    assert_eq!(
+        s.call("DELETE", &format!("{RULES}/r"), None).await.status,
+        200
+    );
+    assert_eq!(s.call("GET", &format!("{RULES}/r"), None).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_rule_cannot_name_another_tenants_private_action_and_fires_are_throttled() {
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let other = s.admin(&["namespace", "create", "tenantb"]);
+    let r = s
+        .call_as(&other, "PUT", &format!("{TRIGGERS}/t"), Some(json!({})))
+        .await;
+    assert_eq!(r.status, 200);
+    let r = s
+        .call_as(
+            &other,
+            "PUT",
+            &format!("{RULES}/r"),
+            Some(json!({"trigger": "t", "action": "/guest/echo"})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Nor read, fire or delete another namespace's triggers.
+    for method in ["GET", "POST", "DELETE"] {
+        let r = s
+            .call_as(&other, method, "/api/v1/namespaces/guest/triggers/x", None)
+            .await;
+        assert_eq!(r.status, 403, "{method}");
+    }
+
+    s.admin(&["limits", "set", "guest", "--fires-per-minute", "2"]);
+    // The server reads a key's namespace (and its limits) again once its cache expires.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.call("PUT", &format!("{TRIGGERS}/u"), Some(json!({})))
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(s.call("POST", &format!("{TRIGGERS}/u"), None).await);
+    }
+    assert_eq!(statuses[0].status, 204);
+    let last = &statuses[2];
+    assert_eq!(last.status, 429, "{}", last.body);
+    assert_eq!(
+        last.error(),
+        "Too many requests in the last minute (count: 2, allowed: 2)."
+    );
+}
+
+#[tokio::test]
+async fn the_system_catalog_is_shared_with_every_namespace() {
+    let s = server();
+    let r = s
+        .call("GET", "/api/v1/namespaces/whisk.system/packages", None)
+        .await;
+    let names: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alarms", "utils"]);
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/whisk.system/packages/alarms",
+            None,
+        )
+        .await;
+    let feeds: Vec<&str> = r.body["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(feeds, ["alarm", "interval", "once"]);
+    let invoke = |name: &str, params: Value| {
+        let path = format!(
+            "/api/v1/namespaces/whisk.system/actions/utils/{name}?blocking=true&result=true"
+        );
+        let s = &s;
+        async move { s.call("POST", &path, Some(params)).await }
+    };
+    assert_eq!(invoke("echo", json!({"a": 1})).await.body, json!({"a": 1}));
+    assert_eq!(
+        invoke("sort", json!({"lines": ["b", "a"]})).await.body,
+        json!({"lines": ["a", "b"], "length": 2})
+    );
+    assert_eq!(
+        invoke("namespace", json!({})).await.body,
+        json!({"namespace": "guest"})
+    );
+    // Its actions cannot be changed through the API.
+    let r = s
+        .call(
+            "DELETE",
+            "/api/v1/namespaces/whisk.system/actions/utils/echo",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/mine",
+            Some(json!({"exec": {"kind": "builtin", "code": "x"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+/// Creates trigger `name` fed by the alarm feed `feed` with `params`, and rule `name-r` to
+/// action `echo`; returns the feed's activation.
+async fn alarm(s: &Server, name: &str, feed: &str, params: Value) -> Value {
+    let r = s
+        .call(
+            "PUT",
+            &format!("{TRIGGERS}/{name}"),
+            Some(
+                json!({"annotations": [kv("feed", json!(format!("/whisk.system/alarms/{feed}")))]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .call(
+            "PUT",
+            &format!("{RULES}/{name}-r"),
+            Some(json!({"trigger": name, "action": "echo"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    feed_call(s, feed, "CREATE", name, params).await
+}
+
+async fn feed_call(s: &Server, feed: &str, event: &str, trigger: &str, params: Value) -> Value {
+    let mut body =
+        json!({"lifecycleEvent": event, "triggerName": format!("/_/{trigger}"), "authKey": s.auth});
+    for (k, v) in params.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let path = format!("/api/v1/namespaces/whisk.system/actions/alarms/{feed}?blocking=true");
+    s.call("POST", &path, Some(body)).await.body
+}
+
+/// The ticks (ms) of trigger `name`'s fires so far: each fire's activation id carries its
+/// tick as its UUIDv7 time.
+async fn ticks(s: &Server, name: &str) -> Vec<u64> {
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/_/activations?name={name}&limit=200"),
+            None,
+        )
+        .await;
+    let mut out: Vec<u64> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| u64::from_str_radix(&a["activationId"].as_str().unwrap()[..12], 16).unwrap())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+async fn wait_for_ticks(s: &Server, name: &str, n: usize) -> Vec<u64> {
+    for _ in 0..300 {
+        let t = ticks(s, name).await;
+        if t.len() >= n {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "trigger {name} fired fewer than {n} times: {:?}",
+        ticks(s, name).await
+    );
+}
+
+#[tokio::test]
+async fn the_alarm_feed_fires_its_trigger_and_answers_the_feed_protocol() {
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let created = alarm(
+        &s,
+        "tick",
+        "alarm",
+        json!({"cron": "* * * * * *", "trigger_payload": {"who": "Odin"}}),
+    )
+    .await;
+    assert_eq!(created["response"]["success"], true, "{created}");
+    assert_eq!(created["response"]["result"], json!({"status": "success"}));
+    let ticks = wait_for_ticks(&s, "tick", 2).await;
+    assert_eq!(ticks[1] - ticks[0], 1000);
+    let read = feed_call(&s, "alarm", "READ", "tick", json!({})).await;
+    let result = &read["response"]["result"];
+    assert_eq!(result["config"]["cron"], "* * * * * *", "{read}");
+    assert_eq!(result["config"]["payload"], json!({"who": "Odin"}));
+    assert_eq!(result["status"]["active"], true);
+    // The actions got the payload.
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?name=echo&limit=1&docs=true",
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body[0]["response"]["result"]["params"]["who"], "Odin",
+        "{}",
+        r.body
+    );
+
+    // Bad parameters: the alarms package's texts, and nothing stored.
+    for (feed, params, text) in [
+        (
+            "alarm",
+            json!({"cron": "***"}),
+            "cron pattern '***' is not valid",
+        ),
+        (
+            "alarm",
+            json!({"cron": "* * * * *", "timezone": "America/RTP"}),
+            "Invalid timezone.",
+        ),
+        (
+            "alarm",
+            json!({}),
+            "alarms trigger feed is missing the cron parameter",
+        ),
+        (
+            "once",
+            json!({"date": "tomorrow"}),
+            "date parameter 'tomorrow' is not a valid Date",
+        ),
+        (
+            "interval",
+            json!({"minutes": "five"}),
+            "the minutes parameter must be an integer",
+        ),
+    ] {
+        let r = feed_call(&s, feed, "CREATE", "tick", params).await;
+        assert_eq!(r["response"]["result"]["error"]["error"], text, "{r}");
+    }
+    let r = feed_call(
+        &s,
+        "alarm",
+        "CREATE",
+        "tick",
+        json!({"cron": "* * * * *", "authKey": "x:y"}),
+    )
+    .await;
+    assert_eq!(
+        r["response"]["result"]["error"]["error"],
+        "Trigger authentication request failed."
+    );
+    let r = feed_call(&s, "alarm", "UPDATE", "tick", json!({})).await;
+    assert_eq!(
+        r["response"]["result"]["error"]["error"],
+        "no updatable parameters were specified"
+    );
+    let r = feed_call(&s, "alarm", "CHANGE", "tick", json!({})).await;
+    assert_eq!(
+        r["response"]["result"]["error"]["error"],
+        "unsupported lifecycleEvent"
+    );
+
+    // PAUSE stops the ticks, DELETE removes the schedule.
+    let r = feed_call(&s, "alarm", "PAUSE", "tick", json!({})).await;
+    assert_eq!(r["response"]["success"], true, "{r}");
+    let read = feed_call(&s, "alarm", "READ", "tick", json!({})).await;
+    assert_eq!(read["response"]["result"]["status"]["active"], false);
+    let r = feed_call(&s, "alarm", "DELETE", "tick", json!({})).await;
+    assert_eq!(r["response"]["success"], true);
+    let r = feed_call(&s, "alarm", "READ", "tick", json!({})).await;
+    assert_eq!(
+        r["response"]["result"]["error"]["error"],
+        "could not find trigger /guest/tick in the database"
+    );
+}
+
+#[tokio::test]
+async fn a_timer_fires_every_tick_exactly_once_across_a_kill() {
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let created = alarm(&s, "beat", "alarm", json!({"cron": "* * * * * *"})).await;
+    assert_eq!(created["response"]["success"], true, "{created}");
+    wait_for_ticks(&s, "beat", 2).await;
+    let s = s.kill_and_restart_after(Duration::from_secs(4));
+    // Down a while: the missed ticks fire after the restart, once each, marked past due.
+    let before = ticks(&s, "beat").await;
+    let want = before.len() + 8;
+    let after = wait_for_ticks(&s, "beat", want).await;
+    let distinct: BTreeSet<u64> = after.iter().copied().collect();
+    assert_eq!(distinct.len(), after.len(), "a tick fired twice: {after:?}");
+    for pair in after.windows(2) {
+        assert_eq!(pair[1] - pair[0], 1000, "a tick was missed: {after:?}");
+    }
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?name=beat&limit=200&docs=true",
+            None,
+        )
+        .await;
+    let mut past_due = 0;
+    for a in r.body.as_array().unwrap() {
+        let id = a["activationId"].as_str().unwrap();
+        let tick = u64::from_str_radix(&id[..12], 16).unwrap();
+        let late = a["start"].as_u64().unwrap() - tick;
+        let marked = a["response"]["result"]["pastDue"] == true;
+        if late > 3000 {
+            assert!(
+                marked,
+                "a tick fired {late} ms late is marked past due: {a}"
+            );
+        }
+        past_due += usize::from(marked);
+    }
+    assert!(
+        past_due >= 2,
+        "the ticks missed while down fired after the restart: {}",
+        r.body
+    );
+}

@@ -1,0 +1,317 @@
+//! Firing a trigger: counted against the namespace's fires per minute, the trigger's
+//! parameters merged with the fire's (the payload wins), every active rule's action invoked
+//! (non-blocking, caused by the trigger's activation), then the trigger's record stored with
+//! one log line per rule.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use gust_controller::{ControllerError, Invocation, InvokeOutcome, Wait};
+use gust_model::time::now_ms;
+use gust_model::{
+    Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
+    Identity, Rule, RuleStatus, names,
+};
+use gust_store::Admission;
+use serde_json::{Map, Value, json};
+
+use crate::triggers::check_name;
+use crate::{EventError, Events, Target, lock};
+
+/// One fire of a trigger.
+#[derive(Debug)]
+pub(crate) struct Firing {
+    /// What the actions get on top of the trigger's parameters (a later key wins).
+    pub args: Map<String, Value>,
+    /// The trigger record's result.
+    pub payload: Map<String, Value>,
+    /// The trigger's activation id.
+    pub id: String,
+    /// `id` may have a record already (a tick fired again): that one is kept.
+    pub again: bool,
+}
+
+/// What a fire did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fired {
+    /// At least one rule was active: the trigger's activation id.
+    Activation(String),
+    /// No rule was active: nothing ran and no record was written.
+    NoActiveRule,
+}
+
+/// Request headers never forwarded in `__ow_headers`: credentials and what carries them.
+fn is_credential(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "x-require-whisk-auth"
+            | "timeout-access"
+    ) || [
+        "auth",
+        "token",
+        "secret",
+        "api-key",
+        "apikey",
+        "signature",
+        "password",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
+}
+
+/// The headers a fire forwards to its actions in `__ow_headers`: lower-cased, credentials
+/// left out.
+pub fn forwarded_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Map<String, Value> {
+    headers
+        .filter(|(k, _)| !is_credential(k))
+        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.to_string())))
+        .collect()
+}
+
+/// One fire's log line for `rule`: OpenWhisk's `{rule, action, statusCode, success,
+/// activationId | error}`.
+fn log_line(rule: &Rule, outcome: Result<String, (u8, String)>) -> String {
+    let mut line = json!({
+        "rule": format!("{}/{}", rule.namespace, rule.name),
+        "action": format!("{}/{}", rule.action.path, rule.action.name),
+    });
+    match outcome {
+        Ok(id) => {
+            line["statusCode"] = json!(0);
+            line["success"] = json!(true);
+            line["activationId"] = json!(id);
+        }
+        Err((code, error)) => {
+            line["statusCode"] = json!(code);
+            line["success"] = json!(false);
+            line["error"] = json!(error);
+        }
+    }
+    line.to_string()
+}
+
+impl Events {
+    /// Fires trigger `name` of namespace `ns` (the caller's own) with `payload` and the
+    /// request's `headers` (see [`forwarded_headers`]).
+    pub async fn fire(
+        &self,
+        who: &Identity,
+        ns: &str,
+        name: &str,
+        payload: Map<String, Value>,
+        headers: Map<String, Value>,
+    ) -> Result<Fired, EventError> {
+        let ns = self.core.authorize(who, ns)?.to_string();
+        check_name(name)?;
+        self.count_fire(who).await?;
+        let mut args = Map::new();
+        if !headers.is_empty() {
+            args.insert("__ow_headers".into(), Value::Object(headers));
+        }
+        args.extend(payload.clone());
+        let firing = Firing {
+            args,
+            payload,
+            id: names::new_activation_id(),
+            again: false,
+        };
+        self.fire_with(who, &ns, name, firing).await
+    }
+
+    /// Fires trigger `ns/name` as `firing` says.
+    pub(crate) async fn fire_with(
+        &self,
+        who: &Identity,
+        ns: &str,
+        name: &str,
+        firing: Firing,
+    ) -> Result<Fired, EventError> {
+        let Firing {
+            args,
+            payload,
+            id,
+            again,
+        } = firing;
+        let target = self.target(ns, name).await?;
+        let Some(target) = target else {
+            return Err(self
+                .missing(ns, name, crate::triggers::Collection::Triggers)
+                .await);
+        };
+        if !target.rules.iter().any(|r| r.status == RuleStatus::Active) {
+            return Ok(Fired::NoActiveRule);
+        }
+        let start = now_ms();
+        // The trigger's parameters, then the fire's: a later key wins.
+        let mut params: Map<String, Value> = target
+            .trigger
+            .parameters
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        params.extend(args);
+        let cause = Cause {
+            kind: CauseKind::Trigger,
+            activation_id: id.clone(),
+        };
+        let runs = target
+            .rules
+            .iter()
+            .map(|rule| self.run_rule(who, rule, params.clone(), cause.clone()));
+        let outcomes = join_all(runs).await;
+        let logs = target
+            .rules
+            .iter()
+            .zip(outcomes)
+            .map(|(rule, outcome)| log_line(rule, outcome))
+            .collect();
+        let record = Activation {
+            namespace: who.namespace.clone(),
+            name: name.to_string(),
+            version: target.trigger.version.clone(),
+            subject: who.namespace.clone(),
+            activation_id: id.clone(),
+            start,
+            end: start,
+            duration: 0,
+            status_code: 0,
+            response: ActivationResponse::new(ActivationStatus::Success, Value::Object(payload)),
+            logs,
+            annotations: Vec::new(),
+            publish: false,
+            cause: None,
+        };
+        let encoded = EncodedActivation::new(&record)
+            .map_err(|e| ControllerError::Internal(e.to_string()))?;
+        if again || self.core.is_clustered() {
+            self.store.put_activation(&encoded).await?;
+        } else {
+            self.store.put_new_activation(&encoded).await?;
+        }
+        Ok(Fired::Activation(id))
+    }
+
+    /// Invokes `rule`'s action (non-blocking) if the rule is active: its activation id, or
+    /// OpenWhisk's status code (1: the caller's error, 3: the platform's) and message.
+    async fn run_rule(
+        &self,
+        who: &Identity,
+        rule: &Rule,
+        params: Map<String, Value>,
+        cause: Cause,
+    ) -> Result<String, (u8, String)> {
+        if rule.status != RuleStatus::Active {
+            return Err((
+                1,
+                format!(
+                    "Rule '{}/{}' is inactive, action '{}/{}' was not activated.",
+                    rule.namespace, rule.name, rule.action.path, rule.action.name
+                ),
+            ));
+        }
+        let failed = |e: ControllerError| {
+            let code = if e.is_host_failure() { 3 } else { 1 };
+            (code, e.to_string())
+        };
+        let resolved = self
+            .core
+            .resolve(who, rule.action.namespace(), &rule.action.inner())
+            .await
+            .map_err(failed)?;
+        let inv = Invocation {
+            caller: who,
+            action: &resolved,
+            params,
+            wait: Wait::No,
+            cause: Some(cause),
+        };
+        match self.core.invoke(inv).await.map_err(failed)? {
+            InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => Ok(id),
+            InvokeOutcome::Completed(record) => {
+                let id = serde_json::from_str::<Value>(record.get())
+                    .ok()
+                    .and_then(|r| r["activationId"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                Ok(id)
+            }
+        }
+    }
+
+    /// The trigger `ns/name` and its rules, through a short-lived cache.
+    async fn target(&self, ns: &str, name: &str) -> Result<Option<Arc<Target>>, EventError> {
+        let key = (ns.to_string(), name.to_string());
+        self.targets
+            .get_or_fetch(&key, async {
+                let Some(trigger) = self.store.trigger(ns, name).await? else {
+                    return Ok::<_, EventError>(None);
+                };
+                let rules = self
+                    .store
+                    .rules_of_trigger(ns, &format!("/{ns}/{name}"))
+                    .await?;
+                Ok(Some(Target { trigger, rules }))
+            })
+            .await
+    }
+
+    /// Counts a fire of `who`'s namespace against its fires per minute (across the cluster
+    /// on a shared store); OpenWhisk's 429 past it.
+    pub(crate) async fn count_fire(&self, who: &Identity) -> Result<(), EventError> {
+        let allowed = who.limits.fires_per_minute;
+        let now = now_ms();
+        if self.core.is_clustered() {
+            return match self.store.admit_fire(&who.namespace, allowed, now).await? {
+                Admission::Admitted => Ok(()),
+                Admission::PerMinute { count } | Admission::Concurrent { count } => {
+                    Err(ControllerError::PerMinute { count, allowed }.into())
+                }
+            };
+        }
+        let minute = now / 60_000;
+        let mut fires = lock(&self.fires);
+        let (m, count) = fires.entry(who.namespace.clone()).or_insert((minute, 0));
+        if *m != minute {
+            *m = minute;
+            *count = 0;
+        }
+        if *count >= allowed {
+            return Err(ControllerError::PerMinute {
+                count: *count,
+                allowed,
+            }
+            .into());
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_not_forwarded() {
+        let h = forwarded_headers(
+            [
+                ("Authorization", "Basic x"),
+                ("Content-Type", "application/json"),
+                ("X-Api-Key", "k"),
+                ("Cookie", "c"),
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", "sha256=x"),
+                ("User-Agent", "curl"),
+            ]
+            .into_iter(),
+        );
+        let mut keys: Vec<&str> = h.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["content-type", "user-agent", "x-github-event"]);
+    }
+}

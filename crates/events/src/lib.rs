@@ -1,0 +1,91 @@
+//! Events: triggers, rules and `fire`, the `whisk.system` catalog with its built-in actions
+//! (the `utils` package and the `alarms` feeds), and the durable timers that fire triggers
+//! on a schedule. A trigger is the OpenWhisk entity that rules connect to actions; firing it
+//! invokes, through the controller's invoke API, the action of every active rule.
+//!
+//! **API boundary:** a client of the invocation core: every action runs through
+//! [`Controller::invoke`] with an [`Invocation`](gust_controller::Invocation) whose cause is
+//! the trigger's activation; failures are [`EventError`]s, which the gateway maps.
+//!
+//! **Invariant:** a fire that answers with an activation id has had every active rule's
+//! invocation accepted (journaled) and the trigger's record stored first. A schedule's tick
+//! fires at most once per trigger record (its activation id is derived from the tick), and a
+//! tick claimed by a process that dies is fired by another (decision 0020).
+//!
+//! **May not:** reach the bus, the invoker or a runtime, or know HTTP.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod alarms;
+mod error;
+mod fire;
+mod rules;
+pub mod system;
+pub mod timers;
+mod timing;
+mod triggers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use gust_controller::Controller;
+use gust_model::{Rule, Trigger};
+use gust_store::Store;
+use gust_store::cache::EntityCache;
+use tokio::sync::Notify;
+
+pub use error::EventError;
+pub use fire::{Fired, forwarded_headers};
+pub use rules::RulePut;
+pub use triggers::TriggerPut;
+
+/// A trigger and the rules that name it: what a fire reads.
+#[derive(Debug)]
+struct Target {
+    trigger: Trigger,
+    rules: Vec<Rule>,
+}
+
+/// Triggers, rules and fires over the invocation core.
+pub struct Events {
+    core: Arc<Controller>,
+    store: Arc<dyn Store>,
+    /// Fire targets by (namespace, trigger), short-lived.
+    targets: EntityCache<(String, String), Target>,
+    /// Fires counted per namespace in this process: (minute, count).
+    fires: Mutex<HashMap<String, (u64, u64)>>,
+    /// Woken when a schedule changes, so the timers look again at once.
+    timers: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Events {
+    /// Events over `core`, waking `timers` when a schedule changes.
+    pub fn new(core: Arc<Controller>, timers: Arc<Notify>) -> Arc<Events> {
+        Arc::new(Events {
+            store: core.store().clone(),
+            core,
+            targets: EntityCache::default(),
+            fires: Mutex::new(HashMap::new()),
+            timers,
+        })
+    }
+
+    pub fn core(&self) -> &Arc<Controller> {
+        &self.core
+    }
+
+    /// Forgets the cached fire target of `ns/trigger` after a write.
+    fn forget(&self, ns: &str, trigger: &str) {
+        self.targets.forget(&(ns.to_string(), trigger.to_string()));
+    }
+}

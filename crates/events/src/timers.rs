@@ -1,0 +1,290 @@
+//! Durable timers: the source that fires triggers on their schedules (written by the
+//! `alarms` feeds). Every process that runs a controller runs one [`Timers`]; they share
+//! the schedules through the store (decision 0020):
+//!
+//! - a tick is claimed by compare-and-swap on the schedule's next tick, so no two processes
+//!   fire it; the claim marks it pending until its fire is accepted;
+//! - the fire's trigger activation id is derived from the schedule and the tick, so a tick
+//!   fired again after a crash never stores a second trigger record;
+//! - each process owns the schedules it claimed while it renews their leases; a schedule
+//!   whose owner stops renewing is taken over after [`LEASE_MS`], its pending tick fired
+//!   again unless its trigger record exists;
+//! - missed ticks (the process was down) fire one by one, oldest first, marked `pastDue`
+//!   with their `scheduledTime` in the payload.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gust_model::time::now_ms;
+use gust_model::{DeleteAfterFire, Schedule, Timing};
+use gust_store::TickClaim;
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::sync::Notify;
+
+use crate::fire::Firing;
+use crate::timing::next_tick;
+use crate::{EventError, Events, lock};
+
+/// How long a process owns the schedules it fires without renewing them.
+pub const LEASE_MS: u64 = 5_000;
+/// How often an owner renews its leases.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// Longest the timers sleep without looking at the store (schedules written by another
+/// process, a dead owner's schedules).
+const LOOK_AT_LEAST_EVERY_MS: u64 = 1_000;
+/// Shortest sleep between two looks, so schedules being fired are not polled in a loop.
+const LOOK_AT_MOST_EVERY_MS: u64 = 10;
+/// A tick fired this late is marked past due.
+pub const PAST_DUE_MS: u64 = 2_000;
+/// Most schedules fired at once by one look.
+const BATCH: u64 = 100;
+
+/// The activation id of the trigger fire of tick `tick_ms` of `ns/trigger`: the UUIDv7
+/// layout with the tick as its time and a hash of the three as its other bits.
+pub fn tick_activation_id(ns: &str, trigger: &str, tick_ms: u64) -> String {
+    let digest = sha2::Sha256::digest(format!("{ns}\0{trigger}\0{tick_ms}").as_bytes());
+    let mut rest = [0u8; 10];
+    rest.copy_from_slice(&digest[..10]);
+    uuid::Builder::from_unix_timestamp_millis(tick_ms, &rest)
+        .into_uuid()
+        .simple()
+        .to_string()
+}
+
+/// The timers of one process.
+pub struct Timers {
+    events: Arc<Events>,
+    /// This process's name as a schedule owner.
+    owner: String,
+    wake: Arc<Notify>,
+    /// Schedules this process is firing now, by (namespace, trigger).
+    busy: Mutex<HashSet<(String, String)>>,
+}
+
+impl std::fmt::Debug for Timers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timers")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Timers {
+    /// Starts the timers of this process (`owner` must be unique among the processes that
+    /// share the store). `shared`: other processes use the store too; otherwise every
+    /// schedule's owner is this process's from the start.
+    pub async fn start(
+        events: Arc<Events>,
+        wake: Arc<Notify>,
+        owner: String,
+        shared: bool,
+    ) -> Result<Arc<Timers>, EventError> {
+        if !shared {
+            events.store.release_schedules().await?;
+        }
+        let timers = Arc::new(Timers {
+            events,
+            owner,
+            wake,
+            busy: Mutex::new(HashSet::new()),
+        });
+        tokio::spawn(timers.clone().renew());
+        tokio::spawn(timers.clone().run());
+        Ok(timers)
+    }
+
+    async fn renew(self: Arc<Self>) {
+        let mut every = tokio::time::interval(RENEW_EVERY);
+        loop {
+            every.tick().await;
+            if let Err(e) = self
+                .events
+                .store
+                .renew_schedules(&self.owner, now_ms() + LEASE_MS)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot renew the leases of schedules");
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let store = self.events.store.clone();
+        loop {
+            let now = now_ms();
+            match store.due_schedules(&self.owner, now, BATCH).await {
+                Ok(due) => {
+                    for s in due {
+                        let key = (s.namespace.clone(), s.trigger.clone());
+                        if lock(&self.busy).insert(key.clone()) {
+                            let this = self.clone();
+                            tokio::spawn(async move {
+                                this.fire_due(s).await;
+                                lock(&this.busy).remove(&key);
+                                this.wake.notify_one();
+                            });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read due schedules"),
+            }
+            let next = store.earliest_tick(&self.owner, now).await.ok().flatten();
+            let sleep = next
+                .map_or(LOOK_AT_LEAST_EVERY_MS, |n| n.saturating_sub(now_ms()))
+                .clamp(LOOK_AT_MOST_EVERY_MS, LOOK_AT_LEAST_EVERY_MS);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(sleep)) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    fn claim<'a>(&'a self, s: &'a Schedule, tick_ms: u64, next_ms: Option<u64>) -> TickClaim<'a> {
+        let now = now_ms();
+        TickClaim {
+            namespace: &s.namespace,
+            trigger: &s.trigger,
+            tick_ms,
+            next_ms,
+            owner: &self.owner,
+            now_ms: now,
+            lease_ms: now + LEASE_MS,
+        }
+    }
+
+    /// Fires what is due of one schedule: a pending tick left by a dead owner, then every
+    /// tick due now, each claimed first.
+    async fn fire_due(&self, mut s: Schedule) {
+        let store = self.events.store.clone();
+        loop {
+            if let Some(pending) = s.pending_ms {
+                match store.adopt_pending(&self.claim(&s, pending, None)).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot adopt a pending tick");
+                        return;
+                    }
+                }
+                self.fire_tick(&s, pending, true).await;
+            } else {
+                let Some(tick) = s.next_ms.filter(|t| *t <= now_ms()) else {
+                    return;
+                };
+                let next = next_tick(&s.spec, tick);
+                match store.claim_tick(&self.claim(&s, tick, next)).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim a tick");
+                        return;
+                    }
+                }
+                self.fire_tick(&s, tick, false).await;
+                if next.is_none()
+                    && let Timing::Once {
+                        delete_after_fire, ..
+                    } = s.spec.timing
+                {
+                    self.delete_after_fire(&s, delete_after_fire).await;
+                }
+            }
+            s = match store.schedule(&s.namespace, &s.trigger).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a schedule");
+                    return;
+                }
+            };
+        }
+    }
+
+    /// Fires tick `tick_ms` of `s` and clears it; `again`: it may have fired already (its
+    /// trigger record then exists and nothing runs).
+    async fn fire_tick(&self, s: &Schedule, tick_ms: u64, again: bool) {
+        let (ns, trigger) = (s.namespace.as_str(), s.trigger.as_str());
+        let id = tick_activation_id(ns, trigger, tick_ms);
+        let store = &self.events.store;
+        let done = again && matches!(store.activation(ns, &id).await, Ok(Some(_)));
+        if !done && let Err(e) = self.fire(s, tick_ms, id).await {
+            tracing::warn!(namespace = ns, trigger, error = %e, "a scheduled fire failed");
+        }
+        if let Err(e) = store.finish_tick(ns, trigger, tick_ms).await {
+            tracing::warn!(error = %e, "cannot clear a fired tick");
+        }
+    }
+
+    async fn fire(&self, s: &Schedule, tick_ms: u64, id: String) -> Result<(), EventError> {
+        let core = &self.events.core;
+        // The namespace may be gone (its schedules go at the next delete of the trigger).
+        let Some(who) = core.owner(&s.namespace).await? else {
+            return Ok(());
+        };
+        self.events.count_fire(&who).await?;
+        let mut payload = s.spec.payload.clone();
+        let now = now_ms();
+        if now.saturating_sub(tick_ms) > PAST_DUE_MS {
+            payload.insert("pastDue".into(), Value::Bool(true));
+            let at = jiff::Timestamp::from_millisecond(tick_ms as i64)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            payload.insert("scheduledTime".into(), json!(at));
+        }
+        let firing = Firing {
+            args: payload.clone(),
+            payload,
+            id,
+            again: true,
+        };
+        match self
+            .events
+            .fire_with(&who, &s.namespace, &s.trigger, firing)
+            .await
+        {
+            Ok(_) | Err(EventError::Core(gust_controller::ControllerError::NotFound)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a `once` schedule's fire: deletes its trigger, and with `rules` its rules.
+    async fn delete_after_fire(&self, s: &Schedule, what: DeleteAfterFire) {
+        let store = &self.events.store;
+        let ns = s.namespace.as_str();
+        let result = async {
+            match what {
+                DeleteAfterFire::No => return Ok(()),
+                DeleteAfterFire::Trigger => {}
+                DeleteAfterFire::Rules => {
+                    let trigger = format!("/{ns}/{}", s.trigger);
+                    for rule in store.rules_of_trigger(ns, &trigger).await? {
+                        store.delete_rule(ns, &rule.name).await?;
+                    }
+                }
+            }
+            store.delete_trigger(ns, &s.trigger).await.map(|_| ())
+        }
+        .await;
+        self.events.forget(ns, &s.trigger);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot delete a trigger after its one fire");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tick_has_one_activation_id_laid_out_in_time() {
+        let a = tick_activation_id("ns", "t", 1_700_000_000_000);
+        assert_eq!(a, tick_activation_id("ns", "t", 1_700_000_000_000));
+        assert_ne!(a, tick_activation_id("ns", "t", 1_700_000_001_000));
+        assert_ne!(a, tick_activation_id("ns", "u", 1_700_000_000_000));
+        assert!(gust_model::names::is_activation_id(&a));
+        assert!(a < tick_activation_id("a", "b", 1_700_000_001_000));
+    }
+}
