@@ -369,3 +369,73 @@ async fn limits_hold_across_two_controllers() {
         eprintln!("a new minute began during the per-minute check: not asserted");
     }
 }
+
+/// Sends `method path body` to `apihost` as the cluster's guest.
+async fn call(c: &Cluster, apihost: &str, method: &str, path: &str, body: Value) -> Value {
+    let (u, k) = basic(&c.auth);
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = client()
+        .request(method, format!("{apihost}{path}"))
+        .basic_auth(&u, Some(&k))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap_or(Value::Null)
+}
+
+/// The ticks of trigger `name`'s fires: each fire's activation id carries its tick.
+async fn ticks(c: &Cluster, apihost: &str, name: &str) -> Vec<u64> {
+    let path = format!("/api/v1/namespaces/_/activations?name={name}&limit=200");
+    let list = call(c, apihost, "GET", &path, Value::Null).await;
+    let mut out: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| u64::from_str_radix(&a["activationId"].as_str().unwrap()[..12], 16).unwrap())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[tokio::test]
+async fn a_schedule_fires_once_per_tick_when_its_owning_controller_dies() {
+    let Some((_guard, mut c)) = cluster().await else {
+        return;
+    };
+    start(&mut c, &["inv1"]).await;
+    let hosts = c.apihosts();
+    let (a, b) = (hosts[0].clone(), hosts[1].clone());
+    call(
+        &c,
+        &a,
+        "PUT",
+        "/api/v1/namespaces/_/triggers/beat",
+        json!({}),
+    )
+    .await;
+    let rule = json!({"trigger": "beat", "action": "slow0"});
+    call(&c, &a, "PUT", "/api/v1/namespaces/_/rules/beat-r", rule).await;
+    let feed = json!({
+        "lifecycleEvent": "CREATE", "triggerName": "/_/beat", "authKey": c.auth,
+        "cron": "* * * * * *", "trigger_payload": {"ms": 1},
+    });
+    let path = "/api/v1/namespaces/whisk.system/actions/alarms/alarm?blocking=true";
+    let r = call(&c, &a, "POST", path, feed).await;
+    assert_eq!(r["response"]["success"], true, "{r}");
+    // Let it fire, kill both controllers' timers one at a time: the one that owns the
+    // schedule goes first (whichever it is, the other takes over within the lease).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    c.kill("ctl1");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let seen = ticks(&c, &b, "beat").await;
+    assert!(
+        seen.len() >= 10,
+        "fires went on after a controller died: {seen:?}"
+    );
+    let distinct: HashSet<u64> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len(), "a tick fired twice: {seen:?}");
+    for pair in seen.windows(2) {
+        assert_eq!(pair[1] - pair[0], 1000, "a tick was missed: {seen:?}");
+    }
+}

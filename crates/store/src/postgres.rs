@@ -982,12 +982,13 @@ impl AdmissionStore for PostgresStore {
         let rows = self
             .query(
                 "INSERT INTO fires_admitted (namespace, minute, n)
-                 SELECT $1, $2, 1 WHERE $3 > 0
+                 SELECT $1, CAST($2 AS BIGINT), 1 WHERE CAST($3 AS BIGINT) > 0
                  ON CONFLICT (namespace) DO UPDATE SET
                      n = CASE WHEN fires_admitted.minute = excluded.minute
                               THEN fires_admitted.n + 1 ELSE 1 END,
                      minute = excluded.minute
-                 WHERE fires_admitted.minute <> excluded.minute OR fires_admitted.n < $3
+                 WHERE fires_admitted.minute <> excluded.minute
+                    OR fires_admitted.n < CAST($3 AS BIGINT)
                  RETURNING n",
                 &[&namespace, &minute, &limit],
             )
