@@ -9,6 +9,7 @@ mod durability;
 mod handlers;
 mod hostile;
 mod isolation;
+mod owclient;
 mod packages;
 mod processes;
 mod runtime;
