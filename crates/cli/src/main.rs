@@ -65,6 +65,20 @@ enum Command {
         #[command(subcommand)]
         command: client::package::PackageCommand,
     },
+    /// Create, update, get, list, delete and fire triggers (and feeds such as alarms).
+    #[command(
+        after_help = "Examples:\n  gust trigger create tick --feed /whisk.system/alarms/alarm -p cron '*/10 * * * * *'\n  gust trigger fire hook -p order 42"
+    )]
+    Trigger {
+        #[command(subcommand)]
+        command: client::trigger::TriggerCommand,
+    },
+    /// Create, update, enable, disable, get, list and delete rules (trigger -> action).
+    #[command(after_help = "Example:\n  gust rule create on-tick tick hello")]
+    Rule {
+        #[command(subcommand)]
+        command: client::rule::RuleCommand,
+    },
     /// Route HTTP requests to web actions: your namespace's APIs.
     Api {
         #[command(subcommand)]
@@ -131,6 +145,12 @@ fn main() -> std::process::ExitCode {
             }
             Command::Package { command } => {
                 client::package::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Trigger { command } => {
+                client::trigger::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Rule { command } => {
+                client::rule::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::Api { command } => {
                 client::api::run(command, &client::Client::new(&cli.client)?).await

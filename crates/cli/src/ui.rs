@@ -25,6 +25,15 @@ pub fn error(message: impl Display) {
     eprintln!("{} {message}", style("gust:").for_stderr().red().bold());
 }
 
+/// `gust: warning: <message>` on stderr, in yellow: a step failed that the command goes on
+/// without.
+pub fn warn(message: impl Display) {
+    eprintln!(
+        "{} {message}",
+        style("gust: warning:").for_stderr().yellow().bold()
+    );
+}
+
 /// `gust: <message>` on stderr, for progress notes (`building hello ...`).
 pub fn note(message: impl Display) {
     eprintln!("{} {message}", style("gust:").for_stderr().cyan().bold());

@@ -109,8 +109,9 @@ pub struct PutArgs {
     pub sequence: Option<Vec<String>>,
 }
 
-/// A sequence component as the API wants it: fully qualified (`a` -> `/_/a`).
-fn qualify(component: &str) -> String {
+/// An action name as the API wants it in a sequence or a rule: fully qualified (`a` ->
+/// `/_/a`, `pkg/a` -> `/_/pkg/a`; `/ns/[pkg/]a` as it is).
+pub fn qualify(component: &str) -> String {
     if component.starts_with('/') {
         component.to_string()
     } else {

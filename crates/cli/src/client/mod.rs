@@ -13,7 +13,9 @@ pub mod deploy;
 pub mod namespace;
 pub mod package;
 pub mod property;
+pub mod rule;
 pub mod site;
+pub mod trigger;
 
 use std::path::PathBuf;
 
@@ -137,6 +139,8 @@ impl std::error::Error for ApiFailure {}
 pub struct Client {
     http: reqwest::Client,
     apihost: String,
+    /// The key, `UUID:KEY`: a feed's `authKey`.
+    auth: String,
     auth_header: String,
     pub json: bool,
 }
@@ -144,6 +148,11 @@ pub struct Client {
 impl Client {
     pub fn apihost(&self) -> &str {
         &self.apihost
+    }
+
+    /// The API key, `UUID:KEY`.
+    pub fn auth(&self) -> &str {
+        &self.auth
     }
 
     pub fn new(args: &ClientArgs) -> Result<Self> {
@@ -161,6 +170,7 @@ impl Client {
                 .build()
                 .context("cannot set up HTTPS")?,
             apihost,
+            auth,
             auth_header,
             json: args.json,
         })

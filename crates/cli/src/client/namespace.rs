@@ -1,8 +1,11 @@
 //! `gust namespace list` and `gust list` (every entity of the namespace).
 
 use anyhow::Result;
+use serde_json::{Value, json};
 
-use super::{Client, print_json, print_table};
+use super::rule::entity_name;
+use super::trigger::{feed_of, full_name};
+use super::{ApiFailure, Client, print_json, print_table};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum NamespaceCommand {
@@ -28,14 +31,38 @@ pub async fn run(cmd: NamespaceCommand, client: &Client) -> Result<()> {
     }
 }
 
-/// `gust list`: every kind of entity the namespace holds (actions today; packages, triggers,
-/// rules, APIs and sites join as the server gains them).
+/// A collection of the namespace (`actions`, `triggers`, `rules`), at most 200 of it; empty
+/// from an API host that does not have the collection (404).
+async fn collection(client: &Client, name: &str) -> Result<Value> {
+    match client
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/_/{name}?limit=200"),
+            None,
+        )
+        .await
+    {
+        Ok(list) => Ok(list),
+        Err(e)
+            if e.downcast_ref::<ApiFailure>()
+                .is_some_and(|f| f.status == 404) =>
+        {
+            Ok(json!([]))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `gust list`: every kind of entity the namespace holds (actions, triggers and rules today;
+/// packages, APIs and sites join as the server gains them).
 pub async fn list_all(client: &Client) -> Result<()> {
     let actions = client
         .call("GET", "/api/v1/namespaces/_/actions?limit=200", None)
         .await?;
+    let triggers = collection(client, "triggers").await?;
+    let rules = collection(client, "rules").await?;
     if client.json {
-        print_json(&serde_json::json!({ "actions": actions }));
+        print_json(&json!({ "actions": actions, "triggers": triggers, "rules": rules }));
         return Ok(());
     }
     println!("actions");
@@ -48,6 +75,29 @@ pub async fn list_all(client: &Client) -> Result<()> {
                 a["name"].as_str().unwrap_or("")
             ),
             a["version"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    print_table(&rows);
+    println!("triggers");
+    let mut rows = Vec::new();
+    for t in triggers.as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("  {}", full_name(t)),
+            t["version"].as_str().unwrap_or("").to_string(),
+            feed_of(t).unwrap_or_default(),
+        ]);
+    }
+    print_table(&rows);
+    println!("rules");
+    let mut rows = Vec::new();
+    for r in rules.as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("  {}", full_name(r)),
+            format!(
+                "{} -> {}",
+                entity_name(&r["trigger"]),
+                entity_name(&r["action"])
+            ),
         ]);
     }
     print_table(&rows);

@@ -991,3 +991,145 @@ async fn a_site_deploys_from_a_folder_and_calls_its_api_on_the_same_origin() {
     ));
     assert!(err.contains("nothing"), "{err}");
 }
+
+#[tokio::test]
+async fn triggers_rules_and_feeds_from_the_client() {
+    let (s, home) = setup();
+    let h = home.path();
+    let env = against(&s);
+    let echo = "/whisk.system/utils/echo";
+
+    let out = ok(&gust(
+        h,
+        &env,
+        &["trigger", "create", "hook", "-p", "source", "web"],
+    ));
+    assert!(
+        out.contains("ok: created trigger hook (version 0.0.1)"),
+        "{out}"
+    );
+    let err = fails(&gust(h, &env, &["trigger", "create", "hook"]));
+    assert!(err.contains("trigger 'hook' already exists (409)"), "{err}");
+    let out = ok(&gust(h, &env, &["trigger", "fire", "hook"]));
+    assert!(
+        out.contains("ok: triggered /_/hook (no active rule: nothing ran)"),
+        "{out}"
+    );
+    let err = fails(&gust(h, &env, &["trigger", "fire", "nope"]));
+    assert!(
+        err.contains("trigger 'nope' does not exist in namespace 'guest' (404)"),
+        "{err}"
+    );
+
+    let err = fails(&gust(h, &env, &["rule", "create", "r", "hook"]));
+    assert!(err.contains("<ACTION>"), "{err}");
+    let out = ok(&gust(h, &env, &["rule", "create", "r", "hook", echo]));
+    assert!(out.contains("ok: created rule r (version 0.0.1)"), "{out}");
+    let out = ok(&gust(
+        h,
+        &env,
+        &["trigger", "fire", "hook", "-p", "order", "42"],
+    ));
+    assert!(out.contains("ok: triggered /_/hook with id "), "{out}");
+    let out = ok(&gust(h, &env, &["rule", "list"]));
+    assert!(out.contains("/guest/hook") && out.contains(echo), "{out}");
+    let out = ok(&gust(h, &env, &["trigger", "get", "hook"]));
+    assert!(out.contains(&format!("guest/r: {echo} (active)")), "{out}");
+    ok(&gust(h, &env, &["rule", "disable", "r"]));
+    let out = ok(&gust(h, &env, &["rule", "get", "r"]));
+    assert!(out.contains("inactive"), "{out}");
+    let out = ok(&gust(h, &env, &["trigger", "fire", "hook"]));
+    assert!(out.contains("nothing ran"), "{out}");
+    ok(&gust(h, &env, &["rule", "enable", "r"]));
+    let out = ok(&gust(h, &env, &["list"]));
+    assert!(
+        out.contains("/guest/hook") && out.contains("/guest/r"),
+        "{out}"
+    );
+
+    // A feed's trigger: the feed refuses, and the trigger is gone again.
+    let alarm = "/whisk.system/alarms/alarm";
+    let err = fails(&gust(
+        h,
+        &env,
+        &[
+            "trigger", "create", "tick", "--feed", alarm, "-p", "cron", "nonsense",
+        ],
+    ));
+    assert!(
+        err.contains("cron pattern 'nonsense' is not valid") && err.contains("not created"),
+        "{err}"
+    );
+    fails(&gust(h, &env, &["trigger", "get", "tick"]));
+    ok(&gust(
+        h,
+        &env,
+        &[
+            "trigger",
+            "create",
+            "tick",
+            "--feed",
+            alarm,
+            "-p",
+            "cron",
+            "0 0 * * *",
+            "-p",
+            "trigger_payload",
+            "{\"x\":1}",
+        ],
+    ));
+    let t: Value =
+        serde_json::from_str(&ok(&gust(h, &env, &["trigger", "get", "tick", "--json"]))).unwrap();
+    assert_eq!(t["parameters"], serde_json::json!([]), "{t}");
+    assert_eq!(t["feed"]["result"]["config"]["cron"], "0 0 * * *", "{t}");
+    assert_eq!(t["feed"]["result"]["config"]["payload"]["x"], 1, "{t}");
+    ok(&gust(
+        h,
+        &env,
+        &["trigger", "update", "tick", "-p", "cron", "0 1 * * *"],
+    ));
+    let out = ok(&gust(h, &env, &["trigger", "list"]));
+    assert!(out.contains(alarm), "{out}");
+    ok(&gust(h, &env, &["trigger", "delete", "tick"]));
+    fails(&gust(h, &env, &["trigger", "get", "tick"]));
+    ok(&gust(h, &env, &["rule", "delete", "r"]));
+    ok(&gust(h, &env, &["trigger", "delete", "hook"]));
+
+    // The manifest's triggers and rules.
+    let file = h.join("gust.toml");
+    let manifest = |cron: &str| {
+        format!(
+            r#"
+[[trigger]]
+name = "daily"
+feed = "{alarm}"
+feed_parameters = {{ cron = "{cron}" }}
+
+[[rule]]
+name = "on-daily"
+trigger = "daily"
+action = "{echo}"
+active = false
+"#
+        )
+    };
+    std::fs::write(&file, manifest("0 0 * * *")).unwrap();
+    let f = file.to_str().unwrap();
+    let out = ok(&gust(h, &env, &["deploy", "-f", f]));
+    assert!(
+        out.contains("created trigger daily") && out.contains("created rule on-daily"),
+        "{out}"
+    );
+    let out = ok(&gust(h, &env, &["rule", "get", "on-daily"]));
+    assert!(out.contains("inactive"), "{out}");
+    let out = ok(&gust(h, &env, &["deploy", "-f", f]));
+    assert!(out.contains("ok: no changes"), "{out}");
+    std::fs::write(&file, manifest("0 2 * * *")).unwrap();
+    let out = ok(&gust(h, &env, &["deploy", "-f", f]));
+    assert!(out.contains("updated (feed) trigger daily"), "{out}");
+    let out = ok(&gust(h, &env, &["undeploy", "-f", f]));
+    assert!(
+        out.contains("deleted rule on-daily") && out.contains("deleted trigger daily"),
+        "{out}"
+    );
+}
