@@ -34,6 +34,11 @@ impl From<gust_store::StoreError> for EventError {
 }
 
 impl EventError {
+    /// Whether the host caused it (the store, the bus, no invoker), not the request.
+    pub fn is_host_failure(&self) -> bool {
+        matches!(self, EventError::Core(e) if e.is_host_failure())
+    }
+
     pub(crate) fn bad(msg: impl Into<String>) -> Self {
         EventError::Core(ControllerError::BadRequest(msg.into()))
     }

@@ -3,10 +3,12 @@
 //! (non-blocking, caused by the trigger's activation), then the trigger's record stored with
 //! one log line per rule.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
 use gust_controller::{ControllerError, Invocation, InvokeOutcome, Wait};
+use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{
     Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
@@ -29,6 +31,17 @@ pub(crate) struct Firing {
     pub id: String,
     /// `id` may have a record already (a tick fired again): that one is kept.
     pub again: bool,
+    /// Rules not to run this time, by name: an earlier fire's activation of their action (its
+    /// id) is still running, and how many fires they have skipped so.
+    pub busy: HashMap<String, (String, u64)>,
+}
+
+/// What [`Events::fire_with`] did: the fire, and the activation each rule started.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub fired: Fired,
+    /// (rule name, its action's activation id) of every rule that ran.
+    pub started: Vec<(String, String)>,
 }
 
 /// What a fire did.
@@ -109,6 +122,13 @@ impl Events {
     ) -> Result<Fired, EventError> {
         let ns = self.core.authorize(who, ns)?.to_string();
         check_name(name)?;
+        // The trigger's record holds the payload two levels down: it must stay readable.
+        if payload.values().any(|v| json_depth(v) >= MAX_JSON_DEPTH) {
+            return Err(ControllerError::malformed(format_args!(
+                "the payload nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+            ))
+            .into());
+        }
         self.count_fire(who).await?;
         let mut args = Map::new();
         if !headers.is_empty() {
@@ -120,8 +140,9 @@ impl Events {
             payload,
             id: names::new_activation_id(),
             again: false,
+            busy: HashMap::new(),
         };
-        self.fire_with(who, &ns, name, firing).await
+        Ok(self.fire_with(who, &ns, name, firing).await?.fired)
     }
 
     /// Fires trigger `ns/name` as `firing` says.
@@ -131,12 +152,13 @@ impl Events {
         ns: &str,
         name: &str,
         firing: Firing,
-    ) -> Result<Fired, EventError> {
+    ) -> Result<Report, EventError> {
         let Firing {
             args,
             payload,
             id,
             again,
+            busy,
         } = firing;
         let target = self.target(ns, name).await?;
         let Some(target) = target else {
@@ -145,7 +167,10 @@ impl Events {
                 .await);
         };
         if !target.rules.iter().any(|r| r.status == RuleStatus::Active) {
-            return Ok(Fired::NoActiveRule);
+            return Ok(Report {
+                fired: Fired::NoActiveRule,
+                started: Vec::new(),
+            });
         }
         let start = now_ms();
         // The trigger's parameters, then the fire's: a later key wins.
@@ -160,11 +185,25 @@ impl Events {
             kind: CauseKind::Trigger,
             activation_id: id.clone(),
         };
-        let runs = target
+        let runs = target.rules.iter().map(|rule| async {
+            match busy.get(&rule.name) {
+                Some((running, skipped)) => Err((
+                    1,
+                    format!(
+                        "Rule '{}/{}' did not activate action '{}/{}': its activation {running} of an earlier fire is still running ({skipped} overlapping fires skipped).",
+                        rule.namespace, rule.name, rule.action.path, rule.action.name
+                    ),
+                )),
+                None => self.run_rule(who, rule, params.clone(), cause.clone()).await,
+            }
+        });
+        let outcomes = join_all(runs).await;
+        let started = target
             .rules
             .iter()
-            .map(|rule| self.run_rule(who, rule, params.clone(), cause.clone()));
-        let outcomes = join_all(runs).await;
+            .zip(&outcomes)
+            .filter_map(|(rule, o)| o.as_ref().ok().map(|id| (rule.name.clone(), id.clone())))
+            .collect();
         let logs = target
             .rules
             .iter()
@@ -194,7 +233,10 @@ impl Events {
         } else {
             self.store.put_new_activation(&encoded).await?;
         }
-        Ok(Fired::Activation(id))
+        Ok(Report {
+            fired: Fired::Activation(id),
+            started,
+        })
     }
 
     /// Invokes `rule`'s action (non-blocking) if the rule is active: its activation id, or
@@ -244,7 +286,11 @@ impl Events {
     }
 
     /// The trigger `ns/name` and its rules, through a short-lived cache.
-    async fn target(&self, ns: &str, name: &str) -> Result<Option<Arc<Target>>, EventError> {
+    pub(crate) async fn target(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Target>>, EventError> {
         let key = (ns.to_string(), name.to_string());
         self.targets
             .get_or_fetch(&key, async {

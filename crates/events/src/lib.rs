@@ -41,7 +41,7 @@ pub use triggers::TriggerPut;
 
 /// A trigger and the rules that name it: what a fire reads.
 #[derive(Debug)]
-struct Target {
+pub(crate) struct Target {
     trigger: Trigger,
     rules: Vec<Rule>,
 }

@@ -10,14 +10,19 @@
 //!   whose owner stops renewing is taken over after [`LEASE_MS`], its pending tick fired
 //!   again unless its trigger record exists;
 //! - missed ticks (the process was down) fire one by one, oldest first, marked `pastDue`
-//!   with their `scheduledTime` in the payload.
+//!   with their `scheduledTime` in the payload;
+//! - a rule whose action, started by an earlier tick, is still running is not run again: the
+//!   tick's record says so and counts the fires it skipped (overlaps are counted, not
+//!   stacked);
+//! - a fire the platform could not take (the store or the bus failing) leaves its tick
+//!   pending, to be fired again a second later.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gust_model::time::now_ms;
-use gust_model::{DeleteAfterFire, Schedule, Timing};
+use gust_model::{DeleteAfterFire, RuleStatus, Schedule, Timing};
 use gust_store::TickClaim;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -61,7 +66,13 @@ pub struct Timers {
     wake: Arc<Notify>,
     /// Schedules this process is firing now, by (namespace, trigger).
     busy: Mutex<HashSet<(String, String)>>,
+    /// The activation the last tick started for each rule, by (namespace, trigger, rule),
+    /// and how many fires the rule has skipped since because that one still ran.
+    last: Mutex<HashMap<(String, String, String), (String, u64)>>,
 }
+
+/// How long a fire the platform could not take waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Timers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,6 +100,7 @@ impl Timers {
             owner,
             wake,
             busy: Mutex::new(HashSet::new()),
+            last: Mutex::new(HashMap::new()),
         });
         tokio::spawn(timers.clone().renew());
         tokio::spawn(timers.clone().run());
@@ -203,7 +215,8 @@ impl Timers {
     }
 
     /// Fires tick `tick_ms` of `s` and clears it; `again`: it may have fired already (its
-    /// trigger record then exists and nothing runs).
+    /// trigger record then exists and nothing runs). A fire the platform could not take
+    /// stays pending and is tried again after [`RETRY_AFTER`].
     async fn fire_tick(&self, s: &Schedule, tick_ms: u64, again: bool) {
         let (ns, trigger) = (s.namespace.as_str(), s.trigger.as_str());
         let id = tick_activation_id(ns, trigger, tick_ms);
@@ -211,6 +224,10 @@ impl Timers {
         let done = again && matches!(store.activation(ns, &id).await, Ok(Some(_)));
         if !done && let Err(e) = self.fire(s, tick_ms, id).await {
             tracing::warn!(namespace = ns, trigger, error = %e, "a scheduled fire failed");
+            if e.is_host_failure() {
+                tokio::time::sleep(RETRY_AFTER).await;
+                return;
+            }
         }
         if let Err(e) = store.finish_tick(ns, trigger, tick_ms).await {
             tracing::warn!(error = %e, "cannot clear a fired tick");
@@ -233,20 +250,68 @@ impl Timers {
                 .unwrap_or_default();
             payload.insert("scheduledTime".into(), json!(at));
         }
+        let busy = self.still_running(s).await?;
         let firing = Firing {
             args: payload.clone(),
             payload,
             id,
             again: true,
+            busy,
         };
-        match self
+        let report = match self
             .events
             .fire_with(&who, &s.namespace, &s.trigger, firing)
             .await
         {
-            Ok(_) | Err(EventError::Core(gust_controller::ControllerError::NotFound)) => Ok(()),
-            Err(e) => Err(e),
+            Ok(report) => report,
+            Err(EventError::Core(gust_controller::ControllerError::NotFound)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut last = lock(&self.last);
+        for (rule, activation) in report.started {
+            last.insert(
+                (s.namespace.clone(), s.trigger.clone(), rule),
+                (activation, 0),
+            );
         }
+        Ok(())
+    }
+
+    /// The active rules of `s`'s trigger whose action, started by an earlier tick, has no
+    /// record yet, with that activation's id and the fires each has skipped (this one
+    /// counted).
+    async fn still_running(
+        &self,
+        s: &Schedule,
+    ) -> Result<HashMap<String, (String, u64)>, EventError> {
+        let Some(target) = self.events.target(&s.namespace, &s.trigger).await? else {
+            return Ok(HashMap::new());
+        };
+        let mut busy = HashMap::new();
+        for rule in target
+            .rules
+            .iter()
+            .filter(|r| r.status == RuleStatus::Active)
+        {
+            let key = (s.namespace.clone(), s.trigger.clone(), rule.name.clone());
+            let Some((running, _)) = lock(&self.last).get(&key).cloned() else {
+                continue;
+            };
+            if self
+                .events
+                .store
+                .activation(&s.namespace, &running)
+                .await?
+                .is_none()
+            {
+                let mut last = lock(&self.last);
+                if let Some(entry) = last.get_mut(&key) {
+                    entry.1 += 1;
+                    busy.insert(rule.name.clone(), entry.clone());
+                }
+            }
+        }
+        Ok(busy)
     }
 
     /// After a `once` schedule's fire: deletes its trigger, and with `rules` its rules.

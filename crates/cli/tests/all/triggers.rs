@@ -592,3 +592,145 @@ async fn a_timer_fires_every_tick_exactly_once_across_a_kill() {
         r.body
     );
 }
+
+#[tokio::test]
+async fn a_slow_rule_is_not_stacked_by_its_timer_its_skipped_fires_are_counted() {
+    let s = server();
+    s.create("slow", &function("slow"), json!({})).await;
+    let r = s
+        .call(
+            "PUT",
+            &format!("{TRIGGERS}/busy"),
+            Some(json!({"annotations": [kv("feed", json!("/whisk.system/alarms/alarm"))]})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let rule = json!({"trigger": "busy", "action": "slow"});
+    s.call("PUT", &format!("{RULES}/busy-r"), Some(rule)).await;
+    let params = json!({"cron": "* * * * * *", "trigger_payload": {"ms": 2500}});
+    let created = feed_call(&s, "alarm", "CREATE", "busy", params).await;
+    assert_eq!(created["response"]["success"], true, "{created}");
+    wait_for_ticks(&s, "busy", 6).await;
+    feed_call(&s, "alarm", "DELETE", "busy", json!({})).await;
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?name=busy&limit=200&docs=true",
+            None,
+        )
+        .await;
+    let lines: Vec<Value> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| rule_log(a, 0))
+        .collect();
+    let ran = lines.iter().filter(|l| l["success"] == true).count();
+    let skipped: Vec<&Value> = lines.iter().filter(|l| l["success"] == false).collect();
+    assert!(ran >= 1 && !skipped.is_empty(), "{lines:?}");
+    let error = skipped[0]["error"].as_str().unwrap();
+    assert!(error.contains("is still running"), "{error}");
+    assert!(error.contains("overlapping fires skipped"), "{error}");
+    // At most one slow activation ran at a time.
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?name=slow&limit=200&docs=true",
+            None,
+        )
+        .await;
+    let mut spans: Vec<(u64, u64)> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["start"].as_u64().unwrap(), a["end"].as_u64().unwrap()))
+        .collect();
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two runs of the slow rule overlapped: {spans:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_trigger_names_payloads_crons_and_time_zones_change_nothing() {
+    let s = server();
+    let long = "t".repeat(300);
+    for name in ["..", "a%2Fb", "%20x", long.as_str()] {
+        let r = s
+            .call("PUT", &format!("{TRIGGERS}/{name}"), Some(json!({})))
+            .await;
+        assert!(
+            r.status == 400 || r.status == 404,
+            "{name}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    s.call("PUT", &format!("{TRIGGERS}/t"), Some(json!({})))
+        .await;
+    let mut deep = json!(1);
+    for _ in 0..110 {
+        deep = json!({ "a": deep });
+    }
+    let r = s.call("POST", &format!("{TRIGGERS}/t"), Some(deep)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let big = json!({ "x": "y".repeat(1_100_000) });
+    let r = s.call("POST", &format!("{TRIGGERS}/t"), Some(big)).await;
+    assert_eq!(r.status, 413);
+    for (params, text) in [
+        (
+            json!({"cron": "* * * * * * * * * *"}),
+            "cron pattern '* * * * * * * * * *' is not valid",
+        ),
+        (
+            json!({"cron": "99 99 99 99 99"}),
+            "cron pattern '99 99 99 99 99' is not valid",
+        ),
+        (
+            json!({"cron": "* * * * *\n* * * * *"}),
+            "cron pattern '* * * * *\n* * * * *' is not valid",
+        ),
+        (
+            json!({"cron": "* * * * *", "timezone": "../../../../etc/passwd"}),
+            "Invalid timezone.",
+        ),
+        (
+            json!({"cron": "* * * * *", "timezone": "Europe/Nowhere"}),
+            "Invalid timezone.",
+        ),
+        (
+            json!({"cron": ["* * * * *"]}),
+            "cron pattern '[\"* * * * *\"]' is not valid",
+        ),
+    ] {
+        let r = feed_call(&s, "alarm", "CREATE", "t", params).await;
+        assert_eq!(r["response"]["result"]["error"]["error"], text, "{r}");
+    }
+    let r = feed_call(&s, "alarm", "READ", "t", json!({})).await;
+    assert_eq!(
+        r["response"]["result"]["error"]["error"],
+        "could not find trigger /guest/t in the database"
+    );
+    // Another tenant's key cannot attach a schedule to this namespace's trigger.
+    let other = s.admin(&["namespace", "create", "tenantc"]);
+    let mut body = json!({"lifecycleEvent": "CREATE", "triggerName": "/guest/t", "authKey": other, "cron": "* * * * *"});
+    let path = "/api/v1/namespaces/whisk.system/actions/alarms/alarm?blocking=true";
+    let r = s.call_as(&other, "POST", path, Some(body.clone())).await;
+    assert_eq!(
+        r.body["response"]["result"]["error"]["error"], "Trigger authentication request failed.",
+        "{}",
+        r.body
+    );
+    body["authKey"] = json!(s.auth);
+    let r = s.call_as(&other, "POST", path, Some(body)).await;
+    assert_eq!(
+        r.body["response"]["result"]["error"]["error"], "Trigger authentication request failed.",
+        "{}",
+        r.body
+    );
+}
