@@ -68,8 +68,11 @@ pub struct Timers {
     busy: Mutex<HashSet<(String, String)>>,
     /// The activation the last tick started for each rule, by (namespace, trigger, rule),
     /// and how many fires the rule has skipped since because that one still ran.
-    last: Mutex<HashMap<(String, String, String), (String, u64)>>,
+    last: Mutex<HashMap<RuleKey, (String, u64)>>,
 }
+
+/// A rule of a schedule's trigger: (namespace, trigger, rule).
+type RuleKey = (String, String, String);
 
 /// How long a fire the platform could not take waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
