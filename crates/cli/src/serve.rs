@@ -157,8 +157,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         eprintln!("gust: resuming {recovered} invocation(s) accepted before the last stop");
     }
     node.keep_records_for(args.retention_days);
-    // The embedded store serves this one process: its timers own every schedule.
-    let events = node.events(&controller, "timers0").await?;
+    // On the embedded store this process's timers own every schedule; on a shared one (several
+    // `gust serve` on one PostgreSQL) each process needs an owner name of its own.
+    let owner = format!("serve-{}", uuid::Uuid::new_v4().simple());
+    let events = node.events(&controller, &owner).await?;
 
     if !args.no_client_config
         && let Some(dir) = client_config_dir()

@@ -1,6 +1,7 @@
-//! The hook through which compositions (sequences, conductor actions) plug into the core.
-//! The core knows only that some actions are compositions, as the composer says; what a
-//! composition is and how it runs is the composer's (crate `gust-compose`).
+//! The hook through which compositions (sequences, conductor actions, crate `gust-compose`)
+//! and built-in actions (the system namespace's, crate `gust-events`) plug into the core.
+//! The core knows only that some actions are run by a composer instead of their code, as the
+//! composer says; what they are and how they run is the composer's.
 
 use std::sync::Arc;
 

@@ -123,11 +123,11 @@ async fn put_action(
     let b = body(b, MAX_BODY)?;
     let put: ActionPut = serde_json::from_slice(&b).map_err(malformed)?;
     let overwrite = q.bool("overwrite")?;
-    let mut action = gw
+    // Answered with the code stored, as OpenWhisk answers.
+    let action = gw
         .controller
         .put_action(&who, &name, put, overwrite)
         .await?;
-    action.exec.code = None;
     Ok(json_response(StatusCode::OK, &shown(action)))
 }
 

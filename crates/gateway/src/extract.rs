@@ -85,6 +85,17 @@ pub(crate) fn payload_too_large(size: usize, max: u64) -> ApiError {
     .into()
 }
 
+/// A JSON body that may be empty (or only whitespace): then `T::default()`; otherwise
+/// OpenWhisk's 400 when it is not a `T`.
+pub(crate) fn json_or_default<T: serde::de::DeserializeOwned + Default>(
+    b: &[u8],
+) -> Result<T, ApiError> {
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(b).map_err(malformed)
+}
+
 /// OpenWhisk's 400 for a body that is not what the resource reads, saying why.
 pub(crate) fn malformed(e: impl std::fmt::Display) -> ApiError {
     ControllerError::malformed(e).into()

@@ -11,7 +11,8 @@ use gust_model::limits::{MAX_BODY, MAX_LIST};
 use serde_json::{Value, json};
 
 use crate::Gateway;
-use crate::extract::{Caller, QueryString, RawBody, body, malformed, params};
+use crate::extract::{Caller, QueryString, RawBody, body, json_or_default, params};
+use crate::query::Listing;
 use crate::respond::{ApiResult, json_response};
 
 pub(crate) fn router() -> Router<Gateway> {
@@ -42,16 +43,17 @@ async fn list_packages(
     Path(ns): Path<String>,
     q: QueryString,
 ) -> ApiResult {
-    let q = params(q)?;
-    if q.bool("count")? {
-        let n = gw.controller.count_packages(&who, &ns).await?;
-        return Ok(json_response(StatusCode::OK, &json!({ "packages": n })));
+    match params(q)?.listing(MAX_LIST, "packages")? {
+        Listing::Count => {
+            let n = gw.controller.count_packages(&who, &ns).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "packages": n })))
+        }
+        Listing::Page { skip, limit } => {
+            let list = gw.controller.list_packages(&who, &ns, skip, limit).await?;
+            let out: Vec<Value> = list.iter().map(package_summary).collect();
+            Ok(json_response(StatusCode::OK, &out))
+        }
     }
-    let skip = q.int("skip", "packages")?.unwrap_or(0);
-    let limit = q.limit(MAX_LIST, "packages")?;
-    let list = gw.controller.list_packages(&who, &ns, skip, limit).await?;
-    let out: Vec<Value> = list.iter().map(package_summary).collect();
-    Ok(json_response(StatusCode::OK, &out))
 }
 
 async fn get_package(
@@ -87,11 +89,7 @@ async fn put_package(
     let q = params(q)?;
     gw.controller.authorize(&who, &ns)?;
     let b = body(b, MAX_BODY)?;
-    let put: PackagePut = if b.iter().all(u8::is_ascii_whitespace) {
-        PackagePut::default()
-    } else {
-        serde_json::from_slice(&b).map_err(malformed)?
-    };
+    let put: PackagePut = json_or_default(&b)?;
     let overwrite = q.bool("overwrite")?;
     let package = gw
         .controller

@@ -4,6 +4,13 @@ use std::collections::HashMap;
 
 use crate::ApiError;
 
+/// What a list request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Count,
+    Page { skip: u64, limit: u64 },
+}
+
 /// The decoded query string of a request.
 #[derive(Debug, Default)]
 pub struct Params(pub HashMap<String, String>);
@@ -46,6 +53,18 @@ impl Params {
                 "The value '{n}' is not in the range of 0 to {max} for {collection}."
             ))),
         }
+    }
+
+    /// What a list request of `collection` asks: its count (`count=true`), or a page
+    /// (`skip`, and `limit` at most `max`).
+    pub fn listing(&self, max: u64, collection: &str) -> Result<Listing, ApiError> {
+        if self.bool("count")? {
+            return Ok(Listing::Count);
+        }
+        Ok(Listing::Page {
+            skip: self.int("skip", collection)?.unwrap_or(0),
+            limit: self.limit(max, collection)?,
+        })
     }
 
     pub fn str(&self, name: &str) -> Option<&str> {

@@ -12,7 +12,8 @@ use gust_model::limits::{MAX_BODY, MAX_LIST};
 use serde_json::{Value, json};
 
 use crate::Gateway;
-use crate::extract::{Caller, QueryString, RawBody, body, malformed, params};
+use crate::extract::{Caller, QueryString, RawBody, body, json_or_default, params};
+use crate::query::Listing;
 use crate::respond::{ApiResult, json_response};
 
 pub(crate) fn router() -> Router<Gateway> {
@@ -42,16 +43,17 @@ async fn list_rules(
     Path(ns): Path<String>,
     q: QueryString,
 ) -> ApiResult {
-    let q = params(q)?;
-    if q.bool("count")? {
-        let n = gw.events.count_rules(&who, &ns).await?;
-        return Ok(json_response(StatusCode::OK, &json!({ "rules": n })));
+    match params(q)?.listing(MAX_LIST, "rules")? {
+        Listing::Count => {
+            let n = gw.events.count_rules(&who, &ns).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "rules": n })))
+        }
+        Listing::Page { skip, limit } => {
+            let list = gw.events.list_rules(&who, &ns, skip, limit).await?;
+            let out: Vec<Value> = list.iter().map(rule_summary).collect();
+            Ok(json_response(StatusCode::OK, &out))
+        }
     }
-    let skip = q.int("skip", "rules")?.unwrap_or(0);
-    let limit = q.limit(MAX_LIST, "rules")?;
-    let list = gw.events.list_rules(&who, &ns, skip, limit).await?;
-    let out: Vec<Value> = list.iter().map(rule_summary).collect();
-    Ok(json_response(StatusCode::OK, &out))
 }
 
 async fn get_rule(
@@ -73,11 +75,7 @@ async fn put_rule(
     let q = params(q)?;
     gw.controller.authorize(&who, &ns)?;
     let b = body(b, MAX_BODY)?;
-    let put: RulePut = if b.iter().all(u8::is_ascii_whitespace) {
-        RulePut::default()
-    } else {
-        serde_json::from_slice(&b).map_err(malformed)?
-    };
+    let put: RulePut = json_or_default(&b)?;
     let overwrite = q.bool("overwrite")?;
     let r = gw.events.put_rule(&who, &name, put, overwrite).await?;
     Ok(json_response(StatusCode::OK, &r))
@@ -100,11 +98,7 @@ async fn set_status(
     b: RawBody,
 ) -> ApiResult {
     let b = body(b, MAX_BODY)?;
-    let v: Value = if b.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(&b).map_err(malformed)?
-    };
+    let v: Value = json_or_default(&b)?;
     let r = gw
         .events
         .set_rule_status(&who, &ns, &name, v.get("status"))

@@ -13,7 +13,10 @@ use gust_model::limits::{MAX_BODY, MAX_INVOKE_BODY, MAX_LIST};
 use serde_json::{Map, Value, json};
 
 use crate::Gateway;
-use crate::extract::{Caller, QueryString, RawBody, body, malformed, params, payload_too_large};
+use crate::extract::{
+    Caller, QueryString, RawBody, body, json_or_default, malformed, params, payload_too_large,
+};
+use crate::query::Listing;
 use crate::respond::{ApiResult, accepted, json_response};
 
 pub(crate) fn router() -> Router<Gateway> {
@@ -46,16 +49,17 @@ async fn list_triggers(
     Path(ns): Path<String>,
     q: QueryString,
 ) -> ApiResult {
-    let q = params(q)?;
-    if q.bool("count")? {
-        let n = gw.events.count_triggers(&who, &ns).await?;
-        return Ok(json_response(StatusCode::OK, &json!({ "triggers": n })));
+    match params(q)?.listing(MAX_LIST, "triggers")? {
+        Listing::Count => {
+            let n = gw.events.count_triggers(&who, &ns).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "triggers": n })))
+        }
+        Listing::Page { skip, limit } => {
+            let list = gw.events.list_triggers(&who, &ns, skip, limit).await?;
+            let out: Vec<Value> = list.iter().map(trigger_summary).collect();
+            Ok(json_response(StatusCode::OK, &out))
+        }
     }
-    let skip = q.int("skip", "triggers")?.unwrap_or(0);
-    let limit = q.limit(MAX_LIST, "triggers")?;
-    let list = gw.events.list_triggers(&who, &ns, skip, limit).await?;
-    let out: Vec<Value> = list.iter().map(trigger_summary).collect();
-    Ok(json_response(StatusCode::OK, &out))
 }
 
 async fn get_trigger(
@@ -77,11 +81,7 @@ async fn put_trigger(
     let q = params(q)?;
     gw.controller.authorize(&who, &ns)?;
     let b = body(b, MAX_BODY)?;
-    let put: TriggerPut = if b.iter().all(u8::is_ascii_whitespace) {
-        TriggerPut::default()
-    } else {
-        serde_json::from_slice(&b).map_err(malformed)?
-    };
+    let put: TriggerPut = json_or_default(&b)?;
     let overwrite = q.bool("overwrite")?;
     let t = gw.events.put_trigger(&who, &name, put, overwrite).await?;
     Ok(json_response(StatusCode::OK, &t))
@@ -109,13 +109,10 @@ async fn fire(
     if b.len() as u64 > max {
         return Err(payload_too_large(b.len(), max));
     }
-    let payload: Map<String, Value> = if b.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice(&b).map_err(malformed)? {
-            Value::Object(m) => m,
-            _ => return Err(malformed("the payload must be a JSON object")),
-        }
+    let payload = match json_or_default(&b)? {
+        Value::Null => Map::new(),
+        Value::Object(m) => m,
+        _ => return Err(malformed("the payload must be a JSON object")),
     };
     let headers = forwarded_headers(
         headers

@@ -69,6 +69,8 @@ pub struct Node {
     in_process_bus: bool,
     /// Wakes this process's timers when a schedule changes.
     timers: Arc<tokio::sync::Notify>,
+    /// The store is a server other processes may share (PostgreSQL), not this process's own.
+    shared_store: bool,
 }
 
 impl std::fmt::Debug for Node {
@@ -103,6 +105,7 @@ impl Node {
             system: SystemLimits::default(),
             in_process_bus: matches!(settings.bus, None | Some("")),
             timers: Arc::default(),
+            shared_store: !matches!(settings.store, None | Some("")),
         })
     }
 
@@ -165,7 +168,7 @@ impl Node {
             events.clone(),
             self.timers.clone(),
             owner.to_string(),
-            controller.is_clustered(),
+            self.shared_store,
         )
         .await
         .context("cannot start the timers")?;

@@ -81,6 +81,22 @@ async fn action_lifecycle() {
         .await;
     assert_eq!(r.status, 409);
     assert_eq!(r.error(), "Concurrent modification to resource detected.");
+    // A create answers with the code stored, as OpenWhisk's does.
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/hello-code",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["exec"]["code"].as_str(),
+        Some(base64(&hello).as_str())
+    );
+    assert_eq!(r.body["exec"]["binary"], true);
+    s.call("DELETE", "/api/v1/namespaces/_/actions/hello-code", None)
+        .await;
 
     // Update: version bump; parameters kept when absent.
     let r = s

@@ -381,6 +381,36 @@ async fn zips_with_dependencies_and_native_executables_run() {
     assert_eq!(r.status, 200, "{}", r.body);
     let r = s.invoke("nodezip", json!({"s": "ab"})).await;
     assert_eq!(result(&r), &json!({"padded": "   ab"}), "{}", r.body);
+    // As the openwhisk npm client sends it: base64 without `binary`. OpenWhisk's rule takes
+    // it as binary, and the answer carries the code stored.
+    let r = put(
+        &s,
+        "nodezip2",
+        json!({"kind": "nodejs:default", "code": node_zip}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["exec"]["binary"], true);
+    assert_eq!(r.body["exec"]["code"], json!(node_zip));
+    let r = s.invoke("nodezip2", json!({"s": "ab"})).await;
+    assert_eq!(result(&r), &json!({"padded": "   ab"}), "{}", r.body);
+    // Source text answers with its text.
+    let source = "function main() { return {}; }";
+    let r = put(
+        &s,
+        "src",
+        json!({"kind": "nodejs:default", "code": source}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.body["exec"]["code"].as_str(),
+            r.body["exec"]["binary"].as_bool()
+        ),
+        (Some(source), Some(false))
+    );
 
     let py_zip = zip(&[
         (
