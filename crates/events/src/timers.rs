@@ -197,8 +197,9 @@ impl Timers {
                         return;
                     }
                 }
-                self.fire_tick(&s, tick, false).await;
-                if next.is_none()
+                let fired = self.fire_tick(&s, tick, false).await;
+                if fired
+                    && next.is_none()
                     && let Timing::Once {
                         delete_after_fire, ..
                     } = s.spec.timing
@@ -219,8 +220,9 @@ impl Timers {
 
     /// Fires tick `tick_ms` of `s` and clears it; `again`: it may have fired already (its
     /// trigger record then exists and nothing runs). A fire the platform could not take
-    /// stays pending and is tried again after [`RETRY_AFTER`].
-    async fn fire_tick(&self, s: &Schedule, tick_ms: u64, again: bool) {
+    /// stays pending and is tried again after [`RETRY_AFTER`]; returns whether the tick is
+    /// done with (fired, or refused for good).
+    async fn fire_tick(&self, s: &Schedule, tick_ms: u64, again: bool) -> bool {
         let (ns, trigger) = (s.namespace.as_str(), s.trigger.as_str());
         let id = tick_activation_id(ns, trigger, tick_ms);
         let store = &self.events.store;
@@ -229,12 +231,13 @@ impl Timers {
             tracing::warn!(namespace = ns, trigger, error = %e, "a scheduled fire failed");
             if e.is_host_failure() {
                 tokio::time::sleep(RETRY_AFTER).await;
-                return;
+                return false;
             }
         }
         if let Err(e) = store.finish_tick(ns, trigger, tick_ms).await {
             tracing::warn!(error = %e, "cannot clear a fired tick");
         }
+        true
     }
 
     async fn fire(&self, s: &Schedule, tick_ms: u64, id: String) -> Result<(), EventError> {

@@ -552,6 +552,49 @@ async fn admission_counts_across_processes_and_stale_entries_are_claimed_once() 
     assert!(second.is_empty(), "{second:?}");
 }
 
+/// Trigger fires per minute, counted by two processes on one PostgreSQL.
+#[tokio::test]
+async fn fires_are_counted_per_namespace_and_minute_across_processes() {
+    let Some(url) = gust_testkit::postgres_url() else {
+        eprintln!("skipped: GUST_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = gust_testkit::Schema::create(&url);
+    let a = PostgresStore::connect(&schema.url).await.unwrap();
+    let b = PostgresStore::connect(&schema.url).await.unwrap();
+    let minute = 60_000 * 1_000_000;
+    let mut admitted = 0;
+    for i in 0..5 {
+        let store = if i % 2 == 0 { &a } else { &b };
+        if store.admit_fire("ns", 3, minute).await.unwrap() == gust_store::Admission::Admitted {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 3);
+    assert_eq!(
+        a.admit_fire("ns", 3, minute + 1).await.unwrap(),
+        gust_store::Admission::PerMinute { count: 3 }
+    );
+    assert_eq!(
+        b.admit_fire("other", 3, minute).await.unwrap(),
+        gust_store::Admission::Admitted,
+        "namespaces are counted apart"
+    );
+    assert_eq!(
+        b.admit_fire("ns", 3, minute + 60_000).await.unwrap(),
+        gust_store::Admission::Admitted,
+        "a new minute starts over"
+    );
+    let e = SqliteStore::open(
+        tempfile::tempdir().unwrap().path().join("g.db"),
+        Durability::Process,
+    )
+    .unwrap()
+    .admit_fire("ns", 3, 0)
+    .await;
+    assert!(e.is_err(), "the embedded store counts fires in the process");
+}
+
 #[tokio::test]
 async fn the_embedded_store_refuses_cluster_admission() {
     let dir = tempfile::tempdir().unwrap();
