@@ -20,6 +20,13 @@ pub trait Composer: Send + Sync + 'static {
     /// Whether invoking `action` runs a composition instead of the action's own code.
     fn composes(&self, action: &Action) -> bool;
 
+    /// Whether `action` has no code of its own and this composer runs it also where only
+    /// code runs (a composition's step): the built-in actions.
+    fn replaces_code(&self, action: &Action) -> bool {
+        let _ = action;
+        false
+    }
+
     /// Checks the definition of `who`'s composition `name` (an `exec` of one of
     /// [`Composer::kinds`]) and returns the `exec` to store.
     async fn check(

@@ -130,8 +130,12 @@ fn date(param: &'static str, v: &Value) -> Result<u64, FeedError> {
         }
         _ => None,
     };
-    ms.ok_or_else(bad)
+    // No date past the year 9999 (what a timestamp holds): a schedule's ticks stay in range.
+    ms.filter(|ms| *ms <= MAX_DATE_MS).ok_or_else(bad)
 }
+
+/// 9999-12-31T23:59:59.999Z.
+const MAX_DATE_MS: u64 = 253_402_300_799_999;
 
 /// A date parameter that must be in the future (and after `start`, when given).
 fn future_date(
@@ -228,7 +232,8 @@ fn spec_of(
                     if n.fract() != 0.0 || !n.is_finite() {
                         return Err(FeedError::MinutesNotInteger);
                     }
-                    if n <= 0.0 || n > 1e12 {
+                    // At most a century: ticks stay well within a timestamp's range.
+                    if n <= 0.0 || n > 52_596_000.0 {
                         return Err(FeedError::MinutesNotPositive);
                     }
                     n as u64
@@ -517,6 +522,14 @@ mod tests {
         assert_eq!(
             spec(FeedKind::Interval, json!({"minutes": 0})).unwrap_err(),
             "interval trigger feed is missing the minutes parameter"
+        );
+        assert_eq!(
+            spec(FeedKind::Once, json!({"date": 1e300})).unwrap_err(),
+            "date parameter '1e+300' is not a valid Date"
+        );
+        assert_eq!(
+            spec(FeedKind::Interval, json!({"minutes": 1, "startDate": 1e19})).unwrap_err(),
+            "startDate parameter '1e+19' is not a valid Date"
         );
         assert_eq!(
             spec(FeedKind::Interval, json!({"minutes": -2})).unwrap_err(),

@@ -67,10 +67,13 @@ fn is_credential(name: &str) -> bool {
         "auth",
         "token",
         "secret",
-        "api-key",
-        "apikey",
+        "key",
         "signature",
         "password",
+        "cert",
+        "session",
+        "csrf",
+        "xsrf",
     ]
     .iter()
     .any(|w| name.contains(w))
@@ -198,6 +201,21 @@ impl Events {
             }
         });
         let outcomes = join_all(runs).await;
+        // A timer's fire none of whose invocations the platform took is not a fire: it is
+        // tried again (its tick stays pending) instead of being recorded as done.
+        let host_failed = |o: &Result<String, (u8, String)>| matches!(o, Err((3, _)));
+        let tried: Vec<_> = target
+            .rules
+            .iter()
+            .zip(&outcomes)
+            .filter(|(r, _)| r.status == RuleStatus::Active && !busy.contains_key(&r.name))
+            .collect();
+        if again && !tried.is_empty() && tried.iter().all(|(_, o)| host_failed(o)) {
+            return Err(ControllerError::Unreachable(
+                "the platform took none of this fire's invocations".into(),
+            )
+            .into());
+        }
         let started = target
             .rules
             .iter()
@@ -349,6 +367,9 @@ mod tests {
                 ("Authorization", "Basic x"),
                 ("Content-Type", "application/json"),
                 ("X-Api-Key", "k"),
+                ("X-Functions-Key", "k"),
+                ("Ocp-Apim-Subscription-Key", "k"),
+                ("X-Client-Cert", "c"),
                 ("Cookie", "c"),
                 ("X-GitHub-Event", "push"),
                 ("X-Hub-Signature-256", "sha256=x"),

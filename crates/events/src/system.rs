@@ -324,6 +324,10 @@ impl Composer for SystemActions {
         action.namespace == SYSTEM && action.exec.kind == BUILTIN
     }
 
+    fn replaces_code(&self, action: &Action) -> bool {
+        self.composes(action)
+    }
+
     async fn check(
         &self,
         _core: &Controller,

@@ -14,8 +14,8 @@
 //! - a rule whose action, started by an earlier tick, is still running is not run again: the
 //!   tick's record says so and counts the fires it skipped (overlaps are counted, not
 //!   stacked);
-//! - a fire the platform could not take (the store or the bus failing) leaves its tick
-//!   pending, to be fired again a second later.
+//! - a fire the platform could not take (the store or the bus failing, or the namespace's
+//!   fires per minute spent) leaves its tick pending, to be fired again a second later.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,18 @@ type RuleKey = (String, String, String);
 
 /// How long a fire the platform could not take waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Longest one schedule's fires may take before its task gives up (its tick stays pending,
+/// for this or another process to fire again).
+const FIRE_AT_MOST: Duration = Duration::from_secs(300);
+
+/// Marks a schedule as being fired by this process while it lives.
+struct Busy<'a>(&'a Timers, (String, String));
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.busy).remove(&self.1);
+    }
+}
 
 impl std::fmt::Debug for Timers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,9 +148,14 @@ impl Timers {
                         if lock(&self.busy).insert(key.clone()) {
                             let this = self.clone();
                             tokio::spawn(async move {
-                                this.fire_due(s).await;
-                                lock(&this.busy).remove(&key);
-                                this.wake.notify_one();
+                                // Freed however the task ends (a panic below included).
+                                let _busy = Busy(&this, key);
+                                let fired = tokio::time::timeout(FIRE_AT_MOST, this.fire_due(s));
+                                match fired.await {
+                                    Ok(true) => this.wake.notify_one(),
+                                    Ok(false) => {}
+                                    Err(_) => tracing::warn!("a schedule's fires timed out"),
+                                }
                             });
                         }
                     }
@@ -169,52 +186,63 @@ impl Timers {
         }
     }
 
-    /// Fires what is due of one schedule: a pending tick left by a dead owner, then every
-    /// tick due now, each claimed first.
-    async fn fire_due(&self, mut s: Schedule) {
+    /// Fires what is due of one schedule: a pending tick left by a dead owner (or by a fire
+    /// the platform could not take), then every tick due now, each claimed first. Returns
+    /// whether it fired anything.
+    async fn fire_due(&self, mut s: Schedule) -> bool {
         let store = self.events.store.clone();
+        let mut progress = false;
         loop {
-            if let Some(pending) = s.pending_ms {
-                match store.adopt_pending(&self.claim(&s, pending, None)).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
+            let (tick, again) = match s.pending_ms {
+                Some(pending) => match store.adopt_pending(&self.claim(&s, pending, None)).await {
+                    Ok(true) => (pending, true),
+                    Ok(false) => return progress,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot adopt a pending tick");
-                        return;
+                        return progress;
                     }
-                }
-                self.fire_tick(&s, pending, true).await;
-            } else {
-                let Some(tick) = s.next_ms.filter(|t| *t <= now_ms()) else {
-                    return;
-                };
-                let next = next_tick(&s.spec, tick);
-                match store.claim_tick(&self.claim(&s, tick, next)).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot claim a tick");
-                        return;
+                },
+                None => {
+                    let Some(tick) = s.next_ms.filter(|t| *t <= now_ms()) else {
+                        return progress;
+                    };
+                    let next = next_tick(&s.spec, tick);
+                    match store.claim_tick(&self.claim(&s, tick, next)).await {
+                        Ok(true) => (tick, false),
+                        Ok(false) => return progress,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot claim a tick");
+                            return progress;
+                        }
                     }
-                }
-                let fired = self.fire_tick(&s, tick, false).await;
-                if fired
-                    && next.is_none()
-                    && let Timing::Once {
-                        delete_after_fire, ..
-                    } = s.spec.timing
-                {
-                    self.delete_after_fire(&s, delete_after_fire).await;
-                }
-            }
-            s = match store.schedule(&s.namespace, &s.trigger).await {
-                Ok(Some(s)) => s,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read a schedule");
-                    return;
                 }
             };
+            if !self.fire_tick(&s, tick, again).await {
+                // Stays pending; tried again at the next look.
+                return progress;
+            }
+            progress = true;
+            s = match store.schedule(&s.namespace, &s.trigger).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return progress,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a schedule");
+                    return progress;
+                }
+            };
+            // A `once` schedule that has fired its date (read afresh: an UPDATE may have
+            // moved it) deletes what it was told to.
+            if let (
+                None,
+                None,
+                Timing::Once {
+                    delete_after_fire, ..
+                },
+            ) = (s.next_ms, s.pending_ms, &s.spec.timing)
+            {
+                self.delete_after_fire(&s, *delete_after_fire).await;
+                return progress;
+            }
         }
     }
 
@@ -226,10 +254,27 @@ impl Timers {
         let (ns, trigger) = (s.namespace.as_str(), s.trigger.as_str());
         let id = tick_activation_id(ns, trigger, tick_ms);
         let store = &self.events.store;
-        let done = again && matches!(store.activation(ns, &id).await, Ok(Some(_)));
+        let done = if again {
+            match store.activation(ns, &id).await {
+                Ok(record) => record.is_some(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a tick's record");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    return false;
+                }
+            }
+        } else {
+            false
+        };
         if !done && let Err(e) = self.fire(s, tick_ms, id).await {
             tracing::warn!(namespace = ns, trigger, error = %e, "a scheduled fire failed");
-            if e.is_host_failure() {
+            // The platform could not take it, or the namespace's fires per minute are spent
+            // (OpenWhisk's provider retries those too): the tick stays pending.
+            let throttled = matches!(
+                e,
+                EventError::Core(gust_controller::ControllerError::PerMinute { .. })
+            );
+            if e.is_host_failure() || throttled {
                 tokio::time::sleep(RETRY_AFTER).await;
                 return false;
             }
@@ -335,7 +380,11 @@ impl Timers {
                     }
                 }
             }
-            store.delete_trigger(ns, &s.trigger).await.map(|_| ())
+            store.delete_trigger(ns, &s.trigger).await?;
+            self.events
+                .deactivate_rules_of(ns, &s.trigger)
+                .await
+                .map_err(|e| gust_store::StoreError::Backend(e.to_string()))
         }
         .await;
         self.events.forget(ns, &s.trigger);

@@ -200,10 +200,39 @@ impl Events {
         match deleted {
             Some(t) => {
                 self.timers.notify_one();
+                self.deactivate_rules_of(ns, name).await?;
                 Ok(t)
             }
             None => Err(self.missing(ns, name, Collection::Triggers).await),
         }
+    }
+
+    /// Marks the rules of deleted trigger `ns/trigger` inactive, as OpenWhisk's read once
+    /// their trigger is gone: a trigger made again under the same name starts without active
+    /// rules.
+    pub(crate) async fn deactivate_rules_of(
+        &self,
+        ns: &str,
+        trigger: &str,
+    ) -> Result<(), EventError> {
+        for mut rule in self
+            .store
+            .rules_of_trigger(ns, &format!("/{ns}/{trigger}"))
+            .await?
+        {
+            if rule.status == RuleStatus::Active {
+                rule.status = RuleStatus::Inactive;
+                let mode = PutMode::Replace {
+                    expected_version: rule.version.clone(),
+                };
+                match self.store.put_rule(&rule, mode).await {
+                    // Changed meanwhile: whoever wrote it decided its status.
+                    Ok(()) | Err(gust_store::StoreError::Conflict) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The 404 for `ns/name` missing from `collection`, or OpenWhisk's 409 when the name is

@@ -263,6 +263,15 @@ async fn triggers_and_rules_fire_actions_with_openwhisks_shapes_and_texts() {
         (r.status, r.error()),
         (404, "Only rules with existing triggers can be activated")
     );
+    // A trigger made again under the same name does not bring its old rules back.
+    s.call("PUT", &format!("{TRIGGERS}/t"), Some(json!({})))
+        .await;
+    let r = s.call("GET", &format!("{RULES}/r"), None).await;
+    assert_eq!(r.body["status"], "inactive");
+    assert_eq!(
+        s.call("POST", &format!("{TRIGGERS}/t"), None).await.status,
+        204
+    );
     assert_eq!(
         s.call("DELETE", &format!("{RULES}/r"), None).await.status,
         200
@@ -357,6 +366,28 @@ async fn the_system_catalog_is_shared_with_every_namespace() {
     assert_eq!(
         invoke("namespace", json!({})).await.body,
         json!({"namespace": "guest"})
+    );
+    // Built-in actions as a sequence's steps, as OpenWhisk's examples chain them.
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/lines",
+            Some(json!({"exec": {"kind": "sequence", "components": ["/whisk.system/utils/split", "/whisk.system/utils/sort"]}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/namespaces/_/actions/lines?blocking=true&result=true",
+            Some(json!({"payload": "c\nb\na"})),
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"lines": ["a", "b", "c"], "length": 3}),
+        "{}",
+        r.body
     );
     // Its actions cannot be changed through the API.
     let r = s

@@ -155,6 +155,14 @@ impl Controller {
         self: &Arc<Self>,
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
+        // A built-in action has no code: its composer runs it, also as a step.
+        if let Some(builtin) = self
+            .composers
+            .iter()
+            .find(|c| c.replaces_code(&inv.action.action))
+        {
+            return builtin.compose(self, inv).await;
+        }
         let Invocation {
             caller: who,
             action: resolved,
