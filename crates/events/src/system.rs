@@ -346,6 +346,7 @@ impl Composer for SystemActions {
         core: &Arc<Controller>,
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
+        core.admit_here(inv.caller)?;
         let (input, _env) = prepare_input(inv.action, inv.params, inv.cause.is_none())?;
         let action = inv.action.action.clone();
         let blocking = matches!(inv.wait, Wait::UpTo(_));

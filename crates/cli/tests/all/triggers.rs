@@ -321,6 +321,15 @@ async fn a_rule_cannot_name_another_tenants_private_action_and_fires_are_throttl
         last.error(),
         "Too many requests in the last minute (count: 2, allowed: 2)."
     );
+    // Built-in actions count against the namespace's invocations per minute too.
+    s.admin(&["limits", "set", "guest", "--invocations-per-minute", "1"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let echo = "/api/v1/namespaces/whisk.system/actions/utils/echo?blocking=true";
+    let statuses = [
+        s.call("POST", echo, Some(json!({}))).await.status,
+        s.call("POST", echo, Some(json!({}))).await.status,
+    ];
+    assert!(statuses.contains(&429), "{statuses:?}");
 }
 
 #[tokio::test]

@@ -235,6 +235,16 @@ impl Controller {
         }
     }
 
+    /// Counts an invocation that runs at once in this process (a built-in action) against
+    /// `who`'s invocations per minute and in flight, as this process counts them: 429 past
+    /// either. (A clustered controller counts it in this process only, not in the store.)
+    pub fn admit_here(&self, who: &Identity) -> Result<(), ControllerError> {
+        self.throttles
+            .admit(&who.namespace, &who.limits, now_ms())?;
+        self.throttles.release(&who.namespace);
+        Ok(())
+    }
+
     /// The stored record of `ns`'s activation `id`, as raw JSON.
     pub(crate) async fn stored_record(
         &self,
