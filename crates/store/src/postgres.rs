@@ -186,6 +186,7 @@ CREATE TABLE schedules (
     PRIMARY KEY (namespace, trigger)
 );
 CREATE INDEX schedules_by_next ON schedules (next_ms);
+CREATE INDEX schedules_pending ON schedules (pending_ms) WHERE pending_ms IS NOT NULL;
 CREATE TABLE fires_admitted (
     namespace TEXT COLLATE "C" PRIMARY KEY,
     minute    BIGINT NOT NULL,

@@ -120,12 +120,17 @@ pub(crate) const SCHEDULE: &str = concat!(
     schedule_columns!(),
     " FROM schedules WHERE namespace = $1 AND trigger = $2"
 );
+/// Due ticks and pending ticks, each found by its own index.
 pub(crate) const DUE_SCHEDULES: &str = concat!(
     "SELECT ",
     schedule_columns!(),
     " FROM schedules
-     WHERE (next_ms <= $1 OR pending_ms IS NOT NULL)
+     WHERE next_ms <= $1 AND pending_ms IS NULL
        AND (owner = $2 OR owner IS NULL OR lease_ms < $1)
+     UNION ALL SELECT ",
+    schedule_columns!(),
+    " FROM schedules
+     WHERE pending_ms IS NOT NULL AND (owner = $2 OR owner IS NULL OR lease_ms < $1)
      ORDER BY next_ms LIMIT $3"
 );
 pub(crate) const CLAIM_TICK: &str =
@@ -138,8 +143,10 @@ pub(crate) const ADOPT_PENDING: &str = "UPDATE schedules SET owner = $1, lease_m
 pub(crate) const FINISH_TICK: &str = "UPDATE schedules SET pending_ms = NULL, fired = fired + 1
      WHERE namespace = $1 AND trigger = $2 AND pending_ms = $3";
 pub(crate) const RENEW_SCHEDULES: &str = "UPDATE schedules SET lease_ms = $1 WHERE owner = $2";
-pub(crate) const EARLIEST_TICK: &str = "SELECT MIN(next_ms) FROM schedules
-     WHERE owner = $1 OR owner IS NULL OR lease_ms < $2";
+/// Walks the `next_ms` index from the soonest tick to the first this owner may fire.
+pub(crate) const EARLIEST_TICK: &str = "SELECT next_ms FROM schedules
+     WHERE next_ms IS NOT NULL AND (owner = $1 OR owner IS NULL OR lease_ms < $2)
+     ORDER BY next_ms LIMIT 1";
 pub(crate) const RELEASE_SCHEDULES: &str = "UPDATE schedules SET owner = NULL, lease_ms = 0";
 
 pub(crate) const PUT_PENDING_UNLESS_RECORDED: &str = "INSERT INTO pending (id, accepted, message)

@@ -206,6 +206,7 @@ CREATE TABLE schedules (
     PRIMARY KEY (namespace, trigger)
 );
 CREATE INDEX schedules_by_next ON schedules (next_ms);
+CREATE INDEX schedules_pending ON schedules (pending_ms) WHERE pending_ms IS NOT NULL;
 "#,
 ];
 
@@ -1253,7 +1254,8 @@ impl ScheduleStore for SqliteStore {
         self.read(move |c| {
             let n: Option<i64> = c
                 .prepare_cached(sql::EARLIEST_TICK)?
-                .query_row(params![owner, now], |r| r.get(0))?;
+                .query_row(params![owner, now], |r| r.get(0))
+                .optional()?;
             Ok(n.map(|n| n as u64))
         })
         .await
