@@ -229,6 +229,10 @@ impl From<tokio_postgres::Error> for StoreError {
 
 pub struct PostgresStore {
     pool: Pool,
+    /// The database's clock minus this process's, in ms, measured at connect: schedule
+    /// leases and due ticks are compared on the database's clock, so processes whose own
+    /// clocks differ still agree on when a lease ran out.
+    clock_offset_ms: i64,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -264,9 +268,32 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the connection pool: {e}")))?;
-        let store = PostgresStore { pool };
+        let mut store = PostgresStore {
+            pool,
+            clock_offset_ms: 0,
+        };
         store.migrate().await?;
+        store.clock_offset_ms = store.measure_clock_offset().await?;
         Ok(store)
+    }
+
+    /// The database's clock minus this process's (ms), from the middle of one round trip.
+    async fn measure_clock_offset(&self) -> Result<i64> {
+        let client = self.client().await?;
+        let before = now_ms() as i64;
+        let row = client
+            .query_one(
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+                &[],
+            )
+            .await?;
+        let after = now_ms() as i64;
+        Ok(row.get::<_, i64>(0) - (before + after) / 2)
+    }
+
+    /// A time of this process's clock (ms) on the database's clock.
+    fn db_time(&self, ms: u64) -> i64 {
+        (ms as i64).saturating_add(self.clock_offset_ms)
     }
 
     /// Whether the server offers TLS, the path of its certificate file (on the server's
@@ -1248,7 +1275,7 @@ impl ScheduleStore for PostgresStore {
     async fn due_schedules(&self, owner: &str, now_ms: u64, limit: u64) -> Result<Vec<Schedule>> {
         self.query(
             sql::DUE_SCHEDULES,
-            &[&(now_ms as i64), &owner, &(limit as i64)],
+            &[&self.db_time(now_ms), &owner, &(limit as i64)],
         )
         .await?
         .iter()
@@ -1265,10 +1292,10 @@ impl ScheduleStore for PostgresStore {
                     &next,
                     &(c.tick_ms as i64),
                     &c.owner,
-                    &(c.lease_ms as i64),
+                    &self.db_time(c.lease_ms),
                     &c.namespace,
                     &c.trigger,
-                    &(c.now_ms as i64),
+                    &self.db_time(c.now_ms),
                 ],
             )
             .await?;
@@ -1281,11 +1308,11 @@ impl ScheduleStore for PostgresStore {
                 sql::ADOPT_PENDING,
                 &[
                     &c.owner,
-                    &(c.lease_ms as i64),
+                    &self.db_time(c.lease_ms),
                     &c.namespace,
                     &c.trigger,
                     &(c.tick_ms as i64),
-                    &(c.now_ms as i64),
+                    &self.db_time(c.now_ms),
                 ],
             )
             .await?;
@@ -1299,13 +1326,13 @@ impl ScheduleStore for PostgresStore {
     }
 
     async fn renew_schedules(&self, owner: &str, lease_ms: u64) -> Result<u64> {
-        self.execute(sql::RENEW_SCHEDULES, &[&(lease_ms as i64), &owner])
+        self.execute(sql::RENEW_SCHEDULES, &[&self.db_time(lease_ms), &owner])
             .await
     }
 
     async fn earliest_tick(&self, owner: &str, now_ms: u64) -> Result<Option<u64>> {
         let rows = self
-            .query(sql::EARLIEST_TICK, &[&owner, &(now_ms as i64)])
+            .query(sql::EARLIEST_TICK, &[&owner, &self.db_time(now_ms)])
             .await?;
         Ok(rows
             .first()
