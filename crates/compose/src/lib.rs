@@ -54,7 +54,8 @@ struct Parent {
 /// Where a composition starts: from a producer (a request, a trigger; its own cause, if
 /// any), or as a step of another composition.
 enum Origin {
-    Top(Option<Cause>),
+    /// Its cause, and the activation id its producer gave it (if any).
+    Top(Option<Cause>, Option<String>),
     Nested(Parent),
 }
 
@@ -133,7 +134,7 @@ impl Composer for Compositions {
             inv.action,
             input,
             inv.wait,
-            Origin::Top(inv.cause),
+            Origin::Top(inv.cause, inv.activation_id),
         )
         .await
     }
@@ -155,10 +156,13 @@ fn start<'a>(
     Box::pin(async move {
         let action = resolved.action.clone();
         let cause = match &origin {
-            Origin::Top(cause) => cause.clone(),
+            Origin::Top(cause, _) => cause.clone(),
             Origin::Nested(parent) => Some(parent.cause.clone()),
         };
         let mut msg = core.new_message(who, &action, &input, Vec::new(), false, cause)?;
+        if let Origin::Top(_, Some(id)) = &origin {
+            msg.activation_id = id.clone();
+        }
         // Recovery must see a sequence (never run its code again), also for a conductor.
         msg.kind = Exec::SEQUENCE.to_string();
         msg.code_hash = String::new();
@@ -240,7 +244,7 @@ async fn run_sequence(
 ) -> Result<Box<serde_json::value::RawValue>, ControllerError> {
     let start = now_ms();
     let (topmost, steps) = match origin {
-        Origin::Top(_) => (true, Arc::default()),
+        Origin::Top(..) => (true, Arc::default()),
         Origin::Nested(parent) => (false, parent.steps),
     };
     let conductor = matches!(plan, Plan::Conductor(_));
@@ -351,6 +355,7 @@ async fn run_step(
             params: input,
             wait: Wait::UpTo(wait),
             cause: Some(parent.cause.clone()),
+            activation_id: None,
         })
         .await?
     };

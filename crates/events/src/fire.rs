@@ -3,7 +3,7 @@
 //! (non-blocking, caused by the trigger's activation), then the trigger's record stored with
 //! one log line per rule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -17,6 +17,7 @@ use gust_model::{
 use gust_store::Admission;
 use serde_json::{Map, Value, json};
 
+use crate::timers::rule_activation_id;
 use crate::triggers::check_name;
 use crate::{EventError, Events, Target, lock};
 
@@ -34,6 +35,17 @@ pub(crate) struct Firing {
     /// Rules not to run this time, by name: an earlier fire's activation of their action (its
     /// id) is still running, and how many fires they have skipped so.
     pub busy: HashMap<String, (String, u64)>,
+    /// The timer tick this fire is, if it is one.
+    pub tick: Option<Tick>,
+}
+
+/// The timer tick a fire is: its rules' actions get ids derived from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tick {
+    pub ms: u64,
+    /// It may have been fired before (a crash mid-fire): rules whose invocation was already
+    /// accepted are not run again.
+    pub refire: bool,
 }
 
 /// What [`Events::fire_with`] did: the fire, and the activation each rule started.
@@ -42,6 +54,14 @@ pub(crate) struct Report {
     pub fired: Fired,
     /// (rule name, its action's activation id) of every rule that ran.
     pub started: Vec<(String, String)>,
+}
+
+/// One rule's invocation of its action in a fire.
+struct RuleRun {
+    params: Map<String, Value>,
+    cause: Cause,
+    /// The id to give it (a timer's tick), or a new one.
+    activation_id: Option<String>,
 }
 
 /// What a fire did.
@@ -144,6 +164,7 @@ impl Events {
             id: names::new_activation_id(),
             again: false,
             busy: HashMap::new(),
+            tick: None,
         };
         Ok(self.fire_with(who, &ns, name, firing).await?.fired)
     }
@@ -162,6 +183,7 @@ impl Events {
             id,
             again,
             busy,
+            tick,
         } = firing;
         let target = self.target(ns, name).await?;
         let Some(target) = target else {
@@ -188,7 +210,26 @@ impl Events {
             kind: CauseKind::Trigger,
             activation_id: id.clone(),
         };
+        // A tick fired again: the invocations its first fire had accepted (journaled, or
+        // done) are not made again.
+        let accepted: HashSet<String> = match tick {
+            Some(Tick { refire: true, .. }) => self
+                .store
+                .pending()
+                .await?
+                .into_iter()
+                .map(|p| p.activation_id)
+                .collect(),
+            _ => HashSet::new(),
+        };
         let runs = target.rules.iter().map(|rule| async {
+            let fixed = tick.map(|t| rule_activation_id(ns, name, &rule.name, t.ms));
+            if let (Some(Tick { refire: true, .. }), Some(fixed)) = (tick, &fixed)
+                && (accepted.contains(fixed)
+                    || matches!(self.store.activation(ns, fixed).await, Ok(Some(_))))
+            {
+                return Ok(fixed.clone());
+            }
             match busy.get(&rule.name) {
                 Some((running, skipped)) => Err((
                     1,
@@ -197,7 +238,14 @@ impl Events {
                         rule.namespace, rule.name, rule.action.path, rule.action.name
                     ),
                 )),
-                None => self.run_rule(who, rule, params.clone(), cause.clone()).await,
+                None => {
+                    let started = RuleRun {
+                        params: params.clone(),
+                        cause: cause.clone(),
+                        activation_id: fixed,
+                    };
+                    self.run_rule(who, rule, started).await
+                }
             }
         });
         let outcomes = join_all(runs).await;
@@ -263,9 +311,13 @@ impl Events {
         &self,
         who: &Identity,
         rule: &Rule,
-        params: Map<String, Value>,
-        cause: Cause,
+        run: RuleRun,
     ) -> Result<String, (u8, String)> {
+        let RuleRun {
+            params,
+            cause,
+            activation_id,
+        } = run;
         if rule.status != RuleStatus::Active {
             return Err((
                 1,
@@ -290,6 +342,7 @@ impl Events {
             params,
             wait: Wait::No,
             cause: Some(cause),
+            activation_id,
         };
         match self.core.invoke(inv).await.map_err(failed)? {
             InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => Ok(id),

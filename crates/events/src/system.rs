@@ -350,7 +350,11 @@ impl Composer for SystemActions {
         let (input, _env) = prepare_input(inv.action, inv.params, inv.cause.is_none())?;
         let action = inv.action.action.clone();
         let blocking = matches!(inv.wait, Wait::UpTo(_));
-        let msg = core.new_message(inv.caller, &action, &input, Vec::new(), blocking, inv.cause)?;
+        let mut msg =
+            core.new_message(inv.caller, &action, &input, Vec::new(), blocking, inv.cause)?;
+        if let Some(id) = inv.activation_id {
+            msg.activation_id = id;
+        }
         let start = now_ms();
         let answer = match action.simple_name() {
             "alarm" => feed(core, inv.caller, FeedKind::Cron, input, &self.timers).await,

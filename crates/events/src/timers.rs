@@ -15,7 +15,9 @@
 //!   tick's record says so and counts the fires it skipped (overlaps are counted, not
 //!   stacked);
 //! - a fire the platform could not take (the store or the bus failing, or the namespace's
-//!   fires per minute spent) leaves its tick pending, to be fired again a second later.
+//!   fires per minute spent) leaves its tick pending, to be fired again a second later;
+//! - the actions a tick starts have ids derived from the tick and the rule too: a tick fired
+//!   again starts only the rules whose invocation has neither a record nor a journal entry.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::sync::Notify;
 
-use crate::fire::Firing;
+use crate::fire::{Firing, Tick};
 use crate::timing::next_tick;
 use crate::{EventError, Events, lock};
 
@@ -49,10 +51,22 @@ const BATCH: u64 = 100;
 /// The activation id of the trigger fire of tick `tick_ms` of `ns/trigger`: the UUIDv7
 /// layout with the tick as its time and a hash of the three as its other bits.
 pub fn tick_activation_id(ns: &str, trigger: &str, tick_ms: u64) -> String {
-    let digest = sha2::Sha256::digest(format!("{ns}\0{trigger}\0{tick_ms}").as_bytes());
+    derived_id(tick_ms, &format!("{ns}\0{trigger}\0{tick_ms}"))
+}
+
+/// The activation id of the action rule `rule` starts for the fire of tick `tick_ms` of
+/// `ns/trigger`: derived like the trigger's, so a tick fired again finds what it started.
+pub fn rule_activation_id(ns: &str, trigger: &str, rule: &str, tick_ms: u64) -> String {
+    derived_id(tick_ms, &format!("{ns}\0{trigger}\0{tick_ms}\0{rule}"))
+}
+
+/// An activation id in the UUIDv7 layout with `ms` as its time and a hash of `seed` as its
+/// other bits.
+fn derived_id(ms: u64, seed: &str) -> String {
+    let digest = sha2::Sha256::digest(seed.as_bytes());
     let mut rest = [0u8; 10];
     rest.copy_from_slice(&digest[..10]);
-    uuid::Builder::from_unix_timestamp_millis(tick_ms, &rest)
+    uuid::Builder::from_unix_timestamp_millis(ms, &rest)
         .into_uuid()
         .simple()
         .to_string()
@@ -266,7 +280,7 @@ impl Timers {
         } else {
             false
         };
-        if !done && let Err(e) = self.fire(s, tick_ms, id).await {
+        if !done && let Err(e) = self.fire(s, tick_ms, id, again).await {
             tracing::warn!(namespace = ns, trigger, error = %e, "a scheduled fire failed");
             // The platform could not take it, or the namespace's fires per minute are spent
             // (OpenWhisk's provider retries those too): the tick stays pending.
@@ -285,7 +299,13 @@ impl Timers {
         true
     }
 
-    async fn fire(&self, s: &Schedule, tick_ms: u64, id: String) -> Result<(), EventError> {
+    async fn fire(
+        &self,
+        s: &Schedule,
+        tick_ms: u64,
+        id: String,
+        refire: bool,
+    ) -> Result<(), EventError> {
         let core = &self.events.core;
         // The namespace may be gone (its schedules go at the next delete of the trigger).
         let Some(who) = core.owner(&s.namespace).await? else {
@@ -308,6 +328,10 @@ impl Timers {
             id,
             again: true,
             busy,
+            tick: Some(Tick {
+                ms: tick_ms,
+                refire,
+            }),
         };
         let report = match self
             .events

@@ -204,6 +204,7 @@ async fn invoke(
             params: input,
             wait,
             cause: None,
+            activation_id: None,
         })
         .await?;
     Ok(match outcome {

@@ -210,6 +210,7 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
             params,
             wait: Wait::UpTo(MAX_BLOCKING_WAIT),
             cause: None,
+            activation_id: None,
         })
         .await?;
     match outcome {

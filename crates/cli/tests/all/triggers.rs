@@ -774,3 +774,91 @@ async fn hostile_trigger_names_payloads_crons_and_time_zones_change_nothing() {
         r.body
     );
 }
+
+/// A tick claimed by a process that died mid-fire, after its rule's invocation was accepted
+/// (journaled) but before the trigger's record: fired again, it does not make that
+/// invocation again.
+#[tokio::test]
+async fn a_tick_fired_again_after_a_crash_does_not_run_an_accepted_rule_twice() {
+    use gust_events::timers::{rule_activation_id, tick_activation_id};
+    use gust_model::{Schedule, ScheduleSpec, Timing};
+
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    s.call("PUT", &format!("{TRIGGERS}/crashy"), Some(json!({})))
+        .await;
+    let rule = json!({"trigger": "crashy", "action": "echo"});
+    s.call("PUT", &format!("{RULES}/crashy-r"), Some(rule))
+        .await;
+    let store = crate::open_store(&s).await;
+    let tick = gust_model::time::now_ms() - 10_000;
+    // What the dead process's fire left: the rule's invocation in the journal (accepted, not
+    // run yet), no trigger record, and the tick pending under a lease that ran out.
+    let accepted = rule_activation_id("guest", "crashy", "crashy-r", tick);
+    store
+        .put_pending(gust_store::PendingInvocation {
+            activation_id: accepted.clone(),
+            accepted_at: tick,
+            message: b"{}".to_vec(),
+        })
+        .await
+        .unwrap();
+    let schedule = Schedule {
+        namespace: "guest".into(),
+        trigger: "crashy".into(),
+        spec: ScheduleSpec {
+            timing: Timing::Once {
+                at_ms: tick,
+                delete_after_fire: Default::default(),
+            },
+            payload: Default::default(),
+            start_ms: None,
+            stop_ms: None,
+            feed: "/whisk.system/alarms/once".into(),
+            config: Default::default(),
+            paused: false,
+            changed_ms: tick,
+        },
+        next_ms: Some(tick),
+        pending_ms: None,
+        owner: None,
+        lease_ms: 0,
+        fired: 0,
+    };
+    store.put_schedule(&schedule).await.unwrap();
+    let claim = gust_store::TickClaim {
+        namespace: "guest",
+        trigger: "crashy",
+        tick_ms: tick,
+        next_ms: None,
+        owner: "dead",
+        now_ms: tick,
+        lease_ms: tick,
+    };
+    // The server's own timers may claim it first (then they fire it once: fine too).
+    let claimed = store.claim_tick(&claim).await.unwrap();
+    let trigger = s
+        .wait_for_record(&tick_activation_id("guest", "crashy", tick))
+        .await;
+    let line = rule_log(&trigger, 0);
+    assert_eq!(line["success"], true, "{line}");
+    assert_eq!(line["activationId"], json!(accepted));
+    if !claimed {
+        eprintln!("the server claimed the tick before the test could: fired once, as it should");
+        return;
+    }
+    // Not made again: it stays the journal's (nothing ran it, so it has no record).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/_/activations/{accepted}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status, 404,
+        "the accepted invocation was made again: {}",
+        r.body
+    );
+}

@@ -54,6 +54,10 @@ pub struct Invocation<'a> {
     /// an invocation with a cause is not checked against `final` parameters nor the payload
     /// limit (it carries what the platform produced).
     pub cause: Option<Cause>,
+    /// The activation id to give it; a new one when `None`. A producer that may make the
+    /// same invocation again (a timer's tick fired again after a crash) gives the same id
+    /// each time, so it can tell whether the first was accepted.
+    pub activation_id: Option<String>,
 }
 
 /// What an invocation returns to its producer.
@@ -169,6 +173,7 @@ impl Controller {
             params,
             wait,
             cause,
+            activation_id,
         } = inv;
         let (blocking, wait) = match wait {
             Wait::No => (false, Duration::ZERO),
@@ -176,7 +181,10 @@ impl Controller {
         };
         let action = &resolved.action;
         let (input, env) = prepare_input(resolved, params, cause.is_none())?;
-        let msg = self.new_message(who, action, &input, env, blocking, cause)?;
+        let mut msg = self.new_message(who, action, &input, env, blocking, cause)?;
+        if let Some(id) = activation_id {
+            msg.activation_id = id;
+        }
         let (id, now) = (msg.activation_id.clone(), msg.accepted_at);
         if self.clustered {
             let payload = encode(&msg)?;
