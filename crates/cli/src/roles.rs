@@ -56,6 +56,9 @@ pub struct ControllerArgs {
     /// 0 keeps them forever [default: 0].
     #[arg(long, env = "GUST_RETENTION_DAYS")]
     retention_days: Option<u64>,
+    /// Most missed ticks a timer fires after a downtime, the latest ones [default: 1000].
+    #[arg(long, env = "GUST_TIMER_CATCH_UP")]
+    timer_catch_up: Option<u64>,
     #[command(flatten)]
     processes: ProcessArgs,
 }
@@ -85,6 +88,7 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     retention_days: Option<u64>,
     shutdown_grace: Option<u64>,
+    timer_catch_up: Option<u64>,
 }
 
 fn read_config(path: Option<&Path>) -> Result<ConfigFile> {
@@ -209,7 +213,11 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
     node.keep_records_for(retention_days);
     // Each controller runs timers; schedules are shared through the store, one owner each.
     let owner = format!("{}-{}", settings.id, uuid::Uuid::new_v4().simple());
-    let events = node.events(&controller, &owner).await?;
+    let catch_up = args
+        .timer_catch_up
+        .or(file.timer_catch_up.take())
+        .unwrap_or(gust_events::timers::CATCH_UP);
+    let events = node.events(&controller, &owner, catch_up).await?;
     println!("gust: controller {} on http://{addr}", settings.id);
     println!(
         "gust: store PostgreSQL; bus NATS JetStream, cluster '{}'; invokers heard: {}",

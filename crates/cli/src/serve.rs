@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// 0 keeps them forever.
     #[arg(long, env = "GUST_RETENTION_DAYS", default_value_t = 0)]
     retention_days: u64,
+    /// Most missed ticks a timer fires after a downtime (the latest ones; the first of them
+    /// says since when ticks were skipped).
+    #[arg(long, env = "GUST_TIMER_CATCH_UP", default_value_t = gust_events::timers::CATCH_UP)]
+    timer_catch_up: u64,
     /// Do not write the client configuration for the `gust` CLI.
     #[arg(long)]
     no_client_config: bool,
@@ -160,7 +164,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // On the embedded store this process's timers own every schedule; on a shared one (several
     // `gust serve` on one PostgreSQL) each process needs an owner name of its own.
     let owner = format!("serve-{}", uuid::Uuid::new_v4().simple());
-    let events = node.events(&controller, &owner).await?;
+    let events = node
+        .events(&controller, &owner, args.timer_catch_up)
+        .await?;
 
     if !args.no_client_config
         && let Some(dir) = client_config_dir()

@@ -10,7 +10,8 @@
 //!   whose owner stops renewing is taken over after [`LEASE_MS`], its pending tick fired
 //!   again unless its trigger record exists;
 //! - missed ticks (the process was down) fire one by one, oldest first, marked `pastDue`
-//!   with their `scheduledTime` in the payload;
+//!   with their `scheduledTime` in the payload; past the catch-up limit only the latest
+//!   ones fire, the first of them saying since when ticks were skipped (`skippedSince`);
 //! - a rule whose action, started by an earlier tick, is still running is not run again: the
 //!   tick's record says so and counts the fires it skipped (overlaps are counted, not
 //!   stacked);
@@ -31,7 +32,7 @@ use sha2::Digest;
 use tokio::sync::Notify;
 
 use crate::fire::{Firing, Tick};
-use crate::timing::next_tick;
+use crate::timing::{next_tick, tick_back};
 use crate::{EventError, Events, lock};
 
 /// How long a process owns the schedules it fires without renewing them.
@@ -45,6 +46,8 @@ const LOOK_AT_LEAST_EVERY_MS: u64 = 1_000;
 const LOOK_AT_MOST_EVERY_MS: u64 = 10;
 /// A tick fired this late is marked past due.
 pub const PAST_DUE_MS: u64 = 2_000;
+/// The default catch-up limit: most missed ticks of one schedule fired after a downtime.
+pub const CATCH_UP: u64 = 1_000;
 /// Most schedules fired at once by one look.
 const BATCH: u64 = 100;
 
@@ -83,6 +86,11 @@ pub struct Timers {
     /// The activation the last tick started for each rule, by (namespace, trigger, rule),
     /// and how many fires the rule has skipped since because that one still ran.
     last: Mutex<HashMap<RuleKey, (String, u64)>>,
+    /// Most missed ticks of a schedule fired after a downtime (the latest ones).
+    catch_up: u64,
+    /// The first tick skipped by a catch-up, by (namespace, trigger), until the next fire
+    /// says so.
+    skipped: Mutex<HashMap<(String, String), u64>>,
 }
 
 /// A rule of a schedule's trigger: (namespace, trigger, rule).
@@ -114,12 +122,14 @@ impl std::fmt::Debug for Timers {
 impl Timers {
     /// Starts the timers of this process (`owner` must be unique among the processes that
     /// share the store). `shared`: other processes use the store too; otherwise every
-    /// schedule's owner is this process's from the start.
+    /// schedule's owner is this process's from the start. `catch_up`: most missed ticks of a
+    /// schedule fired after a downtime ([`CATCH_UP`] by default).
     pub async fn start(
         events: Arc<Events>,
         wake: Arc<Notify>,
         owner: String,
         shared: bool,
+        catch_up: u64,
     ) -> Result<Arc<Timers>, EventError> {
         if !shared {
             events.store.release_schedules().await?;
@@ -130,6 +140,8 @@ impl Timers {
             wake,
             busy: Mutex::new(HashSet::new()),
             last: Mutex::new(HashMap::new()),
+            catch_up: catch_up.max(1),
+            skipped: Mutex::new(HashMap::new()),
         });
         tokio::spawn(timers.clone().renew());
         tokio::spawn(timers.clone().run());
@@ -217,9 +229,29 @@ impl Timers {
                     }
                 },
                 None => {
-                    let Some(tick) = s.next_ms.filter(|t| *t <= now_ms()) else {
+                    let now = now_ms();
+                    let Some(tick) = s.next_ms.filter(|t| *t <= now) else {
                         return progress;
                     };
+                    // More missed ticks than the catch-up limit: move to the first of the
+                    // latest ones, and let its fire say since when ticks were skipped.
+                    if let Some(first) = tick_back(&s.spec, now, self.catch_up)
+                        && first > tick
+                    {
+                        match store.skip_ticks(&self.claim(&s, tick, Some(first))).await {
+                            Ok(true) => {
+                                let key = (s.namespace.clone(), s.trigger.clone());
+                                lock(&self.skipped).insert(key, tick);
+                                s.next_ms = Some(first);
+                                continue;
+                            }
+                            Ok(false) => return progress,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot skip missed ticks");
+                                return progress;
+                            }
+                        }
+                    }
                     let next = next_tick(&s.spec, tick);
                     match store.claim_tick(&self.claim(&s, tick, next)).await {
                         Ok(true) => (tick, false),
@@ -321,6 +353,14 @@ impl Timers {
                 .unwrap_or_default();
             payload.insert("scheduledTime".into(), json!(at));
         }
+        let key = (s.namespace.clone(), s.trigger.clone());
+        let skipped = lock(&self.skipped).get(&key).copied();
+        if let Some(since) = skipped {
+            let at = jiff::Timestamp::from_millisecond(since as i64)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            payload.insert("skippedSince".into(), json!(at));
+        }
         let busy = self.still_running(s).await?;
         let firing = Firing {
             args: payload.clone(),
@@ -342,6 +382,9 @@ impl Timers {
             Err(EventError::Core(gust_controller::ControllerError::NotFound)) => return Ok(()),
             Err(e) => return Err(e),
         };
+        if skipped.is_some() {
+            lock(&self.skipped).remove(&key);
+        }
         let mut last = lock(&self.last);
         for (rule, activation) in report.started {
             last.insert(

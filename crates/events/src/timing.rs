@@ -54,6 +54,34 @@ pub fn tick_after(timing: &Timing, after_ms: u64) -> Option<u64> {
     }
 }
 
+/// The `n`th tick of `spec` counting back from the last one at or before `at_ms` (`n` = 1:
+/// that last one), within its start date; `None` when it has fewer than `n` such ticks (a
+/// `once` schedule has one).
+pub fn tick_back(spec: &ScheduleSpec, at_ms: u64, n: u64) -> Option<u64> {
+    let n = n.max(1);
+    let start = spec.start_ms.unwrap_or(0);
+    let tick = match &spec.timing {
+        Timing::Cron { cron, timezone } => {
+            let cron = parse_cron(cron)?;
+            let tz = time_zone(timezone.as_deref())?;
+            let at = Timestamp::from_millisecond(i64::try_from(at_ms).ok()?).ok()?;
+            let mut t = cron.find_previous_occurrence(&at.to_zoned(tz), true).ok()?;
+            for _ in 1..n {
+                t = cron.find_previous_occurrence(&t, false).ok()?;
+            }
+            u64::try_from(t.timestamp().as_millisecond()).ok()?
+        }
+        Timing::Interval { minutes, origin_ms } => {
+            let period = minutes.checked_mul(60_000).filter(|p| *p > 0)?;
+            let last = origin_ms + at_ms.checked_sub(*origin_ms)? / period * period;
+            last.checked_sub((n - 1).checked_mul(period)?)
+                .filter(|t| t >= origin_ms)?
+        }
+        Timing::Once { .. } => return None,
+    };
+    (tick >= start).then_some(tick)
+}
+
 /// The first tick of `spec` strictly after `after_ms`, within its start and stop dates.
 pub fn next_tick(spec: &ScheduleSpec, after_ms: u64) -> Option<u64> {
     if spec.paused {
@@ -143,6 +171,45 @@ mod tests {
         };
         assert_eq!(next_tick(&spec, origin), Some(origin + 300_000));
         assert_eq!(next_tick(&spec, origin + 300_000), None);
+    }
+
+    #[test]
+    fn ticks_count_back_from_a_time() {
+        let spec = |timing| ScheduleSpec {
+            timing,
+            payload: Default::default(),
+            start_ms: None,
+            stop_ms: None,
+            feed: String::new(),
+            config: Default::default(),
+            paused: false,
+            changed_ms: 0,
+        };
+        let every_second = spec(cron("* * * * * *", "UTC"));
+        let at = ms("2026-01-01T00:00:10.500Z");
+        assert_eq!(
+            tick_back(&every_second, at, 1),
+            Some(ms("2026-01-01T00:00:10Z"))
+        );
+        assert_eq!(
+            tick_back(&every_second, at, 3),
+            Some(ms("2026-01-01T00:00:08Z"))
+        );
+        let origin = ms("2026-01-01T00:00:00Z");
+        let every_minute = spec(Timing::Interval {
+            minutes: 1,
+            origin_ms: origin,
+        });
+        assert_eq!(
+            tick_back(&every_minute, origin + 150_000, 2),
+            Some(origin + 60_000)
+        );
+        assert_eq!(tick_back(&every_minute, origin + 150_000, 4), None);
+        let once = spec(Timing::Once {
+            at_ms: origin,
+            delete_after_fire: Default::default(),
+        });
+        assert_eq!(tick_back(&once, origin, 1), None);
     }
 
     #[test]

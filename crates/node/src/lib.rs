@@ -157,9 +157,14 @@ impl Node {
     }
 
     /// Installs or upgrades the system namespace, and starts triggers, rules and this
-    /// process's timers (`owner`, unique among the processes sharing the store) over
-    /// `controller`.
-    pub async fn events(&self, controller: &Arc<Controller>, owner: &str) -> Result<Arc<Events>> {
+    /// process's timers (`owner`, unique among the processes sharing the store; `catch_up`,
+    /// most missed ticks a schedule fires after a downtime) over `controller`.
+    pub async fn events(
+        &self,
+        controller: &Arc<Controller>,
+        owner: &str,
+        catch_up: u64,
+    ) -> Result<Arc<Events>> {
         gust_events::system::install(self.store.as_ref())
             .await
             .context("cannot install the system namespace")?;
@@ -169,6 +174,7 @@ impl Node {
             self.timers.clone(),
             owner.to_string(),
             self.shared_store,
+            catch_up,
         )
         .await
         .context("cannot start the timers")?;

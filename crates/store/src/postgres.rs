@@ -1302,6 +1302,25 @@ impl ScheduleStore for PostgresStore {
         Ok(n > 0)
     }
 
+    async fn skip_ticks(&self, c: &TickClaim<'_>) -> Result<bool> {
+        let next = c.next_ms.map(|n| n as i64);
+        let n = self
+            .execute(
+                sql::SKIP_TICKS,
+                &[
+                    &next,
+                    &c.owner,
+                    &self.db_time(c.lease_ms),
+                    &c.namespace,
+                    &c.trigger,
+                    &(c.tick_ms as i64),
+                    &self.db_time(c.now_ms),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn adopt_pending(&self, c: &TickClaim<'_>) -> Result<bool> {
         let n = self
             .execute(

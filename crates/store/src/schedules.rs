@@ -22,6 +22,10 @@ pub trait ScheduleStore: Send + Sync + 'static {
     /// next tick to `next_ms` (none: the schedule ended) and marks `tick_ms` pending. False if
     /// the tick is no longer the next one or another live process owns the schedule.
     async fn claim_tick(&self, claim: &TickClaim<'_>) -> Result<bool>;
+    /// Moves a schedule's next tick from `tick_ms` to `next_ms` without firing the ticks in
+    /// between (a backlog past the catch-up limit), for `owner` as [`Self::claim_tick`] does.
+    /// False if the tick is no longer the next one or another live process owns it.
+    async fn skip_ticks(&self, claim: &TickClaim<'_>) -> Result<bool>;
     /// Takes over a schedule's pending tick `tick_ms` for `owner` (its owner died before it
     /// finished the fire). False if somebody else did.
     async fn adopt_pending(&self, claim: &TickClaim<'_>) -> Result<bool>;

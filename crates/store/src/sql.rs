@@ -137,6 +137,9 @@ pub(crate) const CLAIM_TICK: &str =
     "UPDATE schedules SET next_ms = $1, pending_ms = $2, owner = $3, lease_ms = $4
      WHERE namespace = $5 AND trigger = $6 AND next_ms = $2 AND pending_ms IS NULL
        AND (owner = $3 OR owner IS NULL OR lease_ms < $7)";
+pub(crate) const SKIP_TICKS: &str = "UPDATE schedules SET next_ms = $1, owner = $2, lease_ms = $3
+     WHERE namespace = $4 AND trigger = $5 AND next_ms = $6 AND pending_ms IS NULL
+       AND (owner = $2 OR owner IS NULL OR lease_ms < $7)";
 pub(crate) const ADOPT_PENDING: &str = "UPDATE schedules SET owner = $1, lease_ms = $2
      WHERE namespace = $3 AND trigger = $4 AND pending_ms = $5
        AND (owner = $1 OR owner IS NULL OR lease_ms < $6)";
@@ -283,6 +286,7 @@ mod tests {
             SCHEDULE,
             DUE_SCHEDULES,
             CLAIM_TICK,
+            SKIP_TICKS,
             ADOPT_PENDING,
             FINISH_TICK,
             RENEW_SCHEDULES,

@@ -1164,6 +1164,20 @@ async fn a_schedule_tick_is_claimed_once_and_a_dead_owners_pending_tick_adopted(
     );
     s.release_schedules().await.unwrap();
     assert_eq!(s.schedule("ns", "t").await.unwrap().unwrap().owner, None);
+    // A backlog skipped: the next tick moves without a pending one, once.
+    s.put_schedule(&schedule("t", Some(300_000))).await.unwrap();
+    assert!(
+        s.skip_ticks(&claim("b", 300_000, Some(900_000), 1_000_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.skip_ticks(&claim("b", 300_000, Some(900_000), 1_000_000))
+            .await
+            .unwrap()
+    );
+    let got = s.schedule("ns", "t").await.unwrap().unwrap();
+    assert_eq!((got.next_ms, got.pending_ms), (Some(900_000), None));
     assert!(s.delete_schedule("ns", "t").await.unwrap());
     assert!(!s.delete_schedule("ns", "t").await.unwrap());
 }

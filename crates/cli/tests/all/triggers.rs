@@ -862,3 +862,44 @@ async fn a_tick_fired_again_after_a_crash_does_not_run_an_accepted_rule_twice() 
         r.body
     );
 }
+
+#[tokio::test]
+async fn past_the_catch_up_limit_only_the_latest_missed_ticks_fire() {
+    let s = Server::start_with(env!("CARGO_BIN_EXE_gust"), &["--timer-catch-up", "2"]);
+    s.create("echo", &function("echo"), json!({})).await;
+    let created = alarm(&s, "lag", "alarm", json!({"cron": "* * * * * *"})).await;
+    assert_eq!(created["response"]["success"], true, "{created}");
+    wait_for_ticks(&s, "lag", 2).await;
+    let s = s.kill_and_restart_after(Duration::from_secs(7));
+    let before = ticks(&s, "lag").await;
+    let after = wait_for_ticks(&s, "lag", before.len() + 4).await;
+    let gaps: Vec<&[u64]> = after.windows(2).filter(|w| w[1] - w[0] > 1000).collect();
+    assert_eq!(gaps.len(), 1, "one run of ticks was skipped: {after:?}");
+    let first_after_gap = gaps[0][1];
+    let r = s
+        .call(
+            "GET",
+            "/api/v1/namespaces/_/activations?name=lag&limit=200&docs=true",
+            None,
+        )
+        .await;
+    let record = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            let id = a["activationId"].as_str().unwrap();
+            u64::from_str_radix(&id[..12], 16).unwrap() == first_after_gap
+        })
+        .unwrap();
+    let result = &record["response"]["result"];
+    assert!(result["skippedSince"].is_string(), "{record}");
+    assert!(
+        gaps[0][1] - gaps[0][0] > 3000,
+        "more than the limit was skipped: {after:?}"
+    );
+    // No tick fired twice.
+    let distinct: BTreeSet<u64> = after.iter().copied().collect();
+    assert_eq!(distinct.len(), after.len());
+}

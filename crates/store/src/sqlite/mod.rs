@@ -1227,6 +1227,19 @@ impl ScheduleStore for SqliteStore {
         Ok(self.write_count(sql::CLAIM_TICK, args).await? > 0)
     }
 
+    async fn skip_ticks(&self, c: &TickClaim<'_>) -> Result<bool> {
+        let args = vec![
+            ms_or_null(c.next_ms),
+            text(c.owner),
+            int(c.lease_ms),
+            text(c.namespace),
+            text(c.trigger),
+            int(c.tick_ms),
+            int(c.now_ms),
+        ];
+        Ok(self.write_count(sql::SKIP_TICKS, args).await? > 0)
+    }
+
     async fn adopt_pending(&self, c: &TickClaim<'_>) -> Result<bool> {
         let args = vec![
             text(c.owner),
