@@ -11,7 +11,7 @@ use gust_store::PutMode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::triggers::{Collection, check_key_values, check_name, effective};
+use crate::triggers::{Collection, check_name, effective};
 use crate::{EventError, Events};
 
 /// The body of `PUT .../rules/{name}`.
@@ -114,7 +114,8 @@ impl Events {
             .annotations
             .or_else(|| existing.as_ref().map(|e| e.annotations.clone()))
             .unwrap_or_default();
-        check_key_values(&annotations)?;
+        self.core
+            .check_parameters_and_annotations(&[], &annotations)?;
         let rule = Rule {
             namespace: ns.to_string(),
             name: name.to_string(),

@@ -156,7 +156,7 @@ pub async fn install(store: &dyn Store) -> Result<(), StoreError> {
             name: SYSTEM.into(),
             uuid: uuid::Uuid::new_v4().to_string(),
             // Nobody holds the system namespace's key: it is never written through the API.
-            key: format!("{:x}", sha2_of(uuid::Uuid::new_v4().as_bytes())),
+            key: uuid::Uuid::new_v4().simple().to_string(),
             limits: NamespaceLimits::default(),
         };
         match store.create_namespace(&ns).await {
@@ -235,12 +235,6 @@ pub async fn install(store: &dyn Store) -> Result<(), StoreError> {
         ignore_race(store.put_action(&action, Some(&[]), mode).await)?;
     }
     Ok(())
-}
-
-fn sha2_of(bytes: &[u8]) -> u128 {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(bytes);
-    u128::from_be_bytes(d[..16].try_into().unwrap_or_default())
 }
 
 /// Another process installing at the same time wrote first: its write is the same.

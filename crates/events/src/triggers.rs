@@ -4,7 +4,6 @@
 use gust_controller::ControllerError;
 use gust_model::annotations::FEED;
 use gust_model::entity::{annotation, bump_version};
-use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{EntityPath, Identity, KeyValue, RuleStatus, Trigger, names};
 use gust_store::PutMode;
@@ -34,24 +33,6 @@ pub struct TriggerPut {
 
 pub(crate) fn check_name(name: &str) -> Result<(), EventError> {
     names::check_entity(name).map_err(|e| EventError::bad(e.to_string()))
-}
-
-/// Checks parameters or annotations: keys not empty, values not nested too deep.
-pub(crate) fn check_key_values(kvs: &[KeyValue]) -> Result<(), EventError> {
-    for kv in kvs {
-        if kv.key.is_empty() {
-            return Err(EventError::bad(
-                "A parameter or annotation key must not be empty.",
-            ));
-        }
-        if json_depth(&kv.value) > MAX_JSON_DEPTH {
-            return Err(EventError::bad(format!(
-                "The parameter or annotation '{}' nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.",
-                kv.key
-            )));
-        }
-    }
-    Ok(())
 }
 
 impl Events {
@@ -92,13 +73,8 @@ impl Events {
             .annotations
             .or_else(|| existing.as_ref().map(|e| e.annotations.clone()))
             .unwrap_or_default();
-        check_key_values(&parameters)?;
-        check_key_values(&annotations)?;
-        let max = self.core.system_limits().max_parameters;
-        let size = serde_json::to_vec(&parameters).map_or(0, |v| v.len() as u64);
-        if size > max {
-            return Err(ControllerError::ParametersTooLarge { size, max }.into());
-        }
+        self.core
+            .check_parameters_and_annotations(&parameters, &annotations)?;
         if let Some(feed) = annotation(&annotations, FEED) {
             let valid = feed
                 .as_str()

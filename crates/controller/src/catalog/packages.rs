@@ -68,6 +68,35 @@ pub(crate) fn path_namespace<'a>(who: &'a Identity, ns: &'a str) -> (&'a str, bo
 }
 
 impl Controller {
+    /// Checks an entity's parameters and annotations (a package's, a trigger's, a rule's):
+    /// the parameters within the system's size limit, no empty key, no value nested deeper
+    /// than [`MAX_JSON_DEPTH`].
+    pub fn check_parameters_and_annotations(
+        &self,
+        parameters: &[KeyValue],
+        annotations: &[KeyValue],
+    ) -> Result<(), ControllerError> {
+        let size = serde_json::to_vec(parameters).map_or(0, |v| v.len() as u64);
+        if size > self.system.max_parameters {
+            return Err(ControllerError::ParametersTooLarge {
+                size,
+                max: self.system.max_parameters,
+            });
+        }
+        for kv in parameters.iter().chain(annotations) {
+            if kv.key.is_empty() {
+                return Err(bad("A parameter or annotation key must not be empty."));
+            }
+            if json_depth(&kv.value) > MAX_JSON_DEPTH {
+                return Err(bad(format!(
+                    "The parameter or annotation '{}' nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.",
+                    kv.key
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Package `name` of `ns` as a caller sees it: any of its `own` namespace's (404 if
     /// missing), only a shared one of another namespace (403 otherwise, existing or not).
     pub(crate) async fn visible_package(
@@ -188,24 +217,7 @@ impl Controller {
             .annotations
             .or_else(|| existing.as_ref().map(|e| e.annotations.clone()))
             .unwrap_or_default();
-        let size = serde_json::to_vec(&parameters).map_or(0, |v| v.len() as u64);
-        if size > self.system.max_parameters {
-            return Err(ControllerError::ParametersTooLarge {
-                size,
-                max: self.system.max_parameters,
-            });
-        }
-        for kv in parameters.iter().chain(&annotations) {
-            if kv.key.is_empty() {
-                return Err(bad("A parameter or annotation key must not be empty."));
-            }
-            if json_depth(&kv.value) > MAX_JSON_DEPTH {
-                return Err(bad(format!(
-                    "The parameter or annotation '{}' nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.",
-                    kv.key
-                )));
-            }
-        }
+        self.check_parameters_and_annotations(&parameters, &annotations)?;
         let package = Package {
             namespace: ns.to_string(),
             name: name.to_string(),
