@@ -43,7 +43,7 @@ impl FeedKind {
 
 /// Why a feed call failed; each text is the alarms package's.
 #[derive(Debug, thiserror::Error, displaydoc::Display)]
-enum FeedError {
+pub(crate) enum FeedError {
     /// unsupported lifecycleEvent
     UnsupportedEvent,
     /// no trigger name parameter was provided
@@ -84,6 +84,8 @@ enum FeedError {
     NotFound(String),
     /// {0}
     Store(String),
+    /// {0}
+    Source(String),
 }
 
 impl From<gust_store::StoreError> for FeedError {
@@ -305,12 +307,20 @@ pub(crate) async fn feed(
     }
 }
 
-async fn run(
+/// A feed call's lifecycle event and trigger, checked: the event one the feed protocol has,
+/// the trigger the caller's own (whatever namespace its name gives, as OpenWhisk's feeds),
+/// `authKey` the caller's key, and the trigger existing but for a DELETE.
+pub(crate) struct FeedCall {
+    pub event: String,
+    pub namespace: String,
+    pub trigger: String,
+}
+
+pub(crate) async fn feed_call(
     core: &Arc<Controller>,
     caller: &Identity,
-    kind: FeedKind,
-    input: Map<String, Value>,
-) -> Result<Value, FeedError> {
+    input: &Map<String, Value>,
+) -> Result<FeedCall, FeedError> {
     let event = input
         .get("lifecycleEvent")
         .and_then(Value::as_str)
@@ -319,7 +329,6 @@ async fn run(
     if !["CREATE", "READ", "UPDATE", "DELETE", "PAUSE", "UNPAUSE"].contains(&event.as_str()) {
         return Err(FeedError::UnsupportedEvent);
     }
-    // The trigger is the caller's, whatever namespace its name gives (as OpenWhisk's feed).
     let name = input
         .get("triggerName")
         .and_then(Value::as_str)
@@ -328,8 +337,6 @@ async fn run(
         .map(|p| p.name)
         .ok_or(FeedError::NoTriggerName)?;
     let ns = caller.namespace.as_str();
-    let qualified = format!("/{ns}/{name}");
-    // The key must be the caller's own, and the trigger must exist (but for DELETE).
     let owner = match input.get("authKey").and_then(Value::as_str) {
         Some(key) => match key.split_once(':') {
             Some((uuid, key)) => core.authenticate(uuid, key).await.ok(),
@@ -340,10 +347,30 @@ async fn run(
     if owner.is_none_or(|o| o.namespace != ns) {
         return Err(FeedError::AuthFailed);
     }
-    let store = core.store();
-    if event != "DELETE" && store.trigger(ns, &name).await?.is_none() {
+    if event != "DELETE" && core.store().trigger(ns, &name).await?.is_none() {
         return Err(FeedError::AuthFailed);
     }
+    Ok(FeedCall {
+        event,
+        namespace: ns.to_string(),
+        trigger: name,
+    })
+}
+
+async fn run(
+    core: &Arc<Controller>,
+    caller: &Identity,
+    kind: FeedKind,
+    input: Map<String, Value>,
+) -> Result<Value, FeedError> {
+    let FeedCall {
+        event,
+        namespace,
+        trigger: name,
+    } = feed_call(core, caller, &input).await?;
+    let ns = namespace.as_str();
+    let qualified = format!("/{ns}/{name}");
+    let store = core.store();
     let now = now_ms();
     let existing = store.schedule(ns, &name).await?;
     let missing = || FeedError::NotFound(qualified.clone());

@@ -25,6 +25,14 @@ pub enum EventError {
     BadFeed,
     /// Resource by this name exists but is not in this collection.
     OtherCollection,
+    /// {0}
+    Throttled(String),
+    /// {0}
+    HookUnauthorized(String),
+    /// {0}
+    HookRefused(String),
+    /// The trigger has no webhook.
+    NoHook,
 }
 
 impl From<gust_store::StoreError> for EventError {
@@ -37,6 +45,15 @@ impl EventError {
     /// Whether the host caused it (the store, the bus, no invoker), not the request.
     pub fn is_host_failure(&self) -> bool {
         matches!(self, EventError::Core(e) if e.is_host_failure())
+    }
+
+    /// Whether the namespace is throttled (its fires or invocations): to retry later.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            EventError::Core(e) => e.is_throttled(),
+            EventError::Throttled(_) => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn bad(msg: impl Into<String>) -> Self {

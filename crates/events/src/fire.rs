@@ -3,7 +3,7 @@
 //! (non-blocking, caused by the trigger's activation), then the trigger's record stored with
 //! one log line per rule.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -17,7 +17,7 @@ use gust_model::{
 use gust_store::Admission;
 use serde_json::{Map, Value, json};
 
-use crate::timers::rule_activation_id;
+use crate::timers::{derived_id, hashed_ms};
 use crate::triggers::check_name;
 use crate::{EventError, Events, Target, lock};
 
@@ -35,17 +35,31 @@ pub(crate) struct Firing {
     /// Rules not to run this time, by name: an earlier fire's activation of their action (its
     /// id) is still running, and how many fires they have skipped so.
     pub busy: HashMap<String, (String, u64)>,
-    /// The timer tick this fire is, if it is one.
-    pub tick: Option<Tick>,
+    /// What this fire is one of (a timer's tick, a source's message), if it has an identity.
+    pub fixed: Option<Fixed>,
 }
 
-/// The timer tick a fire is: its rules' actions get ids derived from it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Tick {
+/// The identity of a fire that may happen more than once (a timer's tick, a message
+/// delivered again): its rules' actions get ids derived from it.
+#[derive(Debug, Clone)]
+pub(crate) struct Fixed {
+    /// The time part of the derived ids.
     pub ms: u64,
-    /// It may have been fired before (a crash mid-fire): rules whose invocation was already
-    /// accepted are not run again.
+    /// What the ids are derived from (with each rule's name).
+    pub seed: String,
+    /// It may have been fired before (a crash mid-fire, a retry): rules whose invocation was
+    /// already accepted are not run again.
     pub refire: bool,
+    /// A rule's invocation refused for now (the namespace throttled) fails the fire, to be
+    /// fired again later, instead of being logged as failed: a source's back-pressure.
+    pub patient: bool,
+}
+
+impl Fixed {
+    /// The activation id of the action `rule` starts for this fire.
+    fn rule_id(&self, rule: &str) -> String {
+        derived_id(self.ms, &format!("{}\0{rule}", self.seed))
+    }
 }
 
 /// What [`Events::fire_with`] did: the fire, and the activation each rule started.
@@ -62,6 +76,42 @@ struct RuleRun {
     cause: Cause,
     /// The id to give it (a timer's tick), or a new one.
     activation_id: Option<String>,
+}
+
+/// Why a rule did not start its action: OpenWhisk's status code 1 (the caller's error) or 3
+/// (the platform's), and its message.
+#[derive(Debug)]
+enum Refusal {
+    Caller(String),
+    /// The namespace is throttled: the caller's to retry later.
+    Throttled(String),
+    Host(String),
+}
+
+impl Refusal {
+    fn code(&self) -> u8 {
+        match self {
+            Refusal::Caller(_) | Refusal::Throttled(_) => 1,
+            Refusal::Host(_) => 3,
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            Refusal::Caller(m) | Refusal::Throttled(m) | Refusal::Host(m) => m,
+        }
+    }
+}
+
+/// The trigger's record holds a fire's payload two levels down: it must stay readable.
+fn check_depth(payload: &Map<String, Value>) -> Result<(), EventError> {
+    if payload.values().any(|v| json_depth(v) >= MAX_JSON_DEPTH) {
+        return Err(ControllerError::malformed(format_args!(
+            "the payload nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// What a fire did.
@@ -112,7 +162,7 @@ pub fn forwarded_headers<'a>(
 
 /// One fire's log line for `rule`: OpenWhisk's `{rule, action, statusCode, success,
 /// activationId | error}`.
-fn log_line(rule: &Rule, outcome: Result<String, (u8, String)>) -> String {
+fn log_line(rule: &Rule, outcome: Result<String, Refusal>) -> String {
     let mut line = json!({
         "rule": format!("{}/{}", rule.namespace, rule.name),
         "action": format!("{}/{}", rule.action.path, rule.action.name),
@@ -123,10 +173,10 @@ fn log_line(rule: &Rule, outcome: Result<String, (u8, String)>) -> String {
             line["success"] = json!(true);
             line["activationId"] = json!(id);
         }
-        Err((code, error)) => {
-            line["statusCode"] = json!(code);
+        Err(refusal) => {
+            line["statusCode"] = json!(refusal.code());
             line["success"] = json!(false);
-            line["error"] = json!(error);
+            line["error"] = json!(refusal.message());
         }
     }
     line.to_string()
@@ -145,13 +195,7 @@ impl Events {
     ) -> Result<Fired, EventError> {
         let ns = self.core.authorize(who, ns)?.to_string();
         check_name(name)?;
-        // The trigger's record holds the payload two levels down: it must stay readable.
-        if payload.values().any(|v| json_depth(v) >= MAX_JSON_DEPTH) {
-            return Err(ControllerError::malformed(format_args!(
-                "the payload nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
-            ))
-            .into());
-        }
+        check_depth(&payload)?;
         self.count_fire(who).await?;
         let mut args = Map::new();
         if !headers.is_empty() {
@@ -164,9 +208,48 @@ impl Events {
             id: names::new_activation_id(),
             again: false,
             busy: HashMap::new(),
-            tick: None,
+            fixed: None,
         };
         Ok(self.fire_with(who, &ns, name, firing).await?.fired)
+    }
+
+    /// Fires trigger `ns/name` of `who` with a source's event. `key` (the event's own, or
+    /// one its deliverer keeps across retries) gives the fire an identity: a key fired before
+    /// answers with that fire's activation id and runs nothing, and a fire retried after a
+    /// partial failure makes only the invocations it had not made. `patient`: a rule's
+    /// invocation refused because the namespace is throttled fails the fire (to be retried)
+    /// instead of being logged as failed.
+    pub(crate) async fn fire_event(
+        &self,
+        who: &Identity,
+        ns: &str,
+        name: &str,
+        payload: Map<String, Value>,
+        key: &str,
+        patient: bool,
+    ) -> Result<Fired, EventError> {
+        check_depth(&payload)?;
+        let seed = format!("{ns}\0{name}\0event\0{key}");
+        let ms = hashed_ms(&seed);
+        let id = derived_id(ms, &seed);
+        if self.store.activation(ns, &id).await?.is_some() {
+            return Ok(Fired::Activation(id));
+        }
+        self.count_fire(who).await?;
+        let firing = Firing {
+            args: payload.clone(),
+            payload,
+            id,
+            again: true,
+            busy: HashMap::new(),
+            fixed: Some(Fixed {
+                ms,
+                seed,
+                refire: true,
+                patient,
+            }),
+        };
+        Ok(self.fire_with(who, ns, name, firing).await?.fired)
     }
 
     /// Fires trigger `ns/name` as `firing` says.
@@ -183,7 +266,7 @@ impl Events {
             id,
             again,
             busy,
-            tick,
+            fixed,
         } = firing;
         let target = self.target(ns, name).await?;
         let Some(target) = target else {
@@ -210,59 +293,54 @@ impl Events {
             kind: CauseKind::Trigger,
             activation_id: id.clone(),
         };
-        // A tick fired again: the invocations its first fire had accepted (journaled, or
-        // done) are not made again.
-        let accepted: HashSet<String> = match tick {
-            Some(Tick { refire: true, .. }) => self
-                .store
-                .pending()
-                .await?
-                .into_iter()
-                .map(|p| p.activation_id)
-                .collect(),
-            _ => HashSet::new(),
-        };
         let runs = target.rules.iter().map(|rule| async {
-            let fixed = tick.map(|t| rule_activation_id(ns, name, &rule.name, t.ms));
-            if let (Some(Tick { refire: true, .. }), Some(fixed)) = (tick, &fixed)
-                && (accepted.contains(fixed)
-                    || matches!(self.store.activation(ns, fixed).await, Ok(Some(_))))
+            let derived = fixed.as_ref().map(|f| f.rule_id(&rule.name));
+            // Fired again: the invocations its first fire had accepted (journaled, or done)
+            // are not made again.
+            if let (Some(Fixed { refire: true, .. }), Some(id)) = (&fixed, &derived)
+                && matches!(self.store.is_accepted(ns, id).await, Ok(true))
             {
-                return Ok(fixed.clone());
+                return Ok(id.clone());
             }
             match busy.get(&rule.name) {
-                Some((running, skipped)) => Err((
-                    1,
-                    format!(
-                        "Rule '{}/{}' did not activate action '{}/{}': its activation {running} of an earlier fire is still running ({skipped} overlapping fires skipped).",
-                        rule.namespace, rule.name, rule.action.path, rule.action.name
-                    ),
-                )),
+                Some((running, skipped)) => Err(Refusal::Caller(format!(
+                    "Rule '{}/{}' did not activate action '{}/{}': its activation {running} of an earlier fire is still running ({skipped} overlapping fires skipped).",
+                    rule.namespace, rule.name, rule.action.path, rule.action.name
+                ))),
                 None => {
                     let started = RuleRun {
                         params: params.clone(),
                         cause: cause.clone(),
-                        activation_id: fixed,
+                        activation_id: derived,
                     };
                     self.run_rule(who, rule, started).await
                 }
             }
         });
         let outcomes = join_all(runs).await;
-        // A timer's fire none of whose invocations the platform took is not a fire: it is
-        // tried again (its tick stays pending) instead of being recorded as done.
-        let host_failed = |o: &Result<String, (u8, String)>| matches!(o, Err((3, _)));
-        let tried: Vec<_> = target
-            .rules
-            .iter()
-            .zip(&outcomes)
-            .filter(|(r, _)| r.status == RuleStatus::Active && !busy.contains_key(&r.name))
-            .collect();
-        if again && !tried.is_empty() && tried.iter().all(|(_, o)| host_failed(o)) {
-            return Err(ControllerError::Unreachable(
-                "the platform took none of this fire's invocations".into(),
-            )
-            .into());
+        // A fire with an identity (a timer's tick, a source's message) one of whose
+        // invocations the platform could not take is not a fire: it is tried again (the
+        // invocations it did make keep their ids and are not made twice) instead of being
+        // recorded as done; so is one whose namespace is throttled, when the fire waits.
+        if let Some(f) = &fixed {
+            let retry = |o: &Result<String, Refusal>| match o {
+                Err(Refusal::Host(_)) => true,
+                Err(Refusal::Throttled(_)) => f.patient,
+                _ => false,
+            };
+            if let Some((_, Err(refusal))) = target
+                .rules
+                .iter()
+                .zip(&outcomes)
+                .find(|(r, o)| r.status == RuleStatus::Active && retry(o))
+            {
+                return Err(match refusal {
+                    Refusal::Throttled(m) => EventError::Throttled(m.clone()),
+                    Refusal::Host(m) | Refusal::Caller(m) => {
+                        ControllerError::Unreachable(m.clone()).into()
+                    }
+                });
+            }
         }
         let started = target
             .rules
@@ -305,31 +383,28 @@ impl Events {
         })
     }
 
-    /// Invokes `rule`'s action (non-blocking) if the rule is active: its activation id, or
-    /// OpenWhisk's status code (1: the caller's error, 3: the platform's) and message.
-    async fn run_rule(
-        &self,
-        who: &Identity,
-        rule: &Rule,
-        run: RuleRun,
-    ) -> Result<String, (u8, String)> {
+    /// Invokes `rule`'s action (non-blocking) if the rule is active: its activation id, or why
+    /// not.
+    async fn run_rule(&self, who: &Identity, rule: &Rule, run: RuleRun) -> Result<String, Refusal> {
         let RuleRun {
             params,
             cause,
             activation_id,
         } = run;
         if rule.status != RuleStatus::Active {
-            return Err((
-                1,
-                format!(
-                    "Rule '{}/{}' is inactive, action '{}/{}' was not activated.",
-                    rule.namespace, rule.name, rule.action.path, rule.action.name
-                ),
-            ));
+            return Err(Refusal::Caller(format!(
+                "Rule '{}/{}' is inactive, action '{}/{}' was not activated.",
+                rule.namespace, rule.name, rule.action.path, rule.action.name
+            )));
         }
         let failed = |e: ControllerError| {
-            let code = if e.is_host_failure() { 3 } else { 1 };
-            (code, e.to_string())
+            if e.is_host_failure() {
+                Refusal::Host(e.to_string())
+            } else if e.is_throttled() {
+                Refusal::Throttled(e.to_string())
+            } else {
+                Refusal::Caller(e.to_string())
+            }
         };
         let resolved = self
             .core

@@ -1,6 +1,7 @@
 //! Events: triggers, rules and `fire`, the `whisk.system` catalog with its built-in actions
-//! (the `utils` package and the `alarms` feeds), and the durable timers that fire triggers
-//! on a schedule. A trigger is the OpenWhisk entity that rules connect to actions; firing it
+//! (the `utils` package, the `alarms` feeds and the feeds of every event source), the
+//! durable timers that fire triggers on a schedule, the runners of connected sources
+//! (queues, topics) and the receiver of webhooks. A trigger is the OpenWhisk entity that rules connect to actions; firing it
 //! invokes, through the controller's invoke API, the action of every active rule.
 //!
 //! **API boundary:** a client of the invocation core: every action runs through
@@ -19,7 +20,10 @@
 mod alarms;
 mod error;
 mod fire;
+mod hooks;
+pub mod listeners;
 mod rules;
+pub mod sources;
 pub mod system;
 pub mod timers;
 mod timing;
@@ -36,7 +40,10 @@ use tokio::sync::Notify;
 
 pub use error::EventError;
 pub use fire::{Fired, forwarded_headers};
+pub use gust_source::HookRequest;
+pub use hooks::Hooked;
 pub use rules::RulePut;
+pub use sources::Sources;
 pub use triggers::TriggerPut;
 
 /// A trigger and the rules that name it: what a fire reads.
@@ -56,6 +63,8 @@ pub struct Events {
     fires: Mutex<HashMap<String, (u64, u64)>>,
     /// Woken when a schedule changes, so the timers look again at once.
     timers: Arc<Notify>,
+    /// The event sources this process knows.
+    sources: Arc<Sources>,
 }
 
 impl std::fmt::Debug for Events {
@@ -69,14 +78,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Events {
-    /// Events over `core`, waking `timers` when a schedule changes.
-    pub fn new(core: Arc<Controller>, timers: Arc<Notify>) -> Arc<Events> {
+    /// Events over `core`, waking `timers` when a schedule changes, receiving webhooks of
+    /// `sources`.
+    pub fn new(core: Arc<Controller>, timers: Arc<Notify>, sources: Arc<Sources>) -> Arc<Events> {
         Arc::new(Events {
             store: core.store().clone(),
             core,
             targets: EntityCache::default(),
             fires: Mutex::new(HashMap::new()),
             timers,
+            sources,
         })
     }
 

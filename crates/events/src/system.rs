@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::alarms::{FeedKind, feed};
+use crate::sources::{self, FeedContext, Sources};
 
 /// The system namespace.
 pub const SYSTEM: &str = "whisk.system";
@@ -31,6 +32,7 @@ pub const SYSTEM: &str = "whisk.system";
 pub const BUILTIN: &str = "builtin";
 
 /// An action's description and parameters as OpenWhisk's catalog annotates them.
+#[derive(Clone)]
 struct Entry {
     package: &'static str,
     name: &'static str,
@@ -150,7 +152,7 @@ fn parsed(json: &str) -> Value {
 /// Creates the system namespace and its packages and actions, or brings them up to this
 /// binary's definitions. Safe to run from several processes at once: a write that loses a
 /// race to another process's identical write is ignored.
-pub async fn install(store: &dyn Store) -> Result<(), StoreError> {
+pub async fn install(store: &dyn Store, sources: &Sources) -> Result<(), StoreError> {
     if store.namespace(SYSTEM).await?.is_none() {
         let ns = Namespace {
             name: SYSTEM.into(),
@@ -164,7 +166,11 @@ pub async fn install(store: &dyn Store) -> Result<(), StoreError> {
             Err(e) => return Err(e),
         }
     }
-    for (name, description, parameters) in PACKAGES {
+    let packages = PACKAGES
+        .iter()
+        .map(|(n, d, p)| (*n, *d, *p))
+        .chain(sources.iter().map(|s| (s.package(), s.description(), "[]")));
+    for (name, description, parameters) in packages {
         let wanted = Package {
             namespace: SYSTEM.into(),
             name: (*name).into(),
@@ -193,7 +199,17 @@ pub async fn install(store: &dyn Store) -> Result<(), StoreError> {
                 .await,
         )?;
     }
-    for entry in CATALOG {
+    let feeds = sources.iter().flat_map(|s| {
+        s.feeds().iter().map(|f| Entry {
+            package: s.package(),
+            name: f.name,
+            description: f.description,
+            parameters: f.parameters,
+            feed: true,
+        })
+    });
+    let entries: Vec<Entry> = CATALOG.iter().map(Entry::clone).chain(feeds).collect();
+    for entry in &entries {
         let mut annotations = vec![
             kv("description", json!(entry.description)),
             kv("parameters", parsed(entry.parameters)),
@@ -252,13 +268,24 @@ pub struct SystemActions {
     api_host: String,
     /// Woken when a feed changes a schedule.
     timers: Arc<Notify>,
+    /// The event sources whose feeds are in the catalog.
+    sources: Arc<Sources>,
+    /// Woken when a feed changes a subscription.
+    listeners: Arc<Notify>,
 }
 
 impl SystemActions {
-    pub fn new(api_host: impl Into<String>, timers: Arc<Notify>) -> Self {
+    pub fn new(
+        api_host: impl Into<String>,
+        timers: Arc<Notify>,
+        sources: Arc<Sources>,
+        listeners: Arc<Notify>,
+    ) -> Self {
         SystemActions {
             api_host: api_host.into(),
             timers,
+            sources,
+            listeners,
         }
     }
 }
@@ -350,11 +377,28 @@ impl Composer for SystemActions {
             msg.activation_id = id;
         }
         let start = now_ms();
-        let answer = match action.simple_name() {
-            "alarm" => feed(core, inv.caller, FeedKind::Cron, input, &self.timers).await,
-            "once" => feed(core, inv.caller, FeedKind::Once, input, &self.timers).await,
-            "interval" => feed(core, inv.caller, FeedKind::Interval, input, &self.timers).await,
-            util => run_util(util, input, &inv.caller.namespace, &self.api_host),
+        let package = action.name.split_once('/').map_or("", |(p, _)| p);
+        let answer = match (package, action.simple_name()) {
+            ("alarms", "alarm") => {
+                feed(core, inv.caller, FeedKind::Cron, input, &self.timers).await
+            }
+            ("alarms", "once") => feed(core, inv.caller, FeedKind::Once, input, &self.timers).await,
+            ("alarms", "interval") => {
+                feed(core, inv.caller, FeedKind::Interval, input, &self.timers).await
+            }
+            ("utils", util) => run_util(util, input, &inv.caller.namespace, &self.api_host),
+            (package, name) => match self.sources.get(package) {
+                Some(source) => {
+                    let cx = FeedContext {
+                        core,
+                        caller: inv.caller,
+                        api_host: &self.api_host,
+                        wake: &self.listeners,
+                    };
+                    sources::feed(cx, source, name, input).await
+                }
+                None => Answer::thrown(&format!("no built-in action {package}/{name}")),
+            },
         };
         let mut rec = record(&msg, start, now_ms(), answer.response);
         rec.logs = answer.logs;

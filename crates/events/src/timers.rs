@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::sync::Notify;
 
-use crate::fire::{Firing, Tick};
+use crate::fire::{Firing, Fixed};
 use crate::timing::{next_tick, tick_back};
 use crate::{EventError, Events, lock};
 
@@ -63,9 +63,16 @@ pub fn rule_activation_id(ns: &str, trigger: &str, rule: &str, tick_ms: u64) -> 
     derived_id(tick_ms, &format!("{ns}\0{trigger}\0{tick_ms}\0{rule}"))
 }
 
+/// A time for the ids derived from `seed` that has none of its own (a message's key): 48
+/// bits of its hash, so such ids do not all start alike.
+pub(crate) fn hashed_ms(seed: &str) -> u64 {
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    digest[..6].iter().fold(0, |n, b| (n << 8) | u64::from(*b))
+}
+
 /// An activation id in the UUIDv7 layout with `ms` as its time and a hash of `seed` as its
 /// other bits.
-fn derived_id(ms: u64, seed: &str) -> String {
+pub(crate) fn derived_id(ms: u64, seed: &str) -> String {
     let digest = sha2::Sha256::digest(seed.as_bytes());
     let mut rest = [0u8; 10];
     rest.copy_from_slice(&digest[..10]);
@@ -368,9 +375,11 @@ impl Timers {
             id,
             again: true,
             busy,
-            tick: Some(Tick {
+            fixed: Some(Fixed {
                 ms: tick_ms,
+                seed: format!("{}\0{}\0{tick_ms}", s.namespace, s.trigger),
                 refire,
+                patient: false,
             }),
         };
         let report = match self

@@ -100,8 +100,10 @@ impl From<EventError> for ApiError {
         let status = match e {
             Core(e) => return e.into(),
             RuleIncomplete | NoSuchTrigger(_) | NoSuchAction(_) | ForeignTrigger(_)
-            | BadStatus(_) | BadFeed => StatusCode::BAD_REQUEST,
-            TriggerGone => StatusCode::NOT_FOUND,
+            | BadStatus(_) | BadFeed | HookRefused(_) => StatusCode::BAD_REQUEST,
+            TriggerGone | NoHook => StatusCode::NOT_FOUND,
+            Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            HookUnauthorized(_) => StatusCode::UNAUTHORIZED,
             OtherCollection => StatusCode::CONFLICT,
         };
         ApiError::new(status, e.to_string())

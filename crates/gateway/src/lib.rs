@@ -32,6 +32,7 @@ mod respond;
 mod actions;
 mod activations;
 mod apis;
+mod hooks;
 mod namespaces;
 mod packages;
 mod rules;

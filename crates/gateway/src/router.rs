@@ -8,7 +8,7 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, namespaces, packages, rules, sites, system, triggers, web,
+    actions, activations, apis, hooks, namespaces, packages, rules, sites, system, triggers, web,
 };
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
@@ -21,6 +21,7 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(actions::router())
         .merge(packages::router())
         .merge(triggers::router())
+        .merge(hooks::router())
         .merge(rules::router())
         .merge(apis::router())
         .merge(sites::router())

@@ -25,5 +25,6 @@ pub use entity::{
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
 pub use message::{Cause, CauseKind, CompletionMessage, InvocationMessage, InvokerHealth};
 pub use trigger::{
-    DeleteAfterFire, EntityPath, Rule, RuleStatus, Schedule, ScheduleSpec, Timing, Trigger,
+    DeleteAfterFire, EntityPath, Rule, RuleStatus, Schedule, ScheduleSpec, Subscription,
+    SubscriptionSpec, Timing, Trigger,
 };

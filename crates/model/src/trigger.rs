@@ -203,3 +203,38 @@ mod tests {
         assert_eq!(e.qualified(), "/ns/pkg/a");
     }
 }
+
+/// A trigger's subscription to an event source (a feed of a source's package under
+/// `whisk.system`: a webhook, a queue, a topic), as stored: its configuration, and which
+/// process runs it until when (decision 0021).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub namespace: String,
+    pub trigger: String,
+    pub spec: SubscriptionSpec,
+    /// The process that runs it (a connected source), while its lease holds.
+    pub owner: Option<String>,
+    pub lease_ms: u64,
+    /// What its runner last said: connected, or why not; messages moved aside.
+    pub status: Map<String, Value>,
+}
+
+/// What a subscription is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionSpec {
+    /// The source's package (`mqtt`, `webhooks`).
+    pub source: String,
+    /// The feed in it (`subscribe`, `github`).
+    pub feed: String,
+    /// The feed's parameters as its source checked them, secrets included: never shown.
+    pub config: Map<String, Value>,
+    /// Whether it holds a connection, run by one process at a time (webhooks do not).
+    pub listens: bool,
+    /// Paused by the feed's `PAUSE`: not run until `UNPAUSE`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// When it was created or last updated (ms since the epoch); a runner whose copy is older
+    /// restarts it.
+    pub changed_ms: u64,
+}

@@ -2,7 +2,7 @@
 //! `gust serve` (every part in one process) and the cluster roles (`gust controller`,
 //! `gust invoker`): the store, the bus, the Wasm runtime, an invoker, a controller with its
 //! composers (compositions, the system namespace's built-in actions), events (triggers,
-//! rules, the system catalog, timers), the gateway with static sites, and record retention.
+//! rules, the system catalog, timers, event sources), the gateway with static sites, and record retention.
 //!
 //! **May not:** parse arguments or print: the CLI decides what to build and says what it
 //! built; this crate only connects the parts.
@@ -17,9 +17,10 @@ use gust_bus::memory::MemoryBus;
 use gust_bus::nats::NatsBus;
 use gust_compose::Compositions;
 use gust_controller::{Controller, ControllerBuilder};
-use gust_events::Events;
+use gust_events::listeners::Listeners;
 use gust_events::system::SystemActions;
 use gust_events::timers::Timers;
+use gust_events::{Events, Sources};
 use gust_gateway::Gateway;
 use gust_invoker::Invoker;
 use gust_model::SystemLimits;
@@ -30,6 +31,16 @@ use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
 
 pub mod files;
+
+/// Every event source this binary has: webhooks, NATS, MQTT, AMQP and Redis streams.
+fn event_sources() -> Arc<Sources> {
+    Sources::new(vec![
+        Arc::new(gust_source_webhooks::Webhooks),
+        Arc::new(gust_source_nats::Nats::default()),
+        Arc::new(gust_source_mqtt::Mqtt),
+        // AMQP_REDIS_PENDING
+    ])
+}
 
 /// Milliseconds in a day.
 pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -69,6 +80,10 @@ pub struct Node {
     in_process_bus: bool,
     /// Wakes this process's timers when a schedule changes.
     timers: Arc<tokio::sync::Notify>,
+    /// The event sources (webhooks, queues) whose feeds this process serves.
+    sources: Arc<Sources>,
+    /// Wakes this process's subscription runners when a subscription changes.
+    listeners: Arc<tokio::sync::Notify>,
     /// The store is a server other processes may share (PostgreSQL), not this process's own.
     shared_store: bool,
 }
@@ -105,6 +120,8 @@ impl Node {
             system: SystemLimits::default(),
             in_process_bus: matches!(settings.bus, None | Some("")),
             timers: Arc::default(),
+            sources: event_sources(),
+            listeners: Arc::default(),
             shared_store: !matches!(settings.store, None | Some("")),
         })
     }
@@ -149,7 +166,12 @@ impl Node {
         )
         .system_limits(self.system)
         .composer(Arc::new(Compositions))
-        .composer(Arc::new(SystemActions::new(api_host, self.timers.clone())));
+        .composer(Arc::new(SystemActions::new(
+            api_host,
+            self.timers.clone(),
+            self.sources.clone(),
+            self.listeners.clone(),
+        )));
         if let Some(invoker) = local.filter(|_| self.in_process_bus) {
             builder = builder.local_invoker(invoker.clone());
         }
@@ -165,10 +187,14 @@ impl Node {
         owner: &str,
         catch_up: u64,
     ) -> Result<Arc<Events>> {
-        gust_events::system::install(self.store.as_ref())
+        gust_events::system::install(self.store.as_ref(), &self.sources)
             .await
             .context("cannot install the system namespace")?;
-        let events = Events::new(controller.clone(), self.timers.clone());
+        let events = Events::new(
+            controller.clone(),
+            self.timers.clone(),
+            self.sources.clone(),
+        );
         Timers::start(
             events.clone(),
             self.timers.clone(),
@@ -178,6 +204,15 @@ impl Node {
         )
         .await
         .context("cannot start the timers")?;
+        Listeners::start(
+            events.clone(),
+            self.sources.clone(),
+            self.listeners.clone(),
+            owner.to_string(),
+            self.shared_store,
+        )
+        .await
+        .context("cannot start the event sources")?;
         Ok(events)
     }
 

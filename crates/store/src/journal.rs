@@ -23,6 +23,8 @@ pub trait JournalStore: Send + Sync + 'static {
     async fn put_pending_unless_recorded(&self, pending: PendingInvocation) -> Result<bool>;
     /// Every journaled invocation, oldest first.
     async fn pending(&self) -> Result<Vec<PendingInvocation>>;
+    /// Whether activation `id` of `namespace` was accepted: it is journaled or recorded.
+    async fn is_accepted(&self, namespace: &str, id: &str) -> Result<bool>;
 
     /// Marks a journal entry as accepted at `now_ms` (a long-running sequence, so a sweep of
     /// stale entries does not take it for lost). Only stores that sweep need it.

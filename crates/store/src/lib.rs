@@ -29,6 +29,7 @@ mod schedules;
 mod sites;
 mod sql;
 pub mod sqlite;
+mod subscriptions;
 mod triggers;
 
 use gust_model::Action;
@@ -43,6 +44,7 @@ pub use routes::RouteStore;
 pub use rules::RuleStore;
 pub use schedules::{ScheduleStore, TickClaim};
 pub use sites::SiteStore;
+pub use subscriptions::SubscriptionStore;
 pub use triggers::TriggerStore;
 
 /// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
@@ -77,6 +79,7 @@ pub trait Store:
     + TriggerStore
     + RuleStore
     + ScheduleStore
+    + SubscriptionStore
     + JournalStore
     + AdmissionStore
     + ActivationStore
@@ -92,6 +95,7 @@ impl<T> Store for T where
         + TriggerStore
         + RuleStore
         + ScheduleStore
+        + SubscriptionStore
         + JournalStore
         + AdmissionStore
         + ActivationStore

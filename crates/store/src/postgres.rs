@@ -14,7 +14,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use gust_model::time::now_ms;
 use gust_model::{
     Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Rule,
-    Schedule, Site, Trigger,
+    Schedule, Site, Subscription, Trigger,
 };
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -32,7 +32,8 @@ use crate::sql::{self, Arg};
 use crate::{
     ActionStore, ActivationQuery, ActivationStore, Admission, AdmissionStore, JournalStore,
     NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore,
-    ScheduleStore, SiteStore, StoreError, TickClaim, TriggerStore, action_from, name_range,
+    ScheduleStore, SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore, action_from,
+    name_range,
 };
 
 /// Connections kept open to PostgreSQL per process.
@@ -192,6 +193,20 @@ CREATE TABLE fires_admitted (
     minute    BIGINT NOT NULL,
     n         BIGINT NOT NULL
 );
+"#,
+    r#"
+-- The subscriptions of source-fed triggers (decision 0021).
+CREATE TABLE subscriptions (
+    namespace TEXT COLLATE "C" NOT NULL,
+    trigger   TEXT COLLATE "C" NOT NULL,
+    doc       TEXT NOT NULL,
+    runs      INTEGER NOT NULL,
+    owner     TEXT,
+    lease_ms  BIGINT NOT NULL,
+    status    TEXT NOT NULL,
+    PRIMARY KEY (namespace, trigger)
+);
+CREATE INDEX subscriptions_running ON subscriptions (runs, owner);
 "#,
 ];
 
@@ -511,6 +526,7 @@ impl NamespaceStore for PostgresStore {
                       g AS (DELETE FROM triggers WHERE namespace = $1),
                       u AS (DELETE FROM rules WHERE namespace = $1),
                       h AS (DELETE FROM schedules WHERE namespace = $1),
+                      v AS (DELETE FROM subscriptions WHERE namespace = $1),
                       r AS (DELETE FROM activations WHERE namespace = $1)
                  DELETE FROM namespaces WHERE name = $1",
                 &[&name],
@@ -856,6 +872,13 @@ impl JournalStore for PostgresStore {
         Ok(n > 0)
     }
 
+    async fn is_accepted(&self, namespace: &str, id: &str) -> Result<bool> {
+        Ok(!self
+            .query(sql::IS_ACCEPTED, &[&id, &namespace])
+            .await?
+            .is_empty())
+    }
+
     async fn pending(&self) -> Result<Vec<PendingInvocation>> {
         // Entries whose record exists are finished: dropped, not returned.
         self.drop_recorded_pending().await?;
@@ -1158,7 +1181,8 @@ impl TriggerStore for PostgresStore {
         // One statement: the trigger and its schedule go together.
         let rows = self
             .query(
-                "WITH s AS (DELETE FROM schedules WHERE namespace = $1 AND trigger = $2)
+                "WITH s AS (DELETE FROM schedules WHERE namespace = $1 AND trigger = $2),
+                      v AS (DELETE FROM subscriptions WHERE namespace = $1 AND trigger = $2)
                  DELETE FROM triggers WHERE namespace = $1 AND name = $2 RETURNING doc",
                 &[&namespace, &name],
             )
@@ -1244,6 +1268,103 @@ impl RuleStore for PostgresStore {
                 .query(sql::RULES_OF_TRIGGER, &[&namespace, &trigger])
                 .await?,
         )
+    }
+}
+
+fn subscription_from(r: &tokio_postgres::Row) -> Result<Subscription> {
+    Ok(Subscription {
+        namespace: r.get(0),
+        trigger: r.get(1),
+        spec: serde_json::from_str(r.get(2))?,
+        owner: r.get(3),
+        lease_ms: r.get::<_, i64>(4) as u64,
+        status: serde_json::from_str(r.get(5))?,
+    })
+}
+
+#[async_trait]
+impl SubscriptionStore for PostgresStore {
+    async fn put_subscription(&self, s: &Subscription) -> Result<()> {
+        let doc = serde_json::to_string(&s.spec)?;
+        let runs = i32::from(s.spec.listens && !s.spec.paused);
+        self.execute(
+            sql::PUT_SUBSCRIPTION,
+            &[&s.namespace, &s.trigger, &doc, &runs],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn subscription(&self, namespace: &str, trigger: &str) -> Result<Option<Subscription>> {
+        self.query(sql::SUBSCRIPTION, &[&namespace, &trigger])
+            .await?
+            .first()
+            .map(subscription_from)
+            .transpose()
+    }
+
+    async fn delete_subscription(&self, namespace: &str, trigger: &str) -> Result<bool> {
+        Ok(self
+            .execute(sql::DELETE_SUBSCRIPTION, &[&namespace, &trigger])
+            .await?
+            > 0)
+    }
+
+    async fn runnable_subscriptions(&self, owner: &str, now_ms: u64) -> Result<Vec<Subscription>> {
+        self.query(
+            sql::RUNNABLE_SUBSCRIPTIONS,
+            &[&owner, &self.db_time(now_ms)],
+        )
+        .await?
+        .iter()
+        .map(subscription_from)
+        .collect()
+    }
+
+    async fn claim_subscription(
+        &self,
+        namespace: &str,
+        trigger: &str,
+        owner: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<bool> {
+        let n = self
+            .execute(
+                sql::CLAIM_SUBSCRIPTION,
+                &[
+                    &owner,
+                    &self.db_time(lease_ms),
+                    &namespace,
+                    &trigger,
+                    &self.db_time(now_ms),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn renew_subscriptions(&self, owner: &str, lease_ms: u64) -> Result<u64> {
+        self.execute(sql::RENEW_SUBSCRIPTIONS, &[&self.db_time(lease_ms), &owner])
+            .await
+    }
+
+    async fn set_subscription_status(
+        &self,
+        namespace: &str,
+        trigger: &str,
+        status: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let status = serde_json::to_string(status)?;
+        self.execute(sql::SUBSCRIPTION_STATUS, &[&status, &namespace, &trigger])
+            .await
+            .map(|_| ())
+    }
+
+    async fn release_subscriptions(&self) -> Result<()> {
+        self.execute(sql::RELEASE_SUBSCRIPTIONS, &[])
+            .await
+            .map(|_| ())
     }
 }
 

@@ -152,9 +152,45 @@ pub(crate) const EARLIEST_TICK: &str = "SELECT next_ms FROM schedules
      ORDER BY next_ms LIMIT 1";
 pub(crate) const RELEASE_SCHEDULES: &str = "UPDATE schedules SET owner = NULL, lease_ms = 0";
 
+/// The columns of a subscription, in the order the backends read them.
+macro_rules! subscription_columns {
+    () => {
+        "namespace, trigger, doc, owner, lease_ms, status"
+    };
+}
+pub(crate) const PUT_SUBSCRIPTION: &str =
+    "INSERT INTO subscriptions (namespace, trigger, doc, runs, owner, lease_ms, status)
+     VALUES ($1, $2, $3, $4, NULL, 0, '{}')
+     ON CONFLICT (namespace, trigger)
+     DO UPDATE SET doc = excluded.doc, runs = excluded.runs, status = '{}'";
+pub(crate) const SUBSCRIPTION: &str = concat!(
+    "SELECT ",
+    subscription_columns!(),
+    " FROM subscriptions WHERE namespace = $1 AND trigger = $2"
+);
+pub(crate) const DELETE_SUBSCRIPTION: &str =
+    "DELETE FROM subscriptions WHERE namespace = $1 AND trigger = $2";
+pub(crate) const RUNNABLE_SUBSCRIPTIONS: &str = concat!(
+    "SELECT ",
+    subscription_columns!(),
+    " FROM subscriptions
+     WHERE runs = 1 AND (owner = $1 OR owner IS NULL OR lease_ms < $2)"
+);
+pub(crate) const CLAIM_SUBSCRIPTION: &str = "UPDATE subscriptions SET owner = $1, lease_ms = $2
+     WHERE namespace = $3 AND trigger = $4 AND runs = 1
+       AND (owner = $1 OR owner IS NULL OR lease_ms < $5)";
+pub(crate) const RENEW_SUBSCRIPTIONS: &str =
+    "UPDATE subscriptions SET lease_ms = $1 WHERE owner = $2";
+pub(crate) const SUBSCRIPTION_STATUS: &str =
+    "UPDATE subscriptions SET status = $1 WHERE namespace = $2 AND trigger = $3";
+pub(crate) const RELEASE_SUBSCRIPTIONS: &str =
+    "UPDATE subscriptions SET owner = NULL, lease_ms = 0";
+
 pub(crate) const PUT_PENDING_UNLESS_RECORDED: &str = "INSERT INTO pending (id, accepted, message)
      SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM activations WHERE id = $1)
      ON CONFLICT DO NOTHING";
+pub(crate) const IS_ACCEPTED: &str = "SELECT 1 FROM pending WHERE id = $1
+     UNION ALL SELECT 1 FROM activations WHERE id = $1 AND namespace = $2 LIMIT 1";
 pub(crate) const PENDING: &str = "SELECT id, accepted, message FROM pending ORDER BY accepted";
 
 pub(crate) const ACTIVATION: &str = "SELECT doc FROM activations WHERE id = $1 AND namespace = $2";
@@ -292,8 +328,17 @@ mod tests {
             RENEW_SCHEDULES,
             EARLIEST_TICK,
             RELEASE_SCHEDULES,
+            PUT_SUBSCRIPTION,
+            SUBSCRIPTION,
+            DELETE_SUBSCRIPTION,
+            RUNNABLE_SUBSCRIPTIONS,
+            CLAIM_SUBSCRIPTION,
+            RENEW_SUBSCRIPTIONS,
+            SUBSCRIPTION_STATUS,
+            RELEASE_SUBSCRIPTIONS,
             PUT_PENDING_UNLESS_RECORDED,
             PENDING,
+            IS_ACCEPTED,
             ACTIVATION,
             DELETE_ACTIVATIONS_BEFORE,
         ];

@@ -229,13 +229,23 @@ pub async fn create_with_feed(
         .call("PUT", &url, Some(&body))
         .await
         .map_err(|e| put_failure(e, "trigger", name))?;
-    if let Some((feed, params)) = feed
-        && let Err(e) = call_feed(client, feed, "CREATE", name, params).await
-    {
-        return Err(match client.call("DELETE", &path(name), None).await {
-            Ok(_) => anyhow!("{e:#} (trigger '{name}' was not created)"),
-            Err(d) => anyhow!("{e:#}; deleting trigger '{name}' failed too: {d:#}"),
-        });
+    if let Some((feed, params)) = feed {
+        match call_feed(client, feed, "CREATE", name, params).await {
+            // A webhook feed answers with the URL its sender must be given.
+            Ok(result) => {
+                if let Some(url) = result["url"].as_str()
+                    && !client.json
+                {
+                    crate::ui::note(format_args!("webhook URL of trigger {name}: {url}"));
+                }
+            }
+            Err(e) => {
+                return Err(match client.call("DELETE", &path(name), None).await {
+                    Ok(_) => anyhow!("{e:#} (trigger '{name}' was not created)"),
+                    Err(d) => anyhow!("{e:#}; deleting trigger '{name}' failed too: {d:#}"),
+                });
+            }
+        }
     }
     Ok(t)
 }

@@ -15,6 +15,7 @@ mod processes;
 mod runtime;
 mod sequences;
 mod sites;
+mod sources;
 mod triggers;
 mod web;
 

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use gust_model::time::now_ms;
 use gust_model::{
     Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Rule,
-    Schedule, Site, Trigger,
+    Schedule, Site, Subscription, Trigger,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -42,7 +42,7 @@ use crate::sql::{self, Arg};
 use crate::{
     ActionStore, ActivationQuery, ActivationStore, AdmissionStore, JournalStore, NamespaceStore,
     PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore, ScheduleStore,
-    SiteStore, StoreError, TickClaim, TriggerStore, action_from, name_range,
+    SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore, action_from, name_range,
 };
 use writer::{Job, Scope, Typed, Write, Writer, apply, checkpoint, mark_applied};
 
@@ -207,6 +207,20 @@ CREATE TABLE schedules (
 );
 CREATE INDEX schedules_by_next ON schedules (next_ms);
 CREATE INDEX schedules_pending ON schedules (pending_ms) WHERE pending_ms IS NOT NULL;
+"#,
+    r#"
+-- The subscriptions of source-fed triggers (decision 0021).
+CREATE TABLE subscriptions (
+    namespace TEXT NOT NULL,
+    trigger   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    runs      INTEGER NOT NULL,
+    owner     TEXT,
+    lease_ms  INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    PRIMARY KEY (namespace, trigger)
+);
+CREATE INDEX subscriptions_running ON subscriptions (runs, owner);
 "#,
 ];
 
@@ -675,6 +689,7 @@ impl NamespaceStore for SqliteStore {
                 "triggers",
                 "rules",
                 "schedules",
+                "subscriptions",
                 "activations",
             ] {
                 c.execute(&format!("DELETE FROM {table} WHERE namespace = ?"), [&name])?;
@@ -1104,6 +1119,8 @@ impl TriggerStore for SqliteStore {
                 .optional()?;
             c.prepare_cached(sql::DELETE_TRIGGER_SCHEDULE)?
                 .execute(params![ns, name])?;
+            c.prepare_cached(sql::DELETE_SUBSCRIPTION)?
+                .execute(params![ns, name])?;
             Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
         })
         .await
@@ -1281,6 +1298,122 @@ impl ScheduleStore for SqliteStore {
     }
 }
 
+type SubscriptionRow = (String, String, String, Option<String>, i64, String);
+
+fn subscription_of(row: SubscriptionRow) -> Result<Subscription> {
+    let (namespace, trigger, doc, owner, lease, status) = row;
+    Ok(Subscription {
+        namespace,
+        trigger,
+        spec: serde_json::from_str(&doc)?,
+        owner,
+        lease_ms: lease as u64,
+        status: serde_json::from_str(&status)?,
+    })
+}
+
+impl SqliteStore {
+    /// The subscriptions `sql` selects with `args`.
+    async fn subscriptions(
+        &self,
+        sql: &'static str,
+        args: Vec<Value>,
+    ) -> Result<Vec<Subscription>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
+            rows.map(|r| subscription_of(r?)).collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
+    async fn put_subscription(&self, s: &Subscription) -> Result<()> {
+        let doc = Value::Text(serde_json::to_string(&s.spec)?);
+        let runs = i64::from(s.spec.listens && !s.spec.paused);
+        let args = vec![
+            text(&s.namespace),
+            text(&s.trigger),
+            doc,
+            Value::Integer(runs),
+        ];
+        self.write_count(sql::PUT_SUBSCRIPTION, args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn subscription(&self, namespace: &str, trigger: &str) -> Result<Option<Subscription>> {
+        Ok(self
+            .subscriptions(sql::SUBSCRIPTION, vec![text(namespace), text(trigger)])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn delete_subscription(&self, namespace: &str, trigger: &str) -> Result<bool> {
+        let args = vec![text(namespace), text(trigger)];
+        Ok(self.write_count(sql::DELETE_SUBSCRIPTION, args).await? > 0)
+    }
+
+    async fn runnable_subscriptions(&self, owner: &str, now_ms: u64) -> Result<Vec<Subscription>> {
+        self.subscriptions(sql::RUNNABLE_SUBSCRIPTIONS, vec![text(owner), int(now_ms)])
+            .await
+    }
+
+    async fn claim_subscription(
+        &self,
+        namespace: &str,
+        trigger: &str,
+        owner: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<bool> {
+        let args = vec![
+            text(owner),
+            int(lease_ms),
+            text(namespace),
+            text(trigger),
+            int(now_ms),
+        ];
+        Ok(self.write_count(sql::CLAIM_SUBSCRIPTION, args).await? > 0)
+    }
+
+    async fn renew_subscriptions(&self, owner: &str, lease_ms: u64) -> Result<u64> {
+        self.write_count(sql::RENEW_SUBSCRIPTIONS, vec![int(lease_ms), text(owner)])
+            .await
+    }
+
+    async fn set_subscription_status(
+        &self,
+        namespace: &str,
+        trigger: &str,
+        status: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let status = Value::Text(serde_json::to_string(status)?);
+        let args = vec![status, text(namespace), text(trigger)];
+        self.write_count(sql::SUBSCRIPTION_STATUS, args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn release_subscriptions(&self) -> Result<()> {
+        self.write_count(sql::RELEASE_SUBSCRIPTIONS, Vec::new())
+            .await
+            .map(|_| ())
+    }
+}
+
 #[async_trait]
 impl JournalStore for SqliteStore {
     async fn put_pending(&self, p: PendingInvocation) -> Result<()> {
@@ -1316,6 +1449,18 @@ impl JournalStore for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn is_accepted(&self, namespace: &str, id: &str) -> Result<bool> {
+        self.settle().await?;
+        let (id, ns) = (id.to_string(), namespace.to_string());
+        self.read(move |c| {
+            Ok(c.prepare_cached(sql::IS_ACCEPTED)?
+                .query_row(params![id, ns], |_| Ok(()))
+                .optional()?
+                .is_some())
         })
         .await
     }

@@ -1,0 +1,241 @@
+//! Event sources as feeds of `whisk.system`: webhooks checked by their signatures, and the
+//! message-queue sources against the real brokers of the machine (each test skipped by name
+//! when its broker's variable is unset).
+
+use std::time::Duration;
+
+use gust_testkit::{Server, function};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::server;
+
+const TRIGGERS: &str = "/api/v1/namespaces/_/triggers";
+const RULES: &str = "/api/v1/namespaces/_/rules";
+
+/// `hex(HMAC-SHA256(secret, body))`.
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Calls feed `feed` with lifecycle `event` for trigger `trigger` as the CLI does: its
+/// response (`result` on success).
+pub async fn call_feed(s: &Server, feed: &str, event: &str, trigger: &str, params: Value) -> Value {
+    let mut body = params.as_object().cloned().unwrap_or_default();
+    body.insert("lifecycleEvent".into(), json!(event));
+    body.insert("triggerName".into(), json!(format!("/_/{trigger}")));
+    body.insert("authKey".into(), json!(s.auth));
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v1/namespaces/whisk.system/actions/{feed}?blocking=true"),
+            Some(Value::Object(body)),
+        )
+        .await;
+    r.body["response"].clone()
+}
+
+/// Creates trigger `trigger` fed by `feed` with `params` and a rule to action `action`, as
+/// `gust trigger create --feed` and `gust rule create` do; the feed's response.
+pub async fn feed_trigger(
+    s: &Server,
+    trigger: &str,
+    feed: &str,
+    params: Value,
+    action: &str,
+) -> Value {
+    let r = s
+        .call(
+            "PUT",
+            &format!("{TRIGGERS}/{trigger}"),
+            Some(json!({ "annotations": [{"key": "feed", "value": format!("/whisk.system/{feed}")}] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer = call_feed(s, feed, "CREATE", trigger, params).await;
+    let r = s
+        .call(
+            "PUT",
+            &format!("{RULES}/{trigger}-r"),
+            Some(json!({ "trigger": format!("/_/{trigger}"), "action": format!("/_/{action}") })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    answer
+}
+
+/// The records of action `name` so far.
+pub async fn records_of(s: &Server, name: &str) -> Vec<Value> {
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/v1/namespaces/_/activations?name={name}&docs=true&limit=200"),
+            None,
+        )
+        .await;
+    r.body.as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until action `name` has at least `n` records; returns them.
+pub async fn wait_for_records(s: &Server, name: &str, n: usize) -> Vec<Value> {
+    for _ in 0..300 {
+        let records = records_of(s, name).await;
+        if records.len() >= n {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("action {name} has fewer than {n} records after 30 s");
+}
+
+#[tokio::test]
+async fn a_github_webhook_runs_a_function_once_per_delivery_and_never_unsigned() {
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let secret = "It's a Secret to Everybody";
+    let answer = feed_trigger(
+        &s,
+        "gh",
+        "webhooks/github",
+        json!({ "secret": secret }),
+        "echo",
+    )
+    .await;
+    assert_eq!(answer["success"], true, "{answer}");
+    let url = answer["result"]["url"].as_str().unwrap().to_string();
+    assert!(url.ends_with("/hooks/guest/gh"), "{url}");
+    let hook = "/hooks/guest/gh";
+
+    // A signed push: fired, the function gets the event's fields and the delivery.
+    let body = br#"{"ref":"refs/heads/main","commits":[{"id":"abc"}]}"#.to_vec();
+    let signature = format!("sha256={}", sign(secret, &body));
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-github-event", "push"),
+        ("x-github-delivery", "d-1"),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    let r = s.web("POST", hook, &headers, body.clone()).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["activationId"].as_str().unwrap().to_string();
+    let trigger = s.wait_for_record(&id).await;
+    assert_eq!(trigger["name"], "gh");
+    let records = wait_for_records(&s, "echo", 1).await;
+    let result = &records[0]["response"]["result"]["params"];
+    assert_eq!(result["ref"], "refs/heads/main", "{result}");
+    assert_eq!(result["__webhook"]["event"], "push", "{result}");
+    assert_eq!(result["__webhook"]["delivery"], "d-1", "{result}");
+
+    // The same delivery again (GitHub's redeliver): the same fire, nothing runs twice.
+    let r = s.web("POST", hook, &headers, body.clone()).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["activationId"], id.as_str());
+
+    // A wrong signature, none, or another body under the right one: 401, nothing fired.
+    let wrong = format!("sha256={}", sign("guess", &body));
+    for sig in [Some(wrong.as_str()), None, Some(signature.as_str())] {
+        let mut h: Vec<(&str, &str)> = vec![
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "d-2"),
+        ];
+        if let Some(sig) = sig {
+            h.push(("x-hub-signature-256", sig));
+        }
+        let r = s
+            .web("POST", hook, &h, br#"{"ref":"refs/heads/evil"}"#.to_vec())
+            .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(!r.body.to_string().contains(secret));
+    }
+
+    // GitHub's ping, on the hook's creation: answered, nothing fired.
+    let ping = br#"{"zen":"Keep it logically awesome.","hook_id":7}"#.to_vec();
+    let ping_sig = format!("sha256={}", sign(secret, &ping));
+    let r = s
+        .web(
+            "POST",
+            hook,
+            &[
+                ("content-type", "application/json"),
+                ("x-github-event", "ping"),
+                ("x-github-delivery", "d-3"),
+                ("x-hub-signature-256", ping_sig.as_str()),
+            ],
+            ping,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A body over the payload limit: 413.
+    let big = vec![b' '; 1_500_000];
+    let r = s.web("POST", hook, &headers, big).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+
+    // A trigger without a webhook, or none at all: 404.
+    let r = s
+        .web("POST", "/hooks/guest/nope", &[], b"{}".to_vec())
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        records_of(&s, "echo").await.len(),
+        1,
+        "one delivery, one run"
+    );
+
+    // READ shows the configuration without the secret, and the URL.
+    let read = call_feed(&s, "webhooks/github", "READ", "gh", json!({})).await;
+    assert_eq!(read["result"]["config"]["secret"], "********", "{read}");
+    assert!(!read.to_string().contains(secret));
+    assert_eq!(read["result"]["url"], url.as_str());
+    let t = s.call("GET", &format!("{TRIGGERS}/gh"), None).await;
+    assert!(!t.body.to_string().contains(secret));
+
+    // Deleting the trigger deletes its webhook.
+    let r = s.call("DELETE", &format!("{TRIGGERS}/gh"), None).await;
+    assert_eq!(r.status, 200);
+    let r = s.web("POST", hook, &headers, body).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_feed_refuses_unknown_and_missing_parameters_and_creates_nothing() {
+    let s = server();
+    let r = s
+        .call("PUT", &format!("{TRIGGERS}/bad"), Some(json!({})))
+        .await;
+    assert_eq!(r.status, 200);
+    let answer = call_feed(
+        &s,
+        "webhooks/github",
+        "CREATE",
+        "bad",
+        json!({ "secert": "x" }),
+    )
+    .await;
+    assert_eq!(answer["success"], false, "{answer}");
+    assert!(
+        answer["result"]["error"].to_string().contains("secert"),
+        "{answer}"
+    );
+    let answer = call_feed(&s, "webhooks/github", "CREATE", "bad", json!({})).await;
+    assert_eq!(answer["success"], false, "{answer}");
+    let r = s.web("POST", "/hooks/guest/bad", &[], b"{}".to_vec()).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // Another namespace's key cannot feed this trigger.
+    let mut body = json!({ "lifecycleEvent": "CREATE", "triggerName": "/_/bad", "secret": "s" });
+    body["authKey"] = json!("00000000-0000-0000-0000-000000000000:nope");
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/namespaces/whisk.system/actions/webhooks/github?blocking=true",
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.body["response"]["success"], false, "{}", r.body);
+}

@@ -1,0 +1,69 @@
+//! Receiving webhooks: a request to a trigger's hook URL is checked by the trigger's webhook
+//! source (its signature, its replay window) and fired with the delivery's identity, so a
+//! delivery sent again fires nothing new. Nothing is fired for a request the source refuses.
+
+use gust_controller::ControllerError;
+use gust_source::{Hook, HookError, HookRequest};
+
+use crate::{EventError, Events, Fired};
+
+/// What a webhook request did.
+#[derive(Debug)]
+pub enum Hooked {
+    /// The trigger was fired (or the delivery had been).
+    Fired(Fired),
+    /// A handshake, answered with this body; nothing was fired.
+    Reply {
+        content_type: &'static str,
+        body: String,
+    },
+}
+
+impl Events {
+    /// Receives `request` at the hook URL of trigger `ns/trigger`.
+    pub async fn hook(
+        &self,
+        ns: &str,
+        trigger: &str,
+        request: HookRequest,
+    ) -> Result<Hooked, EventError> {
+        let sub = self
+            .store
+            .subscription(ns, trigger)
+            .await?
+            .filter(|s| !s.spec.listens)
+            .ok_or(EventError::NoHook)?;
+        let source = self
+            .sources
+            .get(&sub.spec.source)
+            .ok_or(EventError::NoHook)?;
+        if sub.spec.paused {
+            return Err(EventError::HookRefused(
+                "the trigger's webhook is paused".into(),
+            ));
+        }
+        let event = match source.receive(&sub.spec.feed, &sub.spec.config, &request) {
+            Ok(Hook::Fire(event)) => event,
+            Ok(Hook::Reply { content_type, body }) => {
+                return Ok(Hooked::Reply { content_type, body });
+            }
+            Err(HookError::Unauthorized(why)) => {
+                tracing::info!(namespace = ns, trigger, %why, "a webhook request was refused");
+                return Err(EventError::HookUnauthorized(why));
+            }
+            Err(HookError::BadRequest(why)) => return Err(EventError::HookRefused(why)),
+        };
+        let who = self
+            .core
+            .owner(ns)
+            .await?
+            .ok_or(EventError::Core(ControllerError::NotFound))?;
+        let key = event
+            .key
+            .unwrap_or_else(|| format!("once:{}", uuid::Uuid::new_v4().simple()));
+        let fired = self
+            .fire_event(&who, ns, trigger, event.payload, &key, false)
+            .await?;
+        Ok(Hooked::Fired(fired))
+    }
+}

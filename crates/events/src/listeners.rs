@@ -1,0 +1,295 @@
+//! The runners of connected subscriptions (queues, topics, streams). Every process that runs
+//! a controller runs one [`Listeners`]; they share the subscriptions through the store, as
+//! the timers share schedules (decision 0021):
+//!
+//! - a subscription runs in the one process that claimed it (compare-and-swap on its owner
+//!   and lease) and renews its lease every second; a process that dies stops renewing, and
+//!   another claims the subscription once the lease ran out ([`LEASE_MS`]);
+//! - a process stops a subscription it no longer holds (deleted, paused, taken over) and
+//!   restarts one whose configuration changed, within a second;
+//! - a subscription whose connection fails is run again after a backoff (0.5 s doubling to
+//!   30 s), its status saying why;
+//! - every message is fired with an identity (its key at the source, or one made up for
+//!   it and kept across retries): a message delivered twice runs nothing twice; it is
+//!   acknowledged once its fire is accepted; while the namespace is throttled or the
+//!   platform cannot take the fire, the runner waits and tries again (back-pressure); a
+//!   message that cannot be fired, or fails [`MAX_FAILURES`] times, is moved aside.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gust_controller::ControllerError;
+use gust_model::Subscription;
+use gust_model::time::now_ms;
+use gust_source::{Delivery, Event, Sink, Source, backoff};
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::sources::Sources;
+use crate::timers::LEASE_MS;
+use crate::{EventError, Events, lock};
+
+/// How often the runners renew their leases and look for subscriptions to run or stop.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How many times a message whose fire fails is tried before it is moved aside.
+pub const MAX_FAILURES: u32 = 5;
+/// How long a runner waits before firing again a message the namespace's limits refused.
+const THROTTLED_WAIT: Duration = Duration::from_secs(1);
+
+/// A subscription this process runs, by (namespace, trigger).
+struct Running {
+    changed_ms: u64,
+    task: AbortHandle,
+}
+
+/// The runners of connected subscriptions of one process.
+pub struct Listeners {
+    events: Arc<Events>,
+    sources: Arc<Sources>,
+    /// This process's name as a subscription owner.
+    owner: String,
+    running: Mutex<HashMap<(String, String), Running>>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listeners {
+    /// Starts the runners of this process (`owner` unique among the processes that share the
+    /// store; `shared`: other processes use the store too, otherwise every subscription is
+    /// this process's from the start), looking again at once when `wake` is notified.
+    pub async fn start(
+        events: Arc<Events>,
+        sources: Arc<Sources>,
+        wake: Arc<Notify>,
+        owner: String,
+        shared: bool,
+    ) -> Result<Arc<Listeners>, EventError> {
+        if !shared {
+            events.store.release_subscriptions().await?;
+        }
+        let listeners = Arc::new(Listeners {
+            events,
+            sources,
+            owner,
+            running: Mutex::new(HashMap::new()),
+        });
+        let this = listeners.clone();
+        tokio::spawn(async move {
+            loop {
+                this.look().await;
+                tokio::select! {
+                    () = tokio::time::sleep(LOOK_EVERY) => {}
+                    () = wake.notified() => {}
+                }
+            }
+        });
+        Ok(listeners)
+    }
+
+    /// How many subscriptions this process runs now.
+    pub fn running(&self) -> usize {
+        lock(&self.running).len()
+    }
+
+    /// Renews this process's leases, stops what it no longer holds and starts what it may.
+    async fn look(self: &Arc<Self>) {
+        let store = &self.events.store;
+        let now = now_ms();
+        if let Err(e) = store.renew_subscriptions(&self.owner, now + LEASE_MS).await {
+            tracing::warn!(error = %e, "cannot renew subscription leases");
+        }
+        let subs = match store.runnable_subscriptions(&self.owner, now).await {
+            Ok(subs) => subs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the subscriptions");
+                return;
+            }
+        };
+        let wanted: HashMap<(String, String), &Subscription> = subs
+            .iter()
+            .map(|s| ((s.namespace.clone(), s.trigger.clone()), s))
+            .collect();
+        lock(&self.running).retain(|key, run| {
+            let keep = wanted
+                .get(key)
+                .is_some_and(|s| s.spec.changed_ms == run.changed_ms && !run.task.is_finished());
+            if !keep {
+                run.task.abort();
+            }
+            keep
+        });
+        for s in subs.iter() {
+            let key = (s.namespace.clone(), s.trigger.clone());
+            if lock(&self.running).contains_key(&key) {
+                continue;
+            }
+            let Some(source) = self.sources.get(&s.spec.source).cloned() else {
+                tracing::warn!(source = %s.spec.source, "a subscription of an unknown source");
+                continue;
+            };
+            match store
+                .claim_subscription(&s.namespace, &s.trigger, &self.owner, now, now + LEASE_MS)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim a subscription");
+                    continue;
+                }
+            }
+            let sink = Arc::new(SubscriptionSink {
+                events: self.events.clone(),
+                namespace: s.namespace.clone(),
+                trigger: s.trigger.clone(),
+                status: Mutex::new(
+                    json!({ "owner": self.owner })
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+            });
+            let task = tokio::spawn(run(source, s.clone(), sink));
+            lock(&self.running).insert(
+                key,
+                Running {
+                    changed_ms: s.spec.changed_ms,
+                    task: task.abort_handle(),
+                },
+            );
+        }
+    }
+}
+
+/// Runs one subscription until it is aborted: connects, and reconnects after a backoff
+/// whenever the connection fails.
+async fn run(source: Arc<dyn Source>, s: Subscription, sink: Arc<SubscriptionSink>) {
+    let mut attempt = 0;
+    loop {
+        let started = now_ms();
+        let error = match source
+            .run(&s.spec.feed, &s.spec.config, sink.as_ref())
+            .await
+        {
+            Ok(()) => "the connection ended".to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(namespace = %s.namespace, trigger = %s.trigger, %error, "a subscription stopped");
+        // A connection that lived a while starts the backoff again.
+        if now_ms().saturating_sub(started) > 60_000 {
+            attempt = 0;
+        }
+        let wait = backoff(attempt);
+        sink.update(|status| {
+            status.insert("connected".into(), json!(false));
+            status.insert("error".into(), json!(error));
+            status.insert("retryInMs".into(), json!(wait.as_millis() as u64));
+        });
+        tokio::time::sleep(wait).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+/// Where one subscription's messages go: fires of its trigger.
+struct SubscriptionSink {
+    events: Arc<Events>,
+    namespace: String,
+    trigger: String,
+    /// What [`READ`](crate::sources) shows as the subscription's status.
+    status: Mutex<Map<String, Value>>,
+}
+
+impl SubscriptionSink {
+    /// Changes the status and stores it (in the background).
+    fn update(&self, change: impl FnOnce(&mut Map<String, Value>)) {
+        let status = {
+            let mut status = lock(&self.status);
+            change(&mut status);
+            status.clone()
+        };
+        let store = self.events.store.clone();
+        let (ns, trigger) = (self.namespace.clone(), self.trigger.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.set_subscription_status(&ns, &trigger, &status).await {
+                tracing::warn!(error = %e, "cannot store a subscription's status");
+            }
+        });
+    }
+
+    /// Fires the trigger with `payload` under `key` once.
+    async fn fire(&self, payload: Map<String, Value>, key: &str) -> Result<(), EventError> {
+        let who = self
+            .events
+            .core
+            .owner(&self.namespace)
+            .await?
+            .ok_or(EventError::Core(ControllerError::NotFound))?;
+        self.events
+            .fire_event(&who, &self.namespace, &self.trigger, payload, key, true)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Sink for SubscriptionSink {
+    async fn deliver(&self, event: Event) -> Delivery {
+        // A message without a key of its own gets one for its retries here.
+        let key = event
+            .key
+            .unwrap_or_else(|| format!("once:{}", uuid::Uuid::new_v4().simple()));
+        let mut failures = 0;
+        loop {
+            let error = match self.fire(event.payload.clone(), &key).await {
+                Ok(()) => return Delivery::Accepted,
+                Err(e) => e,
+            };
+            if error.is_throttled() {
+                tokio::time::sleep(THROTTLED_WAIT).await;
+                continue;
+            }
+            // The trigger is being deleted (its subscription with it): wait to be stopped.
+            if matches!(error, EventError::Core(ControllerError::NotFound)) {
+                tokio::time::sleep(THROTTLED_WAIT).await;
+                continue;
+            }
+            failures += 1;
+            if !error.is_host_failure() || failures >= MAX_FAILURES {
+                return Delivery::MoveAside(format!("the fire failed {failures} time(s): {error}"));
+            }
+            tracing::warn!(namespace = %self.namespace, trigger = %self.trigger, %error, "a fire failed; trying again");
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+
+    fn connected(&self, detail: &str) {
+        let now = now_ms();
+        self.update(|status| {
+            status.insert("connected".into(), json!(true));
+            status.insert("detail".into(), json!(detail));
+            status.insert("connectedAt".into(), json!(now));
+            status.remove("error");
+            status.remove("retryInMs");
+        });
+    }
+
+    fn moved_aside(&self, why: &str) {
+        self.update(|status| {
+            let n = status
+                .get("movedAside")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            status.insert("movedAside".into(), json!(n + 1));
+            status.insert("lastMovedAside".into(), json!(why));
+        });
+    }
+}

@@ -1,0 +1,264 @@
+//! Event sources as feeds: every [`Source`] this process knows is a package of feed actions
+//! under `whisk.system` (`/whisk.system/mqtt/subscribe`, `/whisk.system/webhooks/github`),
+//! and a feed call (OpenWhisk's protocol, as the `alarms` feeds) writes the trigger's
+//! [`Subscription`]: CREATE checks the parameters (unknown ones refused) and, for a
+//! connected source, connects once, so a wrong password or an unreachable broker fails the
+//! call and the CLI deletes the trigger; READ shows the configuration with its secrets
+//! hidden and what the runner last said; UPDATE merges parameters; PAUSE and UNPAUSE stop
+//! and restart it; DELETE removes it. The [`crate::listeners`] run connected subscriptions;
+//! webhooks are received by [`Events::hook`](crate::Events::hook).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gust_controller::Controller;
+use gust_model::time::now_ms;
+use gust_model::{Identity, Subscription, SubscriptionSpec};
+use gust_source::{FeedDoc, Source};
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+use crate::alarms::{FeedCall, FeedError, feed_call};
+use crate::system::Answer;
+
+/// What a READ shows in place of a secret's value.
+pub const HIDDEN: &str = "********";
+/// Longest a CREATE or UPDATE waits for a source to connect.
+const CHECK_AT_MOST: Duration = Duration::from_secs(10);
+/// The feed call's own parameters, not the source's.
+const PROTOCOL: &[&str] = &["lifecycleEvent", "triggerName", "authKey"];
+
+/// The event sources of this process, by package.
+#[derive(Default)]
+pub struct Sources {
+    list: Vec<Arc<dyn Source>>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.list.iter().map(|s| s.package()))
+            .finish()
+    }
+}
+
+impl Sources {
+    pub fn new(list: Vec<Arc<dyn Source>>) -> Arc<Sources> {
+        Arc::new(Sources { list })
+    }
+
+    /// The source whose package is `package`.
+    pub fn get(&self, package: &str) -> Option<&Arc<dyn Source>> {
+        self.list.iter().find(|s| s.package() == package)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Source>> {
+        self.list.iter()
+    }
+}
+
+/// `source`'s feed named `name`.
+fn feed_doc(source: &dyn Source, name: &str) -> Option<FeedDoc> {
+    source.feeds().iter().find(|f| f.name == name).copied()
+}
+
+/// The URL a webhook subscription of `ns/trigger` receives at.
+pub fn hook_url(api_host: &str, ns: &str, trigger: &str) -> String {
+    let escape = |s: &str| s.replace('%', "%25").replace(' ', "%20");
+    format!(
+        "{}/hooks/{}/{}",
+        api_host.trim_end_matches('/'),
+        escape(ns),
+        escape(trigger)
+    )
+}
+
+/// `config` with the values of `source`'s secrets hidden.
+pub(crate) fn shown_config(source: &dyn Source, config: &Map<String, Value>) -> Map<String, Value> {
+    config
+        .iter()
+        .map(|(k, v)| {
+            let v = if source.secrets().contains(&k.as_str()) && !v.is_null() {
+                json!(HIDDEN)
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// What a feed call of a source needs besides its input.
+pub(crate) struct FeedContext<'a> {
+    pub core: &'a Arc<Controller>,
+    pub caller: &'a Identity,
+    /// What hook URLs start with (`http://host:port`).
+    pub api_host: &'a str,
+    /// Woken when a subscription changes, so the runners look at once.
+    pub wake: &'a Notify,
+}
+
+/// Runs feed `feed` of `source` with `input` (the feed action's parameters).
+pub(crate) async fn feed(
+    cx: FeedContext<'_>,
+    source: &Arc<dyn Source>,
+    feed: &str,
+    input: Map<String, Value>,
+) -> Answer {
+    match run(&cx, source, feed, input).await {
+        Ok(result) => {
+            cx.wake.notify_one();
+            Answer::ok(result)
+        }
+        Err(e) => Answer::error(json!({ "error": e.to_string() })),
+    }
+}
+
+async fn run(
+    cx: &FeedContext<'_>,
+    source: &Arc<dyn Source>,
+    feed: &str,
+    input: Map<String, Value>,
+) -> Result<Value, FeedError> {
+    let FeedCall {
+        event,
+        namespace: ns,
+        trigger,
+    } = feed_call(cx.core, cx.caller, &input).await?;
+    if feed_doc(source.as_ref(), feed).is_none() {
+        return Err(FeedError::Source(format!(
+            "the {} source has no feed '{feed}'",
+            source.package()
+        )));
+    }
+    let params: Map<String, Value> = input
+        .into_iter()
+        .filter(|(k, _)| !PROTOCOL.contains(&k.as_str()))
+        .collect();
+    let store = cx.core.store();
+    let existing = store
+        .subscription(&ns, &trigger)
+        .await?
+        .filter(|s| s.spec.source == source.package() && s.spec.feed == feed);
+    let missing = || FeedError::NotFound(format!("/{ns}/{trigger}"));
+    let success = |listens: bool| {
+        let mut answer = json!({ "status": "success" });
+        if !listens {
+            answer["url"] = json!(hook_url(cx.api_host, &ns, &trigger));
+        }
+        answer
+    };
+    let now = now_ms();
+    match event.as_str() {
+        "CREATE" | "UPDATE" => {
+            let (merged, paused) = match (event.as_str(), existing) {
+                ("CREATE", _) => (params, false),
+                (_, None) => return Err(missing()),
+                (_, Some(old)) => {
+                    if params.is_empty() {
+                        return Err(FeedError::NothingToUpdate);
+                    }
+                    let mut config = old.spec.config;
+                    config.extend(params);
+                    (config, old.spec.paused)
+                }
+            };
+            let config = source.configure(feed, &merged).map_err(FeedError::Source)?;
+            let listens = source.listens(feed);
+            if listens {
+                match tokio::time::timeout(CHECK_AT_MOST, source.check(feed, &config)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(FeedError::Source(e.to_string())),
+                    Err(_) => {
+                        return Err(FeedError::Source(format!(
+                            "the {} source did not connect within {} s",
+                            source.package(),
+                            CHECK_AT_MOST.as_secs()
+                        )));
+                    }
+                }
+            }
+            let spec = SubscriptionSpec {
+                source: source.package().to_string(),
+                feed: feed.to_string(),
+                config,
+                listens,
+                paused,
+                changed_ms: now,
+            };
+            store
+                .put_subscription(&subscription(&ns, &trigger, spec))
+                .await?;
+            Ok(success(listens))
+        }
+        "READ" => {
+            let s = existing.ok_or_else(missing)?;
+            Ok(read(cx, source.as_ref(), &s))
+        }
+        "DELETE" => {
+            if existing.is_none() || !store.delete_subscription(&ns, &trigger).await? {
+                return Err(missing());
+            }
+            Ok(json!({ "status": "success" }))
+        }
+        pause => {
+            let mut s = existing.ok_or_else(missing)?;
+            s.spec.paused = pause == "PAUSE";
+            s.spec.changed_ms = now;
+            let listens = s.spec.listens;
+            store.put_subscription(&s).await?;
+            Ok(success(listens))
+        }
+    }
+}
+
+fn subscription(ns: &str, trigger: &str, spec: SubscriptionSpec) -> Subscription {
+    Subscription {
+        namespace: ns.to_string(),
+        trigger: trigger.to_string(),
+        spec,
+        owner: None,
+        lease_ms: 0,
+        status: Map::new(),
+    }
+}
+
+/// A READ's answer: `{config, status}` as the alarms feeds answer, secrets hidden; a
+/// webhook's URL.
+fn read(cx: &FeedContext<'_>, source: &dyn Source, s: &Subscription) -> Value {
+    let mut config = shown_config(source, &s.spec.config);
+    config.insert("name".into(), json!(s.trigger));
+    config.insert("namespace".into(), json!(s.namespace));
+    let changed = jiff::Timestamp::from_millisecond(s.spec.changed_ms as i64)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let mut status = json!({
+        "active": !s.spec.paused,
+        "dateChanged": s.spec.changed_ms,
+        "dateChangedISO": changed,
+    });
+    if s.spec.paused {
+        status["reason"] = json!({ "kind": "AUTO", "message": "Paused by the feed's PAUSE event" });
+    }
+    for (k, v) in &s.status {
+        status[k] = v.clone();
+    }
+    let mut answer = json!({ "config": config, "status": status });
+    if !s.spec.listens {
+        answer["url"] = json!(hook_url(cx.api_host, &s.namespace, &s.trigger));
+    }
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_urls_escape_what_a_path_cannot_hold() {
+        assert_eq!(
+            hook_url("http://h:1/", "guest", "my hook"),
+            "http://h:1/hooks/guest/my%20hook"
+        );
+    }
+}

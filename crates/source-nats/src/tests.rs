@@ -1,0 +1,198 @@
+//! The feeds' parameters: defaults filled in, unknown and malformed ones refused.
+
+use super::*;
+use serde_json::json;
+
+fn configure(feed: &str, params: Value) -> Result<Value, String> {
+    let Value::Object(params) = params else {
+        return Err("not an object".into());
+    };
+    Nats::default().configure(feed, &params).map(Value::Object)
+}
+
+fn check(feed: &str, params: Value, expected: Result<Value, &str>) {
+    assert_eq!(
+        configure(feed, params.clone()),
+        expected.map_err(str::to_string),
+        "{feed} {params}"
+    );
+}
+
+#[test]
+fn subscribe_defaults_are_filled_in() {
+    check(
+        "subscribe",
+        json!({"subject": "orders.>"}),
+        Ok(json!({"url": DEFAULT_URL, "subject": "orders.>", "tls": false})),
+    );
+    check(
+        "subscribe",
+        json!({"subject": "a.*", "queue": "q", "url": "tls://u:p@nats.example:4222", "deadLetter": "dead.a"}),
+        Ok(
+            json!({"url": "tls://u:p@nats.example:4222", "subject": "a.*", "queue": "q", "tls": true, "deadLetter": "dead.a"}),
+        ),
+    );
+}
+
+#[test]
+fn jetstream_defaults_are_filled_in() {
+    check(
+        "jetstream",
+        json!({"stream": "ORDERS", "consumer": "gust"}),
+        Ok(
+            json!({"url": DEFAULT_URL, "stream": "ORDERS", "consumer": "gust", "tls": false,
+                  "deliverPolicy": "all", "maxDeliver": 5}),
+        ),
+    );
+    check(
+        "jetstream",
+        json!({"stream": "ORDERS", "consumer": "gust", "deliverPolicy": "new", "maxDeliver": 2, "user": "a", "password": "b"}),
+        Ok(
+            json!({"url": DEFAULT_URL, "stream": "ORDERS", "consumer": "gust", "tls": false,
+                  "deliverPolicy": "new", "maxDeliver": 2, "user": "a", "password": "b"}),
+        ),
+    );
+}
+
+#[test]
+fn configuration_kept_reads_the_same() {
+    for (feed, params) in [
+        (
+            "subscribe",
+            json!({"subject": "x", "token": "t", "deadLetter": "d"}),
+        ),
+        (
+            "jetstream",
+            json!({"stream": "S", "consumer": "c", "subject": "s.>"}),
+        ),
+    ] {
+        let kept = configure(feed, params).unwrap_or_default();
+        assert_eq!(configure(feed, kept.clone()), Ok(kept));
+    }
+}
+
+#[test]
+fn bad_parameters_are_refused() {
+    let refused = [
+        (
+            "subscribe",
+            json!({"subject": "x", "sujbect": "y"}),
+            "unknown parameter 'sujbect'",
+        ),
+        (
+            "subscribe",
+            json!({}),
+            "missing required parameter 'subject'",
+        ),
+        (
+            "subscribe",
+            json!({"subject": "a..b"}),
+            "is not a NATS subject",
+        ),
+        (
+            "subscribe",
+            json!({"subject": "a b"}),
+            "is not a NATS subject",
+        ),
+        ("subscribe", json!({"subject": "a.>.b"}), "inside a name"),
+        (
+            "subscribe",
+            json!({"subject": "x", "deadLetter": "d.*"}),
+            "has a wildcard",
+        ),
+        (
+            "subscribe",
+            json!({"subject": "x", "url": "http://h"}),
+            "use nats://host",
+        ),
+        (
+            "subscribe",
+            json!({"subject": "x", "user": "u"}),
+            "go together",
+        ),
+        (
+            "subscribe",
+            json!({"subject": "x", "tls": "yes"}),
+            "must be true or false",
+        ),
+        (
+            "jetstream",
+            json!({"consumer": "c"}),
+            "missing required parameter 'stream'",
+        ),
+        (
+            "jetstream",
+            json!({"stream": "S"}),
+            "missing required parameter 'consumer'",
+        ),
+        (
+            "jetstream",
+            json!({"stream": "S.x", "consumer": "c"}),
+            "may not contain",
+        ),
+        (
+            "jetstream",
+            json!({"stream": "S", "consumer": "c", "deliverPolicy": "first"}),
+            "all, new or last",
+        ),
+        (
+            "jetstream",
+            json!({"stream": "S", "consumer": "c", "maxDeliver": 0}),
+            "from 1 to 10000",
+        ),
+        (
+            "jetstream",
+            json!({"stream": "S", "consumer": "c", "queue": "q"}),
+            "unknown parameter 'queue'",
+        ),
+        ("pull", json!({}), "has no feed 'pull'"),
+    ];
+    for (feed, params, error) in refused {
+        let got = configure(feed, params.clone());
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains(error)),
+            "{feed} {params}: {got:?}, expected an error with '{error}'"
+        );
+    }
+}
+
+#[test]
+fn output_takes_one_subject() {
+    let params = |v: Value| v.as_object().cloned().unwrap_or_default();
+    assert_eq!(
+        output_config(&params(json!({"subject": "out.x"}))).map(Value::Object),
+        Ok(json!({"url": DEFAULT_URL, "subject": "out.x", "tls": false}))
+    );
+    assert!(output_config(&params(json!({"subject": "out.>"}))).is_err());
+    assert!(output_config(&params(json!({"subject": "o", "queue": "q"}))).is_err());
+}
+
+#[test]
+fn secrets_are_named_and_urls_shown_without_credentials() {
+    let nats = Nats::default();
+    assert!(nats.secrets().contains(&"password"));
+    assert!(nats.secrets().contains(&"url"));
+    assert_eq!(redact("nats://u:p@h:4222"), "nats://h:4222");
+    assert_eq!(redact("tls://h:4222/x@y"), "tls://h:4222/x@y");
+    assert_eq!(redact("h:4222"), "h:4222");
+}
+
+#[test]
+fn every_feed_documents_its_parameters() {
+    for feed in FEEDS {
+        let params: Value = serde_json::from_str(feed.parameters).unwrap_or_default();
+        let names: Vec<&str> = params
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+            .unwrap_or_default();
+        let known: &[&str] = match feed.name {
+            "subscribe" => &config::Subscribe::PARAMETERS,
+            _ => &config::JetStream::PARAMETERS,
+        };
+        let mut names = names;
+        names.sort_unstable();
+        let mut known = known.to_vec();
+        known.sort_unstable();
+        assert_eq!(names, known, "{}", feed.name);
+    }
+}
