@@ -342,12 +342,17 @@ impl Events {
                 });
             }
         }
-        let started = target
+        let started: Vec<(String, String)> = target
             .rules
             .iter()
             .zip(&outcomes)
             .filter_map(|(rule, o)| o.as_ref().ok().map(|id| (rule.name.clone(), id.clone())))
             .collect();
+        for (rule, outcome) in target.rules.iter().zip(&outcomes) {
+            if let (Ok(id), Some(output)) = (outcome, self.output_of(rule)) {
+                self.publish_result(ns, id, output);
+            }
+        }
         let logs = target
             .rules
             .iter()

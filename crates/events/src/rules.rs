@@ -116,6 +116,7 @@ impl Events {
             .unwrap_or_default();
         self.core
             .check_parameters_and_annotations(&[], &annotations)?;
+        self.check_output(&annotations)?;
         let rule = Rule {
             namespace: ns.to_string(),
             name: name.to_string(),

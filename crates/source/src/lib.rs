@@ -161,6 +161,11 @@ pub trait Source: Send + Sync + 'static {
     ) -> Result<Hook, HookError> {
         Err(HookError::BadRequest("this feed takes no webhooks".into()))
     }
+    /// Checks a rule output's parameters (where [`Source::publish`] sends an action's
+    /// result), unknown ones refused; the configuration to keep.
+    fn configure_output(&self, _params: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+        Err(format!("the {} source cannot publish", self.package()))
+    }
     /// Publishes `payload` to the destination `config` names (a rule's output).
     async fn publish(
         &self,

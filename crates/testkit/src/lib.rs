@@ -270,9 +270,20 @@ impl Server {
 
     /// Like [`Self::kill_and_restart`], with the server down for `down` in between.
     pub fn kill_and_restart_after(mut self, down: Duration) -> Server {
+        self.kill();
+        std::thread::sleep(down);
+        self.restart()
+    }
+
+    /// Stops the server with SIGKILL and waits for it to exit; [`Self::restart`] starts it
+    /// again.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(down);
+    }
+
+    /// Starts a stopped server again on the same data directory.
+    pub fn restart(mut self) -> Server {
         let tmp = self._tmp.take();
         let mut s = Self::start_in(
             &self.bin,
@@ -288,16 +299,7 @@ impl Server {
     /// Stops the server with SIGTERM, waits for it, and starts it again on the same data dir.
     pub fn stop_and_restart(mut self) -> Server {
         self.terminate();
-        let tmp = self._tmp.take();
-        let mut s = Self::start_in(
-            &self.bin,
-            &self.data_dir,
-            self.schema.clone(),
-            self.cluster.clone(),
-            self.args.clone(),
-        );
-        s._tmp = tmp;
-        s
+        self.restart()
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.

@@ -239,3 +239,245 @@ async fn a_feed_refuses_unknown_and_missing_parameters_and_creates_nothing() {
         .await;
     assert_eq!(r.body["response"]["success"], false, "{}", r.body);
 }
+
+/// The URL in `var`, or `None` after saying the test is skipped.
+fn broker(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped {test}: {var} is not set");
+            None
+        }
+    }
+}
+
+/// A name no other run uses.
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// Waits until the subscription of trigger `trigger` (feed `feed`) says it is connected; its
+/// READ.
+pub async fn wait_connected(s: &Server, feed: &str, trigger: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = call_feed(s, feed, "READ", trigger, json!({})).await;
+        if last["result"]["status"]["connected"] == true {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("trigger {trigger} is not connected after 30 s: {last}");
+}
+
+/// The `data.n` of every record of action `name`, sorted.
+async fn numbers(s: &Server, name: &str, n: usize) -> Vec<u64> {
+    let mut got: Vec<u64> = wait_for_records(s, name, n)
+        .await
+        .iter()
+        .filter_map(|r| r["response"]["result"]["params"]["data"]["n"].as_u64())
+        .collect();
+    got.sort_unstable();
+    got
+}
+
+/// A private `nats-server` with JetStream on a free port, its data in a temporary directory,
+/// that a test can stop and start again.
+struct PrivateNats {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    fn start() -> Option<PrivateNats> {
+        if !std::path::Path::new("/usr/sbin/nats-server").exists() {
+            eprintln!("skipped: /usr/sbin/nats-server is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut n = PrivateNats {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        n.up();
+        Some(n)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = std::process::Command::new("/usr/sbin/nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server did not start");
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+#[tokio::test]
+async fn a_jetstream_message_runs_a_function_and_none_is_lost_when_the_broker_restarts() {
+    let Some(_) = broker("GUST_TEST_NATS_URL", "the JetStream source test") else {
+        return;
+    };
+    let Some(mut nats) = PrivateNats::start() else {
+        return;
+    };
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let params = json!({ "url": nats.url(), "stream": "ORDERS", "consumer": "gust-orders" });
+    let answer = feed_trigger(&s, "orders", "nats/jetstream", params, "echo").await;
+    assert_eq!(answer["success"], true, "{answer}");
+    wait_connected(&s, "nats/jetstream", "orders").await;
+    for n in 0..3u64 {
+        js.publish("orders.new", json!({ "n": n }).to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    assert_eq!(numbers(&s, "echo", 3).await, [0, 1, 2]);
+    let first = &records_of(&s, "echo").await[0]["response"]["result"]["params"];
+    assert_eq!(first["stream"], "ORDERS", "{first}");
+
+    // The broker goes down mid-stream and comes back: the subscription reconnects, and what
+    // is published after reaches the function once.
+    nats.down();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nats.up();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for n in 3..6u64 {
+        js.publish("orders.new", json!({ "n": n }).to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    assert_eq!(numbers(&s, "echo", 6).await, [0, 1, 2, 3, 4, 5]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(records_of(&s, "echo").await.len(), 6, "each message once");
+}
+
+/// Publishes `{"n": n}` for each of `ns` to MQTT topic `topic` at QoS 1.
+async fn mqtt_publish(url: &str, topic: &str, ns: std::ops::Range<u64>) {
+    let hostport = url.trim_start_matches("mqtt://");
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "1883"));
+    let mut opts = rumqttc::MqttOptions::new(unique("gust-test-pub-"), host, port.parse().unwrap());
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 16);
+    let want = ns.end - ns.start;
+    for n in ns {
+        client
+            .publish(
+                topic,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                json!({ "n": n }).to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    while acked < want {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("publishing to MQTT failed: {other:?}"),
+        }
+    }
+    let _ = client.disconnect().await;
+}
+
+#[tokio::test]
+async fn an_mqtt_message_runs_a_function_and_none_is_lost_while_the_server_is_down() {
+    let Some(url) = broker("GUST_TEST_MQTT_URL", "the MQTT source test") else {
+        return;
+    };
+    let mut s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let topic = unique("gust/test/");
+    let params = json!({
+        "url": url,
+        "topic": topic,
+        "qos": 1,
+        "clientId": unique("gust-sub-"),
+    });
+    let answer = feed_trigger(&s, "mq", "mqtt/subscribe", params, "echo").await;
+    assert_eq!(answer["success"], true, "{answer}");
+    wait_connected(&s, "mqtt/subscribe", "mq").await;
+    mqtt_publish(&url, &topic, 0..3).await;
+    assert_eq!(numbers(&s, "echo", 3).await, [0, 1, 2]);
+    let first = &records_of(&s, "echo").await[0]["response"]["result"]["params"];
+    assert_eq!(first["topic"], topic.as_str(), "{first}");
+
+    // Gust is killed; messages published meanwhile wait in the broker's session and run
+    // after the restart.
+    s.kill();
+    mqtt_publish(&url, &topic, 3..5).await;
+    let s = s.restart();
+    assert_eq!(numbers(&s, "echo", 5).await, [0, 1, 2, 3, 4]);
+
+    // An unreachable broker: the feed says why and keeps nothing.
+    let r = s
+        .call("PUT", &format!("{TRIGGERS}/dead"), Some(json!({})))
+        .await;
+    assert_eq!(r.status, 200);
+    let bad = json!({ "url": "mqtt://127.0.0.1:1", "topic": "x" });
+    let answer = call_feed(&s, "mqtt/subscribe", "CREATE", "dead", bad).await;
+    assert_eq!(answer["success"], false, "{answer}");
+    let read = call_feed(&s, "mqtt/subscribe", "READ", "dead", json!({})).await;
+    assert_eq!(read["success"], false, "no subscription was kept: {read}");
+}
