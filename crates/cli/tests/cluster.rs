@@ -439,3 +439,112 @@ async fn a_schedule_fires_once_per_tick_when_its_owning_controller_dies() {
         assert_eq!(pair[1] - pair[0], 1000, "a tick was missed: {seen:?}");
     }
 }
+
+/// The `data.n` of every record of action `name` (each record once), sorted.
+async fn numbers(c: &Cluster, apihost: &str, name: &str) -> Vec<u64> {
+    let path = format!("/api/v1/namespaces/_/activations?name={name}&docs=true&limit=200");
+    let list = call(c, apihost, "GET", &path, Value::Null).await;
+    let mut out: Vec<u64> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["response"]["result"]["params"]["data"]["n"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
+}
+
+/// Publishes `{"n": n}` for each of `ns` to JetStream subject `subject`, each acknowledged
+/// by the stream.
+async fn js_publish(url: &str, subject: &str, ns: std::ops::Range<u64>) {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    for n in ns {
+        js.publish(subject.to_string(), json!({ "n": n }).to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_runs_in_one_controller_and_moves_when_it_dies() {
+    let Some((_guard, mut c)) = cluster().await else {
+        return;
+    };
+    start(&mut c, &["inv1"]).await;
+    let hosts = c.apihosts();
+    let nats = gust_testkit::nats_url().unwrap();
+    let stream = format!("SRC{}", uuid::Uuid::new_v4().simple());
+    let subject = format!("{}.in", stream.to_lowercase());
+    let js = async_nats::jetstream::new(async_nats::connect(&nats).await.unwrap());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.clone(),
+        subjects: vec![subject.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let a = hosts[0].clone();
+    let code = base64::engine::general_purpose::STANDARD.encode(gust_testkit::function("echo"));
+    let echo = json!({ "exec": { "kind": "wasm", "code": code, "binary": true } });
+    call(&c, &a, "PUT", "/api/v1/namespaces/_/actions/echo", echo).await;
+    call(&c, &a, "PUT", "/api/v1/namespaces/_/triggers/js", json!({})).await;
+    let rule = json!({"trigger": "js", "action": "echo"});
+    call(&c, &a, "PUT", "/api/v1/namespaces/_/rules/js-r", rule).await;
+    let feed = json!({
+        "lifecycleEvent": "CREATE", "triggerName": "/_/js", "authKey": c.auth,
+        "url": nats, "stream": stream, "consumer": "gust",
+    });
+    let path = "/api/v1/namespaces/whisk.system/actions/nats/jetstream?blocking=true";
+    let r = call(&c, &a, "POST", path, feed).await;
+    assert_eq!(r["response"]["success"], true, "{r}");
+    js_publish(&nats, &subject, 0..5).await;
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        seen = numbers(&c, &a, "echo").await;
+        if seen.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, [0, 1, 2, 3, 4]);
+    // One owner; kill it: the other controller takes the subscription over.
+    let owned = |c: &Cluster, id: &str| {
+        c.count(&format!(
+            "SELECT COUNT(*) FROM subscriptions WHERE owner LIKE '{id}-%'"
+        ))
+    };
+    let owner = if owned(&c, "ctl1") == 1 {
+        "ctl1"
+    } else {
+        "ctl2"
+    };
+    let other = if owner == "ctl1" {
+        &hosts[1]
+    } else {
+        &hosts[0]
+    };
+    assert_eq!(
+        owned(&c, "ctl1") + owned(&c, "ctl2"),
+        1,
+        "exactly one controller runs it"
+    );
+    c.kill(owner);
+    js_publish(&nats, &subject, 5..10).await;
+    for _ in 0..300 {
+        seen = numbers(&c, other, "echo").await;
+        if seen.len() >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        numbers(&c, other, "echo").await,
+        (0..10).collect::<Vec<u64>>(),
+        "every message ran once after the move"
+    );
+}
