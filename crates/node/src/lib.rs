@@ -38,7 +38,8 @@ fn event_sources() -> Arc<Sources> {
         Arc::new(gust_source_webhooks::Webhooks),
         Arc::new(gust_source_nats::Nats::default()),
         Arc::new(gust_source_mqtt::Mqtt),
-        // AMQP_REDIS_PENDING
+        Arc::new(gust_source_amqp::Amqp),
+        Arc::new(gust_source_redis::Redis),
     ])
 }
 

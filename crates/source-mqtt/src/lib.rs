@@ -118,6 +118,10 @@ impl Source for Mqtt {
         }
     }
 
+    fn configure_output(&self, params: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+        output_config(params)
+    }
+
     async fn publish(
         &self,
         config: &Map<String, Value>,

@@ -73,6 +73,26 @@ async fn a_message_not_yet_fired_when_the_run_stops_is_delivered_again_to_the_sa
     assert!(wait_until(|| !sink.events().is_empty()).await);
     assert_eq!(sink.events()[0].payload["data"], json!({"n": 1}));
     task.abort();
+    let _ = task.await;
+    forget_session(&url, &format!("gust-test-{id}")).await;
+}
+
+/// Connects as `client_id` with a clean session, which ends the session the broker kept.
+async fn forget_session(url: &str, client_id: &str) {
+    let host = url.trim_start_matches("mqtt://");
+    let (h, p) = host.split_once(':').unwrap_or((host, "1883"));
+    let mut options = rumqttc::MqttOptions::new(client_id, h, p.parse().unwrap());
+    options.set_clean_session(true);
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+    while let Ok(event) = events.poll().await {
+        match event {
+            rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => {
+                client.disconnect().await.unwrap();
+            }
+            rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect) => break,
+            _ => {}
+        }
+    }
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// A stream of its own (subjects `<prefix>.>`), deleted when the test ends.
+/// A stream of its own (subjects `<prefix>.>`), deleted at the test's end.
 struct TestStream {
     js: jetstream::Context,
     name: String,
@@ -64,12 +64,9 @@ impl TestStream {
             .unwrap();
         c.info().await.unwrap().clone()
     }
-}
 
-impl Drop for TestStream {
-    fn drop(&mut self) {
-        let (js, name) = (self.js.clone(), self.name.clone());
-        tokio::spawn(async move { js.delete_stream(name).await });
+    async fn delete(self) {
+        let _ = self.js.delete_stream(&self.name).await;
     }
 }
 
@@ -183,6 +180,7 @@ async fn a_jetstream_message_fires_keyed_by_stream_sequence_and_is_acknowledged(
     }
     assert!(acked, "the message was not acknowledged");
     task.abort();
+    s.delete().await;
 }
 
 #[tokio::test]
@@ -216,6 +214,7 @@ async fn a_jetstream_message_not_yet_fired_when_the_run_stops_is_delivered_again
     assert_eq!(again.key, held.events()[0].key);
     assert_eq!(again.payload["delivered"], json!(2));
     task.abort();
+    s.delete().await;
 }
 
 #[tokio::test]
@@ -243,6 +242,7 @@ async fn a_jetstream_message_moved_aside_is_published_and_terminated() {
     let info = s.consumer_info("gust").await;
     assert_eq!(info.num_ack_pending, 0);
     task.abort();
+    s.delete().await;
 }
 
 #[tokio::test]

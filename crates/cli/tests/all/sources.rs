@@ -481,3 +481,145 @@ async fn an_mqtt_message_runs_a_function_and_none_is_lost_while_the_server_is_do
     let read = call_feed(&s, "mqtt/subscribe", "READ", "dead", json!({})).await;
     assert_eq!(read["success"], false, "no subscription was kept: {read}");
 }
+
+#[tokio::test]
+async fn a_rabbitmq_message_runs_a_function_and_none_is_lost_while_the_server_is_down() {
+    use gust_source::Source as _;
+    let Some(url) = broker("GUST_TEST_AMQP_URL", "the AMQP source test") else {
+        return;
+    };
+    let mut s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let queue = unique("gust-test-");
+    let params = json!({ "url": url, "queue": queue, "declare": true });
+    let answer = feed_trigger(&s, "rq", "amqp/consume", params, "echo").await;
+    assert_eq!(answer["success"], true, "{answer}");
+    wait_connected(&s, "amqp/consume", "rq").await;
+    let out = json!({ "url": url, "routingKey": queue });
+    let out = gust_source_amqp::output_config(out.as_object().unwrap()).unwrap();
+    let amqp = gust_source_amqp::Amqp;
+    for n in 0..3u64 {
+        amqp.publish(&out, &json!({ "n": n })).await.unwrap();
+    }
+    assert_eq!(numbers(&s, "echo", 3).await, [0, 1, 2]);
+    let first = &records_of(&s, "echo").await[0]["response"]["result"]["params"];
+    assert_eq!(first["routingKey"], queue.as_str(), "{first}");
+
+    s.kill();
+    for n in 3..5u64 {
+        amqp.publish(&out, &json!({ "n": n })).await.unwrap();
+    }
+    let s = s.restart();
+    assert_eq!(numbers(&s, "echo", 5).await, [0, 1, 2, 3, 4]);
+
+    // A wrong password: the feed says so, without the password.
+    let r = s
+        .call("PUT", &format!("{TRIGGERS}/denied"), Some(json!({})))
+        .await;
+    assert_eq!(r.status, 200);
+    let bad_url = url.replacen("guest:guest@", "guest:not-the-password@", 1);
+    let bad = json!({ "url": bad_url, "queue": queue });
+    let answer = call_feed(&s, "amqp/consume", "CREATE", "denied", bad).await;
+    assert_eq!(answer["success"], false, "{answer}");
+    assert!(!answer.to_string().contains("not-the-password"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_redis_entry_runs_a_function_a_poison_one_is_moved_aside_and_results_are_published() {
+    let Some(url) = broker("GUST_TEST_REDIS_URL", "the Redis source test") else {
+        return;
+    };
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let stream = unique("gust-test-");
+    let params = json!({ "url": url, "stream": stream, "group": "g" });
+    let answer = feed_trigger(&s, "rs", "redis/stream", params, "echo").await;
+    assert_eq!(answer["success"], true, "{answer}");
+    // The rule publishes each result to another stream (an output binding).
+    let out = format!("{stream}:out");
+    let r = s
+        .call(
+            "PUT",
+            &format!("{RULES}/rs-r?overwrite=true"),
+            Some(json!({
+                "trigger": "/_/rs", "action": "/_/echo",
+                "annotations": [{"key": "output", "value": {"source": "redis", "url": url, "stream": out}}],
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // An output the source cannot take is refused with the rule.
+    let r = s
+        .call(
+            "PUT",
+            &format!("{RULES}/bad-out"),
+            Some(json!({
+                "trigger": "/_/rs", "action": "/_/echo",
+                "annotations": [{"key": "output", "value": {"source": "redis", "strem": "x"}}],
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    wait_connected(&s, "redis/stream", "rs").await;
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let xadd = |data: String| {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&stream).arg("*").arg("data").arg(data);
+        cmd
+    };
+    let _: String = xadd(json!({"n": 1}).to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Nested deeper than a record may hold (but not than JSON parsers take): it cannot be
+    // fired, and is moved aside.
+    let poison = format!("{}{}", "[".repeat(110), "]".repeat(110));
+    let _: String = xadd(format!("{{\"n\": 99, \"deep\": {poison}}}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = xadd(json!({"n": 2}).to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&s, "echo", 2).await, [1, 2]);
+    let dead: redis::Value = redis::cmd("XLEN")
+        .arg(format!("{stream}:dead"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        dead,
+        redis::Value::Int(1),
+        "the poison entry was moved aside"
+    );
+    let read = call_feed(&s, "redis/stream", "READ", "rs", json!({})).await;
+    assert_eq!(read["result"]["status"]["movedAside"], 1, "{read}");
+    // Both results reached the output stream.
+    let mut published = 0;
+    for _ in 0..100 {
+        let n: redis::Value = redis::cmd("XLEN")
+            .arg(&out)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        published = match n {
+            redis::Value::Int(n) => n,
+            _ => 0,
+        };
+        if published >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(published, 2, "each result was published once");
+    let _: redis::Value = redis::cmd("DEL")
+        .arg(&stream)
+        .arg(&out)
+        .arg(format!("{stream}:dead"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
