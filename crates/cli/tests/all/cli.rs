@@ -1133,3 +1133,78 @@ active = false
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn source_feeds_from_the_client() {
+    let (s, home) = setup();
+    let h = home.path();
+    let env = against(&s);
+    // A webhook: the client says where the sender must post.
+    let out = gust(
+        h,
+        &env,
+        &[
+            "trigger",
+            "create",
+            "gh",
+            "--feed",
+            "/whisk.system/webhooks/github",
+            "-p",
+            "secret",
+            "s3cret",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("webhook URL of trigger gh: ") && err.contains("/hooks/guest/gh"),
+        "{err}"
+    );
+    // `get` reads the feed: the URL, the secret hidden.
+    let got = ok(&gust(h, &env, &["trigger", "get", "gh", "--json"]));
+    assert!(got.contains("/hooks/guest/gh"), "{got}");
+    assert!(!got.contains("s3cret"), "{got}");
+    // A broker that does not answer: the feed says so and the trigger is not created.
+    let err = fails(&gust(
+        h,
+        &env,
+        &[
+            "trigger",
+            "create",
+            "mq",
+            "--feed",
+            "/whisk.system/mqtt/subscribe",
+            "-p",
+            "url",
+            "\"mqtt://127.0.0.1:1\"",
+            "-p",
+            "topic",
+            "t",
+        ],
+    ));
+    assert!(err.contains("not created"), "{err}");
+    fails(&gust(h, &env, &["trigger", "get", "mq"]));
+    // Unknown parameters are refused by name.
+    let err = fails(&gust(
+        h,
+        &env,
+        &[
+            "trigger",
+            "create",
+            "typo",
+            "--feed",
+            "/whisk.system/webhooks/github",
+            "-p",
+            "secert",
+            "x",
+        ],
+    ));
+    assert!(
+        err.contains("secert") && err.contains("not created"),
+        "{err}"
+    );
+    let out = ok(&gust(h, &env, &["trigger", "delete", "gh"]));
+    assert!(out.contains("gh"), "{out}");
+    let r = s.web("POST", "/hooks/guest/gh", &[], b"{}".to_vec()).await;
+    assert_eq!(r.status, 404);
+}

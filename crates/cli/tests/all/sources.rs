@@ -623,3 +623,149 @@ async fn a_redis_entry_runs_a_function_a_poison_one_is_moved_aside_and_results_a
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn slack_standard_webhooks_and_cloudevents_are_checked_and_deduplicated() {
+    use base64::Engine as _;
+    let s = server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    // Slack: the url_verification handshake is answered; a stale timestamp is refused.
+    feed_trigger(
+        &s,
+        "sl",
+        "webhooks/slack",
+        json!({ "signingSecret": "sss" }),
+        "echo",
+    )
+    .await;
+    let body = br#"{"token":"t","challenge":"ch-123","type":"url_verification"}"#.to_vec();
+    let slack_sig = |ts: u64, body: &[u8]| {
+        let mut base = format!("v0:{ts}:").into_bytes();
+        base.extend_from_slice(body);
+        format!("v0={}", sign("sss", &base))
+    };
+    let (ts, sig) = (now.to_string(), slack_sig(now, &body));
+    let r = s
+        .web(
+            "POST",
+            "/hooks/guest/sl",
+            &[
+                ("content-type", "application/json"),
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", &sig),
+            ],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, json!("ch-123"));
+    let old = now - 600;
+    let (ts, sig) = (old.to_string(), slack_sig(old, &body));
+    let r = s
+        .web(
+            "POST",
+            "/hooks/guest/sl",
+            &[
+                ("content-type", "application/json"),
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", &sig),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 401, "a replay outside the window: {}", r.body);
+
+    // Standard Webhooks: signed with the secret's key; the same webhook-id fires once.
+    let key = b"0123456789abcdef0123456789abcdef";
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    feed_trigger(
+        &s,
+        "sw",
+        "webhooks/standard",
+        json!({ "secret": secret }),
+        "echo",
+    )
+    .await;
+    let body = br#"{"type":"invoice.paid","n":1}"#.to_vec();
+    let mut signed = format!("msg_1.{now}.").into_bytes();
+    signed.extend_from_slice(&body);
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(&signed);
+    let good = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let signatures = format!(
+        "v1,{} v1,{good}",
+        base64::engine::general_purpose::STANDARD.encode([0u8; 32])
+    );
+    let ts = now.to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("webhook-id", "msg_1"),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", signatures.as_str()),
+    ];
+    let first = s
+        .web("POST", "/hooks/guest/sw", &headers, body.clone())
+        .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let again = s
+        .web("POST", "/hooks/guest/sw", &headers, body.clone())
+        .await;
+    assert_eq!(again.body["activationId"], first.body["activationId"]);
+    let forged = [
+        ("content-type", "application/json"),
+        ("webhook-id", "msg_2"),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", signatures.as_str()),
+    ];
+    let r = s.web("POST", "/hooks/guest/sw", &forged, body).await;
+    assert_eq!(r.status, 401, "a signature of another message: {}", r.body);
+
+    // CloudEvents in binary mode: attributes from ce- headers; source and id de-duplicate.
+    feed_trigger(&s, "ce", "webhooks/cloudevents", json!({}), "echo").await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("ce-specversion", "1.0"),
+        ("ce-id", "e-1"),
+        ("ce-source", "/orders"),
+        ("ce-type", "com.example.order.created"),
+    ];
+    let r = s
+        .web("POST", "/hooks/guest/ce", &headers, br#"{"n":7}"#.to_vec())
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r2 = s
+        .web("POST", "/hooks/guest/ce", &headers, br#"{"n":7}"#.to_vec())
+        .await;
+    assert_eq!(r2.body["activationId"], r.body["activationId"]);
+    let r = s
+        .web(
+            "POST",
+            "/hooks/guest/ce",
+            &[
+                ("content-type", "application/json"),
+                ("ce-specversion", "1.0"),
+            ],
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 400, "attributes missing: {}", r.body);
+
+    // One run each for the Standard Webhook and the CloudEvent.
+    let records = wait_for_records(&s, "echo", 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(records_of(&s, "echo").await.len(), 2, "{records:?}");
+    let ce = records_of(&s, "echo")
+        .await
+        .into_iter()
+        .find(|r| r["response"]["result"]["params"]["type"] == "com.example.order.created")
+        .expect("the CloudEvent's run");
+    assert_eq!(ce["response"]["result"]["params"]["data"]["n"], 7, "{ce}");
+}
