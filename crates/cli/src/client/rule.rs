@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::action::qualify;
 use super::trigger::{entity_path, full_name, put_failure};
-use super::{Client, print_json, print_table};
+use super::{Client, key_values, parameters, print_json, print_table};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RuleCommand {
@@ -41,6 +41,10 @@ pub struct RuleArgs {
     pub trigger: String,
     /// The action: name, package/name or /namespace/[package/]name.
     pub action: String,
+    /// Annotation KEY VALUE; repeatable (`-a output '{"source":"nats",...}'` publishes the
+    /// action's result).
+    #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub annotation: Vec<String>,
 }
 
 fn path(name: &str) -> String {
@@ -66,8 +70,12 @@ pub fn body(trigger: &str, action: &str) -> Value {
 
 async fn put(client: &Client, args: &RuleArgs, create: bool) -> Result<()> {
     let url = format!("{}?overwrite={}", path(&args.name), !create);
+    let mut put = body(&args.trigger, &args.action);
+    if !args.annotation.is_empty() {
+        put["annotations"] = key_values(parameters(&args.annotation, None)?);
+    }
     let r = client
-        .call("PUT", &url, Some(&body(&args.trigger, &args.action)))
+        .call("PUT", &url, Some(&put))
         .await
         .map_err(|e| put_failure(e, "rule", &args.name))?;
     if client.json {
