@@ -380,6 +380,31 @@ async function main () {
       `feeds.create with cron '***' rejected with ${describe(bad)}; expected "cron pattern '***' is not valid"`)
   })
 
+  await section('feeds of an event source (/whisk.system/webhooks/github)', async () => {
+    await call("triggers.create({name: 'owc_hook'})", ow.triggers.create({ name: 'owc_hook' }))
+    const feed = { name: '/whisk.system/webhooks/github', trigger: 'owc_hook', params: { secret: 'owc-secret' } }
+    const created = await call('feeds.create (webhook)', ow.feeds.create(feed))
+    eq(created.response && created.response.success, true,
+      `feeds.create (webhook): response.success of ${JSON.stringify(created.response)}`)
+    const url = (created.response.result || {}).url || ''
+    assert.ok(url.endsWith('/hooks/guest/owc_hook'), `feeds.create (webhook): result.url of ${url}`)
+    const read = await call('feeds.get (webhook READ)', ow.feeds.get(feed))
+    const r = read.response.result || {}
+    eq(r.config && r.config.secret, '********', `feeds.get (webhook): the secret is hidden in ${JSON.stringify(r)}`)
+    const updated = await call('feeds.update (webhook)', ow.feeds.update({ ...feed, params: { secret: 'owc-other' } }))
+    eq(updated.response && updated.response.success, true,
+      `feeds.update (webhook): response.success of ${JSON.stringify(updated.response)}`)
+    const deleted = await call('feeds.delete (webhook)', ow.feeds.delete(feed))
+    eq(deleted.response && deleted.response.success, true,
+      `feeds.delete (webhook): response.success of ${JSON.stringify(deleted.response)}`)
+    const bad = await rejects('feeds.create (webhook) with an unknown parameter', ow.feeds.create({
+      name: '/whisk.system/webhooks/github', trigger: 'owc_hook', params: { secert: 'x' },
+    }))
+    assert.ok(String(bad.message).includes('secert'),
+      `feeds.create with 'secert' rejected with ${describe(bad)}; expected a text naming it`)
+    await call("triggers.delete({name: 'owc_hook'})", ow.triggers.delete({ name: 'owc_hook' }))
+  })
+
   await section('clean-up (a trigger deleted before its rule)', async () => {
     await call("triggers.delete({name: 'owc_fire'})", ow.triggers.delete({ name: 'owc_fire' }))
     await call("rules.delete({name: 'owc_rule'}) after its trigger was deleted", ow.rules.delete({ name: 'owc_rule' }))
