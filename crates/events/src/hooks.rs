@@ -5,6 +5,7 @@
 use gust_controller::ControllerError;
 use gust_source::{Hook, HookError, HookRequest};
 
+use crate::sources::keyed;
 use crate::{EventError, Events, Fired};
 
 /// What a webhook request did.
@@ -58,11 +59,9 @@ impl Events {
             .owner(ns)
             .await?
             .ok_or(EventError::Core(ControllerError::NotFound))?;
-        let key = event
-            .key
-            .unwrap_or_else(|| format!("once:{}", uuid::Uuid::new_v4().simple()));
+        let (payload, key) = keyed(event);
         let fired = self
-            .fire_event(&who, ns, trigger, event.payload, &key, false)
+            .fire_event(&who, ns, trigger, payload, &key, false)
             .await?;
         Ok(Hooked::Fired(fired))
     }

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::sources::Sources;
+use crate::sources::{Sources, keyed};
 use crate::timers::LEASE_MS;
 use crate::{EventError, Events, lock};
 
@@ -244,12 +244,10 @@ impl SubscriptionSink {
 impl Sink for SubscriptionSink {
     async fn deliver(&self, event: Event) -> Delivery {
         // A message without a key of its own gets one for its retries here.
-        let key = event
-            .key
-            .unwrap_or_else(|| format!("once:{}", uuid::Uuid::new_v4().simple()));
+        let (payload, key) = keyed(event);
         let mut failures = 0;
         loop {
-            let error = match self.fire(event.payload.clone(), &key).await {
+            let error = match self.fire(payload.clone(), &key).await {
                 Ok(()) => return Delivery::Accepted,
                 Err(e) => e,
             };

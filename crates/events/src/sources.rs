@@ -21,6 +21,23 @@ use tokio::sync::Notify;
 use crate::alarms::{FeedCall, FeedError, feed_call};
 use crate::system::Answer;
 
+/// The payload key that carries a message's de-duplication key to the function.
+pub const EVENT_KEY: &str = "__event_key";
+
+/// An event's payload, with its key under [`EVENT_KEY`] when its source gave it one, and the
+/// key its fire is identified by (the source's, or a new one for this message alone).
+pub(crate) fn keyed(event: gust_source::Event) -> (Map<String, Value>, String) {
+    let mut payload = event.payload;
+    let key = match event.key {
+        Some(k) => {
+            payload.insert(EVENT_KEY.into(), json!(k));
+            k
+        }
+        None => format!("once:{}", uuid::Uuid::new_v4().simple()),
+    };
+    (payload, key)
+}
+
 /// What a READ shows in place of a secret's value.
 pub const HIDDEN: &str = "********";
 /// Longest a CREATE or UPDATE waits for a source to connect.

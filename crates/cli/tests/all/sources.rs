@@ -769,3 +769,63 @@ async fn slack_standard_webhooks_and_cloudevents_are_checked_and_deduplicated() 
         .expect("the CloudEvent's run");
     assert_eq!(ce["response"]["result"]["params"]["data"]["n"], 7, "{ce}");
 }
+
+#[tokio::test]
+async fn a_throttled_namespace_holds_a_sources_messages_instead_of_dropping_them() {
+    let Some(url) = broker("GUST_TEST_REDIS_URL", "the source back-pressure test") else {
+        return;
+    };
+    let s = server();
+    // One invocation in flight at a time, and an action that takes a second.
+    s.admin(&["limits", "set", "guest", "--concurrent-invocations", "1"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    s.create("slow", &function("slow"), json!({})).await;
+    let r = s
+        .call(
+            "PUT",
+            &format!("{TRIGGERS}/bp"),
+            Some(json!({ "parameters": [{"key": "ms", "value": 1000}] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stream = unique("gust-test-bp-");
+    let params = json!({ "url": url, "stream": stream, "group": "g" });
+    let answer = call_feed(&s, "redis/stream", "CREATE", "bp", params).await;
+    assert_eq!(answer["success"], true, "{answer}");
+    let r = s
+        .call(
+            "PUT",
+            &format!("{RULES}/bp-r"),
+            Some(json!({ "trigger": "/_/bp", "action": "/_/slow" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_connected(&s, "redis/stream", "bp").await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for n in 0..3 {
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("data")
+            .arg(json!({ "n": n }).to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // Every message runs, one after the other; none is refused with a 429.
+    let runs = wait_for_records(&s, "slow", 3).await;
+    assert_eq!(runs.len(), 3);
+    let fires = records_of(&s, "bp").await;
+    assert_eq!(fires.len(), 3, "one trigger record per message: {fires:?}");
+    for f in &fires {
+        let line: Value = serde_json::from_str(f["logs"][0].as_str().unwrap()).unwrap();
+        assert_eq!(line["success"], true, "{line}");
+        assert!(f["response"]["result"]["__event_key"].is_string(), "{f}");
+    }
+    let _: redis::Value = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
