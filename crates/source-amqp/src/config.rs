@@ -2,7 +2,7 @@
 //! [`crate::Amqp::configure`] keeps is the map these types write back, and reading that map
 //! again gives the same values.
 
-use gust_source::{boolean, integer, refuse_unknown, required, string};
+use gust_source::{boolean, integer, put_optional, refuse_unknown, required, string};
 use lapin::uri::{AMQPScheme, AMQPUri};
 use serde_json::{Map, Value};
 
@@ -107,10 +107,10 @@ impl Consume {
         out.insert("url".into(), self.broker.url.clone().into());
         out.insert("queue".into(), self.queue.clone().into());
         out.insert("declare".into(), self.declare.into());
-        put(&mut out, "exchange", &self.exchange);
-        put(&mut out, "routingKey", &self.routing_key);
+        put_optional(&mut out, "exchange", &self.exchange);
+        put_optional(&mut out, "routingKey", &self.routing_key);
         out.insert("prefetch".into(), self.prefetch.into());
-        put(&mut out, "deadLetter", &self.dead_letter);
+        put_optional(&mut out, "deadLetter", &self.dead_letter);
         out
     }
 }
@@ -155,12 +155,6 @@ impl Output {
         out.insert("routingKey".into(), self.routing_key.clone().into());
         out.insert("persistent".into(), self.persistent.into());
         out
-    }
-}
-
-fn put(out: &mut Map<String, Value>, name: &str, value: &Option<String>) {
-    if let Some(v) = value {
-        out.insert(name.into(), v.clone().into());
     }
 }
 

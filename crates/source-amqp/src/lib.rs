@@ -25,7 +25,7 @@ mod config;
 mod run;
 
 use async_trait::async_trait;
-use gust_source::{FeedDoc, Sink, Source, SourceError};
+use gust_source::{FeedDoc, Sink, Source, SourceError, unknown_feed};
 use serde_json::{Map, Value};
 
 pub use config::{DEFAULT_PREFETCH, DEFAULT_URL};
@@ -84,7 +84,7 @@ impl Source for Amqp {
     ) -> Result<Map<String, Value>, String> {
         match feed {
             "consume" => config::Consume::read(params).map(|c| c.write()),
-            other => Err(unknown_feed(other)),
+            other => Err(unknown_feed(self, other)),
         }
     }
 
@@ -97,7 +97,7 @@ impl Source for Amqp {
             "consume" => {
                 run::check(&config::Consume::read(config).map_err(SourceError::Config)?).await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -112,7 +112,7 @@ impl Source for Amqp {
                 let c = config::Consume::read(config).map_err(SourceError::Config)?;
                 run::consume(&c, sink).await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -130,10 +130,6 @@ impl Source for Amqp {
             .map_err(|e| SourceError::Config(format!("cannot encode the payload: {e}")))?;
         run::publish(&output, &body).await
     }
-}
-
-fn unknown_feed(feed: &str) -> String {
-    format!("the amqp package has no feed '{feed}' (it has consume)")
 }
 
 #[cfg(test)]

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use futures_util::StreamExt;
-use gust_source::{Delivery, Event, Sink, SourceError, body_value};
+use gust_source::{Delivery, Event, Sink, SourceError, base64_text, put_body};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
@@ -356,15 +355,8 @@ fn payload(d: &lapin::message::Delivery) -> Map<String, Value> {
     if let Some(headers) = p.headers().as_ref().filter(|h| !h.inner().is_empty()) {
         payload.insert("headers".into(), table(headers));
     }
-    match body_value(&d.data) {
-        Some(v) => payload.insert("data".into(), v),
-        None => payload.insert("data_base64".into(), base64(&d.data).into()),
-    };
+    put_body(&mut payload, &d.data);
     payload
-}
-
-fn base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn table(t: &FieldTable) -> Value {
@@ -394,9 +386,9 @@ fn value(v: &AMQPValue) -> Value {
         AMQPValue::ShortString(s) => s.as_str().into(),
         AMQPValue::LongString(s) => match std::str::from_utf8(s.as_bytes()) {
             Ok(text) => text.into(),
-            Err(_) => base64(s.as_bytes()).into(),
+            Err(_) => base64_text(s.as_bytes()).into(),
         },
-        AMQPValue::ByteArray(b) => base64(b.as_slice()).into(),
+        AMQPValue::ByteArray(b) => base64_text(b.as_slice()).into(),
         AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(value).collect()),
         AMQPValue::FieldTable(t) => table(t),
         AMQPValue::Void => Value::Null,

@@ -3,21 +3,15 @@
 //! end; skipped, and said so, otherwise.
 #![allow(clippy::unwrap_used)]
 
-mod harness;
-
+use gust_source::testing::{TestSink, config, server_url, start, wait_until};
 use gust_source::{Source, SourceError};
 use gust_source_amqp::{Amqp, output_config};
-use harness::{TestSink, config, start, wait_until};
 use lapin::options::{BasicPublishOptions, QueueDeleteOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
 fn url() -> Option<String> {
-    let url = std::env::var("GUST_TEST_AMQP_URL").ok();
-    if url.is_none() {
-        eprintln!("skipped: GUST_TEST_AMQP_URL is not set");
-    }
-    url
+    server_url("GUST_TEST_AMQP_URL")
 }
 
 /// Queue names of a test's own, deleted when it ends.

@@ -2,7 +2,7 @@
 //! [`crate::Mqtt::configure`] keeps is the map these types write back, and reading that map
 //! again gives the same values.
 
-use gust_source::{boolean, integer, refuse_unknown, required, string};
+use gust_source::{boolean, integer, put_optional, refuse_unknown, required, string};
 use serde_json::{Map, Value};
 
 pub const DEFAULT_URL: &str = "mqtt://127.0.0.1:1883";
@@ -63,8 +63,8 @@ impl Broker {
     fn write(&self, out: &mut Map<String, Value>) {
         out.insert("url".into(), self.url.clone().into());
         out.insert("tls".into(), self.tls.into());
-        put(out, "username", &self.username);
-        put(out, "password", &self.password);
+        put_optional(out, "username", &self.username);
+        put_optional(out, "password", &self.password);
         let version = match self.version {
             Version::V3 => 3,
             Version::V5 => 5,
@@ -144,8 +144,8 @@ impl Subscribe {
         self.broker.write(&mut out);
         out.insert("topic".into(), self.topic.clone().into());
         out.insert("qos".into(), self.qos.into());
-        put(&mut out, "clientId", &self.client_id);
-        put(&mut out, "deadLetter", &self.dead_letter);
+        put_optional(&mut out, "clientId", &self.client_id);
+        put_optional(&mut out, "deadLetter", &self.dead_letter);
         out
     }
 }
@@ -183,12 +183,6 @@ impl Output {
         out.insert("qos".into(), self.qos.into());
         out.insert("retain".into(), self.retain.into());
         out
-    }
-}
-
-fn put(out: &mut Map<String, Value>, name: &str, value: &Option<String>) {
-    if let Some(v) = value {
-        out.insert(name.into(), v.clone().into());
     }
 }
 

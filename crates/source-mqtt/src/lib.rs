@@ -25,7 +25,7 @@ mod config;
 mod run;
 
 use async_trait::async_trait;
-use gust_source::{FeedDoc, Sink, Source, SourceError};
+use gust_source::{FeedDoc, Sink, Source, SourceError, unknown_feed};
 use serde_json::{Map, Value};
 
 pub use client::RECEIVE_MAXIMUM;
@@ -86,7 +86,7 @@ impl Source for Mqtt {
     ) -> Result<Map<String, Value>, String> {
         match feed {
             "subscribe" => config::Subscribe::read(params).map(|c| c.write()),
-            other => Err(unknown_feed(other)),
+            other => Err(unknown_feed(self, other)),
         }
     }
 
@@ -99,7 +99,7 @@ impl Source for Mqtt {
             "subscribe" => {
                 run::check(&config::Subscribe::read(config).map_err(SourceError::Config)?).await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -114,7 +114,7 @@ impl Source for Mqtt {
                 let c = config::Subscribe::read(config).map_err(SourceError::Config)?;
                 run::subscribe(&c, sink).await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -132,10 +132,6 @@ impl Source for Mqtt {
             .map_err(|e| SourceError::Config(format!("cannot encode the payload: {e}")))?;
         run::publish(&output, body.into()).await
     }
-}
-
-fn unknown_feed(feed: &str) -> String {
-    format!("the mqtt package has no feed '{feed}' (it has subscribe)")
 }
 
 #[cfg(test)]

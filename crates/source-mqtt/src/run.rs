@@ -8,9 +8,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use base64::Engine as _;
 use bytes::Bytes;
-use gust_source::{Delivery, Event, Sink, SourceError, body_value};
+use gust_source::{Delivery, Event, Sink, SourceError, put_body};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -257,15 +256,7 @@ fn payload(m: &Message) -> Map<String, Value> {
     payload.insert("topic".into(), m.topic.clone().into());
     payload.insert("qos".into(), m.qos.into());
     payload.insert("retain".into(), m.retain.into());
-    match body_value(&m.payload) {
-        Some(v) => payload.insert("data".into(), v),
-        None => payload.insert(
-            "data_base64".into(),
-            base64::engine::general_purpose::STANDARD
-                .encode(&m.payload)
-                .into(),
-        ),
-    };
+    put_body(&mut payload, &m.payload);
     if !m.user_properties.is_empty() {
         let mut props = Map::new();
         for (k, v) in &m.user_properties {

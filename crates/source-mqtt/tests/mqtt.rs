@@ -3,21 +3,15 @@
 //! otherwise.
 #![allow(clippy::unwrap_used)]
 
-mod harness;
-
 use std::time::Duration;
 
+use gust_source::testing::{TestSink, config, server_url, start, wait_until};
 use gust_source::{Source, SourceError};
 use gust_source_mqtt::{Mqtt, output_config};
-use harness::{TestSink, config, start, wait_until};
 use serde_json::{Value, json};
 
 fn url() -> Option<String> {
-    let url = std::env::var("GUST_TEST_MQTT_URL").ok();
-    if url.is_none() {
-        eprintln!("skipped: GUST_TEST_MQTT_URL is not set");
-    }
-    url
+    server_url("GUST_TEST_MQTT_URL")
 }
 
 fn unique() -> String {

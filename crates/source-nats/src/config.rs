@@ -2,7 +2,7 @@
 //! map these types write back, and reading that map again gives the same values.
 
 use async_nats::ServerAddr;
-use gust_source::{boolean, integer, refuse_unknown, required, string};
+use gust_source::{boolean, integer, put_optional, refuse_unknown, required, string};
 use serde_json::{Map, Value};
 
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
@@ -48,9 +48,9 @@ impl Connection {
 
     fn write(&self, out: &mut Map<String, Value>) {
         out.insert("url".into(), self.url.clone().into());
-        put(out, "user", &self.user);
-        put(out, "password", &self.password);
-        put(out, "token", &self.token);
+        put_optional(out, "user", &self.user);
+        put_optional(out, "password", &self.password);
+        put_optional(out, "token", &self.token);
         out.insert("tls".into(), self.tls.into());
     }
 
@@ -101,8 +101,8 @@ impl Subscribe {
         let mut out = Map::new();
         self.connection.write(&mut out);
         out.insert("subject".into(), self.subject.clone().into());
-        put(&mut out, "queue", &self.queue);
-        put(&mut out, "deadLetter", &self.dead_letter);
+        put_optional(&mut out, "queue", &self.queue);
+        put_optional(&mut out, "deadLetter", &self.dead_letter);
         out
     }
 }
@@ -191,10 +191,10 @@ impl JetStream {
         self.connection.write(&mut out);
         out.insert("stream".into(), self.stream.clone().into());
         out.insert("consumer".into(), self.consumer.clone().into());
-        put(&mut out, "subject", &self.subject);
+        put_optional(&mut out, "subject", &self.subject);
         out.insert("deliverPolicy".into(), self.deliver_policy.name().into());
         out.insert("maxDeliver".into(), self.max_deliver.into());
-        put(&mut out, "deadLetter", &self.dead_letter);
+        put_optional(&mut out, "deadLetter", &self.dead_letter);
         out
     }
 }
@@ -233,12 +233,6 @@ fn dead_letter(params: &Map<String, Value>) -> Result<Option<String>, String> {
         check_subject("deadLetter", s, Wildcards::Refused)?;
     }
     Ok(dead_letter)
-}
-
-fn put(out: &mut Map<String, Value>, name: &str, value: &Option<String>) {
-    if let Some(v) = value {
-        out.insert(name.into(), v.clone().into());
-    }
 }
 
 #[derive(PartialEq, Eq)]

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gust_source::{FeedDoc, Sink, Source, SourceError};
+use gust_source::{FeedDoc, Sink, Source, SourceError, unknown_feed};
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
@@ -116,7 +116,7 @@ impl Source for Nats {
         match feed {
             "subscribe" => config::Subscribe::read(params).map(|c| c.write()),
             "jetstream" => config::JetStream::read(params).map(|c| c.write()),
-            other => Err(unknown_feed(other)),
+            other => Err(unknown_feed(self, other)),
         }
     }
 
@@ -134,7 +134,7 @@ impl Source for Nats {
                 run::check_jetstream(&config::JetStream::read(config).map_err(SourceError::Config)?)
                     .await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -153,7 +153,7 @@ impl Source for Nats {
                 let c = config::JetStream::read(config).map_err(SourceError::Config)?;
                 run::jetstream(&c, sink).await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -185,10 +185,6 @@ impl Source for Nats {
         }
         sent
     }
-}
-
-fn unknown_feed(feed: &str) -> String {
-    format!("the nats package has no feed '{feed}' (it has subscribe, jetstream)")
 }
 
 #[cfg(test)]

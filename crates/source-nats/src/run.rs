@@ -3,10 +3,9 @@
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use async_nats::{HeaderMap, ServerError};
-use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gust_source::{Delivery, Event, Sink, SourceError, body_value};
+use gust_source::{Delivery, Event, Sink, SourceError, put_body};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -344,17 +343,4 @@ fn payload(message: &async_nats::Message, extra: Option<Map<String, Value>>) -> 
         payload.extend(extra);
     }
     payload
-}
-
-/// `data` (JSON or text) or `data_base64`.
-pub fn put_body(payload: &mut Map<String, Value>, body: &[u8]) {
-    match body_value(body) {
-        Some(v) => payload.insert("data".into(), v),
-        None => payload.insert(
-            "data_base64".into(),
-            base64::engine::general_purpose::STANDARD
-                .encode(body)
-                .into(),
-        ),
-    };
 }

@@ -4,10 +4,7 @@ use super::*;
 use serde_json::json;
 
 fn configure(feed: &str, params: Value) -> Result<Value, String> {
-    let Value::Object(params) = params else {
-        return Err("not an object".into());
-    };
-    Nats::default().configure(feed, &params).map(Value::Object)
+    gust_source::testing::configure(&Nats::default(), feed, params)
 }
 
 fn check(feed: &str, params: Value, expected: Result<Value, &str>) {
@@ -180,19 +177,10 @@ fn secrets_are_named_and_urls_shown_without_credentials() {
 #[test]
 fn every_feed_documents_its_parameters() {
     for feed in FEEDS {
-        let params: Value = serde_json::from_str(feed.parameters).unwrap_or_default();
-        let names: Vec<&str> = params
-            .as_array()
-            .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
-            .unwrap_or_default();
         let known: &[&str] = match feed.name {
             "subscribe" => &config::Subscribe::PARAMETERS,
             _ => &config::JetStream::PARAMETERS,
         };
-        let mut names = names;
-        names.sort_unstable();
-        let mut known = known.to_vec();
-        known.sort_unstable();
-        assert_eq!(names, known, "{}", feed.name);
+        gust_source::testing::assert_documents(feed, known);
     }
 }

@@ -2,22 +2,16 @@
 //! enabled), each test on subjects and a stream of its own; skipped, and said so, otherwise.
 #![allow(clippy::unwrap_used)]
 
-mod harness;
-
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
+use gust_source::testing::{TestSink, config, server_url, start, wait_until};
 use gust_source::{Source, SourceError};
 use gust_source_nats::Nats;
-use harness::{TestSink, config, start, wait_until};
 use serde_json::{Value, json};
 
 fn url() -> Option<String> {
-    let url = std::env::var("GUST_TEST_NATS_URL").ok();
-    if url.is_none() {
-        eprintln!("skipped: GUST_TEST_NATS_URL is not set");
-    }
-    url
+    server_url("GUST_TEST_NATS_URL")
 }
 
 fn unique() -> String {

@@ -2,7 +2,7 @@
 //! [`crate::Redis::configure`] keeps is the map these types write back, and reading that map
 //! again gives the same values.
 
-use gust_source::{integer, refuse_unknown, required, string};
+use gust_source::{integer, put_optional, refuse_unknown, required, string};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use serde_json::{Map, Value};
 
@@ -55,8 +55,8 @@ impl Server {
 
     fn write(&self, out: &mut Map<String, Value>) {
         out.insert("url".into(), self.url.clone().into());
-        put(out, "username", &self.username);
-        put(out, "password", &self.password);
+        put_optional(out, "username", &self.username);
+        put_optional(out, "password", &self.password);
     }
 
     /// The server's address without credentials, for messages and logs.
@@ -179,11 +179,5 @@ impl Output {
             out.insert("maxLen".into(), n.into());
         }
         out
-    }
-}
-
-fn put(out: &mut Map<String, Value>, name: &str, value: &Option<String>) {
-    if let Some(v) = value {
-        out.insert(name.into(), v.clone().into());
     }
 }

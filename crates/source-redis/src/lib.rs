@@ -24,7 +24,7 @@ mod config;
 mod run;
 
 use async_trait::async_trait;
-use gust_source::{FeedDoc, Sink, Source, SourceError};
+use gust_source::{FeedDoc, Sink, Source, SourceError, unknown_feed};
 use serde_json::{Map, Value};
 
 pub use config::{DEFAULT_CONSUMER, DEFAULT_URL};
@@ -83,7 +83,7 @@ impl Source for Redis {
     ) -> Result<Map<String, Value>, String> {
         match feed {
             "stream" => config::Stream::read(params).map(|c| c.write()),
-            other => Err(unknown_feed(other)),
+            other => Err(unknown_feed(self, other)),
         }
     }
 
@@ -96,7 +96,7 @@ impl Source for Redis {
             "stream" => {
                 run::check(&config::Stream::read(config).map_err(SourceError::Config)?).await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -111,7 +111,7 @@ impl Source for Redis {
                 let c = config::Stream::read(config).map_err(SourceError::Config)?;
                 run::stream(&c, sink).await
             }
-            other => Err(SourceError::Config(unknown_feed(other))),
+            other => Err(SourceError::Config(unknown_feed(self, other))),
         }
     }
 
@@ -127,10 +127,6 @@ impl Source for Redis {
         let output = config::Output::read(config).map_err(SourceError::Config)?;
         run::publish(&output, &payload.to_string()).await
     }
-}
-
-fn unknown_feed(feed: &str) -> String {
-    format!("the redis package has no feed '{feed}' (it has stream)")
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use gust_source::{Delivery, Event, Sink, SourceError, body_value};
+use gust_source::{Delivery, Event, Sink, SourceError, base64_text, put_body};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value};
@@ -307,7 +306,6 @@ pub async fn publish(o: &Output, json: &str) -> Result<(), SourceError> {
 
 /// `{stream, id, fields: {name: text}, fields_base64?: {name: base64}, data | data_base64?}`.
 fn payload(stream: &str, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Map<String, Value> {
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let mut payload = Map::new();
     payload.insert("stream".into(), stream.into());
     payload.insert("id".into(), id.into());
@@ -317,7 +315,7 @@ fn payload(stream: &str, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Map<String,
         let name = String::from_utf8_lossy(k).into_owned();
         match std::str::from_utf8(v) {
             Ok(s) => text.insert(name, s.into()),
-            Err(_) => binary.insert(name, b64(v).into()),
+            Err(_) => binary.insert(name, base64_text(v).into()),
         };
     }
     payload.insert("fields".into(), Value::Object(text));
@@ -328,10 +326,7 @@ fn payload(stream: &str, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Map<String,
         .iter()
         .find_map(|name| fields.iter().find(|(k, _)| k.as_slice() == name.as_bytes()));
     if let Some((_, v)) = data {
-        match body_value(v) {
-            Some(v) => payload.insert("data".into(), v),
-            None => payload.insert("data_base64".into(), b64(v).into()),
-        };
+        put_body(&mut payload, v);
     }
     payload
 }

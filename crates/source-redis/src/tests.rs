@@ -5,10 +5,7 @@ use super::*;
 use serde_json::json;
 
 fn configure(params: Value) -> Result<Value, String> {
-    let Value::Object(params) = params else {
-        return Err("not an object".into());
-    };
-    Redis.configure("stream", &params).map(Value::Object)
+    gust_source::testing::configure(&Redis, "stream", params)
 }
 
 #[test]
@@ -104,14 +101,6 @@ fn output_takes_a_stream() {
 
 #[test]
 fn the_feed_documents_its_parameters() {
-    let params: Value = serde_json::from_str(FEEDS[0].parameters).unwrap_or_default();
-    let mut names: Vec<&str> = params
-        .as_array()
-        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
-        .unwrap_or_default();
-    names.sort_unstable();
-    let mut known = config::Stream::PARAMETERS.to_vec();
-    known.sort_unstable();
-    assert_eq!(names, known);
+    gust_source::testing::assert_documents(&FEEDS[0], &config::Stream::PARAMETERS);
     assert!(Redis.secrets().contains(&"password"));
 }

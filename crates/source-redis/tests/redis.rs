@@ -3,20 +3,14 @@
 //! skipped, and said so, otherwise.
 #![allow(clippy::unwrap_used)]
 
-mod harness;
-
+use gust_source::testing::{TestSink, config, server_url, start, wait_until};
 use gust_source::{Source, SourceError};
 use gust_source_redis::{Redis, output_config};
-use harness::{TestSink, config, start, wait_until};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 fn url() -> Option<String> {
-    let url = std::env::var("GUST_TEST_REDIS_URL").ok();
-    if url.is_none() {
-        eprintln!("skipped: GUST_TEST_REDIS_URL is not set");
-    }
-    url
+    server_url("GUST_TEST_REDIS_URL")
 }
 
 /// A connection and the keys a test made, deleted at its end.

@@ -14,9 +14,13 @@
 //!
 //! **May not:** know Gust's entities or its store; block a thread.
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -232,8 +236,25 @@ pub fn boolean(params: &Map<String, Value>, name: &str, default: bool) -> Result
     }
 }
 
+/// Puts parameter `name` in a configuration to keep when it has a value.
+pub fn put_optional(out: &mut Map<String, Value>, name: &str, value: &Option<String>) {
+    if let Some(v) = value {
+        out.insert(name.into(), v.clone().into());
+    }
+}
+
+/// Why `source` refuses feed `feed`: the package, and the feeds it has.
+pub fn unknown_feed(source: &(impl Source + ?Sized), feed: &str) -> String {
+    let feeds: Vec<&str> = source.feeds().iter().map(|f| f.name).collect();
+    format!(
+        "the {} package has no feed '{feed}' (it has {})",
+        source.package(),
+        feeds.join(", ")
+    )
+}
+
 /// A message body as a payload value: its JSON if it is JSON, else its text, else base64
-/// is left to the caller (`None`).
+/// is left to the caller (`None`); [`put_body`] puts either in a payload.
 pub fn body_value(body: &[u8]) -> Option<Value> {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Some(v);
@@ -241,6 +262,20 @@ pub fn body_value(body: &[u8]) -> Option<Value> {
     std::str::from_utf8(body)
         .ok()
         .map(|s| Value::String(s.to_string()))
+}
+
+/// Puts a message body in `payload`: `data` ([`body_value`]: its JSON, else its text) or,
+/// when it is neither, `data_base64`.
+pub fn put_body(payload: &mut Map<String, Value>, body: &[u8]) {
+    match body_value(body) {
+        Some(v) => payload.insert("data".into(), v),
+        None => payload.insert("data_base64".into(), base64_text(body).into()),
+    };
+}
+
+/// `bytes` in standard base64, padded (how payloads carry what is not text).
+pub fn base64_text(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The wait before reconnection attempt `n` (0-based): 0.5 s doubling to at most 30 s.
@@ -260,6 +295,62 @@ mod tests {
         assert_eq!(
             err,
             Err("unknown parameter 'sujbect' (this feed takes url, subject)".into())
+        );
+    }
+
+    #[test]
+    fn bodies_are_json_text_or_base64() {
+        let check = |body: &[u8], expected: Value| {
+            let mut payload = Map::new();
+            put_body(&mut payload, body);
+            assert_eq!(Value::Object(payload), expected, "{body:?}");
+        };
+        check(br#"{"a":1}"#, json!({"data": {"a": 1}}));
+        check(b"plain text", json!({"data": "plain text"}));
+        check(b"", json!({"data": ""}));
+        check(&[0xff, 0x00], json!({"data_base64": "/wA="}));
+    }
+
+    #[test]
+    fn an_unknown_feed_is_refused_with_the_feeds_there_are() {
+        struct Two;
+        #[async_trait]
+        impl Source for Two {
+            fn package(&self) -> &'static str {
+                "two"
+            }
+            fn description(&self) -> &'static str {
+                "two feeds"
+            }
+            fn feeds(&self) -> &'static [FeedDoc] {
+                const FEEDS: &[FeedDoc] = &[
+                    FeedDoc {
+                        name: "first",
+                        description: "",
+                        parameters: "[]",
+                    },
+                    FeedDoc {
+                        name: "second",
+                        description: "",
+                        parameters: "[]",
+                    },
+                ];
+                FEEDS
+            }
+            fn configure(
+                &self,
+                feed: &str,
+                _params: &Map<String, Value>,
+            ) -> Result<Map<String, Value>, String> {
+                Err(unknown_feed(self, feed))
+            }
+            fn listens(&self, _feed: &str) -> bool {
+                false
+            }
+        }
+        assert_eq!(
+            Two.configure("third", &Map::new()),
+            Err("the two package has no feed 'third' (it has first, second)".into())
         );
     }
 

@@ -56,6 +56,8 @@ on_every_backend!(
     every_list_is_in_byte_order,
     triggers_and_rules_are_compare_and_swap_and_rules_are_found_by_trigger,
     a_schedule_tick_is_claimed_once_and_a_dead_owners_pending_tick_adopted,
+    a_subscription_has_one_owner_at_a_time_and_goes_with_its_trigger,
+    is_accepted_sees_the_journal_and_the_records,
 );
 
 /// Package `ns/name`, version 0.0.1.
@@ -1180,4 +1182,113 @@ async fn a_schedule_tick_is_claimed_once_and_a_dead_owners_pending_tick_adopted(
     assert_eq!((got.next_ms, got.pending_ms), (Some(900_000), None));
     assert!(s.delete_schedule("ns", "t").await.unwrap());
     assert!(!s.delete_schedule("ns", "t").await.unwrap());
+}
+
+/// A subscription of trigger `ns/trigger` to source `source`.
+fn subscription(trigger: &str, listens: bool, changed_ms: u64) -> gust_model::Subscription {
+    let mut config = serde_json::Map::new();
+    config.insert("topic".into(), serde_json::json!("t"));
+    gust_model::Subscription {
+        namespace: "ns".into(),
+        trigger: trigger.into(),
+        spec: gust_model::SubscriptionSpec {
+            source: "mqtt".into(),
+            feed: "subscribe".into(),
+            config,
+            listens,
+            paused: false,
+            changed_ms,
+        },
+        owner: None,
+        lease_ms: 0,
+        status: serde_json::Map::new(),
+    }
+}
+
+async fn a_subscription_has_one_owner_at_a_time_and_goes_with_its_trigger(s: &dyn Store) {
+    s.put_trigger(&trigger("q"), PutMode::Create).await.unwrap();
+    s.put_subscription(&subscription("q", true, 1))
+        .await
+        .unwrap();
+    s.put_subscription(&subscription("hook", false, 1))
+        .await
+        .unwrap();
+    // Only a connected subscription runs; one of two processes claims it.
+    let runnable = s.runnable_subscriptions("a", 10_000).await.unwrap();
+    assert_eq!(runnable.len(), 1);
+    assert_eq!(runnable[0].trigger, "q");
+    assert!(
+        s.claim_subscription("ns", "q", "a", 10_000, 15_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_subscription("ns", "q", "b", 10_001, 15_001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_subscription("ns", "hook", "a", 10_000, 15_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.runnable_subscriptions("b", 10_002)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.runnable_subscriptions("a", 10_002).await.unwrap().len(),
+        1
+    );
+    // `a` renews; then dies: once its lease ran out `b` claims it.
+    assert_eq!(s.renew_subscriptions("a", 20_000).await.unwrap(), 1);
+    assert!(
+        !s.claim_subscription("ns", "q", "b", 16_000, 21_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_subscription("ns", "q", "b", 30_000, 35_000)
+            .await
+            .unwrap()
+    );
+    // A status is kept until the subscription is written again; a pause stops it running.
+    let mut status = serde_json::Map::new();
+    status.insert("connected".into(), serde_json::json!(true));
+    s.set_subscription_status("ns", "q", &status).await.unwrap();
+    let got = s.subscription("ns", "q").await.unwrap().unwrap();
+    assert_eq!(
+        (got.owner.as_deref(), got.status.get("connected")),
+        (Some("b"), Some(&serde_json::json!(true)))
+    );
+    let mut paused = subscription("q", true, 2);
+    paused.spec.paused = true;
+    s.put_subscription(&paused).await.unwrap();
+    let got = s.subscription("ns", "q").await.unwrap().unwrap();
+    assert!(got.status.is_empty() && got.spec.paused && got.spec.changed_ms == 2);
+    assert!(
+        s.runnable_subscriptions("b", 30_001)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Deleting the trigger deletes its subscription.
+    s.delete_trigger("ns", "q").await.unwrap();
+    assert!(s.subscription("ns", "q").await.unwrap().is_none());
+    assert!(s.delete_subscription("ns", "hook").await.unwrap());
+    assert!(!s.delete_subscription("ns", "hook").await.unwrap());
+}
+
+async fn is_accepted_sees_the_journal_and_the_records(s: &dyn Store) {
+    let id = "0123456789abcdef0123456789abcdef";
+    assert!(!s.is_accepted("ns", id).await.unwrap());
+    s.put_pending(pending(id)).await.unwrap();
+    assert!(s.is_accepted("ns", id).await.unwrap());
+    // The record clears the journal entry and is found in its own namespace only.
+    let encoded = EncodedActivation::new(&record(id, 1)).unwrap();
+    s.put_activation(&encoded).await.unwrap();
+    assert!(s.is_accepted("ns", id).await.unwrap());
+    assert!(!s.is_accepted("other", id).await.unwrap());
 }

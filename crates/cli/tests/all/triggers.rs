@@ -345,7 +345,12 @@ async fn the_system_catalog_is_shared_with_every_namespace() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(names, ["alarms", "utils"]);
+    assert_eq!(
+        names,
+        [
+            "alarms", "amqp", "mqtt", "nats", "redis", "utils", "webhooks"
+        ]
+    );
     let r = s
         .call(
             "GET",

@@ -1,14 +1,18 @@
-//! A sink that records what it is given, and a source run as a task that a test can drop.
-#![allow(dead_code)]
+//! What the sources' tests share (feature `testing`, turned on only by their
+//! dev-dependencies): a [`TestSink`] that records what it is given and answers as a test
+//! says, a feed's configuration as JSON ([`configure`]), a source run as a task that a test
+//! can drop ([`start`]), a bounded wait ([`wait_until`]), the gate on a test server's URL ([`server_url`]) and the check that a
+//! feed documents the parameters it takes ([`assert_documents`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gust_source::{Delivery, Event, Sink, Source, SourceError};
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
+
+use crate::{Delivery, Event, FeedDoc, Sink, Source, SourceError};
 
 /// What a [`TestSink`] answers.
 enum Answer {
@@ -19,11 +23,17 @@ enum Answer {
     Hold,
 }
 
+/// A sink that records the events, the moves aside and the connections it is told of.
 pub struct TestSink {
     answer: Answer,
     events: Mutex<Vec<Event>>,
     moved: Mutex<Vec<String>>,
     connected: AtomicUsize,
+}
+
+/// A lock that a panicking test left poisoned still holds what was recorded.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl TestSink {
@@ -36,26 +46,32 @@ impl TestSink {
         })
     }
 
+    /// Accepts every event.
     pub fn new() -> Arc<TestSink> {
         Self::with(Answer::Accept)
     }
 
+    /// Moves aside the events whose `data` is the string `data`, accepts the others.
     pub fn moving_aside(data: &str) -> Arc<TestSink> {
         Self::with(Answer::MoveAside(data.to_string()))
     }
 
+    /// Records every event and never returns from [`Sink::deliver`].
     pub fn holding() -> Arc<TestSink> {
         Self::with(Answer::Hold)
     }
 
+    /// The events delivered so far, in order.
     pub fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap().clone()
+        lock(&self.events).clone()
     }
 
+    /// Why each message moved aside so far was.
     pub fn moved(&self) -> Vec<String> {
-        self.moved.lock().unwrap().clone()
+        lock(&self.moved).clone()
     }
 
+    /// How many times the run said it was connected.
     pub fn connected(&self) -> usize {
         self.connected.load(Ordering::SeqCst)
     }
@@ -65,7 +81,7 @@ impl TestSink {
 impl Sink for TestSink {
     async fn deliver(&self, event: Event) -> Delivery {
         let data = event.payload.get("data").cloned();
-        self.events.lock().unwrap().push(event);
+        lock(&self.events).push(event);
         match &self.answer {
             Answer::Accept => Delivery::Accepted,
             Answer::MoveAside(poison) if data.as_ref().and_then(Value::as_str) == Some(poison) => {
@@ -81,7 +97,7 @@ impl Sink for TestSink {
     }
 
     fn moved_aside(&self, why: &str) {
-        self.moved.lock().unwrap().push(why.to_string());
+        lock(&self.moved).push(why.to_string());
     }
 }
 
@@ -91,6 +107,18 @@ pub fn config(v: Value) -> Map<String, Value> {
         Value::Object(m) => m,
         other => panic!("not an object: {other}"),
     }
+}
+
+/// What `source` keeps of `params` (a JSON object) for `feed`, as JSON.
+pub fn configure(
+    source: &(impl Source + ?Sized),
+    feed: &str,
+    params: Value,
+) -> Result<Value, String> {
+    let Value::Object(params) = params else {
+        return Err("not an object".into());
+    };
+    source.configure(feed, &params).map(Value::Object)
 }
 
 /// Runs `feed` until the task is aborted (which drops the run) or the run returns.
@@ -119,4 +147,27 @@ pub async fn wait_until(done: impl Fn() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     done()
+}
+
+/// The URL of the server a test runs against, from environment variable `var`; `None`, and
+/// the test says it is skipped, when it is not set.
+pub fn server_url(var: &str) -> Option<String> {
+    let url = std::env::var(var).ok();
+    if url.is_none() {
+        eprintln!("skipped: {var} is not set");
+    }
+    url
+}
+
+/// Asserts that `feed` documents exactly the parameters `known` (in any order).
+pub fn assert_documents(feed: &FeedDoc, known: &[&str]) {
+    let params: Value = serde_json::from_str(feed.parameters).unwrap_or_default();
+    let mut names: Vec<&str> = params
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    let mut known = known.to_vec();
+    known.sort_unstable();
+    assert_eq!(names, known, "{}", feed.name);
 }
