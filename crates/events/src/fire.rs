@@ -216,9 +216,9 @@ impl Events {
     /// Fires trigger `ns/name` of `who` with a source's event. `key` (the event's own, or
     /// one its deliverer keeps across retries) gives the fire an identity: a key fired before
     /// answers with that fire's activation id and runs nothing, and a fire retried after a
-    /// partial failure makes only the invocations it had not made. `patient`: a rule's
-    /// invocation refused because the namespace is throttled fails the fire (to be retried)
-    /// instead of being logged as failed.
+    /// partial failure makes only the invocations it had not made. A rule's invocation
+    /// refused because the namespace is throttled fails the fire ([`EventError::Throttled`],
+    /// for the deliverer to retry) instead of being logged as failed.
     pub(crate) async fn fire_event(
         &self,
         who: &Identity,
@@ -226,7 +226,6 @@ impl Events {
         name: &str,
         payload: Map<String, Value>,
         key: &str,
-        patient: bool,
     ) -> Result<Fired, EventError> {
         check_depth(&payload)?;
         let seed = format!("{ns}\0{name}\0event\0{key}");
@@ -246,7 +245,7 @@ impl Events {
                 ms,
                 seed,
                 refire: true,
-                patient,
+                patient: true,
             }),
         };
         Ok(self.fire_with(who, ns, name, firing).await?.fired)

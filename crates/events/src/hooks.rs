@@ -1,6 +1,8 @@
 //! Receiving webhooks: a request to a trigger's hook URL is checked by the trigger's webhook
 //! source (its signature, its replay window) and fired with the delivery's identity, so a
-//! delivery sent again fires nothing new. Nothing is fired for a request the source refuses.
+//! delivery sent again fires nothing new. Nothing is fired for a request the source refuses;
+//! a throttled namespace answers 429 (a rule's invocation refused for it too), for the
+//! sender to send the delivery again.
 
 use gust_controller::ControllerError;
 use gust_source::{Hook, HookError, HookRequest};
@@ -60,9 +62,7 @@ impl Events {
             .await?
             .ok_or(EventError::Core(ControllerError::NotFound))?;
         let (payload, key) = keyed(event);
-        let fired = self
-            .fire_event(&who, ns, trigger, payload, &key, false)
-            .await?;
+        let fired = self.fire_event(&who, ns, trigger, payload, &key).await?;
         Ok(Hooked::Fired(fired))
     }
 }

@@ -234,7 +234,7 @@ impl SubscriptionSink {
             .await?
             .ok_or(EventError::Core(ControllerError::NotFound))?;
         self.events
-            .fire_event(&who, &self.namespace, &self.trigger, payload, key, true)
+            .fire_event(&who, &self.namespace, &self.trigger, payload, key)
             .await
             .map(|_| ())
     }

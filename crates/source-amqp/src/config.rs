@@ -23,20 +23,18 @@ impl Broker {
         let uri: AMQPUri = url.parse().map_err(|e| {
             format!("parameter 'url': {e} (use amqp://user:password@host:5672/vhost)")
         })?;
-        if uri.scheme != AMQPScheme::AMQP {
-            return Err(
-                "parameter 'url': amqps:// (TLS) is not supported by this build; use amqp://"
-                    .into(),
-            );
-        }
         Ok(Broker { url, uri })
     }
 
     /// The broker and virtual host without credentials, for messages and logs.
     pub fn shown(&self) -> String {
         let a = &self.uri.authority;
+        let scheme = match self.uri.scheme {
+            AMQPScheme::AMQP => "amqp",
+            AMQPScheme::AMQPS => "amqps",
+        };
         format!(
-            "amqp://{}:{}/{}",
+            "{scheme}://{}:{}/{}",
             a.host,
             a.port,
             self.uri.vhost.replace('/', "%2f")

@@ -12,8 +12,7 @@
 //!   publisher confirm, the header `x-gust-moved-aside: <why>` added; the queue is declared
 //!   durable when missing) where configured, then rejected without requeueing, so RabbitMQ
 //!   also dead-letters it where the queue has a dead-letter exchange.
-//! - Plain `amqp://` only: TLS (`amqps://`) would take lapin's rustls features, about fifty
-//!   more crates (PKCS#12 and X.509 parsing among them).
+//! - `amqps://` is TLS (rustls with ring, the system's root certificates), `amqp://` plain.
 //!
 //! Payload: `{exchange, routingKey, redelivered, messageId?, correlationId?, contentType?,
 //! headers?, data | data_base64}`.

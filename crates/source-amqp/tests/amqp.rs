@@ -194,6 +194,15 @@ async fn check_names_what_is_wrong() {
         }
         other => panic!("{other:?}"),
     }
+    // TLS to a plain-text port: the handshake fails, and says where.
+    let tls = url.replacen("amqp://", "amqps://", 1);
+    match check(json!({"url": tls, "queue": "q"})).await {
+        Err(SourceError::Connection(e)) => {
+            assert!(e.contains("cannot connect to AMQP at amqps://"), "{e}");
+            assert!(!e.contains("guest:guest"), "{e}");
+        }
+        other => panic!("TLS to a plain port: {other:?}"),
+    }
     let wrong = url.replacen("guest:guest@", "guest:not-the-password@", 1);
     assert_ne!(wrong, url, "the test URL should log in as guest:guest");
     match check(json!({"url": wrong, "queue": "q"})).await {

@@ -29,7 +29,8 @@ pub enum PackageCommand {
         #[arg(short = 'P', long = "param-file")]
         param_file: Option<PathBuf>,
     },
-    /// Show a package and its actions.
+    /// Show a package and its actions: yours, or another namespace's shared one
+    /// (`gust package get /whisk.system/alarms`).
     Get { name: String },
     /// List your packages, or another namespace's shared ones (`gust package list /other`).
     List {
@@ -144,7 +145,9 @@ pub async fn run(cmd: PackageCommand, client: &Client) -> Result<()> {
             put(client, &name, b, true).await
         }
         PackageCommand::Get { name } => {
-            let p = match client.call("GET", &path(&name), None).await {
+            // `/ns/pkg` reads another namespace's shared package (`/whisk.system/mqtt`).
+            let url = super::trigger::entity_path("packages", &name);
+            let p = match client.call("GET", &url, None).await {
                 Ok(p) => p,
                 Err(e) => return Err(client.not_found(e, "package", &name).await),
             };

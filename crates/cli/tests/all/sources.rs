@@ -829,3 +829,40 @@ async fn a_throttled_namespace_holds_a_sources_messages_instead_of_dropping_them
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_webhook_over_the_namespaces_fires_per_minute_is_a_429_that_fires_nothing() {
+    let s = server();
+    s.admin(&["limits", "set", "guest", "--fires-per-minute", "1"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    s.create("echo", &function("echo"), json!({})).await;
+    let params = json!({ "secret": "k", "idHeader": "x-id" });
+    feed_trigger(&s, "h", "webhooks/hmac", params, "echo").await;
+    let body = br#"{"n":1}"#.to_vec();
+    let sig = sign("k", &body);
+    let send = |id: &'static str| {
+        let (body, sig) = (body.clone(), sig.clone());
+        let s = &s;
+        async move {
+            s.web(
+                "POST",
+                "/hooks/guest/h",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-signature", &sig),
+                    ("x-id", id),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    let first = send("1").await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    // The same delivery again is not a second fire; another one is over the limit.
+    assert_eq!(send("1").await.status, 202);
+    let r = send("2").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(records_of(&s, "echo").await.len(), 1);
+}
