@@ -53,6 +53,9 @@ pub(crate) struct Fixed {
     /// A rule's invocation refused for now (the namespace throttled) fails the fire, to be
     /// fired again later, instead of being logged as failed: a source's back-pressure.
     pub patient: bool,
+    /// A rule's invocation the platform could not take fails the fire, to be fired again
+    /// (the invocations it did make are not made twice); otherwise it is logged as failed.
+    pub retry_host: bool,
 }
 
 impl Fixed {
@@ -112,6 +115,39 @@ fn check_depth(payload: &Map<String, Value>) -> Result<(), EventError> {
         .into());
     }
     Ok(())
+}
+
+/// A source's event to fire ([`Events::fire_event`]).
+pub(crate) struct EventFire<'a> {
+    pub payload: Map<String, Value>,
+    /// Its identity: the source's key, or one made up for this message.
+    pub key: &'a str,
+    /// Count it against the namespace's fires per minute (false: an earlier attempt did).
+    pub count: bool,
+}
+
+/// A fire id being fired in this process, while it lives.
+struct InFlight<'a> {
+    events: &'a Events,
+    id: String,
+}
+
+impl<'a> InFlight<'a> {
+    /// Marks `id` as being fired; `None` if it is already.
+    fn enter(events: &'a Events, id: &str) -> Option<Self> {
+        lock(&events.firing)
+            .insert(id.to_string())
+            .then(|| InFlight {
+                events,
+                id: id.to_string(),
+            })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(&self.events.firing).remove(&self.id);
+    }
 }
 
 /// What a fire did.
@@ -224,17 +260,30 @@ impl Events {
         who: &Identity,
         ns: &str,
         name: &str,
-        payload: Map<String, Value>,
-        key: &str,
+        event: EventFire<'_>,
     ) -> Result<Fired, EventError> {
+        let EventFire {
+            payload,
+            key,
+            count,
+        } = event;
         check_depth(&payload)?;
         let seed = format!("{ns}\0{name}\0event\0{key}");
         let ms = hashed_ms(&seed);
         let id = derived_id(ms, &seed);
+        // One fire of a key at a time in this process (a delivery sent again while its first
+        // copy is being fired waits, as a throttled one does).
+        let Some(_flight) = InFlight::enter(self, &id) else {
+            return Err(EventError::Throttled(
+                "this delivery is being fired already; try again".into(),
+            ));
+        };
         if self.store.activation(ns, &id).await?.is_some() {
             return Ok(Fired::Activation(id));
         }
-        self.count_fire(who).await?;
+        if count {
+            self.count_fire(who).await?;
+        }
         let firing = Firing {
             args: payload.clone(),
             payload,
@@ -246,6 +295,7 @@ impl Events {
                 seed,
                 refire: true,
                 patient: true,
+                retry_host: true,
             }),
         };
         Ok(self.fire_with(who, ns, name, firing).await?.fired)
@@ -296,10 +346,13 @@ impl Events {
             let derived = fixed.as_ref().map(|f| f.rule_id(&rule.name));
             // Fired again: the invocations its first fire had accepted (journaled, or done)
             // are not made again.
-            if let (Some(Fixed { refire: true, .. }), Some(id)) = (&fixed, &derived)
-                && matches!(self.store.is_accepted(ns, id).await, Ok(true))
-            {
-                return Ok(id.clone());
+            if let (Some(Fixed { refire: true, .. }), Some(id)) = (&fixed, &derived) {
+                match self.store.is_accepted(ns, id).await {
+                    Ok(true) => return Ok(id.clone()),
+                    Ok(false) => {}
+                    // Unknown: invoking again could run it twice; the fire is retried.
+                    Err(e) => return Err(Refusal::Host(e.to_string())),
+                }
             }
             match busy.get(&rule.name) {
                 Some((running, skipped)) => Err(Refusal::Caller(format!(
@@ -323,7 +376,7 @@ impl Events {
         // recorded as done; so is one whose namespace is throttled, when the fire waits.
         if let Some(f) = &fixed {
             let retry = |o: &Result<String, Refusal>| match o {
-                Err(Refusal::Host(_)) => true,
+                Err(Refusal::Host(_)) => f.retry_host,
                 Err(Refusal::Throttled(_)) => f.patient,
                 _ => false,
             };
@@ -347,11 +400,12 @@ impl Events {
             .zip(&outcomes)
             .filter_map(|(rule, o)| o.as_ref().ok().map(|id| (rule.name.clone(), id.clone())))
             .collect();
-        for (rule, outcome) in target.rules.iter().zip(&outcomes) {
-            if let (Ok(id), Some(output)) = (outcome, self.output_of(rule)) {
-                self.publish_result(ns, id, output);
-            }
-        }
+        let outputs: Vec<_> = target
+            .rules
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(rule, o)| Some((o.as_ref().ok()?.clone(), self.output_of(rule)?)))
+            .collect();
         let logs = target
             .rules
             .iter()
@@ -380,6 +434,10 @@ impl Events {
             self.store.put_activation(&encoded).await?;
         } else {
             self.store.put_new_activation(&encoded).await?;
+        }
+        // Once the fire is done (a failed one is fired again, and publishes then).
+        for (id, output) in outputs {
+            self.publish_result(ns, &id, output);
         }
         Ok(Report {
             fired: Fired::Activation(id),

@@ -7,6 +7,7 @@
 use gust_controller::ControllerError;
 use gust_source::{Hook, HookError, HookRequest};
 
+use crate::fire::EventFire;
 use crate::sources::keyed;
 use crate::{EventError, Events, Fired};
 
@@ -62,7 +63,12 @@ impl Events {
             .await?
             .ok_or(EventError::Core(ControllerError::NotFound))?;
         let (payload, key) = keyed(event);
-        let fired = self.fire_event(&who, ns, trigger, payload, &key).await?;
+        let event = EventFire {
+            payload,
+            key: &key,
+            count: true,
+        };
+        let fired = self.fire_event(&who, ns, trigger, event).await?;
         Ok(Hooked::Fired(fired))
     }
 }

@@ -30,7 +30,7 @@ pub mod timers;
 mod timing;
 mod triggers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use gust_controller::Controller;
@@ -66,6 +66,8 @@ pub struct Events {
     timers: Arc<Notify>,
     /// The event sources this process knows.
     sources: Arc<Sources>,
+    /// The ids of the source events being fired in this process.
+    firing: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Events {
@@ -89,6 +91,7 @@ impl Events {
             fires: Mutex::new(HashMap::new()),
             timers,
             sources,
+            firing: Mutex::default(),
         })
     }
 

@@ -6,16 +6,20 @@
 //!   and lease) and renews its lease every second; a process that dies stops renewing, and
 //!   another claims the subscription once the lease ran out ([`LEASE_MS`]);
 //! - a process stops a subscription it no longer holds (deleted, paused, taken over) and
-//!   restarts one whose configuration changed, within a second;
+//!   restarts one whose configuration changed, within a second; one that could not renew its
+//!   leases for almost a lease stops every subscription it runs, before another process may
+//!   claim them;
 //! - a subscription whose connection fails is run again after a backoff (0.5 s doubling to
 //!   30 s), its status saying why;
 //! - every message is fired with an identity (its key at the source, or one made up for
 //!   it and kept across retries): a message delivered twice runs nothing twice; it is
 //!   acknowledged once its fire is accepted; while the namespace is throttled or the
-//!   platform cannot take the fire, the runner waits and tries again (back-pressure); a
-//!   message that cannot be fired, or fails [`MAX_FAILURES`] times, is moved aside.
+//!   platform cannot take the fire (no invoker, the bus down), the runner waits and tries
+//!   again (back-pressure), counting the message once against the fires per minute; a
+//!   message that cannot be fired, or fails [`MAX_FAILURES`] times otherwise, is moved aside.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +32,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use crate::fire::EventFire;
 use crate::sources::{Sources, keyed};
 use crate::timers::LEASE_MS;
 use crate::{EventError, Events, lock};
@@ -36,6 +41,9 @@ use crate::{EventError, Events, lock};
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How many times a message whose fire fails is tried before it is moved aside.
 pub const MAX_FAILURES: u32 = 5;
+/// How long before its leases run out a process that could not renew them stops its
+/// subscriptions.
+const LEASE_MARGIN_MS: u64 = 1_500;
 /// How long a runner waits before firing again a message the namespace's limits refused.
 const THROTTLED_WAIT: Duration = Duration::from_secs(1);
 
@@ -52,6 +60,8 @@ pub struct Listeners {
     /// This process's name as a subscription owner.
     owner: String,
     running: Mutex<HashMap<(String, String), Running>>,
+    /// When this process last renewed its leases.
+    renewed_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -81,6 +91,7 @@ impl Listeners {
             sources,
             owner,
             running: Mutex::new(HashMap::new()),
+            renewed_ms: AtomicU64::new(now_ms()),
         });
         let this = listeners.clone();
         tokio::spawn(async move {
@@ -100,20 +111,43 @@ impl Listeners {
         lock(&self.running).len()
     }
 
+    /// Stops every subscription of this process when its leases may have run out (it could
+    /// not renew them for almost a lease): another process may be claiming them now. Returns
+    /// whether it did.
+    fn stop_all_if_lease_lost(&self, now: u64) -> bool {
+        let renewed = self.renewed_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(renewed) < LEASE_MS.saturating_sub(LEASE_MARGIN_MS) {
+            return false;
+        }
+        let mut running = lock(&self.running);
+        if !running.is_empty() {
+            tracing::warn!("subscription leases not renewed in time: stopping every subscription");
+        }
+        for (_, run) in running.drain() {
+            run.task.abort();
+        }
+        true
+    }
+
     /// Renews this process's leases, stops what it no longer holds and starts what it may.
     async fn look(self: &Arc<Self>) {
         let store = &self.events.store;
         let now = now_ms();
-        if let Err(e) = store.renew_subscriptions(&self.owner, now + LEASE_MS).await {
-            tracing::warn!(error = %e, "cannot renew subscription leases");
+        match store.renew_subscriptions(&self.owner, now + LEASE_MS).await {
+            Ok(_) => self.renewed_ms.store(now, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "cannot renew subscription leases"),
         }
         let subs = match store.runnable_subscriptions(&self.owner, now).await {
             Ok(subs) => subs,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the subscriptions");
+                self.stop_all_if_lease_lost(now);
                 return;
             }
         };
+        if self.stop_all_if_lease_lost(now) {
+            return;
+        }
         let wanted: HashMap<(String, String), &Subscription> = subs
             .iter()
             .map(|s| ((s.namespace.clone(), s.trigger.clone()), s))
@@ -225,8 +259,8 @@ impl SubscriptionSink {
         });
     }
 
-    /// Fires the trigger with `payload` under `key` once.
-    async fn fire(&self, payload: Map<String, Value>, key: &str) -> Result<(), EventError> {
+    /// Fires the trigger with `event` once.
+    async fn fire(&self, event: EventFire<'_>) -> Result<(), EventError> {
         let who = self
             .events
             .core
@@ -234,7 +268,7 @@ impl SubscriptionSink {
             .await?
             .ok_or(EventError::Core(ControllerError::NotFound))?;
         self.events
-            .fire_event(&who, &self.namespace, &self.trigger, payload, key)
+            .fire_event(&who, &self.namespace, &self.trigger, event)
             .await
             .map(|_| ())
     }
@@ -245,27 +279,47 @@ impl Sink for SubscriptionSink {
     async fn deliver(&self, event: Event) -> Delivery {
         // A message without a key of its own gets one for its retries here.
         let (payload, key) = keyed(event);
+        let started = tokio::time::Instant::now();
         let mut failures = 0;
+        let mut counted = false;
         loop {
-            let error = match self.fire(payload.clone(), &key).await {
+            let event = EventFire {
+                payload: payload.clone(),
+                key: &key,
+                count: !counted,
+            };
+            let error = match self.fire(event).await {
                 Ok(()) => return Delivery::Accepted,
                 Err(e) => e,
             };
-            if error.is_throttled() {
-                tokio::time::sleep(THROTTLED_WAIT).await;
-                continue;
+            // Past the fires-per-minute check, the fire was counted: its retries are not.
+            counted |= !matches!(error, EventError::Core(ControllerError::PerMinute { .. }));
+            let wait = match &error {
+                // The namespace is throttled, or the trigger is being deleted (and its
+                // subscription with it: this task is about to be stopped).
+                e if e.is_throttled() => THROTTLED_WAIT,
+                EventError::Core(ControllerError::NotFound) => THROTTLED_WAIT,
+                // No invoker, or the bus is down: the platform is what waits, not the message.
+                EventError::Core(ControllerError::NoInvoker | ControllerError::Unreachable(_)) => {
+                    tracing::warn!(namespace = %self.namespace, trigger = %self.trigger, %error, "the platform cannot take a fire; waiting");
+                    backoff(failures.min(6))
+                }
+                e if e.is_host_failure() && failures + 1 < MAX_FAILURES => {
+                    tracing::warn!(namespace = %self.namespace, trigger = %self.trigger, %error, "a fire failed; trying again");
+                    backoff(failures + 1)
+                }
+                _ => {
+                    return Delivery::MoveAside(format!(
+                        "the fire failed {} time(s) in {} s: {error}",
+                        failures + 1,
+                        started.elapsed().as_secs()
+                    ));
+                }
+            };
+            if error.is_host_failure() {
+                failures += 1;
             }
-            // The trigger is being deleted (its subscription with it): wait to be stopped.
-            if matches!(error, EventError::Core(ControllerError::NotFound)) {
-                tokio::time::sleep(THROTTLED_WAIT).await;
-                continue;
-            }
-            failures += 1;
-            if !error.is_host_failure() || failures >= MAX_FAILURES {
-                return Delivery::MoveAside(format!("the fire failed {failures} time(s): {error}"));
-            }
-            tracing::warn!(namespace = %self.namespace, trigger = %self.trigger, %error, "a fire failed; trying again");
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -48,6 +48,9 @@ const LOOK_AT_MOST_EVERY_MS: u64 = 10;
 pub const PAST_DUE_MS: u64 = 2_000;
 /// The default catch-up limit: most missed ticks of one schedule fired after a downtime.
 pub const CATCH_UP: u64 = 1_000;
+/// How long after its time a tick is fired again when one of its rules' invocations could
+/// not be taken by the platform; past it that rule is logged as failed.
+const HOST_RETRY_MS: u64 = 60_000;
 /// Most schedules fired at once by one look.
 const BATCH: u64 = 100;
 
@@ -380,6 +383,9 @@ impl Timers {
                 seed: format!("{}\0{}\0{tick_ms}", s.namespace, s.trigger),
                 refire,
                 patient: false,
+                // A rule the platform cannot take is retried for a while, then logged as
+                // failed, so that one failing rule does not hold its schedule's later ticks.
+                retry_host: now.saturating_sub(tick_ms) < HOST_RETRY_MS,
             }),
         };
         let report = match self
