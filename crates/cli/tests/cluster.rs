@@ -547,4 +547,5 @@ async fn a_subscription_runs_in_one_controller_and_moves_when_it_dies() {
         (0..10).collect::<Vec<u64>>(),
         "every message ran once after the move"
     );
+    js.delete_stream(&stream).await.unwrap();
 }
