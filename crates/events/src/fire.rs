@@ -249,7 +249,7 @@ impl Events {
         Ok(self.fire_with(who, &ns, name, firing).await?.fired)
     }
 
-    /// Fires trigger `ns/name` of `who` with a source's event. `key` (the event's own, or
+    /// Fires trigger `ns/name` with a source's event, as the namespace. `key` (the event's own, or
     /// one its deliverer keeps across retries) gives the fire an identity: a key fired before
     /// answers with that fire's activation id and runs nothing, and a fire retried after a
     /// partial failure makes only the invocations it had not made. A rule's invocation
@@ -257,7 +257,6 @@ impl Events {
     /// for the deliverer to retry) instead of being logged as failed.
     pub(crate) async fn fire_event(
         &self,
-        who: &Identity,
         ns: &str,
         name: &str,
         event: EventFire<'_>,
@@ -268,6 +267,12 @@ impl Events {
             count,
         } = event;
         check_depth(&payload)?;
+        // A source fires as the namespace that owns the trigger.
+        let who = self
+            .core
+            .owner(ns)
+            .await?
+            .ok_or(EventError::Core(ControllerError::NotFound))?;
         let seed = format!("{ns}\0{name}\0event\0{key}");
         let ms = hashed_ms(&seed);
         let id = derived_id(ms, &seed);
@@ -282,7 +287,7 @@ impl Events {
             return Ok(Fired::Activation(id));
         }
         if count {
-            self.count_fire(who).await?;
+            self.count_fire(&who).await?;
         }
         let firing = Firing {
             args: payload.clone(),
@@ -298,7 +303,7 @@ impl Events {
                 retry_host: true,
             }),
         };
-        Ok(self.fire_with(who, ns, name, firing).await?.fired)
+        Ok(self.fire_with(&who, ns, name, firing).await?.fired)
     }
 
     /// Fires trigger `ns/name` as `firing` says.

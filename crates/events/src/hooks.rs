@@ -4,7 +4,6 @@
 //! a throttled namespace answers 429 (a rule's invocation refused for it too), for the
 //! sender to send the delivery again.
 
-use gust_controller::ControllerError;
 use gust_source::{Hook, HookError, HookRequest};
 
 use crate::fire::EventFire;
@@ -57,18 +56,13 @@ impl Events {
             }
             Err(HookError::BadRequest(why)) => return Err(EventError::HookRefused(why)),
         };
-        let who = self
-            .core
-            .owner(ns)
-            .await?
-            .ok_or(EventError::Core(ControllerError::NotFound))?;
         let (payload, key) = keyed(event);
         let event = EventFire {
             payload,
             key: &key,
             count: true,
         };
-        let fired = self.fire_event(&who, ns, trigger, event).await?;
+        let fired = self.fire_event(ns, trigger, event).await?;
         Ok(Hooked::Fired(fired))
     }
 }

@@ -106,11 +106,6 @@ impl Listeners {
         Ok(listeners)
     }
 
-    /// How many subscriptions this process runs now.
-    pub fn running(&self) -> usize {
-        lock(&self.running).len()
-    }
-
     /// Stops every subscription of this process when its leases may have run out (it could
     /// not renew them for almost a lease): another process may be claiming them now. Returns
     /// whether it did.
@@ -185,12 +180,7 @@ impl Listeners {
                 events: self.events.clone(),
                 namespace: s.namespace.clone(),
                 trigger: s.trigger.clone(),
-                status: Mutex::new(
-                    json!({ "owner": self.owner })
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
+                status: Mutex::new(Map::from_iter([("owner".into(), json!(self.owner))])),
             });
             let task = tokio::spawn(run(source, s.clone(), sink));
             lock(&self.running).insert(
@@ -261,14 +251,8 @@ impl SubscriptionSink {
 
     /// Fires the trigger with `event` once.
     async fn fire(&self, event: EventFire<'_>) -> Result<(), EventError> {
-        let who = self
-            .events
-            .core
-            .owner(&self.namespace)
-            .await?
-            .ok_or(EventError::Core(ControllerError::NotFound))?;
         self.events
-            .fire_event(&who, &self.namespace, &self.trigger, event)
+            .fire_event(&self.namespace, &self.trigger, event)
             .await
             .map(|_| ())
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use gust_controller::Controller;
 use gust_model::time::now_ms;
 use gust_model::{Identity, Subscription, SubscriptionSpec};
-use gust_source::{FeedDoc, Source};
+use gust_source::{Source, unknown_feed};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
@@ -72,11 +72,6 @@ impl Sources {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Source>> {
         self.list.iter()
     }
-}
-
-/// `source`'s feed named `name`.
-fn feed_doc(source: &dyn Source, name: &str) -> Option<FeedDoc> {
-    source.feeds().iter().find(|f| f.name == name).copied()
 }
 
 /// The URL a webhook subscription of `ns/trigger` receives at.
@@ -142,11 +137,8 @@ async fn run(
         namespace: ns,
         trigger,
     } = feed_call(cx.core, cx.caller, &input).await?;
-    if feed_doc(source.as_ref(), feed).is_none() {
-        return Err(FeedError::Source(format!(
-            "the {} source has no feed '{feed}'",
-            source.package()
-        )));
+    if !source.feeds().iter().any(|f| f.name == feed) {
+        return Err(FeedError::Source(unknown_feed(source.as_ref(), feed)));
     }
     let params: Map<String, Value> = input
         .into_iter()

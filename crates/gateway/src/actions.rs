@@ -15,7 +15,7 @@ use gust_model::limits::{MAX_BODY, MAX_INVOKE_BODY, MAX_LIST};
 use gust_model::{Action, ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
 
-use crate::extract::{Caller, QueryString, RawBody, body, malformed, params, payload_too_large};
+use crate::extract::{Caller, QueryString, RawBody, body, malformed, params, payload_body};
 use crate::query::Params;
 use crate::respond::{ApiResult, Finished, accepted, json_response, with_activation_id};
 use crate::{ApiError, Gateway};
@@ -181,11 +181,7 @@ async fn invoke(
     b: RawBody,
 ) -> ApiResult {
     let q = params(q)?;
-    let b = body(b, MAX_INVOKE_BODY)?;
-    let max = gw.controller.system_limits().max_payload;
-    if b.len() as u64 > max {
-        return Err(payload_too_large(b.len(), max));
-    }
+    let b = payload_body(b, gw.controller.system_limits().max_payload)?;
     let input: Map<String, Value> = if b.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {

@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use gust_controller::{ControllerError, Identity};
+use gust_model::limits::MAX_INVOKE_BODY;
 
 use crate::query::Params;
 use crate::{ApiError, Gateway};
@@ -74,6 +75,16 @@ pub(crate) fn body(b: RawBody, limit: usize) -> Result<Bytes, ApiError> {
 /// OpenWhisk's 413 for a body longer than `limit` bytes, read no further.
 pub(crate) fn too_long(limit: usize) -> ApiError {
     ControllerError::BodyTooLarge { max: limit as u64 }.into()
+}
+
+/// The body of an invoke or a fire: read up to `MAX_INVOKE_BODY` (413 past it), and at most
+/// `max_payload` bytes (the system's limit on what an action takes; 413 past it).
+pub(crate) fn payload_body(b: RawBody, max_payload: u64) -> Result<Bytes, ApiError> {
+    let b = body(b, MAX_INVOKE_BODY)?;
+    if b.len() as u64 > max_payload {
+        return Err(payload_too_large(b.len(), max_payload));
+    }
+    Ok(b)
 }
 
 /// OpenWhisk's 413 for a payload of `size` bytes, over the system's `max_payload`.

@@ -14,7 +14,7 @@ use gust_model::limits::MAX_INVOKE_BODY;
 use gust_model::time::now_ms;
 
 use crate::Gateway;
-use crate::extract::{RawBody, body, payload_too_large};
+use crate::extract::{RawBody, payload_body};
 use crate::respond::{ApiResult, accepted};
 
 pub(crate) fn router() -> Router<Gateway> {
@@ -30,11 +30,7 @@ async fn receive(
     headers: HeaderMap,
     b: RawBody,
 ) -> ApiResult {
-    let max = gw.controller.system_limits().max_payload;
-    let b = body(b, MAX_INVOKE_BODY)?;
-    if b.len() as u64 > max {
-        return Err(payload_too_large(b.len(), max));
-    }
+    let b = payload_body(b, gw.controller.system_limits().max_payload)?;
     let request = HookRequest {
         headers: headers
             .iter()

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::Gateway;
 use crate::extract::{
-    Caller, QueryString, RawBody, body, json_or_default, malformed, params, payload_too_large,
+    Caller, QueryString, RawBody, body, json_or_default, malformed, params, payload_body,
 };
 use crate::query::Listing;
 use crate::respond::{ApiResult, accepted, json_response};
@@ -104,11 +104,7 @@ async fn fire(
     headers: HeaderMap,
     b: RawBody,
 ) -> ApiResult {
-    let max = gw.controller.system_limits().max_payload;
-    let b = body(b, MAX_INVOKE_BODY)?;
-    if b.len() as u64 > max {
-        return Err(payload_too_large(b.len(), max));
-    }
+    let b = payload_body(b, gw.controller.system_limits().max_payload)?;
     let payload = match json_or_default(&b)? {
         Value::Null => Map::new(),
         Value::Object(m) => m,
