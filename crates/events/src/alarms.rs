@@ -447,6 +447,33 @@ fn schedule(ns: &str, trigger: &str, spec: ScheduleSpec, next_ms: Option<u64>) -
     }
 }
 
+/// A feed READ's `status`, as the alarms package answers it: whether the feed is active, when
+/// it last changed, and why not when it is not (paused, or `disabled` for another reason).
+pub(crate) fn feed_status(
+    active: bool,
+    paused: bool,
+    changed_ms: u64,
+    disabled: Option<&str>,
+) -> Value {
+    let changed = jiff::Timestamp::from_millisecond(changed_ms as i64)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let mut status = json!({
+        "active": active,
+        "dateChanged": changed_ms,
+        "dateChangedISO": changed,
+    });
+    let message = if paused {
+        Some("Paused by the feed's PAUSE event")
+    } else {
+        disabled
+    };
+    if let Some(message) = message.filter(|_| !active) {
+        status["reason"] = json!({ "kind": "AUTO", "message": message });
+    }
+    status
+}
+
 /// A READ's answer: the alarms package's `{config, status}`, plus Gust's `nextFire` and
 /// `fired`.
 fn read(s: &Schedule, ns: &str, name: &str, kind: FeedKind) -> Value {
@@ -460,30 +487,12 @@ fn read(s: &Schedule, ns: &str, name: &str, kind: FeedKind) -> Value {
         }
     }
     let active = s.next_ms.is_some() && !s.spec.paused;
-    let changed = jiff::Timestamp::from_millisecond(s.spec.changed_ms as i64)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default();
-    let mut status = json!({
-        "active": active,
-        "dateChanged": s.spec.changed_ms,
-        "dateChangedISO": changed,
+    let reason = (!active && !s.spec.paused).then_some(match kind {
+        FeedKind::Once => "Automatically disabled after firing once",
+        FeedKind::Cron => "Automatically disabled after firing last scheduled cron trigger",
+        FeedKind::Interval => "Automatically disabled after firing last scheduled interval trigger",
     });
-    if !active {
-        let message = if s.spec.paused {
-            "Paused by the feed's PAUSE event".to_string()
-        } else {
-            match kind {
-                FeedKind::Once => "Automatically disabled after firing once".into(),
-                FeedKind::Cron => {
-                    "Automatically disabled after firing last scheduled cron trigger".into()
-                }
-                FeedKind::Interval => {
-                    "Automatically disabled after firing last scheduled interval trigger".into()
-                }
-            }
-        };
-        status["reason"] = json!({ "kind": "AUTO", "message": message });
-    }
+    let status = feed_status(active, s.spec.paused, s.spec.changed_ms, reason);
     let next = s
         .next_ms
         .and_then(|n| jiff::Timestamp::from_millisecond(n as i64).ok());

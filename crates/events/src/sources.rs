@@ -18,7 +18,7 @@ use gust_source::{Source, unknown_feed};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
-use crate::alarms::{FeedCall, FeedError, feed_call};
+use crate::alarms::{FeedCall, FeedError, feed_call, feed_status};
 use crate::system::Answer;
 
 /// The payload key that carries a message's de-duplication key to the function.
@@ -238,17 +238,7 @@ fn read(cx: &FeedContext<'_>, source: &dyn Source, s: &Subscription) -> Value {
     let mut config = shown_config(source, &s.spec.config);
     config.insert("name".into(), json!(s.trigger));
     config.insert("namespace".into(), json!(s.namespace));
-    let changed = jiff::Timestamp::from_millisecond(s.spec.changed_ms as i64)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default();
-    let mut status = json!({
-        "active": !s.spec.paused,
-        "dateChanged": s.spec.changed_ms,
-        "dateChangedISO": changed,
-    });
-    if s.spec.paused {
-        status["reason"] = json!({ "kind": "AUTO", "message": "Paused by the feed's PAUSE event" });
-    }
+    let mut status = feed_status(!s.spec.paused, s.spec.paused, s.spec.changed_ms, None);
     for (k, v) in &s.status {
         status[k] = v.clone();
     }
