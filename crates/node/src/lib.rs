@@ -23,6 +23,7 @@ use gust_events::timers::Timers;
 use gust_events::{Events, Sources};
 use gust_gateway::Gateway;
 use gust_invoker::Invoker;
+use gust_keyring::Keyring;
 use gust_model::SystemLimits;
 use gust_runtime_process::ProcessRuntime;
 use gust_runtime_wasm::{EngineLimits, WasmRuntime};
@@ -87,6 +88,8 @@ pub struct Node {
     listeners: Arc<tokio::sync::Notify>,
     /// The store is a server other processes may share (PostgreSQL), not this process's own.
     shared_store: bool,
+    /// The master key: seals secrets at rest, derives the token-signing keys.
+    pub keyring: Arc<Keyring>,
 }
 
 impl std::fmt::Debug for Node {
@@ -102,6 +105,17 @@ impl Node {
     /// runtime that `settings` name.
     pub async fn open(settings: &Settings<'_>) -> Result<Node> {
         files::ensure_data_dir(settings.data_dir)?;
+        let shared_store = !matches!(settings.store, None | Some(""));
+        if shared_store && std::env::var_os(gust_keyring::ENV).is_none() {
+            bail!(
+                "a shared store needs one master key in every process of the cluster: set {} \
+                 (32 bytes as 64 hex characters, e.g. from `openssl rand -hex 32`)",
+                gust_keyring::ENV
+            );
+        }
+        let keyring = Arc::new(
+            Keyring::load(settings.data_dir).context("cannot load the master key")?,
+        );
         let store = connect_store(
             settings.store,
             settings.data_dir,
@@ -123,7 +137,8 @@ impl Node {
             timers: Arc::default(),
             sources: event_sources(),
             listeners: Arc::default(),
-            shared_store: !matches!(settings.store, None | Some("")),
+            shared_store,
+            keyring,
         })
     }
 

@@ -11,6 +11,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+/// The master key every process of a test on a shared store (PostgreSQL) is given: they must
+/// all hold the same one, as a cluster's processes do.
+pub const TEST_MASTER_KEY: &str =
+    "6775737420746573742d6f6e6c79206d6173746572206b65792c206e6f742073";
+
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -223,6 +228,8 @@ impl Server {
             .args(extra)
             .args(&args)
             .env_remove("GUST_GUEST_AUTH")
+            .env_remove("GUST_MASTER_KEY")
+            .envs(schema.as_ref().map(|_| ("GUST_MASTER_KEY", TEST_MASTER_KEY)))
             .env("GUST_STEM_CELLS", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -705,6 +712,7 @@ impl Cluster {
             .env("GUST_STORE", &self.schema.url)
             .env("GUST_BUS", &self.nats.url)
             .env("GUST_CLUSTER", &self.nats.name)
+            .env("GUST_MASTER_KEY", TEST_MASTER_KEY)
             .env_remove("GUST_CONFIG")
             .env_remove("GUST_ID");
         cmd
