@@ -13,6 +13,7 @@ use gust_node::{Node, Settings};
 use gust_store::sqlite::Durability;
 use serde::Deserialize;
 
+use crate::listen::{Tls, TlsArgs};
 use crate::processes::ProcessArgs;
 use crate::serve::shutdown_signal;
 
@@ -59,6 +60,8 @@ pub struct ControllerArgs {
     /// Most missed ticks a timer fires after a downtime, the latest ones [default: 1000].
     #[arg(long, env = "GUST_TIMER_CATCH_UP")]
     timer_catch_up: Option<u64>,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     processes: ProcessArgs,
 }
@@ -197,8 +200,10 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let tls = args.tls.load(&settings.data_dir, addr)?;
+    let apihost = format!("{}://{addr}", Tls::scheme(tls.as_ref()));
     let controller = node
-        .controller(&settings.id, None, &format!("http://{addr}"))
+        .controller(&settings.id, None, &apihost)
         .clustered()
         .kinds(args.processes.kinds()?)
         .build();
@@ -218,19 +223,26 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .or(file.timer_catch_up.take())
         .unwrap_or(gust_events::timers::CATCH_UP);
     let events = node.events(&controller, &owner, catch_up).await?;
-    println!("gust: controller {} on http://{addr}", settings.id);
+    println!("gust: controller {} on {apihost}", settings.id);
+    if let Some(tls) = &tls {
+        println!(
+            "gust: TLS certificate SHA-256 {}",
+            tls.certificates.fingerprint()
+        );
+    }
     println!(
         "gust: store PostgreSQL; bus NATS JetStream, cluster '{}'; invokers heard: {}",
         settings.cluster,
         controller.invokers().len()
     );
-    gust_gateway::serve(
-        listener,
-        node.gateway(controller, events),
-        shutdown_signal(),
-    )
-    .await
-    .context("the HTTP server failed")?;
+    let gateway = node.gateway(controller, events);
+    let gateway = match &tls {
+        Some(t) if t.ca.is_none() => gateway.with_hsts(),
+        _ => gateway,
+    };
+    gust_gateway::serve(listener, gateway, tls.map(|t| t.config), shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
     eprintln!("gust: stopped");
     Ok(())
 }

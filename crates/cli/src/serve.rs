@@ -12,6 +12,7 @@ use gust_node::{Node, Settings, tls_ca_from_env};
 use gust_store::Store;
 use gust_store::sqlite::Durability;
 
+use crate::listen::{Tls, TlsArgs};
 use crate::processes::ProcessArgs;
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +56,8 @@ pub struct ServeArgs {
     /// Do not write the client configuration for the `gust` CLI.
     #[arg(long)]
     no_client_config: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     processes: ProcessArgs,
 }
@@ -146,7 +149,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let apihost = format!("http://{addr}");
+    let tls = args.tls.load(&args.data_dir, addr)?;
+    let apihost = format!("{}://{addr}", Tls::scheme(tls.as_ref()));
     let (kinds, processes) = args.processes.runtime(&args.data_dir.join("processes"))?;
     let invoker = node.invoker("invoker0", processes);
     invoker.start().await?;
@@ -171,7 +175,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if !args.no_client_config
         && let Some(dir) = client_config_dir()
     {
-        let config = serde_json::json!({ "apihost": apihost, "auth": auth });
+        let mut config = serde_json::json!({ "apihost": apihost, "auth": auth });
+        if let Some(ca) = tls.as_ref().and_then(|t| t.ca.as_ref()) {
+            config["cacert"] = serde_json::json!(ca);
+        }
         let written = std::fs::create_dir_all(&dir)
             .map_err(anyhow::Error::from)
             .and_then(|()| {
@@ -185,6 +192,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     }
     println!("gust: API host {apihost}");
+    if let Some(tls) = &tls {
+        println!(
+            "gust: TLS certificate SHA-256 {}",
+            tls.certificates.fingerprint()
+        );
+        if let Some(ca) = &tls.ca {
+            println!("gust: development CA {}", ca.display());
+        }
+    }
     println!("gust: guest key {auth}");
     println!("gust: data in {}", args.data_dir.display());
     // Which backends, without the URLs (they may hold passwords).
@@ -200,13 +216,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     println!("gust: store {store_kind}; bus {bus_kind}");
 
-    gust_gateway::serve(
-        listener,
-        node.gateway(controller, events),
-        shutdown_signal(),
-    )
-    .await
-    .context("the HTTP server failed")?;
+    let gateway = node.gateway(controller, events);
+    let gateway = match &tls {
+        Some(t) if t.ca.is_none() => gateway.with_hsts(),
+        _ => gateway,
+    };
+    gust_gateway::serve(listener, gateway, tls.map(|t| t.config), shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
     let left = invoker
         .drain(Duration::from_secs(args.shutdown_grace))
         .await;

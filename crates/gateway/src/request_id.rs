@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
@@ -11,6 +12,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ErrorBody, error_body};
+use crate::guard::Guard;
 
 /// Largest body of a plain-text error that axum writes itself (a rejection), read to put its
 /// text in the JSON error shape.
@@ -30,15 +32,21 @@ pub trait Ahead: Clone {
 /// `middleware::from_fn`, which clones and boxes the inner service for every request), and
 /// hands what `A` takes (static sites, `/sites/...`) to it without routing: matching,
 /// extracting and boxing through axum's routes was a few per cent of a static file's CPU time.
+/// The [`Guard`] sees every request before and every answer after.
 #[derive(Debug, Clone)]
 pub struct WithRequestId<S, A> {
     inner: S,
     ahead: A,
+    guard: Arc<Guard>,
 }
 
 impl<S, A> WithRequestId<S, A> {
-    pub(crate) fn new(inner: S, ahead: A) -> Self {
-        WithRequestId { inner, ahead }
+    pub(crate) fn new(inner: S, ahead: A, guard: Arc<Guard>) -> Self {
+        WithRequestId {
+            inner,
+            ahead,
+            guard,
+        }
     }
 }
 
@@ -57,16 +65,27 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        let guard = self.guard.clone();
+        let seen = Guard::before(&req);
+        if let Some(refused) = guard.refuse(&req) {
+            return Box::pin(async move { Ok(guarded(&guard, seen, refused).await) });
+        }
         if self.ahead.takes(&req) {
             let answer = self.ahead.answer(req);
-            return Box::pin(async move { Ok(with_request_id(answer.await).await) });
+            return Box::pin(async move { Ok(guarded(&guard, seen, answer.await).await) });
         }
         let response = self.inner.call(req);
         Box::pin(async move {
             let res = response.await?;
-            Ok(with_request_id(res).await)
+            Ok(guarded(&guard, seen, res).await)
         })
     }
+}
+
+async fn guarded(guard: &Guard, seen: crate::guard::Seen, res: Response) -> Response {
+    let mut res = with_request_id(res).await;
+    guard.answered(seen, &mut res);
+    res
 }
 
 /// Names the response's request in `X-Request-ID`, and writes an error's body with that id
