@@ -127,7 +127,7 @@ impl Composer for Compositions {
         core: &Arc<Controller>,
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
-        let (input, _env) = prepare_input(inv.action, inv.params, inv.cause.is_none())?;
+        let input = prepare_input(inv.action, inv.params, inv.cause.is_none())?.input;
         start(
             core,
             inv.caller,
@@ -336,7 +336,7 @@ async fn run_step(
     }
     let outcome = if nested {
         // A nested composition finishes when its steps do, each within its own timeout.
-        let (input, _env) = prepare_input(resolved, input, false)?;
+        let input = prepare_input(resolved, input, false)?.input;
         let wait = Wait::UpTo(Duration::from_secs(24 * 3600));
         start(
             core,
@@ -355,6 +355,7 @@ async fn run_step(
             params: input,
             wait: Wait::UpTo(wait),
             cause: Some(parent.cause.clone()),
+            secrets: Vec::new(),
             activation_id: None,
         })
         .await?

@@ -44,7 +44,7 @@ impl Controller {
         let action = &resolved.action;
         // Handlers take no JSON input: the action's parameters reach them only as `init`
         // environment variables.
-        let (_, env) = prepare_input(resolved, serde_json::Map::new(), false)?;
+        let env = prepare_input(resolved, serde_json::Map::new(), false)?.env;
         self.ensure_compiled(action).await?;
         let msg = self.new_message(who, action, &serde_json::Map::new(), env, true, None)?;
         let (id, start) = (msg.activation_id.clone(), msg.accepted_at);

@@ -25,6 +25,7 @@ mod handler;
 mod identity;
 mod invoke;
 mod scheduler;
+mod secrets;
 mod throttle;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use gust_bus::Bus;
 use gust_invoker::Invoker;
+use gust_keyring::Keyring;
 use gust_model::{Action, Namespace, Package, Route, SystemLimits};
 use gust_runtime_process::kinds::Kinds;
 use gust_runtime_wasm::WasmRuntime;
@@ -48,7 +50,9 @@ pub use gust_model::Identity;
 pub use gust_store::ActivationQuery;
 pub use handler::HandlerOutcome;
 pub use identity::constant_time_eq;
-pub use invoke::{Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait, encode, prepare_input};
+pub use invoke::{
+    Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Prepared, Wait, encode, prepare_input,
+};
 pub use scheduler::Scheduler;
 
 /// Entities cached by (namespace, name).
@@ -86,6 +90,8 @@ pub struct Controller {
     /// One of a cluster's controllers: limits are counted in the shared store, the
     /// scheduler follows invokers' heartbeats, and stale journal entries are swept.
     clustered: bool,
+    /// Seals secret parameters in the write path (decision 0022); it never opens one.
+    keyring: Arc<Keyring>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -110,6 +116,7 @@ pub struct ControllerBuilder {
     local: Option<Arc<Invoker>>,
     composers: Vec<Arc<dyn Composer>>,
     clustered: bool,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl ControllerBuilder {
@@ -155,7 +162,18 @@ impl ControllerBuilder {
         self
     }
 
+    /// Seals secret parameters under `keyring`'s current key and signs scoped tokens with
+    /// keys derived from it (default: a random key of its own, for tests: what it seals opens
+    /// nowhere else, what it signs verifies nowhere else).
+    pub fn keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
     pub fn build(self) -> Arc<Controller> {
+        let keyring = self
+            .keyring
+            .unwrap_or_else(|| Arc::new(Keyring::generate()));
         Arc::new(Controller {
             id: self.id,
             store: self.store,
@@ -176,6 +194,7 @@ impl ControllerBuilder {
             routes: Default::default(),
             throttles: throttle::Throttles::default(),
             clustered: self.clustered,
+            keyring,
         })
     }
 }
@@ -199,6 +218,7 @@ impl Controller {
             local: None,
             composers: Vec::new(),
             clustered: false,
+            keyring: None,
         }
     }
 

@@ -12,7 +12,7 @@ use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{
     Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
-    Identity, Rule, RuleStatus, names,
+    Identity, Rule, RuleStatus, SealedParam, names, secret_place,
 };
 use gust_store::Admission;
 use serde_json::{Map, Value, json};
@@ -76,6 +76,8 @@ pub(crate) struct Report {
 /// One rule's invocation of its action in a fire.
 struct RuleRun {
     params: Map<String, Value>,
+    /// The trigger's secret parameters, sealed.
+    secrets: Vec<SealedParam>,
     cause: Cause,
     /// The id to give it (a timer's tick), or a new one.
     activation_id: Option<String>,
@@ -335,12 +337,30 @@ impl Events {
             });
         }
         let start = now_ms();
-        // The trigger's parameters, then the fire's: a later key wins.
-        let mut params: Map<String, Value> = target
-            .trigger
-            .parameters
-            .iter()
+        // The trigger's parameters, then the fire's: a later key wins. Its secrets stay
+        // sealed beside them, for the invoker to open.
+        let (secret, plain): (Vec<_>, Vec<_>) =
+            target.trigger.parameters.iter().partition(|kv| kv.secret);
+        let mut params: Map<String, Value> = plain
+            .into_iter()
             .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        let secrets: Vec<SealedParam> = secret
+            .into_iter()
+            .filter(|kv| !args.contains_key(&kv.key))
+            .filter_map(|kv| {
+                Some(SealedParam {
+                    key: kv.key.clone(),
+                    sealed: kv.value.as_str()?.to_string(),
+                    place: secret_place(
+                        "triggers",
+                        &target.trigger.namespace,
+                        &target.trigger.name,
+                        &kv.key,
+                    ),
+                    init: kv.init,
+                })
+            })
             .collect();
         params.extend(args);
         let cause = Cause {
@@ -367,6 +387,7 @@ impl Events {
                 None => {
                     let started = RuleRun {
                         params: params.clone(),
+                        secrets: secrets.clone(),
                         cause: cause.clone(),
                         activation_id: derived,
                     };
@@ -455,6 +476,7 @@ impl Events {
     async fn run_rule(&self, who: &Identity, rule: &Rule, run: RuleRun) -> Result<String, Refusal> {
         let RuleRun {
             params,
+            secrets,
             cause,
             activation_id,
         } = run;
@@ -484,6 +506,7 @@ impl Events {
             params,
             wait: Wait::No,
             cause: Some(cause),
+            secrets,
             activation_id,
         };
         match self.core.invoke(inv).await.map_err(failed)? {

@@ -368,7 +368,7 @@ impl Composer for SystemActions {
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
         core.admit_here(inv.caller)?;
-        let (input, _env) = prepare_input(inv.action, inv.params, inv.cause.is_none())?;
+        let input = prepare_input(inv.action, inv.params, inv.cause.is_none())?.input;
         let action = inv.action.action.clone();
         let blocking = matches!(inv.wait, Wait::UpTo(_));
         let mut msg =

@@ -3,7 +3,7 @@
 
 use gust_controller::ControllerError;
 use gust_model::annotations::FEED;
-use gust_model::entity::{annotation, bump_version};
+use gust_model::entity::{annotation, bump_version, hide_secrets};
 use gust_model::time::now_ms;
 use gust_model::{EntityPath, Identity, KeyValue, RuleStatus, Trigger, names};
 use gust_store::PutMode;
@@ -87,6 +87,10 @@ impl Events {
                 return Err(EventError::BadFeed);
             }
         }
+        let stored = existing.as_ref().map_or(&[][..], |e| &e.parameters[..]);
+        let parameters = self
+            .core
+            .seal_parameters("triggers", ns, name, parameters, stored)?;
         let trigger = Trigger {
             namespace: ns.to_string(),
             name: name.to_string(),
@@ -110,6 +114,8 @@ impl Events {
         };
         self.store.put_trigger(&trigger, mode).await?;
         self.forget(ns, name);
+        let mut trigger = trigger;
+        hide_secrets(&mut trigger.parameters);
         Ok(trigger)
     }
 
@@ -123,9 +129,10 @@ impl Events {
     ) -> Result<Value, EventError> {
         let ns = self.core.authorize(who, ns)?;
         check_name(name)?;
-        let Some(trigger) = self.store.trigger(ns, name).await? else {
+        let Some(mut trigger) = self.store.trigger(ns, name).await? else {
             return Err(self.missing(ns, name, Collection::Triggers).await);
         };
+        hide_secrets(&mut trigger.parameters);
         let rules = self
             .store
             .rules_of_trigger(ns, &format!("/{ns}/{name}"))
@@ -154,7 +161,11 @@ impl Events {
         limit: u64,
     ) -> Result<Vec<Trigger>, EventError> {
         let ns = self.core.authorize(who, ns)?;
-        Ok(self.store.list_triggers(ns, skip, limit).await?)
+        let mut triggers = self.store.list_triggers(ns, skip, limit).await?;
+        for t in &mut triggers {
+            hide_secrets(&mut t.parameters);
+        }
+        Ok(triggers)
     }
 
     pub async fn count_triggers(&self, who: &Identity, ns: &str) -> Result<u64, EventError> {
@@ -174,7 +185,8 @@ impl Events {
         let deleted = self.store.delete_trigger(ns, name).await?;
         self.forget(ns, name);
         match deleted {
-            Some(t) => {
+            Some(mut t) => {
+                hide_secrets(&mut t.parameters);
                 self.timers.notify_one();
                 self.deactivate_rules_of(ns, name).await?;
                 Ok(t)

@@ -200,6 +200,7 @@ async fn invoke(
             params: input,
             wait,
             cause: None,
+            secrets: Vec::new(),
             activation_id: None,
         })
         .await?;

@@ -24,7 +24,7 @@ use gust_model::limits::MAX_WEB_BODY;
 use gust_model::{ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
 
-use crate::extract::{basic_identity, malformed, payload_too_large, too_long};
+use crate::extract::{basic_identity, bearer, malformed, payload_too_large, too_long};
 use crate::respond::{Finished, accepted, internal, with_activation_id};
 use crate::{ApiError, Gateway};
 
@@ -188,7 +188,7 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
         req,
     } = call;
     let action = &resolved.action;
-    let user = check_auth(gw, &action.annotations, req.headers()).await?;
+    let user = check_auth(gw, owner, action, req.headers()).await?;
     if action.exec.http {
         return serve_handler(gw, owner, resolved, ow_path, user, req).await;
     }
@@ -210,6 +210,7 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
             params,
             wait: Wait::UpTo(MAX_BLOCKING_WAIT),
             cause: None,
+            secrets: Vec::new(),
             activation_id: None,
         })
         .await?;
@@ -220,12 +221,15 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
 }
 
 /// Checks `require-whisk-auth`: `true` asks for any valid API key (the caller's namespace is
-/// then `__ow_user`), a string or number for that secret in `X-Require-Whisk-Auth`.
+/// then `__ow_user`) or a token of the action's namespace that may call it (its web action,
+/// or in its scope), a string or number for that secret in `X-Require-Whisk-Auth`.
 async fn check_auth(
     gw: &Gateway,
-    annotations: &[gust_model::KeyValue],
+    owner: &Identity,
+    action: &gust_model::Action,
     headers: &HeaderMap,
 ) -> Result<Option<String>, ApiError> {
+    let annotations = &action.annotations;
     let missing = || ControllerError::AuthenticationMissing;
     let invalid = || ControllerError::Unauthenticated;
     match annotation(annotations, annotations::REQUIRE_WHISK_AUTH) {
@@ -235,7 +239,14 @@ async fn check_auth(
                 .ok_or_else(missing)?
                 .to_str()
                 .map_err(|_| invalid())?;
-            let who: Identity = basic_identity(gw, value).await?;
+            let who: Identity = match bearer(value) {
+                Some(token) => {
+                    let (who, grant) = gw.controller.authenticate_token(token).await?;
+                    grant.permit_web(&who.namespace, &owner.namespace, &action.name)?;
+                    who
+                }
+                None => basic_identity(gw, value).await?,
+            };
             Ok(Some(who.namespace))
         }
         Some(v @ (Value::String(_) | Value::Number(_))) if truthy(Some(v)) => {

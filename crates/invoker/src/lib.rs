@@ -10,6 +10,7 @@
 
 mod cluster;
 mod record;
+mod secrets;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gust_bus::{Bus, BusError, Delivery, Handler, dead_letter_subject, invoke_subject};
+use gust_keyring::Keyring;
 use gust_model::limits::MB;
 use gust_model::message::{InvocationHeader, MAX_INLINE_RECORD};
 use gust_model::time::now_ms;
@@ -43,6 +45,8 @@ pub struct Invoker {
     runtime: Arc<WasmRuntime>,
     /// Node.js, Python and native actions, if this invoker runs them.
     processes: Option<Arc<ProcessRuntime>>,
+    /// Opens secret parameters just before a run (decision 0022).
+    keyring: Option<Arc<Keyring>>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     system: SystemLimits,
@@ -73,6 +77,7 @@ impl Invoker {
             id: id.into(),
             runtime,
             processes: None,
+            keyring: None,
             store,
             bus,
             system,
@@ -88,6 +93,15 @@ impl Invoker {
     pub fn with_processes(mut self: Arc<Self>, processes: Arc<ProcessRuntime>) -> Arc<Self> {
         if let Some(me) = Arc::get_mut(&mut self) {
             me.processes = Some(processes);
+        }
+        self
+    }
+
+    /// Opens secret parameters with `keyring` (without one, an invocation with secrets ends
+    /// in a `whisk internal error`).
+    pub fn with_keyring(mut self: Arc<Self>, keyring: Arc<Keyring>) -> Arc<Self> {
+        if let Some(me) = Arc::get_mut(&mut self) {
+            me.keyring = Some(keyring);
         }
         self
     }
@@ -335,8 +349,12 @@ impl Invoker {
         if let Err(reason) = self.ensure_code(msg).await {
             return record::internal_error(msg, start, reason);
         }
-        let env = msg.environment(start);
-        let input = msg.params.get().as_bytes().to_vec();
+        let opened = match secrets::open(self.keyring.as_deref(), msg, start) {
+            Ok(opened) => opened,
+            Err(reason) => return record::internal_error(msg, start, reason),
+        };
+        let env = opened.env;
+        let input = opened.params.get().as_bytes().to_vec();
         let req = RunRequest {
             input,
             env,
@@ -372,6 +390,10 @@ impl Invoker {
                 Err(e) => return record::internal_error(msg, start, e.to_string()),
             }
         }
+        let opened = match secrets::open(self.keyring.as_deref(), msg, start) {
+            Ok(opened) => opened,
+            Err(reason) => return record::internal_error(msg, start, reason),
+        };
         let run = gust_runtime_process::ProcessRun {
             subject: msg.subject.clone(),
             namespace: msg.namespace.clone(),
@@ -379,8 +401,8 @@ impl Invoker {
             kind: msg.kind.clone(),
             code_hash: msg.code_hash.clone(),
             main: msg.main.clone(),
-            params: msg.params.clone(),
-            env: msg.environment(start),
+            params: opened.params,
+            env: opened.env,
             timeout: Duration::from_millis(msg.limits.timeout),
             memory: msg.limits.memory,
             log_limit: msg.limits.logs * MB,

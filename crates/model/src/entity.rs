@@ -36,14 +36,62 @@ impl Identity {
 }
 
 /// OpenWhisk's `{key, value}` pairs for parameters and annotations. `init: true` marks a
-/// parameter that is given to the function's environment instead of its input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// parameter that is given to the function's environment instead of its input; `secret:
+/// true` one whose value is stored sealed (decision 0022): as stored, `value` is the sealed
+/// text; as the API shows it, `value` is `Null` and left out ([`hide_secrets`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyValue {
     pub key: String,
+    /// Absent only from a secret (an update that keeps the stored value sends none).
+    #[serde(default)]
     pub value: Value,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub init: bool,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl KeyValue {
+    /// A plain `{key, value}` pair.
+    pub fn new(key: impl Into<String>, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value,
+            init: false,
+            secret: false,
+        }
+    }
+}
+
+impl Serialize for KeyValue {
+    /// `{key, value}`, with `init` and `secret` when true; a secret whose value is hidden
+    /// (`Null`) is `{key, secret: true}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let hidden = self.secret && self.value.is_null();
+        let len = 1 + usize::from(!hidden) + usize::from(self.init) + usize::from(self.secret);
+        let mut m = s.serialize_map(Some(len))?;
+        m.serialize_entry("key", &self.key)?;
+        if !hidden {
+            m.serialize_entry("value", &self.value)?;
+        }
+        if self.init {
+            m.serialize_entry("init", &true)?;
+        }
+        if self.secret {
+            m.serialize_entry("secret", &true)?;
+        }
+        m.end()
+    }
+}
+
+/// Removes the values of secret parameters before an entity is shown: a reader sees that a
+/// secret is set, never its (sealed) value.
+pub fn hide_secrets(params: &mut [KeyValue]) {
+    for p in params.iter_mut().filter(|p| p.secret) {
+        p.value = Value::Null;
+    }
 }
 
 /// What runs: the kind and, when asked for, the code (base64 for binary kinds).
@@ -250,5 +298,33 @@ mod tests {
         assert_eq!(super::bump_version("0.0.1"), "0.0.2");
         assert_eq!(super::bump_version("1.2.9"), "1.2.10");
         assert_eq!(super::bump_version("junk"), "0.0.1");
+    }
+
+    #[test]
+    fn a_hidden_secret_shows_that_it_is_set_and_not_its_value() {
+        use super::KeyValue;
+        use serde_json::json;
+        let plain: KeyValue = serde_json::from_value(json!({"key": "a", "value": 1})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            json!({"key": "a", "value": 1})
+        );
+        let mut secret: Vec<KeyValue> = serde_json::from_value(
+            json!([{"key": "p", "value": "gust:v1:x:y", "secret": true, "init": true}]),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&secret).unwrap(),
+            json!([{"key": "p", "value": "gust:v1:x:y", "init": true, "secret": true}])
+        );
+        super::hide_secrets(&mut secret);
+        assert_eq!(
+            serde_json::to_value(&secret).unwrap(),
+            json!([{"key": "p", "init": true, "secret": true}])
+        );
+        // Sent back as shown, it reads again (an update that keeps the stored value).
+        let back: Vec<KeyValue> =
+            serde_json::from_value(serde_json::to_value(&secret).unwrap()).unwrap();
+        assert_eq!(back, secret);
     }
 }

@@ -23,7 +23,10 @@ pub use entity::{
     Action, BindingRef, Exec, Identity, KeyValue, Namespace, Package, Route, Site, SiteFile,
 };
 pub use limits::{ActionLimits, LimitError, NamespaceLimits, SystemLimits};
-pub use message::{Cause, CauseKind, CompletionMessage, InvocationMessage, InvokerHealth};
+pub use message::{
+    Cause, CauseKind, CompletionMessage, InvocationMessage, InvokerHealth, SealedParam,
+    secret_place,
+};
 pub use trigger::{
     DeleteAfterFire, EntityPath, Rule, RuleStatus, Schedule, ScheduleSpec, Subscription,
     SubscriptionSpec, Timing, Trigger,

@@ -31,6 +31,10 @@ pub struct InvocationMessage {
     /// `init` parameters, given to the function as environment variables.
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// Secret parameters, still sealed (decision 0022): the invoker opens them just before
+    /// the run and adds them to `params` (or, `init`, to `env`). Never in `params` here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SealedParam>,
     pub limits: ActionLimits,
     /// Whether a client waits for the result; the completion then carries the record.
     pub blocking: bool,
@@ -50,6 +54,35 @@ pub struct InvocationMessage {
     /// have run, so the invoker checks for a stored record first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resent: bool,
+}
+
+/// A secret parameter on its way to a sandbox: its sealed value and the place it was sealed
+/// for (the associated data that opens it; see [`secret_place`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedParam {
+    pub key: String,
+    /// The sealed text (`gust:v1:...`) of the value's JSON.
+    pub sealed: String,
+    pub place: String,
+    /// Given to the function's environment instead of its input.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+}
+
+impl std::fmt::Debug for SealedParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedParam")
+            .field("key", &self.key)
+            .field("place", &self.place)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The place a secret parameter is sealed for (its associated data): `kind` is `actions`,
+/// `packages` or `triggers`, `entity` the stored name (`pkg/a` for an action in a package).
+/// NUL separates the parts, which no name or key contains.
+pub fn secret_place(kind: &str, namespace: &str, entity: &str, key: &str) -> String {
+    format!("gust-secret\0{kind}\0{namespace}\0{entity}\0{key}")
 }
 
 /// The identifying part of an [`InvocationMessage`], read leniently, so an invocation whose
@@ -159,6 +192,7 @@ impl InvocationHeader {
             subject: self.subject.clone(),
             params: RawValue::NULL.to_owned(),
             env: Vec::new(),
+            secrets: Vec::new(),
             limits: ActionLimits::default(),
             blocking: self.blocking,
             reply_to: self.reply_to.clone(),

@@ -8,11 +8,7 @@ use crate::{Activation, ActivationResponse, InvocationMessage, KeyValue};
 
 /// An annotation (or parameter) `key: value`.
 pub fn annotation(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value,
-        init: false,
-    }
+    KeyValue::new(key, value)
 }
 
 /// The record of `msg`'s invocation, run from `start` to `end` with `response`: named as
@@ -86,6 +82,7 @@ mod tests {
             subject: "caller".into(),
             params: serde_json::value::RawValue::NULL.to_owned(),
             env: Vec::new(),
+            secrets: Vec::new(),
             limits: ActionLimits::default(),
             blocking: false,
             reply_to: String::new(),

@@ -113,9 +113,8 @@ impl Node {
                 gust_keyring::ENV
             );
         }
-        let keyring = Arc::new(
-            Keyring::load(settings.data_dir).context("cannot load the master key")?,
-        );
+        let keyring =
+            Arc::new(Keyring::load(settings.data_dir).context("cannot load the master key")?);
         let store = connect_store(
             settings.store,
             settings.data_dir,
@@ -157,7 +156,8 @@ impl Node {
             self.store.clone(),
             self.bus.clone(),
             self.system,
-        );
+        )
+        .with_keyring(self.keyring.clone());
         match processes {
             Some(p) => invoker.with_processes(p),
             None => invoker,
@@ -181,6 +181,7 @@ impl Node {
             self.runtime.clone(),
         )
         .system_limits(self.system)
+        .keyring(self.keyring.clone())
         .composer(Arc::new(Compositions))
         .composer(Arc::new(SystemActions::new(
             api_host,

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use gust_model::annotations;
 use serde_json::{Map, Value, json};
 
-use super::{ApiFailure, Client, key_values, parameters, print_json, print_table};
+use super::{ApiFailure, Client, key_values, parameter_list, parameters, print_json, print_table};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ActionCommand {
@@ -87,6 +87,10 @@ pub struct PutArgs {
     /// Parameters from a JSON file.
     #[arg(short = 'P', long = "param-file")]
     pub param_file: Option<PathBuf>,
+    /// Secret parameter KEY VALUE: stored sealed, given to the function, never shown
+    /// again (a GET shows `{"key": KEY, "secret": true}`); repeatable.
+    #[arg(long = "secret", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub secret: Vec<String>,
     /// Annotation KEY VALUE; repeatable.
     #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
     pub annotation: Vec<String>,
@@ -276,11 +280,8 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
         }
         None => {}
     }
-    if !args.param.is_empty() || args.param_file.is_some() {
-        body.insert(
-            "parameters".into(),
-            key_values(parameters(&args.param, args.param_file.as_ref())?),
-        );
+    if let Some(list) = parameter_list(&args.param, args.param_file.as_ref(), &args.secret)? {
+        body.insert("parameters".into(), list);
     }
     if !args.annotation.is_empty() || args.web.is_some() {
         let mut annotations = parameters(&args.annotation, None)?;

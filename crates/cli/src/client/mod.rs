@@ -362,3 +362,24 @@ pub fn key_values(map: serde_json::Map<String, Value>) -> Value {
             .collect(),
     )
 }
+/// The `parameters` of a PUT body: `-p` pairs and the `-P` file, then `--secret` pairs
+/// (`{key, value, secret: true}`, sealed by the server; VALUE is JSON when it parses as
+/// JSON); `None` when none is given (an update keeps the stored ones).
+pub fn parameter_list(
+    pairs: &[String],
+    file: Option<&PathBuf>,
+    secrets: &[String],
+) -> Result<Option<Value>> {
+    if pairs.is_empty() && file.is_none() && secrets.is_empty() {
+        return Ok(None);
+    }
+    let Value::Array(mut list) = key_values(parameters(pairs, file)?) else {
+        unreachable!("key_values makes a list")
+    };
+    for (key, value) in parameters(secrets, None)? {
+        list.retain(|kv| kv["key"] != key.as_str());
+        list.push(serde_json::json!({ "key": key, "value": value, "secret": true }));
+    }
+    Ok(Some(Value::Array(list)))
+}
+

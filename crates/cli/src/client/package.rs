@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::{Map, Value, json};
 
 use super::action::encode;
-use super::{ApiFailure, Client, key_values, parameters, print_json, print_table};
+use super::{ApiFailure, Client, key_values, parameter_list, parameters, print_json, print_table};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PackageCommand {
@@ -28,6 +28,9 @@ pub enum PackageCommand {
         /// Parameters from a JSON file.
         #[arg(short = 'P', long = "param-file")]
         param_file: Option<PathBuf>,
+        /// Secret parameter KEY VALUE of the binding (stored sealed, never shown); repeatable.
+        #[arg(long = "secret", num_args = 2, value_names = ["KEY", "VALUE"])]
+        secret: Vec<String>,
     },
     /// Show a package and its actions: yours, or another namespace's shared one
     /// (`gust package get /whisk.system/alarms`).
@@ -58,6 +61,10 @@ pub struct PackageArgs {
     /// Parameters from a JSON file.
     #[arg(short = 'P', long = "param-file")]
     pub param_file: Option<PathBuf>,
+    /// Secret parameter KEY VALUE: stored sealed, given to the function, never shown
+    /// again (a GET shows `{"key": KEY, "secret": true}`); repeatable.
+    #[arg(long = "secret", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub secret: Vec<String>,
     /// Annotation KEY VALUE; repeatable.
     #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
     pub annotation: Vec<String>,
@@ -82,11 +89,8 @@ fn qualified(name: &str) -> Result<(String, String)> {
 
 fn body(args: &PackageArgs) -> Result<Value> {
     let mut body = Map::new();
-    if !args.param.is_empty() || args.param_file.is_some() {
-        body.insert(
-            "parameters".into(),
-            key_values(parameters(&args.param, args.param_file.as_ref())?),
-        );
+    if let Some(list) = parameter_list(&args.param, args.param_file.as_ref(), &args.secret)? {
+        body.insert("parameters".into(), list);
     }
     if !args.annotation.is_empty() {
         body.insert(
@@ -136,11 +140,12 @@ pub async fn run(cmd: PackageCommand, client: &Client) -> Result<()> {
             name,
             param,
             param_file,
+            secret,
         } => {
             let (ns, pkg) = qualified(&package)?;
             let mut b = json!({ "binding": { "namespace": ns, "name": pkg } });
-            if !param.is_empty() || param_file.is_some() {
-                b["parameters"] = key_values(parameters(&param, param_file.as_ref())?);
+            if let Some(list) = parameter_list(&param, param_file.as_ref(), &secret)? {
+                b["parameters"] = list;
             }
             put(client, &name, b, true).await
         }

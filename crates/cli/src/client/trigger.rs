@@ -10,7 +10,7 @@ use gust_model::annotations::FEED;
 use serde_json::{Map, Value, json};
 
 use super::action::encode;
-use super::{ApiFailure, Client, key_values, parameters, print_json, print_table};
+use super::{ApiFailure, Client, key_values, parameter_list, parameters, print_json, print_table};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TriggerCommand {
@@ -64,6 +64,10 @@ pub struct TriggerArgs {
     /// Parameters from a JSON file.
     #[arg(short = 'P', long = "param-file")]
     pub param_file: Option<PathBuf>,
+    /// Secret parameter KEY VALUE: stored sealed, given to the function, never shown
+    /// again (a GET shows `{"key": KEY, "secret": true}`); repeatable.
+    #[arg(long = "secret", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub secret: Vec<String>,
     /// Annotation KEY VALUE; repeatable.
     #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
     pub annotation: Vec<String>,
@@ -265,11 +269,8 @@ pub async fn delete_with_feed(client: &Client, name: &str, trigger: &Value) -> R
 /// is absent).
 fn body(args: &TriggerArgs) -> Result<Value> {
     let mut body = Map::new();
-    if !args.param.is_empty() || args.param_file.is_some() {
-        body.insert(
-            "parameters".into(),
-            key_values(parameters(&args.param, args.param_file.as_ref())?),
-        );
+    if let Some(list) = parameter_list(&args.param, args.param_file.as_ref(), &args.secret)? {
+        body.insert("parameters".into(), list);
     }
     if !args.annotation.is_empty() {
         body.insert(
@@ -290,6 +291,16 @@ fn done(client: &Client, verb: &str, name: &str, t: &Value, feed: Option<&str>) 
             feed.map(|f| format!(" with feed {f}")).unwrap_or_default()
         ));
     }
+}
+
+/// `--secret` sets a trigger's own parameters, which a feed's trigger does not take.
+fn no_secret_for_feed(args: &TriggerArgs) -> Result<()> {
+    if !args.secret.is_empty() {
+        anyhow::bail!(
+            "--secret sets a trigger's own parameters; a feed's trigger takes the feed's (-p)"
+        );
+    }
+    Ok(())
 }
 
 async fn update(client: &Client, args: TriggerArgs) -> Result<()> {
@@ -315,6 +326,7 @@ async fn update(client: &Client, args: TriggerArgs) -> Result<()> {
         return Ok(());
     };
     // A feed's trigger: the parameters are the feed's; the annotations keep the feed.
+    no_secret_for_feed(&args)?;
     let mut t = existing.unwrap_or_default();
     if !args.annotation.is_empty() {
         let mut annotations = parameters(&args.annotation, None)?;
@@ -411,6 +423,7 @@ pub async fn run(cmd: TriggerCommand, client: &Client) -> Result<()> {
             let t = match &feed {
                 Some(feed) => {
                     // The -p parameters are the feed's, not the trigger's.
+                    no_secret_for_feed(&args)?;
                     let mut body = Map::new();
                     if !args.annotation.is_empty() {
                         body.insert(

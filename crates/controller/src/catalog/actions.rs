@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use gust_model::entity::bump_version;
+use gust_model::entity::{bump_version, hide_secrets};
 use gust_model::limits::{ActionLimitsPatch, MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
-use gust_model::{Action, ActionLimits, Exec, KeyValue, names};
+use gust_model::{Action, ActionLimits, Exec, KeyValue, names, secret_place};
 use gust_runtime_process::kinds::Kinds;
 use gust_runtime_wasm::CompileError;
 use gust_store::PutMode;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::catalog::packages::path_namespace;
+use crate::secrets::check_not_secret;
 use crate::{Controller, ControllerError, Identity};
 
 /// The kind of Wasm actions, which this controller compiles itself.
@@ -41,6 +42,9 @@ pub struct Resolved {
     /// Package parameters, then binding parameters: a later key wins, and the action's own
     /// parameters win over both.
     pub inherited: Vec<KeyValue>,
+    /// The place each of `inherited` is sealed for if it is a secret (same order): its
+    /// package's or binding's.
+    pub inherited_places: Vec<String>,
     /// Reached through a binding or in another namespace's shared package: a caller reading
     /// it sees the merged parameters.
     pub shared: bool,
@@ -49,10 +53,32 @@ pub struct Resolved {
 impl Resolved {
     /// Every parameter the action is given before the request's: inherited, then its own.
     pub fn parameters(&self) -> Vec<KeyValue> {
-        let mut out: Vec<KeyValue> = Vec::new();
-        for kv in self.inherited.iter().chain(&self.action.parameters) {
-            out.retain(|o| o.key != kv.key);
-            out.push(kv.clone());
+        self.placed_parameters()
+            .into_iter()
+            .map(|(kv, _)| kv)
+            .collect()
+    }
+
+    /// [`Self::parameters`], each secret with the place it is sealed for (others with an
+    /// empty one).
+    pub fn placed_parameters(&self) -> Vec<(KeyValue, String)> {
+        let action = &self.action;
+        let own = action.parameters.iter().map(|kv| {
+            let place = if kv.secret {
+                secret_place("actions", &action.namespace, &action.name, &kv.key)
+            } else {
+                String::new()
+            };
+            (kv, place)
+        });
+        let inherited = self
+            .inherited
+            .iter()
+            .zip(self.inherited_places.iter().cloned());
+        let mut out: Vec<(KeyValue, String)> = Vec::new();
+        for (kv, place) in inherited.chain(own) {
+            out.retain(|(o, _)| o.key != kv.key);
+            out.push((kv.clone(), place));
         }
         out
     }
@@ -149,17 +175,30 @@ impl Controller {
             return Ok(Resolved {
                 action,
                 inherited: Vec::new(),
+                inherited_places: Vec::new(),
                 shared: false,
             });
         };
         let package = self.visible_package(ns, own, pkg).await?;
-        let (home, inherited) = match &package.binding {
-            None => (package.clone(), package.parameters.clone()),
+        let places = |p: &gust_model::Package| -> Vec<String> {
+            p.parameters
+                .iter()
+                .map(|kv| secret_place("packages", &p.namespace, &p.name, &kv.key))
+                .collect()
+        };
+        let (home, inherited, inherited_places) = match &package.binding {
+            None => (
+                package.clone(),
+                package.parameters.clone(),
+                places(&package),
+            ),
             Some(b) => {
                 let target = self.bound_package(who, b).await?;
                 let mut inherited = target.parameters.clone();
                 inherited.extend(package.parameters.iter().cloned());
-                (target, inherited)
+                let mut inherited_places = places(&target);
+                inherited_places.extend(places(&package));
+                (target, inherited, inherited_places)
             }
         };
         let action = self
@@ -168,6 +207,7 @@ impl Controller {
         Ok(Resolved {
             action,
             inherited,
+            inherited_places,
             shared: !own || package.binding.is_some(),
         })
     }
@@ -195,6 +235,7 @@ impl Controller {
             // A composition has its definition (a sequence's components), not code.
             action.exec.code = None;
         }
+        hide_secrets(&mut action.parameters);
         Ok(action)
     }
 
@@ -209,10 +250,14 @@ impl Controller {
         limit: u64,
     ) -> Result<Vec<Action>, ControllerError> {
         let (home, pkg) = self.listing_scope(who, ns, pkg).await?;
-        Ok(self
+        let mut actions = self
             .store
             .list_actions(&home, pkg.as_deref(), skip, limit)
-            .await?)
+            .await?;
+        for a in &mut actions {
+            hide_secrets(&mut a.parameters);
+        }
+        Ok(actions)
     }
 
     pub async fn count_actions(
@@ -253,7 +298,9 @@ impl Controller {
         split_path(path)?;
         let a = self.store.delete_action(ns, path).await?;
         self.forget_action(ns, path);
-        a.ok_or(ControllerError::NotFound)
+        let mut a = a.ok_or(ControllerError::NotFound)?;
+        hide_secrets(&mut a.parameters);
+        Ok(a)
     }
 
     /// Creates or (with `overwrite`) updates an action. New code is compiled before anything
@@ -320,6 +367,8 @@ impl Controller {
             }
             check_depth("parameter", p)?;
         }
+        let stored = existing.as_ref().map_or(&[][..], |e| &e.parameters[..]);
+        let parameters = self.seal_parameters("actions", ns, name, parameters, stored)?;
 
         let (exec, code, code_hash) = match (put.exec, &existing) {
             (Some(exec), _) => {
@@ -351,13 +400,10 @@ impl Controller {
         };
         for a in &annotations {
             check_depth("annotation", a)?;
+            check_not_secret(a)?;
         }
         annotations.retain(|a| a.key != "exec");
-        annotations.push(KeyValue {
-            key: "exec".into(),
-            value: json!(exec.kind),
-            init: false,
-        });
+        annotations.push(KeyValue::new("exec", json!(exec.kind)));
 
         let action = Action {
             namespace: ns.to_string(),
@@ -389,6 +435,7 @@ impl Controller {
         self.forget_action(ns, name);
         // OpenWhisk answers with the code it stored (base64 when binary).
         let mut action = action;
+        hide_secrets(&mut action.parameters);
         if let Some(code) = code.filter(|_| !self.defines_composition(&action.exec.kind)) {
             action.exec.code = Some(if action.exec.binary {
                 base64::engine::general_purpose::STANDARD.encode(code)

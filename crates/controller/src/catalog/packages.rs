@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use gust_model::entity::bump_version;
+use gust_model::entity::{bump_version, hide_secrets};
 use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
 use gust_model::time::now_ms;
 use gust_model::{BindingRef, KeyValue, Package, names};
 use gust_store::PutMode;
 use serde::Deserialize;
 
+use crate::secrets::check_not_secret;
 use crate::{Controller, ControllerError, Identity};
 
 /// The name OpenWhisk reserves for "no package" in web action paths.
@@ -82,6 +83,9 @@ impl Controller {
                 size,
                 max: self.system.max_parameters,
             });
+        }
+        for a in annotations {
+            check_not_secret(a)?;
         }
         for kv in parameters.iter().chain(annotations) {
             if kv.key.is_empty() {
@@ -218,6 +222,8 @@ impl Controller {
             .or_else(|| existing.as_ref().map(|e| e.annotations.clone()))
             .unwrap_or_default();
         self.check_parameters_and_annotations(&parameters, &annotations)?;
+        let stored = existing.as_ref().map_or(&[][..], |e| &e.parameters[..]);
+        let parameters = self.seal_parameters("packages", ns, name, parameters, stored)?;
         let package = Package {
             namespace: ns.to_string(),
             name: name.to_string(),
@@ -241,6 +247,8 @@ impl Controller {
         };
         self.store.put_package(&package, mode).await?;
         self.packages.forget(&(ns.to_string(), name.to_string()));
+        let mut package = package;
+        hide_secrets(&mut package.parameters);
         Ok(package)
     }
 
@@ -254,7 +262,8 @@ impl Controller {
     ) -> Result<(Package, Vec<gust_model::Action>), ControllerError> {
         check_name(name)?;
         let (ns, own) = path_namespace(who, ns);
-        let package = (*self.visible_package(ns, own, name).await?).clone();
+        let mut package = (*self.visible_package(ns, own, name).await?).clone();
+        hide_secrets(&mut package.parameters);
         // A binding lists the actions of the package it binds, while the caller may use it.
         let home = match &package.binding {
             Some(b) => match self.bound_package(who, b).await {
@@ -272,6 +281,10 @@ impl Controller {
             }
             None => Vec::new(),
         };
+        let mut actions = actions;
+        for a in &mut actions {
+            hide_secrets(&mut a.parameters);
+        }
         Ok((package, actions))
     }
 
@@ -285,7 +298,11 @@ impl Controller {
     ) -> Result<Vec<Package>, ControllerError> {
         let (ns, own) = path_namespace(who, ns);
         names::check_namespace(ns).map_err(|e| bad(e.to_string()))?;
-        Ok(self.store.list_packages(ns, !own, skip, limit).await?)
+        let mut packages = self.store.list_packages(ns, !own, skip, limit).await?;
+        for p in &mut packages {
+            hide_secrets(&mut p.parameters);
+        }
+        Ok(packages)
     }
 
     pub async fn count_packages(&self, who: &Identity, ns: &str) -> Result<u64, ControllerError> {
@@ -312,6 +329,8 @@ impl Controller {
         self.packages.forget(&(ns.to_string(), name.to_string()));
         // Its actions went with it (also any created since they were counted).
         self.actions.forget_all();
-        package.ok_or(ControllerError::NotFound)
+        let mut package = package.ok_or(ControllerError::NotFound)?;
+        hide_secrets(&mut package.parameters);
+        Ok(package)
     }
 }

@@ -19,15 +19,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use gust_bus::completion_subject;
 use gust_model::time::now_ms;
-use gust_model::{Cause, InvocationMessage, names};
+use gust_model::{Cause, InvocationMessage, SealedParam, names};
 use gust_store::PendingInvocation;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub(crate) use bus::start_completions;
 pub(crate) use cluster::{follow_invokers, sweep_stale};
-pub use input::prepare_input;
+pub use input::{Prepared, prepare_input};
 
+use crate::tokens::ACTION_TOKEN_ENV;
 use crate::{Controller, ControllerError, Identity, Resolved};
 
 pub use gust_model::limits::MAX_BLOCKING_WAIT;
@@ -54,6 +55,9 @@ pub struct Invocation<'a> {
     /// an invocation with a cause is not checked against `final` parameters nor the payload
     /// limit (it carries what the platform produced).
     pub cause: Option<Cause>,
+    /// Secret parameters (sealed) the producer adds over the action's own and under the
+    /// request's: a trigger's secrets. Empty for a client's request.
+    pub secrets: Vec<SealedParam>,
     /// The activation id to give it; a new one when `None`. A producer that may make the
     /// same invocation again (a timer's tick fired again after a crash) gives the same id
     /// each time, so it can tell whether the first was accepted.
@@ -141,6 +145,7 @@ impl Controller {
             subject: who.namespace.clone(),
             params,
             env,
+            secrets: Vec::new(),
             limits: action.limits,
             blocking,
             reply_to: completion_subject(&self.id),
@@ -173,6 +178,7 @@ impl Controller {
             params,
             wait,
             cause,
+            secrets: added,
             activation_id,
         } = inv;
         let (blocking, wait) = match wait {
@@ -180,8 +186,21 @@ impl Controller {
             Wait::UpTo(d) => (true, d),
         };
         let action = &resolved.action;
-        let (input, env) = prepare_input(resolved, params, cause.is_none())?;
+        let Prepared {
+            mut input,
+            env,
+            mut secrets,
+        } = prepare_input(resolved, params, cause.is_none())?;
+        for s in added {
+            input.remove(&s.key);
+            secrets.retain(|t| t.key != s.key);
+            secrets.push(s);
+        }
         let mut msg = self.new_message(who, action, &input, env, blocking, cause)?;
+        msg.secrets = secrets;
+        if let Some(token) = self.action_token(who, action).await? {
+            msg.env.push((ACTION_TOKEN_ENV.to_string(), token));
+        }
         if let Some(id) = activation_id {
             msg.activation_id = id;
         }
