@@ -99,6 +99,11 @@ enum Command {
         #[command(subcommand)]
         command: client::namespace::NamespaceCommand,
     },
+    /// Short-lived scoped tokens to hand out instead of the key.
+    Token {
+        #[command(subcommand)]
+        command: client::token::TokenCommand,
+    },
     /// Every entity in your namespace.
     List,
     /// Create or update everything a manifest (gust.toml) lists; says what changed.
@@ -163,6 +168,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Namespace { command } => {
                 client::namespace::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Token { command } => {
+                client::token::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::List => client::namespace::list_all(&client::Client::new(&cli.client)?).await,
             Command::Deploy(args) => {

@@ -11,6 +11,20 @@ pub enum ControllerError {
     Unauthenticated,
     /// The supplied authentication is not authorized to access '{0}'.
     Forbidden(String),
+    /// The supplied token has expired.
+    TokenExpired,
+    /// The supplied token was issued before the namespace's key was changed.
+    TokenRevoked,
+    /// The token's scope ({scope}) does not allow {verb} on '{entity}'.
+    OutOfScope {
+        verb: &'static str,
+        entity: String,
+        scope: String,
+    },
+    /// The token may only call web action '{0}'.
+    WebOnly(String),
+    /// A token cannot mint tokens: authenticate with the namespace's key.
+    TokenCannotMint,
     /// The requested resource does not exist.
     NotFound,
     /// Concurrent modification to resource detected.

@@ -19,15 +19,22 @@ impl Controller {
             .await
     }
 
-    /// The identity of namespace `name`'s owner (web actions run as their owner); `None` if
-    /// there is no such namespace.
-    pub async fn owner(&self, name: &str) -> Result<Option<Identity>, ControllerError> {
-        let ns = self
-            .owners
+    /// Namespace `name`, through the same short-lived cache as [`Controller::owner`].
+    pub(crate) async fn namespace_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<Namespace>>, ControllerError> {
+        self.owners
             .get_or_fetch(&name.to_string(), async {
                 Ok::<_, ControllerError>(self.store.namespace(name).await?)
             })
-            .await?;
+            .await
+    }
+
+    /// The identity of namespace `name`'s owner (web actions run as their owner); `None` if
+    /// there is no such namespace.
+    pub async fn owner(&self, name: &str) -> Result<Option<Identity>, ControllerError> {
+        let ns = self.namespace_by_name(name).await?;
         Ok(ns.map(|ns| Identity {
             namespace: ns.name.clone(),
             uuid: ns.uuid.clone(),

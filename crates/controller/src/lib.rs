@@ -27,6 +27,7 @@ mod invoke;
 mod scheduler;
 mod secrets;
 mod throttle;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,8 @@ pub struct Controller {
     clustered: bool,
     /// Seals secret parameters in the write path (decision 0022); it never opens one.
     keyring: Arc<Keyring>,
+    /// Signs and checks scoped tokens, with keys derived from `keyring`.
+    tokens: gust_tokens::TokenKeys,
 }
 
 impl std::fmt::Debug for Controller {
@@ -194,6 +197,7 @@ impl ControllerBuilder {
             routes: Default::default(),
             throttles: throttle::Throttles::default(),
             clustered: self.clustered,
+            tokens: gust_tokens::TokenKeys::new(keyring.clone()),
             keyring,
         })
     }

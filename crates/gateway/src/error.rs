@@ -48,8 +48,12 @@ impl From<ControllerError> for ApiError {
     fn from(e: ControllerError) -> Self {
         use ControllerError::*;
         let status = match &e {
-            Unauthenticated | AuthenticationMissing => StatusCode::UNAUTHORIZED,
-            Forbidden(_) => StatusCode::FORBIDDEN,
+            Unauthenticated | AuthenticationMissing | TokenExpired | TokenRevoked => {
+                StatusCode::UNAUTHORIZED
+            }
+            Forbidden(_) | OutOfScope { .. } | WebOnly(_) | TokenCannotMint => {
+                StatusCode::FORBIDDEN
+            }
             NotFound => StatusCode::NOT_FOUND,
             Conflict | PackageNotEmpty { .. } | Incomplete(_) => StatusCode::CONFLICT,
             BadRequest(_) | Malformed(_) | ReservedParameters | NameMismatch { .. } => {

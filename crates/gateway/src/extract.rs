@@ -1,4 +1,5 @@
-//! Kit: what handlers take from a request — the authenticated [`Caller`], the query
+//! Kit: what handlers take from a request — the authenticated [`Caller`] (by key or token;
+//! [`KeyCaller`] by key only), the query
 //! [`params`], the [`body`] — and the 400s and 413s of reading them. Imports the kit only.
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use base64::Engine as _;
 use gust_controller::{ControllerError, Identity};
 use gust_model::limits::MAX_INVOKE_BODY;
 
+use crate::access::rest_access;
 use crate::query::Params;
 use crate::{ApiError, Gateway};
 
@@ -22,21 +24,61 @@ pub(crate) type QueryString = Result<Query<HashMap<String, String>>, QueryReject
 /// The body as a handler takes it: its rejection becomes a 400 or 413 in [`body`].
 pub(crate) type RawBody = Result<Bytes, BytesRejection>;
 
-/// The authenticated caller, from HTTP Basic `uuid:key`.
+/// The authenticated caller, from HTTP Basic `uuid:key` or a bearer token; a token must
+/// allow what the request does ([`rest_access`]), else 403 naming its scope.
 pub(crate) struct Caller(pub(crate) Identity);
 
 impl FromRequestParts<Gateway> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, gw: &Gateway) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ControllerError::AuthenticationMissing)?
-            .to_str()
-            .map_err(|_| ControllerError::Unauthenticated)?;
-        Ok(Caller(basic_identity(gw, value).await?))
+        let value = authorization(parts)?;
+        let Some(token) = bearer(value) else {
+            return Ok(Caller(basic_identity(gw, value).await?));
+        };
+        let (who, grant) = gw.controller.authenticate_token(token).await?;
+        let path = parts.uri.path();
+        let (verb, entity) = rest_access(&parts.method, path)
+            .ok_or_else(|| ControllerError::Forbidden(path.to_string()))?;
+        grant.permit(verb, &entity)?;
+        Ok(Caller(who))
     }
+}
+
+/// The caller authenticated with its namespace's key (HTTP Basic) only: what a token may
+/// never do (mint tokens) asks for this; a token gets a 403.
+pub(crate) struct KeyCaller(pub(crate) Identity);
+
+impl FromRequestParts<Gateway> for KeyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, gw: &Gateway) -> Result<Self, ApiError> {
+        let value = authorization(parts)?;
+        if let Some(token) = bearer(value) {
+            // A valid token is refused as a token, anything else as bad credentials.
+            gw.controller.authenticate_token(token).await?;
+            return Err(ControllerError::TokenCannotMint.into());
+        }
+        Ok(KeyCaller(basic_identity(gw, value).await?))
+    }
+}
+
+/// The `Authorization` header's value; 401 when there is none or it is not text.
+fn authorization(parts: &Parts) -> Result<&str, ControllerError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ControllerError::AuthenticationMissing)?
+        .to_str()
+        .map_err(|_| ControllerError::Unauthenticated)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value, if it is one.
+pub(crate) fn bearer(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 /// The identity an `Authorization: Basic uuid:key` header value names; 401 if it names none.

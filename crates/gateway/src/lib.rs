@@ -21,6 +21,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 // The kit.
+mod access;
 mod error;
 mod extract;
 mod http_action;
@@ -38,6 +39,7 @@ mod packages;
 mod rules;
 mod sites;
 mod system;
+mod tokens;
 mod triggers;
 mod web;
 

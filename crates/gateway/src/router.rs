@@ -8,7 +8,8 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, hooks, namespaces, packages, rules, sites, system, triggers, web,
+    actions, activations, apis, hooks, namespaces, packages, rules, sites, system, tokens,
+    triggers, web,
 };
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
@@ -26,6 +27,7 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(apis::router())
         .merge(sites::router())
         .merge(activations::router())
+        .merge(tokens::router())
         .merge(web::router())
         .fallback(|| async { ApiError::not_found() })
         // Applies to the routes merged above, not to any added later.

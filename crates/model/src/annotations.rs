@@ -13,6 +13,10 @@ pub const RAW_HTTP: &str = "raw-http";
 pub const WEB_CUSTOM_OPTIONS: &str = "web-custom-options";
 /// A web action requires a secret (or the namespace's key) in `X-Require-Whisk-Auth`.
 pub const REQUIRE_WHISK_AUTH: &str = "require-whisk-auth";
+/// Gust's own: each run of the action gets a token for its calls back into Gust, in
+/// `__OW_API_TOKEN`, with this scope (a list of items such as `"invoke:actions/x"`) and the
+/// action's timeout plus a minute to live (OpenWhisk's `provide-api-key`, scoped down).
+pub const API_TOKEN_SCOPE: &str = "api-token-scope";
 /// The action's parameters cannot be overridden by an invocation's.
 pub const FINAL: &str = "final";
 /// The action is a conductor: its code decides which action runs next.

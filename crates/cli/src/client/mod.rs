@@ -4,7 +4,9 @@
 //!
 //! Where the API host and key come from, first found wins: the `--apihost` / `--auth` flags,
 //! then `GUST_APIHOST` / `GUST_AUTH`, then the config file (`gust property set`, or the one
-//! `gust serve` writes), then `~/.wskprops` (`APIHOST`, `AUTH`).
+//! `gust serve` writes), then `~/.wskprops` (`APIHOST`, `AUTH`). A token (`--token`, else
+//! `GUST_TOKEN`) is sent as `Authorization: Bearer` instead of the key, which is then not
+//! needed.
 
 pub mod action;
 pub mod activation;
@@ -15,6 +17,7 @@ pub mod package;
 pub mod property;
 pub mod rule;
 pub mod site;
+pub mod token;
 pub mod trigger;
 
 use std::path::PathBuf;
@@ -34,6 +37,9 @@ pub struct ClientArgs {
     /// API key UUID:KEY (else GUST_AUTH, the config file, ~/.wskprops).
     #[arg(long, global = true)]
     pub auth: Option<String>,
+    /// A scoped token (`gust token create`) to send instead of the key (else GUST_TOKEN).
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
     /// Accept the API host's TLS certificate unchecked (a self-signed host), like `wsk -i`.
     #[arg(short = 'i', long, global = true)]
     pub insecure: bool,
@@ -109,6 +115,7 @@ pub fn resolve(args: &ClientArgs) -> Result<(String, String)> {
         .or_else(|| env("GUST_AUTH"))
         .or(saved.auth)
         .or(wsk.auth)
+        .or_else(|| token(args).map(|_| String::new()))
         .ok_or_else(|| anyhow!("no API key: run `gust property set --auth UUID:KEY`"))?;
     // Like wsk, a host without a scheme is HTTPS.
     let apihost = if apihost.contains("://") {
@@ -117,6 +124,14 @@ pub fn resolve(args: &ClientArgs) -> Result<(String, String)> {
         format!("https://{apihost}")
     };
     Ok((apihost.trim_end_matches('/').to_string(), auth))
+}
+
+/// The token of `--token`, else of `GUST_TOKEN`.
+fn token(args: &ClientArgs) -> Option<String> {
+    args.token
+        .clone()
+        .or_else(|| std::env::var("GUST_TOKEN").ok())
+        .filter(|t| !t.trim().is_empty())
 }
 
 /// An API answer that is not a success: its status and OpenWhisk's error message.
@@ -139,7 +154,7 @@ impl std::error::Error for ApiFailure {}
 pub struct Client {
     http: reqwest::Client,
     apihost: String,
-    /// The key, `UUID:KEY`: a feed's `authKey`.
+    /// The key, `UUID:KEY`: a feed's `authKey` (empty when a token is sent instead).
     auth: String,
     auth_header: String,
     pub json: bool,
@@ -157,13 +172,14 @@ impl Client {
 
     pub fn new(args: &ClientArgs) -> Result<Self> {
         let (apihost, auth) = resolve(args)?;
-        if !auth.contains(':') {
-            bail!("the API key must look like UUID:KEY");
-        }
-        let auth_header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(auth.as_bytes())
-        );
+        let auth_header = match token(args) {
+            Some(token) => format!("Bearer {}", token.trim()),
+            None if !auth.contains(':') => bail!("the API key must look like UUID:KEY"),
+            None => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(auth.as_bytes())
+            ),
+        };
         Ok(Client {
             http: reqwest::Client::builder()
                 .danger_accept_invalid_certs(args.insecure)

@@ -16,6 +16,7 @@ mod runtime;
 mod sequences;
 mod sites;
 mod sources;
+mod tokens;
 mod triggers;
 mod web;
 
