@@ -3,6 +3,7 @@
 
 mod admin;
 mod client;
+mod listen;
 mod processes;
 mod roles;
 mod serve;

@@ -24,6 +24,7 @@
 mod access;
 mod error;
 mod extract;
+pub mod guard;
 mod http_action;
 mod query;
 mod request_id;
@@ -45,6 +46,7 @@ mod web;
 
 // The wiring.
 mod router;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -66,6 +68,8 @@ pub struct Gateway {
     pub sites: Arc<Sites>,
     /// Requests counted against API routes' rate limits (per gateway process).
     pub rate_limits: Arc<apis::RateLimits>,
+    /// Failed authentications per client address, and the security headers of every answer.
+    pub guard: Arc<guard::Guard>,
 }
 
 impl Gateway {
@@ -75,33 +79,139 @@ impl Gateway {
             events,
             sites,
             rate_limits: Arc::default(),
+            guard: Arc::default(),
         }
+    }
+
+    /// The same gateway, its answers saying `Strict-Transport-Security` (it serves TLS with
+    /// a certificate browsers trust).
+    pub fn with_hsts(mut self) -> Self {
+        self.guard = Arc::new(guard::Guard::new(true));
+        self
     }
 }
 
-/// The whole HTTP service: every request gets an id, and static sites are served ahead of the
-/// router.
+/// The whole HTTP service: every request gets an id and passes the guard, and static sites
+/// are served ahead of the router.
 pub fn service(gw: Gateway) -> WithRequestId<Router, impl request_id::Ahead> {
-    WithRequestId::new(router::router(gw.clone()), sites::Public(gw))
+    let guard = gw.guard.clone();
+    WithRequestId::new(router::router(gw.clone()), sites::Public(gw), guard)
 }
 
-/// Serves the gateway's router on `listener` until `shutdown` completes. Every connection
-/// sends what it writes at once (`TCP_NODELAY`): a response written in pieces (headers, then
-/// a streamed body, as a wasi:http handler answers) would otherwise wait for the client's
-/// delayed ACK, about 40 ms, before its second piece leaves.
+/// Most time a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets the requests in
+/// flight finish. With `tls`, every connection is TLS (HTTP/2 or HTTP/1.1 by ALPN); without,
+/// plain HTTP/1.1 (and HTTP/2 with prior knowledge). Every connection sends what it writes at
+/// once (`TCP_NODELAY`): a response written in pieces (headers, then a streamed body, as a
+/// wasi:http handler answers) would otherwise wait for the client's delayed ACK, about 40 ms,
+/// before its second piece leaves. Each request carries its client's address
+/// (`ConnectInfo<SocketAddr>`) for the guard.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+
+    let service = service(gateway);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = Arc::new(Builder::new(TokioExecutor::new()));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-    });
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service(gateway));
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+        let hyper_service = connection_service(service.clone(), peer);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let served = match acceptor {
+                None => {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), hyper_service)
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The service of one connection: each request gets the client's address, then goes to the
+/// gateway's service.
+fn connection_service<S>(
+    service: S,
+    peer: std::net::SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Clone
++ Send
++ 'static
+where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let mut service = service.clone();
+        async move {
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            service.call(req).await
+        }
+    })
 }

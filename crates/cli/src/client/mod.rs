@@ -43,6 +43,10 @@ pub struct ClientArgs {
     /// Accept the API host's TLS certificate unchecked (a self-signed host), like `wsk -i`.
     #[arg(short = 'i', long, global = true)]
     pub insecure: bool,
+    /// Trust the API host's certificate if this CA (PEM) signed it, such as the development
+    /// CA of `gust serve --tls-self-signed` (else GUST_CACERT, the config file).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
     /// Print exactly the API's JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -55,6 +59,9 @@ pub struct Config {
     pub apihost: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
+    /// A CA certificate (PEM) to trust for the API host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<PathBuf>,
 }
 
 pub fn config_path() -> Option<PathBuf> {
@@ -134,6 +141,32 @@ fn token(args: &ClientArgs) -> Option<String> {
         .filter(|t| !t.trim().is_empty())
 }
 
+/// The HTTP client: it trusts the usual roots and the CA of `--cacert`, `GUST_CACERT` or the
+/// config file (first found), or, with `--insecure`, any certificate.
+fn http_client(args: &ClientArgs) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().danger_accept_invalid_certs(args.insecure);
+    let cacert = match &args.cacert {
+        Some(path) => Some(path.clone()),
+        None => std::env::var_os("GUST_CACERT")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or(load_config()?.cacert),
+    };
+    if let Some(path) = cacert {
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().context("cannot set up HTTPS")
+}
+
 /// An API answer that is not a success: its status and OpenWhisk's error message.
 #[derive(Debug)]
 pub struct ApiFailure {
@@ -181,10 +214,7 @@ impl Client {
             ),
         };
         Ok(Client {
-            http: reqwest::Client::builder()
-                .danger_accept_invalid_certs(args.insecure)
-                .build()
-                .context("cannot set up HTTPS")?,
+            http: http_client(args)?,
             apihost,
             auth,
             auth_header,
@@ -370,14 +400,6 @@ pub fn parameters(
     Ok(out)
 }
 
-/// OpenWhisk's `[{key, value}]` list from an object.
-pub fn key_values(map: serde_json::Map<String, Value>) -> Value {
-    Value::Array(
-        map.into_iter()
-            .map(|(k, v)| serde_json::json!({ "key": k, "value": v }))
-            .collect(),
-    )
-}
 /// The `parameters` of a PUT body: `-p` pairs and the `-P` file, then `--secret` pairs
 /// (`{key, value, secret: true}`, sealed by the server; VALUE is JSON when it parses as
 /// JSON); `None` when none is given (an update keeps the stored ones).
@@ -399,3 +421,11 @@ pub fn parameter_list(
     Ok(Some(Value::Array(list)))
 }
 
+/// OpenWhisk's `[{key, value}]` list from an object.
+pub fn key_values(map: serde_json::Map<String, Value>) -> Value {
+    Value::Array(
+        map.into_iter()
+            .map(|(k, v)| serde_json::json!({ "key": k, "value": v }))
+            .collect(),
+    )
+}
