@@ -186,15 +186,17 @@ fn parse_item(item: &str) -> Result<Item, ScopeError> {
         return Err(bad("an entity name has no empty segment or space"));
     }
     let kind = name.split('/').next().unwrap_or_default();
-    if !(prefix && !name.contains('/')) && !KINDS.contains(&kind) {
+    // `*` alone, or a name that starts with a whole kind (`actions`, `actions/b*`); `act*`,
+    // a prefix of the kinds themselves, is too loose to mean anything.
+    let whole_kind = !prefix || name.contains('/');
+    if !whole_kind && !name.is_empty() {
+        return Err(bad("a pattern starts with a whole kind, e.g. actions/*"));
+    }
+    if whole_kind && !KINDS.contains(&kind) {
         return Err(bad(&format!(
             "unknown entity kind '{kind}' ({})",
             KINDS.join(", ")
         )));
-    }
-    if prefix && !name.contains('/') && !name.is_empty() {
-        // `act*`: a prefix of the kinds themselves is too loose to mean anything.
-        return Err(bad("a pattern starts with a whole kind, e.g. actions/*"));
     }
     for (verb, kind_needed) in [(Verb::Invoke, "actions"), (Verb::Fire, "triggers")] {
         if verbs.contains(&verb) && !name.is_empty() && kind != kind_needed {

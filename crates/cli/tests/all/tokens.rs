@@ -100,7 +100,7 @@ async fn a_token_lists_and_invokes_within_its_scope() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let expires = r.body["expires"].as_u64().unwrap();
-    assert!(expires > now + 59 * 60_000 && expires <= now + 3600_000 + 5000);
+    assert!(expires > now + 59 * 60_000 && expires <= now + 3_600_000 + 5000);
 }
 
 #[tokio::test]
