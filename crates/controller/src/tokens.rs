@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gust_model::annotations::API_TOKEN_SCOPE;
 use gust_model::entity::annotation;
-use gust_model::{Action, Identity};
+use gust_model::{Action, Identity, SealedParam, secret_place};
 use gust_tokens::{Claims, ISSUER, TokenError, fingerprint, now_secs};
 pub use gust_tokens::{DEFAULT_TTL, MAX_TTL, Scope, ScopeError, Verb, parse_ttl};
 use serde_json::Value;
@@ -149,13 +149,15 @@ impl Controller {
 
     /// A token for a run of `action` by `who`, if the action's `api-token-scope` annotation
     /// asks for one and `who` is the action's own namespace (a token is never minted for a
-    /// caller from another namespace); it lives the action's timeout plus a minute. A scope
-    /// that does not parse is the invocation's 400.
+    /// caller from another namespace); it lives the action's timeout plus a minute. It is
+    /// sealed like a secret `init` parameter (decision 0022), so the bus and the journal never
+    /// carry it in clear and the invoker opens it into the environment. A scope that does not
+    /// parse is the invocation's 400.
     pub(crate) async fn action_token(
         &self,
         who: &Identity,
         action: &Action,
-    ) -> Result<Option<String>, ControllerError> {
+    ) -> Result<Option<SealedParam>, ControllerError> {
         let Some(value) = annotation(&action.annotations, API_TOKEN_SCOPE) else {
             return Ok(None);
         };
@@ -186,7 +188,14 @@ impl Controller {
                 },
             )
             .await?;
-        Ok(Some(minted.token))
+        let place = secret_place("actions", &action.namespace, &action.name, ACTION_TOKEN_ENV);
+        let plain = Value::String(minted.token).to_string();
+        Ok(Some(SealedParam {
+            key: ACTION_TOKEN_ENV.to_string(),
+            sealed: self.keyring.seal(plain.as_bytes(), place.as_bytes()),
+            place,
+            init: true,
+        }))
     }
 
     /// The identity a bearer token stands for and what it may do; 401 when it does not

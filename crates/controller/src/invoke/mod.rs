@@ -28,7 +28,6 @@ pub(crate) use bus::start_completions;
 pub(crate) use cluster::{follow_invokers, sweep_stale};
 pub use input::{Prepared, prepare_input};
 
-use crate::tokens::ACTION_TOKEN_ENV;
 use crate::{Controller, ControllerError, Identity, Resolved};
 
 pub use gust_model::limits::MAX_BLOCKING_WAIT;
@@ -199,7 +198,7 @@ impl Controller {
         let mut msg = self.new_message(who, action, &input, env, blocking, cause)?;
         msg.secrets = secrets;
         if let Some(token) = self.action_token(who, action).await? {
-            msg.env.push((ACTION_TOKEN_ENV.to_string(), token));
+            msg.secrets.push(token);
         }
         if let Some(id) = activation_id {
             msg.activation_id = id;
