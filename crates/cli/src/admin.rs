@@ -1,5 +1,6 @@
 //! `gust admin`: namespaces, keys and limits, written to the store directly (like
-//! `wskadmin`). A running server sees the change within a second.
+//! `wskadmin`). A running server sees the change within a second. `master-key rotate` seals
+//! every secret again under a new master key (decision 0022).
 
 use std::path::PathBuf;
 
@@ -39,6 +40,18 @@ enum AdminCommand {
     /// Activation records.
     #[command(subcommand)]
     Activations(ActivationsCommand),
+    /// The master key that seals secret parameters.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyCommand {
+    /// Seal every secret again under a new key. Embedded: a new key is put first in
+    /// DATA_DIR/master.key, the old one is dropped once nothing needs it (run with the server
+    /// stopped, or restart it after; run again if interrupted). Cluster: set
+    /// GUST_MASTER_KEY="new,old" in every process, run this, then remove the old key.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +161,30 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                 other => other?,
             }
             println!("{uuid}:{key}");
+        }
+        AdminCommand::MasterKey(MasterKeyCommand::Rotate) => {
+            if args.store.is_some() && std::env::var_os("GUST_MASTER_KEY").is_none() {
+                bail!(
+                    "a shared store's secrets are sealed under GUST_MASTER_KEY: set it to \"new,old\""
+                );
+            }
+            let r = gust_node::rotation::rotate_master_key(&args.data_dir, store.as_ref()).await?;
+            crate::ui::ok(format_args!(
+                "{} secret(s) sealed again under master key {}",
+                r.resealed, r.current
+            ));
+            if r.waiting > 0 {
+                crate::ui::warn(format_args!(
+                    "{} journaled invocation(s) still carry values sealed under key(s) {}: kept; run this again once they ran",
+                    r.waiting,
+                    r.kept.join(", ")
+                ));
+            } else if !r.kept.is_empty() {
+                crate::ui::ok(format_args!(
+                    "nothing needs key(s) {} any more: remove them from GUST_MASTER_KEY",
+                    r.kept.join(", ")
+                ));
+            }
         }
         AdminCommand::Activations(ActivationsCommand::Prune { older_than_days }) => {
             let cutoff =

@@ -32,6 +32,7 @@ use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
 
 pub mod files;
+pub mod rotation;
 
 /// Every event source this binary has: webhooks, NATS, MQTT, AMQP and Redis streams.
 fn event_sources() -> Arc<Sources> {

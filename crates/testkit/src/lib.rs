@@ -163,6 +163,9 @@ pub struct Server {
     /// Extra `serve` flags, given again on a restart.
     args: Vec<String>,
     pub client: reqwest::Client,
+    /// Everything the process wrote to stdout and stderr so far (stderr is also copied to
+    /// the test's stderr).
+    output: Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Server {
@@ -229,12 +232,30 @@ impl Server {
             .args(&args)
             .env_remove("GUST_GUEST_AUTH")
             .env_remove("GUST_MASTER_KEY")
-            .envs(schema.as_ref().map(|_| ("GUST_MASTER_KEY", TEST_MASTER_KEY)))
+            .envs(
+                schema
+                    .as_ref()
+                    .map(|_| ("GUST_MASTER_KEY", TEST_MASTER_KEY)),
+            )
             .env("GUST_STEM_CELLS", "0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start gust serve");
+        let output: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+        let keep = |line: &str, output: &std::sync::Mutex<Vec<u8>>| {
+            let mut out = output.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        };
+        let stderr = child.stderr.take().expect("stderr");
+        let copy = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                keep(&line, &copy);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let (mut apihost, mut auth) = (String::new(), String::new());
@@ -243,6 +264,7 @@ impl Server {
                 .next()
                 .expect("gust serve exited before it was ready")
                 .expect("read stdout");
+            keep(&line, &output);
             if let Some(h) = line.strip_prefix("gust: API host ") {
                 apihost = h.to_string();
             }
@@ -251,7 +273,12 @@ impl Server {
             }
         }
         // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let copy = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep(&line, &copy);
+            }
+        });
         Server {
             child,
             apihost,
@@ -262,6 +289,7 @@ impl Server {
             schema,
             cluster,
             args,
+            output,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
@@ -314,6 +342,12 @@ impl Server {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// What this process (since its last start) wrote to stdout and stderr.
+    pub fn output(&self) -> String {
+        let out = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Runs `gust admin` on this server's data directory; returns stdout.

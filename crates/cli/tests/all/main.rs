@@ -14,6 +14,7 @@ mod owclient;
 mod packages;
 mod processes;
 mod runtime;
+mod secrets;
 mod sequences;
 mod sites;
 mod sources;

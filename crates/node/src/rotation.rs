@@ -1,0 +1,240 @@
+//! Rotation of the master key (decision 0022): every secret in the store sealed again under
+//! the current key, then the old keys dropped once nothing needs them.
+//!
+//! **Invariant:** an old key is removed only after every stored secret (entities) and every
+//! journaled invocation no longer needs it; an interrupted rotation leaves the old key in
+//! place and is resumed by running it again.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use gust_keyring::{FILE, Keyring, read_key_file, write_key_file};
+use gust_model::{KeyValue, secret_place};
+use gust_store::{PutMode, Store, StoreError};
+use serde_json::Value;
+
+/// What a rotation did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// The id of the key everything is sealed under now.
+    pub current: String,
+    /// Secrets sealed again.
+    pub resealed: usize,
+    /// Keys still held besides the current one: in `GUST_MASTER_KEY` (the operator removes
+    /// them), or kept in `master.key` because journaled invocations still need them.
+    pub kept: Vec<String>,
+    /// Journaled invocations that carry a value sealed under a kept key.
+    pub waiting: usize,
+}
+
+/// Rotates the master key of `store`. With `GUST_MASTER_KEY` (a cluster): seals everything
+/// under its first key. Else (the embedded store): puts a new key first in
+/// `data_dir/master.key` unless a rotation is under way (several keys there), seals
+/// everything under it, then removes the older keys if no journaled invocation needs them.
+pub async fn rotate_master_key(data_dir: &Path, store: &dyn Store) -> Result<Rotation> {
+    if std::env::var_os(gust_keyring::ENV).is_some() {
+        let keyring = Keyring::load(data_dir).context("cannot load the master keys")?;
+        let resealed = reseal_store(store, &keyring).await?;
+        let old: Vec<String> = keyring.ids()[1..].iter().map(|s| s.to_string()).collect();
+        let waiting = journaled_under(store, &old).await?;
+        return Ok(Rotation {
+            current: keyring.ids()[0].to_string(),
+            resealed,
+            kept: old,
+            waiting,
+        });
+    }
+    let path = data_dir.join(FILE);
+    if !path.exists() {
+        bail!(
+            "no master key at {}: nothing is sealed (it is made at the server's first start)",
+            path.display()
+        );
+    }
+    let mut keys = read_key_file(&path)?;
+    if keys.len() < 2 {
+        // A new key first, the old one kept after it, written whole before any value is
+        // sealed under the new key (a temporary file renamed over the old one).
+        keys.insert(0, gust_keyring::new_key_text());
+        replace_key_file(&path, &keys)?;
+    }
+    let keyring = Keyring::from_keys(&keys)?;
+    let resealed = reseal_store(store, &keyring).await?;
+    let old: Vec<String> = keyring.ids()[1..].iter().map(|s| s.to_string()).collect();
+    let waiting = journaled_under(store, &old).await?;
+    let kept = if waiting == 0 {
+        replace_key_file(&path, &keys[..1])?;
+        Vec::new()
+    } else {
+        old
+    };
+    Ok(Rotation {
+        current: keyring.ids()[0].to_string(),
+        resealed,
+        kept,
+        waiting,
+    })
+}
+
+/// Writes `keys` to `path` through a temporary file renamed over it: the key file is always
+/// whole, the old or the new.
+fn replace_key_file(path: &Path, keys: &[String]) -> Result<()> {
+    let tmp = path.with_extension("key.new");
+    write_key_file(&tmp, keys)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+}
+
+/// Journaled invocations whose message holds a value sealed under one of `ids`.
+async fn journaled_under(store: &dyn Store, ids: &[String]) -> Result<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let marks: Vec<String> = ids
+        .iter()
+        .map(|id| format!("{}{id}:", gust_keyring::PREFIX))
+        .collect();
+    let pending = store.pending().await?;
+    Ok(pending
+        .iter()
+        .filter(|p| {
+            let text = String::from_utf8_lossy(&p.message);
+            marks.iter().any(|m| text.contains(m.as_str()))
+        })
+        .count())
+}
+
+/// Seals again, under `keyring`'s current key, every secret parameter of every action,
+/// package and trigger of every namespace; how many.
+async fn reseal_store(store: &dyn Store, keyring: &Keyring) -> Result<usize> {
+    const ALL: u64 = u64::MAX >> 1;
+    let mut n = 0;
+    for ns in store.list_namespaces().await? {
+        let ns = ns.name.as_str();
+        for a in store.list_actions(ns, None, 0, ALL).await? {
+            n += reseal_action(store, keyring, ns, &a.name).await?;
+        }
+        for p in store.list_packages(ns, false, 0, ALL).await? {
+            n += reseal_package(store, keyring, ns, &p.name).await?;
+        }
+        for t in store.list_triggers(ns, 0, ALL).await? {
+            n += reseal_trigger(store, keyring, ns, &t.name).await?;
+        }
+    }
+    Ok(n)
+}
+
+/// How often an entity is read and written again when an update races the rotation.
+const TRIES: usize = 5;
+
+/// Whether a write lost a race with an update (then it is read and tried again).
+fn raced(e: &StoreError, tries: usize) -> bool {
+    matches!(e, StoreError::Conflict) && tries < TRIES
+}
+
+async fn reseal_action(
+    store: &dyn Store,
+    keyring: &Keyring,
+    ns: &str,
+    name: &str,
+) -> Result<usize> {
+    for tries in 1.. {
+        let Some(mut a) = store.action(ns, name, false).await? else {
+            return Ok(0);
+        };
+        let k = reseal(keyring, "actions", ns, name, &mut a.parameters)?;
+        if k == 0 {
+            return Ok(0);
+        }
+        let mode = PutMode::Replace {
+            expected_version: a.version.clone(),
+        };
+        match store.put_action(&a, None, mode).await {
+            Ok(()) => return Ok(k),
+            Err(e) if raced(&e, tries) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+async fn reseal_package(
+    store: &dyn Store,
+    keyring: &Keyring,
+    ns: &str,
+    name: &str,
+) -> Result<usize> {
+    for tries in 1.. {
+        let Some(mut p) = store.package(ns, name).await? else {
+            return Ok(0);
+        };
+        let k = reseal(keyring, "packages", ns, name, &mut p.parameters)?;
+        if k == 0 {
+            return Ok(0);
+        }
+        let mode = PutMode::Replace {
+            expected_version: p.version.clone(),
+        };
+        match store.put_package(&p, mode).await {
+            Ok(()) => return Ok(k),
+            Err(e) if raced(&e, tries) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+async fn reseal_trigger(
+    store: &dyn Store,
+    keyring: &Keyring,
+    ns: &str,
+    name: &str,
+) -> Result<usize> {
+    for tries in 1.. {
+        let Some(mut t) = store.trigger(ns, name).await? else {
+            return Ok(0);
+        };
+        let k = reseal(keyring, "triggers", ns, name, &mut t.parameters)?;
+        if k == 0 {
+            return Ok(0);
+        }
+        let mode = PutMode::Replace {
+            expected_version: t.version.clone(),
+        };
+        match store.put_trigger(&t, mode).await {
+            Ok(()) => return Ok(k),
+            Err(e) if raced(&e, tries) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Seals again under the current key every secret of `params` that is not; how many. The
+/// entity keeps its version: its content did not change.
+fn reseal(
+    keyring: &Keyring,
+    kind: &str,
+    ns: &str,
+    entity: &str,
+    params: &mut [KeyValue],
+) -> Result<usize> {
+    let mut n = 0;
+    for p in params.iter_mut().filter(|p| p.secret) {
+        let Value::String(sealed) = &p.value else {
+            continue;
+        };
+        if keyring.is_current(sealed) {
+            continue;
+        }
+        let place = secret_place(kind, ns, entity, &p.key);
+        let plain = keyring.open(sealed, place.as_bytes()).with_context(|| {
+            format!(
+                "the secret parameter '{}' of {kind} {ns}/{entity} does not open",
+                p.key
+            )
+        })?;
+        p.value = Value::String(keyring.seal(&plain, place.as_bytes()));
+        n += 1;
+    }
+    Ok(n)
+}
