@@ -29,8 +29,8 @@ const ACTION_TOKEN_MARGIN: Duration = Duration::from_secs(60);
 pub struct TokenRequest {
     pub ttl: Duration,
     pub scope: Scope,
-    /// The one web action (`action` or `package/action` of the caller's namespace) the token
-    /// may call, and nothing else.
+    /// The one web action (`action` or `package/action` of the caller's namespace) or API
+    /// route (`/base/path`, as declared) the token may call, and nothing else.
     pub web: Option<String>,
 }
 
@@ -51,11 +51,28 @@ pub struct Grant {
     pub web: Option<String>,
 }
 
-/// A web restriction as the token holds it: the action's path in its namespace, without a
-/// leading `/` or the `default/` of a web action's URL.
-fn web_target(web: &str) -> &str {
-    let web = web.trim().trim_start_matches('/');
-    web.strip_prefix("default/").unwrap_or(web)
+/// A web restriction as the token holds it: an API route as `/base/path` without a trailing
+/// `/`, or an action's path in its namespace without the `default/` of a web action's URL;
+/// `None` if it is neither.
+fn web_target(web: &str) -> Option<String> {
+    let web = web.trim();
+    if web.contains('*') || web.chars().any(char::is_whitespace) {
+        return None;
+    }
+    if web.starts_with('/') {
+        let route = web.trim_end_matches('/');
+        return (!route.is_empty() && !route.contains("//")).then(|| route.to_string());
+    }
+    let action = web.strip_prefix("default/").unwrap_or(web);
+    let parts: Vec<&str> = action.split('/').collect();
+    (parts.len() <= 2 && parts.iter().all(|p| !p.is_empty())).then(|| action.to_string())
+}
+
+/// An API route's name as a token's `web` gives it: `/base/path` without a trailing `/`.
+pub fn route_name(base_path: &str, path: &str) -> String {
+    format!("{base_path}{path}")
+        .trim_end_matches('/')
+        .to_string()
 }
 
 impl Grant {
@@ -77,12 +94,19 @@ impl Grant {
     }
 
     /// Whether the token lets its caller, of namespace `own`, call web action `action` (its
-    /// path `action` or `package/action`) of namespace `ns`: its web action, or an action
-    /// its scope may invoke, in its own namespace only.
-    pub fn permit_web(&self, own: &str, ns: &str, action: &str) -> Result<(), ControllerError> {
+    /// path `action` or `package/action`) of namespace `ns`, maybe through API `route`
+    /// ([`route_name`]): its web action or route, or an action its scope may invoke, in its
+    /// own namespace only.
+    pub fn permit_web(
+        &self,
+        own: &str,
+        ns: &str,
+        action: &str,
+        route: Option<&str>,
+    ) -> Result<(), ControllerError> {
         let entity = format!("actions/{action}");
         match &self.web {
-            Some(web) if own == ns && web_target(web) == action => Ok(()),
+            Some(web) if own == ns && (web == action || Some(web.as_str()) == route) => Ok(()),
             Some(web) => Err(ControllerError::WebOnly(web.clone())),
             None if own == ns => self.permit(Verb::Invoke, &entity),
             None => Err(ControllerError::OutOfScope {
@@ -113,14 +137,14 @@ impl Controller {
                     .into(),
             ));
         }
-        let web = match req.web.as_deref().map(web_target) {
+        let web = match req.web.as_deref() {
             None => None,
-            Some(w) if valid_action_path(w) => Some(w.to_string()),
-            Some(w) => {
-                return Err(ControllerError::BadRequest(format!(
-                    "web '{w}' is not an action path (action or package/action)."
-                )));
-            }
+            Some(w) => Some(web_target(w).ok_or_else(|| {
+                ControllerError::BadRequest(format!(
+                    "web '{w}' is neither an action (action or package/action) nor an API \
+                     route (/base/path)."
+                ))
+            })?),
         };
         let ns = self
             .namespace_by_name(&who.namespace)
@@ -234,12 +258,6 @@ impl Controller {
     }
 }
 
-/// `action` or `package/action`, with no empty part.
-fn valid_action_path(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('/').collect();
-    parts.len() <= 2 && parts.iter().all(|p| !p.is_empty() && !p.contains('*'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,14 +283,40 @@ mod tests {
 
     #[test]
     fn a_web_token_calls_its_web_action_only() {
-        let g = grant(&[], Some("default/hello"));
-        assert!(g.permit_web("guest", "guest", "hello").is_ok());
-        assert!(g.permit_web("guest", "guest", "other").is_err());
-        assert!(g.permit_web("guest", "else", "hello").is_err());
+        let g = grant(&[], Some("hello"));
+        assert!(g.permit_web("guest", "guest", "hello", None).is_ok());
+        assert!(g.permit_web("guest", "guest", "other", None).is_err());
+        assert!(g.permit_web("guest", "else", "hello", None).is_err());
         assert!(g.permit(Verb::Read, "actions").is_err());
+        let g = grant(&[], Some("/shop/users/{id}"));
+        assert!(
+            g.permit_web("guest", "guest", "x", Some("/shop/users/{id}"))
+                .is_ok()
+        );
+        assert!(g.permit_web("guest", "guest", "x", Some("/shop")).is_err());
+        assert!(g.permit_web("guest", "guest", "x", None).is_err());
         let g = grant(&["invoke:actions/p/*"], None);
-        assert!(g.permit_web("guest", "guest", "p/a").is_ok());
-        assert!(g.permit_web("guest", "guest", "q/a").is_err());
-        assert!(g.permit_web("guest", "else", "p/a").is_err());
+        assert!(g.permit_web("guest", "guest", "p/a", None).is_ok());
+        assert!(g.permit_web("guest", "guest", "q/a", None).is_err());
+        assert!(g.permit_web("guest", "else", "p/a", None).is_err());
+    }
+
+    #[test]
+    fn web_targets() {
+        for (given, held) in [
+            ("hello", Some("hello")),
+            ("default/hello", Some("hello")),
+            ("shop/checkout", Some("shop/checkout")),
+            ("/shop/", Some("/shop")),
+            ("/shop/users/{id}", Some("/shop/users/{id}")),
+            ("a/b/c", None),
+            ("a//b", None),
+            ("", None),
+            ("/", None),
+            ("act*", None),
+            ("/a b", None),
+        ] {
+            assert_eq!(web_target(given).as_deref(), held, "{given}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gust_controller::apis::{RoutePut, match_path};
+use gust_controller::tokens::route_name;
 use gust_controller::{ControllerError, Identity};
 use gust_model::Route;
 use gust_model::limits::MAX_ROUTE_BODY;
@@ -306,6 +307,7 @@ async fn serve(gw: &Gateway, ns: &str, rest: &str, req: Request) -> Answer {
         projection: "",
         ow_path: path,
         path_params,
+        route: Some(route_name(&route.base_path, &route.path)),
         req,
     };
     // The route, not the action, decides CORS.

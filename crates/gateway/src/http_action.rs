@@ -104,6 +104,9 @@ pub(crate) struct Call<'a> {
     pub(crate) ow_path: &'a str,
     /// Added to the action's parameters (an API route's path parameters).
     pub(crate) path_params: Vec<(String, String)>,
+    /// The API route that serves the request (`/base/path` as declared), if one does: a
+    /// token restricted to it may call it.
+    pub(crate) route: Option<String>,
     pub(crate) req: Request,
 }
 
@@ -185,10 +188,11 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
         projection,
         ow_path,
         path_params,
+        route,
         req,
     } = call;
     let action = &resolved.action;
-    let user = check_auth(gw, owner, action, req.headers()).await?;
+    let user = check_auth(gw, owner, action, route.as_deref(), req.headers()).await?;
     if action.exec.http {
         return serve_handler(gw, owner, resolved, ow_path, user, req).await;
     }
@@ -221,12 +225,13 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
 }
 
 /// Checks `require-whisk-auth`: `true` asks for any valid API key (the caller's namespace is
-/// then `__ow_user`) or a token of the action's namespace that may call it (its web action,
-/// or in its scope), a string or number for that secret in `X-Require-Whisk-Auth`.
+/// then `__ow_user`) or a token of the action's namespace that may call it (its web action or
+/// API route, or in its scope), a string or number for that secret in `X-Require-Whisk-Auth`.
 async fn check_auth(
     gw: &Gateway,
     owner: &Identity,
     action: &gust_model::Action,
+    route: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Option<String>, ApiError> {
     let annotations = &action.annotations;
@@ -242,7 +247,7 @@ async fn check_auth(
             let who: Identity = match bearer(value) {
                 Some(token) => {
                     let (who, grant) = gw.controller.authenticate_token(token).await?;
-                    grant.permit_web(&who.namespace, &owner.namespace, &action.name)?;
+                    grant.permit_web(&who.namespace, &owner.namespace, &action.name, route)?;
                     who
                 }
                 None => basic_identity(gw, value).await?,

@@ -1,5 +1,5 @@
 //! Resource: scoped tokens — minting one (`POST /api/v1/namespaces/{ns}/tokens`) with the
-//! namespace's key; a token may not mint. Body `{"ttl", "scope", "web"}`, all optional but a
+//! namespace's key; a token may not mint. `web` names one web action or API route. Body `{"ttl", "scope", "web"}`, all optional but a
 //! scope or a web action; answer `{"token", "expires" (ms since the epoch), "scope"[, "web"]}`.
 //! Imports the kit only.
 

@@ -77,6 +77,7 @@ async fn serve(gw: &Gateway, ns: &str, pkg: &str, rest: &str, req: Request) -> A
         projection: extra_path,
         ow_path: extra_path,
         path_params: Vec::new(),
+        route: None,
         req,
     };
     http_action::serve(gw, call).await

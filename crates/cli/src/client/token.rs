@@ -21,9 +21,9 @@ pub enum TokenCommand {
         /// How long it lives: seconds or a number with s, m or h; at most 12h.
         #[arg(long, default_value = "1h")]
         ttl: String,
-        /// The one web action (`action` or `package/action`) the token may call, and nothing
-        /// else.
-        #[arg(long, value_name = "ACTION")]
+        /// The one web action (`action` or `package/action`) or API route (`/base/path`) the
+        /// token may call, and nothing else.
+        #[arg(long, value_name = "ACTION|ROUTE")]
         web: Option<String>,
     },
 }

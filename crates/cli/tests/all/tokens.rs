@@ -364,6 +364,28 @@ async fn a_web_token_calls_its_web_action_only() {
         r.error(),
         "The token's scope (invoke:actions/admin) does not allow invoke on 'actions/shop'."
     );
+    // A token for an API route calls the route, not the action's web URL nor other routes.
+    for (path, action) in [("/users/{id}", "/guest/shop"), ("/admin", "/guest/admin")] {
+        let body = json!({ "basePath": "/store", "path": path, "method": "GET", "action": action });
+        let r = s.call("PUT", "/api/v1/namespaces/_/apis", Some(body)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let token = mint(&s, json!({"web": "/store/users/{id}"})).await;
+    let r = with_token(&s, &token, "GET", "/api/guest/store/users/7", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["params"]["id"], "7");
+    let r = with_token(&s, &token, "GET", "/api/guest/store/admin", json!({})).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = with_token(
+        &s,
+        &token,
+        "GET",
+        "/api/v1/web/guest/default/shop.json",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let token = mint(&s, json!({"scope": ["invoke:actions/admin"]})).await;
     // An expired or altered token is a 401 there too.
     let r = with_token(
         &s,
@@ -461,7 +483,8 @@ async fn bad_token_requests_are_refused_and_change_nothing() {
         ),
         (json!({"scope": []}), 400, "needs a scope"),
         (json!({}), 400, "needs a scope"),
-        (json!({"web": "a/b/c"}), 400, "not an action path"),
+        (json!({"web": "a/b/c"}), 400, "neither an action"),
+        (json!({"web": "/"}), 400, "nor an API route"),
         (
             json!({"scope": ["read:*"], "roles": ["admin"]}),
             400,
