@@ -137,6 +137,12 @@ impl Controller {
                     .into(),
             ));
         }
+        if !req.scope.is_empty() && req.web.is_some() {
+            return Err(ControllerError::BadRequest(
+                "A token has a scope or a web action, not both: a web token may do nothing else."
+                    .into(),
+            ));
+        }
         let web = match req.web.as_deref() {
             None => None,
             Some(w) => Some(web_target(w).ok_or_else(|| {

@@ -485,6 +485,7 @@ async fn bad_token_requests_are_refused_and_change_nothing() {
         (json!({}), 400, "needs a scope"),
         (json!({"web": "a/b/c"}), 400, "neither an action"),
         (json!({"web": "/"}), 400, "nor an API route"),
+        (json!({"web": "a", "scope": ["read:*"]}), 400, "not both"),
         (
             json!({"scope": ["read:*"], "roles": ["admin"]}),
             400,
