@@ -95,6 +95,8 @@ pub struct Controller {
     keyring: Arc<Keyring>,
     /// Signs and checks scoped tokens, with keys derived from `keyring`.
     tokens: gust_tokens::TokenKeys,
+    /// The URL clients reach this API at: an action given a token gets it as `__OW_API_HOST`.
+    api_host: Option<String>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -120,6 +122,7 @@ pub struct ControllerBuilder {
     composers: Vec<Arc<dyn Composer>>,
     clustered: bool,
     keyring: Option<Arc<Keyring>>,
+    api_host: Option<String>,
 }
 
 impl ControllerBuilder {
@@ -173,6 +176,13 @@ impl ControllerBuilder {
         self
     }
 
+    /// The URL clients reach this API at (`http://host:port`), given to an action with its
+    /// own token (annotation `api-token-scope`) as `__OW_API_HOST`.
+    pub fn api_host(mut self, url: impl Into<String>) -> Self {
+        self.api_host = Some(url.into());
+        self
+    }
+
     pub fn build(self) -> Arc<Controller> {
         let keyring = self
             .keyring
@@ -199,6 +209,7 @@ impl ControllerBuilder {
             clustered: self.clustered,
             tokens: gust_tokens::TokenKeys::new(keyring.clone()),
             keyring,
+            api_host: self.api_host,
         })
     }
 }
@@ -223,6 +234,7 @@ impl Controller {
             composers: Vec::new(),
             clustered: false,
             keyring: None,
+            api_host: None,
         }
     }
 

@@ -21,6 +21,8 @@ use crate::{Controller, ControllerError};
 
 /// The environment variable that holds an action's own token (annotation `api-token-scope`).
 pub const ACTION_TOKEN_ENV: &str = "__OW_API_TOKEN";
+/// The environment variable that tells an action given a token where the API is.
+pub const API_HOST_ENV: &str = "__OW_API_HOST";
 /// How much longer than the action's timeout its own token lives.
 const ACTION_TOKEN_MARGIN: Duration = Duration::from_secs(60);
 

@@ -183,6 +183,7 @@ impl Node {
         )
         .system_limits(self.system)
         .keyring(self.keyring.clone())
+        .api_host(api_host)
         .composer(Arc::new(Compositions))
         .composer(Arc::new(SystemActions::new(
             api_host,

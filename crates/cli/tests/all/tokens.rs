@@ -683,6 +683,10 @@ async fn an_action_gets_a_token_of_the_scope_it_asks_for() {
     let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert_eq!(lifetime, 65, "{claims}");
     assert_eq!(claims["sub"], "guest");
+    assert_eq!(
+        r.body["response"]["result"]["env"]["__OW_API_HOST"],
+        s.apihost.as_str()
+    );
     // It works within its scope and nowhere else.
     let r = with_token(&s, &token, "GET", "/api/v1/namespaces/_/actions", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -28,6 +28,7 @@ pub(crate) use bus::start_completions;
 pub(crate) use cluster::{follow_invokers, sweep_stale};
 pub use input::{Prepared, prepare_input};
 
+use crate::tokens::API_HOST_ENV;
 use crate::{Controller, ControllerError, Identity, Resolved};
 
 pub use gust_model::limits::MAX_BLOCKING_WAIT;
@@ -199,6 +200,9 @@ impl Controller {
         msg.secrets = secrets;
         if let Some(token) = self.action_token(who, action).await? {
             msg.secrets.push(token);
+            if let Some(host) = &self.api_host {
+                msg.env.push((API_HOST_ENV.to_string(), host.clone()));
+            }
         }
         if let Some(id) = activation_id {
             msg.activation_id = id;
