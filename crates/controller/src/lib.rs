@@ -260,6 +260,12 @@ impl Controller {
         &self.store
     }
 
+    /// The master keys: for what seals and opens secrets outside the catalog (the event
+    /// sources' configurations, opened only where a source runs).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
     /// Whether this is one of a cluster's controllers (its records may race with a sweep's).
     pub fn is_clustered(&self) -> bool {
         self.clustered

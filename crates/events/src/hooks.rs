@@ -4,10 +4,11 @@
 //! a throttled namespace answers 429 (a rule's invocation refused for it too), for the
 //! sender to send the delivery again.
 
+use gust_controller::ControllerError;
 use gust_source::{Hook, HookError, HookRequest};
 
 use crate::fire::EventFire;
-use crate::sources::keyed;
+use crate::sources::{keyed, open_config};
 use crate::{EventError, Events, Fired};
 
 /// What a webhook request did.
@@ -45,7 +46,16 @@ impl Events {
                 "the trigger's webhook is paused".into(),
             ));
         }
-        let event = match source.receive(&sub.spec.feed, &sub.spec.config, &request) {
+        // Its secrets opened here, to check the request, and nowhere else.
+        let config = open_config(
+            self.core.keyring(),
+            source.as_ref(),
+            ns,
+            trigger,
+            &sub.spec.config,
+        )
+        .map_err(ControllerError::Internal)?;
+        let event = match source.receive(&sub.spec.feed, &config, &request) {
             Ok(Hook::Fire(event)) => event,
             Ok(Hook::Reply { content_type, body }) => {
                 return Ok(Hooked::Reply { content_type, body });

@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::fire::EventFire;
-use crate::sources::{Sources, keyed};
+use crate::sources::{Sources, keyed, open_config};
 use crate::timers::LEASE_MS;
 use crate::{EventError, Events, lock};
 
@@ -165,6 +165,23 @@ impl Listeners {
                 tracing::warn!(source = %s.spec.source, "a subscription of an unknown source");
                 continue;
             };
+            // Its secrets opened here, where it runs, and nowhere else.
+            let keyring = self.events.core.keyring();
+            let config = match open_config(
+                keyring,
+                source.as_ref(),
+                &s.namespace,
+                &s.trigger,
+                &s.spec.config,
+            ) {
+                Ok(config) => config,
+                Err(why) => {
+                    tracing::warn!(namespace = %s.namespace, trigger = %s.trigger, %why, "a subscription cannot run");
+                    continue;
+                }
+            };
+            let mut opened = s.clone();
+            opened.spec.config = config;
             match store
                 .claim_subscription(&s.namespace, &s.trigger, &self.owner, now, now + LEASE_MS)
                 .await
@@ -182,7 +199,7 @@ impl Listeners {
                 trigger: s.trigger.clone(),
                 status: Mutex::new(Map::from_iter([("owner".into(), json!(self.owner))])),
             });
-            let task = tokio::spawn(run(source, s.clone(), sink));
+            let task = tokio::spawn(run(source, opened, sink));
             lock(&self.running).insert(
                 key,
                 Running {

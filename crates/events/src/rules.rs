@@ -110,13 +110,14 @@ impl Events {
             }
             Err(e) => return Err(e.into()),
         }
-        let annotations = put
+        let mut annotations = put
             .annotations
             .or_else(|| existing.as_ref().map(|e| e.annotations.clone()))
             .unwrap_or_default();
         self.core
             .check_parameters_and_annotations(&[], &annotations)?;
-        self.check_output(&annotations)?;
+        let stored = existing.as_ref().map_or(&[][..], |e| &e.annotations[..]);
+        self.seal_output(ns, name, &mut annotations, stored)?;
         let rule = Rule {
             namespace: ns.to_string(),
             name: name.to_string(),
@@ -133,6 +134,7 @@ impl Events {
             status: existing.as_ref().map_or(RuleStatus::Active, |e| e.status),
             updated: now_ms(),
         };
+        self.check_rule_output(&rule)?;
         let mode = match &existing {
             Some(e) => PutMode::Replace {
                 expected_version: e.version.clone(),
@@ -144,6 +146,8 @@ impl Events {
             self.forget(ns, &e.trigger.name);
         }
         self.forget(ns, &rule.trigger.name);
+        let mut rule = rule;
+        self.hide_output(&mut rule);
         Ok(rule)
     }
 
@@ -156,6 +160,7 @@ impl Events {
         };
         let exists = self.store.trigger(ns, &rule.trigger.name).await?.is_some();
         rule.status = effective(rule.status, exists);
+        self.hide_output(&mut rule);
         Ok(rule)
     }
 
@@ -167,7 +172,11 @@ impl Events {
         limit: u64,
     ) -> Result<Vec<Rule>, EventError> {
         let ns = self.core.authorize(who, ns)?;
-        Ok(self.store.list_rules(ns, skip, limit).await?)
+        let mut rules = self.store.list_rules(ns, skip, limit).await?;
+        for r in &mut rules {
+            self.hide_output(r);
+        }
+        Ok(rules)
     }
 
     pub async fn count_rules(&self, who: &Identity, ns: &str) -> Result<u64, EventError> {
@@ -185,8 +194,9 @@ impl Events {
         let ns = self.core.authorize(who, ns)?;
         check_name(name)?;
         match self.store.delete_rule(ns, name).await? {
-            Some(rule) => {
+            Some(mut rule) => {
                 self.forget(ns, &rule.trigger.name);
+                self.hide_output(&mut rule);
                 Ok(rule)
             }
             None => Err(self.missing(ns, name, Collection::Rules).await),
@@ -228,6 +238,7 @@ impl Events {
             self.forget(ns, &rule.trigger.name);
         }
         rule.status = effective(rule.status, exists);
+        self.hide_output(&mut rule);
         Ok(rule)
     }
 }

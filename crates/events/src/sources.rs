@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gust_controller::Controller;
+use gust_keyring::Keyring;
 use gust_model::time::now_ms;
-use gust_model::{Identity, Subscription, SubscriptionSpec};
+use gust_model::{Identity, Subscription, SubscriptionSpec, secret_place};
 use gust_source::{Source, unknown_feed};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
@@ -83,6 +84,65 @@ pub fn hook_url(api_host: &str, ns: &str, trigger: &str) -> String {
         escape(ns),
         escape(trigger)
     )
+}
+
+/// The place a subscription's secret `key` (of trigger `ns/trigger`) is sealed for
+/// (decision 0022).
+pub fn config_place(ns: &str, trigger: &str, key: &str) -> String {
+    secret_place("subscriptions", ns, trigger, key)
+}
+
+/// The place the secret `key` of rule `ns/rule`'s `output` annotation is sealed for.
+pub fn output_place(ns: &str, rule: &str, key: &str) -> String {
+    secret_place("rules", ns, rule, &format!("output.{key}"))
+}
+
+/// `config` as it is stored: the string values of `source`'s secrets sealed for their place
+/// (decision 0022).
+pub(crate) fn seal_config(
+    keyring: &Keyring,
+    source: &dyn Source,
+    ns: &str,
+    trigger: &str,
+    mut config: Map<String, Value>,
+) -> Map<String, Value> {
+    for (k, v) in config.iter_mut() {
+        if let Value::String(text) = v
+            && source.secrets().contains(&k.as_str())
+        {
+            let place = config_place(ns, trigger, k);
+            *v = Value::String(keyring.seal(text.as_bytes(), place.as_bytes()));
+        }
+    }
+    config
+}
+
+/// A stored `config` with its secrets opened: what the source runs with, only where it runs.
+/// A secret stored before secrets were sealed is given as it is; one that does not open is an
+/// error naming it.
+pub(crate) fn open_config(
+    keyring: &Keyring,
+    source: &dyn Source,
+    ns: &str,
+    trigger: &str,
+    config: &Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
+    let mut out = config.clone();
+    for (k, v) in out.iter_mut() {
+        if let Value::String(text) = v
+            && source.secrets().contains(&k.as_str())
+            && gust_keyring::is_sealed(text)
+        {
+            let place = config_place(ns, trigger, k);
+            let plain = keyring
+                .open(text, place.as_bytes())
+                .map_err(|e| format!("the secret '{k}' of the feed's configuration: {e}"))?;
+            let plain = String::from_utf8(plain)
+                .map_err(|_| format!("the secret '{k}' of the feed's configuration is not text"))?;
+            *v = Value::String(plain);
+        }
+    }
+    Ok(out)
 }
 
 /// `config` with the values of `source`'s secrets hidden.
@@ -167,7 +227,10 @@ async fn run(
                     if params.is_empty() {
                         return Err(FeedError::NothingToUpdate);
                     }
-                    let mut config = old.spec.config;
+                    let keyring = cx.core.keyring();
+                    let mut config =
+                        open_config(keyring, source.as_ref(), &ns, &trigger, &old.spec.config)
+                            .map_err(FeedError::Source)?;
                     config.extend(params);
                     (config, old.spec.paused)
                 }
@@ -187,6 +250,7 @@ async fn run(
                     }
                 }
             }
+            let config = seal_config(cx.core.keyring(), source.as_ref(), &ns, &trigger, config);
             let spec = SubscriptionSpec {
                 source: source.package().to_string(),
                 feed: feed.to_string(),

@@ -1,5 +1,6 @@
-//! Rotation of the master key (decision 0022): every secret in the store sealed again under
-//! the current key, then the old keys dropped once nothing needs them.
+//! Rotation of the master key (decision 0022): every secret in the store (parameters, feed
+//! configurations, rule outputs) sealed again under the current key, then the old keys
+//! dropped once nothing needs them.
 //!
 //! **Invariant:** an old key is removed only after every stored secret (entities) and every
 //! journaled invocation no longer needs it; an interrupted rotation leaves the old key in
@@ -8,6 +9,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use gust_events::Sources;
+use gust_events::sources::{config_place, output_place};
 use gust_keyring::{FILE, Keyring, read_key_file, write_key_file};
 use gust_model::{KeyValue, secret_place};
 use gust_store::{PutMode, Store, StoreError};
@@ -103,10 +106,12 @@ async fn journaled_under(store: &dyn Store, ids: &[String]) -> Result<usize> {
         .count())
 }
 
-/// Seals again, under `keyring`'s current key, every secret parameter of every action,
-/// package and trigger of every namespace; how many.
+/// Seals again, under `keyring`'s current key, every secret of every namespace: the secret
+/// parameters of actions, packages and triggers, the secrets of triggers' feed
+/// configurations and of rules' outputs; how many.
 async fn reseal_store(store: &dyn Store, keyring: &Keyring) -> Result<usize> {
     const ALL: u64 = u64::MAX >> 1;
+    let sources = crate::event_sources();
     let mut n = 0;
     for ns in store.list_namespaces().await? {
         let ns = ns.name.as_str();
@@ -118,9 +123,105 @@ async fn reseal_store(store: &dyn Store, keyring: &Keyring) -> Result<usize> {
         }
         for t in store.list_triggers(ns, 0, ALL).await? {
             n += reseal_trigger(store, keyring, ns, &t.name).await?;
+            n += reseal_subscription(store, keyring, &sources, ns, &t.name).await?;
+        }
+        for r in store.list_rules(ns, 0, ALL).await? {
+            n += reseal_rule(store, keyring, &sources, ns, &r.name).await?;
         }
     }
     Ok(n)
+}
+
+/// Seals again the sealed strings of `map` whose keys are among `secrets` and that are not
+/// under the current key, each at the place `place` names for its key; how many.
+fn reseal_map(
+    keyring: &Keyring,
+    map: &mut serde_json::Map<String, Value>,
+    secrets: &[&str],
+    place: impl Fn(&str) -> String,
+) -> Result<usize> {
+    let mut n = 0;
+    for (k, v) in map.iter_mut() {
+        let Value::String(sealed) = v else { continue };
+        if !secrets.contains(&k.as_str())
+            || !gust_keyring::is_sealed(sealed)
+            || keyring.is_current(sealed)
+        {
+            continue;
+        }
+        let place = place(k);
+        let plain = keyring
+            .open(sealed, place.as_bytes())
+            .with_context(|| format!("the secret '{k}' does not open"))?;
+        *v = Value::String(keyring.seal(&plain, place.as_bytes()));
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The secrets of trigger `ns/trigger`'s feed configuration (a source's subscription).
+async fn reseal_subscription(
+    store: &dyn Store,
+    keyring: &Keyring,
+    sources: &Sources,
+    ns: &str,
+    trigger: &str,
+) -> Result<usize> {
+    let Some(mut s) = store.subscription(ns, trigger).await? else {
+        return Ok(0);
+    };
+    let Some(source) = sources.get(&s.spec.source) else {
+        return Ok(0);
+    };
+    let n = reseal_map(keyring, &mut s.spec.config, source.secrets(), |k| {
+        config_place(ns, trigger, k)
+    })
+    .with_context(|| format!("the feed of trigger {ns}/{trigger}"))?;
+    if n > 0 {
+        store.put_subscription(&s).await?;
+    }
+    Ok(n)
+}
+
+/// The secrets of rule `ns/rule`'s `output` annotation.
+async fn reseal_rule(
+    store: &dyn Store,
+    keyring: &Keyring,
+    sources: &Sources,
+    ns: &str,
+    name: &str,
+) -> Result<usize> {
+    for tries in 1.. {
+        let Some(mut r) = store.rule(ns, name).await? else {
+            return Ok(0);
+        };
+        let Some(output) = r.annotations.iter_mut().find(|kv| kv.key == "output") else {
+            return Ok(0);
+        };
+        let secrets = output
+            .value
+            .get("source")
+            .and_then(Value::as_str)
+            .and_then(|s| sources.get(s))
+            .map_or(&[][..], |s| s.secrets());
+        let Some(map) = output.value.as_object_mut() else {
+            return Ok(0);
+        };
+        let k = reseal_map(keyring, map, secrets, |k| output_place(ns, name, k))
+            .with_context(|| format!("the output of rule {ns}/{name}"))?;
+        if k == 0 {
+            return Ok(0);
+        }
+        let mode = PutMode::Replace {
+            expected_version: r.version.clone(),
+        };
+        match store.put_rule(&r, mode).await {
+            Ok(()) => return Ok(k),
+            Err(e) if raced(&e, tries) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// How often an entity is read and written again when an update races the rotation.

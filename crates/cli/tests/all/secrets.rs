@@ -448,6 +448,19 @@ async fn rotation_seals_every_secret_again_and_drops_the_old_key() {
     }
     let s = server();
     make_entities(&s).await;
+    // A webhook feed's secret and a rule output's, sealed too.
+    let params = json!({ "secret": FEED_SECRET });
+    crate::sources::feed_trigger(&s, "h", "webhooks/hmac", params, "d").await;
+    let url = format!("nats://gust:{OUTPUT_SECRET}@127.0.0.1:4222");
+    let output = json!({"key": "output", "value": {"source": "nats", "url": url, "subject": "s"}});
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/rules/o",
+            Some(json!({ "trigger": "/_/h", "action": "/_/d", "annotations": [output] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let (before, mode) = key_file(&s.data_dir);
     assert_eq!(mode, 0o600, "master.key is private");
     assert_eq!(before.len(), 1);
@@ -482,6 +495,21 @@ async fn rotation_seals_every_secret_again_and_drops_the_old_key() {
 
     let mut s = s.restart();
     assert_delivered(&s).await;
+    let body = br#"{"n":1}"#.to_vec();
+    let sig = hmac_hex(FEED_SECRET, &body);
+    let r = s
+        .web(
+            "POST",
+            "/hooks/guest/h",
+            &[("content-type", "application/json"), ("x-signature", &sig)],
+            body,
+        )
+        .await;
+    assert_eq!(
+        r.status, 202,
+        "the resealed webhook secret still checks: {}",
+        r.body
+    );
 
     // The old keys' ids in no stored entity (the WAL or free pages may keep old bytes: the
     // entities are read through the store).
@@ -497,7 +525,13 @@ async fn rotation_seals_every_secret_again_and_drops_the_old_key() {
     for t in store.list_triggers("guest", 0, 1000).await.unwrap() {
         stored.push_str(&serde_json::to_string(&t).unwrap());
     }
-    assert!(stored.contains(&format!("gust:v1:{}:", last[0])));
+    for r in store.list_rules("guest", 0, 1000).await.unwrap() {
+        stored.push_str(&serde_json::to_string(&r).unwrap());
+    }
+    let hook = store.subscription("guest", "h").await.unwrap().unwrap();
+    stored.push_str(&serde_json::to_string(&hook.spec.config).unwrap());
+    let current = format!("gust:v1:{}:", last[0]);
+    assert_eq!(stored.matches(&current).count(), 6, "{stored}");
     for id in before.iter().chain(&after) {
         assert!(
             !stored.contains(&format!("gust:v1:{id}:")),
@@ -558,4 +592,128 @@ fn gust_keyring_key() -> String {
             .wrapping_mul(31);
     }
     hex::encode(bytes)
+}
+
+const FEED_SECRET: &str = "feedSecretC4n9Ku3";
+const OUTPUT_SECRET: &str = "outputSecretV8d1Fs6";
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn feed_and_output_secrets_are_sealed_and_opened_only_where_the_source_runs() {
+    use crate::sources::{call_feed, feed_trigger, wait_for_records};
+    let s = server();
+    s.create("d", &function("digest"), json!({})).await;
+    let params = json!({ "secret": FEED_SECRET, "idHeader": "x-id" });
+    feed_trigger(&s, "h", "webhooks/hmac", params, "d").await;
+    let body = br#"{"n":1}"#.to_vec();
+    let send = |id: &'static str, secret: &'static str| {
+        let (body, s) = (body.clone(), &s);
+        async move {
+            let sig = hmac_hex(secret, &body);
+            s.web(
+                "POST",
+                "/hooks/guest/h",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-signature", &sig),
+                    ("x-id", id),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    // The webhook's secret is opened to check the signature: right fires, wrong is 401.
+    assert_eq!(send("1", FEED_SECRET).await.status, 202);
+    assert_eq!(send("2", "wrong").await.status, 401);
+    wait_for_records(&s, "d", 1).await;
+
+    // READ hides it; an UPDATE of another parameter keeps it.
+    let read = call_feed(&s, "webhooks/hmac", "READ", "h", json!({})).await;
+    assert_eq!(read["result"]["config"]["secret"], "********", "{read}");
+    assert_hidden("the feed's READ", &read);
+    call_feed(
+        &s,
+        "webhooks/hmac",
+        "UPDATE",
+        "h",
+        json!({"idHeader": "x-other"}),
+    )
+    .await;
+    let r = s
+        .web(
+            "POST",
+            "/hooks/guest/h",
+            &[
+                ("content-type", "application/json"),
+                ("x-signature", &hmac_hex(FEED_SECRET, &body)),
+                ("x-other", "3"),
+            ],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 202, "the kept secret still checks: {}", r.body);
+    wait_for_records(&s, "d", 2).await;
+
+    // A rule's output: its secret (a URL with a password) shown as ********, kept when sent
+    // back so.
+    let url = format!("nats://gust:{OUTPUT_SECRET}@127.0.0.1:4222");
+    let output = json!({"key": "output", "value": {"source": "nats", "url": url, "subject": "gust.secret.test"}});
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/rules/o",
+            Some(json!({ "trigger": "/_/h", "action": "/_/d", "annotations": [output] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_hidden("the answer of a rule create", &r.body);
+    let shown = s
+        .call("GET", "/api/v1/namespaces/_/rules/o", None)
+        .await
+        .body;
+    assert_eq!(
+        shown["annotations"][0]["value"]["url"], "********",
+        "{shown}"
+    );
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/rules/o?overwrite=true",
+            Some(
+                json!({ "trigger": "/_/h", "action": "/_/d", "annotations": shown["annotations"] }),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "sent back as shown: {}", r.body);
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/rules/o2",
+            Some(
+                json!({ "trigger": "/_/h", "action": "/_/d", "annotations": shown["annotations"] }),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 400, "nothing stored to keep: {}", r.body);
+    for path in [
+        "/api/v1/namespaces/_/rules",
+        "/api/v1/namespaces/_/triggers/h",
+    ] {
+        assert_hidden(path, &s.call("GET", path, None).await.body);
+    }
+
+    for (path, bytes) in files(&s.data_dir) {
+        for secret in [FEED_SECRET, OUTPUT_SECRET] {
+            assert!(!contains(&bytes, secret), "{path} holds {secret} in clear");
+        }
+    }
+    let output = s.output();
+    assert!(!output.contains(FEED_SECRET) && !output.contains(OUTPUT_SECRET));
 }
