@@ -43,13 +43,23 @@ impl Controller {
     {
         let action = &resolved.action;
         // Handlers take no JSON input: the action's parameters reach them only as `init`
-        // environment variables.
-        let env = prepare_input(resolved, serde_json::Map::new(), false)?.env;
+        // environment variables (secrets opened here, just before the sandbox).
+        let prepared = prepare_input(resolved, serde_json::Map::new(), false)?;
         self.ensure_compiled(action).await?;
-        let msg = self.new_message(who, action, &serde_json::Map::new(), env, true, None)?;
+        let mut msg = self.new_message(
+            who,
+            action,
+            &serde_json::Map::new(),
+            prepared.env,
+            true,
+            None,
+        )?;
+        msg.secrets = prepared.secrets.into_iter().filter(|s| s.init).collect();
         let (id, start) = (msg.activation_id.clone(), msg.accepted_at);
+        let env = gust_invoker::open_secrets(Some(&self.keyring), &msg, start)
+            .map_err(ControllerError::Internal)?
+            .env;
         self.throttles.admit(&who.namespace, &who.limits, start)?;
-        let env = msg.environment(start);
         let run = HttpRun {
             env,
             timeout: Duration::from_millis(action.limits.timeout),

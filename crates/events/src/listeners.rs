@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::fire::EventFire;
-use crate::sources::{Sources, keyed, open_config};
+use crate::sources::{Sources, keyed, open_config, redact};
 use crate::timers::LEASE_MS;
 use crate::{EventError, Events, lock};
 
@@ -222,7 +222,7 @@ async fn run(source: Arc<dyn Source>, s: Subscription, sink: Arc<SubscriptionSin
             .await
         {
             Ok(()) => "the connection ended".to_string(),
-            Err(e) => e.to_string(),
+            Err(e) => redact(&e.to_string(), source.secrets(), &s.spec.config),
         };
         tracing::warn!(namespace = %s.namespace, trigger = %s.trigger, %error, "a subscription stopped");
         // A connection that lived a while starts the backoff again.

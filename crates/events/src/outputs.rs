@@ -16,7 +16,7 @@ use gust_model::{KeyValue, Rule};
 use gust_source::Source;
 use serde_json::{Map, Value};
 
-use crate::sources::output_place;
+use crate::sources::{output_place, redact};
 use crate::{EventError, Events};
 
 /// The annotation that holds a rule's output.
@@ -108,6 +108,15 @@ impl Events {
         Ok(())
     }
 
+    /// `text` without the values of the output `value`'s secrets.
+    fn redact_output(&self, text: &str, value: &Value) -> String {
+        let secrets = self.output_secrets(value);
+        match value.as_object() {
+            Some(config) => redact(text, secrets, config),
+            None => text.to_string(),
+        }
+    }
+
     /// Shows `rule`'s output secrets as `********`.
     pub(crate) fn hide_output(&self, rule: &mut Rule) {
         let Some(kv) = rule.annotations.iter_mut().find(|kv| kv.key == OUTPUT) else {
@@ -149,7 +158,10 @@ impl Events {
     pub(crate) fn check_rule_output(&self, rule: &Rule) -> Result<(), EventError> {
         match self.opened_output(rule) {
             None => Ok(()),
-            Some(Ok(value)) => self.output(&value).map(|_| ()),
+            Some(Ok(value)) => self
+                .output(&value)
+                .map(|_| ())
+                .map_err(|e| EventError::bad(self.redact_output(&e.to_string(), &value))),
             Some(Err(why)) => Err(ControllerError::Internal(why).into()),
         }
     }
@@ -167,6 +179,7 @@ impl Events {
         match self.output(&value) {
             Ok(o) => Some(o),
             Err(e) => {
+                let e = self.redact_output(&e.to_string(), &value);
                 tracing::warn!(rule = %rule.name, error = %e, "a rule's output is not valid");
                 None
             }
@@ -198,6 +211,7 @@ impl Events {
             }
             let result = record.response.result.clone();
             if let Err(e) = output.source.publish(&output.config, &result).await {
+                let e = redact(&e.to_string(), output.source.secrets(), &output.config);
                 tracing::warn!(%id, error = %e, "cannot publish a rule's output");
             }
         });

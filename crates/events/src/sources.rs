@@ -145,6 +145,29 @@ pub(crate) fn open_config(
     Ok(out)
 }
 
+/// `text` (an error a source gave) with the values of `secrets` among `config` (opened) and
+/// the passwords of URLs among them replaced by `********`: an error is logged and shown.
+pub(crate) fn redact(text: &str, secrets: &[&str], config: &Map<String, Value>) -> String {
+    let mut out = text.to_string();
+    for k in secrets {
+        let Some(value) = config.get(*k).and_then(Value::as_str) else {
+            continue;
+        };
+        let mut hidden = vec![value];
+        // The password of `scheme://user:password@host...`.
+        if let Some((_, rest)) = value.split_once("://")
+            && let Some((userinfo, _)) = rest.split_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            hidden.push(password);
+        }
+        for h in hidden.into_iter().filter(|h| !h.is_empty()) {
+            out = out.replace(h, "********");
+        }
+    }
+    out
+}
+
 /// `config` with the values of `source`'s secrets hidden.
 pub(crate) fn shown_config(source: &dyn Source, config: &Map<String, Value>) -> Map<String, Value> {
     config
@@ -235,12 +258,14 @@ async fn run(
                     (config, old.spec.paused)
                 }
             };
-            let config = source.configure(feed, &merged).map_err(FeedError::Source)?;
+            // An error names no secret, stored or new.
+            let hide = |e: String| FeedError::Source(redact(&e, source.secrets(), &merged));
+            let config = source.configure(feed, &merged).map_err(hide)?;
             let listens = source.listens(feed);
             if listens {
                 match tokio::time::timeout(CHECK_AT_MOST, source.check(feed, &config)).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(FeedError::Source(e.to_string())),
+                    Ok(Err(e)) => return Err(hide(e.to_string())),
                     Err(_) => {
                         return Err(FeedError::Source(format!(
                             "the {} source did not connect within {} s",
@@ -315,6 +340,18 @@ fn read(cx: &FeedContext<'_>, source: &dyn Source, s: &Subscription) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_error_names_no_secret_nor_a_url_password() {
+        let config: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+            serde_json::json!({"url": "amqp://u:pw1234@h/", "queue": "q", "secret": "s3cr3t"}),
+        )
+        .unwrap();
+        let text = "cannot connect to amqp://u:pw1234@h/ (u:pw1234@h refused s3cr3t) for q";
+        let out = super::redact(text, &["url", "secret"], &config);
+        assert!(!out.contains("pw1234") && !out.contains("s3cr3t"), "{out}");
+        assert!(out.contains("for q"), "{out}");
+    }
+
     use super::*;
 
     #[test]

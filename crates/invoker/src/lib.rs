@@ -32,6 +32,7 @@ use gust_store::Store;
 use tokio::sync::{Notify, watch};
 
 pub use record::build_record;
+pub use secrets::{Opened, open as open_secrets};
 
 /// Invoker failures that stop it from starting; all caused by the host.
 #[derive(Debug, thiserror::Error)]

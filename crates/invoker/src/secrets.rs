@@ -10,14 +10,14 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// What a run is given: its input and its environment.
-pub(crate) struct Opened {
+pub struct Opened {
     pub params: Box<RawValue>,
     pub env: Vec<(String, String)>,
 }
 
 /// `msg`'s input and environment (counted from `start`) with its secrets opened under
 /// `keyring` and added (an `init` secret to the environment); why not, naming the parameter.
-pub(crate) fn open(
+pub fn open(
     keyring: Option<&Keyring>,
     msg: &InvocationMessage,
     start: u64,
