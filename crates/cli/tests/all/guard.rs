@@ -25,7 +25,11 @@ async fn guessing_keys_is_throttled_per_address_and_other_callers_are_not() {
             401 => {}
             429 => {
                 refused_at = Some(attempt);
-                assert!(r.error().contains("Too many failed authentications"), "{}", r.error());
+                assert!(
+                    r.error().contains("Too many failed authentications"),
+                    "{}",
+                    r.error()
+                );
                 let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
                 assert!((1..=60).contains(&retry), "{retry}");
                 assert!(r.header("x-request-id").is_some());
@@ -44,7 +48,9 @@ async fn guessing_keys_is_throttled_per_address_and_other_callers_are_not() {
     let r = s.call("GET", "/api/v1/namespaces", None).await;
     assert_eq!(r.status, 429);
     // Requests without credentials (public web actions, sites) still pass.
-    let r = s.web("GET", "/api/v1/web/guest/default/none.json", &[], vec![]).await;
+    let r = s
+        .web("GET", "/api/v1/web/guest/default/none.json", &[], vec![])
+        .await;
     assert_eq!(r.status, 404, "{:?}", r.body);
 }
 
