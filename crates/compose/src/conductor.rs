@@ -24,7 +24,7 @@ pub(crate) async fn run_conductor(
     let max = core.system_limits().max_sequence_actions;
     let mut components = 0u64;
     loop {
-        let record = match run_step(core, who, conductor, input, me, true).await {
+        let record = match run_step(core, who, conductor, input, Vec::new(), me, true).await {
             Ok(r) => r,
             Err(e) => {
                 run.response = ActivationResponse::error(
@@ -69,17 +69,26 @@ pub(crate) async fn run_conductor(
                 return;
             }
         };
-        let record =
-            match run_step(core, who, &resolved, params.unwrap_or_default(), me, false).await {
-                Ok(r) => r,
-                Err(e) => {
-                    run.response = ActivationResponse::error(
-                        failure_status(&e, ActivationStatus::ApplicationError),
-                        format!("The component '{name}' could not be invoked: {e}"),
-                    );
-                    return;
-                }
-            };
+        let record = match run_step(
+            core,
+            who,
+            &resolved,
+            params.unwrap_or_default(),
+            Vec::new(),
+            me,
+            false,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                run.response = ActivationResponse::error(
+                    failure_status(&e, ActivationStatus::ApplicationError),
+                    format!("The component '{name}' could not be invoked: {e}"),
+                );
+                return;
+            }
+        };
         input = run.add(record);
         input.extend(state.unwrap_or_default());
     }

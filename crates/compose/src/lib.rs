@@ -23,15 +23,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gust_controller::{
-    Composer, Controller, ControllerError, ExecPut, Invocation, InvokeOutcome, Resolved, Wait,
-    encode, prepare_input,
+    Composer, Controller, ControllerError, ExecPut, Invocation, InvokeOutcome, Prepared, Resolved,
+    Wait, encode, prepare_input,
 };
 use gust_model::annotations::{CONDUCTOR, TOPMOST};
 use gust_model::record::{annotation, record};
 use gust_model::time::now_ms;
 use gust_model::{
     Action, Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
-    Exec, Identity, InvocationMessage,
+    Exec, Identity, InvocationMessage, SealedParam,
 };
 use gust_store::PendingInvocation;
 
@@ -127,16 +127,41 @@ impl Composer for Compositions {
         core: &Arc<Controller>,
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
-        let input = prepare_input(inv.action, inv.params, inv.cause.is_none())?.input;
+        let Prepared {
+            mut input,
+            mut secrets,
+            ..
+        } = prepare_input(inv.action, inv.params, inv.cause.is_none())?;
+        add_secrets(&mut input, &mut secrets, inv.secrets);
         start(
             core,
             inv.caller,
             inv.action,
-            input,
+            Input { input, secrets },
             inv.wait,
             Origin::Top(inv.cause, inv.activation_id),
         )
         .await
+    }
+}
+
+/// A composition's input: its parameters, and its secrets still sealed (a sequence's own and
+/// a trigger's), which go to its first step (decision 0022).
+struct Input {
+    input: Map<String, Value>,
+    secrets: Vec<SealedParam>,
+}
+
+/// Adds `added` (a producer's secrets) to `secrets`, over any parameter of the same name.
+fn add_secrets(
+    input: &mut Map<String, Value>,
+    secrets: &mut Vec<SealedParam>,
+    added: Vec<SealedParam>,
+) {
+    for s in added {
+        input.remove(&s.key);
+        secrets.retain(|t| t.key != s.key);
+        secrets.push(s);
     }
 }
 
@@ -149,7 +174,7 @@ fn start<'a>(
     core: &'a Arc<Controller>,
     who: &'a Identity,
     resolved: &'a Resolved,
-    input: Map<String, Value>,
+    input: Input,
     wait: Wait,
     origin: Origin,
 ) -> SequenceFuture<'a> {
@@ -159,7 +184,9 @@ fn start<'a>(
             Origin::Top(cause, _) => cause.clone(),
             Origin::Nested(parent) => Some(parent.cause.clone()),
         };
+        let Input { input, secrets } = input;
         let mut msg = core.new_message(who, &action, &input, Vec::new(), false, cause)?;
+        msg.secrets = secrets.clone();
         if let Origin::Top(_, Some(id)) = &origin {
             msg.activation_id = id.clone();
         }
@@ -189,7 +216,7 @@ fn start<'a>(
             if failed {
                 return Err(ControllerError::Internal("not journaled".into()));
             }
-            let run = run_sequence(&this, &who, &msg, plan, input, origin);
+            let run = run_sequence(&this, &who, &msg, plan, Input { input, secrets }, origin);
             tokio::pin!(run);
             // A long sequence keeps its journal entry fresh, so a clustered controller's
             // sweep does not take it for one whose controller died.
@@ -239,9 +266,10 @@ async fn run_sequence(
     who: &Identity,
     msg: &InvocationMessage,
     plan: Plan,
-    input: Map<String, Value>,
+    input: Input,
     origin: Origin,
 ) -> Result<Box<serde_json::value::RawValue>, ControllerError> {
+    let Input { input, secrets } = input;
     let start = now_ms();
     let (topmost, steps) = match origin {
         Origin::Top(..) => (true, Arc::default()),
@@ -262,7 +290,7 @@ async fn run_sequence(
     let mut run = Run::default();
     match plan {
         Plan::Sequence(components) => {
-            run_components(core, who, &components, input, &me, &mut run).await
+            run_components(core, who, &components, input, secrets, &me, &mut run).await
         }
         Plan::Conductor(resolved) => {
             run_conductor(core, who, &resolved, input, &me, &mut run).await
@@ -319,6 +347,7 @@ async fn run_step(
     who: &Identity,
     resolved: &Resolved,
     input: Map<String, Value>,
+    secrets: Vec<SealedParam>,
     parent: &Parent,
     atomic: bool,
 ) -> Result<Activation, ControllerError> {
@@ -336,13 +365,21 @@ async fn run_step(
     }
     let outcome = if nested {
         // A nested composition finishes when its steps do, each within its own timeout.
-        let input = prepare_input(resolved, input, false)?.input;
+        let Prepared {
+            mut input,
+            secrets: mut own,
+            ..
+        } = prepare_input(resolved, input, false)?;
+        add_secrets(&mut input, &mut own, secrets);
         let wait = Wait::UpTo(Duration::from_secs(24 * 3600));
         start(
             core,
             who,
             resolved,
-            input,
+            Input {
+                input,
+                secrets: own,
+            },
             wait,
             Origin::Nested(parent.clone()),
         )
@@ -355,7 +392,7 @@ async fn run_step(
             params: input,
             wait: Wait::UpTo(wait),
             cause: Some(parent.cause.clone()),
-            secrets: Vec::new(),
+            secrets,
             activation_id: None,
         })
         .await?

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gust_controller::{Controller, ControllerError, Resolved};
-use gust_model::{ActivationResponse, ActivationStatus, Identity, names};
+use gust_model::{ActivationResponse, ActivationStatus, Identity, SealedParam, names};
 use serde_json::{Map, Value};
 
 use crate::{Parent, Run, bad, failure_status, run_step};
@@ -96,12 +96,16 @@ pub(crate) async fn run_components(
     who: &Identity,
     components: &[String],
     mut input: Map<String, Value>,
+    secrets: Vec<SealedParam>,
     me: &Parent,
     run: &mut Run,
 ) {
+    // The sequence's secrets go to its first step, as its parameters do.
+    let mut secrets = Some(secrets);
     for c in components {
+        let first = secrets.take().unwrap_or_default();
         let step = match resolve_component(core, who, c).await {
-            Ok(resolved) => run_step(core, who, &resolved, input, me, false).await,
+            Ok(resolved) => run_step(core, who, &resolved, input, first, me, false).await,
             Err(e) => Err(e),
         };
         let record = match step {

@@ -214,6 +214,24 @@ async fn a_secret_parameter_reaches_the_action_and_is_nowhere_else_in_clear() {
     make_entities(&s).await;
     assert_delivered(&s).await;
 
+    // A sequence's secrets go to its first step, as its parameters do.
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/seq",
+            Some(json!({
+                "exec": { "kind": "sequence", "components": ["/_/d"] },
+                "parameters": [secret("seqpw", PACKAGE_SECRET)],
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.invoke("seq", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let params = &r.body["response"]["result"]["params"];
+    assert_eq!(params["seqpw"], param_digest(PACKAGE_SECRET), "{}", r.body);
+    assert_eq!(params["password"], param_digest(ACTION_SECRET));
+
     // A request's parameter of the same name replaces the secret, as any parameter.
     let r = s.invoke("d", json!({"password": "mine"})).await;
     assert_eq!(
