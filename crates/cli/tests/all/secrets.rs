@@ -735,3 +735,51 @@ async fn feed_and_output_secrets_are_sealed_and_opened_only_where_the_source_run
     let output = s.output();
     assert!(!output.contains(FEED_SECRET) && !output.contains(OUTPUT_SECRET));
 }
+
+#[tokio::test]
+async fn in_a_cluster_a_secret_crosses_the_bus_sealed_and_opens_in_the_invoker() {
+    let (Some(pg), Some(nats)) = (gust_testkit::postgres_url(), gust_testkit::nats_url()) else {
+        eprintln!("skipped: the cluster tests need GUST_TEST_POSTGRES_URL and GUST_TEST_NATS_URL");
+        return;
+    };
+    let mut c = gust_testkit::Cluster::new(env!("CARGO_BIN_EXE_gust"), &pg, &nats);
+    c.add_controller("c1");
+    c.add_invoker("i1");
+    let host = c.apihosts()[0].clone();
+    let http = reqwest::Client::new();
+    let (uuid, key) = c.auth.split_once(':').unwrap();
+    let code = base64(&function("digest"));
+    let r = http
+        .put(format!("{host}/api/v1/namespaces/_/actions/d"))
+        .basic_auth(uuid, Some(key))
+        .json(&json!({
+            "exec": { "kind": "wasm", "code": code },
+            "parameters": [secret("password", ACTION_SECRET)],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r: Value = http
+        .post(format!(
+            "{host}/api/v1/namespaces/_/actions/d?blocking=true"
+        ))
+        .basic_auth(uuid, Some(key))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["response"]["result"]["params"]["password"],
+        param_digest(ACTION_SECRET),
+        "{r}"
+    );
+    assert_hidden("the record", &r);
+    let in_clear = format!(
+        "SELECT count(*) FROM actions WHERE name = 'd' AND (doc LIKE '%{ACTION_SECRET}%' OR doc NOT LIKE '%gust:v1:%')"
+    );
+    assert_eq!(c.count(&in_clear), 0, "stored sealed");
+}
