@@ -12,12 +12,14 @@
 //! kind = "wasm"                  # default: from the source
 //! limits = { timeout = 3000, memory = 128, logs = 10 }
 //! parameters = { name = "World" }
+//! secrets = { api_key = "HELLO_API_KEY" }   # secret parameters, read from these environment variables
 //! annotations = { owner = "docs" }
 //! web = false                    # true, false or "raw" (annotations web-export, raw-http)
 //!
 //! [[trigger]]
 //! name = "every-minute"
 //! parameters = { source = "cron" }          # the trigger's own (merged into each fire)
+//! secrets = { token = "DEPLOY_TOKEN" }      # its secret parameters, from the environment
 //! annotations = { owner = "docs" }
 //! feed = "/whisk.system/alarms/alarm"       # optional: the feed action that fires it
 //! feed_parameters = { cron = "* * * * *", trigger_payload = { x = 1 } }   # the feed's
@@ -35,7 +37,9 @@
 //! trigger is announced to its feed, `CREATE`), then rules; undeploy deletes rules, then
 //! triggers (telling their feeds, `DELETE`), then actions. A feed's parameters are compared
 //! with what the feed's `READ` answers (`config`, as the alarms feeds answer); when they
-//! differ, the feed is told `DELETE` and `CREATE` again.
+//! differ, the feed is told `DELETE` and `CREATE` again. A secret's value is not compared
+//! (the server never shows it): only whether the key is there; a changed value is sent with
+//! the entity's next change, or at once with `gust action update --secret`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +86,9 @@ struct ActionSpec {
     limits: BTreeMap<String, u64>,
     #[serde(default)]
     parameters: Map<String, Value>,
+    /// Secret parameters: key -> the environment variable that holds the value.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
     #[serde(default)]
     annotations: Map<String, Value>,
     #[serde(default)]
@@ -94,6 +101,9 @@ struct TriggerSpec {
     name: String,
     #[serde(default)]
     parameters: Map<String, Value>,
+    /// Secret parameters: key -> the environment variable that holds the value.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
     #[serde(default)]
     annotations: Map<String, Value>,
     /// The feed action that fires the trigger, e.g. `/whisk.system/alarms/alarm`.
@@ -187,13 +197,41 @@ fn annotations(spec: &ActionSpec) -> Result<Map<String, Value>> {
     Ok(out)
 }
 
+/// A `{key, value}` list as a map; a secret's value as `null` (never shown, so not compared).
 fn as_map(list: &Value) -> Map<String, Value> {
     list.as_array()
         .into_iter()
         .flatten()
         .filter(|kv| kv["key"] != "exec")
-        .filter_map(|kv| Some((kv["key"].as_str()?.to_string(), kv["value"].clone())))
+        .filter_map(|kv| {
+            let value = if kv["secret"] == true {
+                Value::Null
+            } else {
+                kv["value"].clone()
+            };
+            Some((kv["key"].as_str()?.to_string(), value))
+        })
         .collect()
+}
+
+/// The `parameters` of `what`: `parameters`, then `secrets` (each read from the environment
+/// variable it names) as secret parameters.
+fn parameter_list(
+    what: &str,
+    parameters: &Map<String, Value>,
+    secrets: &BTreeMap<String, String>,
+) -> Result<Value> {
+    let Value::Array(mut list) = super::key_values(parameters.clone()) else {
+        unreachable!("key_values makes a list")
+    };
+    for (key, var) in secrets {
+        let Ok(value) = std::env::var(var) else {
+            bail!("{what}: the secret '{key}' reads environment variable {var}, which is not set");
+        };
+        list.retain(|kv| kv["key"] != key.as_str());
+        list.push(json!({ "key": key, "value": value, "secret": true }));
+    }
+    Ok(Value::Array(list))
 }
 
 /// What differs between the stored action and the wanted one.
@@ -258,7 +296,11 @@ pub async fn deploy(args: &DeployArgs, client: &Client) -> Result<()> {
                 "code": base64::engine::general_purpose::STANDARD.encode(&code),
                 "binary": true,
             },
-            "parameters": super::key_values(spec.parameters.clone()),
+            "parameters": parameter_list(
+                &format!("action '{}'", spec.name),
+                &spec.parameters,
+                &spec.secrets,
+            )?,
             "annotations": super::key_values(annotations(spec)?),
             "limits": limits,
         });
@@ -382,7 +424,11 @@ async fn deploy_trigger(client: &Client, spec: &TriggerSpec) -> Result<Option<St
         annotations.insert(gust_model::annotations::FEED.into(), json!(feed));
     }
     let wanted = json!({
-        "parameters": super::key_values(spec.parameters.clone()),
+        "parameters": parameter_list(
+            &format!("trigger '{}'", spec.name),
+            &spec.parameters,
+            &spec.secrets,
+        )?,
         "annotations": super::key_values(annotations),
     });
     let feed = spec

@@ -41,9 +41,15 @@ fn secret(key: &str, value: &str) -> Value {
 
 /// Runs the `gust` client against `s`; its stdout.
 fn gust(s: &Server, args: &[&str]) -> String {
+    gust_with(s, &[], args)
+}
+
+/// [`gust`] with environment variables `env`.
+fn gust_with(s: &Server, env: &[(&str, &str)], args: &[&str]) -> String {
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_gust"))
         .args(args)
+        .envs(env.iter().copied())
         .args(["--apihost", &s.apihost, "--auth", &s.auth])
         .env("HOME", home.path())
         .env("GUST_CONFIG_DIR", home.path().join("config"))
@@ -782,4 +788,65 @@ async fn in_a_cluster_a_secret_crosses_the_bus_sealed_and_opens_in_the_invoker()
         "SELECT count(*) FROM actions WHERE name = 'd' AND (doc LIKE '%{ACTION_SECRET}%' OR doc NOT LIKE '%gust:v1:%')"
     );
     assert_eq!(c.count(&in_clear), 0, "stored sealed");
+}
+
+#[tokio::test]
+async fn a_manifest_takes_secrets_from_the_environment() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("digest.wasm"), function("digest")).unwrap();
+    let manifest = dir.path().join("gust.toml");
+    std::fs::write(
+        &manifest,
+        r#"
+[[action]]
+name = "dd"
+source = "digest.wasm"
+parameters = { plain = "visible" }
+secrets = { password = "GUST_TEST_DEPLOY_SECRET" }
+
+[[trigger]]
+name = "td"
+secrets = { token = "GUST_TEST_DEPLOY_SECRET" }
+"#,
+    )
+    .unwrap();
+    let f = manifest.to_str().unwrap();
+    let env = [("GUST_TEST_DEPLOY_SECRET", ACTION_SECRET)];
+    let out = gust_with(&s, &env, &["deploy", "-f", f]);
+    assert!(out.contains("created action dd"), "{out}");
+    let r = s.invoke("dd", json!({})).await;
+    assert_eq!(
+        r.body["response"]["result"]["params"]["password"],
+        param_digest(ACTION_SECRET)
+    );
+    // The secret's value is not compared (never shown): a second deploy changes nothing.
+    let out = gust_with(&s, &env, &["deploy", "-f", f]);
+    assert!(out.contains("ok: no changes"), "{out}");
+    let t = s
+        .call("GET", "/api/v1/namespaces/_/triggers/td", None)
+        .await;
+    assert_eq!(
+        t.body["parameters"],
+        json!([{"key": "token", "secret": true}])
+    );
+    // Without the variable, deploy says which one is missing.
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gust"))
+        .args([
+            "deploy",
+            "-f",
+            f,
+            "--apihost",
+            &s.apihost,
+            "--auth",
+            &s.auth,
+        ])
+        .env("HOME", home.path())
+        .env("GUST_CONFIG_DIR", home.path().join("config"))
+        .env_remove("GUST_TEST_DEPLOY_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GUST_TEST_DEPLOY_SECRET"));
 }
