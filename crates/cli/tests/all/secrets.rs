@@ -238,6 +238,31 @@ async fn a_secret_parameter_reaches_the_action_and_is_nowhere_else_in_clear() {
     assert_eq!(params["seqpw"], param_digest(PACKAGE_SECRET), "{}", r.body);
     assert_eq!(params["password"], param_digest(ACTION_SECRET));
 
+    // A binding's secrets join its package's.
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/packages/b",
+            Some(json!({
+                "binding": { "namespace": "guest", "name": "p" },
+                "parameters": [secret("bindpw", TRIGGER_SECRET)],
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_hidden("the answer of a binding create", &r.body);
+    let r = s.invoke("b/d", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let params = &r.body["response"]["result"]["params"];
+    assert_eq!(params["bindpw"], param_digest(TRIGGER_SECRET), "{}", r.body);
+    assert_eq!(params["pkgpw"], param_digest(PACKAGE_SECRET));
+    assert_hidden(
+        "a binding's action",
+        &s.call("GET", "/api/v1/namespaces/_/actions/b/d", None)
+            .await
+            .body,
+    );
+
     // A request's parameter of the same name replaces the secret, as any parameter.
     let r = s.invoke("d", json!({"password": "mine"})).await;
     assert_eq!(
