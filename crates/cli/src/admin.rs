@@ -48,8 +48,8 @@ enum AdminCommand {
 #[derive(Debug, Subcommand)]
 enum MasterKeyCommand {
     /// Seal every secret again under a new key. Embedded: a new key is put first in
-    /// DATA_DIR/master.key, the old one is dropped once nothing needs it (run with the server
-    /// stopped, or restart it after; run again if interrupted). Cluster: set
+    /// DATA_DIR/master.key, the old one is dropped once nothing needs it (stop the server
+    /// first: it reads master.key at start only; run again if interrupted). Cluster: set
     /// GUST_MASTER_KEY="new,old" in every process, run this, then remove the old key.
     Rotate,
 }
@@ -173,7 +173,13 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                 "{} secret(s) sealed again under master key {}",
                 r.resealed, r.current
             ));
-            if r.waiting > 0 {
+            if r.sealed_meanwhile > 0 {
+                crate::ui::warn(format_args!(
+                    "{} secret(s) were sealed under key(s) {} while this ran: a server is running; kept them. Stop the server, run this again, then start it",
+                    r.sealed_meanwhile,
+                    r.kept.join(", ")
+                ));
+            } else if r.waiting > 0 {
                 crate::ui::warn(format_args!(
                     "{} journaled invocation(s) still carry values sealed under key(s) {}: kept; run this again once they ran",
                     r.waiting,

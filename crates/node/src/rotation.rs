@@ -28,6 +28,9 @@ pub struct Rotation {
     pub kept: Vec<String>,
     /// Journaled invocations that carry a value sealed under a kept key.
     pub waiting: usize,
+    /// Secrets sealed under an old key while the rotation ran (a server still running): the
+    /// old key is kept.
+    pub sealed_meanwhile: usize,
 }
 
 /// Rotates the master key of `store`. With `GUST_MASTER_KEY` (a cluster): seals everything
@@ -45,6 +48,7 @@ pub async fn rotate_master_key(data_dir: &Path, store: &dyn Store) -> Result<Rot
             resealed,
             kept: old,
             waiting,
+            sealed_meanwhile: 0,
         });
     }
     let path = data_dir.join(FILE);
@@ -65,7 +69,10 @@ pub async fn rotate_master_key(data_dir: &Path, store: &dyn Store) -> Result<Rot
     let resealed = reseal_store(store, &keyring).await?;
     let old: Vec<String> = keyring.ids()[1..].iter().map(|s| s.to_string()).collect();
     let waiting = journaled_under(store, &old).await?;
-    let kept = if waiting == 0 {
+    // A second pass finds nothing unless a running server sealed something under the old key
+    // meanwhile (it read master.key at its start): then the old key stays.
+    let late = reseal_store(store, &keyring).await?;
+    let kept = if waiting == 0 && late == 0 {
         replace_key_file(&path, &keys[..1])?;
         Vec::new()
     } else {
@@ -73,9 +80,10 @@ pub async fn rotate_master_key(data_dir: &Path, store: &dyn Store) -> Result<Rot
     };
     Ok(Rotation {
         current: keyring.ids()[0].to_string(),
-        resealed,
+        resealed: resealed + late,
         kept,
         waiting,
+        sealed_meanwhile: late,
     })
 }
 
