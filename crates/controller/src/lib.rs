@@ -91,7 +91,8 @@ pub struct Controller {
     /// One of a cluster's controllers: limits are counted in the shared store, the
     /// scheduler follows invokers' heartbeats, and stale journal entries are swept.
     clustered: bool,
-    /// Seals secret parameters in the write path (decision 0022); it never opens one.
+    /// Seals secret parameters in the write path (decision 0022); opens them only for a
+    /// wasi:http handler it runs itself, just before its sandbox.
     keyring: Arc<Keyring>,
     /// Signs and checks scoped tokens, with keys derived from `keyring`.
     tokens: gust_tokens::TokenKeys,
