@@ -238,6 +238,36 @@ async fn a_secret_parameter_reaches_the_action_and_is_nowhere_else_in_clear() {
     assert_eq!(params["seqpw"], param_digest(PACKAGE_SECRET), "{}", r.body);
     assert_eq!(params["password"], param_digest(ACTION_SECRET));
 
+    // `gust action create --secret`.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("digest.wasm");
+    std::fs::write(&wasm, function("digest")).unwrap();
+    let out = gust(
+        &s,
+        &[
+            "action",
+            "create",
+            "dc",
+            wasm.to_str().unwrap(),
+            "--secret",
+            "password",
+            ACTION_SECRET,
+            "-p",
+            "plain",
+            "visible",
+        ],
+    );
+    assert_clean("gust action create", &out);
+    let r = s.invoke("dc", json!({})).await;
+    assert_eq!(
+        r.body["response"]["result"]["params"]["password"],
+        param_digest(ACTION_SECRET)
+    );
+    assert_eq!(
+        r.body["response"]["result"]["params"]["plain"],
+        param_digest("visible")
+    );
+
     // A binding's secrets join its package's.
     let r = s
         .call(
