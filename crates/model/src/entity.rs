@@ -39,17 +39,46 @@ impl Identity {
 /// parameter that is given to the function's environment instead of its input; `secret:
 /// true` one whose value is stored sealed (decision 0022): as stored, `value` is the sealed
 /// text; as the API shows it, `value` is `Null` and left out ([`hide_secrets`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyValue {
     pub key: String,
     /// Absent only from a secret (an update that keeps the stored value sends none).
-    #[serde(default)]
     pub value: Value,
-    #[serde(default)]
     pub init: bool,
-    #[serde(default)]
     pub secret: bool,
+}
+
+impl<'de> Deserialize<'de> for KeyValue {
+    /// `value` may be left out of a secret only (`null` given is a value); elsewhere its
+    /// absence is refused, as OpenWhisk refuses it.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+            Value::deserialize(d).map(Some)
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Given {
+            key: String,
+            #[serde(default, deserialize_with = "present")]
+            value: Option<Value>,
+            #[serde(default)]
+            init: bool,
+            #[serde(default)]
+            secret: bool,
+        }
+        let g = Given::deserialize(d)?;
+        let value = match g.value {
+            Some(v) => v,
+            None if g.secret => Value::Null,
+            None => return Err(serde::de::Error::missing_field("value")),
+        };
+        Ok(KeyValue {
+            key: g.key,
+            value,
+            init: g.init,
+            secret: g.secret,
+        })
+    }
 }
 
 impl KeyValue {
@@ -326,5 +355,10 @@ mod tests {
         let back: Vec<KeyValue> =
             serde_json::from_value(serde_json::to_value(&secret).unwrap()).unwrap();
         assert_eq!(back, secret);
+        // Only a secret may leave its value out; a `null` given is a value.
+        assert!(serde_json::from_value::<KeyValue>(json!({"key": "a"})).is_err());
+        let null: KeyValue = serde_json::from_value(json!({"key": "a", "value": null})).unwrap();
+        assert_eq!(null.value, serde_json::Value::Null);
+        assert!(serde_json::from_value::<KeyValue>(json!({"key": "a", "value": 1, "x": 2})).is_err());
     }
 }

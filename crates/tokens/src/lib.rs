@@ -127,7 +127,14 @@ pub struct TokenKeys {
     signing: Mutex<Option<(u64, String, Arc<EncodingKey>)>>,
     /// Verifying keys by kid (of today and yesterday; older ones are dropped).
     verifying: Mutex<HashMap<String, (u64, Arc<DecodingKey>)>>,
+    /// Tokens whose signature held, with their claims: a token used again is checked for
+    /// expiry only, not verified again (an Ed25519 verification costs about as much CPU as
+    /// the rest of a warm invocation). Keyed by the whole token, so an altered one misses.
+    verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
 }
+
+/// Most verified tokens remembered per process; past it, expired ones are dropped, then all.
+const MAX_VERIFIED: usize = 10_000;
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,6 +179,7 @@ impl TokenKeys {
             keyring,
             signing: Mutex::new(None),
             verifying: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -227,6 +235,29 @@ impl TokenKeys {
 
     /// The claims of `token` if it verifies (see the crate's invariant).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let now = now_secs();
+        if let Some(claims) = lock(&self.verified).get(token) {
+            // The same test as a first verification's, without leeway.
+            return if claims.exp < now {
+                Err(TokenError::Expired)
+            } else {
+                Ok(Claims::clone(claims))
+            };
+        }
+        let claims = self.verify_signature(token)?;
+        let mut verified = lock(&self.verified);
+        if verified.len() >= MAX_VERIFIED {
+            verified.retain(|_, c| c.exp >= now);
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(token.into(), Arc::new(claims.clone()));
+        Ok(claims)
+    }
+
+    /// [`verify`](Self::verify) without the memory of tokens seen.
+    fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let invalid = |why: &str| TokenError::Invalid(why.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("not a token"))?;
         if header.alg != Algorithm::EdDSA {
@@ -287,6 +318,26 @@ mod tests {
             keys(&[B]).verify(&token),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_token_verified_before_is_still_refused_once_expired() {
+        let k = keys(&[A]);
+        let mut c = claims(0);
+        c.exp = now_secs() + 1;
+        let token = k.sign(&c);
+        assert!(k.verify(&token).is_ok());
+        assert!(k.verify(&token).is_ok(), "remembered");
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(k.verify(&token), Err(TokenError::Expired));
+        // An altered copy of a remembered token is verified, and fails.
+        let fresh = k.sign(&claims(60));
+        assert!(k.verify(&fresh).is_ok());
+        let mut altered = fresh.into_bytes();
+        let last = altered.len() - 2;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert!(matches!(k.verify(&altered), Err(TokenError::Invalid(_))));
     }
 
     fn claims_of(token: &str) -> Claims {
