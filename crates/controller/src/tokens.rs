@@ -95,6 +95,58 @@ impl Grant {
         }
     }
 
+    /// Whether the token may `verb` the entity of `kind` that a reference written into
+    /// another entity names (`/ns/pkg/a`, `/ns/a`, `pkg/a` or `a`; `_` is the caller's own
+    /// namespace). A token reaches nothing through what it writes that it could not reach
+    /// itself, and nothing of another namespace.
+    pub fn permit_reference(
+        &self,
+        own: &str,
+        verb: Verb,
+        kind: &str,
+        reference: &str,
+    ) -> Result<(), ControllerError> {
+        let path = match reference.strip_prefix('/') {
+            Some(full) => match full.split_once('/') {
+                Some((ns, rest)) if ns == own || ns == "_" => rest,
+                _ => {
+                    return Err(ControllerError::OutOfScope {
+                        verb: verb.as_str(),
+                        entity: reference.to_string(),
+                        scope: self.scope.to_string(),
+                    });
+                }
+            },
+            None => reference,
+        };
+        self.permit(verb, &format!("{kind}/{path}"))
+    }
+
+    /// Whether the token may write an action with these annotations and this sequence's
+    /// `components`: never an `api-token-scope` (that would mint tokens); a sequence only of
+    /// actions it may invoke; a conductor (which picks its components as it runs) only if it
+    /// may invoke every action.
+    pub fn permit_action_write(
+        &self,
+        own: &str,
+        annotations: &[gust_model::KeyValue],
+        components: &[String],
+    ) -> Result<(), ControllerError> {
+        if annotations.iter().any(|a| a.key == API_TOKEN_SCOPE) {
+            return Err(ControllerError::TokenCannotMint);
+        }
+        let conductor = annotations
+            .iter()
+            .any(|a| a.key == gust_model::annotations::CONDUCTOR && a.value != Value::Bool(false));
+        if conductor {
+            self.permit(Verb::Invoke, "actions")?;
+        }
+        for c in components {
+            self.permit_reference(own, Verb::Invoke, "actions", c)?;
+        }
+        Ok(())
+    }
+
     /// Whether the token lets its caller, of namespace `own`, call web action `action` (its
     /// path `action` or `package/action`) of namespace `ns`, maybe through API `route`
     /// ([`route_name`]): its web action or route, or an action its scope may invoke, in its

@@ -15,7 +15,9 @@ use gust_model::limits::{MAX_BODY, MAX_INVOKE_BODY, MAX_LIST};
 use gust_model::{Action, ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
 
-use crate::extract::{Caller, QueryString, RawBody, body, malformed, params, payload_body};
+use crate::extract::{
+    Caller, QueryString, RawBody, TokenGrant, body, malformed, params, payload_body,
+};
 use crate::query::Params;
 use crate::respond::{ApiResult, Finished, accepted, json_response, with_activation_id};
 use crate::{ApiError, Gateway};
@@ -114,6 +116,7 @@ async fn get_action(
 async fn put_action(
     State(gw): State<Gateway>,
     Caller(who): Caller,
+    TokenGrant(grant): TokenGrant,
     Path((ns, name)): Path<(String, String)>,
     q: QueryString,
     b: RawBody,
@@ -122,6 +125,14 @@ async fn put_action(
     gw.controller.authorize(&who, &ns)?;
     let b = body(b, MAX_BODY)?;
     let put: ActionPut = serde_json::from_slice(&b).map_err(malformed)?;
+    if let Some(grant) = &grant {
+        let components = put.exec.as_ref().and_then(|e| e.components.as_deref());
+        grant.permit_action_write(
+            &who.namespace,
+            put.annotations.as_deref().unwrap_or_default(),
+            components.unwrap_or_default(),
+        )?;
+    }
     let overwrite = q.bool("overwrite")?;
     // Answered with the code stored, as OpenWhisk answers.
     let action = gw

@@ -14,13 +14,22 @@ use serde_json::json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Credentials were given and refused (a wrong key, token or `X-Require-Whisk-Auth`):
+    /// what the guard counts against the client's address.
+    pub credentials_refused: bool,
 }
+
+/// Marks a response whose request gave credentials that were refused (see
+/// [`ApiError::credentials_refused`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CredentialsRefused;
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
+            credentials_refused: false,
         }
     }
 
@@ -70,7 +79,11 @@ impl From<ControllerError> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "internal error");
         }
-        ApiError::new(status, e.to_string())
+        let refused = matches!(e, Unauthenticated | TokenExpired | TokenRevoked);
+        ApiError {
+            credentials_refused: refused,
+            ..ApiError::new(status, e.to_string())
+        }
     }
 }
 
@@ -119,6 +132,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.status.into_response();
         res.extensions_mut().insert(ErrorBody(self.message));
+        if self.credentials_refused {
+            res.extensions_mut().insert(CredentialsRefused);
+        }
         res
     }
 }

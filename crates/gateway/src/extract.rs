@@ -10,6 +10,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine as _;
+use gust_controller::tokens::{Grant, Verb};
 use gust_controller::{ControllerError, Identity};
 use gust_model::limits::MAX_INVOKE_BODY;
 
@@ -41,7 +42,34 @@ impl FromRequestParts<Gateway> for Caller {
         let (verb, entity) = rest_access(&parts.method, path)
             .ok_or_else(|| ControllerError::Forbidden(path.to_string()))?;
         grant.permit(verb, &entity)?;
+        // Another namespace (its published packages): a token only reads there.
+        let ns = path
+            .strip_prefix("/api/v1/namespaces/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("_");
+        if ns != "_" && ns != who.namespace && verb != Verb::Read {
+            return Err(ControllerError::OutOfScope {
+                verb: verb.as_str(),
+                entity: format!("/{ns}/{entity}"),
+                scope: grant.scope.to_string(),
+            }
+            .into());
+        }
+        parts.extensions.insert(grant);
         Ok(Caller(who))
+    }
+}
+
+/// The [`Grant`] of the token the [`Caller`] (extracted before it) authenticated with;
+/// `None` for a key. Handlers that write references to other entities (sequences, rules,
+/// bindings) check them with it.
+pub(crate) struct TokenGrant(pub(crate) Option<Grant>);
+
+impl FromRequestParts<Gateway> for TokenGrant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Gateway) -> Result<Self, ApiError> {
+        Ok(TokenGrant(parts.extensions.get::<Grant>().cloned()))
     }
 }
 

@@ -1,8 +1,9 @@
-//! Kit: what the gateway does to every request and answer, whatever the route. Failed
-//! authentication is counted per client address and, past [`MAX_FAILURES`] in
-//! [`WINDOW`], every request of that address that carries credentials is answered 429 until
-//! the window ends (requests without credentials, such as public web actions and sites, still
-//! pass). Every answer gets the security headers a browser needs, each only if the answer
+//! Kit: what the gateway does to every request and answer, whatever the route. Refused
+//! credentials (a wrong key or token, a wrong `X-Require-Whisk-Auth`; not a 401 a function
+//! answers itself) are counted per client address (an IPv6 address by its /64) and, past
+//! [`MAX_FAILURES`] in [`WINDOW`], every request of that address that carries credentials is
+//! answered 429 until the window ends (requests without credentials, such as public web
+//! actions and sites, still pass). Every answer gets the security headers a browser needs, each only if the answer
 //! does not set it itself (a web action or a site may set its own on purpose). Imports the
 //! kit only.
 
@@ -17,6 +18,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::ApiError;
+use crate::error::CredentialsRefused;
 
 /// Failed authentications an address may make in one [`WINDOW`].
 pub const MAX_FAILURES: u32 = 20;
@@ -78,16 +80,16 @@ impl Guard {
         Some(res)
     }
 
-    /// Counts a failed authentication of `ip`.
+    /// Counts a failed authentication of `ip`. With [`MAX_TRACKED`] addresses in their
+    /// window, a new one is not tracked (rather than a search for one to evict at every
+    /// failure, which a caller with many addresses would make costly).
     pub(crate) fn failed(&self, ip: IpAddr) {
         let mut map = lock(&self.failures);
         let now = Instant::now();
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
             map.retain(|_, w| now.duration_since(w.since) < WINDOW);
-            if map.len() >= MAX_TRACKED
-                && let Some(oldest) = map.iter().min_by_key(|(_, w)| w.since).map(|(k, _)| *k)
-            {
-                map.remove(&oldest);
+            if map.len() >= MAX_TRACKED {
+                return;
             }
         }
         let w = map.entry(ip).or_insert(Window {
@@ -113,11 +115,15 @@ impl Guard {
         }
     }
 
-    /// Counts a failed authentication and adds the security headers.
-    pub(crate) fn answered(&self, seen: Seen, res: &mut Response) {
-        if res.status() == StatusCode::UNAUTHORIZED
-            && let Some(ip) = seen.credentials_from
-        {
+    /// Whether `res` refused the credentials its request gave; read before the answer's
+    /// body is written (which drops its extensions).
+    pub(crate) fn refused(res: &Response) -> bool {
+        res.extensions().get::<CredentialsRefused>().is_some()
+    }
+
+    /// Counts refused credentials and adds the security headers.
+    pub(crate) fn answered(&self, seen: Seen, refused: bool, res: &mut Response) {
+        if refused && let Some(ip) = seen.credentials_from {
             self.failed(ip);
         }
         let headers = res.headers_mut();
@@ -151,12 +157,23 @@ pub(crate) struct Seen {
 
 fn carries_credentials(req: &Request) -> bool {
     req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().contains_key("x-require-whisk-auth")
 }
 
+/// The client's address as the guard counts it: an IPv6 address by its /64 (what one host is
+/// usually given), an IPv4 address whole.
 fn peer(req: &Request) -> Option<IpAddr> {
-    req.extensions()
+    let ip = req
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip())
+        .map(|ConnectInfo(a)| a.ip())?;
+    Some(match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    })
 }
 
 #[cfg(test)]
@@ -169,7 +186,13 @@ mod tests {
             b = b.header(header::AUTHORIZATION, "Basic eA==");
         }
         let mut req = b.body(axum::body::Body::empty()).unwrap();
-        let addr: SocketAddr = format!("{ip}:1234").parse().unwrap();
+        let addr: SocketAddr = if ip.contains(':') {
+            format!("[{ip}]:1234")
+        } else {
+            format!("{ip}:1234")
+        }
+        .parse()
+        .unwrap();
         req.extensions_mut().insert(ConnectInfo(addr));
         req
     }
@@ -181,7 +204,7 @@ mod tests {
             assert!(guard.refuse(&request("10.0.0.1", true)).is_none());
             let seen = Guard::before(&request("10.0.0.1", true));
             let mut res = StatusCode::UNAUTHORIZED.into_response();
-            guard.answered(seen, &mut res);
+            guard.answered(seen, true, &mut res);
         }
         let refused = guard.refuse(&request("10.0.0.1", true)).unwrap();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -189,6 +212,20 @@ mod tests {
         // No credentials (a public web action), or another address: not throttled.
         assert!(guard.refuse(&request("10.0.0.1", false)).is_none());
         assert!(guard.refuse(&request("10.0.0.2", true)).is_none());
+        // IPv6: one /64 is one client.
+        for _ in 0..MAX_FAILURES {
+            let seen = Guard::before(&request("2001:db8:0:1::7", true));
+            guard.answered(seen, true, &mut StatusCode::UNAUTHORIZED.into_response());
+        }
+        assert!(guard.refuse(&request("2001:db8:0:1::8", true)).is_some());
+        assert!(guard.refuse(&request("2001:db8:0:2::7", true)).is_none());
+        // A 401 that refused no credentials (a function's own) is not counted.
+        let fresh = Guard::new(false);
+        for _ in 0..2 * MAX_FAILURES {
+            let seen = Guard::before(&request("10.0.0.3", true));
+            fresh.answered(seen, false, &mut StatusCode::UNAUTHORIZED.into_response());
+        }
+        assert!(fresh.refuse(&request("10.0.0.3", true)).is_none());
     }
 
     #[test]
@@ -199,7 +236,7 @@ mod tests {
             .header(header::X_FRAME_OPTIONS, "ALLOWALL")
             .body(axum::body::Body::empty())
             .unwrap();
-        guard.answered(seen, &mut res);
+        guard.answered(seen, false, &mut res);
         let h = res.headers();
         assert_eq!(h[header::X_FRAME_OPTIONS], "ALLOWALL");
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
@@ -209,7 +246,7 @@ mod tests {
             .header(header::CONTENT_SECURITY_POLICY, "frame-ancestors *")
             .body(axum::body::Body::empty())
             .unwrap();
-        guard.answered(seen, &mut framed);
+        guard.answered(seen, false, &mut framed);
         assert!(!framed.headers().contains_key(header::X_FRAME_OPTIONS));
     }
 }

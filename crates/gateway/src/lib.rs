@@ -120,7 +120,13 @@ pub async fn serve(
     let service = service(gateway);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Arc::new(Builder::new(TokioExecutor::new()));
+    // With a timer, HTTP/1.1 closes a connection whose request head does not arrive within
+    // 30 s (hyper's default header read timeout), so a slow client cannot hold a connection
+    // or a graceful shutdown for ever.
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(hyper_util::rt::TokioTimer::new());
+    builder.http2().timer(hyper_util::rt::TokioTimer::new());
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {

@@ -11,9 +11,10 @@ use gust_model::limits::{MAX_BODY, MAX_LIST};
 use serde_json::{Value, json};
 
 use crate::Gateway;
-use crate::extract::{Caller, QueryString, RawBody, body, json_or_default, params};
+use crate::extract::{Caller, QueryString, RawBody, TokenGrant, body, json_or_default, params};
 use crate::query::Listing;
 use crate::respond::{ApiResult, json_response};
+use gust_controller::tokens::Verb;
 
 pub(crate) fn router() -> Router<Gateway> {
     Router::new()
@@ -82,6 +83,7 @@ async fn get_package(
 async fn put_package(
     State(gw): State<Gateway>,
     Caller(who): Caller,
+    TokenGrant(grant): TokenGrant,
     Path((ns, name)): Path<(String, String)>,
     q: QueryString,
     b: RawBody,
@@ -90,6 +92,15 @@ async fn put_package(
     gw.controller.authorize(&who, &ns)?;
     let b = body(b, MAX_BODY)?;
     let put: PackagePut = json_or_default(&b)?;
+    // A binding reaches its package's actions under its own name: a token must be able to
+    // invoke all of them itself.
+    if let (Some(grant), Some(bound)) = (&grant, put.binding.as_ref()) {
+        let target = |k: &str| bound.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        if !target("name").is_empty() {
+            let reference = format!("/{}/{}", target("namespace"), target("name"));
+            grant.permit_reference(&who.namespace, Verb::Invoke, "actions", &reference)?;
+        }
+    }
     let overwrite = q.bool("overwrite")?;
     let package = gw
         .controller

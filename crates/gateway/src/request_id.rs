@@ -83,8 +83,9 @@ where
 }
 
 async fn guarded(guard: &Guard, seen: crate::guard::Seen, res: Response) -> Response {
+    let refused = Guard::refused(&res);
     let mut res = with_request_id(res).await;
-    guard.answered(seen, &mut res);
+    guard.answered(seen, refused, &mut res);
     res
 }
 

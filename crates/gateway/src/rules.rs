@@ -12,9 +12,10 @@ use gust_model::limits::{MAX_BODY, MAX_LIST};
 use serde_json::{Value, json};
 
 use crate::Gateway;
-use crate::extract::{Caller, QueryString, RawBody, body, json_or_default, params};
+use crate::extract::{Caller, QueryString, RawBody, TokenGrant, body, json_or_default, params};
 use crate::query::Listing;
 use crate::respond::{ApiResult, json_response};
+use gust_controller::tokens::Verb;
 
 pub(crate) fn router() -> Router<Gateway> {
     Router::new()
@@ -68,6 +69,7 @@ async fn get_rule(
 async fn put_rule(
     State(gw): State<Gateway>,
     Caller(who): Caller,
+    TokenGrant(grant): TokenGrant,
     Path((ns, name)): Path<(String, String)>,
     q: QueryString,
     b: RawBody,
@@ -76,6 +78,14 @@ async fn put_rule(
     gw.controller.authorize(&who, &ns)?;
     let b = body(b, MAX_BODY)?;
     let put: RulePut = json_or_default(&b)?;
+    if let Some(grant) = &grant {
+        // A rule lets its trigger's fires invoke its action: a token must be able to
+        // invoke the action itself. An update that leaves the action out keeps the one set
+        // by whoever wrote it.
+        if let Some(action) = put.action.as_ref().map(reference) {
+            grant.permit_reference(&who.namespace, Verb::Invoke, "actions", &action)?;
+        }
+    }
     let overwrite = q.bool("overwrite")?;
     let r = gw.events.put_rule(&who, &name, put, overwrite).await?;
     Ok(json_response(StatusCode::OK, &r))
@@ -104,4 +114,18 @@ async fn set_status(
         .set_rule_status(&who, &ns, &name, v.get("status"))
         .await?;
     Ok(json_response(StatusCode::OK, &r))
+}
+
+/// The path a rule's `action` names (`/ns/a`, `a`, or `{path, name}` with `path` the
+/// namespace or `ns/pkg`), as written.
+fn reference(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(o) => {
+            let path = o.get("path").and_then(|p| p.as_str()).unwrap_or_default();
+            let name = o.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+            format!("/{}/{name}", path.trim_matches('/'))
+        }
+        other => other.to_string(),
+    }
 }

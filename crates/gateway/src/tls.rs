@@ -127,10 +127,11 @@ impl Certificates {
         let Some(files) = &self.files else {
             return Ok(false);
         };
-        // Noted before reading: files that fail are read again only once they change again
-        // (or on SIGHUP), not at every check.
-        *files.seen.write().unwrap_or_else(|e| e.into_inner()) = files.stamps();
+        // Noted only once the pair loads: a pair that fails (half written) is tried again at
+        // every check until it loads, even if its writer finishes within the same timestamp.
+        let stamps = files.stamps();
         let certified = read_pair(&files.cert, &files.key)?;
+        *files.seen.write().unwrap_or_else(|e| e.into_inner()) = stamps;
         let changed = {
             let current = self.current();
             current.cert != certified.cert

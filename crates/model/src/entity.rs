@@ -359,6 +359,8 @@ mod tests {
         assert!(serde_json::from_value::<KeyValue>(json!({"key": "a"})).is_err());
         let null: KeyValue = serde_json::from_value(json!({"key": "a", "value": null})).unwrap();
         assert_eq!(null.value, serde_json::Value::Null);
-        assert!(serde_json::from_value::<KeyValue>(json!({"key": "a", "value": 1, "x": 2})).is_err());
+        assert!(
+            serde_json::from_value::<KeyValue>(json!({"key": "a", "value": 1, "x": 2})).is_err()
+        );
     }
 }

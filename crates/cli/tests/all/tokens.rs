@@ -719,3 +719,132 @@ async fn an_action_gets_a_token_of_the_scope_it_asks_for() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error().contains("run:actions/x"), "{}", r.error());
 }
+
+/// What a token writes reaches nothing it could not reach itself: a sequence, a rule or a
+/// binding naming an action out of its scope, a conductor, an `api-token-scope` annotation
+/// (which would mint a wider token) and anything of another namespace are refused, and
+/// nothing is written.
+#[tokio::test]
+async fn a_token_cannot_widen_itself_through_what_it_writes() {
+    let s = server();
+    s.create("secret-work", &function("hello"), json!({})).await;
+    s.create("mine", &function("hello"), json!({})).await;
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/packages/private",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.call("PUT", "/api/v1/namespaces/_/triggers/t", Some(json!({})))
+        .await;
+    let token = mint(
+        &s,
+        json!({ "scope": [
+            "read,write,invoke:actions/mine", "read,write,invoke:actions/seq",
+            "read,write:rules", "read,write:packages/bound", "read,write,fire:triggers"
+        ] }),
+    )
+    .await;
+    let sequence =
+        |components: Value| json!({ "exec": { "kind": "sequence", "components": components } });
+    type Case<'a> = (&'a str, &'a str, Value, u16);
+    let cases: Vec<Case> = vec![
+        // A sequence of its own action: allowed.
+        (
+            "PUT",
+            "/api/v1/namespaces/_/actions/seq",
+            sequence(json!(["/_/mine", "/guest/mine"])),
+            200,
+        ),
+        // A sequence through an action out of scope, or of another namespace.
+        (
+            "PUT",
+            "/api/v1/namespaces/_/actions/seq?overwrite=true",
+            sequence(json!(["/guest/mine", "/guest/secret-work"])),
+            403,
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/_/actions/seq?overwrite=true",
+            sequence(json!(["/other/pkg/a"])),
+            403,
+        ),
+        // An action that would be given a token.
+        (
+            "PUT",
+            "/api/v1/namespaces/_/actions/mine?overwrite=true",
+            json!({ "exec": { "kind": "wasm", "code": "AA==" }, "annotations": [kv("api-token-scope", json!(["*"]))] }),
+            403,
+        ),
+        // A conductor picks any action as it runs.
+        (
+            "PUT",
+            "/api/v1/namespaces/_/actions/mine?overwrite=true",
+            json!({ "exec": { "kind": "wasm", "code": "AA==" }, "annotations": [kv("conductor", json!(true))] }),
+            403,
+        ),
+        // A rule to an action out of scope, in each of the shapes a rule names an action.
+        (
+            "PUT",
+            "/api/v1/namespaces/_/rules/r",
+            json!({ "trigger": "/_/t", "action": "/_/secret-work" }),
+            403,
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/_/rules/r",
+            json!({ "trigger": "/_/t", "action": { "path": "guest", "name": "secret-work" } }),
+            403,
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/_/rules/r",
+            json!({ "trigger": "/_/t", "action": "/_/mine" }),
+            200,
+        ),
+        // A binding reaches every action of its package.
+        (
+            "PUT",
+            "/api/v1/namespaces/_/packages/bound",
+            json!({ "binding": { "namespace": "guest", "name": "private" } }),
+            403,
+        ),
+        // Another namespace: a token only reads there.
+        (
+            "POST",
+            "/api/v1/namespaces/whisk.system/actions/utils/echo?blocking=true",
+            json!({}),
+            403,
+        ),
+    ];
+    for (method, path, body, status) in cases {
+        let r = with_token(&s, &token, method, path, body.clone()).await;
+        assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);
+    }
+    // Nothing refused was written: the sequence is still the first one, no binding.
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/actions/seq", None)
+        .await;
+    assert_eq!(
+        r.body["exec"]["components"],
+        json!(["/guest/mine", "/guest/mine"]),
+        "{}",
+        r.body
+    );
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/packages/bound", None)
+        .await;
+    assert_eq!(r.status, 404);
+    let r = s
+        .call("GET", "/api/v1/namespaces/_/actions/mine", None)
+        .await;
+    assert!(
+        !r.body["annotations"]
+            .to_string()
+            .contains("api-token-scope"),
+        "{}",
+        r.body
+    );
+}
