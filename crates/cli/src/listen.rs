@@ -37,6 +37,38 @@ impl Tls {
     pub fn scheme(tls: Option<&Tls>) -> &'static str {
         if tls.is_some() { "https" } else { "http" }
     }
+
+    /// Prints the certificate's fingerprint (and the development CA's path).
+    pub fn announce(&self) {
+        println!(
+            "gust: TLS certificate SHA-256 {}",
+            self.certificates.fingerprint()
+        );
+        if let Some(ca) = &self.ca {
+            println!("gust: development CA {}", ca.display());
+        }
+    }
+}
+
+/// Serves `gateway` on `listener` until SIGTERM or Ctrl-C, with TLS if given; a certificate
+/// given by file (not a development one) adds `Strict-Transport-Security` to every answer.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: gust_gateway::Gateway,
+    tls: Option<Tls>,
+) -> Result<()> {
+    let gateway = match &tls {
+        Some(t) if t.ca.is_none() => gateway.with_hsts(),
+        _ => gateway,
+    };
+    gust_gateway::serve(
+        listener,
+        gateway,
+        tls.map(|t| t.config),
+        crate::serve::shutdown_signal(),
+    )
+    .await
+    .context("the HTTP server failed")
 }
 
 impl TlsArgs {

@@ -225,24 +225,14 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
     let events = node.events(&controller, &owner, catch_up).await?;
     println!("gust: controller {} on {apihost}", settings.id);
     if let Some(tls) = &tls {
-        println!(
-            "gust: TLS certificate SHA-256 {}",
-            tls.certificates.fingerprint()
-        );
+        tls.announce();
     }
     println!(
         "gust: store PostgreSQL; bus NATS JetStream, cluster '{}'; invokers heard: {}",
         settings.cluster,
         controller.invokers().len()
     );
-    let gateway = node.gateway(controller, events);
-    let gateway = match &tls {
-        Some(t) if t.ca.is_none() => gateway.with_hsts(),
-        _ => gateway,
-    };
-    gust_gateway::serve(listener, gateway, tls.map(|t| t.config), shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    crate::listen::serve(listener, node.gateway(controller, events), tls).await?;
     eprintln!("gust: stopped");
     Ok(())
 }

@@ -193,13 +193,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     println!("gust: API host {apihost}");
     if let Some(tls) = &tls {
-        println!(
-            "gust: TLS certificate SHA-256 {}",
-            tls.certificates.fingerprint()
-        );
-        if let Some(ca) = &tls.ca {
-            println!("gust: development CA {}", ca.display());
-        }
+        tls.announce();
     }
     println!("gust: guest key {auth}");
     println!("gust: data in {}", args.data_dir.display());
@@ -216,14 +210,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     println!("gust: store {store_kind}; bus {bus_kind}");
 
-    let gateway = node.gateway(controller, events);
-    let gateway = match &tls {
-        Some(t) if t.ca.is_none() => gateway.with_hsts(),
-        _ => gateway,
-    };
-    gust_gateway::serve(listener, gateway, tls.map(|t| t.config), shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    crate::listen::serve(listener, node.gateway(controller, events), tls).await?;
     let left = invoker
         .drain(Duration::from_secs(args.shutdown_grace))
         .await;
