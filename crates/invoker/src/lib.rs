@@ -354,11 +354,9 @@ impl Invoker {
             Ok(opened) => opened,
             Err(reason) => return record::internal_error(msg, start, reason),
         };
-        let env = opened.env;
-        let input = opened.params.get().as_bytes().to_vec();
         let req = RunRequest {
-            input,
-            env,
+            input: opened.params.get().as_bytes().to_vec(),
+            env: opened.env,
             program: msg.action.clone(),
             timeout: Duration::from_millis(msg.limits.timeout),
             memory_limit: msg.limits.memory * MB,
@@ -402,7 +400,7 @@ impl Invoker {
             kind: msg.kind.clone(),
             code_hash: msg.code_hash.clone(),
             main: msg.main.clone(),
-            params: opened.params,
+            params: opened.params.into_owned(),
             env: opened.env,
             timeout: Duration::from_millis(msg.limits.timeout),
             memory: msg.limits.memory,

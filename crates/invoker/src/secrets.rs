@@ -4,28 +4,31 @@
 //! **Invariant:** an opened value goes to the runtime only: never into the message, a
 //! record, a log line or an error text (an error names the parameter, not its value).
 
+use std::borrow::Cow;
+
 use gust_keyring::Keyring;
 use gust_model::InvocationMessage;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// What a run is given: its input and its environment.
-pub struct Opened {
-    pub params: Box<RawValue>,
+/// What a run is given: its input and its environment. The input is the message's own
+/// (borrowed, not copied) when there is no secret to add.
+pub struct Opened<'a> {
+    pub params: Cow<'a, RawValue>,
     pub env: Vec<(String, String)>,
 }
 
 /// `msg`'s input and environment (counted from `start`) with its secrets opened under
 /// `keyring` and added (an `init` secret to the environment); why not, naming the parameter.
-pub fn open(
+pub fn open<'a>(
     keyring: Option<&Keyring>,
-    msg: &InvocationMessage,
+    msg: &'a InvocationMessage,
     start: u64,
-) -> Result<Opened, String> {
+) -> Result<Opened<'a>, String> {
     let mut env = msg.environment(start);
     if msg.secrets.is_empty() {
         return Ok(Opened {
-            params: msg.params.clone(),
+            params: Cow::Borrowed(&msg.params),
             env,
         });
     }
@@ -55,7 +58,10 @@ pub fn open(
     }
     let params = serde_json::value::to_raw_value(&input)
         .map_err(|e| format!("cannot encode the parameters: {e}"))?;
-    Ok(Opened { params, env })
+    Ok(Opened {
+        params: Cow::Owned(params),
+        env,
+    })
 }
 
 #[cfg(test)]

@@ -55,13 +55,13 @@ impl Resolved {
     pub fn parameters(&self) -> Vec<KeyValue> {
         self.placed_parameters()
             .into_iter()
-            .map(|(kv, _)| kv)
+            .map(|(kv, _)| kv.clone())
             .collect()
     }
 
     /// [`Self::parameters`], each secret with the place it is sealed for (others with an
     /// empty one).
-    pub fn placed_parameters(&self) -> Vec<(KeyValue, String)> {
+    pub fn placed_parameters(&self) -> Vec<(&KeyValue, String)> {
         let action = &self.action;
         let own = action.parameters.iter().map(|kv| {
             let place = if kv.secret {
@@ -75,10 +75,10 @@ impl Resolved {
             .inherited
             .iter()
             .zip(self.inherited_places.iter().cloned());
-        let mut out: Vec<(KeyValue, String)> = Vec::new();
+        let mut out: Vec<(&KeyValue, String)> = Vec::new();
         for (kv, place) in inherited.chain(own) {
             out.retain(|(o, _)| o.key != kv.key);
-            out.push((kv.clone(), place));
+            out.push((kv, place));
         }
         out
     }

@@ -50,15 +50,15 @@ pub fn prepare_input(
             if params.contains_key(&p.key) {
                 continue;
             }
-            let Value::String(sealed) = p.value else {
+            let Value::String(sealed) = &p.value else {
                 return Err(ControllerError::Internal(format!(
                     "the secret parameter '{}' is not stored sealed",
                     p.key
                 )));
             };
             secrets.push(SealedParam {
-                key: p.key,
-                sealed,
+                key: p.key.clone(),
+                sealed: sealed.clone(),
                 place,
                 init: p.init,
             });
