@@ -199,45 +199,62 @@ async fn reseal_rule(
     ns: &str,
     name: &str,
 ) -> Result<usize> {
-    for tries in 1.. {
-        let Some(mut r) = store.rule(ns, name).await? else {
-            return Ok(0);
-        };
-        let Some(output) = r.annotations.iter_mut().find(|kv| kv.key == "output") else {
-            return Ok(0);
-        };
-        let secrets = output
-            .value
-            .get("source")
-            .and_then(Value::as_str)
-            .and_then(|s| sources.get(s))
-            .map_or(&[][..], |s| s.secrets());
-        let Some(map) = output.value.as_object_mut() else {
-            return Ok(0);
-        };
-        let k = reseal_map(keyring, map, secrets, |k| output_place(ns, name, k))
-            .with_context(|| format!("the output of rule {ns}/{name}"))?;
-        if k == 0 {
-            return Ok(0);
-        }
-        let mode = PutMode::Replace {
-            expected_version: r.version.clone(),
-        };
-        match store.put_rule(&r, mode).await {
-            Ok(()) => return Ok(k),
-            Err(e) if raced(&e, tries) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    unreachable!("the loop returns")
+    reseal_entity(
+        async || store.rule(ns, name).await,
+        |r: &mut gust_model::Rule| {
+            let Some(output) = r.annotations.iter_mut().find(|kv| kv.key == "output") else {
+                return Ok(0);
+            };
+            let secrets = output
+                .value
+                .get("source")
+                .and_then(Value::as_str)
+                .and_then(|s| sources.get(s))
+                .map_or(&[][..], |s| s.secrets());
+            let Some(map) = output.value.as_object_mut() else {
+                return Ok(0);
+            };
+            reseal_map(keyring, map, secrets, |k| output_place(ns, name, k))
+                .with_context(|| format!("the output of rule {ns}/{name}"))
+        },
+        async |r| store.put_rule(r, replacing(&r.version)).await,
+    )
+    .await
 }
 
 /// How often an entity is read and written again when an update races the rotation.
 const TRIES: usize = 5;
 
-/// Whether a write lost a race with an update (then it is read and tried again).
-fn raced(e: &StoreError, tries: usize) -> bool {
-    matches!(e, StoreError::Conflict) && tries < TRIES
+/// Reads an entity, seals its secrets again (`reseal` says how many) and writes it back
+/// if any changed, over from the read when an update raced the write ([`TRIES`] times).
+async fn reseal_entity<T>(
+    read: impl AsyncFn() -> Result<Option<T>, StoreError>,
+    mut reseal: impl FnMut(&mut T) -> Result<usize>,
+    write: impl AsyncFn(&T) -> Result<(), StoreError>,
+) -> Result<usize> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let Some(mut entity) = read().await? else {
+            return Ok(0);
+        };
+        let k = reseal(&mut entity)?;
+        if k == 0 {
+            return Ok(0);
+        }
+        match write(&entity).await {
+            Ok(()) => return Ok(k),
+            Err(StoreError::Conflict) if tries < TRIES => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A write that replaces the entity at `version` (a conflict if it changed meanwhile).
+fn replacing(version: &str) -> PutMode {
+    PutMode::Replace {
+        expected_version: version.to_string(),
+    }
 }
 
 async fn reseal_action(
@@ -246,24 +263,12 @@ async fn reseal_action(
     ns: &str,
     name: &str,
 ) -> Result<usize> {
-    for tries in 1.. {
-        let Some(mut a) = store.action(ns, name, false).await? else {
-            return Ok(0);
-        };
-        let k = reseal(keyring, "actions", ns, name, &mut a.parameters)?;
-        if k == 0 {
-            return Ok(0);
-        }
-        let mode = PutMode::Replace {
-            expected_version: a.version.clone(),
-        };
-        match store.put_action(&a, None, mode).await {
-            Ok(()) => return Ok(k),
-            Err(e) if raced(&e, tries) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    unreachable!("the loop returns")
+    reseal_entity(
+        async || store.action(ns, name, false).await,
+        |a: &mut gust_model::Action| reseal(keyring, "actions", ns, name, &mut a.parameters),
+        async |a| store.put_action(a, None, replacing(&a.version)).await,
+    )
+    .await
 }
 
 async fn reseal_package(
@@ -272,24 +277,12 @@ async fn reseal_package(
     ns: &str,
     name: &str,
 ) -> Result<usize> {
-    for tries in 1.. {
-        let Some(mut p) = store.package(ns, name).await? else {
-            return Ok(0);
-        };
-        let k = reseal(keyring, "packages", ns, name, &mut p.parameters)?;
-        if k == 0 {
-            return Ok(0);
-        }
-        let mode = PutMode::Replace {
-            expected_version: p.version.clone(),
-        };
-        match store.put_package(&p, mode).await {
-            Ok(()) => return Ok(k),
-            Err(e) if raced(&e, tries) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    unreachable!("the loop returns")
+    reseal_entity(
+        async || store.package(ns, name).await,
+        |p: &mut gust_model::Package| reseal(keyring, "packages", ns, name, &mut p.parameters),
+        async |p| store.put_package(p, replacing(&p.version)).await,
+    )
+    .await
 }
 
 async fn reseal_trigger(
@@ -298,24 +291,12 @@ async fn reseal_trigger(
     ns: &str,
     name: &str,
 ) -> Result<usize> {
-    for tries in 1.. {
-        let Some(mut t) = store.trigger(ns, name).await? else {
-            return Ok(0);
-        };
-        let k = reseal(keyring, "triggers", ns, name, &mut t.parameters)?;
-        if k == 0 {
-            return Ok(0);
-        }
-        let mode = PutMode::Replace {
-            expected_version: t.version.clone(),
-        };
-        match store.put_trigger(&t, mode).await {
-            Ok(()) => return Ok(k),
-            Err(e) if raced(&e, tries) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    unreachable!("the loop returns")
+    reseal_entity(
+        async || store.trigger(ns, name).await,
+        |t: &mut gust_model::Trigger| reseal(keyring, "triggers", ns, name, &mut t.parameters),
+        async |t| store.put_trigger(t, replacing(&t.version)).await,
+    )
+    .await
 }
 
 /// Seals again under the current key every secret of `params` that is not; how many. The
