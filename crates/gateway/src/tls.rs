@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use gust_keyring::write_private;
 use rustls::ServerConfig;
 use rustls::crypto::ring::default_provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -271,7 +272,7 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<SelfSigned, TlsError>
         None => {
             let key = KeyPair::generate().map_err(|e| err(&e))?;
             let ca = ca_params().self_signed(&key).map_err(|e| err(&e))?;
-            write_private(&ca_key_path, &key.serialize_pem()).map_err(|e| err(&e))?;
+            write_private(&ca_key_path, key.serialize_pem().as_bytes()).map_err(|e| err(&e))?;
             std::fs::write(&ca_path, ca.pem()).map_err(|e| err(&e))?;
             key
         }
@@ -284,7 +285,7 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<SelfSigned, TlsError>
     let leaf_key = KeyPair::generate().map_err(|e| err(&e))?;
     let cert = leaf.signed_by(&leaf_key, &issuer).map_err(|e| err(&e))?;
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    write_private(&key_path, &leaf_key.serialize_pem()).map_err(|e| err(&e))?;
+    write_private(&key_path, leaf_key.serialize_pem().as_bytes()).map_err(|e| err(&e))?;
     std::fs::write(&cert_path, cert.pem()).map_err(|e| err(&e))?;
     Ok(SelfSigned {
         ca: ca_path,
@@ -299,20 +300,6 @@ pub struct SelfSigned {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path)?;
-    #[cfg(unix)]
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

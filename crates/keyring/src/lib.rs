@@ -280,24 +280,29 @@ pub fn new_key_text() -> String {
 
 /// Writes `keys` (current first), one per line, to `path`, readable by its owner only.
 pub fn write_key_file(path: &Path, keys: &[String]) -> Result<(), KeyringError> {
+    let mut text = keys.join("\n");
+    text.push('\n');
+    write_private(path, text.as_bytes()).map_err(|source| KeyringError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `contents` to `path`, readable and writable by its owner only (0600, also when
+/// the file existed with a wider mode), and syncs it to disk.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io = |source| KeyringError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).map_err(io)?;
+    let mut f = opts.open(path)?;
     #[cfg(unix)]
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    let mut text = keys.join("\n");
-    text.push('\n');
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(contents)?;
+    f.sync_all()
 }
 
 /// The keys of the key file at `path`, current first, as written.

@@ -33,17 +33,6 @@ pub fn ensure_data_dir(data_dir: &Path) -> Result<()> {
 
 /// Writes `contents` to `path`, readable and writable by its owner only.
 pub fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    // `mode` applies only to a new file; an older one may have been readable by others.
-    restrict(path, 0o600)
+    gust_keyring::write_private(path, contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
