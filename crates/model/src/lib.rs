@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod annotations;
 pub mod entity;
+pub mod lambda;
 pub mod limits;
 pub mod logs;
 pub mod message;
