@@ -37,6 +37,7 @@ fn spec(root: &std::path::Path, network: bool) -> Spec {
         code: None,
         tmp_bytes: 64 << 20,
         network,
+        runtime_api: false,
         host_id: 210_000,
         setup_id: 260_000,
         root: root.to_path_buf(),

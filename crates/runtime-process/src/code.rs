@@ -71,7 +71,9 @@ pub fn check(family: Family, code: &[u8], binary: bool) -> Result<(), String> {
     }
 }
 
-fn zip_names(code: &[u8]) -> Result<Vec<String>, String> {
+/// The names in a zip (folders without their `/`), once it is checked to stay in its
+/// folder and within the limits of files and unpacked size.
+pub fn zip_names(code: &[u8]) -> Result<Vec<String>, String> {
     let bad = |e: zip::result::ZipError| format!("The zip cannot be read: {e}.");
     let mut archive = zip::ZipArchive::new(io::Cursor::new(code)).map_err(bad)?;
     if archive.len() > MAX_FILES {

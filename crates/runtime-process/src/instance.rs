@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 
 use crate::cgroup::Cgroup;
 use crate::kinds::Family;
+use crate::runtime_api::{Event, RuntimeApi};
 use crate::sandbox::Started;
 use crate::{UidLease, lock};
 
@@ -121,6 +122,8 @@ pub struct Instance {
     stopped: OnceLock<String>,
     /// Its host uids, given back once its process is reaped.
     uids: Option<UidLease>,
+    /// A Lambda function's instance: its Runtime API, and the task serving it.
+    api: Option<(Arc<RuntimeApi>, tokio::task::AbortHandle)>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -134,7 +137,8 @@ impl std::fmt::Debug for Instance {
 
 impl Instance {
     /// Takes over a started sandbox (running one activation at a time until `concurrency`
-    /// is set). On failure the process is killed and its group removed.
+    /// is set). A sandbox with a Runtime API listener gets it served (`peer_uid`: see
+    /// [`RuntimeApi::serve`]). On failure the process is killed and its group removed.
     pub fn new(
         id: u64,
         family: Family,
@@ -142,8 +146,17 @@ impl Instance {
         cgroup: Option<Cgroup>,
         memory: u64,
         uids: UidLease,
+        peer_uid: Option<u32>,
     ) -> std::io::Result<Instance> {
         let (pid, pidfd) = (started.pid, started.pidfd);
+        let listener = match started.runtime_api.map(tokio::net::TcpListener::from_std) {
+            Some(Ok(l)) => Some(l),
+            Some(Err(e)) => {
+                discard(pid, false, cgroup, Some(uids));
+                return Err(e);
+            }
+            None => None,
+        };
         let pipes = (|| {
             Ok::<_, std::io::Error>((
                 pipe::Sender::from_owned_fd(started.stdin)?,
@@ -171,6 +184,11 @@ impl Instance {
             }
         };
         let shared = Arc::new(Mutex::new(Shared::default()));
+        let api = listener.map(|listener| {
+            let api = RuntimeApi::new(deliver_to(shared.clone()));
+            let task = tokio::spawn(api.clone().serve(listener, peer_uid));
+            (api, task.abort_handle())
+        });
         tokio::spawn(read_answers(result, shared.clone()));
         for (i, rx) in [stdout, stderr].into_iter().enumerate() {
             tokio::spawn(read_logs(rx, i, shared.clone()));
@@ -189,6 +207,7 @@ impl Instance {
             exit: OnceLock::new(),
             stopped: OnceLock::new(),
             uids: Some(uids),
+            api,
         })
     }
 
@@ -202,6 +221,49 @@ impl Instance {
         log_limit: u64,
         result_limit: u64,
     ) -> Outcome {
+        let send = |id| async move {
+            let line = make_line((self.concurrency > 1).then_some(id));
+            self.stdin
+                .lock()
+                .await
+                .write_all(&line)
+                .await
+                .map_err(|_| ())
+        };
+        self.exchange_with(send, deadline, log_limit, result_limit)
+            .await
+    }
+
+    /// A Lambda function's instance: gives its runtime `event` (`None`: waits for its
+    /// initialization, answered `{"ok": true}` or `{"error": ...}`) and waits for the answer
+    /// its Runtime API receives, as [`Instance::exchange`] does for a line.
+    pub async fn exchange_event(
+        &self,
+        event: Option<Event>,
+        deadline: tokio::time::Instant,
+        log_limit: u64,
+        result_limit: u64,
+    ) -> Outcome {
+        let send = |id| async move {
+            let (api, _) = self.api.as_ref().ok_or(())?;
+            api.offer(id, event);
+            Ok(())
+        };
+        self.exchange_with(send, deadline, log_limit, result_limit)
+            .await
+    }
+
+    async fn exchange_with<F, Fut>(
+        &self,
+        send: F,
+        deadline: tokio::time::Instant,
+        log_limit: u64,
+        result_limit: u64,
+    ) -> Outcome
+    where
+        F: FnOnce(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<(), ()>>,
+    {
         let changed = Arc::new(Notify::new());
         let id = {
             let mut sh = lock(&self.shared);
@@ -221,14 +283,8 @@ impl Instance {
             id
         };
         let memory_mark = self.cgroup.as_ref().map_or((0, 0), Cgroup::memory_failures);
-        let line = make_line((self.concurrency > 1).then_some(id));
         let talk = async {
-            self.stdin
-                .lock()
-                .await
-                .write_all(&line)
-                .await
-                .map_err(|_| ())?;
+            send(id).await?;
             loop {
                 let notified = changed.notified();
                 {
@@ -367,6 +423,9 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        if let Some((_, task)) = &self.api {
+            task.abort();
+        }
         self.kill();
         discard(
             self.pid,
@@ -403,6 +462,20 @@ fn discard(pid: i32, reaped: bool, cgroup: Option<Cgroup>, uids: Option<UidLease
         }
         Err(_) => cleanup(),
     }
+}
+
+/// Hands an answer that came through a Runtime API to its activation, kept up to its result
+/// limit, as [`read_answers`] does for fd 3.
+fn deliver_to(shared: Arc<Mutex<Shared>>) -> crate::runtime_api::Deliver {
+    Box::new(move |id, mut body| {
+        let mut sh = lock(&shared);
+        if let Some(act) = sh.acts.get_mut(&id) {
+            let len = body.len() as u64;
+            body.truncate(act.result_limit as usize);
+            act.answer = Some((body, len));
+            act.changed.notify_waiters();
+        }
+    })
 }
 
 /// `<digits> ` at the start of `line`: the id and the length of the prefix.

@@ -1,9 +1,14 @@
 //! The process kinds a host offers: `nodejs:<major>` and `python:<major.minor>` for the
 //! interpreters it has, and `native` (an x86-64 Linux executable that speaks the action loop
 //! itself). Found on the host at start, or given by the operator (`KIND=INTERPRETER`).
+//! Lambda functions' kinds (`lambda:python3.12`, `lambda:nodejs20.x`, `lambda:provided.al2023`,
+//! decision 0025) run on the host's interpreter of their family, or (`provided*`) as the
+//! zip's own `bootstrap`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use gust_model::lambda::{self, Runtime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -23,6 +28,13 @@ impl Family {
     }
 
     fn of(kind: &str) -> Option<Family> {
+        if let Some(name) = lambda::runtime_name(kind) {
+            return Some(match lambda::runtime(name)? {
+                Runtime::Python => Family::Python,
+                Runtime::Node => Family::Node,
+                Runtime::Provided => Family::Native,
+            });
+        }
         match kind.split(':').next()? {
             "nodejs" => Some(Family::Node),
             "python" => Some(Family::Python),
@@ -42,6 +54,8 @@ pub struct Kind {
     pub interpreter: Option<PathBuf>,
     /// The default of its family (`nodejs:default` names it).
     pub default: bool,
+    /// A Lambda function's kind: its runtime speaks the Lambda Runtime API.
+    pub lambda: Option<Runtime>,
 }
 
 /// The kinds of one host.
@@ -103,15 +117,42 @@ impl Kinds {
         &self.0
     }
 
-    /// The kind a name gives (`nodejs:default` is the family's default), if offered.
-    pub fn resolve(&self, name: &str) -> Option<&Kind> {
+    /// The kind a name gives (`nodejs:default` is the family's default; a Lambda runtime
+    /// runs on its family's default), if offered.
+    pub fn resolve(&self, name: &str) -> Option<Kind> {
         if let Some(family) = name.strip_suffix(":default") {
             return self
                 .0
                 .iter()
-                .find(|k| k.family.name() == family && k.default);
+                .find(|k| k.family.name() == family && k.default)
+                .cloned();
         }
-        self.0.iter().find(|k| k.name == name)
+        if let Some(runtime) = lambda::runtime_name(name).and_then(lambda::runtime) {
+            let family = Family::of(name)?;
+            let base = self.0.iter().find(|k| k.family == family && k.default)?;
+            return Some(Kind {
+                name: name.to_string(),
+                default: false,
+                lambda: Some(runtime),
+                ..base.clone()
+            });
+        }
+        self.0.iter().find(|k| k.name == name).cloned()
+    }
+
+    /// The Lambda kinds offered, one per family this host runs (for listings).
+    pub fn lambda_examples(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (family, name) in [
+            (Family::Python, "lambda:python3.x"),
+            (Family::Node, "lambda:nodejsN.x"),
+            (Family::Native, "lambda:provided.al2023"),
+        ] {
+            if self.0.iter().any(|k| k.family == family) {
+                out.push(name.to_string());
+            }
+        }
+        out
     }
 
     /// Whether `name` is a process kind at all (offered here or not).
@@ -126,6 +167,7 @@ fn native() -> Kind {
         family: Family::Native,
         interpreter: None,
         default: true,
+        lambda: None,
     }
 }
 
@@ -151,6 +193,7 @@ fn probe(family: Family, path: &Path) -> Option<Kind> {
         family,
         interpreter: Some(path),
         default: true,
+        lambda: None,
     })
 }
 
@@ -166,6 +209,7 @@ mod tests {
                 family: Family::Node,
                 interpreter: None,
                 default: true,
+                lambda: None,
             },
             native(),
         ]);
@@ -173,6 +217,15 @@ mod tests {
         assert_eq!(kinds.resolve("nodejs:20").unwrap().name, "nodejs:20");
         assert!(kinds.resolve("nodejs:18").is_none());
         assert!(kinds.resolve("python:default").is_none());
+        let l = kinds.resolve("lambda:nodejs22.x").unwrap();
+        assert_eq!((l.family, l.lambda), (Family::Node, Some(Runtime::Node)));
+        assert_eq!(l.name, "lambda:nodejs22.x");
+        assert!(kinds.resolve("lambda:python3.11").is_none());
+        assert_eq!(
+            kinds.resolve("lambda:provided.al2023").unwrap().family,
+            Family::Native
+        );
+        assert!(kinds.resolve("lambda:java21").is_none());
         assert!(Kinds::is_process_kind("python:3.12"));
         assert!(!Kinds::is_process_kind("wasm"));
     }

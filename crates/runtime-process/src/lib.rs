@@ -20,6 +20,8 @@ pub mod cgroup;
 pub mod code;
 mod instance;
 pub mod kinds;
+mod lambda;
+mod runtime_api;
 pub mod sandbox;
 mod seccomp;
 
@@ -43,6 +45,11 @@ pub use instance::SENTINEL;
 const MB: u64 = 1024 * 1024;
 const LAUNCHER_JS: &str = include_str!("launcher/launcher.js");
 const LAUNCHER_PY: &str = include_str!("launcher/launcher.py");
+/// Gust's Lambda runtime clients: they call a Lambda handler through the Runtime API.
+const LAMBDA_JS: &str = include_str!("launcher/lambda.js");
+const LAMBDA_PY: &str = include_str!("launcher/lambda.py");
+/// How long a Lambda function's runtime may take to initialize (Lambda's own limit).
+const LAMBDA_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Memory a stem cell is started with (raised or lowered to the action's when it is used).
 const STEM_MEMORY: u64 = 256 * MB;
 /// Size of each instance's `/tmp` (also counted in its memory, being tmpfs).
@@ -341,18 +348,25 @@ impl ProcessRuntime {
 
     /// Runs one activation: on an instance of the action with room, or a new one.
     pub async fn run(self: &Arc<Self>, req: ProcessRun) -> RunOutput {
-        let Some(kind) = self.config.kinds.resolve(&req.kind).cloned() else {
+        let Some(kind) = self.config.kinds.resolve(&req.kind) else {
             return RunOutput::failed(Exit::Internal(format!(
                 "This invoker does not run kind '{}'.",
                 req.kind
             )));
         };
         let concurrency = concurrency(&kind, &req);
-        // Instances differ by caller, code, memory and concurrency.
-        let key = format!(
+        // Instances differ by caller, code, memory and concurrency (and a Lambda function's
+        // by the environment it was started with).
+        let mut key = format!(
             "{} {}/{}@{} {}MB x{}",
             req.subject, req.namespace, req.action, req.code_hash, req.memory, concurrency
         );
+        if kind.lambda.is_some() {
+            key.push_str(&format!(
+                " env {:016x}",
+                lambda::env_digest(&lambda::user_env(&req))
+            ));
+        }
         let queued = Instant::now();
         let deadline_wait = queued + req.timeout.max(Duration::from_secs(1));
         let mut init_time = Duration::ZERO;
@@ -413,9 +427,16 @@ impl ProcessRuntime {
             line.push(b'\n');
             line
         };
-        let outcome = instance
-            .exchange(make_line, deadline, req.log_limit, req.result_limit)
-            .await;
+        let outcome = if kind.lambda.is_some() {
+            let event = lambda::event(&req);
+            instance
+                .exchange_event(Some(event), deadline, req.log_limit, req.result_limit)
+                .await
+        } else {
+            instance
+                .exchange(make_line, deadline, req.log_limit, req.result_limit)
+                .await
+        };
         let Outcome {
             reply,
             mut logs,
@@ -775,7 +796,9 @@ impl ProcessRuntime {
         for kind in wanted {
             let rt = self.clone();
             tokio::spawn(async move {
-                let made = rt.spawn_instance(&kind, STEM_MEMORY, None, false).await;
+                let made = rt
+                    .spawn_instance(&kind, STEM_MEMORY, None, false, None)
+                    .await;
                 let mut st = lock(&rt.state);
                 if let Some(n) = st.stems_starting.get_mut(&kind.name) {
                     *n -= 1;
@@ -823,6 +846,9 @@ impl ProcessRuntime {
     ) -> Result<(Instance, Vec<String>, &'static str), Exit> {
         let memory = req.memory * MB;
         let folder = self.code_dir.join(&req.code_hash);
+        if kind.lambda.is_some() {
+            return self.start_lambda(kind, req, folder).await;
+        }
         let source_path = self.code_dir.join(format!("{}.src", req.code_hash));
         let source = if folder.is_dir() {
             None
@@ -859,7 +885,7 @@ impl ProcessRuntime {
             }
             None => {
                 let code = if source.is_none() { Some(folder) } else { None };
-                self.spawn_instance(kind, memory, code, network)
+                self.spawn_instance(kind, memory, code, network, None)
                     .await
                     .map_err(|e| Exit::Internal(format!("cannot start a sandbox: {e}")))?
             }
@@ -926,12 +952,15 @@ impl ProcessRuntime {
         }
     }
 
+    /// A new sandbox; with `lambda_env`, a Lambda function's (its Runtime API listening, the
+    /// environment added).
     async fn spawn_instance(
         &self,
         kind: &Kind,
         memory: u64,
         code: Option<PathBuf>,
         network: bool,
+        lambda_env: Option<Vec<(String, String)>>,
     ) -> Result<Instance, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let count = self.config.uid_count.max(1);
@@ -945,10 +974,34 @@ impl ProcessRuntime {
             ),
             None => None,
         };
-        let spec = self.spec(kind, code, network, host_id, setup_id)?;
+        let mut spec = self.spec(kind, code, network, host_id, setup_id)?;
+        // A Lambda function's Runtime API: inside its own network namespace, or (granted the
+        // host's network) on a free loopback port only its uid is served on.
+        let mut host_api = None;
+        if let Some(env) = lambda_env {
+            let address = if network {
+                let l = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|e| format!("cannot open the Runtime API: {e}"))?;
+                let a = l.local_addr().map_err(|e| e.to_string())?.to_string();
+                host_api = Some(l);
+                a
+            } else {
+                spec.runtime_api = true;
+                sandbox::RUNTIME_API.to_string()
+            };
+            spec.env.push(("AWS_LAMBDA_RUNTIME_API".into(), address));
+            spec.env.extend(env);
+        }
         let started = self.spawner.spawn(spec, cgroup.as_ref()).await;
         let started = match started {
-            Ok(s) => s,
+            Ok(mut s) => {
+                let peer_uid = host_api.as_ref().map(|_| host_id);
+                if host_api.is_some() {
+                    s.runtime_api = host_api;
+                }
+                (s, peer_uid)
+            }
             Err(e) => {
                 if let Some(c) = cgroup {
                     tokio::task::spawn_blocking(move || c.remove());
@@ -958,7 +1011,9 @@ impl ProcessRuntime {
         };
         // On failure the instance's parts are dropped: its process killed and reaped, its
         // group removed.
-        Instance::new(id, kind.family, started, cgroup, memory, lease).map_err(|e| e.to_string())
+        let (started, peer_uid) = started;
+        Instance::new(id, kind.family, started, cgroup, memory, lease, peer_uid)
+            .map_err(|e| e.to_string())
     }
 
     fn spec(
@@ -1008,8 +1063,26 @@ impl ProcessRuntime {
             ("HOME".to_string(), "/tmp".to_string()),
             ("LANG".to_string(), "C.UTF-8".to_string()),
         ];
-        let argv = match (kind.family, &kind.interpreter) {
-            (Family::Node, Some(node)) => {
+        let argv = match (kind.lambda, kind.family, &kind.interpreter) {
+            (Some(_), Family::Node, Some(node)) => {
+                env.push(("UV_USE_IO_URING".into(), "0".into()));
+                vec![
+                    node.to_string_lossy().to_string(),
+                    "-e".into(),
+                    LAMBDA_JS.into(),
+                ]
+            }
+            (Some(_), Family::Python, Some(python)) => {
+                env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+                env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+                vec![
+                    python.to_string_lossy().to_string(),
+                    "-c".into(),
+                    LAMBDA_PY.into(),
+                ]
+            }
+            (Some(_), Family::Native, _) => vec!["/action/bootstrap".to_string()],
+            (None, Family::Node, Some(node)) => {
                 env.push(("UV_USE_IO_URING".into(), "0".into()));
                 vec![
                     node.to_string_lossy().to_string(),
@@ -1017,7 +1090,7 @@ impl ProcessRuntime {
                     LAUNCHER_JS.into(),
                 ]
             }
-            (Family::Python, Some(python)) => {
+            (None, Family::Python, Some(python)) => {
                 env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
                 vec![
                     python.to_string_lossy().to_string(),
@@ -1026,7 +1099,7 @@ impl ProcessRuntime {
                     LAUNCHER_PY.into(),
                 ]
             }
-            (Family::Native, _) => vec!["/action/exec".to_string()],
+            (None, Family::Native, _) => vec!["/action/exec".to_string()],
             _ => return Err(format!("kind {} has no interpreter", kind.name)),
         };
         let cwd = if code.is_some() { "/action" } else { "/tmp" };
@@ -1045,6 +1118,7 @@ impl ProcessRuntime {
             code,
             tmp_bytes: TMP_BYTES,
             network,
+            runtime_api: false,
             host_id,
             setup_id,
             root: self.root_dir.clone(),
@@ -1112,9 +1186,10 @@ impl Drop for UidLease {
     }
 }
 
-/// Activations one instance of `kind` runs at once for `req`.
+/// Activations one instance of `kind` runs at once for `req` (a Lambda function's instance
+/// runs one event at a time, as Lambda's do).
 fn concurrency(kind: &Kind, req: &ProcessRun) -> usize {
-    if kind.family == Family::Node {
+    if kind.family == Family::Node && kind.lambda.is_none() {
         req.concurrency.max(1) as usize
     } else {
         1

@@ -42,6 +42,9 @@ pub struct Spec {
     pub tmp_bytes: u64,
     /// Keep the host's network (no network namespace).
     pub network: bool,
+    /// Listen on [`RUNTIME_API`] inside its network namespace (a Lambda function's Runtime
+    /// API, served by the invoker; decision 0025). Needs `network` false.
+    pub runtime_api: bool,
     /// The host uid and gid the function runs as.
     pub host_id: u32,
     /// The host uid and gid of the namespace's root, which builds the sandbox before the
@@ -66,7 +69,12 @@ pub struct Started {
     pub stderr: OwnedFd,
     /// Read end of the child's fd 3.
     pub result: OwnedFd,
+    /// The listening socket inside its network namespace, if the spec asked for one.
+    pub runtime_api: Option<std::net::TcpListener>,
 }
+
+/// Where a sandbox with a Runtime API finds it, inside its own network namespace.
+pub const RUNTIME_API: &str = "127.0.0.1:9001";
 
 enum Op {
     Mkdir(CString),
@@ -903,6 +911,15 @@ fn start(
             return reap(format!("{}: {e}", f.display()));
         }
     }
+    // Before the child runs anything of its own: its Runtime API is listening when it starts.
+    let runtime_api = if spec.runtime_api && !spec.network {
+        match listen_inside(pid) {
+            Ok(l) => Some(l),
+            Err(e) => return reap(format!("cannot open the Runtime API: {e}")),
+        }
+    } else {
+        None
+    };
     let mut sync = File::from(sync_w);
     if let Err(e) = sync.write_all(&[1]) {
         return reap(format!("cannot start the sandbox: {e}"));
@@ -935,5 +952,70 @@ fn start(
         stdout: stdout_r,
         stderr: stderr_r,
         result: result_r,
+        runtime_api,
     })
+}
+
+/// Set when the sandbox thread could not come back to the server's network namespace: it
+/// then opens no Runtime API again (a later network-granted sandbox would be born there).
+static NET_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Enters `pid`'s network namespace on this thread, brings its loopback up, listens on
+/// [`RUNTIME_API`] there and comes back. The socket stays in that namespace: only the
+/// sandbox can connect to it, and the server accepts on it from its own.
+fn listen_inside(pid: i32) -> std::io::Result<std::net::TcpListener> {
+    if NET_LOST.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(std::io::Error::other(
+            "the sandbox thread is not in the server's network namespace",
+        ));
+    }
+    let own = File::open("/proc/thread-self/ns/net")?;
+    let theirs = File::open(format!("/proc/{pid}/ns/net"))?;
+    enter_net(&theirs)?;
+    let listened = loopback_up().and_then(|()| std::net::TcpListener::bind(RUNTIME_API));
+    if let Err(e) = enter_net(&own) {
+        NET_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(error = %e, "the sandbox thread cannot return to the server's network namespace; Runtime APIs are refused from now on");
+        return Err(e);
+    }
+    let listener = listened?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Moves the calling thread into the network namespace `ns` (a `/proc/<pid>/ns/net` file).
+fn enter_net(ns: &File) -> std::io::Result<()> {
+    // SAFETY: setns on an open namespace file; it changes this thread only.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `lo` up in the calling thread's network namespace (a new one has it down, and
+/// without it 127.0.0.1 is not an address).
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a datagram socket, closed by OwnedFd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor socket(2) just returned.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS with a valid ifreq naming `lo`.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &raw mut req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

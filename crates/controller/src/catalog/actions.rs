@@ -509,6 +509,7 @@ impl Controller {
             offered.extend(composer.kinds().iter().map(|k| k.to_string()));
         }
         offered.extend(self.kinds().all().iter().map(|k| k.name.clone()));
+        offered.extend(self.kinds().lambda_examples());
         bad(format!(
             "kind '{kind}' is not supported; this server runs: {}.",
             offered.join(", ")
@@ -544,9 +545,12 @@ impl Controller {
         &self,
         exec: ExecPut,
     ) -> Result<(Exec, Vec<u8>, String), ControllerError> {
-        let Some(kind) = self.kinds().resolve(&exec.kind).cloned() else {
+        let Some(kind) = self.kinds().resolve(&exec.kind) else {
             return Err(self.unsupported_kind(&exec.kind));
         };
+        if kind.lambda.is_some() {
+            return self.accept_lambda_code(kind, exec);
+        }
         let Some(text) = exec.code else {
             return Err(bad(format!(
                 "exec.code is required for kind '{}'.",
@@ -587,6 +591,73 @@ impl Controller {
         };
         Ok((exec, code, hash))
     }
+}
+
+impl Controller {
+    /// A Lambda function's code: a zip (with a `bootstrap` for a `provided` runtime) and its
+    /// handler (decision 0025).
+    fn accept_lambda_code(
+        &self,
+        kind: gust_runtime_process::kinds::Kind,
+        exec: ExecPut,
+    ) -> Result<(Exec, Vec<u8>, String), ControllerError> {
+        let provided = kind.lambda == Some(gust_model::lambda::Runtime::Provided);
+        let Some(text) = exec.code else {
+            return Err(bad(format!(
+                "exec.code (a base64 zip) is required for kind '{}'.",
+                kind.name
+            )));
+        };
+        let code = self.decode_code(&text)?;
+        if !gust_runtime_process::code::is_zip(&code) {
+            return Err(bad(format!(
+                "A Lambda function's code (kind '{}') is a zip archive, given in base64.",
+                kind.name
+            )));
+        }
+        let names = gust_runtime_process::code::zip_names(&code).map_err(bad)?;
+        if provided && !names.iter().any(|n| n == "bootstrap") {
+            return Err(bad(
+                "The zip of a provided runtime holds no executable named bootstrap at its top level.",
+            ));
+        }
+        let main = match exec.main {
+            Some(h) if valid_handler(&h) => Some(h),
+            Some(h) => {
+                return Err(bad(format!(
+                    "The handler '{h}' is not a Lambda handler (module.function: letters, digits, _, -, / and dots, at most 128 characters)."
+                )));
+            }
+            None if provided => None,
+            None => {
+                return Err(bad(format!(
+                    "exec.main, the handler (for example app.handler), is required for kind '{}'.",
+                    kind.name
+                )));
+            }
+        };
+        let hash = gust_runtime_wasm::code_hash(&code);
+        let exec = Exec {
+            kind: kind.name,
+            code: None,
+            binary: true,
+            main,
+            components: None,
+            http: false,
+        };
+        Ok((exec, code, hash))
+    }
+}
+
+/// A Lambda handler: `module.function` (the module may have a folder path), as Lambda allows.
+fn valid_handler(h: &str) -> bool {
+    h.len() <= 128
+        && h.contains('.')
+        && !h.starts_with(['/', '.'])
+        && !h.ends_with('.')
+        && !h.contains("..")
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./$".contains(&b))
 }
 
 /// OpenWhisk's test for binary code: trimmed, not empty, a multiple of 4 long, and only the

@@ -1,0 +1,326 @@
+//! The Lambda Runtime API of one instance (decision 0025): `GET /2018-06-01/runtime/
+//! invocation/next`, `POST .../invocation/{id}/response`, `.../invocation/{id}/error` and
+//! `/2018-06-01/runtime/init/error`, served by the invoker on a socket only that instance
+//! can reach.
+//!
+//! The pool speaks to it through [`RuntimeApi::offer`]: the instance's initialization (done
+//! when the runtime first asks for an event, failed when it posts an init error) or an
+//! event. An answer is handed to the activation it belongs to through the `deliver`
+//! callback, as the result text of `gust_model::lambda` (`{"ok": true}` or
+//! `{"error": "..."}` for the initialization).
+//!
+//! **Invariant:** a response is taken only for the request id of an event this instance
+//! was given and has not answered; anything else is refused as Lambda's Runtime API refuses
+//! it (`InvalidRequestID`), changing nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use gust_model::lambda;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::lock;
+
+/// A response or error body the API takes at most (Lambda's is 6 MB; the activation keeps
+/// what its result limit allows).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+const PREFIX: &str = "/2018-06-01/runtime";
+
+/// One event for the runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    pub request_id: String,
+    pub body: Vec<u8>,
+    /// Milliseconds since the epoch.
+    pub deadline_ms: u64,
+    pub function_arn: String,
+    pub trace_id: String,
+}
+
+/// Hands an activation (by the instance's exchange id) its answer.
+pub(crate) type Deliver = Box<dyn Fn(u64, Vec<u8>) + Send + Sync>;
+
+#[derive(Default)]
+struct State {
+    /// The exchange waiting for the runtime's first `/next` (its initialization).
+    init: Option<u64>,
+    /// Events not yet taken by `/next`.
+    queue: VecDeque<(u64, Event)>,
+    /// Events taken and not answered: request id -> exchange id.
+    running: HashMap<String, u64>,
+}
+
+pub(crate) struct RuntimeApi {
+    state: Mutex<State>,
+    queued: Notify,
+    deliver: Deliver,
+}
+
+impl RuntimeApi {
+    pub(crate) fn new(deliver: Deliver) -> Arc<RuntimeApi> {
+        Arc::new(RuntimeApi {
+            state: Mutex::new(State::default()),
+            queued: Notify::new(),
+            deliver,
+        })
+    }
+
+    /// Gives exchange `exchange` to the runtime: its initialization (`None`), or an event.
+    pub(crate) fn offer(&self, exchange: u64, event: Option<Event>) {
+        let mut st = lock(&self.state);
+        match event {
+            None => st.init = Some(exchange),
+            Some(e) => {
+                st.queue.push_back((exchange, e));
+                self.queued.notify_one();
+            }
+        }
+    }
+
+    /// Serves connections on `listener` until the task is aborted. With `peer_uid`, a
+    /// connection is served only when the connecting socket belongs to that host uid (a
+    /// listener on the host's loopback, which other processes could reach).
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        peer_uid: Option<u32>,
+    ) {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            if let Some(uid) = peer_uid {
+                let local = stream.local_addr().ok();
+                if local.is_none_or(|l| socket_uid(peer, l) != Some(uid)) {
+                    tracing::warn!(%peer, "a connection to a Runtime API from another process was refused");
+                    continue;
+                }
+            }
+            let api = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let api = api.clone();
+                    async move { Ok::<_, Infallible>(api.handle(req).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_string();
+        let Some(rest) = path.strip_prefix(PREFIX) else {
+            return invalid(StatusCode::NOT_FOUND, "InvalidRequest", "Unknown path");
+        };
+        let method = req.method().clone();
+        let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        match (method, parts.as_slice()) {
+            (Method::GET, ["invocation", "next"]) => self.next().await,
+            (Method::POST, ["invocation", id, "response"]) => {
+                let id = id.to_string();
+                match read_body(req).await {
+                    Ok(body) => self.answer(&id, |b| response_result(&b), body),
+                    Err(r) => r,
+                }
+            }
+            (Method::POST, ["invocation", id, "error"]) => {
+                let id = id.to_string();
+                match read_body(req).await {
+                    Ok(body) => self.answer(&id, |b| lambda::result_of_error(&b), body),
+                    Err(r) => r,
+                }
+            }
+            (Method::POST, ["init", "error"]) => match read_body(req).await {
+                Ok(body) => self.init_error(&body),
+                Err(r) => r,
+            },
+            _ => invalid(
+                StatusCode::NOT_FOUND,
+                "InvalidRequest",
+                "Unknown Runtime API path or method",
+            ),
+        }
+    }
+
+    /// The runtime is ready: its initialization (if pending) is done; it waits for an event.
+    async fn next(&self) -> Response<Full<Bytes>> {
+        if let Some(init) = lock(&self.state).init.take() {
+            (self.deliver)(init, br#"{"ok":true}"#.to_vec());
+        }
+        let (exchange, event) = loop {
+            let queued = self.queued.notified();
+            if let Some(e) = lock(&self.state).queue.pop_front() {
+                break e;
+            }
+            queued.await;
+        };
+        lock(&self.state)
+            .running
+            .insert(event.request_id.clone(), exchange);
+        let mut r = Response::new(Full::new(Bytes::from(event.body)));
+        let h = r.headers_mut();
+        for (name, value) in [
+            ("content-type", "application/json".to_string()),
+            ("lambda-runtime-aws-request-id", event.request_id),
+            ("lambda-runtime-deadline-ms", event.deadline_ms.to_string()),
+            ("lambda-runtime-invoked-function-arn", event.function_arn),
+            ("lambda-runtime-trace-id", event.trace_id),
+        ] {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+        r
+    }
+
+    /// A response or an error for request `id`, turned into its activation's result.
+    fn answer(
+        &self,
+        id: &str,
+        result: impl FnOnce(Bytes) -> Vec<u8>,
+        body: Bytes,
+    ) -> Response<Full<Bytes>> {
+        let Some(exchange) = lock(&self.state).running.remove(id) else {
+            return invalid(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestID",
+                "Invalid request ID",
+            );
+        };
+        (self.deliver)(exchange, result(body));
+        accepted()
+    }
+
+    /// The runtime could not initialize: the pending initialization fails with its error
+    /// (`errorType: errorMessage`); an init error after that fails the event it runs, if any.
+    fn init_error(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        let mut st = lock(&self.state);
+        if let Some(init) = st.init.take() {
+            drop(st);
+            let why = json!({"error": describe_error(body)});
+            (self.deliver)(init, serde_json::to_vec(&why).unwrap_or_default());
+            return accepted();
+        }
+        let running: Vec<u64> = st.running.drain().map(|(_, e)| e).collect();
+        drop(st);
+        for exchange in running {
+            (self.deliver)(exchange, lambda::result_of_error(body));
+        }
+        accepted()
+    }
+}
+
+/// A runtime's response as an activation result; a body that is not JSON is kept as text.
+fn response_result(body: &[u8]) -> Vec<u8> {
+    lambda::result_of_response(body).unwrap_or_else(|| {
+        let text = Value::String(String::from_utf8_lossy(body).into_owned());
+        lambda::result_of_response(text.to_string().as_bytes()).unwrap_or_default()
+    })
+}
+
+/// `errorType: errorMessage` of a runtime's error body, or the body itself.
+fn describe_error(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+    match (field("errorType"), field("errorMessage")) {
+        ("", "") => String::from_utf8_lossy(body).chars().take(1000).collect(),
+        (t, "") => t.to_string(),
+        ("", m) => m.to_string(),
+        (t, m) => format!("{t}: {m}"),
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(invalid(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "The body is larger than the Runtime API takes",
+        )),
+    }
+}
+
+fn accepted() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(br#"{"status":"OK"}"#)));
+    *r.status_mut() = StatusCode::ACCEPTED;
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn invalid(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = json!({"errorType": kind, "errorMessage": message}).to_string();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The host uid owning the TCP socket at `peer` connected to `local` (IPv4 loopback),
+/// from `/proc/net/tcp`.
+fn socket_uid(peer: std::net::SocketAddr, local: std::net::SocketAddr) -> Option<u32> {
+    let (std::net::SocketAddr::V4(p), std::net::SocketAddr::V4(l)) = (peer, local) else {
+        return None;
+    };
+    let hex = |a: std::net::SocketAddrV4| {
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(a.ip().octets()),
+            a.port()
+        )
+    };
+    let (want_local, want_remote) = (hex(p), hex(l));
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&want_local.as_str()) && f.get(2) == Some(&want_remote.as_str()))
+            .then(|| f.get(7)?.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_described_by_type_and_message() {
+        assert_eq!(
+            describe_error(br#"{"errorType":"Runtime.ImportModuleError","errorMessage":"No module named 'app'"}"#),
+            "Runtime.ImportModuleError: No module named 'app'"
+        );
+        assert_eq!(describe_error(b"plain"), "plain");
+    }
+
+    #[test]
+    fn a_response_that_is_not_json_is_kept_as_text() {
+        let v: Value = serde_json::from_slice(&response_result(b"hello")).unwrap();
+        assert_eq!(lambda::payload(&v), &json!("hello"));
+    }
+
+    #[test]
+    fn a_socket_is_found_by_its_addresses() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(socket_uid(peer, s.local_addr().unwrap()), Some(me));
+        drop(c);
+    }
+}
