@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::extract::{Caller, QueryString, RawBody, body, malformed, params};
 use crate::http_action::{self, Answer, Call, Cors, Extension, requested_headers};
+use crate::lambda_http;
 use crate::respond::{ApiResult, json_response};
 use crate::{ApiError, Gateway};
 
@@ -294,12 +295,23 @@ async fn serve(gw: &Gateway, ns: &str, rest: &str, req: Request) -> Answer {
         }
         Err(e) => return Answer::new(Err(e.into()), cors),
     };
-    let ext = if route.response_type == "http" {
+    // A Lambda function answers by payload format 2.0's rules whatever the route's response
+    // type, as behind an HTTP API: they already answer a response without a `statusCode` as
+    // `json` would.
+    let ext = if route.response_type == "http"
+        || gust_model::lambda::is_lambda_kind(&resolved.action.exec.kind)
+    {
         Extension::Http
     } else {
         Extension::Json
     };
     // The route's own path is the action's `__ow_path`; a `.json` route projects nothing.
+    let lambda_route = lambda_http::Route::api(
+        &route.method,
+        &route.path,
+        req.uri().path(),
+        &route.base_path,
+    );
     let call = Call {
         owner: &owner,
         action: &resolved,
@@ -308,6 +320,7 @@ async fn serve(gw: &Gateway, ns: &str, rest: &str, req: Request) -> Answer {
         ow_path: path,
         path_params,
         route: Some(route_name(&route.base_path, &route.path)),
+        lambda_route,
         req,
     };
     // The route, not the action, decides CORS.

@@ -3,7 +3,11 @@
 //! and the query and body, or with `raw-http` the raw `__ow_query` and `__ow_body`), the
 //! result becomes the response, chosen by the [`Extension`]; `require-whisk-auth` and CORS
 //! are checked and added here. A wasi:http handler gets the request itself. Semantics are
-//! OpenWhisk's. Imports the kit only.
+//! OpenWhisk's, except for a Lambda function (`lambda:<runtime>` kinds): its input is Lambda's
+//! HTTP payload format 2.0 event and, with `.http` (or no extension), its response is read as
+//! Lambda's function URLs read it (`lambda_http`); another extension renders the function's
+//! response (`gust_model::lambda::payload`) as it renders an OpenWhisk action's result.
+//! Imports the kit only.
 //!
 //! **Invariant:** an action is served here only if its `web-export` annotation is truthy;
 //! otherwise the answer is the same 404 as for an action that does not exist. A request can
@@ -25,6 +29,7 @@ use gust_model::{ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
 
 use crate::extract::{basic_identity, bearer, malformed, payload_too_large, too_long};
+use crate::lambda_http::{self, Credentials};
 use crate::respond::{Finished, accepted, internal, with_activation_id};
 use crate::{ApiError, Gateway};
 
@@ -35,7 +40,7 @@ const CORS_HEADERS: &str =
     "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent";
 /// Headers a function's response may not set: they frame the message or manage the
 /// connection, which only the server does.
-const HOP_BY_HOP: &[&str] = &[
+pub(crate) const HOP_BY_HOP: &[&str] = &[
     "connection",
     "content-length",
     "keep-alive",
@@ -107,7 +112,17 @@ pub(crate) struct Call<'a> {
     /// The API route that serves the request (`/base/path` as declared), if one does: a
     /// token restricted to it may call it.
     pub(crate) route: Option<String>,
+    /// What a Lambda function's event says served the request (`routeKey`, `rawPath`).
+    pub(crate) lambda_route: lambda_http::Route,
     pub(crate) req: Request,
+}
+
+/// Whose conventions the action is served by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    OpenWhisk,
+    /// A Lambda function: payload format 2.0.
+    Lambda,
 }
 
 /// Whether the platform adds OpenWhisk's CORS headers to an answer.
@@ -189,6 +204,7 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
         ow_path,
         path_params,
         route,
+        lambda_route,
         req,
     } = call;
     let action = &resolved.action;
@@ -196,16 +212,46 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
     if action.exec.http {
         return serve_handler(gw, owner, resolved, ow_path, user, req).await;
     }
-    let input = if action.annotation_is_truthy(annotations::RAW_HTTP) {
-        Input::Raw
+    let served = if gust_model::lambda::is_lambda_kind(&action.exec.kind) {
+        Served::Lambda
     } else {
-        Input::Parsed
+        Served::OpenWhisk
     };
     let max = gw.controller.system_limits().max_payload;
-    let mut params = request_params(req, input, ow_path, user, max).await?;
-    for (k, v) in path_params {
-        params.insert(k, Value::String(v));
-    }
+    let params = match served {
+        Served::Lambda => {
+            let credentials = if truthy(annotation(
+                &action.annotations,
+                annotations::REQUIRE_WHISK_AUTH,
+            )) {
+                Credentials::Platform
+            } else {
+                Credentials::Function
+            };
+            let (parts, body) = read_request(req, max).await?;
+            lambda_http::event(
+                &parts,
+                &body,
+                &lambda_route,
+                &path_params,
+                credentials,
+                user.as_deref(),
+                std::time::SystemTime::now(),
+            )
+        }
+        Served::OpenWhisk => {
+            let input = if action.annotation_is_truthy(annotations::RAW_HTTP) {
+                Input::Raw
+            } else {
+                Input::Parsed
+            };
+            let mut params = request_params(req, input, ow_path, user, max).await?;
+            for (k, v) in path_params {
+                params.insert(k, Value::String(v));
+            }
+            params
+        }
+    };
     let outcome = gw
         .controller
         .invoke(Invocation {
@@ -218,9 +264,19 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
             activation_id: None,
         })
         .await?;
-    match outcome {
-        InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => Ok(accepted(&id)),
-        InvokeOutcome::Completed(record) => finished_response(record.get(), ext, projection),
+    match (outcome, served, ext) {
+        (InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id), Served::Lambda, _) => {
+            Ok(lambda_http::unfinished_response(&id))
+        }
+        (InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id), Served::OpenWhisk, _) => {
+            Ok(accepted(&id))
+        }
+        (InvokeOutcome::Completed(record), Served::Lambda, Extension::Http) => {
+            lambda_http::finished_response(record.get())
+        }
+        (InvokeOutcome::Completed(record), served, _) => {
+            finished_response(record.get(), served, ext, projection)
+        }
     }
 }
 
@@ -282,15 +338,11 @@ enum Input {
     Raw,
 }
 
-/// The action's parameters from the request; `ow_path` is its `__ow_path`, `user` its
-/// `__ow_user`.
-async fn request_params(
+/// The request's head and whole body, at most `MAX_WEB_BODY` and `max_payload` bytes of it.
+async fn read_request(
     req: Request,
-    input: Input,
-    ow_path: &str,
-    user: Option<String>,
     max_payload: u64,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<(axum::http::request::Parts, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, MAX_WEB_BODY)
         .await
@@ -300,6 +352,19 @@ async fn request_params(
     if body.len() as u64 > max_payload {
         return Err(payload_too_large(body.len(), max_payload));
     }
+    Ok((parts, body))
+}
+
+/// The action's parameters from the request; `ow_path` is its `__ow_path`, `user` its
+/// `__ow_user`.
+async fn request_params(
+    req: Request,
+    input: Input,
+    ow_path: &str,
+    user: Option<String>,
+    max_payload: u64,
+) -> Result<Map<String, Value>, ApiError> {
+    let (parts, body) = read_request(req, max_payload).await?;
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -358,7 +423,7 @@ fn reject_reserved(key: &str) -> Result<(), ApiError> {
 
 /// Whether a response body of this content type is text (sent as the action wrote it)
 /// rather than bytes (which the action writes base64-encoded).
-fn is_text(content_type: &str) -> bool {
+pub(crate) fn is_text(content_type: &str) -> bool {
     let ct = content_type.to_ascii_lowercase();
     let ct = ct.split(';').next().unwrap_or("").trim();
     ct.is_empty()
@@ -479,19 +544,29 @@ async fn serve_handler(
     Ok(with_activation_id(res, &id))
 }
 
-/// The response for a finished activation; `projection` selects from its result.
-fn finished_response(record: &str, ext: Extension, projection: &str) -> Result<Response, ApiError> {
+/// The response for a finished activation; `projection` selects from its result (a Lambda
+/// function's: from its response).
+fn finished_response(
+    record: &str,
+    served: Served,
+    ext: Extension,
+    projection: &str,
+) -> Result<Response, ApiError> {
     let record = Finished::read(record)?;
     let id = record.activation_id;
     let raw = record.response.result;
     // The common case answers with the result's text as stored: no value is built.
     if record.response.status == ActivationStatus::Success
+        && served == Served::OpenWhisk
         && ext == Extension::Json
         && projection.trim_matches('/').is_empty()
     {
         return Ok(with_activation_id(json_answer(raw.get().to_owned()), &id));
     }
-    let result: Value = serde_json::from_str(raw.get()).map_err(internal)?;
+    let mut result: Value = serde_json::from_str(raw.get()).map_err(internal)?;
+    if served == Served::Lambda && record.response.status == ActivationStatus::Success {
+        result = gust_model::lambda::payload(&result).clone();
+    }
     let res = match record.response.status {
         ActivationStatus::Success => render(result, ext, projection, StatusCode::OK),
         ActivationStatus::ApplicationError => {

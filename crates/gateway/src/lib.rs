@@ -5,7 +5,7 @@
 //! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
 //! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`) each hold one REST resource's handlers and its
 //! `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
-//! `http_action`) is what resources share. **Wiring** (`router`, this file) puts them
+//! `http_action`, `lambda_http`) is what resources share. **Wiring** (`router`, this file) puts them
 //! together.
 //!
 //! **Invariant:** a resource module imports the kit, never another resource; the kit imports
@@ -26,6 +26,7 @@ mod error;
 mod extract;
 pub mod guard;
 mod http_action;
+mod lambda_http;
 mod query;
 mod request_id;
 mod respond;

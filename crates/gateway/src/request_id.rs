@@ -64,35 +64,52 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
         let guard = self.guard.clone();
+        let id = RequestId::new();
+        req.extensions_mut().insert(id.clone());
         let seen = Guard::before(&req);
         if let Some(refused) = guard.refuse(&req) {
-            return Box::pin(async move { Ok(guarded(&guard, seen, refused).await) });
+            return Box::pin(async move { Ok(guarded(&guard, seen, refused, id).await) });
         }
         if self.ahead.takes(&req) {
             let answer = self.ahead.answer(req);
-            return Box::pin(async move { Ok(guarded(&guard, seen, answer.await).await) });
+            return Box::pin(async move { Ok(guarded(&guard, seen, answer.await, id).await) });
         }
         let response = self.inner.call(req);
         Box::pin(async move {
             let res = response.await?;
-            Ok(guarded(&guard, seen, res).await)
+            Ok(guarded(&guard, seen, res, id).await)
         })
     }
 }
 
-async fn guarded(guard: &Guard, seen: crate::guard::Seen, res: Response) -> Response {
+/// A request's id: in the request's extensions from before routing (a Lambda function's
+/// event names it as `requestContext.requestId`), and in the response's `X-Request-ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestId(pub(crate) String);
+
+impl RequestId {
+    fn new() -> Self {
+        RequestId(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+async fn guarded(
+    guard: &Guard,
+    seen: crate::guard::Seen,
+    res: Response,
+    id: RequestId,
+) -> Response {
     let refused = Guard::refused(&res);
-    let mut res = with_request_id(res).await;
+    let mut res = with_request_id(res, &id.0).await;
     guard.answered(seen, refused, &mut res);
     res
 }
 
 /// Names the response's request in `X-Request-ID`, and writes an error's body with that id
 /// as `code`.
-async fn with_request_id(mut res: Response) -> Response {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+async fn with_request_id(mut res: Response, id: &str) -> Response {
     let plain_error = res.status().as_u16() >= 400
         && res.extensions().get::<ErrorBody>().is_none()
         && res
@@ -113,14 +130,14 @@ async fn with_request_id(mut res: Response) -> Response {
     if let Some(ErrorBody(message)) = res.extensions_mut().remove::<ErrorBody>() {
         let status = res.status();
         let headers = std::mem::take(res.headers_mut());
-        res = (status, error_body(&message, &id)).into_response();
+        res = (status, error_body(&message, id)).into_response();
         for (k, v) in headers.iter() {
             if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
                 res.headers_mut().insert(k, v.clone());
             }
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id) {
         res.headers_mut().insert("x-request-id", v);
     }
     res

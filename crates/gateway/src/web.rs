@@ -11,6 +11,7 @@ use axum::response::Response;
 use gust_controller::ControllerError;
 
 use crate::http_action::{self, Answer, Call, Cors, Extension, requested_headers};
+use crate::lambda_http;
 use crate::{ApiError, Gateway};
 
 pub(crate) fn router() -> Router<Gateway> {
@@ -34,6 +35,20 @@ fn split_target(rest: &str) -> (&str, Extension, &str) {
         },
         None => (first, Extension::Http, path),
     }
+}
+
+/// What follows the action's segment of a web request's path, undecoded: `/a%20b` of
+/// `/api/v1/web/{ns}/{pkg}/{action}/a%20b` (empty when nothing does).
+fn raw_extra_path(uri_path: &str) -> &str {
+    let mut rest = uri_path;
+    // `api`, `v1`, `web`, the namespace, the package and the action.
+    for _ in 0..6 {
+        match rest.get(1..).and_then(|r| r.find('/')) {
+            Some(i) => rest = &rest[i + 1..],
+            None => return "",
+        }
+    }
+    rest
 }
 
 /// `/api/v1/web/{ns}/{pkg}/{*rest}`.
@@ -70,6 +85,8 @@ async fn serve(gw: &Gateway, ns: &str, pkg: &str, rest: &str, req: Request) -> A
         }
         Err(e) => return Answer::new(Err(e.into()), Cors::Add),
     };
+    // A Lambda function's web action is its function URL.
+    let lambda_route = lambda_http::Route::function_url(raw_extra_path(req.uri().path()));
     let call = Call {
         owner: &owner,
         action: &resolved,
@@ -78,6 +95,7 @@ async fn serve(gw: &Gateway, ns: &str, pkg: &str, rest: &str, req: Request) -> A
         ow_path: extra_path,
         path_params: Vec::new(),
         route: None,
+        lambda_route,
         req,
     };
     http_action::serve(gw, call).await
@@ -96,5 +114,15 @@ mod tests {
             ("hello", Extension::Http, "/a/b")
         );
         assert_eq!(split_target("v1.2"), ("v1.2", Extension::Http, ""));
+    }
+
+    #[test]
+    fn raw_extra_paths() {
+        assert_eq!(raw_extra_path("/api/v1/web/ns/default/fn"), "");
+        assert_eq!(raw_extra_path("/api/v1/web/ns/default/fn/"), "/");
+        assert_eq!(
+            raw_extra_path("/api/v1/web/ns/pkg/fn.http/a%2Fb/c%20d"),
+            "/a%2Fb/c%20d"
+        );
     }
 }

@@ -119,6 +119,15 @@ pub fn http_handler() -> Vec<u8> {
         .unwrap_or_else(|e| panic!("gust_test_http_handler.wasm: {e}"))
 }
 
+/// A Lambda custom runtime built with AWS's Rust `lambda_runtime` crate
+/// (`tests/lambda-rust`), the `bootstrap` executable of a `provided.al2023` function.
+pub fn lambda_rust_bootstrap() -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR
+        .get_or_init(|| build_package("tests/lambda-rust/Cargo.toml", "x86_64-unknown-linux-gnu"));
+    std::fs::read(dir.join("bootstrap")).unwrap_or_else(|e| panic!("bootstrap: {e}"))
+}
+
 /// The JavaScript wasi:http handler (`tests/js-handler/handler.js` compiled with
 /// componentize-js), or `None` when its npm packages are not installed
 /// (`npm ci --prefix tests/js-handler`).

@@ -510,3 +510,45 @@ async fn with_the_hosts_network_the_runtime_api_serves_its_own_instance_only() {
     let r = s.invoke("py", json!({})).await;
     assert_eq!(result(&r)["calls"], 2, "{}", r.body);
 }
+
+/// A bootstrap built with AWS's Rust `lambda_runtime` crate, unchanged (it panics at start
+/// without the function's name, version and memory in its environment, and on an event
+/// without a deadline).
+#[tokio::test]
+async fn a_rust_lambda_runtime_bootstrap_runs_unchanged() {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        eprintln!("SKIPPED a_rust_lambda_runtime_bootstrap_runs_unchanged: x86-64 Linux only");
+        return;
+    }
+    let Some(s) = lambda_server("a_rust_lambda_runtime_bootstrap_runs_unchanged", &[]).await else {
+        return;
+    };
+    let bootstrap = gust_testkit::lambda_rust_bootstrap();
+    let code = zip(&[("bootstrap", &bootstrap, true)]);
+    create(&s, "rust", "lambda:provided.al2023", None, &code).await;
+    let r = s.invoke("rust", json!({"n": 1})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = result(&r);
+    assert_eq!(out["runtime"], "rust lambda_runtime", "{}", r.body);
+    assert_eq!(out["event"], json!({"n": 1}));
+    assert_eq!(out["request_id"], r.body["activationId"]);
+    assert_eq!(out["function"], "rust");
+    assert_eq!(out["memory"], 256);
+    assert!(
+        r.body["logs"].to_string().contains("rust handler saw"),
+        "{}",
+        r.body
+    );
+    let r = s.invoke("rust", json!({"fail": true})).await;
+    assert_eq!(
+        r.body["response"]["status"], "application error",
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        result(&r)["error"]["errorMessage"],
+        "asked to fail",
+        "{}",
+        r.body
+    );
+}
