@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use gust_model::lambda::{self, Runtime};
 use gust_model::run::Exit;
 
-use crate::instance::{Instance, Reply};
+use crate::instance::{Instance, Outcome, Reply};
 use crate::kinds::Kind;
 use crate::runtime_api::Event;
-use crate::{LAMBDA_INIT_TIMEOUT, MB, ProcessRun, ProcessRuntime};
+use crate::{Failed, LAMBDA_INIT_TIMEOUT, MB, ProcessRun, ProcessRuntime};
 
 /// Variables Lambda reserves: a function's own environment cannot set them.
 const RESERVED: &[&str] = &[
@@ -127,11 +127,12 @@ impl ProcessRuntime {
         kind: &Kind,
         req: &ProcessRun,
         folder: PathBuf,
-    ) -> Result<(Instance, Vec<String>, &'static str), Exit> {
+    ) -> Result<(Instance, Vec<String>, &'static str), Failed> {
         if !folder.is_dir() {
             return Err(Exit::Internal(
                 "the function's code is not unpacked on this invoker".into(),
-            ));
+            )
+            .into());
         }
         let id = self.next_id.load(std::sync::atomic::Ordering::Relaxed);
         let network = self.config.network_namespaces.contains(&req.namespace);
@@ -149,32 +150,39 @@ impl ProcessRuntime {
         let outcome = instance
             .exchange_event(None, deadline, req.log_limit, req.result_limit)
             .await;
-        match &outcome.reply {
-            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(kept) {
+        let Outcome {
+            reply,
+            logs,
+            memory_mark,
+            ..
+        } = outcome;
+        let exit = match reply {
+            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
                 Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
-                    Ok((instance, outcome.logs, "cold"))
+                    return Ok((instance, logs, "cold"));
                 }
-                v => Err(Exit::Init(
+                v => Exit::Init(
                     v.ok()
                         .and_then(|v| v.get("error")?.as_str().map(str::to_string))
                         .unwrap_or_else(|| "the runtime failed to start".into()),
-                )),
+                ),
             },
-            Reply::Timeout => Err(Exit::Init(format!(
+            Reply::Timeout => Exit::Init(format!(
                 "the runtime did not ask for an event within {} s of its start",
                 LAMBDA_INIT_TIMEOUT.as_secs()
-            ))),
+            )),
             Reply::Exited => {
                 instance.kill();
                 let how = instance.exited().await;
-                if instance.out_of_memory(outcome.memory_mark) {
-                    Err(Exit::OutOfMemory)
+                if instance.out_of_memory(memory_mark) {
+                    Exit::OutOfMemory
                 } else {
-                    Err(Exit::Init(format!(
+                    Exit::Init(format!(
                         "the runtime ended before asking for an event: {how}"
-                    )))
+                    ))
                 }
             }
-        }
+        };
+        Err(Failed { exit, logs })
     }
 }

@@ -384,10 +384,11 @@ impl ProcessRuntime {
                             start = how;
                             break self.started(&key, i);
                         }
-                        Err(exit) => {
+                        Err(Failed { exit, logs }) => {
                             self.release_slot(&key, req.memory * MB);
                             let mut out = RunOutput::failed(exit);
                             out.init_time = started.elapsed();
+                            out.logs = logs;
                             return out;
                         }
                     }
@@ -843,7 +844,7 @@ impl ProcessRuntime {
         kind: &Kind,
         req: &ProcessRun,
         concurrency: usize,
-    ) -> Result<(Instance, Vec<String>, &'static str), Exit> {
+    ) -> Result<(Instance, Vec<String>, &'static str), Failed> {
         let memory = req.memory * MB;
         let folder = self.code_dir.join(&req.code_hash);
         if kind.lambda.is_some() {
@@ -922,34 +923,39 @@ impl ProcessRuntime {
             init_ms = (began.elapsed() - spawned).as_secs_f64() * 1000.0,
             "instance started"
         );
-        match &outcome.reply {
-            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(kept) {
+        let Outcome {
+            reply,
+            logs,
+            memory_mark,
+            ..
+        } = outcome;
+        let exit = match reply {
+            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
                 Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
                     // From now on it runs `concurrency` activations at once.
                     instance.set_concurrency(concurrency);
-                    Ok((instance, outcome.logs, how))
+                    return Ok((instance, logs, how));
                 }
-                Ok(v) => Err(Exit::Init(
+                Ok(v) => Exit::Init(
                     v.get("error")
                         .and_then(|e| e.as_str())
                         .unwrap_or("the launcher refused the code")
                         .to_string(),
-                )),
-                Err(_) => Err(Exit::Init(
-                    "the launcher answered something that is not JSON".into(),
-                )),
+                ),
+                Err(_) => Exit::Init("the launcher answered something that is not JSON".into()),
             },
-            Reply::Timeout => Err(Exit::Timeout),
+            Reply::Timeout => Exit::Timeout,
             Reply::Exited => {
                 instance.kill();
                 let how = instance.exited().await;
-                if instance.out_of_memory(outcome.memory_mark) {
-                    Err(Exit::OutOfMemory)
+                if instance.out_of_memory(memory_mark) {
+                    Exit::OutOfMemory
                 } else {
-                    Err(Exit::Init(how))
+                    Exit::Init(how)
                 }
             }
-        }
+        };
+        Err(Failed { exit, logs })
     }
 
     /// A new sandbox; with `lambda_env`, a Lambda function's (its Runtime API listening, the
@@ -1193,6 +1199,21 @@ fn concurrency(kind: &Kind, req: &ProcessRun) -> usize {
         req.concurrency.max(1) as usize
     } else {
         1
+    }
+}
+
+/// A start that failed: why, and what the instance logged meanwhile.
+struct Failed {
+    exit: Exit,
+    logs: Vec<String>,
+}
+
+impl From<Exit> for Failed {
+    fn from(exit: Exit) -> Failed {
+        Failed {
+            exit,
+            logs: Vec::new(),
+        }
     }
 }
 

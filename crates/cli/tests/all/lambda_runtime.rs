@@ -194,6 +194,9 @@ async fn a_handler_that_cannot_load_fails_its_init_with_lambdas_error_type() {
     let e = result(&r)["error"].as_str().unwrap().to_string();
     assert!(e.contains("Runtime.ImportModuleError"), "{e}");
     assert!(e.contains("missing"), "{e}");
+    // What the runtime logged while it failed is in the record.
+    let logs = r.body["logs"].to_string();
+    assert!(logs.contains("ModuleNotFoundError"), "{logs}");
 
     // Bad input changes nothing: no zip, no handler, a provided zip without bootstrap.
     let r = put(
