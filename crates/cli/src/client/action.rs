@@ -91,6 +91,10 @@ pub struct PutArgs {
     /// again (a GET shows `{"key": KEY, "secret": true}`); repeatable.
     #[arg(long = "secret", num_args = 2, value_names = ["KEY", "VALUE"])]
     pub secret: Vec<String>,
+    /// Environment variable KEY VALUE of the function (an `init` parameter: a Lambda
+    /// function's environment, an OpenWhisk action's `process.env`); repeatable.
+    #[arg(long = "env", num_args = 2, value_names = ["KEY", "VALUE"])]
+    pub env: Vec<String>,
     /// Annotation KEY VALUE; repeatable.
     #[arg(short = 'a', long = "annotation", num_args = 2, value_names = ["KEY", "VALUE"])]
     pub annotation: Vec<String>,
@@ -280,8 +284,24 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
         }
         None => {}
     }
-    if let Some(list) = parameter_list(&args.param, args.param_file.as_ref(), &args.secret)? {
-        body.insert("parameters".into(), list);
+    // `--env` pairs are `init` parameters, over any parameter of the same name.
+    let env: Vec<Value> = args
+        .env
+        .chunks_exact(2)
+        .map(|pair| json!({ "key": pair[0], "value": pair[1], "init": true }))
+        .collect();
+    match parameter_list(&args.param, args.param_file.as_ref(), &args.secret)? {
+        Some(Value::Array(mut items)) => {
+            for e in env {
+                items.retain(|kv| kv["key"] != e["key"]);
+                items.push(e);
+            }
+            body.insert("parameters".into(), Value::Array(items));
+        }
+        _ if !env.is_empty() => {
+            body.insert("parameters".into(), Value::Array(env));
+        }
+        _ => {}
     }
     if !args.annotation.is_empty() || args.web.is_some() {
         let mut annotations = parameters(&args.annotation, None)?;

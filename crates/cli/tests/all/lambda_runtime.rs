@@ -555,3 +555,70 @@ async fn a_rust_lambda_runtime_bootstrap_runs_unchanged() {
         r.body
     );
 }
+
+/// `gust action create NAME function.zip --kind lambda:... --main HANDLER --env K V`.
+#[tokio::test]
+async fn the_gust_client_creates_a_lambda_function_with_its_environment() {
+    let Some(s) = lambda_server(
+        "the_gust_client_creates_a_lambda_function_with_its_environment",
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let zip_path = home.path().join("function.zip");
+    let code = zip(&[("app.py", PY_APP.as_bytes(), false)]);
+    std::fs::write(
+        &zip_path,
+        base64::engine::general_purpose::STANDARD
+            .decode(code)
+            .unwrap(),
+    )
+    .unwrap();
+    let gust = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gust"))
+            .args(args)
+            .env("HOME", home.path())
+            .env("GUST_CONFIG_DIR", home.path().join("config"))
+            .env("GUST_APIHOST", &s.apihost)
+            .env("GUST_AUTH", &s.auth)
+            .output()
+            .unwrap()
+    };
+    let zip_arg = zip_path.to_str().unwrap();
+    let out = gust(&[
+        "action",
+        "create",
+        "viacli",
+        zip_arg,
+        "--kind",
+        "lambda:python3.11",
+        "--main",
+        "app.handler",
+        "--env",
+        "GREETING",
+        "from the cli",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = gust(&["action", "invoke", "viacli", "-p", "k", "v", "--result"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["greeting"], "from the cli", "{result}");
+    assert_eq!(result["event"], json!({"k": "v"}));
+    let list = gust(&["action", "list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("lambda:python3.11"),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+}
