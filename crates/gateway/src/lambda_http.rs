@@ -33,8 +33,11 @@
 //!
 //! **Credentials:** when the action requires authentication (`require-whisk-auth`), the
 //! `Authorization` and `X-Require-Whisk-Auth` headers are the platform's and never reach the
-//! function; otherwise they are the function's own (a function URL with auth type `NONE`
-//! passes them on too).
+//! function. Otherwise they are the function's own (a function URL with auth type `NONE`
+//! passes them on too, and functions check their own bearer tokens), except HTTP Basic
+//! credentials, which are a namespace key's form: a browser sends the ones it remembers for
+//! the gateway's origin to every function served there (decision 0012), so they never reach
+//! one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
@@ -138,15 +141,19 @@ pub(crate) fn event(
             }
             continue;
         }
-        if credentials == Credentials::Platform
-            && (name == header::AUTHORIZATION || name.as_str() == "x-require-whisk-auth")
-        {
+        let platforms = name == header::AUTHORIZATION || name.as_str() == "x-require-whisk-auth";
+        if platforms && credentials == Credentials::Platform {
             continue;
         }
-        headers.insert(
-            name.as_str().to_string(),
-            Value::String(values.collect::<Vec<_>>().join(",")),
-        );
+        let values: Vec<String> = if name == header::AUTHORIZATION {
+            values.filter(|v| !is_basic(v)).collect()
+        } else {
+            values.collect()
+        };
+        if values.is_empty() {
+            continue;
+        }
+        headers.insert(name.as_str().to_string(), Value::String(values.join(",")));
     }
     let raw_query = parts.uri.query().unwrap_or("");
     let mut query: Map<String, Value> = Map::new();
@@ -245,6 +252,14 @@ pub(crate) fn event(
     }
     event.insert("isBase64Encoded".into(), Value::Bool(base64_encoded));
     event
+}
+
+/// Whether an `Authorization` value holds HTTP Basic credentials.
+fn is_basic(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
 }
 
 fn lossy(v: &HeaderValue) -> String {
@@ -616,6 +631,24 @@ mod tests {
             e["requestContext"]["authorizer"]["iam"]["userId"],
             "caller-ns"
         );
+    }
+
+    #[test]
+    fn basic_credentials_never_reach_a_public_function() {
+        for (value, kept) in [
+            ("Basic Z3Vlc3Q6a2V5", false),
+            ("basic Z3Vlc3Q6a2V5", false),
+            ("Bearer app-token", true),
+            ("Custom Basic", true),
+        ] {
+            let p = parts("GET", "/x", &[("authorization", value)]);
+            let e = event_of(&p, b"", &Route::function_url(""));
+            assert_eq!(
+                e["headers"].get("authorization").is_some(),
+                kept,
+                "{value}: {e}"
+            );
+        }
     }
 
     #[test]

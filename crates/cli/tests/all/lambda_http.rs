@@ -34,6 +34,9 @@ def handler(event, context):
 /// Fails: a function error.
 const FAIL: &str = "def handler(event, context):\n    raise ValueError('no such thing')\n";
 
+/// Outlasts its time limit.
+const SLOW: &str = "import time\n\ndef handler(event, context):\n    time.sleep(30)\n";
+
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -69,10 +72,24 @@ fn package(source: &str) -> String {
 
 /// Creates `name`, a web-exported Lambda function with handler `app.handler` in `source`.
 async fn lambda_function(s: &Server, name: &str, source: &str) {
+    lambda_function_with(s, name, source, json!([]), json!({})).await;
+}
+
+/// Like [`lambda_function`], with more annotations and these limits.
+async fn lambda_function_with(
+    s: &Server,
+    name: &str,
+    source: &str,
+    annotations: Value,
+    limits: Value,
+) {
+    let mut a = vec![json!({ "key": "web-export", "value": true })];
+    a.extend(annotations.as_array().cloned().unwrap_or_default());
     let body = json!({
         "exec": { "kind": "lambda:python3.11", "main": "app.handler", "code": package(source),
                   "binary": true },
-        "annotations": [{ "key": "web-export", "value": true }],
+        "annotations": a,
+        "limits": limits,
     });
     let r = s
         .call(
@@ -102,6 +119,7 @@ async fn a_web_action_serves_a_lambda_function_with_payload_format_2() {
                 ("x-many", "one"),
                 ("x-many", "two"),
                 ("cookie", "a=1; b=2"),
+                ("authorization", "Bearer the-apps-own-token"),
             ],
             b"hello lambda".to_vec(),
         )
@@ -122,6 +140,8 @@ async fn a_web_action_serves_a_lambda_function_with_payload_format_2() {
     assert_eq!(e["headers"]["x-many"], "one,two");
     assert_eq!(e["headers"]["user-agent"], "gust-test");
     assert!(e["headers"].get("cookie").is_none(), "{}", e["headers"]);
+    // A public function checks its own bearer tokens.
+    assert_eq!(e["headers"]["authorization"], "Bearer the-apps-own-token");
     assert_eq!(e["body"], "hello lambda");
     assert_eq!(e["isBase64Encoded"], false);
     assert!(e.get("pathParameters").is_none());
@@ -145,10 +165,18 @@ async fn a_web_action_serves_a_lambda_function_with_payload_format_2() {
     assert!(c["time"].as_str().is_some_and(|t| t.ends_with(" +0000")));
 
     // No path, no query, no body; a binary body arrives base64-encoded.
+    // HTTP Basic credentials (a namespace key, which browsers resend by themselves) never
+    // reach a function.
     let r = s
-        .web("GET", "/api/v1/web/guest/default/echo", &[], vec![])
+        .web(
+            "GET",
+            "/api/v1/web/guest/default/echo",
+            &[("authorization", "Basic Z3Vlc3Q6a2V5")],
+            vec![],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["headers"].get("authorization").is_none());
     assert_eq!(r.body["rawPath"], "/");
     assert_eq!(r.body["rawQueryString"], "");
     assert!(r.body.get("body").is_none());
@@ -214,6 +242,58 @@ async fn a_lambda_response_object_becomes_the_http_response() {
     let id = r.header("x-openwhisk-activation-id").unwrap().to_string();
     let record = s.wait_for_record(&id).await;
     assert_eq!(record["response"]["status"], "application error");
+
+    // So is a timeout: on Lambda a function that runs out of time has failed.
+    lambda_function_with(&s, "slow", SLOW, json!([]), json!({ "timeout": 1000 })).await;
+    let r = s
+        .web("GET", "/api/v1/web/guest/default/slow", &[], vec![])
+        .await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.body, json!({ "message": "Internal Server Error" }));
+    let id = r.header("x-openwhisk-activation-id").unwrap().to_string();
+    let record = s.wait_for_record(&id).await;
+    assert_eq!(record["response"]["status"], "action developer error");
+}
+
+#[tokio::test]
+async fn a_lambda_function_that_requires_authentication_never_sees_the_credentials() {
+    let Some(s) =
+        lambda_server("a_lambda_function_that_requires_authentication_never_sees_the_credentials")
+            .await
+    else {
+        return;
+    };
+    lambda_function_with(
+        &s,
+        "guarded",
+        ECHO,
+        json!([{ "key": "require-whisk-auth", "value": "s3cret" }]),
+        json!({}),
+    )
+    .await;
+    let url = "/api/v1/web/guest/default/guarded";
+    assert_eq!(s.web("GET", url, &[], vec![]).await.status, 401);
+    let r = s
+        .web("GET", url, &[("x-require-whisk-auth", "wrong")], vec![])
+        .await;
+    assert_eq!(r.status, 401);
+    let r = s
+        .web(
+            "GET",
+            url,
+            &[
+                ("x-require-whisk-auth", "s3cret"),
+                ("authorization", "Bearer something"),
+                ("x-kept", "yes"),
+            ],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = &r.body["headers"];
+    assert!(h.get("x-require-whisk-auth").is_none(), "{h}");
+    assert!(h.get("authorization").is_none(), "{h}");
+    assert_eq!(h["x-kept"], "yes");
 }
 
 #[tokio::test]
