@@ -70,5 +70,18 @@ fn runtimes(kinds: &gust_runtime_process::kinds::Kinds) -> Value {
             out.insert(k.family.name().into(), json!([entry]));
         }
     }
+    // Lambda functions (decision 0025): any `python3.N` or `nodejsN.x` on the family's
+    // interpreter, `provided*` as the zip's own bootstrap.
+    let lambda: Vec<Value> = kinds
+        .lambda_examples()
+        .into_iter()
+        .map(|k| {
+            json!({ "kind": k, "default": false, "deprecated": false, "attached": false,
+                         "image": "AWS Lambda function (zip, Runtime API)" })
+        })
+        .collect();
+    if !lambda.is_empty() {
+        out.insert("lambda".into(), Value::Array(lambda));
+    }
     Value::Object(out)
 }

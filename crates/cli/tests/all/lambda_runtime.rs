@@ -107,6 +107,13 @@ async fn a_python_handler_runs_through_the_runtime_api_and_stays_warm() {
     else {
         return;
     };
+    // The platform's description lists the Lambda runtimes beside OpenWhisk's.
+    let info = s.call("GET", "/api/v1", None).await.body;
+    let lambda = info["runtimes"]["lambda"].to_string();
+    assert!(
+        lambda.contains("lambda:python3.x") && lambda.contains("lambda:nodejsN.x"),
+        "{info}"
+    );
     let code = zip(&[("app.py", PY_APP.as_bytes(), false)]);
     create(&s, "py", "lambda:python3.11", Some("app.handler"), &code).await;
     let r = s.invoke("py", json!({"name": "x"})).await;
