@@ -62,8 +62,13 @@ async fn lambda_server(test: &str) -> Option<Server> {
 
 /// A Lambda deployment package: `app.py` holding `source`, base64-encoded.
 fn package(source: &str) -> String {
+    package_file("app.py", source)
+}
+
+/// A Lambda deployment package of one file, base64-encoded.
+fn package_file(name: &str, source: &str) -> String {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    w.start_file("app.py", zip::write::SimpleFileOptions::default())
+    w.start_file(name, zip::write::SimpleFileOptions::default())
         .unwrap();
     w.write_all(source.as_bytes()).unwrap();
     let bytes = w.finish().unwrap().into_inner();
@@ -341,4 +346,51 @@ async fn an_api_route_serves_a_lambda_function_with_its_path_parameters() {
     assert_eq!(r.header("x-route"), Some("POST /items"));
     assert_eq!(r.header("x-path"), Some("/api/guest/shop/items"));
     assert_eq!(r.bytes, b"\x00\xfftext");
+}
+
+#[tokio::test]
+async fn a_nodejs_function_gets_the_same_event_and_answers_the_same_way() {
+    let Some(s) =
+        lambda_server("a_nodejs_function_gets_the_same_event_and_answers_the_same_way").await
+    else {
+        return;
+    };
+    let info = s.call("GET", "/api/v1", None).await.body;
+    if info["runtimes"]["nodejs"].is_null() {
+        eprintln!(
+            "SKIPPED a_nodejs_function_gets_the_same_event_and_answers_the_same_way: no node"
+        );
+        return;
+    }
+    let source = "exports.handler = async (event) => ({ statusCode: 202, \
+                  headers: { 'content-type': 'application/json' }, cookies: ['n=1'], \
+                  body: JSON.stringify({ path: event.rawPath, q: event.queryStringParameters, \
+                  method: event.requestContext.http.method }) });\n";
+    let body = json!({
+        "exec": { "kind": "lambda:nodejs20.x", "main": "index.handler",
+                  "code": package_file("index.js", source), "binary": true },
+        "annotations": [{ "key": "web-export", "value": true }],
+    });
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/node?overwrite=true",
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .web(
+            "DELETE",
+            "/api/v1/web/guest/default/node/a/b?k=v",
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.header("set-cookie"), Some("n=1"));
+    assert_eq!(
+        r.body,
+        json!({ "path": "/a/b", "q": { "k": "v" }, "method": "DELETE" })
+    );
 }
