@@ -1,5 +1,5 @@
-//! Identity: who a request's key names (authentication), and which namespaces it may use
-//! (authorization: its own; `_` names it).
+//! Identity: who a request's key names (authentication: the key itself, or a signature made
+//! with it), and which namespaces it may use (authorization: its own; `_` names it).
 
 use std::sync::Arc;
 
@@ -54,6 +54,29 @@ impl Controller {
         }
     }
 
+    /// Checks a request signed with the secret of namespace key `uuid` (AWS Signature
+    /// Version 4: the access key id is the key's uuid, the secret access key the key):
+    /// `sign` computes the signature the secret gives the request, compared with `given` in
+    /// time that depends on their lengths only.
+    pub async fn verify_signature(
+        &self,
+        uuid: &str,
+        given: &[u8],
+        sign: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Result<SignatureCheck, ControllerError> {
+        let Some(ns) = self.namespace_by_uuid(uuid).await? else {
+            return Ok(SignatureCheck::UnknownKey);
+        };
+        if !constant_time_eq(&sign(ns.key.as_bytes()), given) {
+            return Ok(SignatureCheck::Mismatch);
+        }
+        Ok(SignatureCheck::Verified(Identity {
+            namespace: ns.name.clone(),
+            uuid: ns.uuid.clone(),
+            limits: ns.limits,
+        }))
+    }
+
     /// Resolves the namespace of a path (`_` is the caller's own) and checks the caller may
     /// use it; 403 otherwise.
     pub fn authorize<'a>(
@@ -72,6 +95,17 @@ impl Controller {
             .await?
             .ok_or(ControllerError::NotFound)
     }
+}
+
+/// What [`Controller::verify_signature`] found.
+#[derive(Debug)]
+pub enum SignatureCheck {
+    /// The key gives this signature: the request is its namespace's.
+    Verified(Identity),
+    /// No namespace key has this uuid.
+    UnknownKey,
+    /// The key exists and gives another signature (a wrong secret, or a changed request).
+    Mismatch,
 }
 
 /// Whether two secrets are equal, in time that depends on their length only (a caller timing

@@ -50,7 +50,7 @@ pub use error::ControllerError;
 pub use gust_model::Identity;
 pub use gust_store::ActivationQuery;
 pub use handler::HandlerOutcome;
-pub use identity::constant_time_eq;
+pub use identity::{SignatureCheck, constant_time_eq};
 pub use invoke::{
     Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Prepared, Wait, encode, prepare_input,
 };

@@ -111,7 +111,7 @@ impl Guard {
     pub(crate) fn before(req: &Request) -> Seen {
         Seen {
             credentials_from: carries_credentials(req).then(|| peer(req)).flatten(),
-            api: req.uri().path().starts_with("/api/v1/namespaces"),
+            api: is_api(req.uri().path()),
         }
     }
 
@@ -153,6 +153,14 @@ impl Guard {
 pub(crate) struct Seen {
     credentials_from: Option<IpAddr>,
     api: bool,
+}
+
+/// Whether `path` is the management API's (OpenWhisk's or Lambda's), whose answers hold
+/// records and parameters.
+fn is_api(path: &str) -> bool {
+    ["/api/v1/namespaces", "/2015-03-31/", "/2021-10-31/"]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 fn carries_credentials(req: &Request) -> bool {

@@ -3,8 +3,8 @@
 //! one status code and OpenWhisk's JSON error body, in one place ([`error`]).
 //!
 //! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
-//! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`) each hold one REST resource's handlers and its
-//! `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
+//! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`, and `lambda`, AWS Lambda's
+//! API) each hold one REST resource's handlers and its `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
 //! `http_action`, `lambda_http`) is what resources share. **Wiring** (`router`, this file) puts them
 //! together.
 //!
@@ -36,6 +36,7 @@ mod actions;
 mod activations;
 mod apis;
 mod hooks;
+mod lambda;
 mod namespaces;
 mod packages;
 mod rules;
@@ -145,7 +146,7 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let hyper_service = connection_service(service.clone(), peer);
+        let hyper_service = connection_service(service.clone(), peer, acceptor.is_some());
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let acceptor = acceptor.clone();
@@ -186,11 +187,17 @@ pub async fn serve(
     Ok(())
 }
 
-/// The service of one connection: each request gets the client's address, then goes to the
-/// gateway's service.
+/// Whether a request came over TLS: what the URLs the gateway hands out (a Lambda function
+/// URL) start with. A request handed to [`service`] without it came over plain HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedOverTls(pub bool);
+
+/// The service of one connection: each request gets the client's address and whether the
+/// connection is TLS, then goes to the gateway's service.
 fn connection_service<S>(
     service: S,
     peer: std::net::SocketAddr,
+    tls: bool,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = axum::response::Response,
@@ -215,6 +222,7 @@ where
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
+        req.extensions_mut().insert(ServedOverTls(tls));
         let mut service = service.clone();
         async move {
             std::future::poll_fn(|cx| service.poll_ready(cx)).await?;

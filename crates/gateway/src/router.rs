@@ -8,7 +8,7 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, hooks, namespaces, packages, rules, sites, system, tokens,
+    actions, activations, apis, hooks, lambda, namespaces, packages, rules, sites, system, tokens,
     triggers, web,
 };
 
@@ -29,6 +29,7 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(activations::router())
         .merge(tokens::router())
         .merge(web::router())
+        .merge(lambda::router())
         .fallback(|| async { ApiError::not_found() })
         // Applies to the routes merged above, not to any added later.
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed(METHODS) })

@@ -10,6 +10,7 @@ mod guard;
 mod handlers;
 mod hostile;
 mod isolation;
+mod lambda_api;
 mod lambda_http;
 mod lambda_runtime;
 mod owclient;
