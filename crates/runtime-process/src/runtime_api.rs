@@ -27,9 +27,12 @@ use tokio::sync::Notify;
 
 use crate::lock;
 
-/// A response or error body the API takes at most (Lambda's is 6 MB; the activation keeps
-/// what its result limit allows).
-const MAX_BODY: usize = 16 * 1024 * 1024;
+/// A response or error body the API takes at most (Lambda's limit, 6 MB, and room for its
+/// framing; the activation keeps what its result limit allows).
+const MAX_BODY: usize = 6 * 1024 * 1024 + 1024;
+/// Connections one instance may hold open at once (a runtime needs one or two): a hostile
+/// function cannot make the invoker hold more.
+const MAX_CONNECTIONS: usize = 8;
 const PREFIX: &str = "/2018-06-01/runtime";
 
 /// One event for the runtime.
@@ -91,8 +94,13 @@ impl RuntimeApi {
         listener: tokio::net::TcpListener,
         peer_uid: Option<u32>,
     ) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::debug!(%peer, "a Runtime API connection over the limit was closed");
                 continue;
             };
             if let Some(uid) = peer_uid {
@@ -112,6 +120,7 @@ impl RuntimeApi {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)
                     .await;
+                drop(slot);
             });
         }
     }

@@ -137,7 +137,9 @@ async fn a_python_handler_runs_through_the_runtime_api_and_stays_warm() {
     );
     let logs = r.body["logs"].to_string();
     assert!(logs.contains("event for py"), "{logs}");
-    // The same instance answers again: its global state is still there.
+    // The same instance answers again, after being frozen while idle (500 ms): its global
+    // state is still there.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let r = s.invoke("py", json!({})).await;
     assert_eq!(result(&r)["calls"], 2, "{}", r.body);
     assert!(!r.body["logs"].to_string().contains("name"), "{}", r.body);
@@ -429,6 +431,23 @@ def slow(event, context):
     import time
     time.sleep(3)
     return {"slow": True}
+
+def flood(event, context):
+    # Connections to its own Runtime API beyond what a runtime needs are closed, not served.
+    host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+    held, closed = [], 0
+    for _ in range(40):
+        s = socket.create_connection((host, int(port)), timeout=2)
+        held.append(s)
+    for s in held:
+        s.settimeout(0.5)
+        try:
+            s.sendall(b"GET /2018-06-01/runtime/invocation/none HTTP/1.1\r\nHost: x\r\n\r\n")
+            if s.recv(100) == b"":
+                closed += 1
+        except OSError:
+            closed += 1
+    return {"closed": closed}
 "#;
 
 #[tokio::test]
@@ -530,10 +549,12 @@ async fn a_rust_lambda_runtime_bootstrap_runs_unchanged() {
         eprintln!("SKIPPED a_rust_lambda_runtime_bootstrap_runs_unchanged: x86-64 Linux only");
         return;
     }
+    // Built before the server starts: a build of a minute would outlast the server's idle
+    // keep-alive (30 s) and the client's pooled connection with it.
+    let bootstrap = gust_testkit::lambda_rust_bootstrap();
     let Some(s) = lambda_server("a_rust_lambda_runtime_bootstrap_runs_unchanged", &[]).await else {
         return;
     };
-    let bootstrap = gust_testkit::lambda_rust_bootstrap();
     let code = zip(&[("bootstrap", &bootstrap, true)]);
     create(&s, "rust", "lambda:provided.al2023", None, &code).await;
     let r = s.invoke("rust", json!({"n": 1})).await;
