@@ -17,6 +17,8 @@ import io
 import json
 import os
 import sys
+import urllib.error
+import urllib.request
 import zipfile
 
 import boto3
@@ -278,8 +280,17 @@ def functions():
     refused(lambda: lam.create_function_url_config(FunctionName="hello", AuthType="NONE"), "ResourceConflictException", 409)
     refused(lambda: lam.create_function_url_config(FunctionName="second", AuthType="AWS_IAM"), "InvalidParameterValueException", 400)
     check(lam.get_function_url_config(FunctionName="hello")["AuthType"] == "NONE", "GetFunctionUrlConfig reads it back")
+    # The URL serves the function to anyone, unsigned (payload format 2.0 in, the response out).
+    with urllib.request.urlopen(url["FunctionUrl"] + "?q=1") as r:
+        served = json.loads(r.read())
+    check(r.status == 200 and served == {"greeting": "hello", "version": 2}, f"the function URL serves the function: {served}")
     lam.delete_function_url_config(FunctionName="hello")
     refused(lambda: lam.get_function_url_config(FunctionName="hello"), "ResourceNotFoundException", 404)
+    try:
+        urllib.request.urlopen(url["FunctionUrl"])
+        raise AssertionError("the URL still serves the function after DeleteFunctionUrlConfig")
+    except urllib.error.HTTPError as e:
+        check(e.code == 404, "without its URL config the function is no longer served")
 
     # Delete.
     deleted = lam.delete_function(FunctionName="hello")
