@@ -244,6 +244,26 @@ def functions():
     err = json.loads(failed["Payload"].read())
     check(err.get("errorType") == "ValueError" and err.get("errorMessage") == "asked to fail", f"the error body is the runtime's: {err}")
 
+    # Runs that fail on their own: a timeout, a handler that cannot load.
+    lam.create_function(
+        FunctionName="slow", Runtime="python3.11", Role=role, Handler="app.handler", Timeout=1,
+        Code={"ZipFile": zipped("import time\n\ndef handler(event, context):\n    time.sleep(5)\n")},
+    )
+    slow = lam.invoke(FunctionName="slow", Payload=b"{}")
+    err = json.loads(slow["Payload"].read())
+    check(slow["StatusCode"] == 200 and slow.get("FunctionError") == "Unhandled", "a timeout is 200 + Unhandled")
+    check(err.get("errorType") == "Sandbox.Timedout" and "Task timed out after 1.00 seconds" in err.get("errorMessage", ""), f"a timeout is Sandbox.Timedout: {err}")
+    lam.create_function(
+        FunctionName="broken", Runtime="python3.11", Role=role, Handler="app.handler",
+        Code={"ZipFile": zipped("import no_such_module\n")},
+    )
+    broken = lam.invoke(FunctionName="broken", Payload=b"{}")
+    err = json.loads(broken["Payload"].read())
+    check(broken["StatusCode"] == 200 and broken.get("FunctionError") == "Unhandled", "a failed init is 200 + Unhandled")
+    check(err.get("errorType") == "Runtime.ImportModuleError" and "no_such_module" in err.get("errorMessage", ""), f"a failed import is Runtime.ImportModuleError: {err}")
+    lam.delete_function(FunctionName="slow")
+    lam.delete_function(FunctionName="broken")
+
     # Payloads Gust does not take.
     refused(lambda: lam.invoke(FunctionName="hello", Payload=b"[1, 2]"), "InvalidRequestContentException", 400)
     refused(lambda: lam.invoke(FunctionName="hello", Payload=b"{not json"), "InvalidRequestContentException", 400)

@@ -243,6 +243,12 @@ fn developer_error(record: &Value) -> Value {
                 (ms % 1000) / 10
             ),
         )
+    } else if let Some(reason) = message.strip_prefix("Initialization has failed due to: ") {
+        // A runtime's init error names its type first (`Runtime.ImportModuleError: ...`).
+        return match reason.split_once(": ") {
+            Some((t, m)) if is_error_type(t) => json!({ "errorType": t, "errorMessage": m }),
+            _ => json!({ "errorType": "Runtime.InitError", "errorMessage": reason }),
+        };
     } else if message.starts_with("Initialization has failed") {
         ("Runtime.InitError", message.to_string())
     } else if message.contains("exhausted its memory") {
@@ -253,6 +259,13 @@ fn developer_error(record: &Value) -> Value {
         ("Runtime.ExitError", message.to_string())
     };
     json!({ "errorType": error_type, "errorMessage": message })
+}
+
+/// Whether `t` reads as a Lambda error type (`Runtime.ImportModuleError`, `Sandbox.Timedout`).
+fn is_error_type(t: &str) -> bool {
+    t.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty() && !b.is_empty() && t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.')
+    })
 }
 
 fn annotation<'a>(record: &'a Value, key: &str) -> &'a Value {
@@ -383,6 +396,12 @@ mod tests {
             json!([]),
             "Runtime.InitError",
         );
+        let e = check(
+            json!({"error": "Initialization has failed due to: Runtime.ImportModuleError: No module named 'app'"}),
+            json!([]),
+            "Runtime.ImportModuleError",
+        );
+        assert_eq!(e["errorMessage"], "No module named 'app'");
         check(
             json!({"error": "The action did not produce a valid response and exited unexpectedly (exit status 1)."}),
             json!([{"key": "timeout", "value": false}]),
