@@ -54,6 +54,11 @@ impl Controller {
         }
     }
 
+    /// Whether `uuid` names a namespace key: a signed request's body is read only then.
+    pub async fn is_key(&self, uuid: &str) -> Result<bool, ControllerError> {
+        Ok(self.namespace_by_uuid(uuid).await?.is_some())
+    }
+
     /// Checks a request signed with the secret of namespace key `uuid` (AWS Signature
     /// Version 4: the access key id is the key's uuid, the secret access key the key):
     /// `sign` computes the signature the secret gives the request, compared with `given` in

@@ -301,7 +301,8 @@ impl FromRequest<Gateway> for Signed {
         let method = req.method().clone();
         let uri = req.uri().clone();
         let headers = req.headers().clone();
-        // The header is checked before the body is read: an unsigned request costs nothing.
+        // The header, the date and the key id are checked before the body is read: an
+        // unsigned request or one of an unknown key costs nothing.
         let value = match headers.get(header::AUTHORIZATION) {
             None => return Err(LambdaError::missing_authentication()),
             Some(v) => v.to_str().map_err(|_| {
@@ -310,6 +311,10 @@ impl FromRequest<Gateway> for Signed {
         };
         let cred = parse_authorization(value)?;
         let amz_date = check_date(&headers, &cred, now())?;
+        // The body (up to 70 MB for code) is read only for a key that exists.
+        if !gw.controller.is_key(cred.access_key).await? {
+            return Err(LambdaError::unrecognized_client());
+        }
         let body = Bytes::from_request(req, gw)
             .await
             .map_err(LambdaError::from_body_rejection)?;
