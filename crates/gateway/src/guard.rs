@@ -77,6 +77,13 @@ impl Guard {
         if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        if is_lambda(req.uri().path()) {
+            // Lambda's clients read the error's type from this header.
+            res.headers_mut().insert(
+                "x-amzn-errortype",
+                HeaderValue::from_static("TooManyRequestsException"),
+            );
+        }
         Some(res)
     }
 
@@ -158,7 +165,12 @@ pub(crate) struct Seen {
 /// Whether `path` is the management API's (OpenWhisk's or Lambda's), whose answers hold
 /// records and parameters.
 fn is_api(path: &str) -> bool {
-    ["/api/v1/namespaces", "/2015-03-31/", "/2021-10-31/"]
+    path.starts_with("/api/v1/namespaces") || is_lambda(path)
+}
+
+/// Whether `path` is AWS Lambda's API.
+fn is_lambda(path: &str) -> bool {
+    ["/2015-03-31/", "/2021-10-31/"]
         .iter()
         .any(|p| path.starts_with(p))
 }

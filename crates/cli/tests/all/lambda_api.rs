@@ -140,6 +140,8 @@ async fn unsigned_requests_are_refused_as_lambda_refuses_them() {
             );
         } else {
             assert_eq!(r.status(), 429, "attempt {attempt}");
+            assert_eq!(r.headers()["x-amzn-errortype"], "TooManyRequestsException");
+            assert!(r.headers().contains_key("retry-after"));
         }
     }
     // A signature dated 20 minutes ago has expired (checked before the key is). Another
