@@ -4,8 +4,9 @@ Run by crates/cli/tests/all/lambda_api.rs with tests/lambda/.venv/bin/python:
 
     boto3_flow.py auth       signatures and refusals (needs no function runtime)
     boto3_flow.py functions  create, wait, get, list, update, invoke (all three types, log tail,
-                             a function error), function URL config, delete (needs Gust's
-                             Lambda runtime, kind lambda:python3.11)
+                             a function error, a timeout, a failed import), a Node.js
+                             handler, function URL config, delete (needs Gust's Lambda
+                             runtime: kinds lambda:python3.11 and lambda:nodejs20.x)
 
 Environment: GUST_ENDPOINT (http://127.0.0.1:port), GUST_KEY_ID (the namespace key's uuid),
 GUST_SECRET (the key). Each check that fails raises; the last line printed is a JSON object
@@ -32,11 +33,11 @@ REGION = "us-east-1"
 ARN_PREFIX = f"arn:aws:lambda:{REGION}:000000000000:function:"
 
 
-def client(key_id=KEY_ID, secret=SECRET):
+def client(key_id=KEY_ID, secret=SECRET, region=REGION):
     return boto3.client(
         "lambda",
         endpoint_url=ENDPOINT,
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         # One attempt: a refusal must be seen as it is, and nothing is run twice.
@@ -114,6 +115,12 @@ def auth():
     check(
         e.response["Error"]["Message"] == f"Function not found: {ARN_PREFIX}nope",
         "a missing function is named by its ARN",
+    )
+    # Any region signs; the ARNs Gust answers name it.
+    e = refused(lambda: client(region="eu-west-3").get_function(FunctionName="nope"), "ResourceNotFoundException", 404)
+    check(
+        e.response["Error"]["Message"] == "Function not found: arn:aws:lambda:eu-west-3:000000000000:function:nope",
+        "another region verifies and names itself in the ARN",
     )
     # An ARN travels as %3A and is signed encoded twice: a 404, not a 403, says it verified.
     refused(lambda: good.get_function(FunctionName=ARN_PREFIX + "nope"), "ResourceNotFoundException", 404)
@@ -243,6 +250,27 @@ def functions():
     check(failed["StatusCode"] == 200 and failed.get("FunctionError") == "Unhandled", "a function error is 200 + Unhandled")
     err = json.loads(failed["Payload"].read())
     check(err.get("errorType") == "ValueError" and err.get("errorMessage") == "asked to fail", f"the error body is the runtime's: {err}")
+
+    # A Node.js handler, through the same API.
+    node_app = io.BytesIO()
+    with zipfile.ZipFile(node_app, "w") as z:
+        z.writestr(
+            "index.js",
+            "exports.handler = async (event, context) => {\n"
+            "  if (event.fail) { throw new TypeError('node failed'); }\n"
+            "  return { runtime: 'node', name: event.name, fn: context.functionName };\n"
+            "};\n",
+        )
+    lam.create_function(
+        FunctionName="node-fn", Runtime="nodejs20.x", Role=role, Handler="index.handler",
+        Code={"ZipFile": node_app.getvalue()},
+    )
+    out = json.loads(lam.invoke(FunctionName="node-fn", Payload=b'{"name": "ada"}')["Payload"].read())
+    check(out == {"runtime": "node", "name": "ada", "fn": "node-fn"}, f"a Node.js handler answers: {out}")
+    failed = lam.invoke(FunctionName="node-fn", Payload=b'{"fail": true}')
+    err = json.loads(failed["Payload"].read())
+    check(failed.get("FunctionError") == "Unhandled" and err.get("errorType") == "TypeError" and err.get("errorMessage") == "node failed", f"a Node.js error is the runtime's body: {err}")
+    lam.delete_function(FunctionName="node-fn")
 
     # Runs that fail on their own: a timeout, a handler that cannot load.
     lam.create_function(

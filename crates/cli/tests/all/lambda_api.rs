@@ -1,8 +1,9 @@
 //! AWS Lambda's control and invoke API driven by boto3 itself (`tests/lambda/boto3_flow.py`,
 //! run with `tests/lambda/.venv/bin/python`), with only its endpoint URL pointed at Gust and
 //! the namespace key as its credentials: signatures checked and refused, then functions
-//! created, listed, updated, invoked (RequestResponse, Event, DryRun, log tail, a function
-//! error) and deleted. Skipped, saying so, without boto3 (`.ci/run` installs it); the
+//! created (Python and Node.js), listed, updated, invoked (RequestResponse, Event, DryRun,
+//! log tail, a function error, a timeout, a failed import), served at their function URL and
+//! deleted. Skipped, saying so, without boto3 (`.ci/run` installs it); the
 //! functions part also needs root (the process sandbox), like every process-kind test.
 
 use std::process::Command;
@@ -192,7 +193,7 @@ fn amz_date(secs: u64) -> String {
 }
 
 #[tokio::test]
-async fn boto3_creates_invokes_updates_and_deletes_a_python_function() {
+async fn boto3_creates_invokes_updates_and_deletes_functions() {
     let Some(python) = python() else {
         eprintln!("SKIPPED: boto3 is not installed in tests/lambda/.venv (.ci/run installs it)");
         return;
