@@ -189,7 +189,9 @@ impl Instance {
             let task = tokio::spawn(api.clone().serve(listener, peer_uid));
             (api, task.abort_handle())
         });
-        tokio::spawn(read_answers(result, shared.clone()));
+        // A Lambda function answers through its Runtime API only: what it writes on fd 3 is
+        // read and dropped (the pipe still tells when the process is gone).
+        tokio::spawn(read_answers(result, shared.clone(), api.is_none()));
         for (i, rx) in [stdout, stderr].into_iter().enumerate() {
             tokio::spawn(read_logs(rx, i, shared.clone()));
         }
@@ -487,8 +489,8 @@ fn id_prefix(line: &[u8]) -> Option<(u64, usize)> {
 
 /// Reads answer lines from fd 3 and hands each to its activation: by its `<id> ` prefix, or
 /// (no prefix) to the oldest in flight. An answer is kept up to its activation's result
-/// limit, the rest counted and dropped.
-async fn read_answers(mut rx: pipe::Receiver, shared: Arc<Mutex<Shared>>) {
+/// limit, the rest counted and dropped. Without `deliver` every line is dropped.
+async fn read_answers(mut rx: pipe::Receiver, shared: Arc<Mutex<Shared>>, deliver: bool) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut kept: Vec<u8> = Vec::new();
     let mut total: u64 = 0;
@@ -497,6 +499,9 @@ async fn read_answers(mut rx: pipe::Receiver, shared: Arc<Mutex<Shared>>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if !deliver {
+            continue;
+        }
         let mut chunk = &buf[..n];
         while !chunk.is_empty() {
             let end = chunk.iter().position(|b| *b == b'\n');

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use gust_model::lambda::{self, Runtime};
 use gust_model::run::Exit;
 
-use crate::instance::{Instance, Outcome, Reply};
+use crate::instance::Instance;
 use crate::kinds::Kind;
 use crate::runtime_api::Event;
-use crate::{Failed, LAMBDA_INIT_TIMEOUT, MB, ProcessRun, ProcessRuntime};
+use crate::{Failed, LAMBDA_INIT_TIMEOUT, MB, ProcessRun, ProcessRuntime, ready};
 
 /// Variables Lambda reserves: a function's own environment cannot set them.
 const RESERVED: &[&str] = &[
@@ -134,7 +134,10 @@ impl ProcessRuntime {
             )
             .into());
         }
-        let id = self.next_id.load(std::sync::atomic::Ordering::Relaxed);
+        // A number of its own for its log stream's name.
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let network = self.config.network_namespaces.contains(&req.namespace);
         let instance = self
             .spawn_instance(
@@ -150,39 +153,12 @@ impl ProcessRuntime {
         let outcome = instance
             .exchange_event(None, deadline, req.log_limit, req.result_limit)
             .await;
-        let Outcome {
-            reply,
-            logs,
-            memory_mark,
-            ..
-        } = outcome;
-        let exit = match reply {
-            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
-                Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
-                    return Ok((instance, logs, "cold"));
-                }
-                v => Exit::Init(
-                    v.ok()
-                        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-                        .unwrap_or_else(|| "the runtime failed to start".into()),
-                ),
-            },
-            Reply::Timeout => Exit::Init(format!(
-                "the runtime did not ask for an event within {} s of its start",
-                LAMBDA_INIT_TIMEOUT.as_secs()
-            )),
-            Reply::Exited => {
-                instance.kill();
-                let how = instance.exited().await;
-                if instance.out_of_memory(memory_mark) {
-                    Exit::OutOfMemory
-                } else {
-                    Exit::Init(format!(
-                        "the runtime ended before asking for an event: {how}"
-                    ))
-                }
-            }
-        };
-        Err(Failed { exit, logs })
+        let timeout = Exit::Init(format!(
+            "the runtime did not ask for an event within {} s of its start",
+            LAMBDA_INIT_TIMEOUT.as_secs()
+        ));
+        let ended = "the runtime ended before asking for an event: ";
+        let (instance, logs) = ready(instance, outcome, timeout, ended).await?;
+        Ok((instance, logs, "cold"))
     }
 }

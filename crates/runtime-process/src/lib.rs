@@ -362,8 +362,11 @@ impl ProcessRuntime {
             req.subject, req.namespace, req.action, req.code_hash, req.memory, concurrency
         );
         if kind.lambda.is_some() {
+            // Its runtime and handler are fixed at start too.
             key.push_str(&format!(
-                " env {:016x}",
+                " {} {} env {:016x}",
+                req.kind,
+                req.main.as_deref().unwrap_or_default(),
                 lambda::env_digest(&lambda::user_env(&req))
             ));
         }
@@ -879,7 +882,7 @@ impl ProcessRuntime {
         };
         let how = if stem.is_some() { "prewarmed" } else { "cold" };
         let began = Instant::now();
-        let mut instance = match stem {
+        let instance = match stem {
             Some(mut i) => {
                 i.memory = memory;
                 i
@@ -923,39 +926,10 @@ impl ProcessRuntime {
             init_ms = (began.elapsed() - spawned).as_secs_f64() * 1000.0,
             "instance started"
         );
-        let Outcome {
-            reply,
-            logs,
-            memory_mark,
-            ..
-        } = outcome;
-        let exit = match reply {
-            Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
-                Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
-                    // From now on it runs `concurrency` activations at once.
-                    instance.set_concurrency(concurrency);
-                    return Ok((instance, logs, how));
-                }
-                Ok(v) => Exit::Init(
-                    v.get("error")
-                        .and_then(|e| e.as_str())
-                        .unwrap_or("the launcher refused the code")
-                        .to_string(),
-                ),
-                Err(_) => Exit::Init("the launcher answered something that is not JSON".into()),
-            },
-            Reply::Timeout => Exit::Timeout,
-            Reply::Exited => {
-                instance.kill();
-                let how = instance.exited().await;
-                if instance.out_of_memory(memory_mark) {
-                    Exit::OutOfMemory
-                } else {
-                    Exit::Init(how)
-                }
-            }
-        };
-        Err(Failed { exit, logs })
+        let (mut instance, logs) = ready(instance, outcome, Exit::Timeout, "").await?;
+        // From now on it runs `concurrency` activations at once.
+        instance.set_concurrency(concurrency);
+        Ok((instance, logs, how))
     }
 
     /// A new sandbox; with `lambda_env`, a Lambda function's (its Runtime API listening, the
@@ -1200,6 +1174,48 @@ fn concurrency(kind: &Kind, req: &ProcessRun) -> usize {
     } else {
         1
     }
+}
+
+/// How the start of `instance` ended (`outcome`: its first exchange, answered `{"ok": true}`
+/// when it is ready): the instance and its logs, or why not. `timeout` is the failure of a
+/// start that took too long; `ended` begins the reason of one whose process ended.
+async fn ready(
+    instance: Instance,
+    outcome: Outcome,
+    timeout: Exit,
+    ended: &str,
+) -> Result<(Instance, Vec<String>), Failed> {
+    let Outcome {
+        reply,
+        logs,
+        memory_mark,
+        ..
+    } = outcome;
+    let exit = match reply {
+        Reply::Line(kept, _) => match serde_json::from_slice::<serde_json::Value>(&kept) {
+            Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
+                return Ok((instance, logs));
+            }
+            Ok(v) => Exit::Init(
+                v.get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("the launcher refused the code")
+                    .to_string(),
+            ),
+            Err(_) => Exit::Init("the launcher answered something that is not JSON".into()),
+        },
+        Reply::Timeout => timeout,
+        Reply::Exited => {
+            instance.kill();
+            let how = instance.exited().await;
+            if instance.out_of_memory(memory_mark) {
+                Exit::OutOfMemory
+            } else {
+                Exit::Init(format!("{ended}{how}"))
+            }
+        }
+    };
+    Err(Failed { exit, logs })
 }
 
 /// A start that failed: why, and what the instance logged meanwhile.

@@ -53,10 +53,15 @@ pub(crate) type Deliver = Box<dyn Fn(u64, Vec<u8>) + Send + Sync>;
 struct State {
     /// The exchange waiting for the runtime's first `/next` (its initialization).
     init: Option<u64>,
+    /// How the runtime's initialization ended, if it ended before the pool asked (a fast
+    /// runtime asks for its first event before `offer(None)`): the initialization's answer.
+    init_ended: Option<Vec<u8>>,
     /// Events not yet taken by `/next`.
     queue: VecDeque<(u64, Event)>,
     /// Events taken and not answered: request id -> exchange id.
     running: HashMap<String, u64>,
+    /// The runtime's initialization has ended (it asked for an event, or failed).
+    started: bool,
 }
 
 pub(crate) struct RuntimeApi {
@@ -78,7 +83,13 @@ impl RuntimeApi {
     pub(crate) fn offer(&self, exchange: u64, event: Option<Event>) {
         let mut st = lock(&self.state);
         match event {
-            None => st.init = Some(exchange),
+            None => match st.init_ended.take() {
+                Some(answer) => {
+                    drop(st);
+                    (self.deliver)(exchange, answer);
+                }
+                None => st.init = Some(exchange),
+            },
             Some(e) => {
                 st.queue.push_back((exchange, e));
                 self.queued.notify_one();
@@ -97,6 +108,8 @@ impl RuntimeApi {
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
+                // Out of descriptors, most likely: not a busy loop.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -136,17 +149,11 @@ impl RuntimeApi {
             (Method::GET, ["invocation", "next"]) => self.next().await,
             (Method::POST, ["invocation", id, "response"]) => {
                 let id = id.to_string();
-                match read_body(req).await {
-                    Ok(body) => self.answer(&id, |b| response_result(&b), body),
-                    Err(r) => r,
-                }
+                self.answer(&id, |b| response_result(&b), req).await
             }
             (Method::POST, ["invocation", id, "error"]) => {
                 let id = id.to_string();
-                match read_body(req).await {
-                    Ok(body) => self.answer(&id, |b| lambda::result_of_error(&b), body),
-                    Err(r) => r,
-                }
+                self.answer(&id, |b| lambda::result_of_error(&b), req).await
             }
             (Method::POST, ["init", "error"]) => match read_body(req).await {
                 Ok(body) => self.init_error(&body),
@@ -160,11 +167,9 @@ impl RuntimeApi {
         }
     }
 
-    /// The runtime is ready: its initialization (if pending) is done; it waits for an event.
+    /// The runtime is ready: its initialization is done; it waits for an event.
     async fn next(&self) -> Response<Full<Bytes>> {
-        if let Some(init) = lock(&self.state).init.take() {
-            (self.deliver)(init, br#"{"ok":true}"#.to_vec());
-        }
+        self.end_init(br#"{"ok":true}"#.to_vec());
         let (exchange, event) = loop {
             let queued = self.queued.notified();
             if let Some(e) = lock(&self.state).queue.pop_front() {
@@ -191,13 +196,41 @@ impl RuntimeApi {
         r
     }
 
-    /// A response or an error for request `id`, turned into its activation's result.
-    fn answer(
+    /// The first time only: the initialization ends with `answer`, now if the pool is
+    /// waiting for it, else when it asks.
+    fn end_init(&self, answer: Vec<u8>) {
+        let mut st = lock(&self.state);
+        if std::mem::replace(&mut st.started, true) {
+            return;
+        }
+        match st.init.take() {
+            Some(init) => {
+                drop(st);
+                (self.deliver)(init, answer);
+            }
+            None => st.init_ended = Some(answer),
+        }
+    }
+
+    /// A response or an error for request `id`, turned into its activation's result. An id
+    /// this instance did not hand out is refused before its body is read.
+    async fn answer(
         &self,
         id: &str,
         result: impl FnOnce(Bytes) -> Vec<u8>,
-        body: Bytes,
+        req: Request<Incoming>,
     ) -> Response<Full<Bytes>> {
+        if !lock(&self.state).running.contains_key(id) {
+            return invalid(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestID",
+                "Invalid request ID",
+            );
+        }
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
         let Some(exchange) = lock(&self.state).running.remove(id) else {
             return invalid(
                 StatusCode::BAD_REQUEST,
@@ -209,14 +242,14 @@ impl RuntimeApi {
         accepted()
     }
 
-    /// The runtime could not initialize: the pending initialization fails with its error
+    /// The runtime could not initialize: its initialization fails with its error
     /// (`errorType: errorMessage`); an init error after that fails the event it runs, if any.
     fn init_error(&self, body: &[u8]) -> Response<Full<Bytes>> {
         let mut st = lock(&self.state);
-        if let Some(init) = st.init.take() {
+        if !st.started {
             drop(st);
             let why = json!({"error": describe_error(body)});
-            (self.deliver)(init, serde_json::to_vec(&why).unwrap_or_default());
+            self.end_init(serde_json::to_vec(&why).unwrap_or_default());
             return accepted();
         }
         let running: Vec<u64> = st.running.drain().map(|(_, e)| e).collect();
@@ -320,6 +353,61 @@ mod tests {
     fn a_response_that_is_not_json_is_kept_as_text() {
         let v: Value = serde_json::from_slice(&response_result(b"hello")).unwrap();
         assert_eq!(lambda::payload(&v), &json!("hello"));
+    }
+
+    #[tokio::test]
+    async fn a_runtime_that_asks_before_the_pool_waits_still_starts_and_gets_its_event() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        type Delivered = Vec<(u64, Vec<u8>)>;
+        let got: Arc<Mutex<Delivered>> = Arc::default();
+        let g = got.clone();
+        let api = RuntimeApi::new(Box::new(move |id, body| lock(&g).push((id, body))));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(api.clone().serve(l, None));
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        for _ in 0..500 {
+            if lock(&api.state).started {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        // The pool asks for the initialization after the runtime asked for its first event.
+        api.offer(7, None);
+        assert_eq!(*lock(&got), vec![(7, br#"{"ok":true}"#.to_vec())]);
+        api.offer(
+            8,
+            Some(Event {
+                request_id: "r1".into(),
+                body: b"{}".to_vec(),
+                deadline_ms: 1,
+                function_arn: "arn".into(),
+                trace_id: "t".into(),
+            }),
+        );
+        let mut buf = vec![0u8; 4096];
+        let n = c.read(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+        assert!(text.contains("lambda-runtime-aws-request-id: r1"), "{text}");
+        assert!(text.contains("content-type: application/json"), "{text}");
+        // An id it did not hand out is refused; its own is taken once.
+        for (id, status) in [("r2", "400"), ("r1", "202"), ("r1", "400")] {
+            let req = format!(
+                "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}"
+            );
+            c.write_all(req.as_bytes()).await.unwrap();
+            let n = c.read(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]);
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status}")),
+                "{id}: {text}"
+            );
+        }
+        assert_eq!(lock(&got).len(), 2);
+        assert_eq!(lock(&got)[1], (8, b"{}".to_vec()));
     }
 
     #[test]

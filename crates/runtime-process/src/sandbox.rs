@@ -956,34 +956,28 @@ fn start(
     })
 }
 
-/// Set when the sandbox thread could not come back to the server's network namespace: it
-/// then opens no Runtime API again (a later network-granted sandbox would be born there).
-static NET_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Enters `pid`'s network namespace on this thread, brings its loopback up, listens on
-/// [`RUNTIME_API`] there and comes back. The socket stays in that namespace: only the
-/// sandbox can connect to it, and the server accepts on it from its own.
+/// Listens on [`RUNTIME_API`] inside `pid`'s network namespace (its loopback brought up
+/// first). A thread of its own enters the namespace and ends there: no thread that lives on
+/// (the sandbox thread clones network-granted sandboxes into its own namespace) ever changes
+/// namespace. The socket stays in that namespace: only the sandbox can connect to it, and
+/// the server accepts on it from its own.
 fn listen_inside(pid: i32) -> std::io::Result<std::net::TcpListener> {
-    if NET_LOST.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(std::io::Error::other(
-            "the sandbox thread is not in the server's network namespace",
-        ));
-    }
-    let own = File::open("/proc/thread-self/ns/net")?;
     let theirs = File::open(format!("/proc/{pid}/ns/net"))?;
-    enter_net(&theirs)?;
-    let listened = loopback_up().and_then(|()| std::net::TcpListener::bind(RUNTIME_API));
-    if let Err(e) = enter_net(&own) {
-        NET_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::error!(error = %e, "the sandbox thread cannot return to the server's network namespace; Runtime APIs are refused from now on");
-        return Err(e);
-    }
-    let listener = listened?;
+    let listener = std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_net(&theirs)?;
+            loopback_up()?;
+            std::net::TcpListener::bind(RUNTIME_API)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the Runtime API thread panicked")))
+    })?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
 
-/// Moves the calling thread into the network namespace `ns` (a `/proc/<pid>/ns/net` file).
+/// Moves the calling thread into the network namespace `ns` (a `/proc/<pid>/ns/net` file),
+/// for good: only a thread that ends afterwards calls it.
 fn enter_net(ns: &File) -> std::io::Result<()> {
     // SAFETY: setns on an open namespace file; it changes this thread only.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
