@@ -1,19 +1,21 @@
-//! The gateway: Gust's HTTP front door. It speaks OpenWhisk's REST API (`/api/v1`), turns
-//! requests into typed calls on the [`Controller`] and turns every [`ControllerError`] into
-//! one status code and OpenWhisk's JSON error body, in one place ([`error`]).
+//! The gateway: Gust's HTTP front door. It speaks OpenWhisk's REST API (`/api/v1`) and AWS
+//! Lambda's (`/2015-03-31/functions...`), turns requests into typed calls on the
+//! [`Controller`] and turns every [`ControllerError`] into one status code and OpenWhisk's
+//! JSON error body, in one place ([`error`]; Lambda's own shape in `lambda::error`).
 //!
 //! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
 //! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`, and `lambda`, AWS Lambda's
-//! API) each hold one REST resource's handlers and its `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
-//! `http_action`, `lambda_http`) is what resources share. **Wiring** (`router`, this file) puts them
-//! together.
+//! API) each hold one REST resource's handlers and its `router()`. The **kit** (`extract`,
+//! `respond`, `error`, `query`, `request_id`, `http_action`, `lambda_http`) is what resources
+//! share. **Wiring** (`router`, this file) puts them together.
 //!
 //! **Invariant:** a resource module imports the kit, never another resource; the kit imports
 //! no resource. Only the wiring names several resources.
 //!
 //! **API boundary:** paths, query parameters, JSON shapes, status codes and messages are
-//! OpenWhisk's, so `wsk`-style clients work unchanged. Every response carries `X-Request-ID`;
-//! error bodies are `{"error": ..., "code": <request id>}`.
+//! OpenWhisk's, so `wsk`-style clients work unchanged (under `/2015-03-31/` and
+//! `/2021-10-31/` they are Lambda's, for boto3 and the AWS CLI). Every response carries
+//! `X-Request-ID`; OpenWhisk's error bodies are `{"error": ..., "code": <request id>}`.
 //!
 //! [`Controller`]: gust_controller::Controller
 //! [`ControllerError`]: gust_controller::ControllerError
