@@ -321,6 +321,16 @@ def functions():
     out = json.loads(lam.invoke(FunctionName="hello", Payload=b"{}")["Payload"].read())
     check(out["greeting"] == "hello", f"the new environment reaches the handler: {out}")
 
+    # A new handler goes with the code already there.
+    moved = lam.update_function_configuration(FunctionName="second", Handler="app.missing")
+    check(moved["Handler"] == "app.missing" and moved["CodeSha256"] == lam.get_function(FunctionName="second")["Configuration"]["CodeSha256"], "UpdateFunctionConfiguration changes the handler and keeps the code")
+    missing = lam.invoke(FunctionName="second", Payload=b"{}")
+    err = json.loads(missing["Payload"].read())
+    check(missing.get("FunctionError") == "Unhandled" and err.get("errorType") == "Runtime.HandlerNotFound", f"a handler that is not there is Runtime.HandlerNotFound: {err}")
+    lam.update_function_configuration(FunctionName="second", Handler="app.handler")
+    out = json.loads(lam.invoke(FunctionName="second", Payload=b"{}")["Payload"].read())
+    check(out["version"] == 2, f"the handler back, the function runs: {out}")
+
     # Function URL configuration.
     url = lam.create_function_url_config(FunctionName="hello", AuthType="NONE")
     check(url["ResponseMetadata"]["HTTPStatusCode"] == 201, "CreateFunctionUrlConfig answers 201")
