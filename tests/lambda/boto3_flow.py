@@ -337,6 +337,7 @@ def functions():
     check(url["FunctionUrl"].endswith("/api/v1/web/guest/default/hello/"), f"the URL is the web action's: {url['FunctionUrl']}")
     refused(lambda: lam.create_function_url_config(FunctionName="hello", AuthType="NONE"), "ResourceConflictException", 409)
     refused(lambda: lam.create_function_url_config(FunctionName="second", AuthType="AWS_IAM"), "InvalidParameterValueException", 400)
+    refused(lambda: lam.create_function_url_config(FunctionName="second", AuthType="NONE", Cors={"AllowOrigins": ["*"]}), "InvalidParameterValueException", 400)
     check(lam.get_function_url_config(FunctionName="hello")["AuthType"] == "NONE", "GetFunctionUrlConfig reads it back")
     # The URL serves the function to anyone, unsigned (payload format 2.0 in, the response out).
     with urllib.request.urlopen(url["FunctionUrl"] + "?q=1") as r:

@@ -26,6 +26,30 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// The account id in ARNs (Gust has no AWS accounts; namespaces play their part).
 pub const ACCOUNT: &str = "000000000000";
 
+/// The names Lambda keeps for itself in a function's environment (its runtime sets them, or
+/// they name AWS credentials): the Lambda API refuses them, and an `init` parameter of one
+/// does not reach the runtime.
+pub const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
 /// How a Lambda runtime is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {

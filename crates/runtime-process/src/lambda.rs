@@ -13,24 +13,6 @@ use crate::kinds::Kind;
 use crate::runtime_api::Event;
 use crate::{Failed, LAMBDA_INIT_TIMEOUT, MB, ProcessRun, ProcessRuntime, ready};
 
-/// Variables Lambda reserves: a function's own environment cannot set them.
-const RESERVED: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
-
 /// The function's name as Lambda shows it (`pkg/fn` -> `pkg-fn`: a Lambda name has no `/`).
 fn function_name(req: &ProcessRun) -> String {
     req.action.replace('/', "-")
@@ -41,7 +23,7 @@ fn function_name(req: &ProcessRun) -> String {
 pub(crate) fn user_env(req: &ProcessRun) -> Vec<(&str, &str)> {
     req.env
         .iter()
-        .filter(|(k, _)| !k.starts_with("__OW_") && !RESERVED.contains(&k.as_str()))
+        .filter(|(k, _)| !k.starts_with("__OW_") && !lambda::RESERVED_ENV.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }

@@ -18,28 +18,6 @@ use super::sigv4::Signed;
 use super::{FunctionRef, configuration, is_function, new_revision, settings, with_settings};
 use crate::{Gateway, ServedOverTls};
 
-/// The names Lambda keeps for itself in a function's environment (its runtime sets them).
-const RESERVED_VARIABLES: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
-
 /// The query parameters of `raw`.
 pub(crate) fn query(raw: &Option<String>) -> BTreeMap<String, String> {
     raw.as_deref()
@@ -58,7 +36,7 @@ fn read<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, LambdaError> {
 
 /// The Lambda function `f` of the caller's namespace: 404 when there is no such action or
 /// it is not a Lambda function.
-async fn function(
+pub(super) async fn function(
     gw: &Gateway,
     who: &Identity,
     f: &FunctionRef,
@@ -121,7 +99,7 @@ fn environment(env: EnvironmentIn) -> Result<Vec<KeyValue>, LambdaError> {
         .variables
         .keys()
         .map(String::as_str)
-        .filter(|k| RESERVED_VARIABLES.contains(k))
+        .filter(|k| gust_model::lambda::RESERVED_ENV.contains(k))
         .collect();
     if !reserved.is_empty() {
         return Err(LambdaError::invalid_parameter(format!(

@@ -39,23 +39,30 @@ use error::LambdaError;
 /// The only version Gust keeps of a function.
 pub(crate) const LATEST: &str = "$LATEST";
 
+/// The body a request other than CreateFunction, UpdateFunctionCode and Invoke may carry:
+/// a forged request with a known key id is read before its signature can be checked.
+const SMALL_BODY: usize = 64 * 1024;
+
 pub(crate) fn router() -> Router<Gateway> {
+    let small = || DefaultBodyLimit::max(SMALL_BODY);
     Router::new()
         .route(
             "/2015-03-31/functions",
-            get(functions::list).post(functions::create),
+            get(functions::list.layer(small())).post(functions::create),
         )
         .route(
             "/2015-03-31/functions/",
-            get(functions::list).post(functions::create),
+            get(functions::list.layer(small())).post(functions::create),
         )
         .route(
             "/2015-03-31/functions/{name}",
-            get(functions::get).delete(functions::delete),
+            get(functions::get).delete(functions::delete).layer(small()),
         )
         .route(
             "/2015-03-31/functions/{name}/configuration",
-            get(functions::get_configuration).put(functions::update_configuration),
+            get(functions::get_configuration)
+                .put(functions::update_configuration)
+                .layer(small()),
         )
         .route(
             "/2015-03-31/functions/{name}/code",
@@ -72,7 +79,8 @@ pub(crate) fn router() -> Router<Gateway> {
             get(url::get)
                 .post(url::create)
                 .put(url::update)
-                .delete(url::delete),
+                .delete(url::delete)
+                .layer(small()),
         )
 }
 

@@ -311,6 +311,7 @@ impl FromRequest<Gateway> for Signed {
         };
         let cred = parse_authorization(value)?;
         let amz_date = check_date(&headers, &cred, now())?;
+        check_amz_headers_signed(&headers, &cred)?;
         // The body (up to 70 MB for code) is read only for a key that exists.
         if !gw.controller.is_key(cred.access_key).await? {
             return Err(LambdaError::unrecognized_client());
@@ -392,6 +393,21 @@ fn check_date<'h>(
         .refused());
     }
     Ok(amz_date)
+}
+
+/// Every `X-Amz-*` header of the request is signed (as AWS requires): one added on the way,
+/// such as an `X-Amz-Invocation-Type` turning a dry run into a run, is refused.
+fn check_amz_headers_signed(headers: &HeaderMap, cred: &Credential<'_>) -> Result<(), LambdaError> {
+    for name in headers.keys() {
+        let name = name.as_str();
+        if name.starts_with("x-amz-") && !cred.signed_headers.contains(&name) {
+            return Err(LambdaError::invalid_signature(format!(
+                "The header '{name}' is not among the signed headers; every x-amz-* header must be signed."
+            ))
+            .refused());
+        }
+    }
+    Ok(())
 }
 
 /// The signed parts of a request as it arrived.
@@ -562,6 +578,12 @@ mod tests {
         assert_eq!(c.access_key, "0f6b");
         assert_eq!(c.region, "eu-west-3");
         assert_eq!(c.signed_headers, ["host", "x-amz-date", "x-amz-log-type"]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-date", "20261204T123405Z".parse().unwrap());
+        headers.insert("x-amz-log-type", "Tail".parse().unwrap());
+        assert!(check_amz_headers_signed(&headers, &c).is_ok());
+        headers.insert("x-amz-invocation-type", "Event".parse().unwrap());
+        assert!(check_amz_headers_signed(&headers, &c).is_err());
         assert_eq!(c.signature.len(), 32);
         for bad in [
             "Basic Z3Vlc3Q6a2V5",

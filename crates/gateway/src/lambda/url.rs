@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::error::LambdaError;
 use super::functions::query;
 use super::sigv4::Signed;
-use super::{FunctionRef, base_url, is_function, lambda_time, settings, with_settings};
+use super::{FunctionRef, base_url, lambda_time, settings, with_settings};
 use crate::{Gateway, ServedOverTls};
 
 /// The body of Create and Update.
@@ -46,6 +46,17 @@ impl UrlConfigIn {
                 )));
             }
         }
+        // A CORS configuration would be promised and not kept: the function's web action
+        // answers with OpenWhisk's CORS headers (or the function's own).
+        if self
+            .cors
+            .as_ref()
+            .is_some_and(|c| c.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            return Err(LambdaError::invalid_parameter(
+                "Gust does not apply a function URL's Cors configuration: its web action answers with OpenWhisk's CORS headers, or the function's own. Leave Cors out.",
+            ));
+        }
         match self.invoke_mode.as_deref() {
             None | Some("BUFFERED") => Ok(()),
             Some(other) => Err(LambdaError::invalid_parameter(format!(
@@ -64,17 +75,7 @@ async fn function(
 ) -> Result<Action, LambdaError> {
     let q = query(q);
     let f = FunctionRef::latest(name, q.get("Qualifier").map(String::as_str), &signed.region)?;
-    let not_found =
-        || LambdaError::function_not_found(&model::function_arn(&signed.region, &f.name));
-    match gw
-        .controller
-        .get_action(&signed.who, "_", &f.name, false)
-        .await
-    {
-        Ok(a) if is_function(&a) => Ok(a),
-        Ok(_) | Err(gust_controller::ControllerError::NotFound) => Err(not_found()),
-        Err(e) => Err(e.into()),
-    }
+    super::functions::function(gw, &signed.who, &f, &signed.region, false).await
 }
 
 /// The stored URL configuration of `a`, if it has one.
