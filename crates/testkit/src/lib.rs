@@ -119,6 +119,15 @@ pub fn http_handler() -> Vec<u8> {
         .unwrap_or_else(|e| panic!("gust_test_http_handler.wasm: {e}"))
 }
 
+/// Whether this process runs as root (the process sandbox needs it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+}
+
 /// A Lambda custom runtime built with AWS's Rust `lambda_runtime` crate
 /// (`tests/lambda-rust`), the `bootstrap` executable of a `provided.al2023` function.
 pub fn lambda_rust_bootstrap() -> Vec<u8> {

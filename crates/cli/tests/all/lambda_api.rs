@@ -20,14 +20,6 @@ fn python() -> Option<std::path::PathBuf> {
     has_boto3.then_some(python)
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-}
-
 /// Runs `boto3_flow.py <part>` against `s` with the guest key; panics with its output unless
 /// it succeeds; returns the JSON object of its last line.
 fn boto3(python: &std::path::Path, s: &Server, part: &str) -> Value {
@@ -198,7 +190,7 @@ async fn boto3_creates_invokes_updates_and_deletes_functions() {
         eprintln!("SKIPPED: boto3 is not installed in tests/lambda/.venv (.ci/run installs it)");
         return;
     };
-    if !is_root() {
+    if !gust_testkit::is_root() {
         eprintln!("SKIPPED: the process sandbox that runs Lambda functions needs root");
         return;
     }

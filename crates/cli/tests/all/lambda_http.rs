@@ -37,27 +37,9 @@ const FAIL: &str = "def handler(event, context):\n    raise ValueError('no such 
 /// Outlasts its time limit.
 const SLOW: &str = "import time\n\ndef handler(event, context):\n    time.sleep(30)\n";
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-}
-
-/// A server that runs Python in the process sandbox, or `None` (said on stderr).
+/// A server that runs Lambda functions, or `None` (said on stderr).
 async fn lambda_server(test: &str) -> Option<Server> {
-    if !is_root() {
-        eprintln!("SKIPPED {test}: the process sandbox needs root");
-        return None;
-    }
-    let s = crate::server();
-    let info = s.call("GET", "/api/v1", None).await.body;
-    if info["runtimes"]["python"].is_null() {
-        eprintln!("SKIPPED {test}: python3 not found in /usr/bin or /usr/local/bin");
-        return None;
-    }
-    Some(s)
+    crate::process_server(test, &[]).await
 }
 
 /// A Lambda deployment package: `app.py` holding `source`, base64-encoded.
@@ -355,13 +337,6 @@ async fn a_nodejs_function_gets_the_same_event_and_answers_the_same_way() {
     else {
         return;
     };
-    let info = s.call("GET", "/api/v1", None).await.body;
-    if info["runtimes"]["nodejs"].is_null() {
-        eprintln!(
-            "SKIPPED a_nodejs_function_gets_the_same_event_and_answers_the_same_way: no node"
-        );
-        return;
-    }
     let source = "exports.handler = async (event) => ({ statusCode: 202, \
                   headers: { 'content-type': 'application/json' }, cookies: ['n=1'], \
                   body: JSON.stringify({ path: event.rawPath, q: event.queryStringParameters, \

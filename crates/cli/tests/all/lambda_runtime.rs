@@ -10,29 +10,9 @@ use std::io::Write;
 
 use base64::Engine as _;
 use gust_testkit::{Response, Server};
+
+use crate::process_server;
 use serde_json::{Value, json};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-}
-
-async fn lambda_server(test: &str, args: &[&str]) -> Option<Server> {
-    if !is_root() {
-        eprintln!("SKIPPED {test}: the process sandbox needs root");
-        return None;
-    }
-    let s = Server::start_with(env!("CARGO_BIN_EXE_gust"), args);
-    let info = s.call("GET", "/api/v1", None).await.body;
-    if info["runtimes"]["nodejs"].is_null() || info["runtimes"]["python"].is_null() {
-        eprintln!("SKIPPED {test}: node or python3 not found in /usr/bin or /usr/local/bin");
-        return None;
-    }
-    Some(s)
-}
 
 /// A zip of `files` (name, content, executable), in base64.
 fn zip(files: &[(&str, &[u8], bool)]) -> String {
@@ -99,7 +79,7 @@ def fail(event, context):
 
 #[tokio::test]
 async fn a_python_handler_runs_through_the_runtime_api_and_stays_warm() {
-    let Some(s) = lambda_server(
+    let Some(s) = process_server(
         "a_python_handler_runs_through_the_runtime_api_and_stays_warm",
         &[],
     )
@@ -177,7 +157,7 @@ async fn a_python_handler_runs_through_the_runtime_api_and_stays_warm() {
 
 #[tokio::test]
 async fn a_handler_that_cannot_load_fails_its_init_with_lambdas_error_type() {
-    let Some(s) = lambda_server(
+    let Some(s) = process_server(
         "a_handler_that_cannot_load_fails_its_init_with_lambdas_error_type",
         &[],
     )
@@ -241,7 +221,8 @@ async fn a_handler_that_cannot_load_fails_its_init_with_lambdas_error_type() {
 
 #[tokio::test]
 async fn node_handlers_run_as_commonjs_esm_and_with_a_callback() {
-    let Some(s) = lambda_server("node_handlers_run_as_commonjs_esm_and_with_a_callback", &[]).await
+    let Some(s) =
+        process_server("node_handlers_run_as_commonjs_esm_and_with_a_callback", &[]).await
     else {
         return;
     };
@@ -314,7 +295,7 @@ async fn the_stock_awslambdaric_runs_unchanged_as_a_custom_runtime() {
         );
         return;
     }
-    let Some(s) = lambda_server(
+    let Some(s) = process_server(
         "the_stock_awslambdaric_runs_unchanged_as_a_custom_runtime",
         &[],
     )
@@ -452,7 +433,7 @@ def flood(event, context):
 
 #[tokio::test]
 async fn a_hostile_lambda_function_reaches_no_network_no_host_files_and_no_other_invocation() {
-    let Some(s) = lambda_server(
+    let Some(s) = process_server(
         "a_hostile_lambda_function_reaches_no_network_no_host_files_and_no_other_invocation",
         &[],
     )
@@ -501,7 +482,7 @@ async fn a_hostile_lambda_function_reaches_no_network_no_host_files_and_no_other
 
 #[tokio::test]
 async fn with_the_hosts_network_the_runtime_api_serves_its_own_instance_only() {
-    let Some(s) = lambda_server(
+    let Some(s) = process_server(
         "with_the_hosts_network_the_runtime_api_serves_its_own_instance_only",
         &["--network-namespace", "guest"],
     )
@@ -552,7 +533,8 @@ async fn a_rust_lambda_runtime_bootstrap_runs_unchanged() {
     // Built before the server starts: a build of a minute would outlast the server's idle
     // keep-alive (30 s) and the client's pooled connection with it.
     let bootstrap = gust_testkit::lambda_rust_bootstrap();
-    let Some(s) = lambda_server("a_rust_lambda_runtime_bootstrap_runs_unchanged", &[]).await else {
+    let Some(s) = process_server("a_rust_lambda_runtime_bootstrap_runs_unchanged", &[]).await
+    else {
         return;
     };
     let code = zip(&[("bootstrap", &bootstrap, true)]);
@@ -587,7 +569,7 @@ async fn a_rust_lambda_runtime_bootstrap_runs_unchanged() {
 /// `gust action create NAME function.zip --kind lambda:... --main HANDLER --env K V`.
 #[tokio::test]
 async fn the_gust_client_creates_a_lambda_function_with_its_environment() {
-    let Some(s) = lambda_server(
+    let Some(s) = process_server(
         "the_gust_client_creates_a_lambda_function_with_its_environment",
         &[],
     )

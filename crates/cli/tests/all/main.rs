@@ -32,6 +32,22 @@ pub fn server() -> Server {
     Server::start(env!("CARGO_BIN_EXE_gust"))
 }
 
+/// A server started with `args` that runs Node.js and Python in the process sandbox, or
+/// `None` where this machine cannot (said on stderr with `test`'s name).
+pub async fn process_server(test: &str, args: &[&str]) -> Option<Server> {
+    if !gust_testkit::is_root() {
+        eprintln!("SKIPPED {test}: the process sandbox needs root");
+        return None;
+    }
+    let s = Server::start_with(env!("CARGO_BIN_EXE_gust"), args);
+    let info = s.call("GET", "/api/v1", None).await.body;
+    if info["runtimes"]["nodejs"].is_null() || info["runtimes"]["python"].is_null() {
+        eprintln!("SKIPPED {test}: node or python3 not found in /usr/bin or /usr/local/bin");
+        return None;
+    }
+    Some(s)
+}
+
 /// The value of annotation `key` of an activation record (`null` when it has none).
 pub fn annotation<'a>(record: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
     record["annotations"]

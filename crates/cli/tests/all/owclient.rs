@@ -12,13 +12,6 @@ use gust_testkit::{Server, function, workspace_root};
 use serde_json::json;
 
 /// Whether this process runs as root (the process sandbox of Node.js actions needs it).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-}
 
 #[tokio::test]
 async fn the_openwhisk_npm_client_drives_gust() {
@@ -31,7 +24,7 @@ async fn the_openwhisk_npm_client_drives_gust() {
     }
     // Without root the server offers no Node.js kind, and the script's nodejs:20 check says
     // it skipped (the server answers 400).
-    let args: &[&str] = if is_root() {
+    let args: &[&str] = if gust_testkit::is_root() {
         &[]
     } else {
         &["--no-process-runtimes"]

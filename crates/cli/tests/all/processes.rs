@@ -4,36 +4,13 @@
 //! The sandbox needs root (user namespaces with mapped ids, cgroups); without it, or without
 //! node and python3 in /usr/bin or /usr/local/bin, these tests say so and skip.
 
-use crate::annotation;
+use crate::{annotation, process_server};
 use std::io::Write;
 use std::time::Duration;
 
 use base64::Engine as _;
 use gust_testkit::{Response, Server};
 use serde_json::{Value, json};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-}
-
-/// A server that runs process kinds, or `None` (said on stderr) where this machine cannot.
-async fn process_server(test: &str, args: &[&str]) -> Option<Server> {
-    if !is_root() {
-        eprintln!("SKIPPED {test}: the process sandbox needs root");
-        return None;
-    }
-    let s = Server::start_with(env!("CARGO_BIN_EXE_gust"), args);
-    let info = s.call("GET", "/api/v1", None).await.body;
-    if info["runtimes"]["nodejs"].is_null() || info["runtimes"]["python"].is_null() {
-        eprintln!("SKIPPED {test}: node or python3 not found in /usr/bin or /usr/local/bin");
-        return None;
-    }
-    Some(s)
-}
 
 async fn put(s: &Server, name: &str, exec: Value, extra: Value) -> Response {
     let mut body = json!({ "exec": exec });
