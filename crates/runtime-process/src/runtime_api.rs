@@ -123,6 +123,8 @@ impl RuntimeApi {
                     continue;
                 }
             }
+            // Small requests and answers both ways: no waiting on Nagle and delayed ACKs.
+            let _ = stream.set_nodelay(true);
             let api = self.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {

@@ -3,10 +3,10 @@
 # named by $_HANDLER (module.function) from $LAMBDA_TASK_ROOT, then loop: GET /next, call
 # handler(event, context), POST /response or /error. Before each answer it writes a sentinel
 # line on stdout and stderr, which closes that invocation's logs for Gust.
-import http.client
 import importlib
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -26,21 +26,63 @@ def end_logs():
 
 
 class Api:
+    """A keep-alive HTTP/1.1 client of the Runtime API, just enough for it (the answers have
+    a Content-Length); http.client costs more per call than the handler of a small function."""
+
     def __init__(self):
-        self.conn = None
+        host, port = API.rsplit(':', 1)
+        self.address = (host, int(port))
+        self.sock = None
+        self.buf = b''
+
+    def _connect(self):
+        self.sock = socket.create_connection(self.address)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b''
+
+    def _read_until(self, marker):
+        while marker not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError('the Runtime API closed the connection')
+            self.buf += chunk
+        i = self.buf.index(marker) + len(marker)
+        head, self.buf = self.buf[:i], self.buf[i:]
+        return head
+
+    def _read_exactly(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise ConnectionError('the Runtime API closed the connection')
+            self.buf += chunk
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return body
 
     def call(self, method, path, body=None, headers=None):
+        request = '%s %s%s HTTP/1.1\r\nHost: %s\r\n' % (method, PREFIX, path, API)
+        for k, v in (headers or {}).items():
+            request += '%s: %s\r\n' % (k, v)
+        if body is not None:
+            request += 'Content-Length: %d\r\n' % len(body)
+        data = request.encode('latin-1') + b'\r\n' + (body or b'')
         for attempt in (0, 1):
-            if self.conn is None:
-                host, port = API.rsplit(':', 1)
-                self.conn = http.client.HTTPConnection(host, int(port))
             try:
-                self.conn.request(method, PREFIX + path, body=body, headers=headers or {})
-                r = self.conn.getresponse()
-                return r, r.read()
-            except (http.client.HTTPException, OSError):
-                self.conn.close()
-                self.conn = None
+                if self.sock is None:
+                    self._connect()
+                self.sock.sendall(data)
+                head = self._read_until(b'\r\n\r\n').decode('latin-1').split('\r\n')
+                status = int(head[0].split(' ', 2)[1])
+                fields = {}
+                for line in head[1:]:
+                    if ':' in line:
+                        k, v = line.split(':', 1)
+                        fields[k.strip().lower()] = v.strip()
+                return status, fields, self._read_exactly(int(fields.get('content-length', '0')))
+            except (OSError, ValueError, IndexError):
+                if self.sock is not None:
+                    self.sock.close()
+                self.sock = None
                 if attempt:
                     raise
 
@@ -109,11 +151,11 @@ def main():
         sys.exit(1)
     end_logs()
     while True:
-        r, event_bytes = api.call('GET', '/invocation/next')
-        request_id = r.getheader('Lambda-Runtime-Aws-Request-Id')
-        deadline = int(r.getheader('Lambda-Runtime-Deadline-Ms') or '0')
-        arn = r.getheader('Lambda-Runtime-Invoked-Function-Arn')
-        trace = r.getheader('Lambda-Runtime-Trace-Id')
+        _, fields, event_bytes = api.call('GET', '/invocation/next')
+        request_id = fields.get('lambda-runtime-aws-request-id')
+        deadline = int(fields.get('lambda-runtime-deadline-ms') or '0')
+        arn = fields.get('lambda-runtime-invoked-function-arn')
+        trace = fields.get('lambda-runtime-trace-id')
         if trace:
             os.environ['_X_AMZN_TRACE_ID'] = trace
         else:
