@@ -6,30 +6,88 @@
 // writes a sentinel line on stdout and stderr, which closes that invocation's logs for Gust.
 'use strict';
 const fs = require('fs');
-const http = require('http');
+const net = require('net');
 const path = require('path');
 const { pathToFileURL } = require('url');
 
 const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
-const [HOST, PORT] = process.env.AWS_LAMBDA_RUNTIME_API.split(':');
+const API = process.env.AWS_LAMBDA_RUNTIME_API;
+const [HOST, PORT] = API.split(':');
 const PREFIX = '/2018-06-01/runtime';
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-function call(method, p, body, headers) {
+// A keep-alive HTTP/1.1 client of the Runtime API, just enough for it (one call at a time;
+// the answers have a Content-Length): Node's http client costs more per call than the
+// handler of a small function.
+let socket = null;
+let buffered = Buffer.alloc(0);
+let waiting = null;
+
+function connect() {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: HOST, port: PORT, method, path: PREFIX + p, agent, headers: headers || {} },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ res, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    if (body !== undefined) req.end(body);
-    else req.end();
+    const s = net.connect({ host: HOST, port: Number(PORT), noDelay: true });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+    s.on('data', (chunk) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (waiting) waiting();
+    });
+    s.on('close', () => {
+      if (socket === s) socket = null;
+      if (waiting) waiting(new Error('the Runtime API closed the connection'));
+    });
   });
+}
+
+// The next complete answer in `buffered`: [status, headers, body], or null.
+function parse() {
+  const end = buffered.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const lines = buffered.subarray(0, end).toString('latin1').split('\r\n');
+  const headers = {};
+  for (const line of lines.slice(1)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  const length = Number(headers['content-length'] || 0);
+  if (buffered.length < end + 4 + length) return null;
+  const body = buffered.subarray(end + 4, end + 4 + length);
+  buffered = buffered.subarray(end + 4 + length);
+  return [Number(lines[0].split(' ')[1]), headers, body];
+}
+
+async function call(method, p, body, headers) {
+  let head = `${method} ${PREFIX}${p} HTTP/1.1\r\nHost: ${API}\r\n`;
+  for (const [k, v] of Object.entries(headers || {})) head += `${k}: ${v}\r\n`;
+  const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(body);
+  if (body !== undefined) head += `Content-Length: ${payload.length}\r\n`;
+  const data = Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), payload]);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (!socket) {
+        socket = await connect();
+        buffered = Buffer.alloc(0);
+      }
+      socket.write(data);
+      return await new Promise((resolve, reject) => {
+        waiting = (err) => {
+          if (err) {
+            waiting = null;
+            return reject(err);
+          }
+          const answer = parse();
+          if (answer) {
+            waiting = null;
+            resolve({ status: answer[0], headers: answer[1], body: answer[2] });
+          }
+        };
+        waiting();
+      });
+    } catch (e) {
+      if (socket) socket.destroy();
+      socket = null;
+      if (attempt) throw e;
+    }
+  }
 }
 
 function endLogs() {
@@ -143,11 +201,11 @@ async function main() {
   }
   endLogs();
   for (;;) {
-    const { res, body } = await call('GET', '/invocation/next');
-    const id = res.headers['lambda-runtime-aws-request-id'];
-    const deadline = Number(res.headers['lambda-runtime-deadline-ms'] || 0);
-    const arn = res.headers['lambda-runtime-invoked-function-arn'];
-    const trace = res.headers['lambda-runtime-trace-id'];
+    const { headers, body } = await call('GET', '/invocation/next');
+    const id = headers['lambda-runtime-aws-request-id'];
+    const deadline = Number(headers['lambda-runtime-deadline-ms'] || 0);
+    const arn = headers['lambda-runtime-invoked-function-arn'];
+    const trace = headers['lambda-runtime-trace-id'];
     if (trace) process.env._X_AMZN_TRACE_ID = trace;
     else delete process.env._X_AMZN_TRACE_ID;
     let p;
