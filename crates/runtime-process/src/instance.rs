@@ -16,10 +16,12 @@
 //! parameters, and an `"id"` under concurrency), answered with one JSON line on fd 3; then the
 //! launcher writes `XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX` on stdout and on stderr. Log lines
 //! are cut at 64 KB. A native executable speaks the loop itself: no init line, no sentinels
-//! needed (its logs are what arrived within 10 ms of its answer).
+//! needed (its logs are what it wrote before its answer: the exchange ends once both output
+//! pipes are empty and the readers have handled what they took, within 10 ms at most; a
+//! Lambda `provided` runtime's logs are read the same way).
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -39,7 +41,8 @@ use crate::{UidLease, lock};
 pub const SENTINEL: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 /// Starts a log line that names its activation (concurrent instances).
 const TAG: u8 = 0x1e;
-/// How long to wait for the logs of an executable that writes no sentinel lines.
+/// How long at most to wait for the logs of an executable that writes no sentinel lines
+/// (usually they are in as soon as its output pipes are empty).
 const NATIVE_LOG_GRACE: Duration = Duration::from_millis(10);
 /// A log line is cut here (it is kept, cut, unless the log limit is reached).
 const MAX_LINE: usize = 64 * 1024;
@@ -69,6 +72,8 @@ struct Shared {
     result_closed: bool,
     /// Lines carry activation ids (the instance runs several at once).
     tagged: bool,
+    /// Chunks of output the log readers have handled so far.
+    log_chunks: u64,
 }
 
 impl Shared {
@@ -124,6 +129,8 @@ pub struct Instance {
     uids: Option<UidLease>,
     /// A Lambda function's instance: its Runtime API, and the task serving it.
     api: Option<(Arc<RuntimeApi>, tokio::task::AbortHandle)>,
+    /// Second read ends of stdout and stderr, to ask how much is waiting in them.
+    log_probes: Vec<OwnedFd>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -192,6 +199,10 @@ impl Instance {
         // A Lambda function answers through its Runtime API only: what it writes on fd 3 is
         // read and dropped (the pipe still tells when the process is gone).
         tokio::spawn(read_answers(result, shared.clone(), api.is_none()));
+        let log_probes: Vec<OwnedFd> = [&stdout, &stderr]
+            .iter()
+            .filter_map(|rx| rx.as_fd().try_clone_to_owned().ok())
+            .collect();
         for (i, rx) in [stdout, stderr].into_iter().enumerate() {
             tokio::spawn(read_logs(rx, i, shared.clone()));
         }
@@ -210,6 +221,7 @@ impl Instance {
             stopped: OnceLock::new(),
             uids: Some(uids),
             api,
+            log_probes,
         })
     }
 
@@ -308,8 +320,12 @@ impl Instance {
         };
         let mut logs_complete = false;
         if let Reply::Line(..) = reply {
+            if self.family == Family::Native {
+                let grace = (tokio::time::Instant::now() + NATIVE_LOG_GRACE).min(deadline);
+                let _ = tokio::time::timeout_at(grace, self.logs_drained()).await;
+            }
             let wait = if self.family == Family::Native {
-                (tokio::time::Instant::now() + NATIVE_LOG_GRACE).min(deadline)
+                tokio::time::Instant::now()
             } else {
                 deadline
             };
@@ -337,6 +353,28 @@ impl Instance {
             logs_truncated,
             logs_complete,
             memory_mark,
+        }
+    }
+
+    /// Returns once what the process wrote before now has reached the log readers and been
+    /// handled: both output pipes empty, and no chunk handled since (a reader that took bytes
+    /// handles them without waiting on anything).
+    async fn logs_drained(&self) {
+        loop {
+            let before = lock(&self.shared).log_chunks;
+            if self.log_probes.len() == 2 && self.log_probes.iter().all(|fd| waiting_bytes(fd) == 0)
+            {
+                for _ in 0..3 {
+                    tokio::task::yield_now().await;
+                }
+                if self.log_probes.iter().all(|fd| waiting_bytes(fd) == 0)
+                    && lock(&self.shared).log_chunks == before
+                {
+                    return;
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
 
@@ -466,6 +504,16 @@ fn discard(pid: i32, reaped: bool, cgroup: Option<Cgroup>, uids: Option<UidLease
     }
 }
 
+/// Bytes waiting to be read in the pipe `fd` (0 when it cannot be asked).
+fn waiting_bytes(fd: &OwnedFd) -> libc::c_int {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD on an open descriptor, into a c_int.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &raw mut n) } != 0 {
+        return 0;
+    }
+    n
+}
+
 /// Hands an answer that came through a Runtime API to its activation, kept up to its result
 /// limit, as [`read_answers`] does for fd 3.
 fn deliver_to(shared: Arc<Mutex<Shared>>) -> crate::runtime_api::Deliver {
@@ -559,6 +607,7 @@ async fn read_logs(mut rx: pipe::Receiver, stream: usize, shared: Arc<Mutex<Shar
         };
         let mut chunk = &buf[..n];
         let mut sh = lock(&shared);
+        sh.log_chunks += 1;
         while let Some(i) = chunk.iter().position(|b| *b == b'\n') {
             partial.extend_from_slice(&chunk[..i]);
             chunk = &chunk[i + 1..];
