@@ -97,25 +97,31 @@ impl RuntimeApi {
         }
     }
 
-    /// Serves connections on `listener` until the task is aborted. With `peer_uid`, a
-    /// connection is served only when the connecting socket belongs to that host uid (a
-    /// listener on the host's loopback, which other processes could reach).
+    /// Serves connections on `listener` until the task is aborted, which ends its
+    /// connections too (a runtime blocked in `/next` when its instance is discarded leaves no
+    /// task behind). With `peer_uid`, a connection is served only when the connecting socket
+    /// belongs to that host uid (a listener on the host's loopback, which other processes
+    /// could reach).
     pub(crate) async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         peer_uid: Option<u32>,
     ) {
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let mut connections = tokio::task::JoinSet::new();
         loop {
-            let Ok((stream, peer)) = listener.accept().await else {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                Some(_) = connections.join_next() => continue,
+            };
+            let Ok((stream, peer)) = accepted else {
                 // Out of descriptors, most likely: not a busy loop.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if connections.len() >= MAX_CONNECTIONS {
                 tracing::debug!(%peer, "a Runtime API connection over the limit was closed");
                 continue;
-            };
+            }
             if let Some(uid) = peer_uid {
                 let local = stream.local_addr().ok();
                 if local.is_none_or(|l| socket_uid(peer, l) != Some(uid)) {
@@ -126,7 +132,7 @@ impl RuntimeApi {
             // Small requests and answers both ways: no waiting on Nagle and delayed ACKs.
             let _ = stream.set_nodelay(true);
             let api = self.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let api = api.clone();
                     async move { Ok::<_, Infallible>(api.handle(req).await) }
@@ -135,7 +141,6 @@ impl RuntimeApi {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)
                     .await;
-                drop(slot);
             });
         }
     }
@@ -410,6 +415,45 @@ mod tests {
         }
         assert_eq!(lock(&got).len(), 2);
         assert_eq!(lock(&got)[1], (8, b"{}".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_api_ends_its_connections_and_holds_no_more_than_its_limit() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let api = RuntimeApi::new(Box::new(|_, _| {}));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(api.clone().serve(l, None));
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS + 4 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            held.push(c);
+        }
+        // Past the limit, connections are closed unanswered; the others wait for an event.
+        let mut closed = 0;
+        for c in &mut held {
+            let mut buf = [0u8; 64];
+            match tokio::time::timeout(std::time::Duration::from_millis(200), c.read(&mut buf))
+                .await
+            {
+                Ok(Ok(0) | Err(_)) => closed += 1,
+                Ok(Ok(_)) => panic!("a /next was answered without an event"),
+                Err(_) => {}
+            }
+        }
+        assert_eq!(closed, 4);
+        // Stopping the API ends the waiting ones too.
+        task.abort();
+        for c in held.iter_mut().take(MAX_CONNECTIONS) {
+            let mut buf = [0u8; 64];
+            let read = tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf))
+                .await
+                .expect("the connection outlived its API");
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        }
     }
 
     #[test]
