@@ -32,6 +32,8 @@ use futures_util::StreamExt;
 
 use crate::{Ack, Bus, BusError, Delivery, Handler, INVOKE_PREFIX, Subscription};
 
+/// Tries at creating the invocation stream before a start fails.
+const STREAM_ATTEMPTS: u32 = 5;
 /// How long the stream remembers message ids to drop duplicates.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long an invoker may hold a message unacknowledged: the longest action timeout (300 s)
@@ -107,16 +109,29 @@ impl NatsBus {
             .await
             .map_err(|e| backend(&format!("cannot connect to NATS at {url}"), e))?;
         let js = jetstream::new(client.clone());
-        js.get_or_create_stream(stream::Config {
+        let config = stream::Config {
             name: invoke_stream(cluster),
             subjects: vec![format!("{cluster}.{INVOKE_PREFIX}>")],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| backend("cannot create the invocation stream", e))?;
+        };
+        // A creation can fail for a moment on the server's side (nats-server 2.9 removes an
+        // account's store folder when its last stream is deleted, racing a creation beside
+        // it): tried a few times before the start fails.
+        let mut attempt = 1;
+        loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(e) if attempt < STREAM_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "cannot create the invocation stream yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(backend("cannot create the invocation stream", e)),
+            }
+        }
         Ok(NatsBus {
             client,
             js,
