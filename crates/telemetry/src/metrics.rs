@@ -1,0 +1,1 @@
+//! The metrics registry (issue 28, point 1).
