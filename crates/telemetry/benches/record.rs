@@ -1,0 +1,62 @@
+//! What recording one invocation's metrics costs: every series one Wasm activation touches on
+//! the invoke path (its record, its start, the journal and record writes, the bus publish and
+//! the HTTP response), on a registry that already has the series, as in a running server.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gust_model::record::annotation;
+use gust_model::{Activation, ActivationResponse, ActivationStatus};
+use gust_telemetry::metrics::{Metrics, Start};
+use serde_json::json;
+
+fn record() -> Activation {
+    Activation {
+        namespace: "guest".into(),
+        name: "hello".into(),
+        version: "0.0.1".into(),
+        subject: "guest".into(),
+        activation_id: "0190b7a1c2d34e5f8a9b0c1d2e3f4a5b".into(),
+        start: 1_000,
+        end: 1_002,
+        duration: 2,
+        status_code: 0,
+        response: ActivationResponse::new(ActivationStatus::Success, json!({"ok": true})),
+        logs: Vec::new(),
+        annotations: vec![
+            annotation("path", json!("guest/hello")),
+            annotation("waitTime", json!(1)),
+            annotation("kind", json!("wasm")),
+            annotation(
+                "limits",
+                json!({"timeout": 60000, "memory": 256, "logs": 10}),
+            ),
+            annotation("initTime", json!(0)),
+        ],
+        publish: false,
+        cause: None,
+    }
+}
+
+fn one_invocation(c: &mut Criterion) {
+    let m = Metrics::new();
+    let r = record();
+    let took = Duration::from_micros(150);
+    c.bench_function("record one invocation's metrics", |b| {
+        b.iter(|| {
+            m.store_op("put_pending", "sqlite", took);
+            m.start("guest", "wasm", Start::Warm);
+            m.activation(black_box(&r), "hello", 999);
+            m.store_op("put_activation", "sqlite", took);
+            m.bus_op("publish", "memory", took);
+            m.http_response(200);
+        })
+    });
+    c.bench_function("encode one namespace (1 action)", |b| {
+        b.iter(|| black_box(m.encode_namespace("guest")))
+    });
+}
+
+criterion_group!(benches, one_invocation);
+criterion_main!(benches);
