@@ -31,7 +31,7 @@ use gust_model::record::{annotation, record};
 use gust_model::time::now_ms;
 use gust_model::{
     Action, Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
-    Exec, Identity, InvocationMessage, SealedParam,
+    Exec, Identity, InvocationMessage, SealedParam, TraceParent,
 };
 use gust_store::PendingInvocation;
 
@@ -49,13 +49,16 @@ struct Parent {
     cause: Cause,
     /// Steps run so far by the outermost composition, nested ones included.
     steps: Arc<StepCounts>,
+    /// The composition's span: the parent of each step's.
+    span: TraceParent,
 }
 
 /// Where a composition starts: from a producer (a request, a trigger; its own cause, if
 /// any), or as a step of another composition.
 enum Origin {
-    /// Its cause, and the activation id its producer gave it (if any).
-    Top(Option<Cause>, Option<String>),
+    /// Its cause, the activation id its producer gave it (if any), and the trace context it
+    /// came with (if any).
+    Top(Option<Cause>, Option<String>, Option<TraceParent>),
     Nested(Parent),
 }
 
@@ -139,7 +142,7 @@ impl Composer for Compositions {
             inv.action,
             Input { input, secrets },
             inv.wait,
-            Origin::Top(inv.cause, inv.activation_id),
+            Origin::Top(inv.cause, inv.activation_id, inv.trace),
         )
         .await
     }
@@ -180,14 +183,15 @@ fn start<'a>(
 ) -> SequenceFuture<'a> {
     Box::pin(async move {
         let action = resolved.action.clone();
-        let cause = match &origin {
-            Origin::Top(cause, _) => cause.clone(),
-            Origin::Nested(parent) => Some(parent.cause.clone()),
+        let (cause, trace) = match &origin {
+            Origin::Top(cause, _, trace) => (cause.clone(), *trace),
+            Origin::Nested(parent) => (Some(parent.cause.clone()), Some(parent.span)),
         };
         let Input { input, secrets } = input;
         let mut msg = core.new_message(who, &action, &input, Vec::new(), false, cause)?;
         msg.secrets = secrets.clone();
-        if let Origin::Top(_, Some(id)) = &origin {
+        msg.traceparent = Some(TraceParent::continuing(trace.as_ref()));
+        if let Origin::Top(_, Some(id), _) = &origin {
             msg.activation_id = id.clone();
         }
         // Recovery must see a sequence (never run its code again), also for a conductor.
@@ -286,6 +290,7 @@ async fn run_sequence(
             activation_id: msg.activation_id.clone(),
         },
         steps,
+        span: msg.traceparent.unwrap_or_else(TraceParent::new_root),
     };
     let mut run = Run::default();
     match plan {
@@ -394,6 +399,7 @@ async fn run_step(
             cause: Some(parent.cause.clone()),
             secrets,
             activation_id: None,
+            trace: Some(parent.span),
         })
         .await?
     };

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use gust_controller::{ControllerError, Invocation, InvokeOutcome, Wait};
+use gust_model::annotations;
 use gust_model::limits::{MAX_JSON_DEPTH, json_depth};
+use gust_model::record::annotation;
 use gust_model::time::now_ms;
 use gust_model::{
     Activation, ActivationResponse, ActivationStatus, Cause, CauseKind, EncodedActivation,
-    Identity, Rule, RuleStatus, SealedParam, names, secret_place,
+    Identity, Rule, RuleStatus, SealedParam, TraceParent, names, secret_place,
 };
 use gust_store::Admission;
 use serde_json::{Map, Value, json};
@@ -37,6 +39,8 @@ pub(crate) struct Firing {
     pub busy: HashMap<String, (String, u64)>,
     /// What this fire is one of (a timer's tick, a source's message), if it has an identity.
     pub fixed: Option<Fixed>,
+    /// The trace context it comes with (a request's `traceparent`); `None` starts a trace.
+    pub trace: Option<TraceParent>,
 }
 
 /// The identity of a fire that may happen more than once (a timer's tick, a message
@@ -81,6 +85,8 @@ struct RuleRun {
     cause: Cause,
     /// The id to give it (a timer's tick), or a new one.
     activation_id: Option<String>,
+    /// The fire's span, the parent of the invocation's.
+    trace: TraceParent,
 }
 
 /// Why a rule did not start its action: OpenWhisk's status code 1 (the caller's error) or 3
@@ -126,6 +132,8 @@ pub(crate) struct EventFire<'a> {
     pub key: &'a str,
     /// Count it against the namespace's fires per minute (false: an earlier attempt did).
     pub count: bool,
+    /// The trace context it comes with (a webhook request's `traceparent`), if any.
+    pub trace: Option<TraceParent>,
 }
 
 /// A fire id being fired in this process, while it lives.
@@ -160,6 +168,9 @@ pub enum Fired {
     /// No rule was active: nothing ran and no record was written.
     NoActiveRule,
 }
+
+/// The W3C trace context's header, as [`forwarded_headers`] names it.
+const TRACEPARENT: &str = "traceparent";
 
 /// Request headers never forwarded in `__ow_headers`: credentials and what carries them.
 fn is_credential(name: &str) -> bool {
@@ -222,7 +233,8 @@ fn log_line(rule: &Rule, outcome: Result<String, Refusal>) -> String {
 
 impl Events {
     /// Fires trigger `name` of namespace `ns` (the caller's own) with `payload` and the
-    /// request's `headers` (see [`forwarded_headers`]).
+    /// request's `headers` (see [`forwarded_headers`]), whose `traceparent`, if valid, is the
+    /// fire's trace context (a malformed one is ignored: a new trace).
     pub async fn fire(
         &self,
         who: &Identity,
@@ -235,6 +247,7 @@ impl Events {
         check_name(name)?;
         check_depth(&payload)?;
         self.count_fire(who).await?;
+        let trace = TraceParent::from_header(headers.get(TRACEPARENT).and_then(Value::as_str));
         let mut args = Map::new();
         if !headers.is_empty() {
             args.insert("__ow_headers".into(), Value::Object(headers));
@@ -247,6 +260,7 @@ impl Events {
             again: false,
             busy: HashMap::new(),
             fixed: None,
+            trace,
         };
         Ok(self.fire_with(who, &ns, name, firing).await?.fired)
     }
@@ -267,6 +281,7 @@ impl Events {
             payload,
             key,
             count,
+            trace,
         } = event;
         check_depth(&payload)?;
         // A source fires as the namespace that owns the trigger.
@@ -304,6 +319,7 @@ impl Events {
                 patient: true,
                 retry_host: true,
             }),
+            trace,
         };
         Ok(self.fire_with(&who, ns, name, firing).await?.fired)
     }
@@ -323,6 +339,7 @@ impl Events {
             again,
             busy,
             fixed,
+            trace,
         } = firing;
         let target = self.target(ns, name).await?;
         let Some(target) = target else {
@@ -337,6 +354,8 @@ impl Events {
             });
         }
         let start = now_ms();
+        // The fire's own span: the parent of every rule's invocation.
+        let span = TraceParent::continuing(trace.as_ref());
         // The trigger's parameters, then the fire's: a later key wins. Its secrets stay
         // sealed beside them, for the invoker to open.
         let (secret, plain): (Vec<_>, Vec<_>) =
@@ -390,6 +409,7 @@ impl Events {
                         secrets: secrets.clone(),
                         cause: cause.clone(),
                         activation_id: derived,
+                        trace: span,
                     };
                     self.run_rule(who, rule, started).await
                 }
@@ -450,7 +470,10 @@ impl Events {
             status_code: 0,
             response: ActivationResponse::new(ActivationStatus::Success, Value::Object(payload)),
             logs,
-            annotations: Vec::new(),
+            annotations: vec![annotation(
+                annotations::TRACE_ID,
+                json!(span.trace_id_hex()),
+            )],
             publish: false,
             cause: None,
         };
@@ -479,6 +502,7 @@ impl Events {
             secrets,
             cause,
             activation_id,
+            trace,
         } = run;
         if rule.status != RuleStatus::Active {
             return Err(Refusal::Caller(format!(
@@ -508,6 +532,7 @@ impl Events {
             cause: Some(cause),
             secrets,
             activation_id,
+            trace: Some(trace),
         };
         match self.core.invoke(inv).await.map_err(failed)? {
             InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => Ok(id),

@@ -5,6 +5,7 @@
 //! sender to send the delivery again.
 
 use gust_controller::ControllerError;
+use gust_model::TraceParent;
 use gust_source::{Hook, HookError, HookRequest};
 
 use crate::fire::EventFire;
@@ -71,6 +72,7 @@ impl Events {
             payload,
             key: &key,
             count: true,
+            trace: TraceParent::from_header(request.header("traceparent")),
         };
         let fired = self.fire_event(ns, trigger, event).await?;
         Ok(Hooked::Fired(fired))

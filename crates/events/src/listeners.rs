@@ -288,6 +288,7 @@ impl Sink for SubscriptionSink {
                 payload: payload.clone(),
                 key: &key,
                 count: !counted,
+                trace: None,
             };
             let error = match self.fire(event).await {
                 Ok(()) => return Delivery::Accepted,

@@ -378,6 +378,7 @@ impl Timers {
             id,
             again: true,
             busy,
+            trace: None,
             fixed: Some(Fixed {
                 ms: tick_ms,
                 seed: format!("{}\0{}\0{tick_ms}", s.namespace, s.trigger),

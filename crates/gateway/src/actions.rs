@@ -15,6 +15,7 @@ use gust_model::limits::{MAX_BODY, MAX_INVOKE_BODY, MAX_LIST};
 use gust_model::{Action, ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
 
+use crate::extract::Trace;
 use crate::extract::{
     Caller, QueryString, RawBody, TokenGrant, body, malformed, params, payload_body,
 };
@@ -188,6 +189,7 @@ async fn invoke(
     State(gw): State<Gateway>,
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
+    Trace(trace): Trace,
     q: QueryString,
     b: RawBody,
 ) -> ApiResult {
@@ -213,6 +215,7 @@ async fn invoke(
             cause: None,
             secrets: Vec::new(),
             activation_id: None,
+            trace,
         })
         .await?;
     Ok(match outcome {

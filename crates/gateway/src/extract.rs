@@ -1,6 +1,7 @@
 //! Kit: what handlers take from a request — the authenticated [`Caller`] (by key or token;
 //! [`KeyCaller`] by key only), the query
-//! [`params`], the [`body`] — and the 400s and 413s of reading them. Imports the kit only.
+//! [`params`], the [`body`], the trace context ([`Trace`]) — and the 400s and 413s of reading
+//! them. Imports the kit only.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use axum::http::request::Parts;
 use base64::Engine as _;
 use gust_controller::tokens::{Grant, Verb};
 use gust_controller::{ControllerError, Identity};
+use gust_model::TraceParent;
 use gust_model::limits::MAX_INVOKE_BODY;
 
 use crate::access::rest_access;
@@ -180,4 +182,55 @@ pub(crate) fn json_or_default<T: serde::de::DeserializeOwned + Default>(
 /// OpenWhisk's 400 for a body that is not what the resource reads, saying why.
 pub(crate) fn malformed(e: impl std::fmt::Display) -> ApiError {
     ControllerError::malformed(e).into()
+}
+
+/// The W3C trace context's header (decision 0026).
+pub(crate) const TRACEPARENT: &str = "traceparent";
+
+/// The trace context a request that produces invocations passes on: exactly one
+/// `traceparent` that parses, or none. A missing, repeated or malformed header is ignored
+/// (the invocation starts a new trace), as the W3C recommendation says; never a reason to
+/// refuse a request.
+pub(crate) struct Trace(pub(crate) Option<TraceParent>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Trace {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(Trace(trace_of(&parts.headers)))
+    }
+}
+
+/// The trace context in `headers` ([`Trace`]).
+pub(crate) fn trace_of(headers: &axum::http::HeaderMap) -> Option<TraceParent> {
+    let mut values = headers.get_all(TRACEPARENT).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    TraceParent::from_header(value.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn one_valid_traceparent_is_taken_anything_else_ignored() {
+        const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = HeaderMap::new();
+        assert_eq!(trace_of(&h), None);
+        h.insert(TRACEPARENT, HeaderValue::from_static(VALID));
+        assert_eq!(trace_of(&h).map(|t| t.to_string()).as_deref(), Some(VALID));
+        h.append(TRACEPARENT, HeaderValue::from_static(VALID));
+        assert_eq!(trace_of(&h), None, "two headers are ambiguous");
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-zz"));
+        assert_eq!(trace_of(&h), None);
+        h.insert(TRACEPARENT, HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        assert_eq!(trace_of(&h), None);
+    }
 }

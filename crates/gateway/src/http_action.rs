@@ -28,6 +28,7 @@ use gust_model::limits::MAX_WEB_BODY;
 use gust_model::{ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
 
+use crate::extract::trace_of;
 use crate::extract::{basic_identity, bearer, malformed, payload_too_large, too_long};
 use crate::lambda_http::{self, Credentials};
 use crate::respond::{Finished, accepted, internal, with_activation_id};
@@ -218,6 +219,7 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
         Served::OpenWhisk
     };
     let max = gw.controller.system_limits().max_payload;
+    let trace = trace_of(req.headers());
     let params = match served {
         Served::Lambda => {
             let credentials = if truthy(annotation(
@@ -262,6 +264,7 @@ async fn run(gw: &Gateway, call: Call<'_>) -> Result<Response, ApiError> {
             cause: None,
             secrets: Vec::new(),
             activation_id: None,
+            trace,
         })
         .await?;
     match (outcome, served, ext) {

@@ -44,6 +44,9 @@ pub const INIT_TIME: &str = "initTime";
 pub const TIMEOUT: &str = "timeout";
 /// Which composition caused the activation (`sequence`).
 pub const CAUSED_BY: &str = "causedBy";
+/// Gust's: the W3C trace id of the activation's trace (32 lowercase hex characters;
+/// decision 0026).
+pub const TRACE_ID: &str = "traceId";
 /// The record of the outermost composition.
 pub const TOPMOST: &str = "topmost";
 /// Gust's: the invocation could not run because the platform was busy (a blocking caller

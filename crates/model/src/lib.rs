@@ -15,6 +15,7 @@ pub mod names;
 pub mod record;
 pub mod run;
 pub mod time;
+pub mod trace;
 pub mod trigger;
 
 pub use activation::{
@@ -28,6 +29,7 @@ pub use message::{
     Cause, CauseKind, CompletionMessage, InvocationMessage, InvokerHealth, SealedParam,
     secret_place,
 };
+pub use trace::TraceParent;
 pub use trigger::{
     DeleteAfterFire, EntityPath, Rule, RuleStatus, Schedule, ScheduleSpec, Subscription,
     SubscriptionSpec, Timing, Trigger,

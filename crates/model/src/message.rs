@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::limits::ActionLimits;
+use crate::trace::TraceParent;
 
 /// Run this action once: sent by a controller to an invoker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +55,11 @@ pub struct InvocationMessage {
     /// have run, so the invoker checks for a stored record first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resent: bool,
+    /// The trace context of the controller's side of this invocation (decision 0026): its
+    /// trace id, and its span as the parent of the run's. Absent from messages of versions
+    /// before tracing; a message without one is recorded without a `traceId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<TraceParent>,
 }
 
 /// A secret parameter on its way to a sandbox: its sealed value and the place it was sealed
@@ -200,6 +206,7 @@ impl InvocationHeader {
             cause: None,
             cause_kind: None,
             resent: false,
+            traceparent: None,
         }
     }
 }

@@ -44,7 +44,8 @@ pub fn record(
 }
 
 /// What every record of `msg` started at `start` is annotated with: `path`, `waitTime`,
-/// `kind`, `limits`, and `causedBy` when its cause has such a label.
+/// `kind`, `limits`, `causedBy` when its cause has such a label, and `traceId` when the
+/// message carries a trace context.
 pub fn common_annotations(msg: &InvocationMessage, start: u64) -> Vec<KeyValue> {
     let mut out = vec![
         annotation(
@@ -60,6 +61,12 @@ pub fn common_annotations(msg: &InvocationMessage, start: u64) -> Vec<KeyValue> 
     ];
     if let Some(label) = msg.cause().and_then(|c| c.kind.caused_by()) {
         out.push(annotation(annotations::CAUSED_BY, json!(label)));
+    }
+    if let Some(trace) = &msg.traceparent {
+        out.push(annotation(
+            annotations::TRACE_ID,
+            json!(trace.trace_id_hex()),
+        ));
     }
     out
 }
@@ -90,6 +97,7 @@ mod tests {
             cause: None,
             cause_kind: None,
             resent: false,
+            traceparent: None,
         }
     }
 
@@ -106,6 +114,22 @@ mod tests {
         assert_eq!(keys(&r), ["path", "waitTime", "kind", "limits"]);
         assert_eq!(r.annotations[0].value, "owner/pkg/act");
         assert_eq!(r.annotations[1].value, 50);
+    }
+
+    #[test]
+    fn a_traced_message_records_its_trace_id() {
+        let response = ActivationResponse::new(ActivationStatus::Success, json!({}));
+        let mut msg = message();
+        let trace: crate::TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap();
+        msg.traceparent = Some(trace);
+        let r = record(&msg, 100, 100, response);
+        let id = crate::entity::annotation(&r.annotations, annotations::TRACE_ID);
+        assert_eq!(
+            id.and_then(Value::as_str),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
     }
 
     #[test]

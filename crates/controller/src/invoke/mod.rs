@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gust_bus::completion_subject;
 use gust_model::time::now_ms;
-use gust_model::{Cause, InvocationMessage, SealedParam, names};
+use gust_model::{Cause, InvocationMessage, SealedParam, TraceParent, names};
 use gust_store::PendingInvocation;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -62,6 +62,10 @@ pub struct Invocation<'a> {
     /// same invocation again (a timer's tick fired again after a crash) gives the same id
     /// each time, so it can tell whether the first was accepted.
     pub activation_id: Option<String>,
+    /// The trace context it comes with (a client's `traceparent`, or its composition's or
+    /// trigger's span); `None` starts a new trace. The controller's side of the invocation
+    /// is a child span of it.
+    pub trace: Option<TraceParent>,
 }
 
 /// What an invocation returns to its producer.
@@ -153,6 +157,7 @@ impl Controller {
             cause: None,
             cause_kind: None,
             resent: false,
+            traceparent: None,
         };
         msg.set_cause(cause);
         Ok(msg)
@@ -180,6 +185,7 @@ impl Controller {
             cause,
             secrets: added,
             activation_id,
+            trace,
         } = inv;
         let (blocking, wait) = match wait {
             Wait::No => (false, Duration::ZERO),
@@ -198,6 +204,7 @@ impl Controller {
         }
         let mut msg = self.new_message(who, action, &input, env, blocking, cause)?;
         msg.secrets = secrets;
+        msg.traceparent = Some(TraceParent::continuing(trace.as_ref()));
         if let Some(token) = self.action_token(who, action).await? {
             msg.secrets.push(token);
             if let Some(host) = &self.api_host {

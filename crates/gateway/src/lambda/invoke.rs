@@ -23,6 +23,7 @@ use super::functions::query;
 use super::sigv4::Signed;
 use super::{FunctionRef, LATEST, is_function};
 use crate::Gateway;
+use crate::extract::trace_of;
 
 /// Bytes of the end of the log that `X-Amz-Log-Result` carries.
 const LOG_TAIL: usize = 4096;
@@ -132,6 +133,7 @@ pub(crate) async fn invoke(
             cause: None,
             secrets: Vec::new(),
             activation_id: None,
+            trace: trace_of(&headers),
         })
         .await?;
     match outcome {
