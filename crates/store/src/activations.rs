@@ -19,6 +19,17 @@ pub struct ActivationQuery {
     pub limit: u64,
 }
 
+/// A place in the order records were written, for a reader that follows new records (the
+/// live activations stream): records are found in the order they were written, so one that
+/// started earlier but finished later is not passed over. Opaque outside the store; each
+/// backend gives it its own meaning (SQLite: the last row id read; PostgreSQL: a
+/// transaction id boundary and the last activation id read at it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WritePosition {
+    pub(crate) seq: i64,
+    pub(crate) id: String,
+}
+
 #[async_trait]
 pub trait ActivationStore: Send + Sync + 'static {
     /// Stores a record (once: a second record for the same id is ignored) and clears its
@@ -37,6 +48,20 @@ pub trait ActivationStore: Send + Sync + 'static {
     /// The stored records (`Activation` JSON, as stored), newest first, ties by id.
     async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Box<RawValue>>>;
     async fn count_activations(&self, query: &ActivationQuery) -> Result<u64>;
+    /// The position after every record written so far: reading from it gives only records
+    /// written later (PostgreSQL: and possibly a few committed just before).
+    async fn write_position(&self) -> Result<WritePosition>;
+    /// The position just after record `id` of `namespace`, if it is stored (to resume a
+    /// stream after the last record its reader got).
+    async fn write_position_of(&self, namespace: &str, id: &str) -> Result<Option<WritePosition>>;
+    /// The records of `query.namespace` (and `query.name`) written after `from`, in the order
+    /// they were written, at most `query.limit`, and the position to read from next. The
+    /// query's `since`, `upto` and `skip` are not used.
+    async fn activations_written_after(
+        &self,
+        query: &ActivationQuery,
+        from: &WritePosition,
+    ) -> Result<(Vec<Box<RawValue>>, WritePosition)>;
     /// Retention: deletes the records of every namespace that started before `start_ms`
     /// (through the per-namespace start index: no index of its own to slow record writes);
     /// returns how many it deleted.

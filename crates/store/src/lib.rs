@@ -35,7 +35,7 @@ mod triggers;
 use gust_model::Action;
 
 pub use actions::ActionStore;
-pub use activations::{ActivationQuery, ActivationStore};
+pub use activations::{ActivationQuery, ActivationStore, WritePosition};
 pub use admission::{Admission, AdmissionStore};
 pub use journal::{JournalStore, PendingInvocation};
 pub use namespaces::NamespaceStore;

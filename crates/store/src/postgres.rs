@@ -32,8 +32,8 @@ use crate::sql::{self, Arg};
 use crate::{
     ActionStore, ActivationQuery, ActivationStore, Admission, AdmissionStore, JournalStore,
     NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore,
-    ScheduleStore, SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore, action_from,
-    name_range,
+    ScheduleStore, SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore,
+    WritePosition, action_from, name_range,
 };
 
 /// Connections kept open to PostgreSQL per process.
@@ -207,6 +207,14 @@ CREATE TABLE subscriptions (
     PRIMARY KEY (namespace, trigger)
 );
 CREATE INDEX subscriptions_running ON subscriptions (runs, owner);
+"#,
+    r#"
+-- The write order of records, for readers of new records (decision 0026): the id of the
+-- transaction that wrote each one. Every transaction below the oldest one still running has
+-- ended, so a reader that reads up to that boundary never passes over a record that commits
+-- later.
+ALTER TABLE activations ADD COLUMN written xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE INDEX activations_by_written ON activations (written);
 "#,
 ];
 
@@ -1107,6 +1115,92 @@ impl ActivationStore for PostgresStore {
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 
+    async fn write_position(&self) -> Result<WritePosition> {
+        let row = self
+            .query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+            .await?;
+        Ok(WritePosition {
+            seq: xid(row.first().map(|r| r.get::<_, String>(0)))?,
+            id: String::new(),
+        })
+    }
+
+    async fn write_position_of(&self, namespace: &str, id: &str) -> Result<Option<WritePosition>> {
+        let rows = self
+            .query(
+                "SELECT written::text FROM activations WHERE id = $1 AND namespace = $2",
+                &[&id, &namespace],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                Ok(WritePosition {
+                    seq: xid(Some(r.get::<_, String>(0)))?,
+                    id: id.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    // Rows from the position up to the oldest transaction still running (all below it have
+    // ended), in transaction order, ties by id; the boundary comes from the same statement.
+    async fn activations_written_after(
+        &self,
+        q: &ActivationQuery,
+        from: &WritePosition,
+    ) -> Result<(Vec<Box<RawValue>>, WritePosition)> {
+        let named = if q.name.is_some() {
+            "AND a.name = $5"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "WITH b AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+             SELECT b.x::text, a.written::text, a.id, a.doc FROM b LEFT JOIN activations a
+               ON a.namespace = $1 AND a.written >= $2::text::xid8 AND a.written < b.x
+              AND NOT (a.written = $2::text::xid8 AND a.id <= $3) {named}
+             ORDER BY a.written, a.id LIMIT $4"
+        );
+        let seq = from.seq.to_string();
+        let limit = q.limit as i64;
+        let name = q.name.clone().unwrap_or_default();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&q.namespace, &seq, &from.id, &limit];
+        if q.name.is_some() {
+            params.push(&name);
+        }
+        let rows = self.query(&sql, &params).await?;
+        let boundary = xid(rows.first().map(|r| r.get::<_, String>(0)))?;
+        let mut docs = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for r in &rows {
+            let (Some(written), Some(id), Some(doc)) = (
+                r.get::<_, Option<String>>(1),
+                r.get::<_, Option<String>>(2),
+                r.get::<_, Option<String>>(3),
+            ) else {
+                continue;
+            };
+            docs.push(RawValue::from_string(doc)?);
+            last = Some((written, id));
+        }
+        let next = match last {
+            Some((written, id)) if docs.len() as u64 >= q.limit => WritePosition {
+                seq: xid(Some(written))?,
+                id,
+            },
+            // Everything below the boundary is read: the next read starts at it.
+            _ => WritePosition {
+                seq: boundary.max(from.seq),
+                id: if boundary > from.seq {
+                    String::new()
+                } else {
+                    from.id.clone()
+                },
+            },
+        };
+        Ok((docs, next))
+    }
+
     async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
         self.execute(sql::DELETE_ACTIVATIONS_BEFORE, &[&(start_ms as i64)])
             .await
@@ -1483,4 +1577,10 @@ impl ScheduleStore for PostgresStore {
     async fn release_schedules(&self) -> Result<()> {
         self.execute(sql::RELEASE_SCHEDULES, &[]).await.map(|_| ())
     }
+}
+
+/// A transaction id (`xid8`) read as text.
+fn xid(text: Option<String>) -> Result<i64> {
+    text.and_then(|t| t.parse().ok())
+        .ok_or_else(|| StoreError::Backend("a transaction id that is not a number".into()))
 }

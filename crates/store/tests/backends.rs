@@ -11,7 +11,7 @@ use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
 use gust_store::{
     ActivationQuery, ActivationStore, AdmissionStore, JournalStore, PendingInvocation, PutMode,
-    Store, StoreError, TickClaim,
+    Store, StoreError, TickClaim, WritePosition,
 };
 
 /// Runs each named scenario (`async fn NAME(&dyn Store)`) as `NAME::sqlite` and
@@ -58,6 +58,7 @@ on_every_backend!(
     a_schedule_tick_is_claimed_once_and_a_dead_owners_pending_tick_adopted,
     a_subscription_has_one_owner_at_a_time_and_goes_with_its_trigger,
     is_accepted_sees_the_journal_and_the_records,
+    records_are_read_in_the_order_they_were_written,
 );
 
 /// Package `ns/name`, version 0.0.1.
@@ -1291,4 +1292,99 @@ async fn is_accepted_sees_the_journal_and_the_records(s: &dyn Store) {
     s.put_activation(&encoded).await.unwrap();
     assert!(s.is_accepted("ns", id).await.unwrap());
     assert!(!s.is_accepted("other", id).await.unwrap());
+}
+
+/// Reads `q`'s records written after `from` until `n` have come (a PostgreSQL reader waits for
+/// the transactions of other sessions running beside it to end), then once more to see that
+/// nothing else comes; returns their ids in order and the next position.
+async fn written(
+    s: &dyn Store,
+    q: &ActivationQuery,
+    from: &WritePosition,
+    n: usize,
+) -> (Vec<String>, WritePosition) {
+    let mut ids = Vec::new();
+    let mut at = from.clone();
+    for round in 0.. {
+        let (docs, next) = s.activations_written_after(q, &at).await.unwrap();
+        at = next;
+        ids.extend(docs.iter().map(|d| {
+            let v: serde_json::Value = serde_json::from_str(d.get()).unwrap();
+            v["activationId"].as_str().unwrap().to_string()
+        }));
+        if ids.len() >= n && docs.is_empty() {
+            break;
+        }
+        assert!(round < 400, "only {ids:?} of {n} records came");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    (ids, at)
+}
+
+async fn records_are_read_in_the_order_they_were_written(s: &dyn Store) {
+    let start = s.write_position().await.unwrap();
+    let q = ActivationQuery {
+        namespace: "ns".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    // The second started earlier than the first but was written later: it still comes
+    // after it, and another namespace's record does not come at all.
+    s.put_activation(&encoded(record("w1", 50))).await.unwrap();
+    let mut other = record("w2", 60);
+    other.namespace = "other".into();
+    s.put_activation(&encoded(other)).await.unwrap();
+    s.put_new_activation(&encoded(record("w3", 10)))
+        .await
+        .unwrap();
+    let (ids, after) = written(s, &q, &start, 2).await;
+    assert_eq!(ids, ["w1", "w3"]);
+    assert!(
+        s.activations_written_after(&q, &after)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    // A name filter; then pages of one record each from the start.
+    let mut b = record("w4", 70);
+    b.name = "b".into();
+    s.put_activation(&encoded(b)).await.unwrap();
+    let named = ActivationQuery {
+        name: Some("b".into()),
+        ..q.clone()
+    };
+    assert_eq!(written(s, &named, &after, 1).await.0, ["w4"]);
+    let one = ActivationQuery {
+        limit: 1,
+        ..q.clone()
+    };
+    let mut at = start.clone();
+    let mut paged = Vec::new();
+    for round in 0.. {
+        if paged.len() == 3 {
+            break;
+        }
+        assert!(round < 400, "only {paged:?} came");
+        let (docs, next) = s.activations_written_after(&one, &at).await.unwrap();
+        assert!(docs.len() <= 1);
+        if docs.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        paged.extend(docs.iter().map(|d| {
+            serde_json::from_str::<Activation>(d.get())
+                .unwrap()
+                .activation_id
+        }));
+        at = next;
+    }
+    assert_eq!(paged, ["w1", "w3", "w4"]);
+
+    // Resuming after a record gives what was written after it; an unknown id, or another
+    // namespace's, has no position.
+    let after_w1 = s.write_position_of("ns", "w1").await.unwrap().unwrap();
+    assert_eq!(written(s, &q, &after_w1, 2).await.0, ["w3", "w4"]);
+    assert!(s.write_position_of("ns", "nope").await.unwrap().is_none());
+    assert!(s.write_position_of("ns", "w2").await.unwrap().is_none());
 }

@@ -42,7 +42,8 @@ use crate::sql::{self, Arg};
 use crate::{
     ActionStore, ActivationQuery, ActivationStore, AdmissionStore, JournalStore, NamespaceStore,
     PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore, ScheduleStore,
-    SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore, action_from, name_range,
+    SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore, WritePosition, action_from,
+    name_range,
 };
 use writer::{Job, Scope, Typed, Write, Writer, apply, checkpoint, mark_applied};
 
@@ -1540,6 +1541,98 @@ impl ActivationStore for SqliteStore {
     async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
         self.write_count(sql::DELETE_ACTIVATIONS_BEFORE, vec![int(start_ms)])
             .await
+    }
+
+    // The write order is the row id: one writer inserts records in the order it commits them
+    // (the record log is applied in its own order), and a new row id is above every row id
+    // in the table. Only deleting the newest rows (a namespace's) lets a row id come back.
+    async fn write_position(&self) -> Result<WritePosition> {
+        self.settle().await?;
+        let seq = self
+            .read(|c| {
+                Ok(
+                    c.prepare_cached("SELECT coalesce(max(rowid), 0) FROM activations")?
+                        .query_row([], |r| r.get::<_, i64>(0))?,
+                )
+            })
+            .await?;
+        Ok(WritePosition {
+            seq,
+            id: String::new(),
+        })
+    }
+
+    async fn write_position_of(&self, namespace: &str, id: &str) -> Result<Option<WritePosition>> {
+        self.settle().await?;
+        let args = vec![text(id), text(namespace)];
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT rowid FROM activations WHERE id = ?1 AND namespace = ?2")?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+            Ok(match rows.next()? {
+                Some(r) => Some(WritePosition {
+                    seq: r.get(0)?,
+                    id: String::new(),
+                }),
+                None => None,
+            })
+        })
+        .await
+    }
+
+    async fn activations_written_after(
+        &self,
+        q: &ActivationQuery,
+        from: &WritePosition,
+    ) -> Result<(Vec<Box<RawValue>>, WritePosition)> {
+        self.settle().await?;
+        let named = ActivationQuery {
+            since: None,
+            upto: None,
+            ..q.clone()
+        };
+        let (filter, args) = sql::activation_filter(&named);
+        let n = args.len();
+        // Up to the newest row id when the read starts, so the next read starts there even
+        // when no row of this namespace was written (other tenants' rows are passed once).
+        let sql = format!(
+            "SELECT rowid, doc{filter} AND rowid > ${} AND rowid <= ${} ORDER BY rowid LIMIT ${}",
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        let (from, limit) = (from.seq, q.limit);
+        let mut args = values(args);
+        self.read(move |c| {
+            let newest: i64 = c
+                .prepare_cached("SELECT coalesce(max(rowid), 0) FROM activations")?
+                .query_row([], |r| r.get(0))?;
+            args.push(Value::Integer(from));
+            args.push(Value::Integer(newest));
+            args.push(int(limit));
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let next = match rows.last() {
+                Some((seq, _)) if rows.len() as u64 >= limit => *seq,
+                _ => newest.max(from),
+            };
+            let docs = rows
+                .into_iter()
+                .map(|(_, d)| Ok(RawValue::from_string(d)?))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((
+                docs,
+                WritePosition {
+                    seq: next,
+                    id: String::new(),
+                },
+            ))
+        })
+        .await
     }
 }
 
