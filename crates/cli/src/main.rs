@@ -95,6 +95,9 @@ enum Command {
         #[command(subcommand)]
         command: client::activation::ActivationCommand,
     },
+    /// Print the last activation's logs, or each new activation's with --follow.
+    #[command(after_help = "Examples:\n  gust logs hello\n  gust logs --follow")]
+    Logs(client::activation::LogsArgs),
     /// The namespaces your key may use.
     Namespace {
         #[command(subcommand)]
@@ -171,6 +174,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Activation { command } => {
                 client::activation::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Logs(args) => {
+                client::activation::logs(args, &client::Client::new(&cli.client)?).await
             }
             Command::Namespace { command } => {
                 client::namespace::run(command, &client::Client::new(&cli.client)?).await

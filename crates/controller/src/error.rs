@@ -57,6 +57,8 @@ pub enum ControllerError {
     InFlight { count: u64, allowed: u64 },
     /// Too many actions in the sequence.
     TooManySteps,
+    /// Too many live activation streams open for this namespace (allowed: {allowed}).
+    TooManyStreams { allowed: usize },
     /// No invoker is available.
     NoInvoker,
     /// Cannot reach an invoker: {0}
@@ -98,6 +100,7 @@ impl ControllerError {
             ControllerError::PerMinute { .. }
                 | ControllerError::InFlight { .. }
                 | ControllerError::TooManySteps
+                | ControllerError::TooManyStreams { .. }
         )
     }
 

@@ -42,6 +42,7 @@ use gust_store::Store;
 use gust_store::cache::EntityCache;
 use tokio::sync::oneshot;
 
+pub use activations::{Follow, FollowFrom, MAX_STREAMS};
 pub use catalog::actions::{ActionPut, ExecPut, Resolved};
 pub use catalog::apis;
 pub use catalog::packages::PackagePut;
@@ -98,6 +99,8 @@ pub struct Controller {
     tokens: gust_tokens::TokenKeys,
     /// The URL clients reach this API at: an action given a token gets it as `__OW_API_HOST`.
     api_host: Option<String>,
+    /// Live activation streams open, per namespace.
+    streams: activations::Streams,
 }
 
 impl std::fmt::Debug for Controller {
@@ -207,6 +210,7 @@ impl ControllerBuilder {
             packages: Default::default(),
             routes: Default::default(),
             throttles: throttle::Throttles::default(),
+            streams: activations::Streams::default(),
             clustered: self.clustered,
             tokens: gust_tokens::TokenKeys::new(keyring.clone()),
             keyring,

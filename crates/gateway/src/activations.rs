@@ -1,22 +1,37 @@
-//! Resource: activations — listing and counting them, and reading one record, its logs or
-//! its result (`/api/v1/namespaces/{ns}/activations[/{id}[/{part}]]`). Imports the kit only.
+//! Resource: activations — listing and counting them, reading one record, its logs or its
+//! result (`/api/v1/namespaces/{ns}/activations[/{id}[/{part}]]`), and following new records
+//! live (`.../activations/stream`, Server-Sent Events, decision 0026). Imports the kit only.
+
+use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gust_controller::ActivationQuery;
+use futures_util::stream::{self, StreamExt as _};
+use gust_controller::{ActivationQuery, Follow, FollowFrom};
 use gust_model::ActivationSummary;
 use gust_model::limits::MAX_LIST;
 use serde_json::json;
 
 use crate::extract::{Caller, QueryString, params};
+use crate::query::Params;
 use crate::respond::{ApiResult, internal, json_response};
 use crate::{ApiError, Gateway};
+
+/// A comment line this often keeps a quiet stream open through proxies.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub(crate) fn router() -> Router<Gateway> {
     Router::new()
         .route("/api/v1/namespaces/{ns}/activations", get(list_activations))
+        .route(
+            "/api/v1/namespaces/{ns}/activations/stream",
+            get(stream_activations),
+        )
         .route(
             "/api/v1/namespaces/{ns}/activations/{id}",
             get(get_activation),
@@ -35,22 +50,7 @@ async fn list_activations(
 ) -> ApiResult {
     let q = params(q)?;
     let ns = gw.controller.authorize(&who, &ns)?;
-    let name = match q.str("name") {
-        Some(n) => {
-            let valid = |s: &str| gust_model::names::check_entity(s).is_ok();
-            let ok = match n.split_once('/') {
-                Some((pkg, simple)) => valid(pkg) && valid(simple),
-                None => valid(n),
-            };
-            if !ok {
-                return Err(ApiError::bad_request(format!(
-                    "Parameter may be a 'simple' name or 'package-name/simple' name: {n}"
-                )));
-            }
-            Some(n.to_string())
-        }
-        None => None,
-    };
+    let name = action_name(&q)?;
     let query = ActivationQuery {
         namespace: ns.to_string(),
         name,
@@ -109,4 +109,77 @@ async fn activation_part(
     } else {
         json_response(StatusCode::OK, &record.response)
     })
+}
+
+/// The `name` filter: an action's simple name or `package/action`.
+fn action_name(q: &Params) -> Result<Option<String>, ApiError> {
+    let Some(n) = q.str("name") else {
+        return Ok(None);
+    };
+    let valid = |s: &str| gust_model::names::check_entity(s).is_ok();
+    let ok = match n.split_once('/') {
+        Some((pkg, simple)) => valid(pkg) && valid(simple),
+        None => valid(n),
+    };
+    if !ok {
+        return Err(ApiError::bad_request(format!(
+            "Parameter may be a 'simple' name or 'package-name/simple' name: {n}"
+        )));
+    }
+    Ok(Some(n.to_string()))
+}
+
+/// `GET .../activations/stream`: each record written from now on (or since `since`, or
+/// after the record named by `Last-Event-ID`) as an `activation` event whose id is the
+/// activation id and whose data is the record, logs included. Ends with an `error` event
+/// when the store cannot be read.
+async fn stream_activations(
+    State(gw): State<Gateway>,
+    Caller(who): Caller,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+    q: QueryString,
+) -> Result<Response, ApiError> {
+    let q = params(q)?;
+    let ns = gw.controller.authorize(&who, &ns)?;
+    let name = action_name(&q)?;
+    let from = FollowFrom {
+        since: q.int("since", "activations")?,
+        after: headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    let follow = gw.controller.follow_activations(ns, name, from).await?;
+    let events = stream::unfold(Some(follow), |follow: Option<Follow>| async move {
+        let mut follow = follow?;
+        Some(match follow.next().await {
+            Ok(batch) => (batch.into_iter().filter_map(event).collect(), Some(follow)),
+            Err(e) => {
+                tracing::warn!(error = %e, "live activations stream ended");
+                let end = Event::default()
+                    .event("error")
+                    .data(json!({ "error": e.to_string() }).to_string());
+                (vec![end], None)
+            }
+        })
+    })
+    .flat_map(|batch: Vec<Event>| stream::iter(batch.into_iter().map(Ok::<_, Infallible>)));
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response())
+}
+
+/// A record as an `activation` event; `None` for an id an event id cannot carry (ours never
+/// hold a line break, but a stored document is not trusted to).
+fn event((id, record): (String, Box<serde_json::value::RawValue>)) -> Option<Event> {
+    if !gust_model::names::is_activation_id(&id) {
+        return None;
+    }
+    Some(
+        Event::default()
+            .event("activation")
+            .id(id)
+            .data(record.get()),
+    )
 }

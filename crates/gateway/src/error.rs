@@ -72,7 +72,9 @@ impl From<ControllerError> for ApiError {
             | BodyTooLarge { .. }
             | ParametersTooLarge { .. }
             | TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            PerMinute { .. } | InFlight { .. } | TooManySteps => StatusCode::TOO_MANY_REQUESTS,
+            PerMinute { .. } | InFlight { .. } | TooManySteps | TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             NoInvoker | Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

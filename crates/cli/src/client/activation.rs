@@ -43,6 +43,51 @@ pub enum ActivationCommand {
     },
 }
 
+/// `gust logs`: an action's last logs, or every new activation's.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Only this action's activations.
+    pub name: Option<String>,
+    /// Print the logs of each new activation as it lands, until Ctrl-C.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// With --follow, also activations that started this many seconds ago.
+    #[arg(long, default_value_t = 0, requires = "follow")]
+    pub since_seconds: u64,
+    /// With --follow, stop after this many seconds.
+    #[arg(long, requires = "follow")]
+    pub exit: Option<u64>,
+}
+
+/// `gust logs`: the logs of the last activation (of `name`), or with `--follow` those of
+/// each new one.
+pub async fn logs(args: LogsArgs, client: &Client) -> Result<()> {
+    if args.follow {
+        return follow(client, args.name, args.since_seconds, args.exit, Show::Logs).await;
+    }
+    let mut url = "/api/v1/namespaces/_/activations?limit=1".to_string();
+    if let Some(n) = &args.name {
+        url.push_str(&format!("&name={}", super::action::encode(n)));
+    }
+    let list = client.call("GET", &url, None).await?;
+    let Some(id) = list[0]["activationId"].as_str() else {
+        bail!("there are no activations yet");
+    };
+    let which = Which {
+        id: Some(id.to_string()),
+        last: false,
+    };
+    let v = fetch(client, &which, "/logs").await?;
+    if client.json {
+        print_json(&v);
+    } else {
+        for line in v["logs"].as_array().into_iter().flatten() {
+            println!("{}", line.as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
 /// An activation id, or `--last`.
 #[derive(Debug, clap::Args)]
 pub struct Which {
@@ -135,7 +180,7 @@ pub async fn run(cmd: ActivationCommand, client: &Client) -> Result<()> {
             name,
             since_seconds,
             exit,
-        } => poll(client, name, since_seconds, exit).await,
+        } => follow(client, name, since_seconds, exit, Show::Records).await,
         ActivationCommand::Result(which) => {
             let v = fetch(client, &which, "/result").await?;
             print_json(if client.json { &v } else { &v["result"] });
@@ -144,62 +189,166 @@ pub async fn run(cmd: ActivationCommand, client: &Client) -> Result<()> {
     }
 }
 
-/// Polls for records that started at or after a cursor, oldest first, and prints each once.
-async fn poll(
+/// What [`follow`] prints of each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// A heading naming the activation, then its logs (`gust activation poll`).
+    Records,
+    /// Only the log lines, each after its action's name when no name was asked for
+    /// (`gust logs --follow`).
+    Logs,
+}
+
+/// Prints each record as it is written, from the live activations stream
+/// (`.../activations/stream`, Server-Sent Events): records that started `since_seconds` ago
+/// first, then new ones, in the order they were written. A dropped connection is opened
+/// again after the last record printed (`Last-Event-ID`), so none is printed twice or missed.
+pub async fn follow(
     client: &Client,
     name: Option<String>,
     since_seconds: u64,
     exit: Option<u64>,
+    show: Show,
 ) -> Result<()> {
-    use std::collections::HashMap;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    let stop = exit.map(|s| Instant::now() + Duration::from_secs(s));
-    let mut cursor = gust_model::time::now_ms().saturating_sub(since_seconds * 1000);
-    // Ids printed, with their start; those before the cursor cannot come back and are dropped.
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    println!("Enter Ctrl-C to exit.");
-    while stop.is_none_or(|t| Instant::now() < t) {
-        let mut url =
-            format!("/api/v1/namespaces/_/activations?docs=true&limit=200&since={cursor}");
+    let run = async {
+        let since = gust_model::time::now_ms().saturating_sub(since_seconds * 1000);
+        let mut path = format!("/api/v1/namespaces/_/activations/stream?since={since}");
         if let Some(n) = &name {
-            url.push_str(&format!("&name={}", super::action::encode(n)));
+            path.push_str(&format!("&name={}", super::action::encode(n)));
         }
-        let list = client.call("GET", &url, None).await?;
-        let mut fresh: Vec<&Value> = list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|a| {
-                a["activationId"]
-                    .as_str()
-                    .is_some_and(|id| !seen.contains_key(id))
-            })
-            .collect();
-        fresh.sort_by_key(|a| a["start"].as_u64().unwrap_or(0));
-        for a in fresh {
-            let id = a["activationId"].as_str().unwrap_or("").to_string();
-            if client.json {
-                println!("{a}");
-            } else {
-                println!(
-                    "\nActivation: '{}' ({id})",
-                    a["name"].as_str().unwrap_or("")
-                );
-                for line in a["logs"].as_array().into_iter().flatten() {
-                    println!("{}", line.as_str().unwrap_or(""));
-                }
+        let mut last: Option<String> = None;
+        let mut failures = 0u32;
+        loop {
+            match read_stream(client, &path, &mut last, &name, show).await {
+                // A failure answer (401, 403, 429...) is final; a cut connection is not.
+                Err(e) if e.downcast_ref::<super::ApiFailure>().is_some() => return Err(e),
+                Err(e) if failures >= 5 => return Err(e),
+                Err(_) => failures += 1,
+                Ok(()) => failures = 0,
             }
-            let start = a["start"].as_u64().unwrap_or(0);
-            cursor = cursor.max(start);
-            seen.insert(id, start);
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        seen.retain(|_, start| *start >= cursor);
-        use std::io::Write as _;
+    };
+    if show == Show::Records {
+        println!("Enter Ctrl-C to exit.");
+    }
+    match exit {
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), run).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        },
+        None => run.await,
+    }
+}
+
+/// Reads one connection of the stream until it ends, printing each record and keeping the
+/// last one's id in `last`.
+async fn read_stream(
+    client: &Client,
+    path: &str,
+    last: &mut Option<String>,
+    name: &Option<String>,
+    show: Show,
+) -> Result<()> {
+    use futures_util::StreamExt as _;
+    use std::io::Write as _;
+
+    let res = client.stream(path, last.as_deref()).await?;
+    let mut body = res.bytes_stream();
+    let mut events = Events::default();
+    while let Some(chunk) = body.next().await {
+        for (event, id, data) in events.feed(&chunk?) {
+            match event.as_str() {
+                "activation" => {
+                    let record: Value = serde_json::from_str(&data)?;
+                    print_record(client, &record, name.is_none(), show);
+                    *last = Some(id);
+                }
+                "error" => bail!(
+                    "the live stream ended: {}",
+                    serde_json::from_str::<Value>(&data)
+                        .ok()
+                        .and_then(|v| v["error"].as_str().map(str::to_string))
+                        .unwrap_or(data)
+                ),
+                _ => {}
+            }
+        }
         let _ = std::io::stdout().flush();
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(())
+}
+
+fn print_record(client: &Client, a: &Value, several: bool, show: Show) {
+    let name = a["name"].as_str().unwrap_or("");
+    let lines = a["logs"].as_array().into_iter().flatten();
+    match show {
+        _ if client.json => println!("{a}"),
+        Show::Records => {
+            let id = a["activationId"].as_str().unwrap_or("");
+            println!("\nActivation: '{name}' ({id})");
+            for line in lines {
+                println!("{}", line.as_str().unwrap_or(""));
+            }
+        }
+        Show::Logs => {
+            for line in lines {
+                let line = line.as_str().unwrap_or("");
+                if several {
+                    println!("{name}: {line}");
+                } else {
+                    println!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// A Server-Sent Events reader: bytes in, whole events (`event`, `id`, `data`) out.
+#[derive(Debug, Default)]
+struct Events {
+    /// Bytes of a line not ended yet.
+    partial: Vec<u8>,
+    event: String,
+    id: String,
+    data: Vec<String>,
+}
+
+impl Events {
+    fn feed(&mut self, bytes: &[u8]) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    let event = match std::mem::take(&mut self.event) {
+                        e if e.is_empty() => "message".to_string(),
+                        e => e,
+                    };
+                    out.push((event, self.id.clone(), self.data.join("\n")));
+                }
+                self.data.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value).to_string();
+            match field {
+                "event" => self.event = value,
+                "id" => self.id = value,
+                "data" => self.data.push(value),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 fn status_name(code: Option<u64>) -> &'static str {
@@ -209,5 +358,27 @@ fn status_name(code: Option<u64>) -> &'static str {
         Some(2) => "developer error",
         Some(3) => "internal error",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Events;
+
+    #[test]
+    fn events_are_read_across_chunks_with_comments_and_crlf() {
+        let mut e = Events::default();
+        assert!(
+            e.feed(b": keep-alive\n\nevent: activation\nid: a1\ndata: {\"x\"")
+                .is_empty()
+        );
+        let got = e.feed(b":1}\r\n\r\ndata: one\ndata: two\n\n");
+        assert_eq!(
+            got,
+            [
+                ("activation".into(), "a1".into(), "{\"x\":1}".into()),
+                ("message".into(), "a1".into(), "one\ntwo".into()),
+            ]
+        );
     }
 }

@@ -262,20 +262,48 @@ impl Client {
             .header("Authorization", &self.auth_header))
     }
 
+    /// `GET path` whose answer is read as it comes (a stream of Server-Sent Events), with
+    /// `Last-Event-ID` when given; a failure's JSON answer becomes an [`ApiFailure`].
+    pub async fn stream(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let mut req = self
+            .request("GET", path)?
+            .header("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let res = req.send().await.map_err(|e| self.unreachable(&e))?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        Err(failure(
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// The error of a request that got no answer, with a hint.
+    fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
+        let cause = root_cause(e);
+        let hint = if cause.to_lowercase().contains("certificate") {
+            "If the host's certificate is self-signed, add --insecure"
+        } else {
+            "Is `gust serve` running?"
+        };
+        anyhow!(
+            "cannot reach the API host {}: {cause}. {hint}",
+            self.apihost,
+        )
+    }
+
     /// Sends a request: the JSON answer on 2xx, else an [`ApiFailure`].
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value)> {
-        let res = req.send().await.map_err(|e| {
-            let cause = root_cause(&e);
-            let hint = if cause.to_lowercase().contains("certificate") {
-                "If the host's certificate is self-signed, add --insecure"
-            } else {
-                "Is `gust serve` running?"
-            };
-            anyhow!(
-                "cannot reach the API host {}: {cause}. {hint}",
-                self.apihost,
-            )
-        })?;
+        let res = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = res.status().as_u16();
         let text = res.text().await.context("the answer was cut off")?;
         let value: Value = if text.trim().is_empty() {
@@ -286,16 +314,7 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok((status, value));
         }
-        let message = value["error"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("the API host answered {status}"));
-        Err(ApiFailure {
-            status,
-            message,
-            body: value,
-        }
-        .into())
+        Err(failure(status, value))
     }
 }
 
@@ -315,6 +334,20 @@ impl Client {
             _ => e,
         }
     }
+}
+
+/// A failure answer: its status, OpenWhisk's `error` message, and the whole body.
+fn failure(status: u16, body: Value) -> anyhow::Error {
+    let message = body["error"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("the API host answered {status}"));
+    ApiFailure {
+        status,
+        message,
+        body,
+    }
+    .into()
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {

@@ -326,11 +326,24 @@ async fn poll_namespaces_list_and_completions() {
     let out = ok(&gust(h, &env, &["list"]));
     assert!(out.contains("/guest/hello"), "{out}");
 
-    // Poll for 4 s while two activations land; each is printed once, with its logs.
-    let poll = gust_command(h, &env, &["activation", "poll", "hello", "--exit", "4"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Poll for 4 s while two activations land; each is printed once, with its logs (those
+    // of the last 60 s too, so a stream that opens late misses nothing).
+    let poll = gust_command(
+        h,
+        &env,
+        &[
+            "activation",
+            "poll",
+            "hello",
+            "--exit",
+            "4",
+            "--since-seconds",
+            "60",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let a = s.invoke("hello", serde_json::json!({"name": "one"})).await;
     let b = s.invoke("hello", serde_json::json!({"name": "two"})).await;
@@ -344,6 +357,39 @@ async fn poll_namespaces_list_and_completions() {
         );
     }
     assert!(out.contains(" stderr: "), "the logs are printed: {out}");
+
+    // `gust logs --follow` prints the log lines of each activation (of the last 60 s, then
+    // new ones) once, `gust logs NAME` the last one's; a wrong key is refused at once.
+    let follow = gust_command(
+        h,
+        &env,
+        &[
+            "logs",
+            "hello",
+            "--follow",
+            "--exit",
+            "4",
+            "--since-seconds",
+            "60",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    s.invoke("hello", serde_json::json!({"name": "three"}))
+        .await;
+    let out = String::from_utf8(follow.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(out.matches("hello called for three").count(), 1, "{out}");
+    assert_eq!(out.matches("hello called for two").count(), 1, "{out}");
+    let out = ok(&gust(h, &env, &["logs", "hello"]));
+    assert!(out.contains("hello called for three"), "{out}");
+    let wrong = [("GUST_APIHOST", s.apihost.as_str()), ("GUST_AUTH", "a:b")];
+    let err = fails(&gust(h, &wrong, &["logs", "--follow", "--exit", "10"]));
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("authentication"),
+        "{err}"
+    );
 
     for shell in ["bash", "zsh", "fish"] {
         let out = ok(&gust(h, &[], &["completion", shell]));

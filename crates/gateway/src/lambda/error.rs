@@ -146,7 +146,7 @@ impl From<ControllerError> for LambdaError {
             | BodyTooLarge { .. }
             | ParametersTooLarge { .. }
             | TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException"),
-            PerMinute { .. } | InFlight { .. } | TooManySteps => {
+            PerMinute { .. } | InFlight { .. } | TooManySteps | TooManyStreams { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException")
             }
             Internal(_) | NoInvoker | Unreachable(_) => {
