@@ -100,3 +100,35 @@ impl TlsArgs {
         }))
     }
 }
+
+/// The metrics listener's flag, shared by `gust serve`, `gust controller` and `gust invoker`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at `GET /metrics` on this address, without authentication
+    /// (bind it to a private address; port 0 picks a free port).
+    #[arg(long, env = "GUST_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Binds the metrics listener, if one is asked for, and serves it on a task of its own
+    /// for as long as the process runs (a scrape during the shutdown still gets an answer);
+    /// prints its URL (`gust: metrics on http://ADDR/metrics`).
+    pub async fn spawn(&self) -> Result<()> {
+        let Some(addr) = self.metrics_addr else {
+            return Ok(());
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        let bound = listener.local_addr()?;
+        tokio::spawn(async move {
+            let served = gust_gateway::serve_metrics(listener, std::future::pending()).await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+        println!("gust: metrics on http://{bound}/metrics");
+        Ok(())
+    }
+}

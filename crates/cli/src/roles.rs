@@ -13,7 +13,7 @@ use gust_node::{Node, Settings};
 use gust_store::sqlite::Durability;
 use serde::Deserialize;
 
-use crate::listen::{Tls, TlsArgs};
+use crate::listen::{MetricsArgs, Tls, TlsArgs};
 use crate::processes::ProcessArgs;
 use crate::serve::shutdown_signal;
 
@@ -63,6 +63,8 @@ pub struct ControllerArgs {
     #[command(flatten)]
     tls: TlsArgs,
     #[command(flatten)]
+    metrics: MetricsArgs,
+    #[command(flatten)]
     processes: ProcessArgs,
 }
 
@@ -74,6 +76,8 @@ pub struct InvokerArgs {
     /// [default: 10].
     #[arg(long, env = "GUST_SHUTDOWN_GRACE")]
     shutdown_grace: Option<u64>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     #[command(flatten)]
     processes: ProcessArgs,
 }
@@ -223,6 +227,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .or(file.timer_catch_up.take())
         .unwrap_or(gust_events::timers::CATCH_UP);
     let events = node.events(&controller, &owner, catch_up).await?;
+    args.metrics.spawn().await?;
     println!("gust: controller {} on {apihost}", settings.id);
     if let Some(tls) = &tls {
         tls.announce();
@@ -251,6 +256,7 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
     let invoker = node.invoker(&settings.id, processes);
     invoker.join_cluster().await?;
     invoker.start().await?;
+    args.metrics.spawn().await?;
     println!(
         "gust: invoker {} taking work; store PostgreSQL; bus NATS JetStream, cluster '{}'",
         settings.id, settings.cluster

@@ -12,7 +12,7 @@ use gust_node::{Node, Settings, tls_ca_from_env};
 use gust_store::Store;
 use gust_store::sqlite::Durability;
 
-use crate::listen::{Tls, TlsArgs};
+use crate::listen::{MetricsArgs, Tls, TlsArgs};
 use crate::processes::ProcessArgs;
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +58,8 @@ pub struct ServeArgs {
     no_client_config: bool,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     #[command(flatten)]
     processes: ProcessArgs,
 }
@@ -191,6 +193,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             eprintln!("gust: could not write the client configuration: {e:#}");
         }
     }
+    args.metrics.spawn().await?;
     println!("gust: API host {apihost}");
     if let Some(tls) = &tls {
         tls.announce();

@@ -329,6 +329,10 @@ async fn run_sequence(
         core.store().put_new_activation(&encoded).await?;
         true
     };
+    if written {
+        // Counted once per record written (a sweep's record is counted by its writer).
+        gust_telemetry::metrics::get().activation(&record, &msg.action, msg.accepted_at);
+    }
     if !written {
         // Another record was stored first (a sweep took this sequence for an orphan):
         // that one is the answer every reader gets.

@@ -152,7 +152,15 @@ impl Controller {
                     name: msg.action.clone(),
                     ..encoded
                 };
-                self.store.put_activation(&encoded).await.map(|_| ())
+                let written = self.store.put_activation(&encoded).await;
+                if let Ok(true) = written {
+                    gust_telemetry::metrics::get().activation(
+                        &record,
+                        &msg.action,
+                        msg.accepted_at,
+                    );
+                }
+                written.map(|_| ())
             }
             Err(e) => Err(gust_store::StoreError::Backend(e.to_string())),
         };

@@ -15,6 +15,11 @@ struct Counter {
     in_flight: u64,
 }
 
+/// The `reason` of `gust_throttles_total` for the invocations-per-minute limit.
+pub const PER_MINUTE: &str = "per_minute";
+/// The `reason` of `gust_throttles_total` for the concurrent-invocations limit.
+pub const CONCURRENT: &str = "concurrent";
+
 /// OpenWhisk's 429 for the per-minute limit.
 pub fn too_many_per_minute(count: u64, limits: &NamespaceLimits) -> ControllerError {
     ControllerError::PerMinute {
@@ -50,9 +55,11 @@ impl Throttles {
             c.in_minute = 0;
         }
         if c.in_minute >= limits.invocations_per_minute {
+            gust_telemetry::metrics::get().throttled(ns, PER_MINUTE);
             return Err(too_many_per_minute(c.in_minute, limits));
         }
         if c.in_flight >= limits.concurrent_invocations {
+            gust_telemetry::metrics::get().throttled(ns, CONCURRENT);
             return Err(too_many_in_flight(c.in_flight, limits));
         }
         c.in_minute += 1;

@@ -17,6 +17,7 @@ use gust_model::{
     Identity, Rule, RuleStatus, SealedParam, TraceParent, names, secret_place,
 };
 use gust_store::Admission;
+use gust_telemetry::metrics;
 use serde_json::{Map, Value, json};
 
 use crate::timers::{derived_id, hashed_ms};
@@ -231,6 +232,9 @@ fn log_line(rule: &Rule, outcome: Result<String, Refusal>) -> String {
     line.to_string()
 }
 
+/// The `reason` of `gust_throttles_total` for the fires-per-minute limit.
+const FIRES_PER_MINUTE: &str = "fires_per_minute";
+
 impl Events {
     /// Fires trigger `name` of namespace `ns` (the caller's own) with `payload` and the
     /// request's `headers` (see [`forwarded_headers`]), whose `traceparent`, if valid, is the
@@ -347,6 +351,7 @@ impl Events {
                 .missing(ns, name, crate::triggers::Collection::Triggers)
                 .await);
         };
+        metrics::get().trigger_fired(ns);
         if !target.rules.iter().any(|r| r.status == RuleStatus::Active) {
             return Ok(Report {
                 fired: Fired::NoActiveRule,
@@ -534,7 +539,9 @@ impl Events {
             activation_id,
             trace: Some(trace),
         };
-        match self.core.invoke(inv).await.map_err(failed)? {
+        let outcome = self.core.invoke(inv).await.map_err(failed)?;
+        metrics::get().rule_invoked(&who.namespace);
+        match outcome {
             InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => Ok(id),
             InvokeOutcome::Completed(record) => {
                 let id = serde_json::from_str::<Value>(record.get())
@@ -576,6 +583,7 @@ impl Events {
             return match self.store.admit_fire(&who.namespace, allowed, now).await? {
                 Admission::Admitted => Ok(()),
                 Admission::PerMinute { count } | Admission::Concurrent { count } => {
+                    metrics::get().throttled(&who.namespace, FIRES_PER_MINUTE);
                     Err(ControllerError::PerMinute { count, allowed }.into())
                 }
             };
@@ -588,6 +596,7 @@ impl Events {
             *count = 0;
         }
         if *count >= allowed {
+            metrics::get().throttled(&who.namespace, FIRES_PER_MINUTE);
             return Err(ControllerError::PerMinute {
                 count: *count,
                 allowed,

@@ -197,6 +197,7 @@ impl Listeners {
                 events: self.events.clone(),
                 namespace: s.namespace.clone(),
                 trigger: s.trigger.clone(),
+                source: s.spec.source.clone(),
                 status: Mutex::new(Map::from_iter([("owner".into(), json!(self.owner))])),
             });
             let task = tokio::spawn(run(source, opened, sink));
@@ -245,6 +246,8 @@ struct SubscriptionSink {
     events: Arc<Events>,
     namespace: String,
     trigger: String,
+    /// The source's package (`mqtt`), the `source` label of its deliveries' metric.
+    source: String,
     /// What [`READ`](crate::sources) shows as the subscription's status.
     status: Mutex<Map<String, Value>>,
 }
@@ -291,7 +294,10 @@ impl Sink for SubscriptionSink {
                 trace: None,
             };
             let error = match self.fire(event).await {
-                Ok(()) => return Delivery::Accepted,
+                Ok(()) => {
+                    gust_telemetry::metrics::get().source_delivered(&self.namespace, &self.source);
+                    return Delivery::Accepted;
+                }
                 Err(e) => e,
             };
             // Past the fires-per-minute check, the fire was counted: its retries are not.

@@ -39,6 +39,7 @@ mod activations;
 mod apis;
 mod hooks;
 mod lambda;
+mod metrics;
 mod namespaces;
 mod packages;
 mod rules;
@@ -50,6 +51,7 @@ mod web;
 
 // The wiring.
 mod router;
+pub use metrics::serve_metrics;
 pub mod tls;
 
 use std::sync::Arc;

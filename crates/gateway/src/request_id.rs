@@ -104,6 +104,7 @@ async fn guarded(
     let refused = Guard::refused(&res);
     let mut res = with_request_id(res, &id.0).await;
     guard.answered(seen, refused, &mut res);
+    gust_telemetry::metrics::get().http_response(res.status().as_u16());
     res
 }
 

@@ -8,8 +8,8 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, hooks, lambda, namespaces, packages, rules, sites, system, tokens,
-    triggers, web,
+    actions, activations, apis, hooks, lambda, metrics, namespaces, packages, rules, sites, system,
+    tokens, triggers, web,
 };
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
@@ -27,6 +27,7 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(apis::router())
         .merge(sites::router())
         .merge(activations::router())
+        .merge(metrics::router())
         .merge(tokens::router())
         .merge(web::router())
         .merge(lambda::router())

@@ -29,6 +29,8 @@ use gust_runtime_process::ProcessRuntime;
 use gust_runtime_process::kinds::Kinds;
 use gust_runtime_wasm::{CompileError, RunRequest, WasmRuntime};
 use gust_store::Store;
+use gust_telemetry::metrics::{self, Start};
+use gust_telemetry::spans;
 use tokio::sync::{Notify, watch};
 
 pub use record::build_record;
@@ -113,10 +115,37 @@ impl Invoker {
 
     /// Takes this invoker's deliveries until [`Self::drain`]: each runs on its own task.
     pub async fn start(self: &Arc<Self>) -> Result<(), InvokerError> {
+        self.probe_metrics();
         self.bus
             .consume(&invoke_subject(&self.id), self.handler())
             .await?;
         Ok(())
+    }
+
+    /// Lets the metrics read this invoker's gauges when they are encoded (until it is
+    /// dropped): invocations in flight, and the process pool's instances and queue.
+    fn probe_metrics(self: &Arc<Self>) {
+        let this = Arc::downgrade(self);
+        metrics::get().probe(move |m| {
+            let Some(this) = this.upgrade() else {
+                return false;
+            };
+            m.set_in_flight(this.inflight.load(Ordering::Relaxed) as u64);
+            if let Some(p) = &this.processes {
+                let c = p.counts();
+                for (state, n) in [
+                    ("starting", c.starting),
+                    ("busy", c.busy),
+                    ("idle", c.idle),
+                    ("paused", c.paused),
+                    ("stem_cell", c.stem_cells),
+                ] {
+                    m.set_instances("process", state, n as u64);
+                }
+                m.set_queue_depth("process_pool", c.waiting as u64);
+            }
+            true
+        });
     }
 
     /// Starts each delivery on its own task; once draining, hands deliveries back. The
@@ -237,7 +266,10 @@ impl Invoker {
         };
         match serde_json::to_vec(&completion) {
             Ok(bytes) => {
-                if let Err(e) = self.bus.publish(&msg.reply_to, Bytes::from(bytes)).await {
+                let began = std::time::Instant::now();
+                let published = self.bus.publish(&msg.reply_to, Bytes::from(bytes)).await;
+                metrics::get().bus_op("publish", began.elapsed());
+                if let Err(e) = published {
                     tracing::debug!(id = %msg.activation_id, error = %e, "completion not delivered");
                 }
             }
@@ -289,6 +321,14 @@ impl Invoker {
         record: &Activation,
         first_run: bool,
     ) -> (Option<EncodedActivation>, Option<bool>) {
+        // The run's span: a child of the controller's side of the invocation.
+        if let Some(invoke) = msg.traceparent
+            && spans::enabled()
+        {
+            let own = invoke.child();
+            let kind = spans::Kind::Consumer;
+            spans::export(spans::of_record("run", kind, own, Some(invoke.span_id()), msg, record));
+        }
         let encoded = match EncodedActivation::new(record) {
             // Indexed by the action's path in its namespace (`pkg/a`), like its message.
             Ok(e) => EncodedActivation {
@@ -301,6 +341,10 @@ impl Invoker {
             }
         };
         let written = self.put_record(&encoded, first_run).await;
+        if written == Some(true) {
+            // Counted once per record written: a redelivery whose record was there is not.
+            metrics::get().activation(record, &msg.action, msg.accepted_at);
+        }
         (Some(encoded), written)
     }
 
@@ -310,11 +354,13 @@ impl Invoker {
     async fn put_record(&self, record: &EncodedActivation, first_run: bool) -> Option<bool> {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=4 {
+            let began = std::time::Instant::now();
             let put = if first_run {
                 self.store.put_new_activation(record).await.map(|()| true)
             } else {
                 self.store.put_activation(record).await
             };
+            metrics::get().store_op("put_activation", began.elapsed());
             match put {
                 Ok(written) => return Some(written),
                 Err(e) => {
@@ -347,8 +393,9 @@ impl Invoker {
         if Kinds::is_process_kind(&msg.kind) {
             return self.process_kind(msg, start).await;
         }
-        if let Err(reason) = self.ensure_code(msg).await {
-            return record::internal_error(msg, start, reason);
+        match self.ensure_code(msg).await {
+            Ok(how) => metrics::get().start(&msg.subject, &msg.kind, how),
+            Err(reason) => return record::internal_error(msg, start, reason),
         }
         let opened = match secrets::open(self.keyring.as_deref(), msg, start) {
             Ok(opened) => opened,
@@ -410,6 +457,9 @@ impl Invoker {
             concurrency: msg.limits.concurrency,
         };
         let out = processes.run(run).await;
+        if let Some(how) = out.start.and_then(Start::from_name) {
+            metrics::get().start(&msg.subject, &msg.kind, how);
+        }
         build_record(msg, start, now_ms(), out, self.system.max_result)
     }
 
@@ -422,9 +472,11 @@ impl Invoker {
         }
     }
 
-    async fn ensure_code(&self, msg: &InvocationMessage) -> Result<(), String> {
+    /// Makes sure the action's compiled code is in memory: [`Start::Warm`] if it was,
+    /// [`Start::Cold`] if it had to be loaded from the disk cache or compiled.
+    async fn ensure_code(&self, msg: &InvocationMessage) -> Result<Start, String> {
         if self.runtime.is_loaded(&msg.code_hash) {
-            return Ok(());
+            return Ok(Start::Warm);
         }
         // Reading an artifact from the disk cache blocks: not on the async workers.
         let (runtime, hash) = (self.runtime.clone(), msg.code_hash.clone());
@@ -432,12 +484,12 @@ impl Invoker {
             .await
             .unwrap_or(false)
         {
-            return Ok(());
+            return Ok(Start::Cold);
         }
         let code = self.fetch_code(msg).await?;
         let runtime = self.runtime.clone();
         match tokio::task::spawn_blocking(move || runtime.compile(&code)).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Ok(Start::Cold),
             Ok(Err(CompileError::Invalid(e))) => Err(format!("the action's code cannot run: {e}")),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(format!("compilation failed: {e}")),

@@ -124,6 +124,14 @@ impl Node {
         )
         .await?;
         let bus = connect_bus(settings.bus, settings.cluster, settings.tls_ca).await?;
+        gust_telemetry::metrics::get().set_backends(
+            if shared_store { "postgres" } else { "sqlite" },
+            if matches!(settings.bus, None | Some("")) {
+                "memory"
+            } else {
+                "nats"
+            },
+        );
         let runtime = Arc::new(
             WasmRuntime::new(settings.data_dir.join("cache"), EngineLimits::default())
                 .context("cannot start the Wasm runtime")?,

@@ -141,6 +141,23 @@ pub struct ProcessRun {
     pub concurrency: u64,
 }
 
+/// The pool's instances by state, and the invocations waiting for one ([`ProcessRuntime::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// Sandboxes being started (for an action or as stem cells).
+    pub starting: usize,
+    /// Running at least one activation.
+    pub busy: usize,
+    /// Idle and not frozen.
+    pub idle: usize,
+    /// Idle and frozen.
+    pub paused: usize,
+    /// Prewarmed stem cells waiting for code.
+    pub stem_cells: usize,
+    /// Invocations waiting for an instance of their action.
+    pub waiting: usize,
+}
+
 /// An instance in its action's pool.
 struct Slot {
     instance: Arc<Instance>,
@@ -288,6 +305,29 @@ impl ProcessRuntime {
 
     pub fn kinds(&self) -> &Kinds {
         &self.config.kinds
+    }
+
+    /// How many instances the pool holds now, by state (for the `gust_instances` gauges):
+    /// one lock and a walk over the pools, no system call.
+    pub fn counts(&self) -> PoolCounts {
+        let st = lock(&self.state);
+        let mut c = PoolCounts {
+            stem_cells: st.stems.values().map(Vec::len).sum(),
+            ..PoolCounts::default()
+        };
+        c.starting = st.stems_starting.values().sum();
+        for pool in st.pools.values() {
+            c.starting += pool.starting;
+            c.waiting += pool.waiting;
+            for slot in &pool.slots {
+                match (slot.busy, slot.frozen) {
+                    (0, true) => c.paused += 1,
+                    (0, false) => c.idle += 1,
+                    _ => c.busy += 1,
+                }
+            }
+        }
+        c
     }
 
     /// Stops every idle instance and stem cell (busy ones end with their activations).

@@ -41,15 +41,16 @@ fn record() -> Activation {
 
 fn one_invocation(c: &mut Criterion) {
     let m = Metrics::new();
+    m.set_backends("sqlite", "memory");
     let r = record();
     let took = Duration::from_micros(150);
     c.bench_function("record one invocation's metrics", |b| {
         b.iter(|| {
-            m.store_op("put_pending", "sqlite", took);
+            m.store_op("put_pending", took);
             m.start("guest", "wasm", Start::Warm);
             m.activation(black_box(&r), "hello", 999);
-            m.store_op("put_activation", "sqlite", took);
-            m.bus_op("publish", "memory", took);
+            m.store_op("put_activation", took);
+            m.bus_op("publish", took);
             m.http_response(200);
         })
     });

@@ -217,6 +217,14 @@ pub struct Metrics {
     source_deliveries: Family<SourceLabels, Counter>,
     http_responses: Family<StatusClass, Counter>,
     probes: Mutex<Vec<Probe>>,
+    backends: OnceLock<Backends>,
+}
+
+/// The store's and the bus's backends, the `backend` label of their latencies.
+#[derive(Clone, Copy, Debug)]
+struct Backends {
+    store: &'static str,
+    bus: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -256,6 +264,7 @@ impl Metrics {
             source_deliveries: Family::default(),
             http_responses: Family::default(),
             probes: Mutex::new(Vec::new()),
+            backends: OnceLock::new(),
         };
         // Counters are registered without `_total`: the encoder appends it to the samples,
         // and `to_text` to their HELP and TYPE lines.
@@ -422,15 +431,31 @@ impl Metrics {
             .inc();
     }
 
-    /// Observes one store operation (`put_pending`, `put_activation`, ...) on `backend`.
-    pub fn store_op(&self, op: &'static str, backend: &'static str, took: Duration) {
+    /// Names the process's store and bus backends (`sqlite` or `postgres`, `memory` or
+    /// `nats`), the `backend` label of their latencies; the first call wins (one process has
+    /// one of each), before it the label is `unknown`.
+    pub fn set_backends(&self, store: &'static str, bus: &'static str) {
+        let _ = self.backends.set(Backends { store, bus });
+    }
+
+    fn backends(&self) -> Backends {
+        self.backends.get().copied().unwrap_or(Backends {
+            store: "unknown",
+            bus: "unknown",
+        })
+    }
+
+    /// Observes one store operation (`put_pending`, `put_activation`, ...) that took `took`.
+    pub fn store_op(&self, op: &'static str, took: Duration) {
+        let backend = self.backends().store;
         self.store
             .get_or_create(&OperationLabels { op, backend })
             .observe(took.as_secs_f64());
     }
 
-    /// Observes one bus operation (`publish`) on `backend`.
-    pub fn bus_op(&self, op: &'static str, backend: &'static str, took: Duration) {
+    /// Observes one bus operation (`publish`) that took `took`.
+    pub fn bus_op(&self, op: &'static str, took: Duration) {
+        let backend = self.backends().bus;
         self.bus
             .get_or_create(&OperationLabels { op, backend })
             .observe(took.as_secs_f64());

@@ -2,7 +2,7 @@
 //! one journaled first), and completions taken from this controller's completion subject.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gust_bus::{Delivery, Handler, completion_subject, invoke_subject};
@@ -95,25 +95,34 @@ impl Controller {
             return Err(ControllerError::NoInvoker);
         };
         let subject = invoke_subject(&invoker);
+        let m = gust_telemetry::metrics::get();
         if msg.blocking {
-            return self
+            let began = Instant::now();
+            let published = self
                 .bus
                 .publish_with_id(&subject, &msg.activation_id, payload)
-                .await
-                .map_err(|e| ControllerError::Unreachable(e.to_string()));
+                .await;
+            m.bus_op("publish", began.elapsed());
+            return published.map_err(|e| ControllerError::Unreachable(e.to_string()));
         }
-        self.store
+        let began = Instant::now();
+        let journaled = self
+            .store
             .put_pending(PendingInvocation {
                 activation_id: msg.activation_id.clone(),
                 accepted_at: msg.accepted_at,
                 message: payload.to_vec(),
             })
-            .await?;
-        if let Err(e) = self
+            .await;
+        m.store_op("put_pending", began.elapsed());
+        journaled?;
+        let began = Instant::now();
+        let published = self
             .bus
             .publish_with_id(&subject, &msg.activation_id, payload)
-            .await
-        {
+            .await;
+        m.bus_op("publish", began.elapsed());
+        if let Err(e) = published {
             // Journaled: it runs at the next start.
             tracing::error!(id = %msg.activation_id, error = %e, "invocation journaled but not queued");
         }

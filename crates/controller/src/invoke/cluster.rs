@@ -101,9 +101,11 @@ impl Controller {
             {
                 Admission::Admitted => {}
                 Admission::PerMinute { count } => {
+                    gust_telemetry::metrics::get().throttled(&namespace, throttle::PER_MINUTE);
                     return Err(throttle::too_many_per_minute(count, &limits));
                 }
                 Admission::Concurrent { count } => {
+                    gust_telemetry::metrics::get().throttled(&namespace, throttle::CONCURRENT);
                     return Err(throttle::too_many_in_flight(count, &limits));
                 }
             }
