@@ -4,10 +4,11 @@
 //! JSON error body, in one place ([`error`]; Lambda's own shape in `lambda::error`).
 //!
 //! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
-//! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`, and `lambda`, AWS Lambda's
-//! API) each hold one REST resource's handlers and its `router()`. The **kit** (`extract`,
-//! `respond`, `error`, `query`, `request_id`, `http_action`, `lambda_http`) is what resources
-//! share. **Wiring** (`router`, this file) puts them together.
+//! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`, `console`, the web console's
+//! files, and `lambda`, AWS Lambda's API) each hold one REST resource's handlers and its
+//! `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
+//! `http_action`, `lambda_http`) is what resources share. **Wiring** (`router`, this file)
+//! puts them together.
 //!
 //! **Invariant:** a resource module imports the kit, never another resource; the kit imports
 //! no resource. Only the wiring names several resources.
@@ -37,6 +38,7 @@ mod respond;
 mod actions;
 mod activations;
 mod apis;
+mod console;
 mod hooks;
 mod lambda;
 mod metrics;

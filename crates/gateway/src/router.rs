@@ -8,8 +8,8 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, hooks, lambda, metrics, namespaces, packages, rules, sites, system,
-    tokens, triggers, web,
+    actions, activations, apis, console, hooks, lambda, metrics, namespaces, packages, rules,
+    sites, system, tokens, triggers, web,
 };
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
@@ -31,6 +31,7 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(tokens::router())
         .merge(web::router())
         .merge(lambda::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::not_found() })
         // Applies to the routes merged above, not to any added later.
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed(METHODS) })

@@ -5,6 +5,7 @@
 mod api;
 mod apis;
 mod cli;
+mod console;
 mod durability;
 mod guard;
 mod handlers;
