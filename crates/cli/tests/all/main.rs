@@ -14,6 +14,7 @@ mod isolation;
 mod lambda_api;
 mod lambda_http;
 mod lambda_runtime;
+mod metrics;
 mod owclient;
 mod packages;
 mod processes;
