@@ -34,6 +34,7 @@ use gust_model::{
     Exec, Identity, InvocationMessage, SealedParam, TraceParent,
 };
 use gust_store::PendingInvocation;
+use gust_telemetry::spans;
 
 mod conductor;
 mod sequence;
@@ -275,6 +276,11 @@ async fn run_sequence(
 ) -> Result<Box<serde_json::value::RawValue>, ControllerError> {
     let Input { input, secrets } = input;
     let start = now_ms();
+    // The span this composition's is a child of: its producer's, or its composition's.
+    let parent_span = match &origin {
+        Origin::Top(_, _, trace) => trace.map(|t| t.span_id()),
+        Origin::Nested(parent) => Some(parent.span.span_id()),
+    };
     let (topmost, steps) = match origin {
         Origin::Top(..) => (true, Arc::default()),
         Origin::Nested(parent) => (false, parent.steps),
@@ -314,6 +320,17 @@ async fn run_sequence(
     }
     if conductor {
         record.annotations.push(annotation(CONDUCTOR, json!(true)));
+    }
+    if let Some(own) = msg.traceparent
+        && spans::enabled()
+    {
+        let (verb, kind) = match (conductor, msg.cause.is_none()) {
+            (false, true) => ("sequence", spans::Kind::Server),
+            (false, false) => ("sequence", spans::Kind::Internal),
+            (true, true) => ("conductor", spans::Kind::Server),
+            (true, false) => ("conductor", spans::Kind::Internal),
+        };
+        spans::export(spans::of_record(verb, kind, own, parent_span, msg, &record));
     }
     let encoded =
         EncodedActivation::new(&record).map_err(|e| ControllerError::Internal(e.to_string()))?;

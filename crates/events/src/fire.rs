@@ -18,6 +18,7 @@ use gust_model::{
 };
 use gust_store::Admission;
 use gust_telemetry::metrics;
+use gust_telemetry::spans;
 use serde_json::{Map, Value, json};
 
 use crate::timers::{derived_id, hashed_ms};
@@ -482,6 +483,23 @@ impl Events {
             publish: false,
             cause: None,
         };
+        if spans::enabled() {
+            spans::export(spans::Span {
+                name: format!("fire {ns}/{name}"),
+                kind: spans::Kind::Server,
+                context: span,
+                parent: trace.map(|t| t.span_id()),
+                start: spans::at_ms(start),
+                end: std::time::SystemTime::now(),
+                attributes: vec![
+                    spans::KeyValue::new("faas.invocation_id", id.clone()),
+                    spans::KeyValue::new("gust.namespace", ns.to_string()),
+                    spans::KeyValue::new("gust.trigger", name.to_string()),
+                    spans::KeyValue::new("gust.rules_started", started.len() as i64),
+                ],
+                error: None,
+            });
+        }
         let encoded = EncodedActivation::new(&record)
             .map_err(|e| ControllerError::Internal(e.to_string()))?;
         if again || self.core.is_clustered() {

@@ -327,7 +327,14 @@ impl Invoker {
         {
             let own = invoke.child();
             let kind = spans::Kind::Consumer;
-            spans::export(spans::of_record("run", kind, own, Some(invoke.span_id()), msg, record));
+            spans::export(spans::of_record(
+                "run",
+                kind,
+                own,
+                Some(invoke.span_id()),
+                msg,
+                record,
+            ));
         }
         let encoded = match EncodedActivation::new(record) {
             // Indexed by the action's path in its namespace (`pkg/a`), like its message.

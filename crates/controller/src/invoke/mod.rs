@@ -21,6 +21,7 @@ use gust_bus::completion_subject;
 use gust_model::time::now_ms;
 use gust_model::{Cause, InvocationMessage, SealedParam, TraceParent, names};
 use gust_store::PendingInvocation;
+use gust_telemetry::spans;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -204,7 +205,20 @@ impl Controller {
         }
         let mut msg = self.new_message(who, action, &input, env, blocking, cause)?;
         msg.secrets = secrets;
-        msg.traceparent = Some(TraceParent::continuing(trace.as_ref()));
+        let span = TraceParent::continuing(trace.as_ref());
+        msg.traceparent = Some(span);
+        // The controller's side of the invocation, exported when this function returns.
+        let _span = spans::begin(
+            || format!("invoke {}/{}", msg.namespace, msg.action),
+            if msg.cause.is_none() {
+                spans::Kind::Server
+            } else {
+                spans::Kind::Internal
+            },
+            span,
+            trace.map(|t| t.span_id()),
+            || spans::invocation_attributes(&msg),
+        );
         if let Some(token) = self.action_token(who, action).await? {
             msg.secrets.push(token);
             if let Some(host) = &self.api_host {
