@@ -4,6 +4,7 @@
 mod admin;
 mod client;
 mod listen;
+mod otlp;
 mod processes;
 mod roles;
 mod serve;

@@ -14,6 +14,7 @@ use gust_store::sqlite::Durability;
 use serde::Deserialize;
 
 use crate::listen::{MetricsArgs, Tls, TlsArgs};
+use crate::otlp::OtlpArgs;
 use crate::processes::ProcessArgs;
 use crate::serve::shutdown_signal;
 
@@ -65,6 +66,8 @@ pub struct ControllerArgs {
     #[command(flatten)]
     metrics: MetricsArgs,
     #[command(flatten)]
+    otlp: OtlpArgs,
+    #[command(flatten)]
     processes: ProcessArgs,
 }
 
@@ -78,6 +81,8 @@ pub struct InvokerArgs {
     shutdown_grace: Option<u64>,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    otlp: OtlpArgs,
     #[command(flatten)]
     processes: ProcessArgs,
 }
@@ -228,6 +233,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .unwrap_or(gust_events::timers::CATCH_UP);
     let events = node.events(&controller, &owner, catch_up).await?;
     args.metrics.spawn().await?;
+    let exporting = args.otlp.start("controller")?;
     println!("gust: controller {} on {apihost}", settings.id);
     if let Some(tls) = &tls {
         tls.announce();
@@ -238,6 +244,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         controller.invokers().len()
     );
     crate::listen::serve(listener, node.gateway(controller, events), tls).await?;
+    crate::otlp::stop(exporting).await;
     eprintln!("gust: stopped");
     Ok(())
 }
@@ -257,6 +264,7 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
     invoker.join_cluster().await?;
     invoker.start().await?;
     args.metrics.spawn().await?;
+    let exporting = args.otlp.start("invoker")?;
     println!(
         "gust: invoker {} taking work; store PostgreSQL; bus NATS JetStream, cluster '{}'",
         settings.id, settings.cluster
@@ -266,6 +274,7 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
     if left > 0 {
         eprintln!("gust: {left} activation(s) still running; another invoker runs them again");
     }
+    crate::otlp::stop(exporting).await;
     eprintln!("gust: stopped");
     Ok(())
 }

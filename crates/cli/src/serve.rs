@@ -13,6 +13,7 @@ use gust_store::Store;
 use gust_store::sqlite::Durability;
 
 use crate::listen::{MetricsArgs, Tls, TlsArgs};
+use crate::otlp::OtlpArgs;
 use crate::processes::ProcessArgs;
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +61,8 @@ pub struct ServeArgs {
     tls: TlsArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    otlp: OtlpArgs,
     #[command(flatten)]
     processes: ProcessArgs,
 }
@@ -194,6 +197,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     }
     args.metrics.spawn().await?;
+    let exporting = args.otlp.start("serve")?;
     println!("gust: API host {apihost}");
     if let Some(tls) = &tls {
         tls.announce();
@@ -222,6 +226,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "gust: {left} activation(s) still running; they stay journaled for the next start"
         );
     }
+    crate::otlp::stop(exporting).await;
     eprintln!("gust: stopped");
     Ok(())
 }

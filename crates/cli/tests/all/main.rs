@@ -14,6 +14,7 @@ mod isolation;
 mod lambda_api;
 mod lambda_http;
 mod lambda_runtime;
+mod live;
 mod metrics;
 mod owclient;
 mod packages;
@@ -25,6 +26,7 @@ mod sites;
 mod sources;
 mod tls;
 mod tokens;
+mod tracing;
 mod triggers;
 mod web;
 
