@@ -71,8 +71,11 @@ fn promtool_accepts(text: &str) {
     );
 }
 
-/// The labels of a sample line (`name{k="v",...} value`), unescaped, and its value.
-fn sample(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
+/// A sample: its metric's name, its labels (unescaped) and its value.
+type Sample<'a> = (&'a str, Vec<(String, String)>, f64);
+
+/// The sample of a line `name{k="v",...} value`.
+fn sample(line: &str) -> Option<Sample<'_>> {
     let (series, value) = line.rsplit_once(' ')?;
     let value = value.parse().ok()?;
     let Some((name, labels)) = series.split_once('{') else {
