@@ -368,3 +368,43 @@ fn basic(auth: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(auth)
     )
 }
+
+#[tokio::test]
+async fn in_a_cluster_the_trace_context_crosses_the_bus() {
+    let (Some(pg), Some(nats)) = (gust_testkit::postgres_url(), gust_testkit::nats_url()) else {
+        eprintln!("skipped: the cluster tests need GUST_TEST_POSTGRES_URL and GUST_TEST_NATS_URL");
+        return;
+    };
+    let mut c = gust_testkit::Cluster::new(env!("CARGO_BIN_EXE_gust"), &pg, &nats);
+    c.add_controller("c1");
+    c.add_invoker("i1");
+    let host = c.apihosts()[0].clone();
+    let http = reqwest::Client::new();
+    let (uuid, key) = c.auth.split_once(':').unwrap();
+    use base64::Engine as _;
+    let code = base64::engine::general_purpose::STANDARD.encode(function("inc"));
+    let r = http
+        .put(format!("{host}/api/v1/namespaces/_/actions/inc"))
+        .basic_auth(uuid, Some(key))
+        .json(&json!({ "exec": { "kind": "wasm", "code": code } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The invoker writes the record from the message it took from NATS.
+    let r: Value = http
+        .post(format!(
+            "{host}/api/v1/namespaces/_/actions/inc?blocking=true"
+        ))
+        .basic_auth(uuid, Some(key))
+        .header("traceparent", TRACEPARENT)
+        .json(&json!({ "n": 1 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["response"]["result"]["n"], 2, "{r}");
+    assert_eq!(annotation(&r, "traceId"), TRACE_ID);
+}
