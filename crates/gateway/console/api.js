@@ -36,17 +36,21 @@ export class ApiError extends Error {
 
 /**
  * Checks `secret` against the server (`GET /api/v1/namespaces`); on success keeps it and
- * returns the namespace it belongs to. Nothing is kept when the server refuses it.
+ * returns the namespace it belongs to ("_" for a token that may not list it). Nothing is
+ * kept when the server refuses it (401).
  */
 export async function login(secret) {
   if (!secret.trim()) throw new Error("Enter a key or a token.");
   const auth = authorization(secret);
   const res = await fetch("/api/v1/namespaces", { headers: { Authorization: auth } });
-  if (res.status === 401 || res.status === 403) {
-    throw new ApiError(res.status, "The key or token was refused.");
-  }
+  if (res.status === 401) throw new ApiError(res.status, "The key or token was refused.");
   if (res.status === 429) {
     throw new ApiError(res.status, "Too many failed log-ins from this address: wait a minute.");
+  }
+  // 403: a token whose scope does not cover `namespaces`; it is valid, and used for the rest.
+  if (res.status === 403) {
+    sessionStorage.setItem(KEY, auth);
+    return "_";
   }
   if (!res.ok) throw new ApiError(res.status, `The server answered ${res.status}.`);
   const list = await res.json();

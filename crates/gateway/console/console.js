@@ -466,7 +466,8 @@ async function metricsView(view) {
     cold: h("div", { class: "chart" }, h("h3", {}, "Cold starts per second"), svgEl("chart-cold")),
   };
   const note = h("p", { id: "metrics-note", class: "muted" }, "Polling the namespace's metrics every 2 s.");
-  replace(view, h("h2", {}, "Metrics"), note, h("div", { class: "charts" }, Object.values(charts)));
+  const totals = h("p", { id: "metrics-totals" });
+  replace(view, h("h2", {}, "Metrics"), note, totals, h("div", { class: "charts" }, Object.values(charts)));
   const series = { rate: [], p50: [], p95: [], cold: [] };
   let previous = null;
   const push = (k, v) => {
@@ -492,6 +493,7 @@ async function metricsView(view) {
       push("p95", p95 === null ? null : p95 * 1000);
     }
     previous = now;
+    totals.textContent = `Since this server started: ${now.invocations} invocations, ${now.cold} cold starts.`;
     $("chart-latency-title").textContent = now.latencyName ? `Latency p50 / p95 (${now.latencyName})` : "Latency p50 / p95 (no histogram yet)";
     metrics.draw($("chart-rate"), [series.rate], "/s");
     metrics.draw($("chart-latency"), [series.p50, series.p95], "ms");

@@ -112,7 +112,7 @@ export function draw(el, series, unit) {
   el.setAttribute("viewBox", `0 0 ${W} ${H}`);
   el.replaceChildren();
   const values = series.flat().filter((v) => v !== null && Number.isFinite(v));
-  const max = Math.max(1e-9, ...values);
+  const max = values.length ? Math.max(...values) || 1 : 1;
   el.appendChild(svg("line", { class: "axis", x1: P, y1: H - P, x2: W - 4, y2: H - P }));
   el.appendChild(svg("line", { class: "axis", x1: P, y1: 4, x2: P, y2: H - P }));
   const top = svg("text", { x: P + 4, y: 12 });
@@ -128,6 +128,12 @@ export function draw(el, series, unit) {
       d.push(`${d.length ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`);
     });
     if (d.length) el.appendChild(svg("path", { class: i ? "line second" : "line", d: d.join(" ") }));
+    // The newest point as a dot: a series of one point is seen too.
+    const last = d[d.length - 1];
+    if (last) {
+      const [x, y] = last.slice(1).split(",");
+      el.appendChild(svg("circle", { class: i ? "dot second" : "dot", cx: x, cy: y, r: 2.5 }));
+    }
   });
 }
 

@@ -1,8 +1,9 @@
 //! The web console (`/console`): its files and headers over HTTP, and a real headless
 //! Chromium driven through WebDriver (chromedriver, both from Debian's packages): log in, a
 //! wrong key refused, an action created in the editor, invoked, its record and logs, the live
-//! tail showing an activation made from outside, and a hostile action's logs and result shown
-//! as text. A screenshot after each step goes to `target/console-screenshots/<step>.png`.
+//! tail showing an activation made from outside, a hostile action's logs and result shown as
+//! text, a sequence's components and a component's cause, the metrics' charts, log-out, and a
+//! log-in with a scoped token. A screenshot after each step goes to `target/console-screenshots/<step>.png`.
 //!
 //! Without chromedriver on the PATH the browser test says so on stderr and skips; CI
 //! installs it (`.ci/run`). It also needs the process sandbox (root, node) for a JavaScript
@@ -313,19 +314,80 @@ async fn console_in_a_headless_browser() {
     assert_eq!(found, json!([0, true]));
     shot(&c, &dir, "09-hostile").await;
 
-    // Charts from the metrics; then log out, which forgets the key.
-    c.goto(&s.url("/console/#/metrics")).await.unwrap();
-    c.wait()
-        .for_element(Locator::Css("#chart-rate"))
+    // A sequence's record links its components, and a component's record its cause.
+    let ns = s.call("GET", "/api/v1/namespaces", None).await.body[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hello = format!("/{ns}/hello");
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/twice?overwrite=true",
+            Some(json!({ "exec": { "kind": "sequence", "components": [hello, hello] } })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.invoke("twice", json!({ "name": "seq" })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seq = r.body["activationId"].as_str().unwrap().to_string();
+    c.goto(&s.url(&format!("/console/#/activation/{seq}")))
         .await
         .unwrap();
-    shot(&c, &dir, "10-metrics").await;
+    wait_text(&c, "#view h2", |t| t == "Activation of twice").await;
+    let components = c
+        .wait()
+        .for_element(Locator::Css("#components"))
+        .await
+        .unwrap()
+        .find_all(Locator::Css("a"))
+        .await
+        .unwrap();
+    assert_eq!(components.len(), 2);
+    shot(&c, &dir, "10-sequence").await;
+    components[1].click().await.unwrap();
+    wait_text(&c, "#view h2", |t| t == "Activation of hello").await;
+    let chain = wait_text(&c, "#cause-chain", |t| t.contains("twice")).await;
+    assert!(chain.contains(&seq[..8]), "{chain}");
+    shot(&c, &dir, "11-cause").await;
+
+    // Charts from the metrics: totals parsed from the text format, then a line once a
+    // second scrape gives a rate.
+    c.goto(&s.url("/console/#/metrics")).await.unwrap();
+    let totals = wait_text(&c, "#metrics-totals", |t| t.contains("invocations")).await;
+    let invocations: u64 = totals
+        .split_whitespace()
+        .find_map(|w| w.trim_end_matches(',').parse().ok())
+        .unwrap();
+    assert!(invocations >= 5, "{totals}");
+    s.invoke("hello", json!({ "name": "chart" })).await;
+    c.wait()
+        .for_element(Locator::Css("#chart-rate path.line"))
+        .await
+        .unwrap();
+    shot(&c, &dir, "12-metrics").await;
+
+    // Log out, which forgets the key; then a token (that may read, not list namespaces).
     click(&c, "#logout").await;
     c.wait()
         .for_element(Locator::Css("#login-key"))
         .await
         .unwrap();
     assert_eq!(js(&c, "return sessionStorage.length").await, json!(0));
-    shot(&c, &dir, "11-logged-out").await;
+    shot(&c, &dir, "13-logged-out").await;
+    let r = s
+        .call(
+            "POST",
+            "/api/v1/namespaces/_/tokens",
+            Some(json!({ "ttl": "1h", "scope": ["read:actions", "read:activations"] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    type_into(&c, "#login-key", r.body["token"].as_str().unwrap()).await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#view", |t| t.contains("twice")).await;
+    let auth = js(&c, "return sessionStorage.getItem('gust.credentials')").await;
+    assert!(auth.as_str().unwrap().starts_with("Bearer "), "{auth}");
+    shot(&c, &dir, "14-token").await;
     c.close().await.unwrap();
 }
