@@ -19,6 +19,8 @@ use crate::annotation;
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const UNSAMPLED_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const UNSAMPLED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
 
 /// What an OTLP/HTTP receiver got: every span of every `POST /v1/traces`, with its
 /// resource's `service.name`, and every other request's path.
@@ -172,6 +174,9 @@ async fn a_trace_crosses_a_sequence_and_reaches_the_collector_as_one_tree() {
     for r in &records {
         assert_eq!(annotation(r, "traceId"), TRACE_ID, "{r}");
     }
+    // A trace its caller does not sample keeps its id in the records but is not exported.
+    let unsampled = invoke_traced(&s, "three", json!({ "n": 1 }), Some(UNSAMPLED)).await;
+    assert_eq!(annotation(&unsampled, "traceId"), UNSAMPLED_TRACE_ID);
     assert!(s.terminate(), "the server stops cleanly");
 
     let received = received.lock().unwrap();
@@ -184,7 +189,7 @@ async fn a_trace_crosses_a_sequence_and_reaches_the_collector_as_one_tree() {
             .all(|(service, _)| service.contains("gust")),
         "service.name is gust"
     );
-    // One trace: the caller's.
+    // One trace: the sampled caller's.
     for span in &spans {
         assert_eq!(hex(&span.trace_id), TRACE_ID, "{}", span.name);
     }
