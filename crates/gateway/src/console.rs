@@ -40,38 +40,29 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// A file of `crates/gateway/console/`, built in, with its `Content-Type`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../console/", $name)),
+        }
+    };
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// The console's files; `index.html` is the page, the others are what it loads.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../console/index.html"),
-    },
-    Asset {
-        name: "console.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../console/console.css"),
-    },
-    Asset {
-        name: "console.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/console.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/api.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/dom.js"),
-    },
-    Asset {
-        name: "metrics.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/metrics.js"),
-    },
+    asset!("index.html", HTML),
+    asset!("console.css", CSS),
+    asset!("console.js", JS),
+    asset!("api.js", JS),
+    asset!("dom.js", JS),
+    asset!("metrics.js", JS),
 ];
 
 /// Each asset's `ETag` (a quoted prefix of its SHA-256), in the order of [`ASSETS`].
@@ -139,6 +130,18 @@ mod tests {
         for a in &ASSETS[1..] {
             if a.name.ends_with(".css") || a.name == "console.js" {
                 assert!(page.contains(&format!("/console/{}", a.name)), "{}", a.name);
+            }
+        }
+        // Every module a script imports is built in.
+        for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            let text = std::str::from_utf8(a.body).unwrap();
+            for import in text.split("from \"./").skip(1) {
+                let name = import.split('"').next().unwrap();
+                assert!(
+                    ASSETS.iter().any(|b| b.name == name),
+                    "{} imports {name}",
+                    a.name
+                );
             }
         }
         // No inline script or style: the CSP would refuse them.

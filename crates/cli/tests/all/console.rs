@@ -2,8 +2,8 @@
 //! Chromium driven through WebDriver (chromedriver, both from Debian's packages): log in, a
 //! wrong key refused, an action created in the editor, invoked, its record and logs, the live
 //! tail showing an activation made from outside, a hostile action's logs and result shown as
-//! text, a sequence's components and a component's cause, the metrics' charts, log-out, and a
-//! log-in with a scoped token. A screenshot after each step goes to `target/console-screenshots/<step>.png`.
+//! text, a sequence's components and a component's cause, the action edited, a trigger fired,
+//! a rule disabled and deleted, the metrics' charts, log-out, and a log-in with a scoped token. A screenshot after each step goes to `target/console-screenshots/<step>.png`.
 //!
 //! Without chromedriver on the PATH the browser test says so on stderr and skips; CI
 //! installs it (`.ci/run`). It also needs the process sandbox (root, node) for a JavaScript
@@ -351,6 +351,53 @@ async fn console_in_a_headless_browser() {
     assert!(chain.contains(&seq[..8]), "{chain}");
     shot(&c, &dir, "11-cause").await;
 
+    // Edit the action's code; fire a trigger, disable its rule, delete the rule.
+    c.goto(&s.url("/console/#/action/hello")).await.unwrap();
+    wait_text(&c, "#view h2", |t| t == "Action hello").await;
+    let code = HELLO.replace("'Hello '", "'Hi '");
+    type_into(&c, "#action-code", &code).await;
+    click(&c, "#action-save").await;
+    wait_text(&c, "#view h2", |t| t == "Invoke hello").await;
+    let stored = s
+        .call("GET", "/api/v1/namespaces/_/actions/hello", None)
+        .await;
+    assert_eq!(stored.body["exec"]["code"], code);
+    for (path, body) in [
+        ("triggers/tick", json!({})),
+        (
+            "rules/on-tick",
+            json!({ "trigger": "/_/tick", "action": "/_/hello" }),
+        ),
+    ] {
+        let r = s
+            .call("PUT", &format!("/api/v1/namespaces/_/{path}"), Some(body))
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    c.goto(&s.url("/console/#/triggers")).await.unwrap();
+    type_into(&c, "#fire-tick", r#"{"name": "tick"}"#).await;
+    click(&c, "tr[data-name='tick'] button:not(.danger)").await;
+    let fired = wait_text(&c, "#trigger-out", |t| t.contains("activation")).await;
+    let trigger_id = fired.rsplit(' ').next().unwrap();
+    assert_eq!(s.wait_for_record(trigger_id).await["name"], "tick");
+    shot(&c, &dir, "12-trigger").await;
+    c.goto(&s.url("/console/#/rules")).await.unwrap();
+    wait_text(&c, "tr[data-name='on-tick']", |t| t.contains("active")).await;
+    click(&c, "tr[data-name='on-tick'] button.secondary").await;
+    wait_text(&c, "tr[data-name='on-tick']", |t| t.contains("inactive")).await;
+    let rule = s
+        .call("GET", "/api/v1/namespaces/_/rules/on-tick", None)
+        .await;
+    assert_eq!(rule.body["status"], "inactive");
+    click(&c, "tr[data-name='on-tick'] button.danger").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#view", |t| t.contains("No rules.")).await;
+    let rule = s
+        .call("GET", "/api/v1/namespaces/_/rules/on-tick", None)
+        .await;
+    assert_eq!(rule.status, 404);
+    shot(&c, &dir, "13-rules").await;
+
     // Charts from the metrics: totals parsed from the text format, then a line once a
     // second scrape gives a rate.
     c.goto(&s.url("/console/#/metrics")).await.unwrap();
@@ -365,7 +412,7 @@ async fn console_in_a_headless_browser() {
         .for_element(Locator::Css("#chart-rate path.line"))
         .await
         .unwrap();
-    shot(&c, &dir, "12-metrics").await;
+    shot(&c, &dir, "14-metrics").await;
 
     // Log out, which forgets the key; then a token (that may read, not list namespaces).
     click(&c, "#logout").await;
@@ -374,7 +421,7 @@ async fn console_in_a_headless_browser() {
         .await
         .unwrap();
     assert_eq!(js(&c, "return sessionStorage.length").await, json!(0));
-    shot(&c, &dir, "13-logged-out").await;
+    shot(&c, &dir, "15-logged-out").await;
     let r = s
         .call(
             "POST",
@@ -388,6 +435,6 @@ async fn console_in_a_headless_browser() {
     wait_text(&c, "#view", |t| t.contains("twice")).await;
     let auth = js(&c, "return sessionStorage.getItem('gust.credentials')").await;
     assert!(auth.as_str().unwrap().starts_with("Bearer "), "{auth}");
-    shot(&c, &dir, "14-token").await;
+    shot(&c, &dir, "16-token").await;
     c.close().await.unwrap();
 }
