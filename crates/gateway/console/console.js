@@ -286,11 +286,14 @@ async function invokeView(view, name) {
     button.disabled = true;
     replace(out, h("p", { class: "muted" }, "Running…"));
     try {
-      const { status, data } = await api.call("POST", api.nsPath(`actions/${api.namePath(name)}?blocking=true`), params, { accept: [202, 502] });
+      // A failed run is answered 502, 500 or 503 with its record: shown like a success.
+      const { status, data } = await api.call("POST", api.nsPath(`actions/${api.namePath(name)}?blocking=true`), params, { accept: [202, 500, 502, 503] });
       if (status === 202) {
         replace(out, h("p", {}, "Still running: ", link("activation", data.activationId, data.activationId)));
-      } else {
+      } else if (data && typeof data === "object" && data.response) {
         replace(out, recordView(data));
+      } else {
+        throw new api.ApiError(status, (data && data.error) || `The server answered ${status}.`);
       }
     } catch (e) {
       replace(out);
@@ -427,7 +430,17 @@ async function liveView(view) {
           while (list.childElementCount > 200) list.lastElementChild.remove();
         },
       });
-      if (controller === mine) stop();
+      // The server ended the stream (a restart, a proxy's timeout): resume after the last
+      // record seen, so none is missed or shown twice.
+      if (controller === mine) {
+        state.textContent = "reconnecting…";
+        setTimeout(() => {
+          if (controller === mine) {
+            controller = null;
+            start();
+          }
+        }, 1000);
+      }
     } catch (e) {
       if (controller === mine) {
         stop();

@@ -314,6 +314,22 @@ async fn console_in_a_headless_browser() {
     assert_eq!(found, json!([0, true]));
     shot(&c, &dir, "09-hostile").await;
 
+    // A failed run (answered 502 with its record) shows its record too.
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/actions/fails?overwrite=true",
+            Some(json!({ "exec": { "kind": "nodejs:default",
+                "code": "function main() { console.log('giving up'); return { error: 'no luck' }; }" } })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    c.goto(&s.url("/console/#/invoke/fails")).await.unwrap();
+    click(&c, "#invoke-submit").await;
+    wait_text(&c, "#record-status", |t| t == "application error").await;
+    wait_text(&c, "#record-result", |t| t.contains("no luck")).await;
+    wait_text(&c, "#record-logs", |t| t.contains("giving up")).await;
+
     // A sequence's record links its components, and a component's record its cause.
     let ns = s.call("GET", "/api/v1/namespaces", None).await.body[0]
         .as_str()
