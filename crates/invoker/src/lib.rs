@@ -131,6 +131,7 @@ impl Invoker {
                 return false;
             };
             m.set_in_flight(this.inflight.load(Ordering::Relaxed) as u64);
+            m.set_instances("wasm", "busy", this.runtime.running() as u64);
             if let Some(p) = &this.processes {
                 let c = p.counts();
                 for (state, n) in [

@@ -103,6 +103,11 @@ pub(crate) struct Slot<'a> {
 }
 
 impl Slots {
+    /// Slots held now: activations (and wasi:http requests) running.
+    pub(crate) fn held(&self) -> usize {
+        (MAX_CONCURRENT as usize).saturating_sub(self.permits.available_permits())
+    }
+
     /// Waits for a free slot; `None` once the runtime is closed.
     pub(crate) async fn acquire(&self) -> Option<Slot<'_>> {
         let permit = self.permits.acquire().await.ok()?;

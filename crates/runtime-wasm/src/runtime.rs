@@ -263,6 +263,12 @@ impl WasmRuntime {
         self.cached(hash).is_some()
     }
 
+    /// Activations and wasi:http requests running in this runtime now (each in a fresh
+    /// instance), for the `gust_instances` gauge.
+    pub fn running(&self) -> usize {
+        self.slots.held()
+    }
+
     /// Runs one activation of the code `hash` in a fresh instance. The code must have been
     /// compiled or loaded; if it is not in memory this tries the disk cache. A wasi:http
     /// handler gets the parameters as a `POST /` and answers with the result as its body.

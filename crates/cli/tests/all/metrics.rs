@@ -204,10 +204,36 @@ async fn invocations_are_counted_once_each_and_the_text_parses() {
         "{all}"
     );
     assert!(sum(&all, "gust_http_responses_total", &[("class", "2xx")]) >= 6.0);
+    // Nothing runs now: the probes read the invoker's gauges at the scrape.
     assert!(
         all.contains("# TYPE gust_invocations_in_flight gauge"),
         "{all}"
     );
+    assert_eq!(sum(&all, "gust_invocations_in_flight", &[]), 0.0, "{all}");
+    let wasm_busy = [("runtime", "wasm"), ("state", "busy")];
+    assert!(
+        all.lines()
+            .filter_map(sample)
+            .any(|(n, ls, v)| n == "gust_instances"
+                && v == 0.0
+                && wasm_busy
+                    .iter()
+                    .all(|(k, v)| ls.contains(&(k.to_string(), v.to_string())))),
+        "{all}"
+    );
+}
+
+#[test]
+fn every_process_role_takes_the_metrics_flag() {
+    for role in ["serve", "controller", "invoker"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gust"))
+            .args([role, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("--metrics-addr <ADDR>"), "{role}: {help}");
+        assert!(help.contains("GUST_METRICS_ADDR"), "{role}: {help}");
+    }
 }
 
 #[tokio::test]
