@@ -10,6 +10,7 @@
 //! action, whose code is typed into the console.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,7 +60,9 @@ async fn console_files_are_served_with_their_types_tags_and_policy() {
     }
 }
 
-/// A chromedriver started on a free port, killed when dropped.
+/// A chromedriver started on a free port in a process group of its own, which holds the
+/// Chromium it starts: the whole group is killed when dropped, so a failed test (whose session
+/// was never closed) leaves no browser behind.
 struct Driver {
     child: Child,
     port: u16,
@@ -67,6 +70,9 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -99,6 +105,7 @@ async fn browser(test: &str) -> Option<(Driver, Client)> {
     let port = free_port();
     let child = Command::new(bin)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -110,7 +117,8 @@ async fn browser(test: &str) -> Option<(Driver, Client)> {
         "goog:chromeOptions".into(),
         json!({ "args": [
             "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-            "--window-size=1280,900", "--disable-gpu",
+            "--window-size=1280,900", "--disable-gpu", "--disable-crash-reporter",
+            "--disable-breakpad",
         ]}),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
