@@ -413,3 +413,65 @@ async fn in_a_cluster_the_trace_context_crosses_the_bus() {
     assert_eq!(r["response"]["result"]["n"], 2, "{r}");
     assert_eq!(annotation(&r, "traceId"), TRACE_ID);
 }
+
+#[tokio::test]
+async fn a_webhooks_trace_reaches_the_rules_action() {
+    use hmac::{Hmac, Mac as _};
+    let s = crate::server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let secret = "hook secret";
+    let answer = crate::sources::feed_trigger(
+        &s,
+        "gh",
+        "webhooks/github",
+        json!({ "secret": secret }),
+        "echo",
+    )
+    .await;
+    assert_eq!(answer["success"], true, "{answer}");
+    let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-github-event", "push"),
+        ("x-github-delivery", "d-trace"),
+        ("x-hub-signature-256", signature.as_str()),
+        ("traceparent", TRACEPARENT),
+    ];
+    let r = s.web("POST", "/hooks/guest/gh", &headers, body).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let trigger = s
+        .wait_for_record(r.body["activationId"].as_str().unwrap())
+        .await;
+    assert_eq!(annotation(&trigger, "traceId"), TRACE_ID);
+    let line: Value = serde_json::from_str(trigger["logs"][0].as_str().unwrap()).unwrap();
+    let action = s
+        .wait_for_record(line["activationId"].as_str().unwrap())
+        .await;
+    assert_eq!(annotation(&action, "traceId"), TRACE_ID);
+}
+
+#[tokio::test]
+async fn a_web_actions_trace_reaches_its_record() {
+    let s = crate::server();
+    s.create(
+        "wecho",
+        &function("echo"),
+        json!({ "annotations": [{"key": "web-export", "value": true}] }),
+    )
+    .await;
+    let r = s
+        .web(
+            "GET",
+            "/api/v1/web/guest/default/wecho.json",
+            &[("traceparent", TRACEPARENT)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.header("x-openwhisk-activation-id").unwrap().to_string();
+    let record = s.wait_for_record(&id).await;
+    assert_eq!(annotation(&record, "traceId"), TRACE_ID);
+}
