@@ -370,3 +370,37 @@ async fn a_throttled_invoke_moves_the_throttle_counter() {
     );
     assert_eq!(sum(&text, "gust_throttles_total", &[]), 1.0, "{text}");
 }
+
+#[tokio::test]
+async fn a_fire_counts_the_fire_its_rule_invocation_and_the_record() {
+    let s = crate::server();
+    s.create("echo", &function("echo"), json!({})).await;
+    let ns = "/api/v1/namespaces/_";
+    let r = s
+        .call("PUT", &format!("{ns}/triggers/t"), Some(json!({})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rule = json!({ "trigger": "/_/t", "action": "/_/echo" });
+    let r = s.call("PUT", &format!("{ns}/rules/r"), Some(rule)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .call("POST", &format!("{ns}/triggers/t"), Some(json!({"x": 1})))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    let echo = [("action", "echo"), ("outcome", "success")];
+    let text = metrics_when(&s, |t| sum(t, "gust_invocations_total", &echo) >= 1.0).await;
+    promtool_accepts(&text);
+    let guest = [("namespace", "guest")];
+    assert_eq!(
+        sum(&text, "gust_trigger_fires_total", &guest),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(&text, "gust_rule_invocations_total", &guest),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(sum(&text, "gust_invocations_total", &echo), 1.0, "{text}");
+}
