@@ -80,6 +80,7 @@ mod tests {
             blocking: false,
             reply_to: String::new(),
             accepted_at: 0,
+            traceparent: None,
         }
         .to_message();
         m.params = RawValue::from_string(r#"{"a":1}"#.into()).unwrap();

@@ -110,6 +110,9 @@ pub struct InvocationHeader {
     pub reply_to: String,
     #[serde(default)]
     pub accepted_at: u64,
+    /// Read as text, so a malformed value does not make the header unreadable too.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// What caused an invocation that no client made directly.
@@ -185,7 +188,8 @@ impl InvocationMessage {
 
 impl InvocationHeader {
     /// A message with this header, default limits and `null` parameters: for a record of why
-    /// it could not run, never to run.
+    /// it could not run, never to run (with the trace context, if it parses, so the record
+    /// still has its `traceId`).
     pub fn to_message(&self) -> InvocationMessage {
         InvocationMessage {
             activation_id: self.activation_id.clone(),
@@ -206,7 +210,7 @@ impl InvocationHeader {
             cause: None,
             cause_kind: None,
             resent: false,
-            traceparent: None,
+            traceparent: self.traceparent.as_deref().and_then(|t| t.parse().ok()),
         }
     }
 }
@@ -258,6 +262,36 @@ mod tests {
             "logs":0,"concurrency":1}},"blocking":false,"reply_to":"r","accepted_at":0{extra}}}"#
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn an_unreadable_message_keeps_its_trace_in_its_header() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let wire = format!(
+            r#"{{"activation_id":"a","namespace":"n","action":"x","subject":"n","limits":"bad","traceparent":"{tp}"}}"#
+        );
+        assert!(serde_json::from_str::<InvocationMessage>(&wire).is_err());
+        let header: InvocationHeader = serde_json::from_str(&wire).unwrap();
+        let msg = header.to_message();
+        assert_eq!(msg.traceparent.map(|t| t.to_string()).as_deref(), Some(tp));
+        let bad = r#"{"activation_id":"a","namespace":"n","action":"x","subject":"n","traceparent":"00-zz"}"#;
+        let header: InvocationHeader = serde_json::from_str(bad).unwrap();
+        assert_eq!(header.to_message().traceparent, None);
+    }
+
+    #[test]
+    fn a_traceparent_travels_as_an_optional_field() {
+        let m = message("");
+        assert!(
+            serde_json::to_value(&m)
+                .unwrap()
+                .get("traceparent")
+                .is_none()
+        );
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let m = message(&format!(r#","traceparent":"{tp}""#));
+        assert_eq!(m.traceparent.map(|t| t.to_string()).as_deref(), Some(tp));
+        assert_eq!(serde_json::to_value(&m).unwrap()["traceparent"], tp);
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn message(trace: TraceParent) -> InvocationMessage {
         blocking: true,
         reply_to: String::new(),
         accepted_at: 999,
+        traceparent: None,
     }
     .to_message();
     m.limits = ActionLimits::default();
