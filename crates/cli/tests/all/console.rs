@@ -197,6 +197,37 @@ const HOSTILE: &str = r#"function main() {
   return { html: '<img src=y onerror="window.__pwned=3"><script>window.__pwned=4</script>' };
 }"#;
 
+/// Runs the console's SSE and Prometheus parsers on awkward input; answers what they read.
+const PARSERS: &str = r##"
+const done = arguments[arguments.length - 1];
+Promise.all([import("/console/api.js"), import("/console/metrics.js")]).then(([api, m]) => {
+  const stream = ": hello\r\nevent: activation\r\nid: a1\r\ndata: {\"x\":\r\ndata: 1}\r\n\r\n"
+    + "retry: 10\nevent: activation\nid:a2\ndata: <b>\n\ndata\n";
+  const sse = [];
+  for (let n = 1; n <= stream.length; n++) {
+    const events = [];
+    const feed = api.sseParser((e) => events.push(e));
+    for (let i = 0; i < stream.length; i += n) feed(stream.slice(i, i + n));
+    sse.push(events);
+  }
+  const text = [
+    "# HELP gust_invocations Activation records written.",
+    "# TYPE gust_invocations counter",
+    'gust_invocations_total{namespace="ns",action="a\\"b\\\\c",outcome="success"} 3',
+    'gust_invocations_total{namespace="ns",action="b",outcome="success"} 2 1700000000000',
+    'gust_starts_total{namespace="ns",kind="nodejs",start="cold"} 2',
+    'gust_starts_total{namespace="ns",kind="nodejs",start="warm"} 7',
+    'gust_activation_total_seconds_bucket{namespace="ns",kind="nodejs",le="+Inf"} 5',
+    "<script>alert(1)</script>",
+    "gust_broken{ 1",
+  ].join("\n");
+  const samples = m.parse(text);
+  const r = m.reduce(samples);
+  done({ sse, prom: { invocations: r.invocations, cold: r.cold, latency: r.latencyName,
+    label: samples[0].labels.action } });
+}, (e) => done({ error: String(e) }));
+"##;
+
 #[tokio::test]
 async fn console_in_a_headless_browser() {
     let test = "console_in_a_headless_browser";
@@ -437,6 +468,28 @@ async fn console_in_a_headless_browser() {
         .await
         .unwrap();
     shot(&c, &dir, "14-metrics").await;
+
+    // The page's parsers, fed hostile and split input in the browser itself: the event
+    // stream cut at every byte (a CRLF split in two, a comment, multi-line data), and
+    // Prometheus text with escaped labels and lines that are not samples.
+    let parsed = c.execute_async(PARSERS, Vec::new()).await.unwrap();
+    let want_events = json!([
+        {"event": "activation", "id": "a1", "data": "{\"x\":\n1}"},
+        {"event": "activation", "id": "a2", "data": "<b>"},
+    ]);
+    for (i, events) in parsed["sse"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(
+            events,
+            &want_events,
+            "stream cut every {} characters",
+            i + 1
+        );
+    }
+    assert_eq!(
+        parsed["prom"],
+        json!({"invocations": 5, "cold": 2, "latency": "gust_activation_total_seconds",
+               "label": "a\"b\\c"})
+    );
 
     // Log out, which forgets the key; then a token (that may read, not list namespaces).
     click(&c, "#logout").await;
