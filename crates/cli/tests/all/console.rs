@@ -2,8 +2,11 @@
 //! Chromium driven through WebDriver (chromedriver, both from Debian's packages): log in, a
 //! wrong key refused, an action created in the editor, invoked, its record and logs, the live
 //! tail showing an activation made from outside, a hostile action's logs and result shown as
-//! text, a sequence's components and a component's cause, the action edited, a trigger fired,
-//! a rule disabled and deleted, the metrics' charts, log-out, and a log-in with a scoped token. A screenshot after each step goes to `target/console-screenshots/<step>.png`.
+//! text, a sequence's components and a component's cause, the action edited into a web action,
+//! packages and API routes listed, a route deleted, a trigger fired, a rule disabled and
+//! deleted, the page's parsers on awkward input, the metrics' charts, log-out, and a log-in
+//! with a scoped token. A screenshot after each step goes to
+//! `target/console-screenshots/<step>.png`.
 //!
 //! Without chromedriver on the PATH the browser test says so on stderr and skips; CI
 //! installs it (`.ci/run`). It also needs the process sandbox (root, node) for a JavaScript
@@ -411,12 +414,38 @@ async fn console_in_a_headless_browser() {
     wait_text(&c, "#view h2", |t| t == "Action hello").await;
     let code = HELLO.replace("'Hello '", "'Hi '");
     type_into(&c, "#action-code", &code).await;
+    click(&c, "#action-web").await;
     click(&c, "#action-save").await;
     wait_text(&c, "#view h2", |t| t == "Invoke hello").await;
     let stored = s
         .call("GET", "/api/v1/namespaces/_/actions/hello", None)
         .await;
     assert_eq!(stored.body["exec"]["code"], code);
+    assert_eq!(crate::annotation(&stored.body, "web-export"), &json!(true));
+    // The web action behind an API route, and a package: listed; the route deleted.
+    let route = json!({ "basePath": "/shop", "path": "/hi", "method": "GET", "action": "hello" });
+    let r = s
+        .call("PUT", "/api/v1/namespaces/_/apis", Some(route))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/packages/tools",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    c.goto(&s.url("/console/#/packages")).await.unwrap();
+    wait_text(&c, "#view", |t| t.contains("tools")).await;
+    c.goto(&s.url("/console/#/apis")).await.unwrap();
+    wait_text(&c, "#view", |t| t.contains("/shop/hi")).await;
+    shot(&c, &dir, "12-apis").await;
+    click(&c, "#view button.danger").await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "#view", |t| t.contains("No API routes.")).await;
+    let apis = s.call("GET", "/api/v1/namespaces/_/apis", None).await;
+    assert_eq!(apis.body, json!({ "apis": [] }));
     for (path, body) in [
         ("triggers/tick", json!({})),
         (
@@ -435,7 +464,7 @@ async fn console_in_a_headless_browser() {
     let fired = wait_text(&c, "#trigger-out", |t| t.contains("activation")).await;
     let trigger_id = fired.rsplit(' ').next().unwrap();
     assert_eq!(s.wait_for_record(trigger_id).await["name"], "tick");
-    shot(&c, &dir, "12-trigger").await;
+    shot(&c, &dir, "13-trigger").await;
     c.goto(&s.url("/console/#/rules")).await.unwrap();
     wait_text(&c, "tr[data-name='on-tick']", |t| t.contains("active")).await;
     click(&c, "tr[data-name='on-tick'] button.secondary").await;
@@ -451,7 +480,7 @@ async fn console_in_a_headless_browser() {
         .call("GET", "/api/v1/namespaces/_/rules/on-tick", None)
         .await;
     assert_eq!(rule.status, 404);
-    shot(&c, &dir, "13-rules").await;
+    shot(&c, &dir, "14-rules").await;
 
     // Charts from the metrics: totals parsed from the text format, then a line once a
     // second scrape gives a rate.
@@ -467,7 +496,7 @@ async fn console_in_a_headless_browser() {
         .for_element(Locator::Css("#chart-rate path.line"))
         .await
         .unwrap();
-    shot(&c, &dir, "14-metrics").await;
+    shot(&c, &dir, "15-metrics").await;
 
     // The page's parsers, fed hostile and split input in the browser itself: the event
     // stream cut at every byte (a CRLF split in two, a comment, multi-line data), and
@@ -498,7 +527,7 @@ async fn console_in_a_headless_browser() {
         .await
         .unwrap();
     assert_eq!(js(&c, "return sessionStorage.length").await, json!(0));
-    shot(&c, &dir, "15-logged-out").await;
+    shot(&c, &dir, "16-logged-out").await;
     let r = s
         .call(
             "POST",
@@ -512,6 +541,6 @@ async fn console_in_a_headless_browser() {
     wait_text(&c, "#view", |t| t.contains("twice")).await;
     let auth = js(&c, "return sessionStorage.getItem('gust.credentials')").await;
     assert!(auth.as_str().unwrap().starts_with("Bearer "), "{auth}");
-    shot(&c, &dir, "16-token").await;
+    shot(&c, &dir, "17-token").await;
     c.close().await.unwrap();
 }
