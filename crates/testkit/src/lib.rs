@@ -785,9 +785,15 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// Starts `role` and waits for the stdout line starting with `ready`; returns the child
-    /// and the rest of that line.
-    fn spawn(&self, role: &str, id: &str, extra: &[&str], ready: &str) -> (Child, String) {
+    /// Starts `role` and waits for the stdout line starting with `ready`; returns the child,
+    /// the rest of that line and the lines before it.
+    fn spawn(
+        &self,
+        role: &str,
+        id: &str,
+        extra: &[&str],
+        ready: &str,
+    ) -> (Child, String, Vec<String>) {
         let mut child = self
             .command(role)
             .args(["--id", id, "--data-dir"])
@@ -798,6 +804,7 @@ impl Cluster {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start gust {role}: {e}"));
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut before = Vec::new();
         let rest = loop {
             let line = lines
                 .next()
@@ -806,17 +813,24 @@ impl Cluster {
             if let Some(rest) = line.strip_prefix(ready) {
                 break rest.to_string();
             }
+            before.push(line);
         };
         std::thread::spawn(move || for _ in lines {});
-        (child, rest)
+        (child, rest, before)
     }
 
     /// Starts an invoker named `id` and waits until it takes work.
     pub fn add_invoker(&mut self, id: &str) {
-        let (child, _) = self.spawn(
+        self.add_invoker_with(id, &[]);
+    }
+
+    /// [`Self::add_invoker`] with more flags; returns the lines it printed before it took
+    /// work.
+    pub fn add_invoker_with(&mut self, id: &str, extra: &[&str]) -> Vec<String> {
+        let (child, _, before) = self.spawn(
             "invoker",
             id,
-            &[],
+            extra,
             &format!("gust: invoker {id} taking work"),
         );
         self.invokers.push(Member {
@@ -824,14 +838,25 @@ impl Cluster {
             child: Some(child),
             apihost: None,
         });
+        before
     }
 
     /// Starts a controller named `id` on a free port and waits until it listens.
     pub fn add_controller(&mut self, id: &str) {
-        let (child, rest) = self.spawn(
+        self.add_controller_with(id, &[]);
+    }
+
+    /// [`Self::add_controller`] with more flags; returns the lines it printed before it
+    /// listened.
+    pub fn add_controller_with(&mut self, id: &str, extra: &[&str]) -> Vec<String> {
+        let args: Vec<&str> = ["--listen", "127.0.0.1:0"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let (child, rest, before) = self.spawn(
             "controller",
             id,
-            &["--listen", "127.0.0.1:0"],
+            &args,
             &format!("gust: controller {id} on "),
         );
         self.controllers.push(Member {
@@ -839,6 +864,7 @@ impl Cluster {
             child: Some(child),
             apihost: Some(rest.trim().to_string()),
         });
+        before
     }
 
     fn member(&mut self, id: &str) -> &mut Member {

@@ -188,8 +188,12 @@ async fn invocations_are_counted_once_each_and_the_text_parses() {
     let warm = sum(&text, "gust_starts_total", &[("start", "warm")]);
     assert_eq!(cold + warm, 4.0, "{text}");
     assert!(cold <= 2.0, "{text}");
-    // The store write of every record was timed (SQLite in this test).
-    let puts = [("op", "put_activation"), ("backend", "sqlite")];
+    // The store write of every record was timed, labelled with the store the suite runs on.
+    let backend = match gust_testkit::store_under_test() {
+        gust_testkit::StoreUnderTest::Postgres(_) => "postgres",
+        gust_testkit::StoreUnderTest::Sqlite => "sqlite",
+    };
+    let puts = [("op", "put_activation"), ("backend", backend)];
     let all = reqwest::get(metrics_url(&s)).await.unwrap();
     assert_eq!(all.status(), 200);
     assert_eq!(
@@ -403,4 +407,98 @@ async fn a_fire_counts_the_fire_its_rule_invocation_and_the_record() {
         "{text}"
     );
     assert_eq!(sum(&text, "gust_invocations_total", &echo), 1.0, "{text}");
+}
+
+/// The metrics URL among the lines a cluster process printed before it was ready.
+fn metrics_url_in(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("gust: metrics on "))
+        .expect("the process prints its metrics URL")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn in_a_cluster_each_process_serves_what_it_did() {
+    let (Some(pg), Some(nats)) = (gust_testkit::postgres_url(), gust_testkit::nats_url()) else {
+        eprintln!("skipped: the cluster tests need GUST_TEST_POSTGRES_URL and GUST_TEST_NATS_URL");
+        return;
+    };
+    let mut c = gust_testkit::Cluster::new(env!("CARGO_BIN_EXE_gust"), &pg, &nats);
+    let controller = metrics_url_in(&c.add_controller_with("c1", &METRICS_ADDR));
+    let invoker = metrics_url_in(&c.add_invoker_with("i1", &METRICS_ADDR));
+    let host = c.apihosts()[0].clone();
+    let http = reqwest::Client::new();
+    let (uuid, key) = c.auth.split_once(':').unwrap();
+    let code = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, function("echo"));
+    let r = http
+        .put(format!("{host}/api/v1/namespaces/_/actions/echo"))
+        .basic_auth(uuid, Some(key))
+        .json(&json!({ "exec": { "kind": "wasm", "code": code } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for blocking in ["true", "false"] {
+        let r = http
+            .post(format!(
+                "{host}/api/v1/namespaces/_/actions/echo?blocking={blocking}"
+            ))
+            .basic_auth(uuid, Some(key))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let scrape =
+        |url: String| async move { reqwest::get(url).await.unwrap().text().await.unwrap() };
+    // The invoker ran and recorded both; the non-blocking one may still be running.
+    let mut ran = String::new();
+    for _ in 0..100 {
+        ran = scrape(invoker.clone()).await;
+        if sum(&ran, "gust_invocations_total", &[("namespace", "guest")]) >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    promtool_accepts(&ran);
+    assert_eq!(
+        sum(&ran, "gust_invocations_total", &[("action", "echo")]),
+        2.0,
+        "{ran}"
+    );
+    let record_writes = [("op", "put_activation"), ("backend", "postgres")];
+    assert_eq!(
+        sum(&ran, "gust_store_operation_seconds_count", &record_writes),
+        2.0,
+        "{ran}"
+    );
+    let completions = [("op", "publish"), ("backend", "nats")];
+    assert_eq!(
+        sum(&ran, "gust_bus_operation_seconds_count", &completions),
+        2.0,
+        "{ran}"
+    );
+    // The controller admitted, journaled and published both, and ran nothing itself.
+    let accepted = scrape(controller).await;
+    promtool_accepts(&accepted);
+    assert_eq!(
+        sum(&accepted, "gust_invocations_total", &[]),
+        0.0,
+        "{accepted}"
+    );
+    let admits = [("op", "admit"), ("backend", "postgres")];
+    assert_eq!(
+        sum(&accepted, "gust_store_operation_seconds_count", &admits),
+        2.0,
+        "{accepted}"
+    );
+    assert_eq!(
+        sum(&accepted, "gust_bus_operation_seconds_count", &completions),
+        2.0,
+        "{accepted}"
+    );
+    assert!(sum(&accepted, "gust_http_responses_total", &[("class", "2xx")]) >= 3.0);
 }

@@ -94,30 +94,36 @@ impl Controller {
                 accepted_at: msg.accepted_at,
                 message: payload.to_vec(),
             };
-            match this
+            let m = gust_telemetry::metrics::get();
+            let began = std::time::Instant::now();
+            let admitted = this
                 .store
                 .admit(&namespace, &limits, msg.accepted_at, pending)
-                .await?
-            {
+                .await;
+            // Admission and the journal write are one statement on the shared store.
+            m.store_op("admit", began.elapsed());
+            match admitted? {
                 Admission::Admitted => {}
                 Admission::PerMinute { count } => {
-                    gust_telemetry::metrics::get().throttled(&namespace, throttle::PER_MINUTE);
+                    m.throttled(&namespace, throttle::PER_MINUTE);
                     return Err(throttle::too_many_per_minute(count, &limits));
                 }
                 Admission::Concurrent { count } => {
-                    gust_telemetry::metrics::get().throttled(&namespace, throttle::CONCURRENT);
+                    m.throttled(&namespace, throttle::CONCURRENT);
                     return Err(throttle::too_many_in_flight(count, &limits));
                 }
             }
             let published = match this.scheduler.pick(&msg.namespace, &msg.action) {
                 None => Err(ControllerError::NoInvoker),
-                Some(invoker) => this
-                    .bus
-                    .publish_with_id(&invoke_subject(&invoker), &msg.activation_id, payload)
-                    .await
-                    .map_err(|e| {
-                        ControllerError::Unreachable(e.to_string())
-                    }),
+                Some(invoker) => {
+                    let began = std::time::Instant::now();
+                    let sent = this
+                        .bus
+                        .publish_with_id(&invoke_subject(&invoker), &msg.activation_id, payload)
+                        .await;
+                    m.bus_op("publish", began.elapsed());
+                    sent.map_err(|e| ControllerError::Unreachable(e.to_string()))
+                }
             };
             if published.is_err() {
                 // Not handed over: as if it had not been accepted (no id was returned).
