@@ -143,9 +143,11 @@ async fn browser(test: &str) -> Option<(Driver, Client)> {
     Some((driver, client))
 }
 
-/// Where the screenshots go: `target/console-screenshots` of the workspace.
+/// Where the screenshots go: `target/console-screenshots` of the workspace, emptied first so
+/// it holds this run's only.
 fn shots_dir() -> PathBuf {
     let dir = gust_testkit::workspace_root().join("target/console-screenshots");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
