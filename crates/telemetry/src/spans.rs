@@ -132,20 +132,23 @@ pub fn at_ms(ms: u64) -> SystemTime {
 /// A span that is exported when dropped, ending then: for work whose end is wherever its
 /// function returns.
 #[derive(Debug)]
-pub struct Open(Span);
+pub struct Open(Option<Span>);
 
 impl Open {
     /// Adds an attribute.
     pub fn set(&mut self, kv: KeyValue) {
-        self.0.attributes.push(kv);
+        if let Some(span) = &mut self.0 {
+            span.attributes.push(kv);
+        }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        let mut span = self.0.clone();
-        span.end = SystemTime::now();
-        export(span);
+        if let Some(mut span) = self.0.take() {
+            span.end = SystemTime::now();
+            export(span);
+        }
     }
 }
 
@@ -162,7 +165,7 @@ pub fn begin(
         return None;
     }
     let now = SystemTime::now();
-    Some(Open(Span {
+    Some(Open(Some(Span {
         name: name(),
         kind,
         context,
@@ -171,7 +174,7 @@ pub fn begin(
         end: now,
         attributes: attributes(),
         error: None,
-    }))
+    })))
 }
 
 /// The attributes every span of an invocation of `msg` has: its activation id, namespace,
