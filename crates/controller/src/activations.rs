@@ -168,8 +168,12 @@ impl Controller {
 
 impl Follow {
     /// The next records, in the order they were written (the past ones first), each with its
-    /// activation id; waits until there is at least one.
-    pub async fn next(&mut self) -> Result<Vec<(String, Box<RawValue>)>, ControllerError> {
+    /// activation id; waits until there is at least one, or `quiet` passes (then none).
+    pub async fn next(
+        &mut self,
+        quiet: Duration,
+    ) -> Result<Vec<(String, Box<RawValue>)>, ControllerError> {
+        let until = tokio::time::Instant::now() + quiet;
         if !self.backlog.is_empty() {
             return Ok(self
                 .backlog
@@ -189,7 +193,7 @@ impl Follow {
                 .filter_map(|r| Some((record_id(&r)?, r)))
                 .filter(|(id, _)| !self.sent.remove(id))
                 .collect();
-            if !fresh.is_empty() {
+            if !fresh.is_empty() || tokio::time::Instant::now() >= until {
                 return Ok(fresh);
             }
             if !full {

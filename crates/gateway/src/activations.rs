@@ -3,11 +3,11 @@
 //! live (`.../activations/stream`, Server-Sent Events, decision 0026). Imports the kit only.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,13 +17,16 @@ use gust_model::ActivationSummary;
 use gust_model::limits::MAX_LIST;
 use serde_json::json;
 
-use crate::extract::{Caller, QueryString, params};
+use crate::extract::{Caller, QueryString, identity_of, params};
 use crate::query::Params;
 use crate::respond::{ApiResult, internal, json_response};
 use crate::{ApiError, Gateway};
 
 /// A comment line this often keeps a quiet stream open through proxies.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How often an open stream checks its caller's key or token again.
+const RECHECK: Duration = Duration::from_secs(5);
 
 pub(crate) fn router() -> Router<Gateway> {
     Router::new()
@@ -151,23 +154,59 @@ async fn stream_activations(
             .map(str::to_string),
     };
     let follow = gw.controller.follow_activations(ns, name, from).await?;
-    let events = stream::unfold(Some(follow), |follow: Option<Follow>| async move {
-        let mut follow = follow?;
-        Some(match follow.next().await {
-            Ok(batch) => (batch.into_iter().filter_map(event).collect(), Some(follow)),
+    let live = Live {
+        follow,
+        credential: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+        namespace: ns.to_string(),
+        checked: Instant::now(),
+    };
+    let closed = gw.closed();
+    let events = stream::unfold(Some((gw, live)), |state| async move {
+        let (gw, mut live) = state?;
+        Some(match live.next(&gw).await {
+            Ok(batch) => (batch, Some((gw, live))),
             Err(e) => {
-                tracing::warn!(error = %e, "live activations stream ended");
+                tracing::debug!(error = %e.message, "live activations stream ended");
                 let end = Event::default()
                     .event("error")
-                    .data(json!({ "error": e.to_string() }).to_string());
+                    .data(json!({ "error": e.message }).to_string());
                 (vec![end], None)
             }
         })
     })
-    .flat_map(|batch: Vec<Event>| stream::iter(batch.into_iter().map(Ok::<_, Infallible>)));
+    .flat_map(|batch: Vec<Event>| stream::iter(batch.into_iter().map(Ok::<_, Infallible>)))
+    // A stream never ends on its own: it ends when the listener stops.
+    .take_until(closed);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
+}
+
+/// One open live stream and the credential it was opened with.
+struct Live {
+    follow: Follow,
+    /// The `Authorization` header's value, checked again every [`RECHECK`].
+    credential: String,
+    namespace: String,
+    checked: Instant,
+}
+
+impl Live {
+    /// The next events; fails once the caller may no longer read the namespace (a rotated
+    /// key, an expired token, a deleted namespace) or the store cannot be read.
+    async fn next(&mut self, gw: &Gateway) -> Result<Vec<Event>, ApiError> {
+        if self.checked.elapsed() >= RECHECK {
+            let who = identity_of(gw, &self.credential).await?;
+            gw.controller.authorize(&who, &self.namespace)?;
+            self.checked = Instant::now();
+        }
+        let batch = self.follow.next(RECHECK).await?;
+        Ok(batch.into_iter().filter_map(event).collect())
+    }
 }
 
 /// A record as an `activation` event; `None` for an id an event id cannot carry (ours never

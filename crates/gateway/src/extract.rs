@@ -111,6 +111,17 @@ pub(crate) fn bearer(value: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The identity an `Authorization` header value (a key or a token) still names, for a
+/// request that lasts (a live stream checks its caller again while it runs): a rotated key,
+/// an expired token or a deleted namespace no longer do. A token's scope was checked when
+/// the request began and cannot change.
+pub(crate) async fn identity_of(gw: &Gateway, value: &str) -> Result<Identity, ApiError> {
+    match bearer(value) {
+        Some(token) => Ok(gw.controller.authenticate_token(token).await?.0),
+        None => basic_identity(gw, value).await,
+    }
+}
+
 /// The identity an `Authorization: Basic uuid:key` header value names; 401 if it names none.
 pub(crate) async fn basic_identity(gw: &Gateway, value: &str) -> Result<Identity, ApiError> {
     let invalid = || ControllerError::Unauthenticated;

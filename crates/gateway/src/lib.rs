@@ -78,6 +78,9 @@ pub struct Gateway {
     pub rate_limits: Arc<apis::RateLimits>,
     /// Failed authentications per client address, and the security headers of every answer.
     pub guard: Arc<guard::Guard>,
+    /// Set when the listener stops: answers that would never end on their own (live
+    /// streams) end then, so a graceful shutdown does not wait for them.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Gateway {
@@ -88,6 +91,15 @@ impl Gateway {
             sites,
             rate_limits: Arc::default(),
             guard: Arc::default(),
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Completes once the listener has stopped taking connections.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
         }
     }
 
@@ -109,6 +121,10 @@ pub fn service(gw: Gateway) -> WithRequestId<Router, impl request_id::Ahead> {
 /// Most time a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Most time a graceful shutdown waits for the requests in flight: a blocking invocation
+/// waits at most 60 s for its result before it is answered 202.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(65);
+
 /// Serves the gateway on `listener` until `shutdown` completes, then lets the requests in
 /// flight finish. With `tls`, every connection is TLS (HTTP/2 or HTTP/1.1 by ALPN); without,
 /// plain HTTP/1.1 (and HTTP/2 with prior knowledge). Every connection sends what it writes at
@@ -125,6 +141,7 @@ pub async fn serve(
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder;
 
+    let closing = gateway.closing.clone();
     let service = service(gateway);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -189,7 +206,13 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    closing.send_replace(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}: stopping anyway");
+    }
     Ok(())
 }
 

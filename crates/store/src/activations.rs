@@ -23,11 +23,13 @@ pub struct ActivationQuery {
 /// live activations stream): records are found in the order they were written, so one that
 /// started earlier but finished later is not passed over. Opaque outside the store; each
 /// backend gives it its own meaning (SQLite: the last row id read; PostgreSQL: a
-/// transaction id boundary and the last activation id read at it).
+/// transaction id boundary, the last activation id read at it, and the snapshot taken when
+/// the reader started, whose records it does not read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WritePosition {
     pub(crate) seq: i64,
     pub(crate) id: String,
+    pub(crate) snapshot: Option<String>,
 }
 
 #[async_trait]

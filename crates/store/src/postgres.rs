@@ -214,7 +214,7 @@ CREATE INDEX subscriptions_running ON subscriptions (runs, owner);
 -- ended, so a reader that reads up to that boundary never passes over a record that commits
 -- later.
 ALTER TABLE activations ADD COLUMN written xid8 NOT NULL DEFAULT pg_current_xact_id();
-CREATE INDEX activations_by_written ON activations (written);
+CREATE INDEX activations_by_written ON activations (namespace, written, id);
 "#,
 ];
 
@@ -1115,13 +1115,20 @@ impl ActivationStore for PostgresStore {
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 
+    // A reader starts at the oldest transaction still running, and skips what the snapshot
+    // taken then already saw: records written from then on, and only those, come.
     async fn write_position(&self) -> Result<WritePosition> {
-        let row = self
-            .query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+        let rows = self
+            .query(
+                "SELECT pg_snapshot_xmin(s)::text, s::text FROM pg_current_snapshot() s",
+                &[],
+            )
             .await?;
+        let row = rows.first();
         Ok(WritePosition {
-            seq: xid(row.first().map(|r| r.get::<_, String>(0)))?,
+            seq: xid(row.map(|r| r.get::<_, String>(0)))?,
             id: String::new(),
+            snapshot: row.map(|r| r.get::<_, String>(1)),
         })
     }
 
@@ -1137,6 +1144,7 @@ impl ActivationStore for PostgresStore {
                 Ok(WritePosition {
                     seq: xid(Some(r.get::<_, String>(0)))?,
                     id: id.to_string(),
+                    snapshot: None,
                 })
             })
             .transpose()
@@ -1150,7 +1158,7 @@ impl ActivationStore for PostgresStore {
         from: &WritePosition,
     ) -> Result<(Vec<Box<RawValue>>, WritePosition)> {
         let named = if q.name.is_some() {
-            "AND a.name = $5"
+            "AND a.name = $6"
         } else {
             ""
         };
@@ -1158,13 +1166,16 @@ impl ActivationStore for PostgresStore {
             "WITH b AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
              SELECT b.x::text, a.written::text, a.id, a.doc FROM b LEFT JOIN activations a
                ON a.namespace = $1 AND a.written >= $2::text::xid8 AND a.written < b.x
-              AND NOT (a.written = $2::text::xid8 AND a.id <= $3) {named}
+              AND NOT (a.written = $2::text::xid8 AND a.id <= $3)
+              AND NOT coalesce(pg_visible_in_snapshot(a.written, $5::text::pg_snapshot), false)
+              {named}
              ORDER BY a.written, a.id LIMIT $4"
         );
         let seq = from.seq.to_string();
         let limit = q.limit as i64;
         let name = q.name.clone().unwrap_or_default();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&q.namespace, &seq, &from.id, &limit];
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&q.namespace, &seq, &from.id, &limit, &from.snapshot];
         if q.name.is_some() {
             params.push(&name);
         }
@@ -1187,6 +1198,7 @@ impl ActivationStore for PostgresStore {
             Some((written, id)) if docs.len() as u64 >= q.limit => WritePosition {
                 seq: xid(Some(written))?,
                 id,
+                snapshot: from.snapshot.clone(),
             },
             // Everything below the boundary is read: the next read starts at it.
             _ => WritePosition {
@@ -1196,6 +1208,7 @@ impl ActivationStore for PostgresStore {
                 } else {
                     from.id.clone()
                 },
+                snapshot: from.snapshot.clone(),
             },
         };
         Ok((docs, next))

@@ -1387,4 +1387,28 @@ async fn records_are_read_in_the_order_they_were_written(s: &dyn Store) {
     assert_eq!(written(s, &q, &after_w1, 2).await.0, ["w3", "w4"]);
     assert!(s.write_position_of("ns", "nope").await.unwrap().is_none());
     assert!(s.write_position_of("ns", "w2").await.unwrap().is_none());
+
+    // A position taken now is after every record written so far.
+    let now = s.write_position().await.unwrap();
+    let (docs, now) = s.activations_written_after(&q, &now).await.unwrap();
+    assert!(docs.is_empty(), "{docs:?}");
+
+    // Deleting a namespace whose record is the newest does not hide a record written
+    // after it from a reader that had passed that record.
+    s.create_namespace(&Namespace {
+        name: "gone".into(),
+        uuid: "g".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    })
+    .await
+    .unwrap();
+    let mut g = record("g1", 80);
+    g.namespace = "gone".into();
+    s.put_activation(&encoded(g)).await.unwrap();
+    let (ids, past_g) = written(s, &q, &now, 0).await;
+    assert!(ids.is_empty(), "{ids:?}");
+    s.delete_namespace("gone").await.unwrap();
+    s.put_activation(&encoded(record("w6", 90))).await.unwrap();
+    assert_eq!(written(s, &q, &past_g, 1).await.0, ["w6"]);
 }

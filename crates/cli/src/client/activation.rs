@@ -77,7 +77,12 @@ pub async fn logs(args: LogsArgs, client: &Client) -> Result<()> {
         id: Some(id.to_string()),
         last: false,
     };
-    let v = fetch(client, &which, "/logs").await?;
+    print_logs(client, &which).await
+}
+
+/// Prints the log lines of an activation (its `{"logs"}` answer with `--json`).
+async fn print_logs(client: &Client, which: &Which) -> Result<()> {
+    let v = fetch(client, which, "/logs").await?;
     if client.json {
         print_json(&v);
     } else {
@@ -165,17 +170,7 @@ pub async fn run(cmd: ActivationCommand, client: &Client) -> Result<()> {
             print_json(&fetch(client, &which, "").await?);
             Ok(())
         }
-        ActivationCommand::Logs(which) => {
-            let v = fetch(client, &which, "/logs").await?;
-            if client.json {
-                print_json(&v);
-            } else {
-                for line in v["logs"].as_array().into_iter().flatten() {
-                    println!("{}", line.as_str().unwrap_or(""));
-                }
-            }
-            Ok(())
-        }
+        ActivationCommand::Logs(which) => print_logs(client, &which).await,
         ActivationCommand::Poll {
             name,
             since_seconds,

@@ -691,10 +691,22 @@ impl NamespaceStore for SqliteStore {
                 "rules",
                 "schedules",
                 "subscriptions",
-                "activations",
             ] {
                 c.execute(&format!("DELETE FROM {table} WHERE namespace = ?"), [&name])?;
             }
+            // The newest record stays as an empty row of no namespace when it is this
+            // namespace's: a new row id is one above the largest in the table, so removing
+            // the largest would give a later record a row id a live stream has passed.
+            c.execute(
+                "DELETE FROM activations WHERE namespace = ?1
+                   AND rowid < (SELECT max(rowid) FROM activations)",
+                [&name],
+            )?;
+            c.execute(
+                "UPDATE activations SET namespace = '', name = '', doc = '{}'
+                 WHERE namespace = ?1",
+                [&name],
+            )?;
             Ok(())
         })
         .await
@@ -1545,7 +1557,8 @@ impl ActivationStore for SqliteStore {
 
     // The write order is the row id: one writer inserts records in the order it commits them
     // (the record log is applied in its own order), and a new row id is above every row id
-    // in the table. Only deleting the newest rows (a namespace's) lets a row id come back.
+    // in the table; deleting a namespace keeps its newest row as an empty one, so a row id
+    // does not come back.
     async fn write_position(&self) -> Result<WritePosition> {
         self.settle().await?;
         let seq = self
@@ -1559,6 +1572,7 @@ impl ActivationStore for SqliteStore {
         Ok(WritePosition {
             seq,
             id: String::new(),
+            snapshot: None,
         })
     }
 
@@ -1573,6 +1587,7 @@ impl ActivationStore for SqliteStore {
                 Some(r) => Some(WritePosition {
                     seq: r.get(0)?,
                     id: String::new(),
+                    snapshot: None,
                 }),
                 None => None,
             })
@@ -1586,30 +1601,29 @@ impl ActivationStore for SqliteStore {
         from: &WritePosition,
     ) -> Result<(Vec<Box<RawValue>>, WritePosition)> {
         self.settle().await?;
-        let named = ActivationQuery {
-            since: None,
-            upto: None,
-            ..q.clone()
+        // The row id range, not an index of the namespace: a poll reads only what was written
+        // since the last (`+` keeps SQLite off the namespace indexes, which would visit every
+        // record of the namespace and sort them).
+        let mut args = vec![Value::Text(q.namespace.clone())];
+        let named = match &q.name {
+            Some(name) => {
+                args.push(Value::Text(name.clone()));
+                " AND +name = ?5"
+            }
+            None => "",
         };
-        let (filter, args) = sql::activation_filter(&named);
-        let n = args.len();
-        // Up to the newest row id when the read starts, so the next read starts there even
-        // when no row of this namespace was written (other tenants' rows are passed once).
         let sql = format!(
-            "SELECT rowid, doc{filter} AND rowid > ${} AND rowid <= ${} ORDER BY rowid LIMIT ${}",
-            n + 1,
-            n + 2,
-            n + 3
+            "SELECT rowid, doc FROM activations WHERE rowid > ?2 AND rowid <= ?3
+               AND +namespace = ?1{named} ORDER BY rowid LIMIT ?4"
         );
         let (from, limit) = (from.seq, q.limit);
-        let mut args = values(args);
         self.read(move |c| {
             let newest: i64 = c
                 .prepare_cached("SELECT coalesce(max(rowid), 0) FROM activations")?
                 .query_row([], |r| r.get(0))?;
-            args.push(Value::Integer(from));
-            args.push(Value::Integer(newest));
-            args.push(int(limit));
+            args.insert(1, Value::Integer(from));
+            args.insert(2, Value::Integer(newest));
+            args.insert(3, int(limit));
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(args), |r| {
@@ -1629,6 +1643,7 @@ impl ActivationStore for SqliteStore {
                 WritePosition {
                     seq: next,
                     id: String::new(),
+                    snapshot: None,
                 },
             ))
         })
