@@ -17,9 +17,10 @@ use gust_model::record::{annotation, record};
 use gust_model::time::{iso8601, now_ms};
 use gust_model::{
     Action, ActionLimits, ActivationResponse, ActivationStatus, EncodedActivation, Exec, Identity,
-    KeyValue, Namespace, NamespaceLimits, Package,
+    KeyValue, Namespace, NamespaceLimits, Package, TraceParent,
 };
 use gust_store::{PutMode, Store, StoreError};
+use gust_telemetry::{metrics, spans};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
@@ -376,6 +377,21 @@ impl Composer for SystemActions {
         if let Some(id) = inv.activation_id {
             msg.activation_id = id;
         }
+        // Its trace as the controller makes it for any invocation: the record's `traceId`,
+        // and an `invoke` span (the action runs here, so there is no `run` span).
+        let own = TraceParent::continuing(inv.trace.as_ref());
+        msg.traceparent = Some(own);
+        let _span = spans::begin(
+            || format!("invoke {}/{}", msg.namespace, msg.action),
+            if msg.cause.is_none() {
+                spans::Kind::Server
+            } else {
+                spans::Kind::Internal
+            },
+            own,
+            inv.trace.map(|t| t.span_id()),
+            || spans::invocation_attributes(&msg),
+        );
         let start = now_ms();
         let package = action.name.split_once('/').map_or("", |(p, _)| p);
         let answer = match (package, action.simple_name()) {
@@ -408,10 +424,15 @@ impl Composer for SystemActions {
             name: msg.action.clone(),
             ..encoded
         };
-        if core.is_clustered() {
-            core.store().put_activation(&encoded).await?;
+        let written = if core.is_clustered() {
+            core.store().put_activation(&encoded).await?
         } else {
             core.store().put_new_activation(&encoded).await?;
+            true
+        };
+        if written {
+            // Counted once per record written, as the invoker counts the records it writes.
+            metrics::get().activation(&rec, &msg.action, msg.accepted_at);
         }
         Ok(if blocking {
             InvokeOutcome::Completed(encoded.json)

@@ -322,21 +322,6 @@ impl Invoker {
         record: &Activation,
         first_run: bool,
     ) -> (Option<EncodedActivation>, Option<bool>) {
-        // The run's span: a child of the controller's side of the invocation.
-        if let Some(invoke) = msg.traceparent
-            && spans::enabled()
-        {
-            let own = invoke.child();
-            let kind = spans::Kind::Consumer;
-            spans::export(spans::of_record(
-                "run",
-                kind,
-                own,
-                Some(invoke.span_id()),
-                msg,
-                record,
-            ));
-        }
         let encoded = match EncodedActivation::new(record) {
             // Indexed by the action's path in its namespace (`pkg/a`), like its message.
             Ok(e) => EncodedActivation {
@@ -352,6 +337,20 @@ impl Invoker {
         if written == Some(true) {
             // Counted once per record written: a redelivery whose record was there is not.
             metrics::get().activation(record, &msg.action, msg.accepted_at);
+            // The run's span, likewise once: a child of the controller's side of the
+            // invocation.
+            if let Some(invoke) = msg.traceparent
+                && spans::enabled()
+            {
+                spans::export(spans::of_record(
+                    "run",
+                    spans::Kind::Consumer,
+                    invoke.child(),
+                    Some(invoke.span_id()),
+                    msg,
+                    record,
+                ));
+            }
         }
         (Some(encoded), written)
     }

@@ -3,8 +3,9 @@
 //! Gust makes its spans itself, with the ids of its [`TraceParent`]s, so the `traceId` of a
 //! record and the ids that travel on the bus are those of the exported spans. A finished
 //! [`Span`] becomes the SDK's `SpanData` and is handed to the OTLP/HTTP exporter (protobuf,
-//! `POST <endpoint>/v1/traces`) by one task of its own, in batches of what queued up while the
-//! previous batch was sent. (The SDK's tracer would pick span ids of its own for spans it
+//! `POST <endpoint>/v1/traces`) by one task of its own, in batches as OpenTelemetry's batch
+//! span processor sends them: 512 spans, or fewer once the oldest has waited the schedule
+//! delay (1 s, `OTEL_BSP_SCHEDULE_DELAY` in ms). (The SDK's tracer would pick span ids of its own for spans it
 //! starts; the exporter takes `SpanData` with any ids, so the tracer is not used.)
 //!
 //! Until [`start`] is called (no `--otlp-endpoint`), [`enabled`] is false and [`export`] and
@@ -12,7 +13,7 @@
 //! bounded: a span that does not fit (a slow or unreachable collector) is dropped and
 //! counted ([`dropped`]); nothing on the invoke path waits for the collector. A span of an
 //! unsampled trace (flag `sampled` 0) is not exported. [`Exporting::shutdown`] sends what is
-//! queued.
+//! queued, within 5 s for all of it.
 //!
 //! The spans of one invocation (names are SPECIFICATION.md's "Tracing"):
 //! `invoke <ns>/<action>` is the controller's side (accepted to answered or queued), parent
@@ -22,7 +23,7 @@
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gust_model::{
@@ -37,13 +38,19 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 pub use opentelemetry::KeyValue;
 
 /// Spans waiting for the exporter at most; more are dropped (and counted).
 pub const QUEUE: usize = 4096;
-/// Spans sent in one request at most.
+/// Spans sent in one request at most; a batch this full is sent at once.
 const MAX_BATCH: usize = 512;
+/// How long the oldest queued span waits at most before its batch is sent, unless
+/// `OTEL_BSP_SCHEDULE_DELAY` says otherwise (OpenTelemetry's default).
+const SCHEDULE_DELAY: Duration = Duration::from_secs(1);
+/// How long a shutdown spends sending the queued spans at most, all batches together.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 /// Longest one export request may take (connect, send, answer).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -285,7 +292,8 @@ pub struct Exporting {
 }
 
 impl Exporting {
-    /// Sends the spans queued so far (each request within its timeout) and stops.
+    /// Sends the spans queued so far (within [`SHUTDOWN_FLUSH`] in all, stopping at the
+    /// first batch the collector does not take) and stops.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -307,6 +315,20 @@ impl Exporting {
 /// `gust` in role `role` (`serve`, `controller`, `invoker`). Runs on the current tokio
 /// runtime.
 pub fn start(endpoint: &str, role: &str) -> Result<Exporting, SpanError> {
+    let exporter = exporter(endpoint, role)?;
+    let (tx, rx) = mpsc::channel(QUEUE);
+    QUEUE_TX.set(tx).map_err(|_| SpanError::Started)?;
+    let (stop, stopped) = oneshot::channel();
+    let delay = schedule_delay(std::env::var("OTEL_BSP_SCHEDULE_DELAY").ok().as_deref());
+    let task = tokio::spawn(send_batches(exporter, rx, stopped, delay));
+    Ok(Exporting {
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// The OTLP/HTTP exporter to `endpoint`, its spans those of service `gust` in role `role`.
+fn exporter(endpoint: &str, role: &str) -> Result<opentelemetry_otlp::SpanExporter, SpanError> {
     let url = traces_url(endpoint)?;
     let client = reqwest::Client::builder()
         .timeout(EXPORT_TIMEOUT)
@@ -335,14 +357,7 @@ pub fn start(endpoint: &str, role: &str) -> Result<Exporting, SpanError> {
             ])
             .build(),
     );
-    let (tx, rx) = mpsc::channel(QUEUE);
-    QUEUE_TX.set(tx).map_err(|_| SpanError::Started)?;
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(send_batches(exporter, rx, stopped));
-    Ok(Exporting {
-        stop: Some(stop),
-        task,
-    })
+    Ok(exporter)
 }
 
 /// `<endpoint>/v1/traces`, for an http(s) base URL.
@@ -355,58 +370,106 @@ fn traces_url(endpoint: &str) -> Result<String, SpanError> {
     Ok(format!("{base}/v1/traces"))
 }
 
-/// The export task: sends what is queued, in batches, until told to stop; then sends the
-/// rest.
+/// The export task, batching as OpenTelemetry's batch span processor does: a batch is sent
+/// when [`MAX_BATCH`] spans are queued or when its oldest span has waited `delay`, so a busy
+/// process sends a few requests a second, not one per few spans. Told to stop, it sends
+/// the rest within [`SHUTDOWN_FLUSH`], giving up at the first batch that fails.
 async fn send_batches(
     exporter: opentelemetry_otlp::SpanExporter,
     mut rx: mpsc::Receiver<SpanData>,
     mut stopped: oneshot::Receiver<()>,
+    delay: Duration,
 ) {
-    let failing = AtomicBool::new(false);
-    let send = |batch: Vec<SpanData>| {
-        let n = batch.len() as u64;
-        let exporter = &exporter;
-        let failing = &failing;
-        async move {
-            match exporter.export(batch).await {
-                Ok(()) => {
-                    SENT.fetch_add(n, Ordering::Relaxed);
-                    if failing.swap(false, Ordering::Relaxed) {
-                        tracing::info!("spans reach the OTLP collector again");
-                    }
-                }
-                Err(e) => {
-                    if !failing.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(error = %e, spans = n, "cannot export spans; dropping them until the collector answers");
-                    }
-                }
-            }
-        }
-    };
+    let mut failing = false;
+    let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
+    // When the batch's oldest span has waited `delay` (none while the batch is empty).
+    let mut due: Option<Instant> = None;
     loop {
-        let mut batch = Vec::new();
+        let room = MAX_BATCH - batch.len();
         tokio::select! {
-            n = rx.recv_many(&mut batch, MAX_BATCH) => {
+            // A stop is seen before more spans are taken: what is queued then is the rest.
+            biased;
+            _ = &mut stopped => break,
+            n = rx.recv_many(&mut batch, room) => {
                 if n == 0 {
                     break;
                 }
-                send(batch).await;
+                let due_at = *due.get_or_insert_with(|| Instant::now() + delay);
+                if batch.len() >= MAX_BATCH || Instant::now() >= due_at {
+                    send(&exporter, std::mem::take(&mut batch), &mut failing).await;
+                    due = None;
+                }
             }
-            _ = &mut stopped => {
-                while let Ok(span) = rx.try_recv() {
-                    batch.push(span);
-                    if batch.len() == MAX_BATCH {
-                        send(std::mem::take(&mut batch)).await;
-                    }
-                }
-                if !batch.is_empty() {
-                    send(batch).await;
-                }
-                break;
+            () = sleep_until(due), if due.is_some() => {
+                send(&exporter, std::mem::take(&mut batch), &mut failing).await;
+                due = None;
             }
         }
     }
+    // The rest: what is batched and what is still queued, within one deadline for all, so a
+    // collector that drops packets cannot hold the shutdown for a timeout per batch.
+    let flush = async {
+        loop {
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                return;
+            }
+            if !send(&exporter, std::mem::take(&mut batch), &mut failing).await {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_FLUSH, flush).await.is_err() {
+        tracing::warn!(
+            "the OTLP collector did not take the last spans within {SHUTDOWN_FLUSH:?}; they are dropped"
+        );
+    }
     let _ = exporter.shutdown();
+}
+
+/// Sleeps until `due` (forever if `None`; the caller's guard keeps that branch off then).
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one batch: whether the collector took it. Logs the first failure of a run of
+/// failures and the recovery after it, not every batch.
+async fn send(
+    exporter: &opentelemetry_otlp::SpanExporter,
+    batch: Vec<SpanData>,
+    failing: &mut bool,
+) -> bool {
+    let n = batch.len() as u64;
+    match exporter.export(batch).await {
+        Ok(()) => {
+            SENT.fetch_add(n, Ordering::Relaxed);
+            if std::mem::take(failing) {
+                tracing::info!("spans reach the OTLP collector again");
+            }
+            true
+        }
+        Err(e) => {
+            if !std::mem::replace(failing, true) {
+                tracing::warn!(error = %e, spans = n, "cannot export spans; dropping them until the collector answers");
+            }
+            false
+        }
+    }
+}
+
+/// How long the oldest queued span waits at most before its batch is sent:
+/// `OTEL_BSP_SCHEDULE_DELAY` (milliseconds) if it is set to a number, else [`SCHEDULE_DELAY`].
+fn schedule_delay(var: Option<&str>) -> Duration {
+    var.and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(SCHEDULE_DELAY, Duration::from_millis)
 }
 
 /// The OTLP exporter's HTTP client: the workspace's reqwest (rustls with ring).
@@ -477,6 +540,128 @@ mod tests {
         assert_eq!(data.span_context.span_id().to_string(), own.span_id_hex());
         assert_eq!(data.parent_span_id.to_string(), "00f067aa0ba902b7");
         assert!(data.span_context.is_sampled());
+    }
+
+    #[test]
+    fn the_schedule_delay_is_otel_bsp_schedule_delay_in_ms_or_one_second() {
+        assert_eq!(schedule_delay(None), Duration::from_secs(1));
+        assert_eq!(schedule_delay(Some("250")), Duration::from_millis(250));
+        assert_eq!(schedule_delay(Some(" 0 ")), Duration::ZERO);
+        for bad in ["", "-5", "1s", "1.5", "99999999999999999999999"] {
+            assert_eq!(schedule_delay(Some(bad)), Duration::from_secs(1), "{bad}");
+        }
+    }
+
+    /// A collector on a local port answering every export with `status`: its URL and the
+    /// number of export requests it has received so far.
+    async fn collector(status: u16) -> (String, tokio::sync::watch::Receiver<usize>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (count, requests) = tokio::sync::watch::channel(0);
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut conn = BufReader::new(conn);
+                    loop {
+                        let mut length = 0;
+                        let mut line = String::new();
+                        if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line.trim().is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = line.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if conn.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        count.send_modify(|n| *n += 1);
+                        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                        if conn.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, requests)
+    }
+
+    /// A queue holding `n` spans.
+    fn queued(n: usize) -> mpsc::Receiver<SpanData> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        for _ in 0..n {
+            let own = TraceParent::new_root();
+            tx.try_send(span_data(Span {
+                name: "run guest/a".into(),
+                kind: Kind::Consumer,
+                context: own,
+                parent: None,
+                start: at_ms(1),
+                end: at_ms(2),
+                attributes: Vec::new(),
+                error: None,
+            }))
+            .unwrap();
+        }
+        rx
+    }
+
+    /// A schedule delay no test waits for.
+    const NEVER: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn a_full_batch_goes_at_once_the_rest_waits_for_the_delay_or_the_stop() {
+        let (url, mut requests) = collector(200).await;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(send_batches(
+            exporter(&url, "test").unwrap(),
+            queued(1000),
+            stopped,
+            NEVER,
+        ));
+        // 512 of the 1000 in one request, without waiting for the delay.
+        requests.wait_for(|n| *n >= 1).await.unwrap();
+        assert_eq!(*requests.borrow(), 1, "the 488 left wait for the delay");
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        assert_eq!(
+            *requests.borrow(),
+            2,
+            "the stop sends the 488 in one request"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stop_gives_up_at_the_first_batch_the_collector_refuses() {
+        let (url, requests) = collector(400).await;
+        let (stop, stopped) = oneshot::channel();
+        stop.send(()).unwrap();
+        send_batches(
+            exporter(&url, "test").unwrap(),
+            queued(1500),
+            stopped,
+            NEVER,
+        )
+        .await;
+        assert_eq!(
+            *requests.borrow(),
+            1,
+            "one refused batch of the three ends the flush"
+        );
     }
 
     #[test]

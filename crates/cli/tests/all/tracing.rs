@@ -31,16 +31,25 @@ struct Received {
 }
 
 /// A collector on a free port that accepts `POST /v1/traces` (protobuf) and answers 200;
-/// its base URL and what it received.
+/// its base URL and what it received. It runs on a thread of its own: it must take the spans
+/// a server's shutdown sends while the test waits for that server to exit.
 async fn receiver() -> (String, Arc<Mutex<Received>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let received: Arc<Mutex<Received>> = Arc::default();
     let into = received.clone();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(conn, into.clone()));
-        }
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve_connection(conn, into.clone()));
+            }
+        });
     });
     (url, received)
 }

@@ -381,6 +381,44 @@ async fn the_system_catalog_is_shared_with_every_namespace() {
         invoke("namespace", json!({})).await.body,
         json!({"namespace": "guest"})
     );
+    // A built-in action's record is in its request's trace, or a new one without it.
+    let record = s
+        .call(
+            "POST",
+            "/api/v1/namespaces/whisk.system/actions/utils/echo?blocking=true",
+            Some(json!({})),
+        )
+        .await
+        .body;
+    let trace = annotation(&record, "traceId").as_str().unwrap_or_default();
+    assert!(
+        trace.len() == 32
+            && trace
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{record}"
+    );
+    let (user, key) = s.auth.split_once(':').unwrap();
+    let record: Value = s
+        .client
+        .post(s.url("/api/v1/namespaces/whisk.system/actions/utils/echo?blocking=true"))
+        .basic_auth(user, Some(key))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        annotation(&record, "traceId"),
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{record}"
+    );
     // Built-in actions as a sequence's steps, as OpenWhisk's examples chain them.
     let r = s
         .call(

@@ -205,6 +205,11 @@ impl Controller {
         }
         let mut msg = self.new_message(who, action, &input, env, blocking, cause)?;
         msg.secrets = secrets;
+        // A producer-given id (a sequence's step, a rule's invocation) before the span's
+        // attributes name it.
+        if let Some(id) = activation_id {
+            msg.activation_id = id;
+        }
         let span = TraceParent::continuing(trace.as_ref());
         msg.traceparent = Some(span);
         // The controller's side of the invocation, exported when this function returns.
@@ -224,9 +229,6 @@ impl Controller {
             if let Some(host) = &self.api_host {
                 msg.env.push((API_HOST_ENV.to_string(), host.clone()));
             }
-        }
-        if let Some(id) = activation_id {
-            msg.activation_id = id;
         }
         let (id, now) = (msg.activation_id.clone(), msg.accepted_at);
         if self.clustered {
