@@ -113,6 +113,11 @@ mod tests {
         );
         check(
             Method::GET,
+            "/api/v1/namespaces/_/metrics",
+            Some((Read, "metrics")),
+        );
+        check(
+            Method::GET,
             "/api/v1/namespaces/_/activations/0a1b/logs",
             Some((Read, "activations/0a1b/logs")),
         );

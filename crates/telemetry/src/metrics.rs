@@ -13,13 +13,20 @@
 //! (namespace, action, kind) are copied into the one set a call builds, which is the only
 //! allocation of a recording call (none at all for the label sets of static strings).
 //!
+//! Two bounds keep a tenant from growing the cost of everyone's metrics: a namespace has at
+//! most [`MAX_ACTION_SERIES`] distinct `action` labels (later actions are counted under
+//! [`OTHER_ACTION`]), and [`Metrics::encode_namespace`] serves a snapshot of the registry,
+//! encoded and split by namespace at most once per [`NAMESPACE_SNAPSHOT_MAX_AGE`] for all
+//! callers, so a console polling it costs a hash lookup and a copy of its own text.
+//!
 //! Gauges of state that another part owns (process instances, invocations in flight) are not
 //! pushed on every change: that part registers a [`Metrics::probe`], which reads its counts
 //! when the metrics are encoded.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gust_model::entity::{annotation, truthy};
 use gust_model::{Activation, ActivationStatus, annotations};
@@ -40,6 +47,19 @@ pub const LATENCY_BUCKETS: [f64; 18] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
 ];
+
+/// The most distinct `action` labels of `gust_invocations_total` one namespace gets: each new
+/// action name (created, deleted, created again under another name) would otherwise add
+/// series for the life of the process.
+pub const MAX_ACTION_SERIES: usize = 1_000;
+
+/// The `action` label an invocation is counted under once its namespace has
+/// [`MAX_ACTION_SERIES`] other actions with series.
+pub const OTHER_ACTION: &str = "_other";
+
+/// How old the snapshot [`Metrics::encode_namespace`] serves may be: the registry is encoded
+/// for namespaces at most this often, whatever the number of callers.
+pub const NAMESPACE_SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// The process-wide metrics, created on first use.
 pub fn get() -> &'static Metrics {
@@ -218,6 +238,21 @@ pub struct Metrics {
     http_responses: Family<StatusClass, Counter>,
     probes: Mutex<Vec<Probe>>,
     backends: OnceLock<Backends>,
+    /// The actions of each namespace that have `gust_invocations_total` series (at most
+    /// [`MAX_ACTION_SERIES`] each); taken only when a series is not there yet.
+    actions: Mutex<HashMap<String, HashSet<String>>>,
+    /// The last split of the registry by namespace, shared by [`Metrics::encode_namespace`]'s
+    /// callers; its lock is held while it is rebuilt, so concurrent callers wait for that one
+    /// encoding instead of each making their own.
+    by_namespace: Mutex<Option<Snapshot>>,
+    /// [`NAMESPACE_SNAPSHOT_MAX_AGE`]; a field so that tests can hold a snapshot longer.
+    snapshot_max_age: Duration,
+}
+
+/// The registry's text per namespace ([`split_by_namespace`]) and when it was taken.
+struct Snapshot {
+    taken: Instant,
+    texts: HashMap<String, String>,
 }
 
 /// The store's and the bus's backends, the `backend` label of their latencies.
@@ -265,6 +300,9 @@ impl Metrics {
             http_responses: Family::default(),
             probes: Mutex::new(Vec::new()),
             backends: OnceLock::new(),
+            actions: Mutex::new(HashMap::new()),
+            by_namespace: Mutex::new(None),
+            snapshot_max_age: NAMESPACE_SNAPSHOT_MAX_AGE,
         };
         // Counters are registered without `_total`: the encoder appends it to the samples,
         // and `to_text` to their HELP and TYPE lines.
@@ -355,7 +393,8 @@ impl Metrics {
     /// Counts one written activation record and observes its latencies: `action` is the
     /// action's path in its namespace (`pkg/a`), `accepted_at` when its invocation was
     /// accepted (ms since the epoch). Call it once per record actually written, so a record
-    /// that was already there (a redelivery, a sweep) is not counted twice.
+    /// that was already there (a redelivery, a sweep) is not counted twice. Beyond
+    /// [`MAX_ACTION_SERIES`] actions in the namespace, it is counted as [`OTHER_ACTION`]'s.
     pub fn activation(&self, record: &Activation, action: &str, accepted_at: u64) {
         let kind = if truthy(annotation(&record.annotations, annotations::CONDUCTOR)) {
             "conductor"
@@ -364,13 +403,21 @@ impl Metrics {
                 .and_then(|v| v.as_str())
                 .unwrap_or("unknown")
         };
-        let labels = InvocationLabels {
+        let mut labels = InvocationLabels {
             namespace: record.namespace.clone(),
             action: action.to_owned(),
             kind: kind.to_owned(),
             outcome: record.response.status.into(),
         };
-        self.invocations.get_or_create(&labels).inc();
+        // The series is usually there: a read lock, no cap lock. (The guard is a temporary
+        // of this statement, so it is released before the cap is taken.)
+        let counted = self.invocations.get(&labels).map(|c| c.inc()).is_some();
+        if !counted {
+            if !self.admit_action(&labels.namespace, &labels.action) {
+                labels.action = OTHER_ACTION.to_owned();
+            }
+            self.invocations.get_or_create(&labels).inc();
+        }
         let InvocationLabels {
             namespace, kind, ..
         } = labels;
@@ -388,6 +435,22 @@ impl Metrics {
         self.total
             .get_or_create(&series)
             .observe(seconds(record.end.saturating_sub(accepted_at)));
+    }
+
+    /// Whether `action` of `namespace` may have series of its own: it already has, or the
+    /// namespace has fewer than [`MAX_ACTION_SERIES`] actions with series (it is then taken
+    /// in).
+    fn admit_action(&self, namespace: &str, action: &str) -> bool {
+        let mut actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
+        let known = actions.entry(namespace.to_owned()).or_default();
+        if known.contains(action) {
+            return true;
+        }
+        if known.len() >= MAX_ACTION_SERIES {
+            return false;
+        }
+        known.insert(action.to_owned());
+        true
     }
 
     /// Counts one sandbox found for an activation of `kind` in `namespace`.
@@ -523,13 +586,30 @@ impl Metrics {
     /// Every series, in Prometheus' text format 0.0.4 ([`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         self.run_probes();
-        to_text(&self.open_metrics(), None)
+        to_text(&self.open_metrics())
     }
 
     /// The series whose `namespace` label is `namespace`, with their families' HELP and TYPE
-    /// lines; a family with no such series is left out.
+    /// lines; a family with no such series is left out. They are read from a snapshot at
+    /// most [`NAMESPACE_SNAPSHOT_MAX_AGE`] old, taken for every namespace at once, so a
+    /// request costs a lookup however many tenants poll and however many series the others
+    /// have.
     pub fn encode_namespace(&self, namespace: &str) -> String {
-        to_text(&self.open_metrics(), Some(namespace))
+        let mut snapshot = self.by_namespace.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = snapshot
+            .as_ref()
+            .is_some_and(|s| s.taken.elapsed() < self.snapshot_max_age);
+        if !fresh {
+            *snapshot = Some(Snapshot {
+                taken: Instant::now(),
+                texts: split_by_namespace(&self.open_metrics()),
+            });
+        }
+        snapshot
+            .as_ref()
+            .and_then(|s| s.texts.get(namespace))
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn open_metrics(&self) -> String {
@@ -551,36 +631,79 @@ fn gauge(n: u64) -> i64 {
 
 /// Rewrites the OpenMetrics text `prometheus-client` writes as Prometheus text 0.0.4: a
 /// counter's HELP and TYPE lines name it with `_total` as its samples do, `# UNIT` and
-/// `# EOF` lines are dropped. With `namespace`, only the samples labelled with it are kept,
-/// and a family's HELP and TYPE only if one of its samples is.
-fn to_text(open_metrics: &str, namespace: Option<&str>) -> String {
+/// `# EOF` lines are dropped.
+fn to_text(open_metrics: &str) -> String {
     let mut out = String::with_capacity(open_metrics.len());
-    // The current family's HELP and TYPE lines, until its first kept sample.
+    for_each_line(open_metrics, |line| match line {
+        Line::Family(header) => out.push_str(header),
+        Line::Sample(sample) => {
+            out.push_str(sample);
+            out.push('\n');
+        }
+    });
+    out
+}
+
+/// [`to_text`] per namespace: for each `namespace` label value, the samples labelled with it,
+/// each family's HELP and TYPE lines before its first such sample; a family with none is
+/// left out, and a sample without the label is in no namespace's text.
+fn split_by_namespace(open_metrics: &str) -> HashMap<String, String> {
+    // Per namespace: the number of the last family whose header its text has, and the text.
+    let mut texts: HashMap<String, (usize, String)> = HashMap::new();
     let mut header = String::new();
+    let mut family = 0;
+    for_each_line(open_metrics, |line| match line {
+        Line::Family(h) => {
+            header.clear();
+            header.push_str(h);
+            family += 1;
+        }
+        Line::Sample(sample) => {
+            let Some(namespace) = label(sample, "namespace") else {
+                return;
+            };
+            let (headed, text) = texts.entry(namespace).or_default();
+            if *headed != family {
+                text.push_str(&header);
+                *headed = family;
+            }
+            text.push_str(sample);
+            text.push('\n');
+        }
+    });
+    texts
+        .into_iter()
+        .map(|(ns, (_, text))| (ns, text))
+        .collect()
+}
+
+/// A line of the 0.0.4 text, as [`for_each_line`] hands it on.
+enum Line<'a> {
+    /// A family's HELP and TYPE lines, each ending in a newline.
+    Family(&'a str),
+    /// A sample, without its newline.
+    Sample(&'a str),
+}
+
+/// Calls `f` with each family header and sample of the OpenMetrics text, in order, rewritten
+/// as [`to_text`] says.
+fn for_each_line(open_metrics: &str, mut f: impl FnMut(Line<'_>)) {
+    let mut help = "";
     for line in open_metrics.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
-            header.clear();
-            header.push_str(rest);
-            header.push('\n');
+            help = rest;
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
             let suffix = if kind == "counter" { "_total" } else { "" };
-            let help = header.split_once(' ').map_or("", |(_, h)| h.trim_end());
-            header = format!("# HELP {name}{suffix} {help}\n# TYPE {name}{suffix} {kind}\n");
-            if namespace.is_none() {
-                out.push_str(&header);
-                header.clear();
-            }
+            let text = help.split_once(' ').map_or("", |(_, h)| h.trim_end());
+            let header = format!("# HELP {name}{suffix} {text}\n# TYPE {name}{suffix} {kind}\n");
+            f(Line::Family(&header));
         } else if line.starts_with('#') || line.is_empty() {
             // `# UNIT`, `# EOF`: not in the 0.0.4 format.
-        } else if namespace.is_none_or(|ns| label(line, "namespace").as_deref() == Some(ns)) {
-            out.push_str(&header);
-            header.clear();
-            out.push_str(line);
-            out.push('\n');
+        } else {
+            f(Line::Sample(line));
         }
     }
-    out
 }
 
 /// The (unescaped) value of label `key` of the sample `line`, if it has that label.
@@ -753,5 +876,112 @@ mod tests {
         drop(alive);
         m.encode();
         assert!(m.probes.lock().unwrap().is_empty());
+    }
+
+    /// The distinct `action` labels of `namespace`'s `gust_invocations_total` series, and the
+    /// sum of those labelled `action`.
+    fn actions_of(m: &Metrics, namespace: &str, action: &str) -> (HashSet<String>, f64) {
+        let text = m.encode_namespace(namespace);
+        let mut labels = HashSet::new();
+        let mut count = 0.0;
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("gust_invocations_total{"))
+        {
+            let a = label(line, "action").unwrap();
+            if a == action {
+                count += line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap();
+            }
+            labels.insert(a);
+        }
+        (labels, count)
+    }
+
+    #[test]
+    fn a_namespace_beyond_the_action_cap_is_counted_under_other() {
+        let mut m = Metrics::new();
+        m.snapshot_max_age = Duration::ZERO;
+        let ok = record("big", ActivationStatus::Success, &[]);
+        for i in 0..MAX_ACTION_SERIES {
+            m.activation(&ok, &format!("a{i}"), 0);
+        }
+        let (labels, _) = actions_of(&m, "big", "a0");
+        assert_eq!(labels.len(), MAX_ACTION_SERIES);
+        assert!(!labels.contains(OTHER_ACTION));
+        // Two new names, twice each: both counted under `_other`, and no series of their own.
+        for name in ["new1", "new2", "new1", "new2"] {
+            m.activation(&ok, name, 0);
+        }
+        let (labels, other) = actions_of(&m, "big", OTHER_ACTION);
+        assert_eq!(other, 4.0);
+        assert_eq!(labels.len(), MAX_ACTION_SERIES + 1);
+        assert!(!labels.contains("new1") && !labels.contains("new2"));
+        // An action that has series keeps them, for a new outcome too.
+        m.activation(
+            &record("big", ActivationStatus::DeveloperError, &[]),
+            "a7",
+            0,
+        );
+        m.activation(&ok, "a7", 0);
+        assert_eq!(actions_of(&m, "big", "a7").1, 3.0);
+        // The cap is per namespace, and the histograms (not per action) still see every run.
+        m.activation(&record("small", ActivationStatus::Success, &[]), "new1", 0);
+        let (labels, count) = actions_of(&m, "small", "new1");
+        assert_eq!((labels.len(), count), (1, 1.0));
+        let text = m.encode_namespace("big");
+        let runs = format!(
+            "gust_activation_run_seconds_count{{namespace=\"big\",kind=\"wasm\"}} {}\n",
+            MAX_ACTION_SERIES + 6
+        );
+        assert!(text.contains(&runs), "{runs}");
+    }
+
+    #[test]
+    fn namespaces_read_one_shared_snapshot_until_it_is_too_old() {
+        let mut m = Metrics::new();
+        m.snapshot_max_age = Duration::from_secs(3600);
+        m.activation(&record("ns", ActivationStatus::Success, &[]), "a", 0);
+        let first = m.encode_namespace("ns");
+        assert!(first.contains("action=\"a\""), "{first}");
+        m.activation(&record("ns", ActivationStatus::Success, &[]), "b", 0);
+        m.activation(&record("late", ActivationStatus::Success, &[]), "a", 0);
+        assert_eq!(m.encode_namespace("ns"), first);
+        assert_eq!(m.encode_namespace("late"), "");
+        // The whole registry is always read fresh.
+        assert!(m.encode().contains("namespace=\"late\""));
+        m.snapshot_max_age = Duration::ZERO;
+        assert!(m.encode_namespace("ns").contains("action=\"b\""));
+        assert!(m.encode_namespace("late").contains("action=\"a\""));
+    }
+
+    #[test]
+    fn the_split_keeps_every_namespaced_line_of_the_whole_text_in_order() {
+        let mut m = Metrics::new();
+        m.snapshot_max_age = Duration::ZERO;
+        for ns in ["a", "b", "c"] {
+            m.activation(
+                &record(ns, ActivationStatus::Success, &[("initTime", 2)]),
+                "x",
+                0,
+            );
+            m.throttled(ns, "concurrent");
+        }
+        m.http_response(500);
+        let whole = m.encode();
+        for ns in ["a", "b", "c"] {
+            let samples: Vec<&str> = whole
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter(|l| label(l, "namespace").as_deref() == Some(ns))
+                .collect();
+            let text = m.encode_namespace(ns);
+            let mine: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+            assert_eq!(mine, samples);
+            // Each header once, right before its family's first sample, as in the whole text.
+            for line in text.lines().filter(|l| l.starts_with('#')) {
+                assert_eq!(text.matches(&format!("{line}\n")).count(), 1, "{line}");
+                assert!(whole.contains(line), "{line}");
+            }
+        }
     }
 }

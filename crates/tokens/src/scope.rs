@@ -6,7 +6,8 @@
 //! item     = verbs ":" pattern
 //! verbs    = verb *("," verb)            ; read | write | invoke | fire
 //! pattern  = "*" | kind ["/" name] ["*"] ; kind: actions, packages, triggers, rules,
-//!                                        ;   activations, apis, sites, limits, namespaces
+//!                                        ;   activations, apis, sites, limits, namespaces,
+//!                                        ;   metrics
 //! ```
 //!
 //! An entity is named as in the REST paths, without the namespace: `actions/hello`,
@@ -61,7 +62,7 @@ impl fmt::Display for Verb {
 }
 
 /// The kinds of entity a pattern may start with.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "actions",
     "packages",
     "triggers",
@@ -71,6 +72,8 @@ pub const KINDS: [&str; 9] = [
     "sites",
     "limits",
     "namespaces",
+    // A namespace's series (`GET /api/v1/namespaces/{ns}/metrics`).
+    "metrics",
 ];
 
 /// A scope item that does not follow the grammar; the message names the item and why.
@@ -299,6 +302,8 @@ mod tests {
         check("read:actions invoke:actions/a", Read, "actions/b", true);
         check("read,write,invoke,fire:*", Fire, "triggers/t", true);
         check("read,write:packages/p", Write, "packages/p", true);
+        check("read:metrics", Read, "metrics", true);
+        check("read:actions", Read, "metrics", false);
     }
 
     #[test]
