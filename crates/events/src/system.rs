@@ -379,19 +379,8 @@ impl Composer for SystemActions {
         }
         // Its trace as the controller makes it for any invocation: the record's `traceId`,
         // and an `invoke` span (the action runs here, so there is no `run` span).
-        let own = TraceParent::continuing(inv.trace.as_ref());
-        msg.traceparent = Some(own);
-        let _span = spans::begin(
-            || format!("invoke {}/{}", msg.namespace, msg.action),
-            if msg.cause.is_none() {
-                spans::Kind::Server
-            } else {
-                spans::Kind::Internal
-            },
-            own,
-            inv.trace.map(|t| t.span_id()),
-            || spans::invocation_attributes(&msg),
-        );
+        msg.traceparent = Some(TraceParent::continuing(inv.trace.as_ref()));
+        let _span = spans::begin_invoke(&msg, inv.trace);
         let start = now_ms();
         let package = action.name.split_once('/').map_or("", |(p, _)| p);
         let answer = match (package, action.simple_name()) {

@@ -184,6 +184,23 @@ pub fn begin(
     })))
 }
 
+/// Starts the controller's side of `msg`'s invocation, its `invoke <ns>/<action>` span (its
+/// own context is `msg.traceparent`; `caller` is the incoming context, its parent): a server
+/// span for a client's request, internal for a step's or a rule's invocation.
+pub fn begin_invoke(msg: &InvocationMessage, caller: Option<TraceParent>) -> Option<Open> {
+    begin(
+        || format!("invoke {}/{}", msg.namespace, msg.action),
+        if msg.cause.is_none() {
+            Kind::Server
+        } else {
+            Kind::Internal
+        },
+        msg.traceparent?,
+        caller.map(|t| t.span_id()),
+        || invocation_attributes(msg),
+    )
+}
+
 /// The attributes every span of an invocation of `msg` has: its activation id, namespace,
 /// action and kind.
 pub fn invocation_attributes(msg: &InvocationMessage) -> Vec<KeyValue> {

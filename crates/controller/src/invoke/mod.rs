@@ -210,20 +210,9 @@ impl Controller {
         if let Some(id) = activation_id {
             msg.activation_id = id;
         }
-        let span = TraceParent::continuing(trace.as_ref());
-        msg.traceparent = Some(span);
+        msg.traceparent = Some(TraceParent::continuing(trace.as_ref()));
         // The controller's side of the invocation, exported when this function returns.
-        let _span = spans::begin(
-            || format!("invoke {}/{}", msg.namespace, msg.action),
-            if msg.cause.is_none() {
-                spans::Kind::Server
-            } else {
-                spans::Kind::Internal
-            },
-            span,
-            trace.map(|t| t.span_id()),
-            || spans::invocation_attributes(&msg),
-        );
+        let _span = spans::begin_invoke(&msg, trace);
         if let Some(token) = self.action_token(who, action).await? {
             msg.secrets.push(token);
             if let Some(host) = &self.api_host {
