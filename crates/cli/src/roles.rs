@@ -101,6 +101,24 @@ struct ConfigFile {
     retention_days: Option<u64>,
     shutdown_grace: Option<u64>,
     timer_catch_up: Option<u64>,
+    metrics_addr: Option<SocketAddr>,
+    otlp_endpoint: Option<String>,
+}
+
+/// The metrics listener and the span export, from the flags or else the config file.
+fn observability(
+    metrics: MetricsArgs,
+    otlp: OtlpArgs,
+    file: &mut ConfigFile,
+) -> (MetricsArgs, OtlpArgs) {
+    (
+        MetricsArgs {
+            metrics_addr: metrics.metrics_addr.or(file.metrics_addr.take()),
+        },
+        OtlpArgs {
+            otlp_endpoint: otlp.otlp_endpoint.or(file.otlp_endpoint.take()),
+        },
+    )
 }
 
 fn read_config(path: Option<&Path>) -> Result<ConfigFile> {
@@ -232,8 +250,9 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .or(file.timer_catch_up.take())
         .unwrap_or(gust_events::timers::CATCH_UP);
     let events = node.events(&controller, &owner, catch_up).await?;
-    args.metrics.spawn().await?;
-    let exporting = args.otlp.start("controller")?;
+    let (metrics, otlp) = observability(args.metrics, args.otlp, &mut file);
+    metrics.spawn().await?;
+    let exporting = otlp.start("controller")?;
     println!("gust: controller {} on {apihost}", settings.id);
     if let Some(tls) = &tls {
         tls.announce();
@@ -263,8 +282,9 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
     let invoker = node.invoker(&settings.id, processes);
     invoker.join_cluster().await?;
     invoker.start().await?;
-    args.metrics.spawn().await?;
-    let exporting = args.otlp.start("invoker")?;
+    let (metrics, otlp) = observability(args.metrics, args.otlp, &mut file);
+    metrics.spawn().await?;
+    let exporting = otlp.start("invoker")?;
     println!(
         "gust: invoker {} taking work; store PostgreSQL; bus NATS JetStream, cluster '{}'",
         settings.id, settings.cluster
@@ -307,6 +327,28 @@ mod tests {
             toml::from_str::<ConfigFile>("stroe = \"x\"").is_err(),
             "typos are refused"
         );
+    }
+
+    #[test]
+    fn metrics_and_span_export_come_from_the_flags_or_else_the_config_file() {
+        let text = "metrics_addr = \"127.0.0.1:9464\"\notlp_endpoint = \"http://otel:4318\"";
+        let mut file: ConfigFile = toml::from_str(text).unwrap();
+        let (m, o) = observability(
+            MetricsArgs { metrics_addr: None },
+            OtlpArgs {
+                otlp_endpoint: Some("http://flag:4318".into()),
+            },
+            &mut file,
+        );
+        assert_eq!(
+            m.metrics_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(o.otlp_endpoint.as_deref(), Some("http://flag:4318"));
+        // The example deployment's file holds only keys the roles take.
+        let example: ConfigFile =
+            toml::from_str(include_str!("../../../deploy/gust.toml")).unwrap();
+        assert!(example.metrics_addr.is_some());
     }
 
     #[test]

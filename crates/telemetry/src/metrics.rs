@@ -236,6 +236,7 @@ pub struct Metrics {
     rule_invocations: Family<NamespaceLabel, Counter>,
     source_deliveries: Family<SourceLabels, Counter>,
     http_responses: Family<StatusClass, Counter>,
+    spans_dropped: Counter,
     probes: Mutex<Vec<Probe>>,
     backends: OnceLock<Backends>,
     /// The actions of each namespace that have `gust_invocations_total` series (at most
@@ -298,6 +299,7 @@ impl Metrics {
             rule_invocations: Family::default(),
             source_deliveries: Family::default(),
             http_responses: Family::default(),
+            spans_dropped: Counter::default(),
             probes: Mutex::new(Vec::new()),
             backends: OnceLock::new(),
             actions: Mutex::new(HashMap::new()),
@@ -386,6 +388,11 @@ impl Metrics {
             "gust_http_responses",
             "Responses of the API listener, by status class.",
             m.http_responses.clone(),
+        );
+        r.register(
+            "gust_spans_dropped",
+            "Spans not exported because the export queue was full (a slow or unreachable collector).",
+            m.spans_dropped.clone(),
         );
         m
     }
@@ -553,6 +560,11 @@ impl Metrics {
     }
 
     /// Counts one response of the API listener with HTTP status `status`.
+    /// Counts one span dropped before export (the exporter's queue was full).
+    pub fn span_dropped(&self) {
+        self.spans_dropped.inc();
+    }
+
     pub fn http_response(&self, status: u16) {
         let class = match status {
             100..=199 => "1xx",
@@ -895,6 +907,23 @@ mod tests {
             labels.insert(a);
         }
         (labels, count)
+    }
+
+    #[test]
+    fn dropped_spans_are_counted_for_the_whole_process_and_no_namespace() {
+        let m = Metrics::new();
+        m.span_dropped();
+        m.span_dropped();
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE gust_spans_dropped_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l == "gust_spans_dropped_total 2"),
+            "{text}"
+        );
+        assert!(!m.encode_namespace("ns").contains("gust_spans_dropped"));
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub fn export(span: Span) {
     }
     if tx.try_send(span_data(span)).is_err() {
         DROPPED.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::get().span_dropped();
     }
 }
 
