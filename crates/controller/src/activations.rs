@@ -43,6 +43,10 @@ pub const MAX_STREAMS: usize = 10;
 /// How often a stream reads the store for new records when the last read found none.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How often a stream reads the store when the store signals its record writes (the embedded
+/// store): a read follows each signal, and this only bounds what a missed one could delay.
+const SIGNALLED_POLL: Duration = Duration::from_secs(2);
+
 /// At most this many records of a stream's past (`since`) are sent, newest kept.
 const BACKLOG: u64 = 200;
 
@@ -91,6 +95,8 @@ pub struct Follow {
     backlog: VecDeque<Box<RawValue>>,
     /// Ids sent from the past: written after the stream's position, they come again.
     sent: HashSet<String>,
+    /// The store's signal of record writes, when it has one.
+    written: Option<tokio::sync::watch::Receiver<u64>>,
     _slot: StreamSlot,
 }
 
@@ -131,6 +137,8 @@ impl Controller {
             limit: 100,
             ..Default::default()
         };
+        // Subscribed before the position is taken: a record written after it wakes the reader.
+        let written = self.store.records_written();
         let resumed = match &from.after {
             Some(id) if names::is_activation_id(id) => self.store.write_position_of(ns, id).await?,
             _ => None,
@@ -161,6 +169,7 @@ impl Controller {
             at,
             backlog,
             sent,
+            written,
             _slot: slot,
         })
     }
@@ -193,11 +202,19 @@ impl Follow {
                 .filter_map(|r| Some((record_id(&r)?, r)))
                 .filter(|(id, _)| !self.sent.remove(id))
                 .collect();
-            if !fresh.is_empty() || tokio::time::Instant::now() >= until {
+            let now = tokio::time::Instant::now();
+            if !fresh.is_empty() || now >= until {
                 return Ok(fresh);
             }
             if !full {
-                tokio::time::sleep(POLL).await;
+                match &mut self.written {
+                    Some(signal) => {
+                        let wake = until.min(now + SIGNALLED_POLL);
+                        // A closed signal (the store is gone) is a plain timeout.
+                        let _ = tokio::time::timeout_at(wake, signal.changed()).await;
+                    }
+                    None => tokio::time::sleep_until(until.min(now + POLL)).await,
+                }
             }
         }
     }

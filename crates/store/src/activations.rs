@@ -50,6 +50,12 @@ pub trait ActivationStore: Send + Sync + 'static {
     /// The stored records (`Activation` JSON, as stored), newest first, ties by id.
     async fn list_activations(&self, query: &ActivationQuery) -> Result<Vec<Box<RawValue>>>;
     async fn count_activations(&self, query: &ActivationQuery) -> Result<u64>;
+    /// A signal bumped after each record this process writes, when the backend has one
+    /// (the embedded store: its writer is this process); readers of new records wait on it
+    /// instead of polling. `None`: other processes write too, poll.
+    fn records_written(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// The position after every record written so far: reading from it gives only records
     /// written later (PostgreSQL: and possibly a few committed just before).
     async fn write_position(&self) -> Result<WritePosition>;

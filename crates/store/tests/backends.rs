@@ -1328,15 +1328,30 @@ async fn records_are_read_in_the_order_they_were_written(s: &dyn Store) {
         limit: 10,
         ..Default::default()
     };
+    // The embedded store signals its record writes (a reader waits on that instead of
+    // polling); PostgreSQL, written by other processes too, has no signal.
+    let mut signal = s.records_written();
+    if let Some(signal) = &mut signal {
+        signal.borrow_and_update();
+    }
     // The second started earlier than the first but was written later: it still comes
     // after it, and another namespace's record does not come at all.
     s.put_activation(&encoded(record("w1", 50))).await.unwrap();
+    if let Some(signal) = &mut signal {
+        assert!(signal.has_changed().unwrap(), "a write is signalled");
+    }
     let mut other = record("w2", 60);
     other.namespace = "other".into();
     s.put_activation(&encoded(other)).await.unwrap();
+    if let Some(signal) = &mut signal {
+        signal.borrow_and_update();
+    }
     s.put_new_activation(&encoded(record("w3", 10)))
         .await
         .unwrap();
+    if let Some(signal) = &mut signal {
+        assert!(signal.has_changed().unwrap(), "a logged write is signalled");
+    }
     let (ids, after) = written(s, &q, &start, 2).await;
     assert_eq!(ids, ["w1", "w3"]);
     assert!(

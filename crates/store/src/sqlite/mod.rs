@@ -243,6 +243,8 @@ pub struct SqliteStore {
     checkpoint_due: Arc<AtomicBool>,
     /// The checkpoint thread stops when this is dropped.
     _alive: Arc<()>,
+    /// Bumped after each record write, for readers that follow new records.
+    records_written: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -351,6 +353,7 @@ impl SqliteStore {
             #[cfg(test)]
             checkpoint_due,
             _alive: alive,
+            records_written: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -1493,14 +1496,16 @@ impl ActivationStore for SqliteStore {
             int(record.start),
             text(record.json.get()),
         ];
-        Ok(self
+        let written = self
             .write_count(
                 "INSERT OR IGNORE INTO activations (id, namespace, name, start, doc)
                  VALUES (?, ?, ?, ?, ?)",
                 args,
             )
             .await?
-            > 0)
+            > 0;
+        self.records_written.send_modify(|n| *n += 1);
+        Ok(written)
     }
 
     async fn put_new_activation(&self, record: &EncodedActivation) -> Result<()> {
@@ -1511,7 +1516,13 @@ impl ActivationStore for SqliteStore {
             start: record.start,
             doc: record.json.get().to_string(),
         })
-        .await
+        .await?;
+        self.records_written.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    fn records_written(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.records_written.subscribe())
     }
 
     async fn activation(&self, namespace: &str, id: &str) -> Result<Option<Activation>> {
