@@ -283,6 +283,14 @@ impl Sink for SubscriptionSink {
     async fn deliver(&self, event: Event) -> Delivery {
         // A message without a key of its own gets one for its retries here.
         let (payload, key) = keyed(event);
+        // A message that carries a W3C `traceparent` header (NATS and AMQP sources put a
+        // message's headers in the payload) continues that trace; others start one.
+        let trace = gust_model::TraceParent::from_header(
+            payload
+                .get("headers")
+                .and_then(|h| h.get("traceparent"))
+                .and_then(serde_json::Value::as_str),
+        );
         let started = tokio::time::Instant::now();
         let mut failures = 0;
         let mut counted = false;
@@ -291,7 +299,7 @@ impl Sink for SubscriptionSink {
                 payload: payload.clone(),
                 key: &key,
                 count: !counted,
-                trace: None,
+                trace,
             };
             let error = match self.fire(event).await {
                 Ok(()) => {

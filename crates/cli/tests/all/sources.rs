@@ -381,16 +381,37 @@ async fn a_jetstream_message_runs_a_function_and_none_is_lost_when_the_broker_re
     let answer = feed_trigger(&s, "orders", "nats/jetstream", params, "echo").await;
     assert_eq!(answer["success"], true, "{answer}");
     wait_connected(&s, "nats/jetstream", "orders").await;
-    for n in 0..3u64 {
+    for n in 0..2u64 {
         js.publish("orders.new", json!({ "n": n }).to_string().into())
             .await
             .unwrap()
             .await
             .unwrap();
     }
+    // A message with a W3C `traceparent` header: its run continues that trace.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").as_str(),
+    );
+    js.publish_with_headers("orders.new", headers, json!({ "n": 2 }).to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(numbers(&s, "echo", 3).await, [0, 1, 2]);
-    let first = &records_of(&s, "echo").await[0]["response"]["result"]["params"];
+    let records = records_of(&s, "echo").await;
+    let first = &records[0]["response"]["result"]["params"];
     assert_eq!(first["stream"], "ORDERS", "{first}");
+    for r in &records {
+        let traced = r["response"]["result"]["params"]["data"]["n"] == 2;
+        assert_eq!(
+            crate::annotation(r, "traceId") == trace,
+            traced,
+            "only the message that carried the trace continues it: {r}"
+        );
+    }
 
     // The broker goes down mid-stream and comes back: the subscription reconnects, and what
     // is published after reaches the function once.
