@@ -345,10 +345,14 @@ mod tests {
             Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
         );
         assert_eq!(o.otlp_endpoint.as_deref(), Some("http://flag:4318"));
-        // The example deployment's file holds only keys the roles take.
-        let example: ConfigFile =
-            toml::from_str(include_str!("../../../deploy/gust.toml")).unwrap();
-        assert!(example.metrics_addr.is_some());
+        // The example deployment's file holds only keys the roles take, and its commented
+        // metrics and span export keys are ones too.
+        let example = include_str!("../../../deploy/gust.toml");
+        toml::from_str::<ConfigFile>(example).unwrap();
+        let uncommented = example.replace("# metrics_addr", "metrics_addr");
+        let uncommented = uncommented.replace("# otlp_endpoint", "otlp_endpoint");
+        let file: ConfigFile = toml::from_str(&uncommented).unwrap();
+        assert!(file.metrics_addr.is_some() && file.otlp_endpoint.is_some());
     }
 
     #[test]

@@ -36,8 +36,9 @@ impl Controller {
     }
 }
 
-/// Live activation streams a namespace may hold open at once: each reads the store a few
-/// times a second, so an unbounded number would let one tenant load the store for all.
+/// Live activation streams a namespace may hold open at once: each reads the store up to 20
+/// times a second under load (4 on PostgreSQL), so an unbounded number would let one tenant
+/// load the store for all.
 pub const MAX_STREAMS: usize = 10;
 
 /// How often a stream reads the store for new records when the last read found none.
@@ -46,6 +47,10 @@ const POLL: Duration = Duration::from_millis(250);
 /// How often a stream reads the store when the store signals its record writes (the embedded
 /// store): a read follows each signal, and this only bounds what a missed one could delay.
 const SIGNALLED_POLL: Duration = Duration::from_secs(2);
+
+/// Least time between two reads of a stream woken by the store's signal: the signal carries
+/// no namespace, so under load it would otherwise read as fast as the store answers.
+const SIGNALLED_GAP: Duration = Duration::from_millis(50);
 
 /// At most this many records of a stream's past (`since`) are sent, newest kept.
 const BACKLOG: u64 = 200;
@@ -212,6 +217,7 @@ impl Follow {
                         let wake = until.min(now + SIGNALLED_POLL);
                         // A closed signal (the store is gone) is a plain timeout.
                         let _ = tokio::time::timeout_at(wake, signal.changed()).await;
+                        tokio::time::sleep_until(until.min(now + SIGNALLED_GAP)).await;
                     }
                     None => tokio::time::sleep_until(until.min(now + POLL)).await,
                 }

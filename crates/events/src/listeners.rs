@@ -285,12 +285,7 @@ impl Sink for SubscriptionSink {
         let (payload, key) = keyed(event);
         // A message that carries a W3C `traceparent` header (NATS and AMQP sources put a
         // message's headers in the payload) continues that trace; others start one.
-        let trace = gust_model::TraceParent::from_header(
-            payload
-                .get("headers")
-                .and_then(|h| h.get("traceparent"))
-                .and_then(serde_json::Value::as_str),
-        );
+        let trace = gust_model::TraceParent::from_header(traceparent_of(&payload));
         let started = tokio::time::Instant::now();
         let mut failures = 0;
         let mut counted = false;
@@ -359,5 +354,40 @@ impl Sink for SubscriptionSink {
             status.insert("movedAside".into(), json!(n + 1));
             status.insert("lastMovedAside".into(), json!(why));
         });
+    }
+}
+
+/// The `traceparent` among a source message's headers (`headers` in its payload, names in any
+/// case, a repeated header's values in an array: its first one).
+fn traceparent_of(payload: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
+    let (_, value) = payload
+        .get("headers")?
+        .as_object()?
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))?;
+    match value {
+        serde_json::Value::Array(values) => values.first()?.as_str(),
+        v => v.as_str(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::traceparent_of;
+
+    #[test]
+    fn a_messages_traceparent_is_found_in_any_case_and_first_of_several() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let of = |headers: serde_json::Value| {
+            let payload = json!({ "headers": headers, "data": {} });
+            traceparent_of(payload.as_object().expect("object")).map(str::to_string)
+        };
+        assert_eq!(of(json!({ "traceparent": tp })).as_deref(), Some(tp));
+        assert_eq!(of(json!({ "Traceparent": tp })).as_deref(), Some(tp));
+        assert_eq!(of(json!({ "traceparent": [tp, "x"] })).as_deref(), Some(tp));
+        assert_eq!(of(json!({ "other": tp })), None);
+        assert_eq!(of(json!("not a map")), None);
     }
 }

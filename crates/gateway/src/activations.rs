@@ -204,7 +204,11 @@ impl Live {
             gw.controller.authorize(&who, &self.namespace)?;
             self.checked = Instant::now();
         }
-        let batch = self.follow.next(RECHECK).await?;
+        // Waits no longer than until the next check is due.
+        let batch = self
+            .follow
+            .next(RECHECK.saturating_sub(self.checked.elapsed()))
+            .await?;
         Ok(batch.into_iter().filter_map(event).collect())
     }
 }

@@ -1425,5 +1425,20 @@ async fn records_are_read_in_the_order_they_were_written(s: &dyn Store) {
     assert!(ids.is_empty(), "{ids:?}");
     s.delete_namespace("gone").await.unwrap();
     s.put_activation(&encoded(record("w6", 90))).await.unwrap();
-    assert_eq!(written(s, &q, &past_g, 1).await.0, ["w6"]);
+    let (ids, past_w6) = written(s, &q, &past_g, 1).await;
+    assert_eq!(ids, ["w6"]);
+
+    // So does retention deleting every record, the newest included.
+    s.create_namespace(&Namespace {
+        name: "ns".into(),
+        uuid: "n".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.delete_activations_before(1_000).await.unwrap(), 4);
+    assert!(s.activation("ns", "w6").await.unwrap().is_none());
+    s.put_activation(&encoded(record("w7", 100))).await.unwrap();
+    assert_eq!(written(s, &q, &past_w6, 1).await.0, ["w7"]);
 }

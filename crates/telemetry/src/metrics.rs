@@ -559,12 +559,12 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one response of the API listener with HTTP status `status`.
     /// Counts one span dropped before export (the exporter's queue was full).
     pub fn span_dropped(&self) {
         self.spans_dropped.inc();
     }
 
+    /// Counts one response of the API listener with HTTP status `status`.
     pub fn http_response(&self, status: u16) {
         let class = match status {
             100..=199 => "1xx",

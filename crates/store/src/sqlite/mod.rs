@@ -1561,15 +1561,31 @@ impl ActivationStore for SqliteStore {
         .await
     }
 
+    // As deleting a namespace: the newest row stays, emptied, so its row id does not come
+    // back (see `write_position`).
     async fn delete_activations_before(&self, start_ms: u64) -> Result<u64> {
-        self.write_count(sql::DELETE_ACTIVATIONS_BEFORE, vec![int(start_ms)])
-            .await
+        let cutoff = start_ms as i64;
+        self.write(move |c| {
+            let deleted = c.execute(
+                "DELETE FROM activations WHERE start < ?1
+                   AND namespace IN (SELECT name FROM namespaces)
+                   AND rowid < (SELECT max(rowid) FROM activations)",
+                [cutoff],
+            )?;
+            let emptied = c.execute(
+                "UPDATE activations SET namespace = '', name = '', doc = '{}'
+                 WHERE start < ?1 AND namespace IN (SELECT name FROM namespaces)",
+                [cutoff],
+            )?;
+            Ok((deleted + emptied) as u64)
+        })
+        .await
     }
 
     // The write order is the row id: one writer inserts records in the order it commits them
     // (the record log is applied in its own order), and a new row id is above every row id
-    // in the table; deleting a namespace keeps its newest row as an empty one, so a row id
-    // does not come back.
+    // in the table; deleting a namespace or old records keeps the newest row as an empty
+    // one, so a row id does not come back.
     async fn write_position(&self) -> Result<WritePosition> {
         self.settle().await?;
         let seq = self
