@@ -267,10 +267,8 @@ impl Invoker {
         };
         match serde_json::to_vec(&completion) {
             Ok(bytes) => {
-                let began = std::time::Instant::now();
-                let published = self.bus.publish(&msg.reply_to, Bytes::from(bytes)).await;
-                metrics::get().bus_op("publish", began.elapsed());
-                if let Err(e) = published {
+                let publish = self.bus.publish(&msg.reply_to, Bytes::from(bytes));
+                if let Err(e) = metrics::get().timed_bus("publish", publish).await {
                     tracing::debug!(id = %msg.activation_id, error = %e, "completion not delivered");
                 }
             }
@@ -361,13 +359,14 @@ impl Invoker {
     async fn put_record(&self, record: &EncodedActivation, first_run: bool) -> Option<bool> {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=4 {
-            let began = std::time::Instant::now();
-            let put = if first_run {
-                self.store.put_new_activation(record).await.map(|()| true)
-            } else {
-                self.store.put_activation(record).await
-            };
-            metrics::get().store_op("put_activation", began.elapsed());
+            let put = metrics::get().timed_store("put_activation", async {
+                if first_run {
+                    self.store.put_new_activation(record).await.map(|()| true)
+                } else {
+                    self.store.put_activation(record).await
+                }
+            });
+            let put = put.await;
             match put {
                 Ok(written) => return Some(written),
                 Err(e) => {

@@ -531,6 +531,22 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Awaits `call`, a store operation named `op`, and observes how long it took.
+    pub async fn timed_store<T>(&self, op: &'static str, call: impl Future<Output = T>) -> T {
+        let began = Instant::now();
+        let out = call.await;
+        self.store_op(op, began.elapsed());
+        out
+    }
+
+    /// Awaits `call`, a bus operation named `op`, and observes how long it took.
+    pub async fn timed_bus<T>(&self, op: &'static str, call: impl Future<Output = T>) -> T {
+        let began = Instant::now();
+        let out = call.await;
+        self.bus_op(op, began.elapsed());
+        out
+    }
+
     /// Counts one accepted fire of a trigger of `namespace`.
     pub fn trigger_fired(&self, namespace: &str) {
         self.trigger_fires

@@ -2,7 +2,7 @@
 //! one journaled first), and completions taken from this controller's completion subject.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gust_bus::{Delivery, Handler, completion_subject, invoke_subject};
@@ -96,33 +96,26 @@ impl Controller {
         };
         let subject = invoke_subject(&invoker);
         let m = gust_telemetry::metrics::get();
+        let publish = || {
+            m.timed_bus(
+                "publish",
+                self.bus
+                    .publish_with_id(&subject, &msg.activation_id, payload.clone()),
+            )
+        };
         if msg.blocking {
-            let began = Instant::now();
-            let published = self
-                .bus
-                .publish_with_id(&subject, &msg.activation_id, payload)
-                .await;
-            m.bus_op("publish", began.elapsed());
-            return published.map_err(|e| ControllerError::Unreachable(e.to_string()));
+            return publish()
+                .await
+                .map_err(|e| ControllerError::Unreachable(e.to_string()));
         }
-        let began = Instant::now();
-        let journaled = self
-            .store
-            .put_pending(PendingInvocation {
-                activation_id: msg.activation_id.clone(),
-                accepted_at: msg.accepted_at,
-                message: payload.to_vec(),
-            })
-            .await;
-        m.store_op("put_pending", began.elapsed());
-        journaled?;
-        let began = Instant::now();
-        let published = self
-            .bus
-            .publish_with_id(&subject, &msg.activation_id, payload)
-            .await;
-        m.bus_op("publish", began.elapsed());
-        if let Err(e) = published {
+        let pending = PendingInvocation {
+            activation_id: msg.activation_id.clone(),
+            accepted_at: msg.accepted_at,
+            message: payload.to_vec(),
+        };
+        m.timed_store("put_pending", self.store.put_pending(pending))
+            .await?;
+        if let Err(e) = publish().await {
             // Journaled: it runs at the next start.
             tracing::error!(id = %msg.activation_id, error = %e, "invocation journaled but not queued");
         }

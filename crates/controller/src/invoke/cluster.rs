@@ -95,14 +95,11 @@ impl Controller {
                 message: payload.to_vec(),
             };
             let m = gust_telemetry::metrics::get();
-            let began = std::time::Instant::now();
+            // Admission and the journal write are one statement on the shared store.
             let admitted = this
                 .store
-                .admit(&namespace, &limits, msg.accepted_at, pending)
-                .await;
-            // Admission and the journal write are one statement on the shared store.
-            m.store_op("admit", began.elapsed());
-            match admitted? {
+                .admit(&namespace, &limits, msg.accepted_at, pending);
+            match m.timed_store("admit", admitted).await? {
                 Admission::Admitted => {}
                 Admission::PerMinute { count } => {
                     m.throttled(&namespace, throttle::PER_MINUTE);
@@ -116,13 +113,13 @@ impl Controller {
             let published = match this.scheduler.pick(&msg.namespace, &msg.action) {
                 None => Err(ControllerError::NoInvoker),
                 Some(invoker) => {
-                    let began = std::time::Instant::now();
+                    let subject = invoke_subject(&invoker);
                     let sent = this
                         .bus
-                        .publish_with_id(&invoke_subject(&invoker), &msg.activation_id, payload)
-                        .await;
-                    m.bus_op("publish", began.elapsed());
-                    sent.map_err(|e| ControllerError::Unreachable(e.to_string()))
+                        .publish_with_id(&subject, &msg.activation_id, payload);
+                    m.timed_bus("publish", sent)
+                        .await
+                        .map_err(|e| ControllerError::Unreachable(e.to_string()))
                 }
             };
             if published.is_err() {
