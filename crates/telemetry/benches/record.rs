@@ -8,39 +8,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use gust_model::record::annotation;
-use gust_model::{Activation, ActivationResponse, ActivationStatus};
-use gust_telemetry::metrics::{Metrics, Start};
-use serde_json::json;
+mod common;
 
-fn record() -> Activation {
-    Activation {
-        namespace: "guest".into(),
-        name: "hello".into(),
-        version: "0.0.1".into(),
-        subject: "guest".into(),
-        activation_id: "0190b7a1c2d34e5f8a9b0c1d2e3f4a5b".into(),
-        start: 1_000,
-        end: 1_002,
-        duration: 2,
-        status_code: 0,
-        response: ActivationResponse::new(ActivationStatus::Success, json!({"ok": true})),
-        logs: Vec::new(),
-        annotations: vec![
-            annotation("path", json!("guest/hello")),
-            annotation("waitTime", json!(1)),
-            annotation("kind", json!("wasm")),
-            annotation(
-                "limits",
-                json!({"timeout": 60000, "memory": 256, "logs": 10}),
-            ),
-            annotation("initTime", json!(0)),
-        ],
-        publish: false,
-        cause: None,
-    }
-}
+use common::record;
+use criterion::{Criterion, criterion_group, criterion_main};
+use gust_telemetry::metrics::{Metrics, Start};
 
 fn one_invocation(c: &mut Criterion) {
     let m = Metrics::new();

@@ -5,13 +5,12 @@
 
 use std::hint::black_box;
 
+mod common;
+
+use common::record;
 use criterion::{Criterion, criterion_group, criterion_main};
-use gust_model::record::annotation;
-use gust_model::{
-    ActionLimits, Activation, ActivationResponse, ActivationStatus, InvocationMessage, TraceParent,
-};
+use gust_model::{ActionLimits, Activation, InvocationMessage, TraceParent};
 use gust_telemetry::spans::{self, Kind};
-use serde_json::json;
 
 fn message(trace: TraceParent) -> InvocationMessage {
     let mut m = gust_model::message::InvocationHeader {
@@ -30,30 +29,6 @@ fn message(trace: TraceParent) -> InvocationMessage {
     m.limits = ActionLimits::default();
     m.traceparent = Some(trace);
     m
-}
-
-fn record() -> Activation {
-    Activation {
-        namespace: "guest".into(),
-        name: "hello".into(),
-        version: "0.0.1".into(),
-        subject: "guest".into(),
-        activation_id: "0190b7a1c2d34e5f8a9b0c1d2e3f4a5b".into(),
-        start: 1_000,
-        end: 1_002,
-        duration: 2,
-        status_code: 0,
-        response: ActivationResponse::new(ActivationStatus::Success, json!({"ok": true})),
-        logs: Vec::new(),
-        annotations: vec![
-            annotation("path", json!("guest/hello")),
-            annotation("waitTime", json!(1)),
-            annotation("kind", json!("wasm")),
-            annotation("initTime", json!(0)),
-        ],
-        publish: false,
-        cause: None,
-    }
 }
 
 /// One invocation's spans as the controller and the invoker make them (its message made
