@@ -204,7 +204,6 @@ impl Follow {
             self.at = next;
             let fresh: Vec<_> = docs
                 .into_iter()
-                .filter_map(|r| Some((record_id(&r)?, r)))
                 .filter(|(id, _)| !self.sent.remove(id))
                 .collect();
             let now = tokio::time::Instant::now();

@@ -62,14 +62,14 @@ pub trait ActivationStore: Send + Sync + 'static {
     /// The position just after record `id` of `namespace`, if it is stored (to resume a
     /// stream after the last record its reader got).
     async fn write_position_of(&self, namespace: &str, id: &str) -> Result<Option<WritePosition>>;
-    /// The records of `query.namespace` (and `query.name`) written after `from`, in the order
-    /// they were written, at most `query.limit`, and the position to read from next. The
-    /// query's `since`, `upto` and `skip` are not used.
+    /// The records of `query.namespace` (and `query.name`) written after `from`, each with
+    /// its activation id, in the order they were written, at most `query.limit`, and the
+    /// position to read from next. The query's `since`, `upto` and `skip` are not used.
     async fn activations_written_after(
         &self,
         query: &ActivationQuery,
         from: &WritePosition,
-    ) -> Result<(Vec<Box<RawValue>>, WritePosition)>;
+    ) -> Result<(Vec<(String, Box<RawValue>)>, WritePosition)>;
     /// Retention: deletes the records of every namespace that started before `start_ms`
     /// (through the per-namespace start index: no index of its own to slow record writes);
     /// returns how many it deleted.

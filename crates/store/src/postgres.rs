@@ -1156,7 +1156,7 @@ impl ActivationStore for PostgresStore {
         &self,
         q: &ActivationQuery,
         from: &WritePosition,
-    ) -> Result<(Vec<Box<RawValue>>, WritePosition)> {
+    ) -> Result<(Vec<(String, Box<RawValue>)>, WritePosition)> {
         let named = if q.name.is_some() {
             "AND a.name = $6"
         } else {
@@ -1191,7 +1191,7 @@ impl ActivationStore for PostgresStore {
             ) else {
                 continue;
             };
-            docs.push(RawValue::from_string(doc)?);
+            docs.push((id.clone(), RawValue::from_string(doc)?));
             last = Some((written, id));
         }
         let next = match last {

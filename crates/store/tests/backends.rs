@@ -1308,9 +1308,14 @@ async fn written(
     for round in 0.. {
         let (docs, next) = s.activations_written_after(q, &at).await.unwrap();
         at = next;
-        ids.extend(docs.iter().map(|d| {
+        ids.extend(docs.iter().map(|(id, d)| {
             let v: serde_json::Value = serde_json::from_str(d.get()).unwrap();
-            v["activationId"].as_str().unwrap().to_string()
+            assert_eq!(
+                v["activationId"],
+                id.as_str(),
+                "each record with its own id"
+            );
+            id.clone()
         }));
         if ids.len() >= n && docs.is_empty() {
             break;
@@ -1387,10 +1392,10 @@ async fn records_are_read_in_the_order_they_were_written(s: &dyn Store) {
         if docs.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        paged.extend(docs.iter().map(|d| {
-            serde_json::from_str::<Activation>(d.get())
-                .unwrap()
-                .activation_id
+        paged.extend(docs.iter().map(|(id, d)| {
+            let record = serde_json::from_str::<Activation>(d.get()).unwrap();
+            assert_eq!(&record.activation_id, id);
+            record.activation_id
         }));
         at = next;
     }

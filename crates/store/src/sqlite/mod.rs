@@ -1626,7 +1626,7 @@ impl ActivationStore for SqliteStore {
         &self,
         q: &ActivationQuery,
         from: &WritePosition,
-    ) -> Result<(Vec<Box<RawValue>>, WritePosition)> {
+    ) -> Result<(Vec<(String, Box<RawValue>)>, WritePosition)> {
         self.settle().await?;
         // The row id range, not an index of the namespace: a poll reads only what was written
         // since the last (`+` keeps SQLite off the namespace indexes, which would visit every
@@ -1640,7 +1640,7 @@ impl ActivationStore for SqliteStore {
             None => "",
         };
         let sql = format!(
-            "SELECT rowid, doc FROM activations WHERE rowid > ?2 AND rowid <= ?3
+            "SELECT rowid, id, doc FROM activations WHERE rowid > ?2 AND rowid <= ?3
                AND +namespace = ?1{named} ORDER BY rowid LIMIT ?4"
         );
         let (from, limit) = (from.seq, q.limit);
@@ -1654,16 +1654,20 @@ impl ActivationStore for SqliteStore {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(args), |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
                 })?
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let next = match rows.last() {
-                Some((seq, _)) if rows.len() as u64 >= limit => *seq,
+                Some((seq, ..)) if rows.len() as u64 >= limit => *seq,
                 _ => newest.max(from),
             };
             let docs = rows
                 .into_iter()
-                .map(|(_, d)| Ok(RawValue::from_string(d)?))
+                .map(|(_, id, d)| Ok((id, RawValue::from_string(d)?)))
                 .collect::<Result<Vec<_>>>()?;
             Ok((
                 docs,
