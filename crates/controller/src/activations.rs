@@ -181,6 +181,11 @@ impl Controller {
 }
 
 impl Follow {
+    /// The namespace it follows.
+    pub fn namespace(&self) -> &str {
+        &self.query.namespace
+    }
+
     /// The next records, in the order they were written (the past ones first), each with its
     /// activation id; waits until there is at least one, or `quiet` passes (then none).
     pub async fn next(

@@ -161,7 +161,6 @@ async fn stream_activations(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
-        namespace: ns.to_string(),
         checked: Instant::now(),
     };
     let closed = gw.closed();
@@ -191,7 +190,6 @@ struct Live {
     follow: Follow,
     /// The `Authorization` header's value, checked again every [`RECHECK`].
     credential: String,
-    namespace: String,
     checked: Instant,
 }
 
@@ -201,7 +199,7 @@ impl Live {
     async fn next(&mut self, gw: &Gateway) -> Result<Vec<Event>, ApiError> {
         if self.checked.elapsed() >= RECHECK {
             let who = identity_of(gw, &self.credential).await?;
-            gw.controller.authorize(&who, &self.namespace)?;
+            gw.controller.authorize(&who, self.follow.namespace())?;
             self.checked = Instant::now();
         }
         // Waits no longer than until the next check is due.
