@@ -31,6 +31,6 @@ pub use message::{
 };
 pub use trace::TraceParent;
 pub use trigger::{
-    DeleteAfterFire, EntityPath, Rule, RuleStatus, Schedule, ScheduleSpec, Subscription,
+    DeleteAfterFire, EntityPath, Mapping, Rule, RuleStatus, Schedule, ScheduleSpec, Subscription,
     SubscriptionSpec, Timing, Trigger,
 };

@@ -238,3 +238,21 @@ pub struct SubscriptionSpec {
     /// restarts it.
     pub changed_ms: u64,
 }
+
+/// An event source mapping's progress, as stored: one per rule of a stream trigger (decision
+/// 0027). Written only by the process that runs the trigger's subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub namespace: String,
+    /// The rule whose action the mapping invokes.
+    pub rule: String,
+    /// The stream trigger it reads: a row whose trigger is not its rule's any more starts
+    /// again.
+    pub trigger: String,
+    /// The stream sequence up to which every record is done (0: nothing yet).
+    pub checkpoint: u64,
+    /// What its runner last said (counters, lag, last batch, last error), shown as it is.
+    pub state: Map<String, Value>,
+    /// When it was last written, ms since the epoch.
+    pub updated_ms: u64,
+}

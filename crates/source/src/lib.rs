@@ -65,6 +65,44 @@ pub trait Sink: Send + Sync {
     fn moved_aside(&self, why: &str);
 }
 
+/// One record of a stream read by position (decision 0027).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord {
+    /// Its position: unique and increasing in the stream (JetStream's stream sequence; a
+    /// Redis entry id `ms-n` as `ms * 65536 + n`).
+    pub sequence: u64,
+    /// What its order is kept by (the NATS subject, or the header the feed names).
+    pub partition_key: String,
+    /// When the stream stored it, ms since the epoch.
+    pub time_ms: u64,
+    /// The record as a function sees it: `subject`, `headers` (when it has any), `data` or
+    /// `data_base64`.
+    pub payload: Map<String, Value>,
+    /// Its body's size in bytes.
+    pub size: usize,
+}
+
+/// A stream read by position. Nothing is acknowledged: the reader's caller keeps the
+/// checkpoint. Cancelled by dropping a future.
+#[async_trait]
+pub trait StreamReader: Send {
+    /// At most `max` records whose sequence is above `after`, in order; waits at most `wait`
+    /// for the first one (empty when none came).
+    async fn read(
+        &mut self,
+        after: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<StreamRecord>, SourceError>;
+    /// The sequence of the newest record the stream holds (0 when it holds none).
+    async fn last_sequence(&mut self) -> Result<u64, SourceError>;
+    /// The sequence just before the first record stored at or after `ms` (the stream's last
+    /// sequence when there is none).
+    async fn sequence_before(&mut self, ms: u64) -> Result<u64, SourceError>;
+    /// How many records (of those the feed reads) follow `after`: a mapping's lag.
+    async fn pending(&mut self, after: u64) -> Result<u64, SourceError>;
+}
+
 /// Why a subscription stopped; the runner reconnects after a backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -155,6 +193,19 @@ pub trait Source: Send + Sync + 'static {
         _sink: &dyn Sink,
     ) -> Result<(), SourceError> {
         Err(SourceError::Config("this feed does not listen".into()))
+    }
+    /// Whether `feed` is a stream read by position by its trigger's rules (event source
+    /// mappings, decision 0027) instead of messages handed to a [`Sink`].
+    fn streams(&self, _feed: &str) -> bool {
+        false
+    }
+    /// Opens a stream feed with `config` for one mapping (connected, the stream found).
+    async fn open_stream(
+        &self,
+        _feed: &str,
+        _config: &Map<String, Value>,
+    ) -> Result<Box<dyn StreamReader>, SourceError> {
+        Err(SourceError::Config("this feed is not a stream".into()))
     }
     /// Checks and reads a webhook request.
     fn receive(
