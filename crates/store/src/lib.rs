@@ -1,5 +1,5 @@
 //! The store: namespaces, actions, packages, API routes, static sites, triggers, rules and
-//! their schedules, the journal of accepted but unfinished invocations and activation
+//! their schedules, subscriptions and event source mappings, the journal of accepted but unfinished invocations and activation
 //! records. One trait per entity
 //! ([`NamespaceStore`], [`ActionStore`], ...), [`Store`] for all of them together, so a
 //! subsystem can hold only the part it uses; one module per backend ([`sqlite`],
@@ -19,6 +19,7 @@ mod activations;
 mod admission;
 pub mod cache;
 mod journal;
+mod mappings;
 mod namespaces;
 mod packages;
 pub mod postgres;
@@ -38,6 +39,7 @@ pub use actions::ActionStore;
 pub use activations::{ActivationQuery, ActivationStore, WritePosition};
 pub use admission::{Admission, AdmissionStore};
 pub use journal::{JournalStore, PendingInvocation};
+pub use mappings::MappingStore;
 pub use namespaces::NamespaceStore;
 pub use packages::PackageStore;
 pub use routes::RouteStore;
@@ -80,6 +82,7 @@ pub trait Store:
     + RuleStore
     + ScheduleStore
     + SubscriptionStore
+    + MappingStore
     + JournalStore
     + AdmissionStore
     + ActivationStore
@@ -96,6 +99,7 @@ impl<T> Store for T where
         + RuleStore
         + ScheduleStore
         + SubscriptionStore
+        + MappingStore
         + JournalStore
         + AdmissionStore
         + ActivationStore

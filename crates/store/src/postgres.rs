@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use gust_model::time::now_ms;
 use gust_model::{
-    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Rule,
-    Schedule, Site, Subscription, Trigger,
+    Action, Activation, EncodedActivation, Mapping, Namespace, NamespaceLimits, Package, Route,
+    Rule, Schedule, Site, Subscription, Trigger,
 };
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -31,8 +31,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::sql::{self, Arg};
 use crate::{
     ActionStore, ActivationQuery, ActivationStore, Admission, AdmissionStore, JournalStore,
-    NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore,
-    ScheduleStore, SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore,
+    MappingStore, NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore,
+    RuleStore, ScheduleStore, SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore,
     WritePosition, action_from, name_range,
 };
 
@@ -215,6 +215,18 @@ CREATE INDEX subscriptions_running ON subscriptions (runs, owner);
 -- later.
 ALTER TABLE activations ADD COLUMN written xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX activations_by_written ON activations (namespace, written, id);
+"#,
+    r#"
+-- The event source mappings of stream triggers, one per rule (decision 0027).
+CREATE TABLE mappings (
+    namespace  TEXT COLLATE "C" NOT NULL,
+    rule       TEXT COLLATE "C" NOT NULL,
+    trigger    TEXT COLLATE "C" NOT NULL,
+    checkpoint BIGINT NOT NULL,
+    state      TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (namespace, rule)
+);
 "#,
 ];
 
@@ -535,6 +547,7 @@ impl NamespaceStore for PostgresStore {
                       u AS (DELETE FROM rules WHERE namespace = $1),
                       h AS (DELETE FROM schedules WHERE namespace = $1),
                       v AS (DELETE FROM subscriptions WHERE namespace = $1),
+                      m AS (DELETE FROM mappings WHERE namespace = $1),
                       r AS (DELETE FROM activations WHERE namespace = $1)
                  DELETE FROM namespaces WHERE name = $1",
                 &[&name],
@@ -1350,7 +1363,15 @@ impl RuleStore for PostgresStore {
     }
 
     async fn delete_rule(&self, namespace: &str, name: &str) -> Result<Option<Rule>> {
-        first_doc(&self.query(sql::DELETE_RULE, &[&namespace, &name]).await?)
+        // One statement: the rule and its mapping go together.
+        let rows = self
+            .query(
+                "WITH m AS (DELETE FROM mappings WHERE namespace = $1 AND rule = $2)
+                 DELETE FROM rules WHERE namespace = $1 AND name = $2 RETURNING doc",
+                &[&namespace, &name],
+            )
+            .await?;
+        first_doc(&rows)
     }
 
     async fn list_rules(&self, namespace: &str, skip: u64, limit: u64) -> Result<Vec<Rule>> {
@@ -1472,6 +1493,61 @@ impl SubscriptionStore for PostgresStore {
         self.execute(sql::RELEASE_SUBSCRIPTIONS, &[])
             .await
             .map(|_| ())
+    }
+}
+
+fn mapping_from(r: &tokio_postgres::Row) -> Result<Mapping> {
+    Ok(Mapping {
+        namespace: r.get(0),
+        rule: r.get(1),
+        trigger: r.get(2),
+        checkpoint: r.get::<_, i64>(3) as u64,
+        state: serde_json::from_str(r.get(4))?,
+        updated_ms: r.get::<_, i64>(5) as u64,
+    })
+}
+
+#[async_trait]
+impl MappingStore for PostgresStore {
+    async fn mapping(&self, namespace: &str, rule: &str) -> Result<Option<Mapping>> {
+        self.query(sql::MAPPING, &[&namespace, &rule])
+            .await?
+            .first()
+            .map(mapping_from)
+            .transpose()
+    }
+
+    async fn mappings(&self, namespace: &str) -> Result<Vec<Mapping>> {
+        self.query(sql::MAPPINGS, &[&namespace])
+            .await?
+            .iter()
+            .map(mapping_from)
+            .collect()
+    }
+
+    async fn put_mapping(&self, m: &Mapping) -> Result<bool> {
+        let state = serde_json::to_string(&m.state)?;
+        let n = self
+            .execute(
+                sql::PUT_MAPPING,
+                &[
+                    &m.namespace,
+                    &m.rule,
+                    &m.trigger,
+                    &(m.checkpoint as i64),
+                    &state,
+                    &(m.updated_ms as i64),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_mapping(&self, namespace: &str, rule: &str) -> Result<bool> {
+        Ok(self
+            .execute(sql::DELETE_MAPPING, &[&namespace, &rule])
+            .await?
+            > 0)
     }
 }
 

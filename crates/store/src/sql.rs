@@ -186,6 +186,35 @@ pub(crate) const SUBSCRIPTION_STATUS: &str =
 pub(crate) const RELEASE_SUBSCRIPTIONS: &str =
     "UPDATE subscriptions SET owner = NULL, lease_ms = 0";
 
+/// The columns of a mapping, in the order the backends read them.
+macro_rules! mapping_columns {
+    () => {
+        "namespace, rule, trigger, checkpoint, state, updated_ms"
+    };
+}
+/// Upserts a mapping if its rule exists (the `WHERE` also keeps SQLite from reading `ON` as a
+/// join).
+pub(crate) const PUT_MAPPING: &str = concat!(
+    "INSERT INTO mappings (",
+    mapping_columns!(),
+    ") SELECT $1, $2, $3, $4, $5, $6
+     WHERE EXISTS (SELECT 1 FROM rules WHERE namespace = $1 AND name = $2)
+     ON CONFLICT (namespace, rule) DO UPDATE SET trigger = excluded.trigger,
+        checkpoint = excluded.checkpoint, state = excluded.state,
+        updated_ms = excluded.updated_ms"
+);
+pub(crate) const MAPPING: &str = concat!(
+    "SELECT ",
+    mapping_columns!(),
+    " FROM mappings WHERE namespace = $1 AND rule = $2"
+);
+pub(crate) const MAPPINGS: &str = concat!(
+    "SELECT ",
+    mapping_columns!(),
+    " FROM mappings WHERE namespace = $1 ORDER BY rule"
+);
+pub(crate) const DELETE_MAPPING: &str = "DELETE FROM mappings WHERE namespace = $1 AND rule = $2";
+
 pub(crate) const PUT_PENDING_UNLESS_RECORDED: &str = "INSERT INTO pending (id, accepted, message)
      SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM activations WHERE id = $1)
      ON CONFLICT DO NOTHING";
@@ -336,6 +365,10 @@ mod tests {
             RENEW_SUBSCRIPTIONS,
             SUBSCRIPTION_STATUS,
             RELEASE_SUBSCRIPTIONS,
+            PUT_MAPPING,
+            MAPPING,
+            MAPPINGS,
+            DELETE_MAPPING,
             PUT_PENDING_UNLESS_RECORDED,
             PENDING,
             IS_ACCEPTED,

@@ -57,6 +57,7 @@ on_every_backend!(
     triggers_and_rules_are_compare_and_swap_and_rules_are_found_by_trigger,
     a_schedule_tick_is_claimed_once_and_a_dead_owners_pending_tick_adopted,
     a_subscription_has_one_owner_at_a_time_and_goes_with_its_trigger,
+    a_mapping_is_upserted_listed_by_rule_and_goes_with_its_rule_and_namespace,
     is_accepted_sees_the_journal_and_the_records,
     records_are_read_in_the_order_they_were_written,
 );
@@ -1280,6 +1281,78 @@ async fn a_subscription_has_one_owner_at_a_time_and_goes_with_its_trigger(s: &dy
     assert!(s.subscription("ns", "q").await.unwrap().is_none());
     assert!(s.delete_subscription("ns", "hook").await.unwrap());
     assert!(!s.delete_subscription("ns", "hook").await.unwrap());
+}
+
+/// The mapping of rule `ns/rule` on trigger `/ns/s`.
+fn mapping(rule: &str, checkpoint: u64) -> gust_model::Mapping {
+    let mut state = serde_json::Map::new();
+    state.insert("state".into(), serde_json::json!("running"));
+    state.insert("batches".into(), serde_json::json!(checkpoint));
+    gust_model::Mapping {
+        namespace: "ns".into(),
+        rule: rule.into(),
+        trigger: "/ns/s".into(),
+        checkpoint,
+        state,
+        updated_ms: checkpoint.saturating_add(1_000),
+    }
+}
+
+async fn a_mapping_is_upserted_listed_by_rule_and_goes_with_its_rule_and_namespace(s: &dyn Store) {
+    let ns = Namespace {
+        name: "ns".into(),
+        uuid: "u".into(),
+        key: "k".into(),
+        limits: NamespaceLimits::default(),
+    };
+    s.create_namespace(&ns).await.unwrap();
+    for name in ["b", "a", "B", "c"] {
+        s.put_rule(&rule(name, "s"), PutMode::Create).await.unwrap();
+    }
+    // No rule, no mapping: a runner that outlived its rule writes nothing.
+    assert!(!s.put_mapping(&mapping("gone", 1)).await.unwrap());
+    assert!(s.mapping("ns", "gone").await.unwrap().is_none());
+    assert!(s.mappings("ns").await.unwrap().is_empty());
+
+    for name in ["b", "a", "B", "c"] {
+        assert!(s.put_mapping(&mapping(name, 1)).await.unwrap());
+    }
+    // An upsert replaces every column; the largest sequences survive the round trip.
+    let mut latest = mapping("a", u64::MAX);
+    latest.trigger = "/ns/s2".into();
+    latest
+        .state
+        .insert("lastError".into(), serde_json::json!({"message": "x"}));
+    assert!(s.put_mapping(&latest).await.unwrap());
+    assert_eq!(s.mapping("ns", "a").await.unwrap().unwrap(), latest);
+    let listed = s.mappings("ns").await.unwrap();
+    let rules: Vec<&str> = listed.iter().map(|m| m.rule.as_str()).collect();
+    assert_eq!(rules, ["B", "a", "b", "c"]);
+    assert_eq!(listed[1], latest);
+    assert_eq!(listed[2], mapping("b", 1));
+    assert!(s.mappings("other").await.unwrap().is_empty());
+    assert!(s.mapping("other", "a").await.unwrap().is_none());
+
+    // Deleting a mapping keeps its rule; deleting a rule deletes its mapping.
+    assert!(s.delete_mapping("ns", "c").await.unwrap());
+    assert!(!s.delete_mapping("ns", "c").await.unwrap());
+    assert!(s.rule("ns", "c").await.unwrap().is_some());
+    s.delete_rule("ns", "b").await.unwrap().unwrap();
+    assert!(s.mapping("ns", "b").await.unwrap().is_none());
+    assert!(!s.put_mapping(&mapping("b", 2)).await.unwrap());
+    let rules: Vec<String> = s
+        .mappings("ns")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.rule)
+        .collect();
+    assert_eq!(rules, ["B", "a"]);
+
+    // Deleting the namespace deletes the rest.
+    s.delete_namespace("ns").await.unwrap();
+    assert!(s.mappings("ns").await.unwrap().is_empty());
+    assert!(s.mapping("ns", "a").await.unwrap().is_none());
 }
 
 async fn is_accepted_sees_the_journal_and_the_records(s: &dyn Store) {

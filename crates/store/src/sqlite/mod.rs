@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use gust_model::time::now_ms;
 use gust_model::{
-    Action, Activation, EncodedActivation, Namespace, NamespaceLimits, Package, Route, Rule,
-    Schedule, Site, Subscription, Trigger,
+    Action, Activation, EncodedActivation, Mapping, Namespace, NamespaceLimits, Package, Route,
+    Rule, Schedule, Site, Subscription, Trigger,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -40,10 +40,10 @@ use tokio::sync::oneshot;
 use crate::record_log::{Entry, LogFiles, Position, RecordLog};
 use crate::sql::{self, Arg};
 use crate::{
-    ActionStore, ActivationQuery, ActivationStore, AdmissionStore, JournalStore, NamespaceStore,
-    PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore, ScheduleStore,
-    SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore, WritePosition, action_from,
-    name_range,
+    ActionStore, ActivationQuery, ActivationStore, AdmissionStore, JournalStore, MappingStore,
+    NamespaceStore, PackageStore, PendingInvocation, PutMode, Result, RouteStore, RuleStore,
+    ScheduleStore, SiteStore, StoreError, SubscriptionStore, TickClaim, TriggerStore,
+    WritePosition, action_from, name_range,
 };
 use writer::{Job, Scope, Typed, Write, Writer, apply, checkpoint, mark_applied};
 
@@ -222,6 +222,18 @@ CREATE TABLE subscriptions (
     PRIMARY KEY (namespace, trigger)
 );
 CREATE INDEX subscriptions_running ON subscriptions (runs, owner);
+"#,
+    r#"
+-- The event source mappings of stream triggers, one per rule (decision 0027).
+CREATE TABLE mappings (
+    namespace  TEXT NOT NULL,
+    rule       TEXT NOT NULL,
+    trigger    TEXT NOT NULL,
+    checkpoint INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, rule)
+);
 "#,
 ];
 
@@ -694,6 +706,7 @@ impl NamespaceStore for SqliteStore {
                 "rules",
                 "schedules",
                 "subscriptions",
+                "mappings",
             ] {
                 c.execute(&format!("DELETE FROM {table} WHERE namespace = ?"), [&name])?;
             }
@@ -1185,11 +1198,13 @@ impl RuleStore for SqliteStore {
 
     async fn delete_rule(&self, namespace: &str, name: &str) -> Result<Option<Rule>> {
         let (ns, name) = (namespace.to_string(), name.to_string());
-        self.write_statement(move |c| {
+        self.write(move |c| {
             let doc: Option<String> = c
                 .prepare_cached(sql::DELETE_RULE)?
                 .query_row(params![ns, name], |r| r.get(0))
                 .optional()?;
+            c.prepare_cached(sql::DELETE_MAPPING)?
+                .execute(params![ns, name])?;
             Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
         })
         .await
@@ -1427,6 +1442,74 @@ impl SubscriptionStore for SqliteStore {
         self.write_count(sql::RELEASE_SUBSCRIPTIONS, Vec::new())
             .await
             .map(|_| ())
+    }
+}
+
+type MappingRow = (String, String, String, i64, String, i64);
+
+fn mapping_of(row: MappingRow) -> Result<Mapping> {
+    let (namespace, rule, trigger, checkpoint, state, updated) = row;
+    Ok(Mapping {
+        namespace,
+        rule,
+        trigger,
+        checkpoint: checkpoint as u64,
+        state: serde_json::from_str(&state)?,
+        updated_ms: updated as u64,
+    })
+}
+
+impl SqliteStore {
+    /// The mappings `sql` selects with `args`.
+    async fn select_mappings(&self, sql: &'static str, args: Vec<Value>) -> Result<Vec<Mapping>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
+            rows.map(|r| mapping_of(r?)).collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MappingStore for SqliteStore {
+    async fn mapping(&self, namespace: &str, rule: &str) -> Result<Option<Mapping>> {
+        Ok(self
+            .select_mappings(sql::MAPPING, vec![text(namespace), text(rule)])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn mappings(&self, namespace: &str) -> Result<Vec<Mapping>> {
+        self.select_mappings(sql::MAPPINGS, vec![text(namespace)])
+            .await
+    }
+
+    async fn put_mapping(&self, m: &Mapping) -> Result<bool> {
+        let args = vec![
+            text(&m.namespace),
+            text(&m.rule),
+            text(&m.trigger),
+            Value::Integer(m.checkpoint as i64),
+            Value::Text(serde_json::to_string(&m.state)?),
+            int(m.updated_ms),
+        ];
+        Ok(self.write_count(sql::PUT_MAPPING, args).await? > 0)
+    }
+
+    async fn delete_mapping(&self, namespace: &str, rule: &str) -> Result<bool> {
+        let args = vec![text(namespace), text(rule)];
+        Ok(self.write_count(sql::DELETE_MAPPING, args).await? > 0)
     }
 }
 
