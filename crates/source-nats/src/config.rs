@@ -199,6 +199,82 @@ impl JetStream {
     }
 }
 
+/// What a stream feed's records keep their order by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionKey {
+    /// The message's subject (the default).
+    Subject,
+    /// The value of this header (the first when repeated; the empty string when missing).
+    Header(String),
+}
+
+/// Feed `stream`: a JetStream stream read by position by event source mappings (decision
+/// 0027); nothing is acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub connection: Connection,
+    pub stream: String,
+    pub subject: Option<String>,
+    pub partition_key: PartitionKey,
+}
+
+impl Stream {
+    pub const PARAMETERS: [&str; 8] = [
+        "url",
+        "user",
+        "password",
+        "token",
+        "tls",
+        "stream",
+        "subject",
+        "partitionKey",
+    ];
+
+    pub fn read(params: &Map<String, Value>) -> Result<Self, String> {
+        refuse_unknown(params, &Self::PARAMETERS)?;
+        let stream = required(params, "stream")?;
+        check_name("stream", &stream)?;
+        let subject = string(params, "subject")?;
+        if let Some(s) = &subject {
+            check_subject("subject", s, Wildcards::Allowed)?;
+        }
+        let partition_key = match string(params, "partitionKey")?.as_deref() {
+            None | Some("subject") => PartitionKey::Subject,
+            Some(other) => match other.strip_prefix("header:") {
+                Some(name)
+                    if !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == ':') =>
+                {
+                    PartitionKey::Header(name.to_string())
+                }
+                _ => {
+                    return Err(format!(
+                        "parameter 'partitionKey' must be 'subject' or 'header:NAME', not '{other}'"
+                    ));
+                }
+            },
+        };
+        Ok(Stream {
+            connection: Connection::read(params)?,
+            stream,
+            subject,
+            partition_key,
+        })
+    }
+
+    pub fn write(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        self.connection.write(&mut out);
+        out.insert("stream".into(), self.stream.clone().into());
+        put_optional(&mut out, "subject", &self.subject);
+        let key = match &self.partition_key {
+            PartitionKey::Subject => "subject".to_string(),
+            PartitionKey::Header(name) => format!("header:{name}"),
+        };
+        out.insert("partitionKey".into(), key.into());
+        out
+    }
+}
+
 /// A rule's output: publish to `subject`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {

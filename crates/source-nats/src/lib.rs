@@ -8,6 +8,11 @@
 //!   after the sink took it, so one read but not delivered when the subscription stops is
 //!   delivered again by JetStream once the ack wait runs out. Its key is
 //!   `<stream>:<stream sequence>`. An existing durable consumer is used as it is.
+//! - Feed `stream` is not run: its trigger's rules are event source mappings (decision 0027)
+//!   that read the stream by position through [`Source::open_stream`] (module `stream`), each
+//!   with its own checkpoint; nothing is acknowledged. A record's payload is `{subject,
+//!   headers?, data | data_base64}`, its sequence the stream sequence, its partition key the
+//!   subject or the header `partitionKey: "header:NAME"` names (empty when missing).
 //! - A message moved aside is published to `deadLetter` (core NATS publish, headers kept plus
 //!   `Gust-Moved-Aside: <why>`) where configured; on JetStream it is then terminated
 //!   (`AckKind::Term`), so it is not delivered again.
@@ -21,16 +26,18 @@
 
 mod config;
 mod run;
+mod stream;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gust_source::{FeedDoc, Sink, Source, SourceError, unknown_feed};
+use gust_source::{FeedDoc, Sink, Source, SourceError, StreamReader, unknown_feed};
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 pub use config::{DEFAULT_MAX_DELIVER, DEFAULT_URL, redact};
+pub use stream::INACTIVE_THRESHOLD;
 
 /// How long a JetStream message may stay unacknowledged before it is delivered again.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -75,6 +82,22 @@ const FEEDS: &[FeedDoc] = &[
 {"name":"deadLetter","required":false,"description":"Subject a message that cannot be fired is published to before it is terminated"}
 ]"#,
     },
+    FeedDoc {
+        name: "stream",
+        description: "Run each rule's action with batches of a JetStream stream's messages, \
+                      read in order by position with a checkpoint per rule (an event source \
+                      mapping; nothing is acknowledged on the stream)",
+        parameters: r#"[
+{"name":"stream","required":true,"description":"Stream to read"},
+{"name":"subject","required":false,"description":"Filter subject within the stream; '*' and '>' wildcards allowed"},
+{"name":"partitionKey","required":false,"description":"What order is kept by: subject (default) or header:NAME (the header's value, empty when missing)"},
+{"name":"url","required":false,"description":"Server URL, nats://host:4222 or tls://host:4222 (default nats://127.0.0.1:4222)"},
+{"name":"user","required":false,"description":"User name (with password)"},
+{"name":"password","required":false,"description":"Password"},
+{"name":"token","required":false,"description":"Authentication token"},
+{"name":"tls","required":false,"description":"Require TLS (default false)"}
+]"#,
+    },
 ];
 
 /// The NATS source. It keeps the clients that [`Source::publish`] opened, one per
@@ -116,6 +139,7 @@ impl Source for Nats {
         match feed {
             "subscribe" => config::Subscribe::read(params).map(|c| c.write()),
             "jetstream" => config::JetStream::read(params).map(|c| c.write()),
+            "stream" => config::Stream::read(params).map(|c| c.write()),
             other => Err(unknown_feed(self, other)),
         }
     }
@@ -133,6 +157,9 @@ impl Source for Nats {
             "jetstream" => {
                 run::check_jetstream(&config::JetStream::read(config).map_err(SourceError::Config)?)
                     .await
+            }
+            "stream" => {
+                stream::check(&config::Stream::read(config).map_err(SourceError::Config)?).await
             }
             other => Err(SourceError::Config(unknown_feed(self, other))),
         }
@@ -153,7 +180,30 @@ impl Source for Nats {
                 let c = config::JetStream::read(config).map_err(SourceError::Config)?;
                 run::jetstream(&c, sink).await
             }
+            "stream" => Err(SourceError::Config(
+                "feed 'stream' is read by its rules' mappings, not run".into(),
+            )),
             other => Err(SourceError::Config(unknown_feed(self, other))),
+        }
+    }
+
+    fn streams(&self, feed: &str) -> bool {
+        feed == "stream"
+    }
+
+    async fn open_stream(
+        &self,
+        feed: &str,
+        config: &Map<String, Value>,
+    ) -> Result<Box<dyn StreamReader>, SourceError> {
+        match feed {
+            "stream" => {
+                let c = config::Stream::read(config).map_err(SourceError::Config)?;
+                Ok(Box::new(stream::open(&c).await?))
+            }
+            other => Err(SourceError::Config(format!(
+                "feed '{other}' is not a stream"
+            ))),
         }
     }
 

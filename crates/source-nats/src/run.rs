@@ -158,7 +158,7 @@ pub async fn check_jetstream(c: &JetStream) -> Result<(), SourceError> {
     Ok(())
 }
 
-fn stream_error(
+pub(crate) fn stream_error(
     stream: &str,
     url: &str,
     e: async_nats::jetstream::context::GetStreamError,
@@ -320,7 +320,10 @@ fn moved_aside_headers(original: Option<&HeaderMap>, why: &str) -> HeaderMap {
 }
 
 /// `{subject, headers?, data | data_base64}` and `extra` (JetStream's metadata).
-fn payload(message: &async_nats::Message, extra: Option<Map<String, Value>>) -> Map<String, Value> {
+pub(crate) fn payload(
+    message: &async_nats::Message,
+    extra: Option<Map<String, Value>>,
+) -> Map<String, Value> {
     let mut payload = Map::new();
     payload.insert("subject".into(), message.subject.as_str().into());
     if let Some(headers) = message.headers.as_ref().filter(|h| !h.is_empty()) {

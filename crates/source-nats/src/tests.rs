@@ -52,6 +52,32 @@ fn jetstream_defaults_are_filled_in() {
 }
 
 #[test]
+fn stream_defaults_are_filled_in() {
+    check(
+        "stream",
+        json!({"stream": "ORDERS"}),
+        Ok(
+            json!({"url": DEFAULT_URL, "stream": "ORDERS", "tls": false, "partitionKey": "subject"}),
+        ),
+    );
+    check(
+        "stream",
+        json!({"stream": "ORDERS", "subject": "orders.*.eu", "partitionKey": "header:Tenant", "token": "t"}),
+        Ok(
+            json!({"url": DEFAULT_URL, "stream": "ORDERS", "subject": "orders.*.eu", "tls": false,
+                  "partitionKey": "header:Tenant", "token": "t"}),
+        ),
+    );
+}
+
+#[test]
+fn stream_is_read_by_mappings_not_run() {
+    let nats = Nats::default();
+    assert!(nats.streams("stream") && nats.listens("stream"));
+    assert!(!nats.streams("jetstream") && !nats.streams("subscribe"));
+}
+
+#[test]
 fn configuration_kept_reads_the_same() {
     for (feed, params) in [
         (
@@ -61,6 +87,10 @@ fn configuration_kept_reads_the_same() {
         (
             "jetstream",
             json!({"stream": "S", "consumer": "c", "subject": "s.>"}),
+        ),
+        (
+            "stream",
+            json!({"stream": "S", "subject": "s.>", "partitionKey": "header:K"}),
         ),
     ] {
         let kept = configure(feed, params).unwrap_or_default();
@@ -142,6 +172,42 @@ fn bad_parameters_are_refused() {
             json!({"stream": "S", "consumer": "c", "queue": "q"}),
             "unknown parameter 'queue'",
         ),
+        (
+            "stream",
+            json!({"subject": "s"}),
+            "missing required parameter 'stream'",
+        ),
+        (
+            "stream",
+            json!({"stream": "S", "consumer": "c"}),
+            "unknown parameter 'consumer'",
+        ),
+        (
+            "stream",
+            json!({"stream": "S", "batchSize": 10}),
+            "unknown parameter 'batchSize'",
+        ),
+        ("stream", json!({"stream": "S.x"}), "may not contain"),
+        (
+            "stream",
+            json!({"stream": "S", "subject": "a..b"}),
+            "is not a NATS subject",
+        ),
+        (
+            "stream",
+            json!({"stream": "S", "partitionKey": "key"}),
+            "'subject' or 'header:NAME'",
+        ),
+        (
+            "stream",
+            json!({"stream": "S", "partitionKey": "header:"}),
+            "'subject' or 'header:NAME'",
+        ),
+        (
+            "stream",
+            json!({"stream": "S", "partitionKey": "header:a b"}),
+            "'subject' or 'header:NAME'",
+        ),
         ("pull", json!({}), "has no feed 'pull'"),
     ];
     for (feed, params, error) in refused {
@@ -179,6 +245,7 @@ fn every_feed_documents_its_parameters() {
     for feed in FEEDS {
         let known: &[&str] = match feed.name {
             "subscribe" => &config::Subscribe::PARAMETERS,
+            "stream" => &config::Stream::PARAMETERS,
             _ => &config::JetStream::PARAMETERS,
         };
         gust_source::testing::assert_documents(feed, known);

@@ -10,6 +10,9 @@ use gust_source::{Source, SourceError};
 use gust_source_nats::Nats;
 use serde_json::{Value, json};
 
+#[path = "nats/stream.rs"]
+mod stream_feed;
+
 fn url() -> Option<String> {
     server_url("GUST_TEST_NATS_URL")
 }
