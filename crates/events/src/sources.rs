@@ -294,9 +294,13 @@ async fn run(
             Ok(read(cx, source.as_ref(), &s))
         }
         "DELETE" => {
-            if existing.is_none() || !store.delete_subscription(&ns, &trigger).await? {
+            let Some(old) = existing else {
+                return Err(missing());
+            };
+            if !store.delete_subscription(&ns, &trigger).await? {
                 return Err(missing());
             }
+            forget(cx.core.keyring(), source.as_ref(), &old).await;
             Ok(json!({ "status": "success" }))
         }
         pause => {
@@ -308,6 +312,30 @@ async fn run(
             Ok(success(listens))
         }
     }
+}
+
+/// Lets `source` release what deleted subscription `s` held at its source
+/// ([`Source::forget`]: a replication slot), within [`CHECK_AT_MOST`]; an error is logged,
+/// secrets hidden, and the deletion stands.
+pub(crate) async fn forget(keyring: &Keyring, source: &dyn Source, s: &Subscription) {
+    let (ns, trigger) = (&s.namespace, &s.trigger);
+    let error = match open_config(keyring, source, ns, trigger, &s.spec.config) {
+        Err(e) => e,
+        Ok(config) => {
+            let forgetting = source.forget(&s.spec.feed, &config);
+            match tokio::time::timeout(CHECK_AT_MOST, forgetting).await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => redact(&e.to_string(), source.secrets(), &config),
+                Err(_) => format!("no answer within {} s", CHECK_AT_MOST.as_secs()),
+            }
+        }
+    };
+    tracing::warn!(
+        namespace = %ns,
+        trigger = %trigger,
+        source = source.package(),
+        "cannot release what a deleted subscription held at its source: {error}"
+    );
 }
 
 fn subscription(ns: &str, trigger: &str, spec: SubscriptionSpec) -> Subscription {

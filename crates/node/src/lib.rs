@@ -34,7 +34,8 @@ use gust_store::sqlite::{Durability, SqliteStore};
 pub mod files;
 pub mod rotation;
 
-/// Every event source this binary has: webhooks, NATS, MQTT, AMQP and Redis streams.
+/// Every event source this binary has: webhooks, NATS, MQTT, AMQP, Redis streams and
+/// PostgreSQL row changes.
 fn event_sources() -> Arc<Sources> {
     Sources::new(vec![
         Arc::new(gust_source_webhooks::Webhooks),
@@ -42,6 +43,7 @@ fn event_sources() -> Arc<Sources> {
         Arc::new(gust_source_mqtt::Mqtt),
         Arc::new(gust_source_amqp::Amqp),
         Arc::new(gust_source_redis::Redis),
+        Arc::new(gust_source_postgres::Postgres),
     ])
 }
 

@@ -194,6 +194,12 @@ pub trait Source: Send + Sync + 'static {
     ) -> Result<(), SourceError> {
         Err(SourceError::Config("this feed does not listen".into()))
     }
+    /// Releases what a subscription of `feed` with `config` holds at its source once the
+    /// subscription is deleted (a PostgreSQL replication slot, which would otherwise keep
+    /// its WAL forever). Best effort: the caller logs an error and goes on.
+    async fn forget(&self, _feed: &str, _config: &Map<String, Value>) -> Result<(), SourceError> {
+        Ok(())
+    }
     /// Whether `feed` is a stream read by position by its trigger's rules (event source
     /// mappings, decision 0027) instead of messages handed to a [`Sink`].
     fn streams(&self, _feed: &str) -> bool {
