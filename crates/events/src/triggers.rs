@@ -173,7 +173,8 @@ impl Events {
         Ok(self.store.count_triggers(ns).await?)
     }
 
-    /// Deletes a trigger and its schedule; its rules stay and read inactive.
+    /// Deletes a trigger, its schedule and its subscription (whose source releases what it
+    /// held, as a feed's DELETE does); its rules stay and read inactive.
     pub async fn delete_trigger(
         &self,
         who: &Identity,
@@ -182,8 +183,14 @@ impl Events {
     ) -> Result<Trigger, EventError> {
         let ns = self.core.authorize(who, ns)?;
         check_name(name)?;
+        let subscription = self.store.subscription(ns, name).await?;
         let deleted = self.store.delete_trigger(ns, name).await?;
         self.forget(ns, name);
+        if let Some(s) = subscription.filter(|_| deleted.is_some())
+            && let Some(source) = self.sources.get(&s.spec.source)
+        {
+            crate::sources::forget(self.core.keyring(), source.as_ref(), &s).await;
+        }
         match deleted {
             Some(mut t) => {
                 hide_secrets(&mut t.parameters);
