@@ -22,6 +22,7 @@ mod error;
 mod fire;
 mod hooks;
 pub mod listeners;
+mod mappings;
 mod outputs;
 mod rules;
 pub mod sources;

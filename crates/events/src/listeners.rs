@@ -33,6 +33,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::fire::EventFire;
+use crate::mappings;
 use crate::sources::{Sources, keyed, open_config, redact};
 use crate::timers::LEASE_MS;
 use crate::{EventError, Events, lock};
@@ -200,7 +201,7 @@ impl Listeners {
                 source: s.spec.source.clone(),
                 status: Mutex::new(Map::from_iter([("owner".into(), json!(self.owner))])),
             });
-            let task = tokio::spawn(run(source, opened, sink));
+            let task = tokio::spawn(run(source, opened, sink, self.owner.clone()));
             lock(&self.running).insert(
                 key,
                 Running {
@@ -213,15 +214,23 @@ impl Listeners {
 }
 
 /// Runs one subscription until it is aborted: connects, and reconnects after a backoff
-/// whenever the connection fails.
-async fn run(source: Arc<dyn Source>, s: Subscription, sink: Arc<SubscriptionSink>) {
+/// whenever the connection fails. A stream feed's subscription runs its rules' mappings
+/// instead ([`mappings::supervise`]).
+async fn run(source: Arc<dyn Source>, s: Subscription, sink: Arc<SubscriptionSink>, owner: String) {
     let mut attempt = 0;
+    let streams = source.streams(&s.spec.feed);
     loop {
         let started = now_ms();
-        let error = match source
-            .run(&s.spec.feed, &s.spec.config, sink.as_ref())
-            .await
-        {
+        let ran = if streams {
+            let events = sink.events.clone();
+            let as_sink: Arc<dyn Sink> = sink.clone();
+            mappings::supervise(events, source.clone(), s.clone(), as_sink, owner.clone()).await
+        } else {
+            source
+                .run(&s.spec.feed, &s.spec.config, sink.as_ref())
+                .await
+        };
+        let error = match ran {
             Ok(()) => "the connection ended".to_string(),
             Err(e) => redact(&e.to_string(), source.secrets(), &s.spec.config),
         };

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::alarms::{FeedCall, FeedError, feed_call, feed_status};
+use crate::mappings;
 use crate::system::Answer;
 
 /// The payload key that carries a message's de-duplication key to the function.
@@ -260,7 +261,18 @@ async fn run(
             };
             // An error names no secret, stored or new.
             let hide = |e: String| FeedError::Source(redact(&e, source.secrets(), &merged));
-            let config = source.configure(feed, &merged).map_err(hide)?;
+            // A stream feed's mapping parameters are the events crate's, not the source's.
+            let (config, mapping) = if source.streams(feed) {
+                let (own, mapping) = mappings::split(&merged);
+                let config = source.configure(feed, &own).map_err(hide)?;
+                let spec = mappings::Spec::read(&mapping).map_err(FeedError::Source)?;
+                check_destination(cx, source.as_ref(), &ns, &config, &spec)
+                    .await
+                    .map_err(hide)?;
+                (config, Some(spec.write()))
+            } else {
+                (source.configure(feed, &merged).map_err(hide)?, None)
+            };
             let listens = source.listens(feed);
             if listens {
                 match tokio::time::timeout(CHECK_AT_MOST, source.check(feed, &config)).await {
@@ -274,6 +286,10 @@ async fn run(
                         )));
                     }
                 }
+            }
+            let mut config = config;
+            if let Some(mapping) = mapping {
+                config.extend(mapping);
             }
             let config = seal_config(cx.core.keyring(), source.as_ref(), &ns, &trigger, config);
             let spec = SubscriptionSpec {
@@ -336,6 +352,33 @@ pub(crate) async fn forget(keyring: &Keyring, source: &dyn Source, s: &Subscript
         source = source.package(),
         "cannot release what a deleted subscription held at its source: {error}"
     );
+}
+
+/// Checks that a mapping's `onFailure` destination can be reached: an action that exists, a
+/// subject the source can publish to (a trigger may come later: firing one that is missing
+/// is retried, then counted as dropped).
+async fn check_destination(
+    cx: &FeedContext<'_>,
+    source: &dyn Source,
+    ns: &str,
+    config: &Map<String, Value>,
+    spec: &mappings::Spec,
+) -> Result<(), String> {
+    match &spec.on_failure {
+        Some(mappings::Destination::Action(name)) => {
+            let path = gust_model::EntityPath::parse(name, ns)
+                .ok_or_else(|| format!("parameter 'onFailure': '{name}' is not an action name"))?;
+            cx.core
+                .resolve(cx.caller, path.namespace(), &path.inner())
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("parameter 'onFailure': action {name}: {e}"))
+        }
+        Some(mappings::Destination::Subject(subject)) => {
+            mappings::subject_output(source, config, subject).map(|_| ())
+        }
+        Some(mappings::Destination::Trigger(_)) | None => Ok(()),
+    }
 }
 
 fn subscription(ns: &str, trigger: &str, spec: SubscriptionSpec) -> Subscription {
