@@ -118,6 +118,16 @@ mod tests {
         );
         check(
             Method::GET,
+            "/api/v1/namespaces/_/mappings",
+            Some((Read, "mappings")),
+        );
+        check(
+            Method::GET,
+            "/api/v1/namespaces/ns/mappings/r",
+            Some((Read, "mappings/r")),
+        );
+        check(
+            Method::GET,
             "/api/v1/namespaces/_/activations/0a1b/logs",
             Some((Read, "activations/0a1b/logs")),
         );

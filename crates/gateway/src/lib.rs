@@ -4,8 +4,8 @@
 //! JSON error body, in one place ([`error`]; Lambda's own shape in `lambda::error`).
 //!
 //! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
-//! `triggers`, `rules`, `activations`, `apis`, `sites`, `web`, `console`, the web console's
-//! files, and `lambda`, AWS Lambda's API) each hold one REST resource's handlers and its
+//! `triggers`, `rules`, `mappings`, `activations`, `apis`, `sites`, `web`, `console`, the web
+//! console's files, and `lambda`, AWS Lambda's API) each hold one REST resource's handlers and its
 //! `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
 //! `http_action`, `lambda_http`) is what resources share. **Wiring** (`router`, this file)
 //! puts them together.
@@ -41,6 +41,7 @@ mod apis;
 mod console;
 mod hooks;
 mod lambda;
+mod mappings;
 mod metrics;
 mod namespaces;
 mod packages;

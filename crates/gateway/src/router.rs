@@ -8,8 +8,8 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, console, hooks, lambda, metrics, namespaces, packages, rules,
-    sites, system, tokens, triggers, web,
+    actions, activations, apis, console, hooks, lambda, mappings, metrics, namespaces, packages,
+    rules, sites, system, tokens, triggers, web,
 };
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
@@ -24,6 +24,7 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(triggers::router())
         .merge(hooks::router())
         .merge(rules::router())
+        .merge(mappings::router())
         .merge(apis::router())
         .merge(sites::router())
         .merge(activations::router())

@@ -7,7 +7,7 @@
 //! verbs    = verb *("," verb)            ; read | write | invoke | fire
 //! pattern  = "*" | kind ["/" name] ["*"] ; kind: actions, packages, triggers, rules,
 //!                                        ;   activations, apis, sites, limits, namespaces,
-//!                                        ;   metrics
+//!                                        ;   metrics, mappings
 //! ```
 //!
 //! An entity is named as in the REST paths, without the namespace: `actions/hello`,
@@ -62,7 +62,7 @@ impl fmt::Display for Verb {
 }
 
 /// The kinds of entity a pattern may start with.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "actions",
     "packages",
     "triggers",
@@ -74,6 +74,8 @@ pub const KINDS: [&str; 10] = [
     "namespaces",
     // A namespace's series (`GET /api/v1/namespaces/{ns}/metrics`).
     "metrics",
+    // A namespace's event source mappings (`GET /api/v1/namespaces/{ns}/mappings[/{rule}]`).
+    "mappings",
 ];
 
 /// A scope item that does not follow the grammar; the message names the item and why.
@@ -304,6 +306,8 @@ mod tests {
         check("read,write:packages/p", Write, "packages/p", true);
         check("read:metrics", Read, "metrics", true);
         check("read:actions", Read, "metrics", false);
+        check("read:mappings", Read, "mappings/r", true);
+        check("read:rules", Read, "mappings", false);
     }
 
     #[test]
