@@ -146,6 +146,54 @@ impl Stream {
     }
 }
 
+/// Feed `batches`: a stream read by position by event source mappings (decision 0027),
+/// without a consumer group; nothing is acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batches {
+    pub server: Server,
+    pub stream: String,
+    /// The field whose value is a record's partition key (`partitionKey: "field:NAME"`);
+    /// `None`: the stream's key, one partition.
+    pub key_field: Option<String>,
+}
+
+impl Batches {
+    pub const PARAMETERS: [&str; 5] = ["url", "stream", "partitionKey", "username", "password"];
+
+    pub fn read(params: &Map<String, Value>) -> Result<Self, String> {
+        refuse_unknown(params, &Self::PARAMETERS)?;
+        let stream = required(params, "stream")?;
+        let key_field = match string(params, "partitionKey")?.as_deref() {
+            None | Some("stream") => None,
+            Some(other) => match other.strip_prefix("field:") {
+                Some(name) if !name.is_empty() => Some(name.to_string()),
+                _ => {
+                    return Err(format!(
+                        "parameter 'partitionKey' must be 'stream' or 'field:NAME', not '{other}'"
+                    ));
+                }
+            },
+        };
+        Ok(Batches {
+            server: Server::read(params)?,
+            stream,
+            key_field,
+        })
+    }
+
+    pub fn write(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        self.server.write(&mut out);
+        out.insert("stream".into(), self.stream.clone().into());
+        let key = match &self.key_field {
+            None => "stream".to_string(),
+            Some(name) => format!("field:{name}"),
+        };
+        out.insert("partitionKey".into(), key.into());
+        out
+    }
+}
+
 /// A rule's output: XADD to `stream`, field `data` the payload's JSON text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {

@@ -23,13 +23,22 @@ pub const MOVED_ASIDE_FIELD: &str = "gust-moved-aside";
 pub const DATA_FIELDS: [&str; 3] = ["data", "payload", "message"];
 
 async fn connect(server: &Server) -> Result<MultiplexedConnection, SourceError> {
+    // A blocking read answers after at most BLOCK.
+    connect_with(server, Some(BLOCK + CONNECT_TIMEOUT)).await
+}
+
+/// Connects with [`CONNECT_TIMEOUT`]; a command's answer is awaited at most
+/// `response_timeout` (`None`: as long as the caller waits).
+pub(crate) async fn connect_with(
+    server: &Server,
+    response_timeout: Option<Duration>,
+) -> Result<MultiplexedConnection, SourceError> {
     let at = server.shown();
     let client = redis::Client::open(server.info.clone())
         .map_err(|e| SourceError::Config(format!("Redis at {at}: {e}")))?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        // A blocking read answers after at most BLOCK.
-        .set_response_timeout(Some(BLOCK + CONNECT_TIMEOUT));
+        .set_response_timeout(response_timeout);
     tokio::time::timeout(
         CONNECT_TIMEOUT * 2,
         client.get_multiplexed_async_connection_with_config(&config),
@@ -39,7 +48,7 @@ async fn connect(server: &Server) -> Result<MultiplexedConnection, SourceError> 
     .map_err(|e| SourceError::Connection(format!("cannot connect to Redis at {at}: {e}")))
 }
 
-fn lost(server: &Server, what: &str, e: redis::RedisError) -> SourceError {
+pub(crate) fn lost(server: &Server, what: &str, e: redis::RedisError) -> SourceError {
     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
         SourceError::Connection(format!("Redis at {}: {what}: {e}", server.shown()))
     } else {
@@ -60,7 +69,7 @@ async fn key_type(
         .map_err(|e| lost(server, "TYPE", e))
 }
 
-async fn must_be_a_stream(
+pub(crate) async fn must_be_a_stream(
     conn: &mut MultiplexedConnection,
     server: &Server,
     key: &str,
@@ -101,9 +110,9 @@ async fn create_group(conn: &mut MultiplexedConnection, c: &Stream) -> Result<()
 }
 
 /// One stream entry; `fields` is `None` for a pending entry deleted from the stream.
-struct Entry {
-    id: String,
-    fields: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+pub(crate) struct Entry {
+    pub(crate) id: String,
+    pub(crate) fields: Option<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 /// XREADGROUP from `from` (`0`-based ids: this consumer's pending entries; `>`: new ones,
@@ -142,7 +151,7 @@ async fn read(
 
 /// `[[stream, [[id, [field, value, …]], …]]]` (RESP2) or a map of stream to entries (RESP3);
 /// nil when nothing came.
-fn entries(reply: redis::Value) -> Result<Vec<Entry>, String> {
+pub(crate) fn entries(reply: redis::Value) -> Result<Vec<Entry>, String> {
     use redis::Value as V;
     let streams: Vec<V> = match reply {
         V::Nil => return Ok(Vec::new()),
@@ -305,7 +314,7 @@ pub async fn publish(o: &Output, json: &str) -> Result<(), SourceError> {
 }
 
 /// `{stream, id, fields: {name: text}, fields_base64?: {name: base64}, data | data_base64?}`.
-fn payload(stream: &str, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Map<String, Value> {
+pub(crate) fn payload(stream: &str, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Map<String, Value> {
     let mut payload = Map::new();
     payload.insert("stream".into(), stream.into());
     payload.insert("id".into(), id.into());

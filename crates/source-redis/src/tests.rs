@@ -102,5 +102,70 @@ fn output_takes_a_stream() {
 #[test]
 fn the_feed_documents_its_parameters() {
     gust_source::testing::assert_documents(&FEEDS[0], &config::Stream::PARAMETERS);
+    gust_source::testing::assert_documents(&FEEDS[1], &config::Batches::PARAMETERS);
     assert!(Redis.secrets().contains(&"password"));
+}
+
+fn batches(params: Value) -> Result<Value, String> {
+    gust_source::testing::configure(&Redis, "batches", params)
+}
+
+#[test]
+fn batches_defaults_are_filled_in_and_bad_ones_refused() {
+    assert_eq!(
+        batches(json!({"stream": "orders"})),
+        Ok(json!({"url": DEFAULT_URL, "stream": "orders", "partitionKey": "stream"}))
+    );
+    let kept = batches(json!({"stream": "s", "partitionKey": "field:tenant", "password": "p"}));
+    assert_eq!(
+        kept,
+        Ok(
+            json!({"url": DEFAULT_URL, "stream": "s", "partitionKey": "field:tenant", "password": "p"})
+        )
+    );
+    assert_eq!(batches(kept.clone().unwrap_or_default()), kept);
+    for (params, error) in [
+        (json!({}), "missing required parameter 'stream'"),
+        (
+            json!({"stream": "s", "group": "g"}),
+            "unknown parameter 'group'",
+        ),
+        (
+            json!({"stream": "s", "batchSize": 10}),
+            "unknown parameter 'batchSize'",
+        ),
+        (
+            json!({"stream": "s", "partitionKey": "field:"}),
+            "'stream' or 'field:NAME'",
+        ),
+        (
+            json!({"stream": "s", "partitionKey": "subject"}),
+            "'stream' or 'field:NAME'",
+        ),
+    ] {
+        let got = batches(params.clone());
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains(error)),
+            "{params}: {got:?}, expected an error with '{error}'"
+        );
+    }
+    assert!(Redis.streams("batches") && Redis.listens("batches"));
+    assert!(!Redis.streams("stream"));
+}
+
+#[test]
+fn entry_ids_and_sequences_order_alike() {
+    assert_eq!(sequence("0-1"), Ok(1));
+    assert_eq!(sequence("1-0"), Ok(65_536));
+    assert_eq!(
+        sequence("1700000000000-5"),
+        Ok(1_700_000_000_000 * 65_536 + 5)
+    );
+    assert_eq!(sequence("1-65535"), Ok(2 * 65_536 - 1));
+    for s in [0, 1, 65_535, 65_536, 1_700_000_000_000 * 65_536 + 5] {
+        assert_eq!(sequence(&entry_id(s)), Ok(s));
+    }
+    assert!(sequence("1-65536").is_err_and(|e| e.contains("'1-65536' has no sequence")));
+    assert!(sequence(&format!("{}-0", 1u64 << 48)).is_err());
+    assert!(sequence("12").is_err_and(|e| e.contains("not a stream entry id")));
 }

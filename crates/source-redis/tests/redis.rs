@@ -9,6 +9,9 @@ use gust_source_redis::{Redis, output_config};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
+#[path = "redis/batches.rs"]
+mod batches;
+
 fn url() -> Option<String> {
     server_url("GUST_TEST_REDIS_URL")
 }
