@@ -224,6 +224,17 @@ impl Spec {
     }
 }
 
+/// The parameters that say which stream a feed reads (the server and the stream): a change
+/// of one of them starts the trigger's mappings again.
+const STREAM_IDENTITY: [&str; 4] = ["url", "stream", "key", "subject"];
+
+/// Whether `after` (a stream feed's parameters) reads another stream than `before`.
+pub(crate) fn another_stream(before: &Map<String, Value>, after: &Map<String, Value>) -> bool {
+    STREAM_IDENTITY
+        .iter()
+        .any(|k| before.get(*k) != after.get(*k))
+}
+
 /// The connection parameters a `subject:` destination publishes with: the stream's, less
 /// what names the stream.
 const CONNECTION: [&str; 5] = ["url", "user", "password", "token", "tls"];

@@ -244,8 +244,8 @@ async fn run(
     let now = now_ms();
     match event.as_str() {
         "CREATE" | "UPDATE" => {
-            let (merged, paused) = match (event.as_str(), existing) {
-                ("CREATE", _) => (params, false),
+            let (merged, paused, before) = match (event.as_str(), existing) {
+                ("CREATE", _) => (params, false, None),
                 (_, None) => return Err(missing()),
                 (_, Some(old)) => {
                     if params.is_empty() {
@@ -255,8 +255,9 @@ async fn run(
                     let mut config =
                         open_config(keyring, source.as_ref(), &ns, &trigger, &old.spec.config)
                             .map_err(FeedError::Source)?;
+                    let before = config.clone();
                     config.extend(params);
-                    (config, old.spec.paused)
+                    (config, old.spec.paused, Some(before))
                 }
             };
             // An error names no secret, stored or new.
@@ -289,6 +290,15 @@ async fn run(
             }
             let mut config = config;
             if let Some(mapping) = mapping {
+                // Another stream: the checkpoints of the old one mean nothing there.
+                if before.is_some_and(|b| mappings::another_stream(&b, &config)) {
+                    let rules = store
+                        .rules_of_trigger(&ns, &format!("/{ns}/{trigger}"))
+                        .await?;
+                    for rule in rules {
+                        store.delete_mapping(&ns, &rule.name).await?;
+                    }
+                }
                 config.extend(mapping);
             }
             let config = seal_config(cx.core.keyring(), source.as_ref(), &ns, &trigger, config);
