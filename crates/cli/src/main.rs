@@ -81,6 +81,12 @@ enum Command {
         #[command(subcommand)]
         command: client::rule::RuleCommand,
     },
+    /// List and read the event source mappings of stream triggers (one per rule).
+    #[command(after_help = "Examples:\n  gust mapping list\n  gust mapping get orders-to-billing")]
+    Mapping {
+        #[command(subcommand)]
+        command: client::mapping::MappingCommand,
+    },
     /// Route HTTP requests to web actions: your namespace's APIs.
     Api {
         #[command(subcommand)]
@@ -166,6 +172,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Rule { command } => {
                 client::rule::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Mapping { command } => {
+                client::mapping::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::Api { command } => {
                 client::api::run(command, &client::Client::new(&cli.client)?).await

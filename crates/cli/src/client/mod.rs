@@ -12,6 +12,7 @@ pub mod action;
 pub mod activation;
 pub mod api;
 pub mod deploy;
+pub mod mapping;
 pub mod namespace;
 pub mod package;
 pub mod property;

@@ -15,6 +15,7 @@ mod lambda_api;
 mod lambda_http;
 mod lambda_runtime;
 mod live;
+mod mapping_reads;
 mod mappings;
 mod metrics;
 mod owclient;
