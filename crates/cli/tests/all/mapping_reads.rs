@@ -63,6 +63,10 @@ async fn no_mappings_is_an_empty_list_and_a_missing_one_is_404() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("RULE"), "{text}");
     assert_eq!(text.lines().count(), 1, "{text}");
+    let out = gust(&s, home.path(), &["mapping", "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed, json!([]));
     let out = gust(&s, home.path(), &["mapping", "get", "nope"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
