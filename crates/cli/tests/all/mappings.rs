@@ -360,3 +360,91 @@ async fn records_of_one_key_keep_their_order_across_parallel_lanes() {
     assert_eq!(list.status, 200, "{}", list.body);
     assert_eq!(list.body[0]["rule"], "lanes-r", "{}", list.body);
 }
+
+/// The sequence of Redis entry id `ms-n` (decision 0027).
+fn redis_sequence(id: &str) -> u64 {
+    let (ms, n) = id.split_once('-').unwrap();
+    ms.parse::<u64>().unwrap() * 65536 + n.parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn a_redis_stream_is_mapped_too_and_a_given_up_batch_fires_a_trigger() {
+    let url = match std::env::var("GUST_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            eprintln!("skipped the Redis stream mapping test: GUST_TEST_REDIS_URL is not set");
+            return;
+        }
+    };
+    let key = unique("gust-map-");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut ids = Vec::new();
+    for n in 1..=10u64 {
+        let id: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("data")
+            .arg(json!({ "n": n, "bad": n == 4 }).to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        ids.push(redis_sequence(&id));
+    }
+    let s = server();
+    s.create(
+        "batch",
+        &function("batch"),
+        json!({ "parameters": [{ "key": "mode", "value": "partial" }] }),
+    )
+    .await;
+    s.create("dead", &function("echo"), json!({})).await;
+    // The destination: a plain trigger with a rule to `dead`.
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/triggers/gaveup",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .call(
+            "PUT",
+            "/api/v1/namespaces/_/rules/gaveup-r",
+            Some(json!({ "trigger": "/_/gaveup", "action": "/_/dead" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let params = json!({
+        "url": url, "stream": key, "startingPosition": "oldest", "batchSize": 3,
+        "maximumRetryAttempts": 0, "onFailure": "trigger:gaveup",
+    });
+    let answer = feed_trigger(&s, "rmap", "redis/batches", params, "batch").await;
+    assert_eq!(answer["success"], true, "{answer}");
+    let m = wait_checkpoint(&s, "rmap-r", ids[9]).await;
+    assert_eq!(m["destinationDeliveries"], 1, "{m}");
+    // Batches of three from the first entry: 4 failed in [4, 5, 6], given up at once.
+    let dead = destination_records(&s, "dead", 1).await;
+    let info = &dead[0]["StreamBatchInfo"];
+    assert_eq!(
+        info["startSequenceNumber"],
+        ids[3].to_string(),
+        "{}",
+        dead[0]
+    );
+    assert_eq!(info["endSequenceNumber"], ids[5].to_string(), "{}", dead[0]);
+    let mut done = BTreeSet::new();
+    for (seen, record) in batches(&s, "batch").await {
+        if record["response"]["result"]["batchItemFailures"].is_null() {
+            done.extend(seen);
+        }
+    }
+    let expected: BTreeSet<u64> = [0, 1, 2, 6, 7, 8, 9].iter().map(|i| ids[*i]).collect();
+    assert_eq!(done, expected);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
