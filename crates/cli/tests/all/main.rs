@@ -4,6 +4,7 @@
 
 mod api;
 mod apis;
+mod changes;
 mod cli;
 mod console;
 mod durability;
