@@ -40,7 +40,7 @@ curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' \
 # checkpoint RULE: the mapping's checkpoint (0 before it has one).
 checkpoint() {
   curl -s -u "$KEY" "$API/_/mappings/$1" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin).get("checkpoint", 0))' 2>/dev/null || echo 0
+    python3 -c 'import json,sys; print(int(json.load(sys.stdin).get("checkpoint", "0")))' 2>/dev/null || echo 0
 }
 
 for BATCH in 1 100 1000; do

@@ -831,8 +831,8 @@ impl Mapper {
             s.insert(
                 "lastBatch".into(),
                 json!({
-                    "first": batch.first().map(|i| i.sequence),
-                    "last": batch.last().map(|i| i.sequence),
+                    "first": batch.first().map(|i| i.sequence.to_string()),
+                    "last": batch.last().map(|i| i.sequence.to_string()),
                     "size": batch.len(),
                     "activationId": id,
                     "at": now_ms(),

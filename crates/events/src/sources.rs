@@ -290,8 +290,9 @@ async fn run(
             }
             let mut config = config;
             if let Some(mapping) = mapping {
-                // Another stream: the checkpoints of the old one mean nothing there.
-                if before.is_some_and(|b| mappings::another_stream(&b, &config)) {
+                // A new subscription (the trigger made again), or another stream: checkpoints
+                // of an earlier stream mean nothing here.
+                if before.is_none_or(|b| mappings::another_stream(&b, &config)) {
                     let rules = store
                         .rules_of_trigger(&ns, &format!("/{ns}/{trigger}"))
                         .await?;

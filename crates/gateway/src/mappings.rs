@@ -29,7 +29,8 @@ fn mapping_json(m: &Mapping) -> Value {
     out.insert("namespace".into(), json!(m.namespace));
     out.insert("rule".into(), json!(m.rule));
     out.insert("trigger".into(), json!(m.trigger));
-    out.insert("checkpoint".into(), json!(m.checkpoint));
+    // A string, as `sequenceNumber` is: a Redis sequence passes 2^53.
+    out.insert("checkpoint".into(), json!(m.checkpoint.to_string()));
     out.insert("updatedAt".into(), json!(m.updated_ms));
     for (k, v) in &m.state {
         if !out.contains_key(k) {
@@ -98,7 +99,7 @@ mod tests {
                 "namespace": "ns",
                 "rule": "r",
                 "trigger": "/ns/t",
-                "checkpoint": 42,
+                "checkpoint": "42",
                 "updatedAt": 1_700_000_000_000u64,
                 "state": "running",
                 "lag": 3,

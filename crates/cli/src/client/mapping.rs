@@ -48,7 +48,10 @@ fn state_cell(m: &Value) -> String {
 
 /// A number of the answer, or `-` where it has none.
 fn number_cell(v: &Value) -> String {
-    v.as_u64().map_or_else(|| "-".into(), |n| n.to_string())
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.as_u64().map_or_else(|| "-".into(), |n| n.to_string()),
+    }
 }
 
 /// The list's rows, the header first.
@@ -113,7 +116,7 @@ mod tests {
     #[test]
     fn the_list_shows_state_and_last_error_unless_running() {
         let list = json!([
-            {"rule": "a", "trigger": "/ns/s", "checkpoint": 7, "updatedAt": 0,
+            {"rule": "a", "trigger": "/ns/s", "checkpoint": "7", "updatedAt": 0,
              "state": "running", "lag": 2, "lastError": "old"},
             {"rule": "b", "trigger": "/ns/s", "checkpoint": 0, "updatedAt": 0,
              "state": "retrying", "lastError": {"message": "boom\nat line 1"}},

@@ -173,7 +173,7 @@ async fn a_stored_mapping_is_read_back_with_its_state_and_goes_with_its_rule() {
     assert_eq!(r.status, 200, "{}", r.body);
     let mut expected = state.clone();
     let fixed = json!({
-        "namespace": "guest", "rule": "r", "trigger": "/guest/t", "checkpoint": 4,
+        "namespace": "guest", "rule": "r", "trigger": "/guest/t", "checkpoint": "4",
         "updatedAt": 1_700_000_000_000u64,
     });
     for (k, v) in fixed.as_object().unwrap() {
