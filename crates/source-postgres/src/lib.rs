@@ -4,14 +4,20 @@
 //!
 //! - Feed `changes` reads slot `slot` with the built-in `pgoutput` plugin through
 //!   publication `publication` (both named `gust_` and 20 random hex digits at CREATE unless
-//!   given, and kept by UPDATE). [`Source::check`] and every run make the publication (FOR
-//!   TABLE the configured tables, publishing the configured operations; one that exists is
-//!   set to them) and the slot where missing; [`Source::forget`] drops the slot, and the
+//!   given, and kept by UPDATE). Only [`Source::check`] (CREATE and UPDATE) makes the
+//!   publication (FOR TABLE the configured tables, publishing the configured operations; one
+//!   that exists is set to them) and the slot where missing; a run requires both and fails
+//!   when the slot is missing (a slot made again would skip the changes since, and one made
+//!   after a DELETE would be nobody's). [`Source::forget`] drops the slot, and the
 //!   publication when its name starts with `gust_`.
 //! - Reading is plain SQL over tokio-postgres (no replication protocol): peek at most
 //!   [`CHUNK`] changes, hand each to the sink, then advance the slot past the last commit
 //!   handed ([`run`]'s module doc). A run stopped mid-transaction leaves the slot before it:
-//!   the next run hands the same changes again with the same keys.
+//!   the next run hands the same changes again with the same keys. The slot never moves past
+//!   a change the sink did not accept: a `MoveAside` (there is no place to put a change
+//!   aside) stops the run with an error, past the transactions accepted before it only, and
+//!   the next run, after the listener's backoff, hands that change again; one that can never
+//!   be fired holds the subscription until the feed leaves its table out.
 //! - The key of a change is `<commit LSN>:<index in its transaction>`. Its payload is
 //!   Debezium-like: `{op: c|u|d, before, after, source: {connector: "postgresql", db,
 //!   schema, table, txId, lsn, ts_ms}, ts_ms}` ([`run::value`] for column values).
@@ -44,8 +50,8 @@ const FEEDS: &[FeedDoc] = &[FeedDoc {
 {"name":"url","required":true,"description":"postgres://user:password@host:5432/database (sslmode=require for TLS); the user needs the REPLICATION attribute and to own the tables (or be a superuser)"},
 {"name":"tables","required":true,"description":"Tables, schema.table or table (schema public): an array, or a comma-separated string"},
 {"name":"operations","required":false,"description":"Which of insert, update, delete fire (default all)"},
-{"name":"slot","required":false,"description":"Replication slot (made when missing; default gust_ and 20 random hex digits, chosen at CREATE)"},
-{"name":"publication","required":false,"description":"Publication (made when missing, set to the tables; default the slot's name)"}
+{"name":"slot","required":false,"description":"Replication slot (made at CREATE and UPDATE when missing, never by a run; default gust_ and 20 random hex digits, chosen at CREATE)"},
+{"name":"publication","required":false,"description":"Publication (made at CREATE and UPDATE when missing, set to the tables; default the slot's name)"}
 ]"#,
 }];
 

@@ -7,6 +7,12 @@
 //! commit it held, or to F when the chunk held every commit before F (so a slot whose tables
 //! are idle still follows a busy database and keeps no WAL). A run dropped before that leaves
 //! the slot where it was: the next run peeks the same changes again, with the same keys.
+//! A change the sink does not accept stops the run: the slot moves past the commits wholly
+//! accepted before it, never into its transaction.
+//!
+//! The peek statement stays open while its changes are delivered (its snapshot holds back
+//! the database's xmin horizon, and the slot is active), and each peek decodes again from
+//! the slot's restart position. Only [`check`] makes the slot and the publication.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -113,8 +119,9 @@ pub async fn connect(c: &Changes) -> Result<Client, SourceError> {
 }
 
 /// Checks the database, the tables and the slot, and makes the publication and the slot
-/// where missing (the publication set to the configured tables and operations).
-pub async fn ensure(client: &Client, c: &Changes) -> Result<(), SourceError> {
+/// where missing (the publication set to the configured tables and operations). Only
+/// [`check`] does: a run requires them.
+async fn ensure(client: &Client, c: &Changes) -> Result<(), SourceError> {
     let wal_level: String = client
         .query_one("select current_setting('wal_level')", &[])
         .await
@@ -248,7 +255,9 @@ async fn ensure_publication(client: &Client, c: &Changes) -> Result<(), SourceEr
     Ok(())
 }
 
-async fn ensure_slot(client: &Client, c: &Changes) -> Result<(), SourceError> {
+/// Whether the slot exists; an error when it exists and is not a `pgoutput` slot of the
+/// configured database.
+async fn slot_exists(client: &Client, c: &Changes) -> Result<bool, SourceError> {
     let row = client
         .query_opt(
             "select slot_type::text, coalesce(plugin::text, ''), \
@@ -258,33 +267,68 @@ async fn ensure_slot(client: &Client, c: &Changes) -> Result<(), SourceError> {
         )
         .await
         .map_err(|e| failed(c, "looking up the replication slot", e))?;
-    match row {
-        None => {
-            let created = client
-                .execute(
-                    "select pg_create_logical_replication_slot($1, 'pgoutput')",
-                    &[&c.slot],
-                )
-                .await;
-            match created {
-                Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => Ok(()),
-                other => other
-                    .map(|_| ())
-                    .map_err(|e| failed(c, "creating the replication slot", e)),
-            }
-        }
-        Some(row) => {
-            let (kind, plugin, here): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
-            if kind != "logical" || plugin != "pgoutput" || !here {
-                return Err(SourceError::Config(format!(
-                    "replication slot {} exists and is not a pgoutput slot of database {}",
-                    c.slot,
-                    c.database()
-                )));
-            }
-            Ok(())
-        }
+    let Some(row) = row else { return Ok(false) };
+    let (kind, plugin, here): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+    if kind != "logical" || plugin != "pgoutput" || !here {
+        return Err(SourceError::Config(format!(
+            "replication slot {} exists and is not a pgoutput slot of database {}",
+            c.slot,
+            c.database()
+        )));
     }
+    Ok(true)
+}
+
+async fn ensure_slot(client: &Client, c: &Changes) -> Result<(), SourceError> {
+    if slot_exists(client, c).await? {
+        return Ok(());
+    }
+    let created = client
+        .execute(
+            "select pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&c.slot],
+        )
+        .await;
+    match created {
+        Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => Ok(()),
+        other => other
+            .map(|_| ())
+            .map_err(|e| failed(c, "creating the replication slot", e)),
+    }
+}
+
+/// What a run needs and never makes: the slot (a slot made again would silently skip the
+/// changes made since the old one went, and one made after [`forget`] would be nobody's)
+/// and the publication.
+async fn require(client: &Client, c: &Changes) -> Result<(), SourceError> {
+    if !slot_exists(client, c).await? {
+        return Err(missing_slot(c));
+    }
+    let publication = client
+        .query_opt(
+            "select 1 from pg_publication where pubname = $1",
+            &[&c.publication],
+        )
+        .await
+        .map_err(|e| failed(c, "looking up the publication", e))?;
+    if publication.is_none() {
+        return Err(SourceError::Config(format!(
+            "the publication '{}' does not exist (dropped?): UPDATE the feed (any parameter) \
+             to create it again, or delete and re-create the trigger",
+            c.publication
+        )));
+    }
+    Ok(())
+}
+
+/// The slot is not there: dropped by someone, or by [`forget`] while this run was stopping.
+fn missing_slot(c: &Changes) -> SourceError {
+    SourceError::Config(format!(
+        "the replication slot '{}' does not exist (dropped?): the changes since cannot be \
+         read; UPDATE the feed (any parameter) to create it again, or delete and re-create \
+         the trigger",
+        c.slot
+    ))
 }
 
 /// How far a slot is behind, in bytes of WAL.
@@ -419,11 +463,15 @@ struct Chunk {
     changes: usize,
     /// Where the last commit it held ends.
     last_end: Option<Lsn>,
+    /// Why the chunk stopped at a change the sink did not accept (the rest was not read).
+    held: Option<SourceError>,
 }
 
+/// Reads the slot until an error: the slot and the publication must exist ([`check`] makes
+/// them).
 pub async fn changes(c: &Changes, sink: &dyn Sink) -> Result<(), SourceError> {
     let client = connect(c).await?;
-    ensure(&client, c).await?;
+    require(&client, c).await?;
     let database: String = client
         .query_one("select current_database()::text", &[])
         .await
@@ -449,6 +497,15 @@ pub async fn changes(c: &Changes, sink: &dyn Sink) -> Result<(), SourceError> {
             SourceError::Connection(format!("a WAL position not understood: {flush}"))
         })?;
         let chunk = peek(&client, c, &database, flush, &mut relations, sink).await?;
+        if let Some(held) = chunk.held {
+            // The commits wholly accepted before it are passed; the one it is in is not.
+            if let Some(end) = chunk.last_end
+                && end > confirmed
+            {
+                advance(&client, c, end).await?;
+            }
+            return Err(held);
+        }
         // Fewer rows than asked: decoding went up to `flush`, so every commit before it was
         // in the chunk.
         let target = if chunk.rows < CHUNK as usize {
@@ -479,17 +536,9 @@ async fn confirmed(client: &Client, c: &Changes) -> Result<Lsn, SourceError> {
         )
         .await
         .map_err(|e| failed(c, "reading the slot's position", e))?;
-    let text: String = row.ok_or_else(|| gone(c))?.get(0);
+    let text: String = row.ok_or_else(|| missing_slot(c))?.get(0);
     pgoutput::parse_lsn(&text)
         .ok_or_else(|| SourceError::Connection(format!("a slot position not understood: {text}")))
-}
-
-fn gone(c: &Changes) -> SourceError {
-    SourceError::Connection(format!(
-        "replication slot {} of {} is gone (it is made again)",
-        c.slot,
-        c.shown()
-    ))
 }
 
 /// Moves the slot to `target`; where it is now.
@@ -530,6 +579,7 @@ async fn peek(
         rows: 0,
         changes: 0,
         last_end: None,
+        held: None,
     };
     let mut txn: Option<Txn> = None;
     while let Some(row) = rows.next().await {
@@ -586,8 +636,16 @@ async fn peek(
         chunk.changes += 1;
         match sink.deliver(event).await {
             Delivery::Accepted => {}
-            // No destination of its own: counted and shown by the status.
-            Delivery::MoveAside(why) => sink.moved_aside(&why),
+            // No place of its own to put it aside: the change stays in the slot, which never
+            // moves past it, and the run stops to read it again after a backoff.
+            Delivery::MoveAside(why) => {
+                chunk.held = Some(SourceError::Connection(format!(
+                    "a change of table {}.{} at {lsn} (transaction {}) could not be fired, \
+                     kept in the slot: {why}",
+                    rel.schema, rel.name, t.xid
+                )));
+                return Ok(chunk);
+            }
         }
     }
     Ok(chunk)
@@ -595,8 +653,17 @@ async fn peek(
 
 fn peek_failed(c: &Changes, e: tokio_postgres::Error) -> SourceError {
     if e.code() == Some(&SqlState::UNDEFINED_OBJECT) {
-        // The slot (or the publication) was dropped: made again by the next run.
-        return SourceError::Connection(format!("{}: {}", gone(c), e));
+        // The slot (or the publication) was dropped: the next run says which, and makes
+        // neither again.
+        let text = match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        };
+        return SourceError::Connection(format!(
+            "PostgreSQL at {}: reading slot {}: {text}",
+            c.shown(),
+            c.slot
+        ));
     }
     failed(c, "reading the slot", e)
 }

@@ -400,41 +400,95 @@ async fn a_run_stopped_mid_transaction_resumes_with_the_same_keys() {
 }
 
 #[tokio::test]
-async fn a_change_moved_aside_is_counted_and_the_next_ones_fire() {
+async fn a_change_the_sink_moves_aside_stops_the_run_and_stays_in_the_slot() {
     let Some(url) = url() else { return };
     let f = Fixture::new(&url, "id int primary key, name text").await;
     let config = f.config(json!({}));
     Postgres.check("changes", &config).await.unwrap();
-    let sink = Recorder::new(Answer::MoveAside("poison".into()));
-    let task = start(config, sink.clone());
     let t = &f.name;
-    f.sql(&format!("insert into {t} values (1, 'poison')"))
+    f.sql(&format!("insert into {t} values (1, 'fine')")).await;
+    f.sql(&format!("insert into {t} values (2, 'poison')"))
         .await;
-    f.sql(&format!("insert into {t} values (2, 'fine')")).await;
-    assert!(wait_until(|| sink.len() == 2).await);
-    assert_eq!(
-        *sink.moved.lock().unwrap(),
-        vec!["test says poison".to_string()]
-    );
-    assert_eq!(sink.events()[1].payload["after"]["name"], json!("fine"));
-    // The slot moves past both.
-    let end: String = f
-        .client
-        .query_one("select pg_current_wal_flush_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let end = pgoutput::parse_lsn(&end).unwrap();
-    let mut moved = false;
-    for _ in 0..200 {
-        if f.confirmed().await.unwrap() >= end {
-            moved = true;
-            break;
+    f.sql(&format!("insert into {t} values (3, 'after')")).await;
+    let sink = Recorder::new(Answer::MoveAside("poison".into()));
+    let ended = start(config.clone(), sink.clone()).await.unwrap();
+    // The run stops at the change: nothing after it was handed, nothing was moved aside.
+    match ended {
+        Err(SourceError::Connection(e)) => {
+            assert!(e.contains("could not be fired, kept in the slot"), "{e}");
+            assert!(e.contains(&format!("public.{t}")), "{e}");
+            assert!(e.contains("test says poison"), "{e}");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        other => panic!("{other:?}"),
     }
-    assert!(moved);
+    let first = sink.events();
+    let names: Vec<&Value> = first.iter().map(|e| &e.payload["after"]["name"]).collect();
+    assert_eq!(names, vec![&json!("fine"), &json!("poison")]);
+    assert!(sink.moved.lock().unwrap().is_empty());
+    // The slot moved past the accepted transaction only, never into the held one.
+    let held = key_parts(&first[1]);
+    let at = f.confirmed().await.unwrap();
+    assert!(at > key_parts(&first[0]).0 && at < held.0, "slot at {at}");
+
+    // Tried again (the poison still refused): the same change, the slot still before it.
+    let again = Recorder::new(Answer::MoveAside("poison".into()));
+    assert!(start(config.clone(), again.clone()).await.unwrap().is_err());
+    assert_eq!(again.events().len(), 1);
+    assert_eq!(again.events()[0].key, first[1].key);
+    assert_eq!(f.confirmed().await, Some(at), "the slot did not move");
+
+    // A run that accepts: the held change first, with its key, then the rest.
+    let sink = Recorder::new(Answer::Accept);
+    let task = start(config, sink.clone());
+    assert!(wait_until(|| sink.len() >= 2).await);
+    let events = sink.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].key, first[1].key);
+    assert_eq!(
+        events[0].payload["after"],
+        json!({"id": 2, "name": "poison"})
+    );
+    assert_eq!(events[1].payload["after"]["name"], json!("after"));
     stop(task).await;
+}
+
+#[tokio::test]
+async fn a_run_whose_slot_was_dropped_fails_and_does_not_make_it_again() {
+    let Some(url) = url() else { return };
+    let f = Fixture::new(&url, "id int primary key, name text").await;
+    let config = f.config(json!({}));
+    // Never checked (as after a DELETE, or an operator's drop): no slot to read.
+    match Postgres
+        .run("changes", &config, &*Recorder::new(Answer::Accept))
+        .await
+    {
+        Err(SourceError::Config(e)) => assert!(
+            e.contains(&format!("the replication slot '{}' does not exist", f.name))
+                && e.contains("UPDATE the feed"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.confirmed().await, None, "the run made no slot");
+
+    // Dropped while a run reads it: that run ends, and the next one makes nothing either.
+    Postgres.check("changes", &config).await.unwrap();
+    let sink = Recorder::new(Answer::Accept);
+    let task = start(config.clone(), sink.clone());
+    f.sql(&format!("insert into {} values (1, 'a')", f.name))
+        .await;
+    assert!(wait_until(|| sink.len() == 1).await);
+    Postgres.forget("changes", &config).await.unwrap();
+    assert!(task.await.unwrap().is_err(), "the run ends with its slot");
+    match Postgres.run("changes", &config, &*sink).await {
+        Err(SourceError::Config(e)) => assert!(e.contains("does not exist (dropped?)"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.confirmed().await, None, "the slot stays dropped");
+
+    // UPDATE (check) makes it again, from now on.
+    Postgres.check("changes", &config).await.unwrap();
+    assert!(f.confirmed().await.is_some());
 }
 
 #[tokio::test]
