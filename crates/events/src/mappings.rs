@@ -19,7 +19,7 @@
 //! record without counting it.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,10 +134,18 @@ pub(crate) struct Spec {
     pub on_failure: Option<Destination>,
 }
 
-/// `params` split into the source's and the mapping's ([`PARAMETERS`]).
+/// The key of a stream feed's stored configuration that says since when (ms since the
+/// epoch) it reads the stream it names: set by the events crate when the subscription is
+/// made or names another stream, never given by a user. A mapping whose stored row was
+/// written for another value starts again ([`Start`]), and `latest` counts from it too.
+pub(crate) const STREAM_SINCE: &str = "streamSince";
+
+/// `params` split into the source's and the mapping's ([`PARAMETERS`]); [`STREAM_SINCE`] is
+/// in neither.
 pub(crate) fn split(params: &Map<String, Value>) -> (Map<String, Value>, Map<String, Value>) {
     params
         .iter()
+        .filter(|(k, _)| k.as_str() != STREAM_SINCE)
         .map(|(k, v)| (k.clone(), v.clone()))
         .partition(|(k, _)| !PARAMETERS.contains(&k.as_str()))
 }
@@ -237,7 +245,7 @@ pub(crate) fn another_stream(before: &Map<String, Value>, after: &Map<String, Va
 
 /// The connection parameters a `subject:` destination publishes with: the stream's, less
 /// what names the stream.
-const CONNECTION: [&str; 5] = ["url", "user", "password", "token", "tls"];
+const CONNECTION: [&str; 6] = ["url", "user", "username", "password", "token", "tls"];
 
 /// The output configuration of a `subject:` destination on the connection of `config`.
 pub(crate) fn subject_output(
@@ -253,7 +261,12 @@ pub(crate) fn subject_output(
     params.insert("subject".into(), json!(subject));
     source
         .configure_output(&params)
-        .map_err(|e| format!("parameter 'onFailure': {e}"))
+        .map_err(|e| {
+            format!(
+                "parameter 'onFailure': the {} source cannot publish to subject '{subject}' ({e}); subject: is for NATS streams",
+                source.package()
+            )
+        })
 }
 
 /// Runs the mappings of stream trigger `s` (its configuration opened) until aborted: one per
@@ -268,6 +281,12 @@ pub(crate) async fn supervise(
 ) -> Result<(), SourceError> {
     let (source_config, mapping_config) = split(&s.spec.config);
     let spec = Spec::read(&mapping_config).map_err(SourceError::Config)?;
+    let since = s
+        .spec
+        .config
+        .get(STREAM_SINCE)
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     // The stream is there and reachable before the rules are looked at.
     drop(source.open_stream(&s.spec.feed, &source_config).await?);
     let base = Arc::new(Base {
@@ -279,6 +298,7 @@ pub(crate) async fn supervise(
         namespace: s.namespace.clone(),
         trigger: s.trigger.clone(),
         owner,
+        since,
     });
     // Dropped (the subscription stopped): every mapping stops.
     let mut tasks = JoinSet::new();
@@ -343,6 +363,8 @@ struct Base {
     trigger: String,
     /// This process, as the mappings' `owner`.
     owner: String,
+    /// Since when the feed reads its stream ([`STREAM_SINCE`]).
+    since: u64,
 }
 
 impl Base {
@@ -436,6 +458,7 @@ impl Mapper {
                 .store
                 .mapping(self.ns(), &self.rule.name)
                 .await
+                && self.is_current(&m)
             {
                 let _ = self.store(m.checkpoint).await;
             }
@@ -452,13 +475,19 @@ impl Mapper {
             .mapping(self.ns(), &self.rule.name)
             .await
             .map_err(|e| format!("cannot read the checkpoint: {e}"))?;
-        if let Some(m) = stored.filter(|m| m.trigger == self.base.trigger) {
+        if let Some(m) = stored.filter(|m| self.is_current(m)) {
             *lock(&self.state) = m.state;
             return Ok(m.checkpoint);
         }
+        *lock(&self.state) = Map::new();
         let at = match self.base.spec.start {
             Start::Oldest => Ok(0),
-            Start::Latest => reader.sequence_before(self.rule.updated).await,
+            // Records stored since the rule was made, or since the feed names this stream.
+            Start::Latest => {
+                reader
+                    .sequence_before(self.rule.updated.max(self.base.since))
+                    .await
+            }
             Start::At(ms) => reader.sequence_before(ms).await,
         }
         .map_err(|e| e.to_string())?;
@@ -466,11 +495,23 @@ impl Mapper {
         Ok(at)
     }
 
+    /// Whether a stored row is this mapping's: its trigger's, written for the stream the feed
+    /// names now.
+    fn is_current(&self, m: &Mapping) -> bool {
+        m.trigger == self.base.trigger
+            && m.state
+                .get(STREAM_SINCE)
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                == self.base.since
+    }
+
     /// Stores the checkpoint with the state.
     async fn store(&self, checkpoint: u64) -> Result<(), String> {
         let mut state = lock(&self.state).clone();
         state.insert("action".into(), json!(self.rule.action.qualified()));
         state.insert("owner".into(), json!(self.base.owner));
+        state.insert(STREAM_SINCE.into(), json!(self.base.since));
         let m = Mapping {
             namespace: self.ns().to_string(),
             rule: self.rule.name.clone(),
@@ -512,58 +553,95 @@ impl Mapper {
             lanes.spawn(self.clone().lane(rx, done_tx.clone()));
         }
         drop(done_tx);
-        // Records read and not yet done, and the newest read.
-        let mut pending = BTreeSet::new();
+        // Records read and not yet done (with their sizes), and the newest read.
+        let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut pending_bytes = 0usize;
         let mut read_to = committed;
+        // Read ahead at most two batches per lane, by count and by size.
         let ahead = spec.batch_size * spec.parallel * 2;
-        let mut stored_at = Instant::now();
+        let ahead_bytes = self.payload_limit().saturating_mul(2 * spec.parallel);
+        let (mut stored_at, mut measured_at) = (Instant::now(), Instant::now());
+        let mut failures = 0u32;
+        let done = |pending: &mut BTreeMap<u64, usize>, bytes: &mut usize, seqs: Vec<u64>| {
+            for s in seqs {
+                *bytes = bytes.saturating_sub(pending.remove(&s).unwrap_or(0));
+            }
+        };
+        // Once the lanes run, nothing but a lane's end stops them: a failure of the stream or
+        // the store is waited out here, so that no batch is cut off and run a second time
+        // beside its first run.
         loop {
             if let Some(ended) = lanes.try_join_next() {
                 return Err(format!("a lane of the mapping stopped: {ended:?}"));
             }
-            while let Ok(done) = done_rx.try_recv() {
-                for s in done {
-                    pending.remove(&s);
-                }
+            while let Ok(seqs) = done_rx.try_recv() {
+                done(&mut pending, &mut pending_bytes, seqs);
             }
             // Every record up to the lowest one not done is done.
-            let checkpoint = pending.first().map_or(read_to, |s| s - 1);
-            if checkpoint != committed || stored_at.elapsed() >= STATE_EVERY {
-                if stored_at.elapsed() >= STATE_EVERY {
-                    let lag = reader
-                        .pending(checkpoint)
-                        .await
-                        .map_err(|e| e.to_string())?;
+            let checkpoint = pending.keys().next().map_or(read_to, |s| s - 1);
+            if measured_at.elapsed() >= STATE_EVERY {
+                measured_at = Instant::now();
+                // The lag is shown, not needed: a failure to measure it is not one.
+                if let Ok(lag) = reader.pending(checkpoint).await {
                     self.update(|s| {
                         s.insert("lag".into(), json!(lag));
                     });
                 }
-                self.store(checkpoint).await?;
-                committed = checkpoint;
-                stored_at = Instant::now();
             }
-            if pending.len() >= ahead {
-                // Full: wait for a lane to finish a batch.
-                if let Ok(Some(done)) = tokio::time::timeout(READ_WAIT, done_rx.recv()).await {
-                    for s in done {
-                        pending.remove(&s);
+            if checkpoint != committed || stored_at.elapsed() >= STATE_EVERY {
+                match self.store(checkpoint).await {
+                    Ok(()) => {
+                        committed = checkpoint;
+                        stored_at = Instant::now();
                     }
+                    Err(e) => {
+                        self.wait_out(&mut failures, e).await;
+                        continue;
+                    }
+                }
+            }
+            if pending.len() >= ahead || pending_bytes >= ahead_bytes {
+                // Full: wait for a lane to finish a batch.
+                if let Ok(Some(seqs)) = tokio::time::timeout(READ_WAIT, done_rx.recv()).await {
+                    done(&mut pending, &mut pending_bytes, seqs);
                 }
                 continue;
             }
             let want = (ahead - pending.len()).min(spec.batch_size.max(1));
-            let records = reader
-                .read(read_to, want, READ_WAIT)
-                .await
-                .map_err(|e| e.to_string())?;
+            let records = match reader.read(read_to, want, READ_WAIT).await {
+                Ok(records) => records,
+                Err(e) => {
+                    self.wait_out(&mut failures, e.to_string()).await;
+                    // A reader whose connection broke is opened again; it reads on from
+                    // `read_to` either way.
+                    if let Ok(again) = self
+                        .base
+                        .source
+                        .open_stream(&self.base.feed, &self.base.config)
+                        .await
+                    {
+                        reader = again;
+                    }
+                    continue;
+                }
+            };
+            if failures > 0 {
+                failures = 0;
+                self.update(|s| {
+                    s.insert("state".into(), json!("running"));
+                });
+            }
             let mut by_lane: Vec<Vec<Item>> = vec![Vec::new(); senders.len()];
             for r in records {
                 if r.sequence <= read_to {
                     continue;
                 }
                 read_to = r.sequence;
-                pending.insert(r.sequence);
-                by_lane[lane_of(&r.partition_key, senders.len())].push(self.item(r));
+                let lane = lane_of(&r.partition_key, senders.len());
+                let item = self.item(r);
+                pending.insert(item.sequence, item.size);
+                pending_bytes += item.size;
+                by_lane[lane].push(item);
             }
             for (sender, items) in senders.iter().zip(by_lane) {
                 if !items.is_empty() && sender.send(items).is_err() {
@@ -571,6 +649,17 @@ impl Mapper {
                 }
             }
         }
+    }
+
+    /// Says why the mapping cannot go on for now and waits (0.5 s doubling to 30 s).
+    async fn wait_out(&self, failures: &mut u32, error: String) {
+        tracing::warn!(namespace = %self.ns(), rule = %self.rule.name, %error, "a stream mapping waits");
+        self.update(|s| {
+            s.insert("state".into(), json!("error"));
+            s.insert("lastError".into(), json!(error));
+        });
+        tokio::time::sleep(backoff(*failures)).await;
+        *failures = failures.saturating_add(1);
     }
 
     /// A record as its batch carries it.
@@ -726,7 +815,7 @@ impl Mapper {
                         bump(s, "retries", 1);
                         s.insert("state".into(), json!("retrying"));
                     });
-                    tokio::time::sleep(backoff(most.saturating_sub(1)).min(RETRY_AT_MOST)).await;
+                    tokio::time::sleep(backoff(most).min(RETRY_AT_MOST)).await;
                     queue.push_front(failed);
                 }
             }
@@ -753,6 +842,9 @@ impl Mapper {
             };
             let wait = match &error {
                 EventError::Core(e) if e.is_throttled() => Duration::from_secs(1),
+                // The action is being deployed again (deleted, then created): wait for it
+                // instead of giving its batches up within seconds.
+                EventError::Core(ControllerError::NotFound) => Duration::from_secs(1),
                 EventError::Core(e) if e.is_host_failure() => backoff(waits.min(6)),
                 _ => {
                     self.update(|s| bump(s, "failedInvocations", 1));
@@ -801,21 +893,26 @@ impl Mapper {
             InvokeOutcome::Completed(raw) => serde_json::from_str(raw.get())
                 .map_err(|e| EventError::Core(ControllerError::Internal(e.to_string()))),
             InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => {
-                // Its record lands later: read the store until the action's time is up.
-                let deadline = Instant::now() + wait;
-                while Instant::now() < deadline {
+                // Its record lands later: every journaled invocation ends with exactly one
+                // record (decision 0003), so it is waited for rather than run a second time.
+                let late = Instant::now() + wait;
+                loop {
                     if let Some(r) = core.store().activation(&who.namespace, &id).await? {
                         return serde_json::to_value(&r).map_err(|e| {
                             EventError::Core(ControllerError::Internal(e.to_string()))
                         });
                     }
+                    if Instant::now() > late {
+                        self.update(|s| {
+                            s.insert("state".into(), json!("waiting"));
+                            s.insert(
+                                "lastError".into(),
+                                json!(format!("activation {id} has no record yet")),
+                            );
+                        });
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Ok(json!({
-                    "activationId": id,
-                    "response": {"status": "whisk internal error", "statusCode": 3, "success": false,
-                        "result": {"error": "the batch's activation has no record in time"}},
-                }))
             }
         }
     }
@@ -949,15 +1046,29 @@ impl Mapper {
             self.rule.name, first.sequence, last.sequence
         );
         let mut error = String::new();
-        for attempt in 0..DESTINATION_TRIES {
+        let (mut tries, mut waits) = (0, 0);
+        while tries < DESTINATION_TRIES {
             match self.deliver(destination, &record, &key).await {
                 Ok(()) => {
                     self.update(|s| bump(s, "destinationDeliveries", 1));
                     return;
                 }
-                Err(e) => error = e,
+                // Throttled, or the platform or broker cannot take it now: wait, as a batch
+                // does, instead of dropping the records.
+                Err(Undelivered::Later(e)) => {
+                    self.update(|s| {
+                        s.insert("state".into(), json!("waiting"));
+                        s.insert("lastError".into(), json!(e));
+                    });
+                    tokio::time::sleep(backoff(waits)).await;
+                    waits = (waits + 1).min(6);
+                }
+                Err(Undelivered::Never(e)) => {
+                    error = e;
+                    tokio::time::sleep(backoff(tries)).await;
+                    tries += 1;
+                }
             }
-            tokio::time::sleep(backoff(attempt)).await;
         }
         self.dropped(
             batch.len(),
@@ -982,7 +1093,7 @@ impl Mapper {
         destination: &Destination,
         record: &Value,
         key: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Undelivered> {
         let events = &self.base.events;
         let payload = record.as_object().cloned().unwrap_or_default();
         match destination {
@@ -991,14 +1102,14 @@ impl Mapper {
                 let who = core
                     .owner(self.ns())
                     .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("the namespace is gone")?;
+                    .map_err(|e| Undelivered::of(e.into()))?
+                    .ok_or_else(|| Undelivered::Never("the namespace is gone".into()))?;
                 let path = EntityPath::parse(name, self.ns())
-                    .ok_or_else(|| format!("'{name}' is not an action name"))?;
+                    .ok_or_else(|| Undelivered::Never(format!("'{name}' is not an action name")))?;
                 let resolved = core
                     .resolve(&who, path.namespace(), &path.inner())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Undelivered::of(e.into()))?;
                 core.invoke(Invocation {
                     caller: &who,
                     action: &resolved,
@@ -1011,7 +1122,7 @@ impl Mapper {
                 })
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| Undelivered::of(e.into()))
             }
             Destination::Trigger(name) => events
                 .fire_event(
@@ -1026,15 +1137,34 @@ impl Mapper {
                 )
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(Undelivered::of),
             Destination::Subject(subject) => {
                 let source = self.base.source.as_ref();
-                let output = subject_output(source, &self.base.config, subject)?;
-                source
-                    .publish(&output, record)
-                    .await
-                    .map_err(|e| e.to_string())
+                let output = subject_output(source, &self.base.config, subject)
+                    .map_err(Undelivered::Never)?;
+                source.publish(&output, record).await.map_err(|e| match e {
+                    SourceError::Connection(e) => Undelivered::Later(e),
+                    SourceError::Config(e) => Undelivered::Never(e),
+                })
             }
+        }
+    }
+}
+
+/// Why a destination did not take a record.
+enum Undelivered {
+    /// For now (throttled, the platform or the broker cannot take it): waited for.
+    Later(String),
+    /// As it is (a missing action or trigger): tried a few times, then the records dropped.
+    Never(String),
+}
+
+impl Undelivered {
+    fn of(e: EventError) -> Undelivered {
+        if e.is_throttled() || e.is_host_failure() {
+            Undelivered::Later(e.to_string())
+        } else {
+            Undelivered::Never(e.to_string())
         }
     }
 }

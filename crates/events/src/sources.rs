@@ -244,6 +244,12 @@ async fn run(
     let now = now_ms();
     match event.as_str() {
         "CREATE" | "UPDATE" => {
+            if source.streams(feed) && params.contains_key(mappings::STREAM_SINCE) {
+                return Err(FeedError::Source(format!(
+                    "parameter '{}' is Gust's own: it cannot be given",
+                    mappings::STREAM_SINCE
+                )));
+            }
             let (merged, paused, before) = match (event.as_str(), existing) {
                 ("CREATE", _) => (params, false, None),
                 (_, None) => return Err(missing()),
@@ -289,17 +295,18 @@ async fn run(
                 }
             }
             let mut config = config;
-            if let Some(mapping) = mapping {
-                // A new subscription (the trigger made again), or another stream: checkpoints
-                // of an earlier stream mean nothing here.
-                if before.is_none_or(|b| mappings::another_stream(&b, &config)) {
-                    let rules = store
-                        .rules_of_trigger(&ns, &format!("/{ns}/{trigger}"))
-                        .await?;
-                    for rule in rules {
-                        store.delete_mapping(&ns, &rule.name).await?;
-                    }
-                }
+            if let Some(mut mapping) = mapping {
+                // A new subscription (the trigger made again), or another stream: its
+                // mappings start again, whatever rows earlier streams left (their runners may
+                // still be writing them for a moment).
+                let since = match &before {
+                    Some(b) if !mappings::another_stream(b, &config) => b
+                        .get(mappings::STREAM_SINCE)
+                        .and_then(Value::as_u64)
+                        .unwrap_or(now),
+                    _ => now,
+                };
+                mapping.insert(mappings::STREAM_SINCE.into(), json!(since));
                 config.extend(mapping);
             }
             let config = seal_config(cx.core.keyring(), source.as_ref(), &ns, &trigger, config);

@@ -456,3 +456,65 @@ async fn a_redis_stream_is_mapped_too_and_a_given_up_batch_fires_a_trigger() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_feed_that_names_another_stream_starts_its_mappings_again() {
+    let Some(url) = nats("the stream mapping update test") else {
+        return;
+    };
+    let (one, two) = (unique("MAPONE"), unique("MAPTWO"));
+    let js = stream(&url, &one).await;
+    stream(&url, &two).await;
+    for n in 1..=5u64 {
+        publish(&js, format!("{one}.k"), json!({ "n": n })).await;
+    }
+    for n in 1..=3u64 {
+        publish(&js, format!("{two}.k"), json!({ "n": n })).await;
+    }
+    let s = server();
+    s.create("batch", &function("batch"), json!({})).await;
+    let params = json!({ "url": url, "stream": one, "startingPosition": "oldest" });
+    let answer = feed_trigger(&s, "moves", "nats/stream", params, "batch").await;
+    assert_eq!(answer["success"], true, "{answer}");
+    wait_checkpoint(&s, "moves-r", 5).await;
+    // Only a mapping parameter changes: the checkpoint stays.
+    let answer = call_feed(
+        &s,
+        "nats/stream",
+        "UPDATE",
+        "moves",
+        json!({ "batchSize": 2 }),
+    )
+    .await;
+    assert_eq!(answer["success"], true, "{answer}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(checkpoint_of(&mapping(&s, "moves-r").await), 5);
+    // Another stream: read from its own first record, not from the first one's checkpoint.
+    let answer = call_feed(
+        &s,
+        "nats/stream",
+        "UPDATE",
+        "moves",
+        json!({ "stream": two }),
+    )
+    .await;
+    assert_eq!(answer["success"], true, "{answer}");
+    let m = wait_checkpoint(&s, "moves-r", 3).await;
+    assert_eq!(m["batches"], 2, "counters start again with the stream: {m}");
+    let last: Vec<u64> = batches(&s, "batch").await.last().unwrap().0.clone();
+    assert_eq!(
+        last,
+        [3],
+        "batches of two from the second stream's first record"
+    );
+    // Gust's own parameter cannot be given.
+    let answer = call_feed(
+        &s,
+        "nats/stream",
+        "UPDATE",
+        "moves",
+        json!({ "streamSince": 1 }),
+    )
+    .await;
+    assert_eq!(answer["success"], false, "{answer}");
+}
