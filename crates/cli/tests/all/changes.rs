@@ -262,7 +262,7 @@ async fn wait_for_rows(s: &Server, n: usize) -> Vec<Value> {
 }
 
 /// Deletes trigger `trigger` through the API and checks that its slot and publication went
-/// with it.
+/// with it, and did not come back 3 s later.
 async fn delete_and_check_released(s: &Server, table: &Table, trigger: &str, slot: &str) {
     assert!(table.slot_exists(slot).await, "the slot {slot} exists");
     let r = s
@@ -280,6 +280,17 @@ async fn delete_and_check_released(s: &Server, table: &Table, trigger: &str, slo
     assert!(
         !table.publication_exists(slot).await,
         "deleting the trigger dropped its publication {slot}"
+    );
+    // A run still stopping (within a second) or retried must not make them again: a while
+    // later they are still gone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !table.slot_exists(slot).await,
+        "the replication slot {slot} came back after the trigger's deletion"
+    );
+    assert!(
+        !table.publication_exists(slot).await,
+        "the publication {slot} came back after the trigger's deletion"
     );
 }
 
