@@ -17,7 +17,8 @@
 //!   a change the sink did not accept: a `MoveAside` (there is no place to put a change
 //!   aside) stops the run with an error, past the transactions accepted before it only, and
 //!   the next run, after the listener's backoff, hands that change again; one that can never
-//!   be fired holds the subscription until the feed leaves its table out.
+//!   be fired holds the subscription until an operator moves the slot past its transaction
+//!   (decision 0027) or the trigger is made again.
 //! - The key of a change is `<commit LSN>:<index in its transaction>`. Its payload is
 //!   Debezium-like: `{op: c|u|d, before, after, source: {connector: "postgresql", db,
 //!   schema, table, txId, lsn, ts_ms}, ts_ms}` ([`run::value`] for column values).

@@ -640,9 +640,12 @@ async fn peek(
             // moves past it, and the run stops to read it again after a backoff.
             Delivery::MoveAside(why) => {
                 chunk.held = Some(SourceError::Connection(format!(
-                    "a change of table {}.{} at {lsn} (transaction {}) could not be fired, \
-                     kept in the slot: {why}",
-                    rel.schema, rel.name, t.xid
+                    "a change of table {}.{} at {lsn} (transaction {}, commit {}) could not \
+                     be fired, kept in the slot: {why}",
+                    rel.schema,
+                    rel.name,
+                    t.xid,
+                    pgoutput::lsn_text(t.commit_lsn)
                 )));
                 return Ok(chunk);
             }

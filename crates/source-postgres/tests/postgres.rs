@@ -418,6 +418,8 @@ async fn a_change_the_sink_moves_aside_stops_the_run_and_stays_in_the_slot() {
             assert!(e.contains("could not be fired, kept in the slot"), "{e}");
             assert!(e.contains(&format!("public.{t}")), "{e}");
             assert!(e.contains("test says poison"), "{e}");
+            let commit = pgoutput::lsn_text(key_parts(&sink.events()[1]).0);
+            assert!(e.contains(&format!("commit {commit})")), "{e}");
         }
         other => panic!("{other:?}"),
     }
@@ -439,7 +441,7 @@ async fn a_change_the_sink_moves_aside_stops_the_run_and_stays_in_the_slot() {
 
     // A run that accepts: the held change first, with its key, then the rest.
     let sink = Recorder::new(Answer::Accept);
-    let task = start(config, sink.clone());
+    let task = start(config.clone(), sink.clone());
     assert!(wait_until(|| sink.len() >= 2).await);
     let events = sink.events();
     assert_eq!(events.len(), 2, "{events:?}");
@@ -449,6 +451,29 @@ async fn a_change_the_sink_moves_aside_stops_the_run_and_stays_in_the_slot() {
         json!({"id": 2, "name": "poison"})
     );
     assert_eq!(events[1].payload["after"]["name"], json!("after"));
+    stop(task).await;
+
+    // The documented way past a change that can never be fired: with no run reading, move
+    // the slot just past its transaction's commit; the next change comes next.
+    f.sql(&format!("insert into {t} values (4, 'poison')"))
+        .await;
+    f.sql(&format!("insert into {t} values (5, 'later')")).await;
+    let refused = Recorder::new(Answer::MoveAside("poison".into()));
+    assert!(
+        start(config.clone(), refused.clone())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    let commit = pgoutput::lsn_text(key_parts(&refused.events()[0]).0);
+    f.sql(&format!(
+        "select pg_replication_slot_advance('{t}', '{commit}'::pg_lsn + 1)"
+    ))
+    .await;
+    let sink = Recorder::new(Answer::Accept);
+    let task = start(config, sink.clone());
+    assert!(wait_until(|| sink.len() >= 1).await);
+    assert_eq!(sink.events()[0].payload["after"]["name"], json!("later"));
     stop(task).await;
 }
 
