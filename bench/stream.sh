@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 24: records per second through a stream mapping (decision 0027) into a Wasm action,
-# at batch sizes 1, 100 and 1,000, beside JetStream's own rate in the same run: the same
+# at batch sizes 1, 100 and 1,000 (and 1 with a parallelization factor of 10, the records
+# spread over 16 subjects), beside JetStream's own rate in the same run: the same
 # records read by the same reader with no function (crates/source-nats/examples/stream_rate).
 #   bench/stream.sh [NATS_URL]
 # One `gust serve` (release build); records counted from the mapping's checkpoint moving off
@@ -43,29 +44,30 @@ checkpoint() {
     python3 -c 'import json,sys; print(int(json.load(sys.stdin).get("checkpoint", "0")))' 2>/dev/null || echo 0
 }
 
-for BATCH in 1 100 1000; do
-  if [ "$BATCH" = 1 ]; then N=${N_SMALL:-3000}; else N=${N_LARGE:-50000}; fi
-  STREAM=GUSTBENCH${BATCH}x$$
+for RUN in 1:1 100:1 1000:1 1:10; do
+  BATCH=${RUN%:*}; PAR=${RUN#*:}
+  if [ "$BATCH" = 1 ]; then N=${N_SMALL:-10000}; else N=${N_LARGE:-300000}; fi
+  STREAM=GUSTBENCH${BATCH}p${PAR}x$$
   STREAMS+=("$STREAM")
-  echo "== batch size $BATCH, $N records"
+  echo "== batch size $BATCH, parallelization factor $PAR, $N records"
   "$RATE" publish "$NATS" "$STREAM" "$N"
   echo -n "JetStream alone: "; "$RATE" read "$NATS" "$STREAM"
-  T=t$BATCH
+  T=t${BATCH}p$PAR
   curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' "$API/_/triggers/$T" \
     -d "{\"annotations\":[{\"key\":\"feed\",\"value\":\"/whisk.system/nats/stream\"}]}" > /dev/null
   curl -sf -u "$KEY" -X POST -H 'Content-Type: application/json' \
     "$API/whisk.system/actions/nats/stream?blocking=true" \
-    -d "{\"lifecycleEvent\":\"CREATE\",\"triggerName\":\"/_/$T\",\"authKey\":\"$KEY\",\"url\":\"$NATS\",\"stream\":\"$STREAM\",\"startingPosition\":\"oldest\",\"batchSize\":$BATCH}" > /dev/null
-  curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' "$API/_/rules/r$BATCH" \
+    -d "{\"lifecycleEvent\":\"CREATE\",\"triggerName\":\"/_/$T\",\"authKey\":\"$KEY\",\"url\":\"$NATS\",\"stream\":\"$STREAM\",\"startingPosition\":\"oldest\",\"batchSize\":$BATCH,\"parallelizationFactor\":$PAR}" > /dev/null
+  curl -sf -u "$KEY" -X PUT -H 'Content-Type: application/json' "$API/_/rules/r$T" \
     -d "{\"trigger\":\"/_/$T\",\"action\":\"/_/hello\"}" > /dev/null
   # From the first stored checkpoint (the first batch done) to the last record.
   FIRST=0
-  while [ "$FIRST" = 0 ]; do sleep 0.05; FIRST=$(checkpoint "r$BATCH"); done
+  while [ "$FIRST" = 0 ]; do sleep 0.05; FIRST=$(checkpoint "r$T"); done
   START=$(date +%s.%N)
   AT=$FIRST
-  while [ "$AT" -lt "$N" ]; do sleep 0.05; AT=$(checkpoint "r$BATCH"); done
+  while [ "$AT" -lt "$N" ]; do sleep 0.05; AT=$(checkpoint "r$T"); done
   END=$(date +%s.%N)
   python3 -c "n=$N-$FIRST; s=$END-$START; print(f'mapping into hello: {n} records in {s:.2f} s: {n/s:.0f}/s')"
   # The rule off, so the next round has the machine to itself.
-  curl -sf -u "$KEY" -X DELETE "$API/_/rules/r$BATCH" > /dev/null
+  curl -sf -u "$KEY" -X DELETE "$API/_/rules/r$T" > /dev/null
 done

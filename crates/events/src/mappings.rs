@@ -607,7 +607,13 @@ impl Mapper {
                 }
                 continue;
             }
-            let want = (ahead - pending.len()).min(spec.batch_size.max(1));
+            // As many whole batches as there is room for, so that every lane gets work.
+            let room = ahead - pending.len();
+            let want = if room >= spec.batch_size {
+                room - room % spec.batch_size
+            } else {
+                room
+            };
             let records = match reader.read(read_to, want, READ_WAIT).await {
                 Ok(records) => records,
                 Err(e) => {

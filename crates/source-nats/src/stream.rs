@@ -28,6 +28,10 @@ use crate::config::{PartitionKey, Stream};
 use crate::run::{connect, payload, stream_error};
 
 /// How long a reader's consumer may sit unused before the server removes it.
+/// The most records one pull asks for: the NATS server here (2.9) never answers a no-wait
+/// pull of more than 1,000 messages, so a larger read is made of several pulls.
+const MAX_PULL: usize = 1000;
+
 pub const INACTIVE_THRESHOLD: Duration = Duration::from_secs(300);
 /// A consumer unused for longer than this is replaced instead of reused.
 const REUSE_WITHIN: Duration = Duration::from_secs(150);
@@ -204,6 +208,26 @@ impl Reader {
         }
     }
 
+    /// At most `n` records from `cursor`, those there are now, in pulls of at most
+    /// [`MAX_PULL`].
+    async fn pull_now(
+        &self,
+        cursor: &mut Cursor,
+        n: usize,
+    ) -> Result<Vec<StreamRecord>, SourceError> {
+        let mut records = Vec::new();
+        while records.len() < n {
+            let want = (n - records.len()).min(MAX_PULL);
+            let got = self.pull(cursor, want, None).await?;
+            let short = got.len() < want;
+            records.extend(got);
+            if short {
+                break;
+            }
+        }
+        Ok(records)
+    }
+
     /// At most `n` records from `cursor`: those there are now (`wait` none), or waiting up to
     /// `wait` for them.
     async fn pull(
@@ -284,14 +308,14 @@ impl StreamReader for Reader {
         self.connected()?;
         let mut cursor = self.cursor_at(after).await?;
         cursor.settled = false;
-        let mut records = self.pull(&mut cursor, max, None).await;
+        let mut records = self.pull_now(&mut cursor, max).await;
         if matches!(&records, Ok(r) if r.is_empty()) && !wait.is_zero() {
             records = self.pull(&mut cursor, 1, Some(wait)).await;
             if let Ok(first) = &mut records
                 && !first.is_empty()
                 && max > 1
             {
-                match self.pull(&mut cursor, max - 1, None).await {
+                match self.pull_now(&mut cursor, max - 1).await {
                     Ok(more) => first.extend(more),
                     Err(e) => records = Err(e),
                 }

@@ -114,6 +114,23 @@ async fn a_stream_is_read_in_order_from_any_point_and_again_from_an_earlier_one(
 }
 
 #[tokio::test]
+async fn a_read_of_more_than_one_pull_takes_gets_every_record_asked_for() {
+    let Some(url) = url() else { return };
+    let s = TestStream::new(&url).await;
+    for _ in 0..2_500 {
+        s.publish("b", b"{}").await;
+    }
+    let mut reader = s.open(&url, json!({})).await;
+    // The server answers no single pull of more than 1,000: the reader makes several.
+    let all = reader.read(0, 2_400, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(sequences(&all), (1..=2_400).collect::<Vec<u64>>());
+    let rest = reader.read(2_400, 5_000, NOW).await.unwrap();
+    assert_eq!(sequences(&rest), (2_401..=2_500).collect::<Vec<u64>>());
+    drop(reader);
+    s.delete().await;
+}
+
+#[tokio::test]
 async fn a_read_waits_for_the_first_record_and_returns_empty_when_none_comes() {
     let Some(url) = url() else { return };
     let s = TestStream::new(&url).await;
