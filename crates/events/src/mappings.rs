@@ -927,7 +927,6 @@ impl Mapper {
     fn judge(&self, batch: &[Item], record: &Value) -> Outcome {
         let id = record["activationId"].as_str().map(str::to_string);
         let response = &record["response"];
-        let result = &response["result"];
         let status_code = response["statusCode"].as_u64();
         self.update(|s| {
             bump(s, "batches", 1);
@@ -948,66 +947,17 @@ impl Mapper {
             status_code,
             function_error,
         };
-        if response["success"] != true {
-            self.update(|s| bump(s, "failedInvocations", 1));
-            let status = response["status"].as_str().unwrap_or("error").to_string();
-            let error = match &result["error"] {
-                Value::String(e) => e.clone(),
-                Value::Null => status.clone(),
-                other => other.to_string(),
-            };
-            return Outcome::Failed(failure(
-                format!(
-                    "activation {}: {status}: {error}",
-                    id.as_deref().unwrap_or("?")
-                ),
-                Some(status),
-            ));
-        }
-        if !self.base.spec.report_failures {
-            return Outcome::Done;
-        }
-        let list = match &result["batchItemFailures"] {
-            Value::Null => return Outcome::Done,
-            Value::Array(list) if list.is_empty() => return Outcome::Done,
-            Value::Array(list) => list,
-            _ => {
-                return Outcome::Failed(failure(
-                    "batchItemFailures is not a list: the whole batch failed".into(),
-                    None,
-                ));
-            }
-        };
-        let mut lowest = usize::MAX;
-        for entry in list {
-            let named = match &entry["itemIdentifier"] {
-                Value::String(s) => s.parse::<u64>().ok(),
-                Value::Number(n) => n.as_u64(),
-                _ => None,
-            };
-            match named.and_then(|seq| batch.iter().position(|i| i.sequence == seq)) {
-                Some(at) => lowest = lowest.min(at),
-                None => {
-                    return Outcome::Failed(failure(
-                        format!(
-                            "batchItemFailures names {} which is not a record of the batch: the whole batch failed",
-                            entry["itemIdentifier"]
-                        ),
-                        None,
-                    ));
+        let sequences: Vec<u64> = batch.iter().map(|i| i.sequence).collect();
+        match verdict(&sequences, record, self.base.spec.report_failures) {
+            Verdict::Done => Outcome::Done,
+            Verdict::Partial(at, why) => Outcome::Partial(at, failure(why, None)),
+            Verdict::Failed { why, status } => {
+                if status.is_some() {
+                    self.update(|s| bump(s, "failedInvocations", 1));
                 }
+                Outcome::Failed(failure(why, status))
             }
         }
-        Outcome::Partial(
-            lowest,
-            failure(
-                format!(
-                    "record {} of the batch was reported failed",
-                    batch[lowest].sequence
-                ),
-                None,
-            ),
-        )
     }
 
     /// Sends `batch`'s description to the destination (or drops it, counted, without one):
@@ -1175,6 +1125,74 @@ impl Undelivered {
     }
 }
 
+/// What a batch's record says.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Every record is done.
+    Done,
+    /// Records before this index are done; the rest failed (why).
+    Partial(usize, String),
+    /// The whole batch failed: why, and the record's status when the action failed.
+    Failed { why: String, status: Option<String> },
+}
+
+/// What record `record` of a batch of the records `sequences` says (decision 0027): an error
+/// fails the batch; a success is the whole batch done unless (`report_failures`) its result's
+/// `batchItemFailures` names records of it, then the records before the lowest one named are
+/// done; a list that is not one, or an entry whose `itemIdentifier` is missing or names no
+/// record of the batch, fails the whole batch.
+fn verdict(sequences: &[u64], record: &Value, report_failures: bool) -> Verdict {
+    let id = record["activationId"].as_str().unwrap_or("?");
+    let response = &record["response"];
+    let result = &response["result"];
+    if response["success"] != true {
+        let status = response["status"].as_str().unwrap_or("error").to_string();
+        let error = match &result["error"] {
+            Value::String(e) => e.clone(),
+            Value::Null => status.clone(),
+            other => other.to_string(),
+        };
+        return Verdict::Failed {
+            why: format!("activation {id}: {status}: {error}"),
+            status: Some(status),
+        };
+    }
+    if !report_failures {
+        return Verdict::Done;
+    }
+    let whole = |why: String| Verdict::Failed { why, status: None };
+    let list = match &result["batchItemFailures"] {
+        Value::Null => return Verdict::Done,
+        Value::Array(list) if list.is_empty() => return Verdict::Done,
+        Value::Array(list) => list,
+        _ => return whole("batchItemFailures is not a list: the whole batch failed".into()),
+    };
+    let mut lowest = usize::MAX;
+    for entry in list {
+        let named = match &entry["itemIdentifier"] {
+            Value::String(s) => s.parse::<u64>().ok(),
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        };
+        match named.and_then(|seq| sequences.iter().position(|s| *s == seq)) {
+            Some(at) => lowest = lowest.min(at),
+            None => {
+                return whole(format!(
+                    "batchItemFailures names {} which is not a record of the batch: the whole batch failed",
+                    entry["itemIdentifier"]
+                ));
+            }
+        }
+    }
+    Verdict::Partial(
+        lowest,
+        format!(
+            "record {} of the batch was reported failed",
+            sequences[lowest]
+        ),
+    )
+}
+
 /// `ms` (since the epoch) as an RFC 3339 UTC timestamp.
 fn rfc3339(ms: u64) -> String {
     gust_model::time::iso8601(std::time::UNIX_EPOCH + Duration::from_millis(ms))
@@ -1254,6 +1272,70 @@ mod tests {
             json!({"url": "nats://x", "stream": "S"})
         );
         assert_eq!(Value::Object(mapping), json!({"batchSize": 5}));
+    }
+
+    /// A record answering `result` (`success` as given).
+    fn record(success: bool, result: Value) -> Value {
+        let status = if success {
+            "success"
+        } else {
+            "application error"
+        };
+        json!({"activationId": "a1", "response": {"success": success, "status": status, "result": result}})
+    }
+
+    #[test]
+    fn an_answer_says_which_records_are_done() {
+        let seqs = [10, 11, 12, 13];
+        let v = |r: Value| verdict(&seqs, &r, true);
+        assert_eq!(v(record(true, json!({"ok": 1}))), Verdict::Done);
+        assert_eq!(
+            v(record(true, json!({"batchItemFailures": []}))),
+            Verdict::Done
+        );
+        assert_eq!(
+            v(record(true, json!({"batchItemFailures": null}))),
+            Verdict::Done
+        );
+        // The lowest one named, as a string or a number, whatever the order.
+        let partial = v(record(
+            true,
+            json!({"batchItemFailures": [{"itemIdentifier": "13"}, {"itemIdentifier": 11}]}),
+        ));
+        assert!(matches!(partial, Verdict::Partial(1, _)), "{partial:?}");
+        let partial = v(record(
+            true,
+            json!({"batchItemFailures": [{"itemIdentifier": "10"}]}),
+        ));
+        assert!(matches!(partial, Verdict::Partial(0, _)), "{partial:?}");
+        // Whole-batch failures: an unknown, missing or empty identifier, not a list, an error.
+        for bad in [
+            json!({"batchItemFailures": [{"itemIdentifier": "99"}]}),
+            json!({"batchItemFailures": [{"itemIdentifier": ""}]}),
+            json!({"batchItemFailures": [{}]}),
+            json!({"batchItemFailures": [{"itemIdentifier": "11"}, {"id": "12"}]}),
+            json!({"batchItemFailures": "11"}),
+        ] {
+            let got = v(record(true, bad.clone()));
+            assert!(
+                matches!(got, Verdict::Failed { status: None, .. }),
+                "{bad}: {got:?}"
+            );
+        }
+        let failed = v(record(false, json!({"error": "boom"})));
+        assert_eq!(
+            failed,
+            Verdict::Failed {
+                why: "activation a1: application error: boom".into(),
+                status: Some("application error".into())
+            }
+        );
+        // Without reportBatchItemFailures a success is a success.
+        let ignored = record(
+            true,
+            json!({"batchItemFailures": [{"itemIdentifier": "11"}]}),
+        );
+        assert_eq!(verdict(&seqs, &ignored, false), Verdict::Done);
     }
 
     #[test]
