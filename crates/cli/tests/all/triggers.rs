@@ -348,7 +348,7 @@ async fn the_system_catalog_is_shared_with_every_namespace() {
     assert_eq!(
         names,
         [
-            "alarms", "amqp", "mqtt", "nats", "redis", "utils", "webhooks"
+            "alarms", "amqp", "mqtt", "nats", "postgres", "redis", "utils", "webhooks"
         ]
     );
     let r = s
