@@ -13,19 +13,13 @@ use serde_json::{Value, json};
 use tokio_postgres::{Client, NoTls};
 
 use crate::server;
-use crate::sources::{call_feed, feed_trigger, wait_connected};
+use crate::sources::{broker, call_feed, feed_trigger, wait_connected};
 
 const FEED: &str = "postgres/changes";
 
 /// The URL of the machine's PostgreSQL, or `None` after saying `test` is skipped.
 fn postgres(test: &str) -> Option<String> {
-    match std::env::var("GUST_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped {test}: GUST_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
+    broker("GUST_TEST_POSTGRES_URL", test)
 }
 
 async fn connect(url: &str) -> Client {

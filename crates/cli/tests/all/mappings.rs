@@ -11,26 +11,11 @@ use gust_testkit::{Server, function};
 use serde_json::{Value, json};
 
 use crate::server;
-use crate::sources::{call_feed, feed_trigger, records_of};
+use crate::sources::{broker, call_feed, feed_trigger, records_of, unique};
 
 /// The URL of the machine's JetStream, or `None` after saying `test` is skipped.
 fn nats(test: &str) -> Option<String> {
-    match std::env::var("GUST_TEST_NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped {test}: GUST_TEST_NATS_URL is not set");
-            None
-        }
-    }
-}
-
-/// A stream name (and subject prefix) no other run uses.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}{nanos}")
+    broker("GUST_TEST_NATS_URL", test)
 }
 
 /// A new stream `name` on subjects `name.>`.
@@ -377,12 +362,8 @@ fn redis_sequence(id: &str) -> u64 {
 
 #[tokio::test]
 async fn a_redis_stream_is_mapped_too_and_a_given_up_batch_fires_a_trigger() {
-    let url = match std::env::var("GUST_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            eprintln!("skipped the Redis stream mapping test: GUST_TEST_REDIS_URL is not set");
-            return;
-        }
+    let Some(url) = broker("GUST_TEST_REDIS_URL", "the Redis stream mapping test") else {
+        return;
     };
     let key = unique("gust-map-");
     let client = redis::Client::open(url.as_str()).unwrap();

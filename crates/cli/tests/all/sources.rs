@@ -241,7 +241,7 @@ async fn a_feed_refuses_unknown_and_missing_parameters_and_creates_nothing() {
 }
 
 /// The URL in `var`, or `None` after saying the test is skipped.
-fn broker(var: &str, test: &str) -> Option<String> {
+pub fn broker(var: &str, test: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -252,7 +252,7 @@ fn broker(var: &str, test: &str) -> Option<String> {
 }
 
 /// A name no other run uses.
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}",
         std::time::SystemTime::now()
