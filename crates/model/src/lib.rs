@@ -17,6 +17,7 @@ pub mod run;
 pub mod time;
 pub mod trace;
 pub mod trigger;
+pub mod workflow;
 
 pub use activation::{
     Activation, ActivationResponse, ActivationStatus, ActivationSummary, EncodedActivation,
@@ -30,6 +31,10 @@ pub use message::{
     secret_place,
 };
 pub use trace::TraceParent;
+pub use workflow::{
+    DeadLetter, Delivery, DeliveryConfig, Execution, ExecutionStatus, HistoryEvent, RunState,
+    Workflow,
+};
 pub use trigger::{
     DeleteAfterFire, EntityPath, Mapping, Rule, RuleStatus, Schedule, ScheduleSpec, Subscription,
     SubscriptionSpec, Timing, Trigger,

@@ -18,6 +18,7 @@ mod actions;
 mod activations;
 mod admission;
 pub mod cache;
+mod deliveries;
 mod journal;
 mod mappings;
 mod namespaces;
@@ -32,12 +33,14 @@ mod sql;
 pub mod sqlite;
 mod subscriptions;
 mod triggers;
+mod workflows;
 
 use gust_model::Action;
 
 pub use actions::ActionStore;
 pub use activations::{ActivationQuery, ActivationStore, WritePosition};
 pub use admission::{Admission, AdmissionStore};
+pub use deliveries::DeliveryStore;
 pub use journal::{JournalStore, PendingInvocation};
 pub use mappings::MappingStore;
 pub use namespaces::NamespaceStore;
@@ -48,6 +51,7 @@ pub use schedules::{ScheduleStore, TickClaim};
 pub use sites::SiteStore;
 pub use subscriptions::SubscriptionStore;
 pub use triggers::TriggerStore;
+pub use workflows::{ExecutionQuery, RunCommit, WorkflowStore};
 
 /// Store failures. `NotFound` and `Conflict` are caused by users; `Backend` by the host.
 #[derive(Debug, thiserror::Error)]
