@@ -19,6 +19,7 @@ mod activations;
 mod admission;
 pub mod cache;
 mod deliveries;
+mod history;
 mod journal;
 mod mappings;
 mod namespaces;
@@ -90,6 +91,8 @@ pub trait Store:
     + JournalStore
     + AdmissionStore
     + ActivationStore
+    + WorkflowStore
+    + DeliveryStore
 {
 }
 
@@ -107,6 +110,8 @@ impl<T> Store for T where
         + JournalStore
         + AdmissionStore
         + ActivationStore
+        + WorkflowStore
+        + DeliveryStore
 {
 }
 

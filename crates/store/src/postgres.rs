@@ -36,6 +36,9 @@ use crate::{
     WritePosition, action_from, name_range,
 };
 
+mod deliveries;
+mod workflows;
+
 /// Connections kept open to PostgreSQL per process.
 const POOL_SIZE: usize = 16;
 /// Key of the advisory lock that serializes migrations across processes.
@@ -226,6 +229,97 @@ CREATE TABLE mappings (
     state      TEXT NOT NULL,
     updated_ms BIGINT NOT NULL,
     PRIMARY KEY (namespace, rule)
+);
+"#,
+    r#"
+-- Durable workflows and async delivery (decision 0028).
+CREATE TABLE workflows (
+    namespace TEXT COLLATE "C" NOT NULL,
+    name      TEXT COLLATE "C" NOT NULL,
+    version   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE executions (
+    namespace TEXT COLLATE "C" NOT NULL,
+    id        TEXT COLLATE "C" NOT NULL,
+    workflow  TEXT COLLATE "C" NOT NULL,
+    name      TEXT COLLATE "C" NOT NULL,
+    status    TEXT NOT NULL,
+    start_ms  BIGINT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, id),
+    UNIQUE (namespace, workflow, name)
+);
+CREATE INDEX executions_by_start ON executions (namespace, start_ms, id);
+CREATE INDEX executions_by_workflow ON executions (namespace, workflow, start_ms, id);
+CREATE TABLE workflow_runs (
+    namespace TEXT COLLATE "C" NOT NULL,
+    id        TEXT COLLATE "C" NOT NULL,
+    seq       BIGINT NOT NULL,
+    snapshot  TEXT NOT NULL,
+    wake_ms   BIGINT,
+    owner     TEXT,
+    lease_ms  BIGINT NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+-- An unowned run's lease_ms is 0, so the claim poll is one range of this index.
+CREATE INDEX workflow_runs_by_lease ON workflow_runs (lease_ms);
+CREATE INDEX workflow_runs_by_owner ON workflow_runs (owner);
+CREATE TABLE workflow_history (
+    namespace TEXT COLLATE "C" NOT NULL,
+    execution TEXT COLLATE "C" NOT NULL,
+    seq       BIGINT NOT NULL,
+    ts        BIGINT NOT NULL,
+    kind      TEXT NOT NULL,
+    details   TEXT NOT NULL,
+    PRIMARY KEY (namespace, execution, seq)
+);
+-- History payloads over 8 KiB, once per namespace, by the hex SHA-256 of their JSON text.
+CREATE TABLE workflow_payloads (
+    namespace TEXT COLLATE "C" NOT NULL,
+    hash      TEXT COLLATE "C" NOT NULL,
+    data      TEXT NOT NULL,
+    PRIMARY KEY (namespace, hash)
+);
+CREATE TABLE workflow_signals (
+    id        BIGSERIAL PRIMARY KEY,
+    namespace TEXT COLLATE "C" NOT NULL,
+    execution TEXT COLLATE "C" NOT NULL,
+    doc       TEXT NOT NULL
+);
+CREATE INDEX workflow_signals_by_run ON workflow_signals (namespace, execution, id);
+CREATE TABLE delivery_configs (
+    namespace TEXT COLLATE "C" NOT NULL,
+    action    TEXT COLLATE "C" NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, action)
+);
+CREATE TABLE deliveries (
+    namespace TEXT COLLATE "C" NOT NULL,
+    id        TEXT COLLATE "C" NOT NULL,
+    attempt   BIGINT NOT NULL,
+    due_ms    BIGINT NOT NULL,
+    owner     TEXT,
+    lease_ms  BIGINT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+CREATE INDEX deliveries_by_due ON deliveries (due_ms);
+CREATE TABLE dead_letters (
+    namespace  TEXT COLLATE "C" NOT NULL,
+    id         TEXT COLLATE "C" NOT NULL,
+    created_ms BIGINT NOT NULL,
+    doc        TEXT NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+CREATE INDEX dead_letters_by_created ON dead_letters (namespace, created_ms, id);
+CREATE TABLE idempotency_keys (
+    namespace     TEXT COLLATE "C" NOT NULL,
+    key           TEXT COLLATE "C" NOT NULL,
+    activation_id TEXT NOT NULL,
+    expires_ms    BIGINT NOT NULL,
+    PRIMARY KEY (namespace, key)
 );
 "#,
 ];
@@ -548,7 +642,17 @@ impl NamespaceStore for PostgresStore {
                       h AS (DELETE FROM schedules WHERE namespace = $1),
                       v AS (DELETE FROM subscriptions WHERE namespace = $1),
                       m AS (DELETE FROM mappings WHERE namespace = $1),
-                      r AS (DELETE FROM activations WHERE namespace = $1)
+                      r AS (DELETE FROM activations WHERE namespace = $1),
+                      wf AS (DELETE FROM workflows WHERE namespace = $1),
+                      ex AS (DELETE FROM executions WHERE namespace = $1),
+                      wr AS (DELETE FROM workflow_runs WHERE namespace = $1),
+                      wh AS (DELETE FROM workflow_history WHERE namespace = $1),
+                      wp AS (DELETE FROM workflow_payloads WHERE namespace = $1),
+                      ws AS (DELETE FROM workflow_signals WHERE namespace = $1),
+                      dc AS (DELETE FROM delivery_configs WHERE namespace = $1),
+                      dd AS (DELETE FROM deliveries WHERE namespace = $1),
+                      dl AS (DELETE FROM dead_letters WHERE namespace = $1),
+                      ik AS (DELETE FROM idempotency_keys WHERE namespace = $1)
                  DELETE FROM namespaces WHERE name = $1",
                 &[&name],
             )

@@ -226,6 +226,109 @@ pub(crate) const ACTIVATION: &str = "SELECT doc FROM activations WHERE id = $1 A
 pub(crate) const DELETE_ACTIVATIONS_BEFORE: &str = "DELETE FROM activations WHERE start < $1
      AND namespace IN (SELECT name FROM namespaces)";
 
+pub(crate) const WORKFLOW: &str = "SELECT doc FROM workflows WHERE namespace = $1 AND name = $2";
+pub(crate) const CREATE_WORKFLOW: &str =
+    "INSERT INTO workflows (namespace, name, version, doc) VALUES ($1, $2, $3, $4)
+     ON CONFLICT DO NOTHING";
+pub(crate) const REPLACE_WORKFLOW: &str = "UPDATE workflows SET version = $1, doc = $2
+     WHERE namespace = $3 AND name = $4 AND version = $5";
+pub(crate) const LIST_WORKFLOWS: &str =
+    "SELECT doc FROM workflows WHERE namespace = $1 ORDER BY name LIMIT $2 OFFSET $3";
+pub(crate) const DELETE_WORKFLOW: &str =
+    "DELETE FROM workflows WHERE namespace = $1 AND name = $2 RETURNING doc";
+
+pub(crate) const EXECUTION: &str = "SELECT doc FROM executions WHERE namespace = $1 AND id = $2";
+pub(crate) const EXECUTION_NAMED: &str =
+    "SELECT doc FROM executions WHERE namespace = $1 AND workflow = $2 AND name = $3";
+/// Parameters: namespace, workflow or NULL, status or NULL, limit, offset.
+pub(crate) const LIST_EXECUTIONS: &str = "SELECT doc FROM executions WHERE namespace = $1
+       AND (CAST($2 AS TEXT) IS NULL OR workflow = $2)
+       AND (CAST($3 AS TEXT) IS NULL OR status = $3)
+     ORDER BY start_ms DESC, id DESC LIMIT $4 OFFSET $5";
+pub(crate) const RUN_STATE: &str = "SELECT seq, snapshot, wake_ms, owner, lease_ms
+     FROM workflow_runs WHERE namespace = $1 AND id = $2";
+/// Runs whose lease ran out; an unowned run's `lease_ms` is 0, so they are in that range
+/// of the lease index too.
+pub(crate) const CLAIMABLE_RUNS: &str = "SELECT namespace, id FROM workflow_runs
+     WHERE lease_ms < $1 AND (owner IS NULL OR owner <> $2) ORDER BY lease_ms LIMIT $3";
+pub(crate) const CLAIM_RUN: &str = "UPDATE workflow_runs SET owner = $1, lease_ms = $2
+     WHERE namespace = $3 AND id = $4 AND (owner = $1 OR owner IS NULL OR lease_ms < $5)";
+pub(crate) const RENEW_RUNS: &str = "UPDATE workflow_runs SET lease_ms = $1 WHERE owner = $2";
+pub(crate) const RELEASE_RUNS: &str =
+    "UPDATE workflow_runs SET owner = NULL, lease_ms = 0 WHERE owner IS NOT NULL";
+pub(crate) const HISTORY: &str = "SELECT seq, ts, kind, details FROM workflow_history
+     WHERE namespace = $1 AND execution = $2 AND seq > $3 ORDER BY seq LIMIT $4";
+pub(crate) const HISTORY_REVERSE: &str = "SELECT seq, ts, kind, details FROM workflow_history
+     WHERE namespace = $1 AND execution = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4";
+pub(crate) const POST_SIGNAL: &str =
+    "INSERT INTO workflow_signals (namespace, execution, doc) SELECT $1, $2, $3
+     WHERE EXISTS (SELECT 1 FROM executions
+                   WHERE namespace = $1 AND id = $2 AND status = 'RUNNING')";
+pub(crate) const SIGNALS: &str = "SELECT id, doc FROM workflow_signals
+     WHERE namespace = $1 AND execution = $2 ORDER BY id";
+pub(crate) const SIGNALLED_RUNS: &str = "SELECT DISTINCT s.namespace, s.execution
+     FROM workflow_signals s JOIN workflow_runs r
+       ON r.namespace = s.namespace AND r.id = s.execution
+     WHERE r.owner = $1 ORDER BY s.namespace, s.execution";
+
+pub(crate) const DELIVERY_CONFIG: &str =
+    "SELECT doc FROM delivery_configs WHERE namespace = $1 AND action = $2";
+pub(crate) const PUT_DELIVERY_CONFIG: &str =
+    "INSERT INTO delivery_configs (namespace, action, doc) VALUES ($1, $2, $3)
+     ON CONFLICT (namespace, action) DO UPDATE SET doc = excluded.doc";
+pub(crate) const DELETE_DELIVERY_CONFIG: &str =
+    "DELETE FROM delivery_configs WHERE namespace = $1 AND action = $2";
+/// The columns of a delivery, in the order the backends read them.
+macro_rules! delivery_columns {
+    () => {
+        "attempt, due_ms, owner, lease_ms, doc"
+    };
+}
+pub(crate) const PUT_DELIVERY: &str = concat!(
+    "INSERT INTO deliveries (namespace, id, ",
+    delivery_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+);
+pub(crate) const DELIVERY: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM deliveries WHERE namespace = $1 AND id = $2"
+);
+pub(crate) const DUE_DELIVERIES: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM deliveries WHERE due_ms <= $1 AND (owner = $2 OR owner IS NULL OR lease_ms < $1)
+     ORDER BY due_ms LIMIT $3"
+);
+pub(crate) const UPDATE_DELIVERY: &str =
+    "UPDATE deliveries SET attempt = $1, due_ms = $2, owner = $3, lease_ms = $4, doc = $5
+     WHERE namespace = $6 AND id = $7 AND attempt = $8
+       AND (owner IS NULL OR owner = $3 OR lease_ms < $9)";
+/// A dead letter; one of the same id (a re-driven delivery that failed again) is replaced.
+pub(crate) const PUT_DEAD_LETTER: &str =
+    "INSERT INTO dead_letters (namespace, id, created_ms, doc) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (namespace, id) DO UPDATE SET created_ms = excluded.created_ms, doc = excluded.doc";
+pub(crate) const RELEASE_DELIVERIES: &str =
+    "UPDATE deliveries SET owner = NULL, lease_ms = 0 WHERE owner IS NOT NULL";
+pub(crate) const DEAD_LETTERS: &str = "SELECT doc FROM dead_letters WHERE namespace = $1
+     ORDER BY created_ms DESC, id DESC LIMIT $2 OFFSET $3";
+pub(crate) const DEAD_LETTER: &str =
+    "SELECT doc FROM dead_letters WHERE namespace = $1 AND id = $2";
+pub(crate) const DELETE_DEAD_LETTER: &str =
+    "DELETE FROM dead_letters WHERE namespace = $1 AND id = $2";
+/// Inserts a key, or takes over one that expired by `$5`; changes no row when an unexpired
+/// one exists.
+pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str =
+    "INSERT INTO idempotency_keys (namespace, key, activation_id, expires_ms)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (namespace, key) DO UPDATE
+     SET activation_id = excluded.activation_id, expires_ms = excluded.expires_ms
+     WHERE idempotency_keys.expires_ms <= $5";
+pub(crate) const RELEASE_IDEMPOTENCY_KEY: &str =
+    "DELETE FROM idempotency_keys WHERE namespace = $1 AND key = $2 AND activation_id = $3";
+pub(crate) const IDEMPOTENCY_KEY: &str = "SELECT activation_id, expires_ms FROM idempotency_keys
+     WHERE namespace = $1 AND key = $2";
+
 /// A parameter of a statement built at run time.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
@@ -374,6 +477,39 @@ mod tests {
             IS_ACCEPTED,
             ACTIVATION,
             DELETE_ACTIVATIONS_BEFORE,
+            WORKFLOW,
+            CREATE_WORKFLOW,
+            REPLACE_WORKFLOW,
+            LIST_WORKFLOWS,
+            DELETE_WORKFLOW,
+            EXECUTION,
+            EXECUTION_NAMED,
+            LIST_EXECUTIONS,
+            RUN_STATE,
+            CLAIMABLE_RUNS,
+            CLAIM_RUN,
+            RENEW_RUNS,
+            RELEASE_RUNS,
+            HISTORY,
+            HISTORY_REVERSE,
+            POST_SIGNAL,
+            SIGNALS,
+            SIGNALLED_RUNS,
+            DELIVERY_CONFIG,
+            PUT_DELIVERY_CONFIG,
+            DELETE_DELIVERY_CONFIG,
+            PUT_DELIVERY,
+            DELIVERY,
+            DUE_DELIVERIES,
+            UPDATE_DELIVERY,
+            PUT_DEAD_LETTER,
+            RELEASE_DELIVERIES,
+            DEAD_LETTERS,
+            DEAD_LETTER,
+            DELETE_DEAD_LETTER,
+            CLAIM_IDEMPOTENCY_KEY,
+            IDEMPOTENCY_KEY,
+            RELEASE_IDEMPOTENCY_KEY,
         ];
         for sql in fixed
             .iter()

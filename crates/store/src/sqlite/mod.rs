@@ -18,6 +18,8 @@
 //! until everything appended before it is in SQLite, and every write is applied in the order
 //! it was queued, logged or not; so nobody can tell a logged entry from a committed one.
 
+mod deliveries;
+mod workflows;
 mod writer;
 
 use std::collections::HashMap;
@@ -233,6 +235,97 @@ CREATE TABLE mappings (
     state      TEXT NOT NULL,
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (namespace, rule)
+);
+"#,
+    r#"
+-- Durable workflows and async delivery (decision 0028).
+CREATE TABLE workflows (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE executions (
+    namespace TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    workflow  TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    start_ms  INTEGER NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, id),
+    UNIQUE (namespace, workflow, name)
+);
+CREATE INDEX executions_by_start ON executions (namespace, start_ms, id);
+CREATE INDEX executions_by_workflow ON executions (namespace, workflow, start_ms, id);
+CREATE TABLE workflow_runs (
+    namespace TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    snapshot  TEXT NOT NULL,
+    wake_ms   INTEGER,
+    owner     TEXT,
+    lease_ms  INTEGER NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+-- An unowned run's lease_ms is 0, so the claim poll is one range of this index.
+CREATE INDEX workflow_runs_by_lease ON workflow_runs (lease_ms);
+CREATE INDEX workflow_runs_by_owner ON workflow_runs (owner);
+CREATE TABLE workflow_history (
+    namespace TEXT NOT NULL,
+    execution TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    details   TEXT NOT NULL,
+    PRIMARY KEY (namespace, execution, seq)
+);
+-- History payloads over 8 KiB, once per namespace, by the hex SHA-256 of their JSON text.
+CREATE TABLE workflow_payloads (
+    namespace TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    data      TEXT NOT NULL,
+    PRIMARY KEY (namespace, hash)
+);
+CREATE TABLE workflow_signals (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    execution TEXT NOT NULL,
+    doc       TEXT NOT NULL
+);
+CREATE INDEX workflow_signals_by_run ON workflow_signals (namespace, execution, id);
+CREATE TABLE delivery_configs (
+    namespace TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, action)
+);
+CREATE TABLE deliveries (
+    namespace TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    attempt   INTEGER NOT NULL,
+    due_ms    INTEGER NOT NULL,
+    owner     TEXT,
+    lease_ms  INTEGER NOT NULL,
+    doc       TEXT NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+CREATE INDEX deliveries_by_due ON deliveries (due_ms);
+CREATE TABLE dead_letters (
+    namespace  TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    doc        TEXT NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+CREATE INDEX dead_letters_by_created ON dead_letters (namespace, created_ms, id);
+CREATE TABLE idempotency_keys (
+    namespace     TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    activation_id TEXT NOT NULL,
+    expires_ms    INTEGER NOT NULL,
+    PRIMARY KEY (namespace, key)
 );
 "#,
 ];
@@ -707,6 +800,16 @@ impl NamespaceStore for SqliteStore {
                 "schedules",
                 "subscriptions",
                 "mappings",
+                "workflows",
+                "executions",
+                "workflow_runs",
+                "workflow_history",
+                "workflow_payloads",
+                "workflow_signals",
+                "delivery_configs",
+                "deliveries",
+                "dead_letters",
+                "idempotency_keys",
             ] {
                 c.execute(&format!("DELETE FROM {table} WHERE namespace = ?"), [&name])?;
             }
