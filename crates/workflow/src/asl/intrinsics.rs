@@ -177,18 +177,7 @@ impl Intrinsic {
                             used - 1
                         )
                     })?;
-                    match value {
-                        Value::String(text) => out.push_str(&text),
-                        Value::Number(_) | Value::Bool(_) | Value::Null => {
-                            out.push_str(&value.to_string());
-                        }
-                        other => {
-                            return Err(format!(
-                                "value {used} is {}; only strings, numbers, booleans and null can be formatted",
-                                kind(&other)
-                            ));
-                        }
-                    }
+                    display(&value, &mut out);
                 }
                 c => out.push(c),
             }
@@ -220,6 +209,37 @@ impl Arg {
             }),
             Arg::Call(call) => call.eval(input, context),
         }
+    }
+}
+
+/// How Format shows a value, as Step Functions (a Java service) does: strings as they
+/// are, objects as `{a=1, b=[x, y]}`, arrays as `[1, 2]`, other values as JSON.
+fn display(value: &Value, out: &mut String) {
+    match value {
+        Value::String(text) => out.push_str(text),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                display(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(object) => {
+            out.push('{');
+            for (i, (key, item)) in object.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(key);
+                out.push('=');
+                display(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -346,28 +366,29 @@ fn call(function: Function, args: Vec<Value>) -> Result<Value, String> {
             Ok(Value::Object(left))
         }
         Function::MathRandom => {
-            let start = integer(&next(), "the start")?;
-            let end = integer(&next(), "the end")?;
+            let start = rounded(&next(), "the start")?;
+            let end = rounded(&next(), "the end")?;
             let seed = match next() {
                 Value::Null => None,
-                seed => Some(integer(&seed, "the seed")?),
+                seed => Some(rounded(&seed, "the seed")?),
             };
-            if end <= start {
+            if end < start {
                 return Err(format!(
-                    "the end ({end}) must be greater than the start ({start})"
+                    "the end ({end}) must not be less than the start ({start})"
                 ));
             }
             let random = match seed {
                 Some(seed) => splitmix64(seed as u64),
                 None => random_u64(),
             };
-            let span = end.abs_diff(start);
-            let offset = random % span;
+            // Both ends included, as Step Functions draws.
+            let span = u128::from(end.abs_diff(start)) + 1;
+            let offset = u64::try_from(u128::from(random) % span).unwrap_or(0);
             Ok(Value::from(start.wrapping_add_unsigned(offset)))
         }
         Function::MathAdd => {
-            let a = integer(&next(), "the first argument")?;
-            let b = integer(&next(), "the second argument")?;
+            let a = rounded(&next(), "the first argument")?;
+            let b = rounded(&next(), "the second argument")?;
             a.checked_add(b)
                 .map(Value::from)
                 .ok_or_else(|| "the sum overflows".to_string())
@@ -412,6 +433,21 @@ fn integer(value: &Value, what: &str) -> Result<i64, String> {
     match number.as_f64() {
         Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
         _ => Err(not()),
+    }
+}
+
+/// A number rounded to the nearest integer, halves up (Java's `Math.round`), as
+/// MathAdd and MathRandom take their arguments.
+fn rounded(value: &Value, what: &str) -> Result<i64, String> {
+    let Value::Number(number) = value else {
+        return Err(format!("{what} must be a number, not {value}"));
+    };
+    if let Some(i) = number.as_i64() {
+        return Ok(i);
+    }
+    match number.as_f64().map(|f| (f + 0.5).floor()) {
+        Some(f) if f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(format!("{what} is out of range: {value}")),
     }
 }
 
@@ -678,7 +714,10 @@ mod tests {
         assert_eq!(eval("States.Format('{}', 'a, b)')"), Ok(json!("a, b)")));
         assert!(fails("States.Format('{} {}', $.name)").contains("placeholders"));
         assert!(fails("States.Format('{}', $.name, $.n)").contains("placeholders"));
-        assert!(fails("States.Format('{}', $.obj)").contains("an object"));
+        assert_eq!(
+            eval("States.Format('{} {}', $.obj, States.Array('x', 1, null))"),
+            Ok(json!("{a=1, b={c=2}} [x, 1, null]"))
+        );
         assert!(fails("States.Format('{}', $.missing)").contains("$.missing"));
     }
 
@@ -789,21 +828,28 @@ mod tests {
 
     #[test]
     fn math() {
-        for _ in 0..50 {
-            let Ok(Value::Number(n)) = eval("States.MathRandom(1, 4)") else {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let Ok(Value::Number(n)) = eval("States.MathRandom(1, 3)") else {
                 panic!("not a number");
             };
-            assert!((1..4).contains(&n.as_i64().unwrap()));
+            seen.insert(n.as_i64().unwrap());
         }
+        // Both ends can come out (200 draws miss one of 3 values with p < 1e-34).
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(
             eval("States.MathRandom(0, 1000, 7)"),
             eval("States.MathRandom(0, 1000, 7)")
         );
-        assert!(fails("States.MathRandom(5, 5)").contains("greater"));
-        assert!(fails("States.MathRandom(1, 'x')").contains("integer"));
+        assert_eq!(eval("States.MathRandom(5, 5)"), Ok(json!(5)));
+        assert_eq!(eval("States.MathRandom(4.6, 5.4)"), Ok(json!(5)));
+        assert!(fails("States.MathRandom(5, 4)").contains("less than"));
+        assert!(fails("States.MathRandom(1, 'x')").contains("a number"));
         assert_eq!(eval("States.MathAdd($.n, -5)"), Ok(json!(-2)));
         assert_eq!(eval("States.MathAdd(2.0, 1)"), Ok(json!(3)));
-        assert!(fails("States.MathAdd(1.5, 1)").contains("integer"));
+        assert_eq!(eval("States.MathAdd(1.5, 1)"), Ok(json!(3)));
+        assert_eq!(eval("States.MathAdd(-1.5, 0)"), Ok(json!(-1)));
+        assert!(fails("States.MathAdd('1', 1)").contains("a number"));
         assert!(fails("States.MathAdd(9223372036854775807, 1)").contains("overflows"));
     }
 
