@@ -295,8 +295,12 @@ fn call(function: Function, args: Vec<Value>) -> Result<Value, String> {
                 ));
             }
             Ok(Value::Array(
-                (0..count as i64)
-                    .map(|i| Value::from(start + i * step))
+                // Every value lies between start and end, so it fits an i64.
+                (0..count)
+                    .map(|i| {
+                        let value = i128::from(start) + i * i128::from(step);
+                        Value::from(i64::try_from(value).unwrap_or_default())
+                    })
                     .collect(),
             ))
         }
@@ -757,6 +761,17 @@ mod tests {
         );
         assert_eq!(eval("States.ArrayRange(5, 1, -2)"), Ok(json!([5, 3, 1])));
         assert_eq!(eval("States.ArrayRange(1, 0, 1)"), Ok(json!([])));
+        assert_eq!(
+            eval(
+                "States.ArrayRange(-9223372036854775808, 9223372036854775807, 4611686018427387904)"
+            ),
+            Ok(json!([
+                -9223372036854775808_i64,
+                -4611686018427387904_i64,
+                0,
+                4611686018427387904_i64
+            ]))
+        );
         assert_eq!(
             eval("States.ArrayLength(States.ArrayRange(1, 1000, 1))"),
             Ok(json!(1000))

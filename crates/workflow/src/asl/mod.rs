@@ -24,7 +24,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use choice::{ChoiceRule, Comparator, Condition, Operand};
+pub use choice::{ChoiceRule, Comparator, Condition, Operand, Relation};
 pub use intrinsics::Intrinsic;
 pub use io::{Io, Template};
 pub use model::{
@@ -65,7 +65,7 @@ impl DefinitionError {
 /// A state's failure at run time, as Step Functions names it: `error` is the error name
 /// that Retry and Catch match, `cause` the human explanation. Caused by the data a run
 /// meets (or by a task), never by the definition's shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StateError {
     pub error: String,
     pub cause: String,

@@ -301,7 +301,7 @@ fn apply<'v>(selector: &Selector, node: &'v Value, deep: bool, out: &mut Vec<&'v
                     if let Some(value) = usize::try_from(at).ok().and_then(|i| items.get(i)) {
                         out.push(value);
                     }
-                    at += step;
+                    at = at.saturating_add(*step);
                 }
             }
         }
@@ -773,6 +773,10 @@ mod tests {
         assert_eq!(select("$.items[1:].p", &input), Some(json!([15, 25])));
         assert_eq!(select("$.items[:-1].p", &input), Some(json!([5, 15])));
         assert_eq!(select("$.items[0:3:2].p", &input), Some(json!([5, 25])));
+        assert_eq!(
+            select("$.items[0::9223372036854775807].p", &input),
+            Some(json!([5]))
+        );
         assert_eq!(select("$..b", &input), Some(json!([1, 2])));
         assert_eq!(select("$..x", &input), Some(json!([1])));
         assert_eq!(
