@@ -26,7 +26,9 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// `attempt` is `expected_attempt` and nobody else live owns it; false otherwise.
     async fn update_delivery(&self, delivery: &Delivery, expected_attempt: u32, now_ms: u64)
     -> Result<bool>;
-    /// Deletes a delivery, and writes a dead letter in the same transaction when given.
+    /// Deletes a delivery, and writes a dead letter in the same transaction when given;
+    /// returns whether the delivery was there (only then is the letter written; it replaces
+    /// a letter of the same id).
     async fn finish_delivery(
         &self,
         namespace: &str,

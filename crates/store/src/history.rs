@@ -33,12 +33,19 @@ pub(crate) struct Row {
     pub details: String,
 }
 
+/// A payload stored apart: its hash and its JSON text.
+pub(crate) type Payload = (String, String);
+
+/// History rows to insert and the payloads they reference, each once.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Written {
+    pub rows: Vec<Row>,
+    pub payloads: Vec<Payload>,
+}
+
 /// The rows of `events`, which must be numbered `first`, `first + 1`, ..., and the payloads
 /// they reference, each once.
-pub(crate) fn rows(
-    events: &[HistoryEvent],
-    first: u64,
-) -> Result<(Vec<Row>, Vec<(String, String)>)> {
+fn rows(events: &[HistoryEvent], first: u64) -> Result<Written> {
     let mut rows = Vec::with_capacity(events.len());
     let mut payloads = Vec::new();
     for (i, event) in events.iter().enumerate() {
@@ -59,7 +66,10 @@ pub(crate) fn rows(
             details: stored.details,
         });
     }
-    Ok((rows, unique(payloads)))
+    Ok(Written {
+        rows,
+        payloads: unique(payloads),
+    })
 }
 
 /// The rows and payloads of a new execution's first events, checked: numbered from 1, the
@@ -68,7 +78,7 @@ pub(crate) fn new_execution(
     execution: &Execution,
     run: &RunState,
     events: &[HistoryEvent],
-) -> Result<(Vec<Row>, Vec<(String, String)>)> {
+) -> Result<Written> {
     let written = rows(events, 1)?;
     run_at(run, events.len() as u64, &execution.id)?;
     Ok(written)
@@ -76,7 +86,7 @@ pub(crate) fn new_execution(
 
 /// The rows and payloads of a commit, checked: its events follow `expected_seq`, its run
 /// state is at the last of them, its execution is its own.
-pub(crate) fn commit(c: &RunCommit<'_>) -> Result<(Vec<Row>, Vec<(String, String)>)> {
+pub(crate) fn commit(c: &RunCommit<'_>) -> Result<Written> {
     let written = rows(c.events, c.expected_seq + 1)?;
     run_at(c.run, c.expected_seq + c.events.len() as u64, c.id)?;
     if let Some(e) = c.execution
@@ -224,7 +234,7 @@ fn join(details: Value, payloads: &HashMap<String, String>) -> Result<Value> {
 }
 
 /// The payloads of several rows, each once.
-fn unique(payloads: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+fn unique(payloads: impl IntoIterator<Item = Payload>) -> Vec<Payload> {
     let mut seen = HashMap::new();
     for (hash, text) in payloads {
         seen.entry(hash).or_insert(text);
@@ -335,7 +345,10 @@ mod tests {
         };
         let big = json!({"input": "i".repeat(INLINE_LIMIT + 1)});
         let written = vec![event(3, json!({})), event(4, big.clone()), event(5, big)];
-        let (rows_, payloads) = rows(&written, 3).unwrap();
+        let Written {
+            rows: rows_,
+            payloads,
+        } = rows(&written, 3).unwrap();
         assert_eq!(rows_.len(), 3);
         assert_eq!(payloads.len(), 1, "two equal payloads, stored once");
         let (read, hashes) = events(rows_).unwrap();
@@ -345,7 +358,7 @@ mod tests {
 
         assert!(rows(&written, 2).is_err());
         assert!(rows(&[event(1, json!({})), event(3, json!({}))], 1).is_err());
-        assert!(rows(&[], 1).unwrap().0.is_empty());
+        assert!(rows(&[], 1).unwrap().rows.is_empty());
     }
 
     #[test]

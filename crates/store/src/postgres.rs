@@ -358,9 +358,10 @@ impl From<tokio_postgres::Error> for StoreError {
 
 pub struct PostgresStore {
     pool: Pool,
-    /// The database's clock minus this process's, in ms, measured at connect: schedule
-    /// leases and due ticks are compared on the database's clock, so processes whose own
-    /// clocks differ still agree on when a lease ran out.
+    /// The database's clock minus this process's, in ms, measured at connect: leases (of
+    /// schedules, subscriptions, workflow runs and deliveries), due ticks and due deliveries
+    /// are compared on the database's clock, so processes whose own clocks differ still
+    /// agree on when a lease ran out.
     clock_offset_ms: i64,
 }
 

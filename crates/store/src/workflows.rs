@@ -52,8 +52,10 @@ pub trait WorkflowStore: Send + Sync + 'static {
     async fn delete_workflow(&self, namespace: &str, name: &str) -> Result<Option<Workflow>>;
 
     /// Creates an execution with its first history events and its run state (owned by
-    /// `run.owner`). Writes nothing and returns false when the workflow already has an
-    /// execution of that name.
+    /// `run.owner`; an execution created already finished gets none). Writes nothing and
+    /// returns false when the workflow already has an execution of that name (or the id is
+    /// taken). Events not numbered from 1, or a run state not at the last of them, are an
+    /// error.
     async fn create_execution(
         &self,
         execution: &Execution,
@@ -72,8 +74,10 @@ pub trait WorkflowStore: Send + Sync + 'static {
     /// The run state of a running execution (none once it finished).
     async fn run_state(&self, namespace: &str, id: &str) -> Result<Option<RunState>>;
     /// Applies a commit (see [`RunCommit`]); false, writing nothing, if the stored `seq` is
-    /// not `expected_seq` or the run is owned by another. A commit whose execution is no
-    /// longer running deletes the run state.
+    /// not `expected_seq` or the run is owned by another (its lease is not looked at). A
+    /// commit whose execution is no longer running deletes the run state and every signal
+    /// left in its inbox. Events not numbered `expected_seq + 1 ..`, a run state not at the
+    /// last of them, or another execution's document are an error (nothing written).
     async fn commit_run(&self, commit: &RunCommit<'_>) -> Result<bool>;
     /// Up to `limit` events with `seq > after` in order, or (`reverse`) with `seq < after`
     /// newest first.
@@ -87,7 +91,8 @@ pub trait WorkflowStore: Send + Sync + 'static {
     ) -> Result<Vec<HistoryEvent>>;
 
     /// Up to `limit` running executions `owner` may take: owned by nobody or by a process
-    /// whose lease ran out by `now_ms`, as `(namespace, id)`.
+    /// whose lease ran out by `now_ms` (never by `owner`: it has them), as `(namespace, id)`,
+    /// the longest expired first.
     async fn claimable_runs(
         &self,
         owner: &str,
@@ -108,7 +113,8 @@ pub trait WorkflowStore: Send + Sync + 'static {
     /// Drops every run's owner (a store one process uses, at its start).
     async fn release_runs(&self) -> Result<()>;
 
-    /// Adds a signal to a running execution's inbox; false if it is not running.
+    /// Adds a signal to a running execution's inbox; false if it is not running (or does not
+    /// exist).
     async fn post_signal(&self, namespace: &str, id: &str, signal: &Value) -> Result<bool>;
     /// A run's signals, oldest first, with their ids.
     async fn signals(&self, namespace: &str, id: &str) -> Result<Vec<(u64, Value)>>;

@@ -1520,3 +1520,973 @@ async fn records_are_read_in_the_order_they_were_written(s: &dyn Store) {
     s.put_activation(&encoded(record("w7", 100))).await.unwrap();
     assert_eq!(written(s, &q, &past_w6, 1).await.0, ["w7"]);
 }
+
+// Durable workflows and async delivery (decision 0028).
+
+on_every_backend!(
+    workflows_are_compare_and_swap_and_listed_by_name,
+    an_execution_is_created_once_per_name_and_listed_newest_first,
+    a_commit_writes_everything_or_nothing,
+    history_pages_both_ways_and_large_payloads_come_back_whole,
+    runs_are_claimed_renewed_and_released_on_leases,
+    signals_wait_in_a_running_executions_inbox_until_consumed,
+    delivery_configs_are_upserted_read_and_deleted,
+    a_delivery_is_taken_by_compare_and_swap_and_finished_once,
+    dead_letters_are_listed_newest_first_and_deleted,
+    an_idempotency_key_names_one_activation_until_it_expires,
+    deleting_a_namespace_deletes_its_workflows_and_deliveries,
+    racing_writers_of_one_run_key_or_name_have_one_winner,
+);
+
+use gust_model::{
+    DeadLetter, Delivery, DeliveryConfig, Execution, ExecutionStatus, HistoryEvent, RunState,
+    Workflow,
+};
+use gust_store::{ExecutionQuery, RunCommit};
+use serde_json::json;
+
+/// Longer than a history row keeps (8 KiB).
+fn large(fill: char) -> String {
+    std::iter::repeat_n(fill, 9 * 1024).collect()
+}
+
+fn workflow(name: &str, version: &str) -> Workflow {
+    Workflow {
+        namespace: "ns".into(),
+        name: name.into(),
+        version: version.into(),
+        definition: json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}),
+        updated: 1,
+    }
+}
+
+/// Execution `id` of workflow `ns/wf`, named `name`, started at `start`.
+fn execution(id: &str, name: &str, start: u64) -> Execution {
+    Execution {
+        namespace: "ns".into(),
+        id: id.into(),
+        name: name.into(),
+        workflow: "wf".into(),
+        status: ExecutionStatus::Running,
+        input: json!({"in": id}),
+        output: None,
+        error: None,
+        cause: None,
+        start,
+        stop: None,
+        parent: None,
+    }
+}
+
+fn event(seq: u64, details: serde_json::Value) -> HistoryEvent {
+    HistoryEvent {
+        seq,
+        ts: 1_000 + seq,
+        kind: "PassStateEntered".into(),
+        details,
+    }
+}
+
+/// Events `from..=to` with small details.
+fn events(from: u64, to: u64) -> Vec<HistoryEvent> {
+    (from..=to)
+        .map(|seq| event(seq, json!({"name": format!("S{seq}"), "path": ""})))
+        .collect()
+}
+
+fn run(seq: u64, owner: Option<&str>, lease_ms: u64) -> RunState {
+    RunState {
+        seq,
+        snapshot: json!({"at": seq}),
+        wake_ms: Some(5_000 + seq),
+        owner: owner.map(String::from),
+        lease_ms,
+    }
+}
+
+/// Starts execution `id` named `id` with events 1..=`seq`, owned by `owner`.
+async fn start(s: &dyn Store, id: &str, seq: u64, owner: Option<&str>, lease_ms: u64) {
+    let created = s
+        .create_execution(
+            &execution(id, id, 100),
+            &run(seq, owner, lease_ms),
+            &events(1, seq),
+        )
+        .await
+        .unwrap();
+    assert!(created, "{id} is new");
+}
+
+/// A commit of `id` by `owner` from `expected` on.
+fn commit<'a>(
+    id: &'a str,
+    owner: &'a str,
+    expected: u64,
+    events: &'a [HistoryEvent],
+    run: &'a RunState,
+) -> RunCommit<'a> {
+    RunCommit {
+        namespace: "ns",
+        id,
+        expected_seq: expected,
+        owner,
+        events,
+        run,
+        execution: None,
+        consumed: &[],
+    }
+}
+
+async fn full_history(s: &dyn Store, namespace: &str, id: &str) -> Vec<HistoryEvent> {
+    s.history(namespace, id, 0, 1_000, false).await.unwrap()
+}
+
+fn seqs(events: &[HistoryEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+async fn workflows_are_compare_and_swap_and_listed_by_name(s: &dyn Store) {
+    for name in ["b", "a", "B", "c"] {
+        s.put_workflow(&workflow(name, "1"), PutMode::Create)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        s.put_workflow(&workflow("a", "9"), PutMode::Create).await,
+        Err(StoreError::Conflict)
+    ));
+    let stale = PutMode::Replace {
+        expected_version: "0".into(),
+    };
+    assert!(matches!(
+        s.put_workflow(&workflow("a", "2"), stale).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut v2 = workflow("a", "2");
+    v2.definition = json!({"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}});
+    let current = PutMode::Replace {
+        expected_version: "1".into(),
+    };
+    s.put_workflow(&v2, current).await.unwrap();
+    assert_eq!(s.workflow("ns", "a").await.unwrap().unwrap(), v2);
+    let missing = PutMode::Replace {
+        expected_version: "1".into(),
+    };
+    assert!(matches!(
+        s.put_workflow(&workflow("zz", "2"), missing).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.workflow("ns", "zz").await.unwrap().is_none());
+    assert!(s.workflow("other", "a").await.unwrap().is_none());
+
+    let names = |list: Vec<Workflow>| list.into_iter().map(|w| w.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.list_workflows("ns", 0, 10).await.unwrap()),
+        ["B", "a", "b", "c"]
+    );
+    assert_eq!(
+        names(s.list_workflows("ns", 1, 2).await.unwrap()),
+        ["a", "b"]
+    );
+    assert!(s.list_workflows("other", 0, 10).await.unwrap().is_empty());
+
+    assert_eq!(s.delete_workflow("ns", "a").await.unwrap().unwrap(), v2);
+    assert!(s.delete_workflow("ns", "a").await.unwrap().is_none());
+    assert_eq!(
+        names(s.list_workflows("ns", 0, 10).await.unwrap()),
+        ["B", "b", "c"]
+    );
+}
+
+async fn an_execution_is_created_once_per_name_and_listed_newest_first(s: &dyn Store) {
+    let first = execution("e1", "n1", 100);
+    assert!(
+        s.create_execution(&first, &run(2, Some("a"), 9_000), &events(1, 2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.execution("ns", "e1").await.unwrap().unwrap(), first);
+    assert_eq!(
+        s.execution_named("ns", "wf", "n1").await.unwrap().unwrap(),
+        first
+    );
+    assert_eq!(
+        s.run_state("ns", "e1").await.unwrap().unwrap(),
+        run(2, Some("a"), 9_000)
+    );
+    assert_eq!(full_history(s, "ns", "e1").await, events(1, 2));
+
+    // The name is taken in this workflow: nothing of the second is written.
+    let again = execution("e2", "n1", 200);
+    assert!(
+        !s.create_execution(&again, &run(1, Some("b"), 9_000), &events(1, 1))
+            .await
+            .unwrap()
+    );
+    assert!(s.execution("ns", "e2").await.unwrap().is_none());
+    assert!(s.run_state("ns", "e2").await.unwrap().is_none());
+    assert!(full_history(s, "ns", "e2").await.is_empty());
+    assert_eq!(
+        s.execution_named("ns", "wf", "n1").await.unwrap().unwrap(),
+        first
+    );
+    // So is the id.
+    let same_id = execution("e1", "n9", 200);
+    assert!(
+        !s.create_execution(&same_id, &run(1, None, 0), &events(1, 1))
+            .await
+            .unwrap()
+    );
+    assert!(s.execution_named("ns", "wf", "n9").await.unwrap().is_none());
+
+    // Badly numbered events, or a run state not at the last of them: refused, nothing written.
+    let bad = execution("e3", "n3", 300);
+    assert!(
+        s.create_execution(&bad, &run(2, None, 0), &events(2, 3))
+            .await
+            .is_err()
+    );
+    assert!(
+        s.create_execution(&bad, &run(1, None, 0), &events(1, 2))
+            .await
+            .is_err()
+    );
+    assert!(s.execution("ns", "e3").await.unwrap().is_none());
+
+    // The same name in another workflow is another execution; one that ended at once has
+    // no run state.
+    let mut other = execution("e3", "n1", 300);
+    other.workflow = "wf2".into();
+    other.status = ExecutionStatus::Succeeded;
+    other.output = Some(json!({"out": 1}));
+    other.stop = Some(301);
+    assert!(
+        s.create_execution(&other, &run(2, None, 0), &events(1, 2))
+            .await
+            .unwrap()
+    );
+    assert!(s.run_state("ns", "e3").await.unwrap().is_none());
+    assert_eq!(full_history(s, "ns", "e3").await.len(), 2);
+    // Two more, one started at the same time as e3.
+    for (id, start) in [("e4", 300), ("e0", 50)] {
+        assert!(
+            s.create_execution(&execution(id, id, start), &run(1, None, 0), &events(1, 1))
+                .await
+                .unwrap()
+        );
+    }
+
+    let ids = |list: Vec<Execution>| list.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let query = |workflow, status, skip, limit| ExecutionQuery {
+        namespace: "ns",
+        workflow,
+        status,
+        skip,
+        limit,
+    };
+    // Newest first; of one start time, the larger id first.
+    assert_eq!(
+        ids(s.list_executions(&query(None, None, 0, 10)).await.unwrap()),
+        ["e4", "e3", "e1", "e0"]
+    );
+    assert_eq!(
+        ids(s.list_executions(&query(None, None, 1, 2)).await.unwrap()),
+        ["e3", "e1"]
+    );
+    assert_eq!(
+        ids(s
+            .list_executions(&query(Some("wf"), None, 0, 10))
+            .await
+            .unwrap()),
+        ["e4", "e1", "e0"]
+    );
+    assert_eq!(
+        ids(s
+            .list_executions(&query(None, Some(ExecutionStatus::Succeeded), 0, 10))
+            .await
+            .unwrap()),
+        ["e3"]
+    );
+    assert_eq!(
+        ids(s
+            .list_executions(&query(Some("wf"), Some(ExecutionStatus::Running), 0, 10))
+            .await
+            .unwrap()),
+        ["e4", "e1", "e0"]
+    );
+    let elsewhere = ExecutionQuery {
+        namespace: "other",
+        ..query(None, None, 0, 10)
+    };
+    assert!(s.list_executions(&elsewhere).await.unwrap().is_empty());
+}
+
+async fn a_commit_writes_everything_or_nothing(s: &dyn Store) {
+    start(s, "e1", 1, Some("a"), 9_000).await;
+    assert!(s.post_signal("ns", "e1", &json!({"n": 1})).await.unwrap());
+    let signal = s.signals("ns", "e1").await.unwrap()[0].0;
+    let consumed = [signal];
+    let next = events(2, 3);
+    let state = run(3, Some("a"), 9_000);
+    let mut running = execution("e1", "e1", 100);
+    running.input = json!({"changed": true});
+
+    let unchanged = async || {
+        assert_eq!(seqs(&full_history(s, "ns", "e1").await), [1]);
+        assert_eq!(s.run_state("ns", "e1").await.unwrap().unwrap().seq, 1);
+        assert_eq!(s.signals("ns", "e1").await.unwrap().len(), 1);
+        assert_eq!(
+            s.execution("ns", "e1").await.unwrap().unwrap(),
+            execution("e1", "e1", 100)
+        );
+    };
+    // A stale seq, another owner: refused, nothing written.
+    let (old, old_run) = (events(1, 2), run(2, Some("a"), 0));
+    let mut stale = commit("e1", "a", 0, &old, &old_run);
+    stale.execution = Some(&running);
+    stale.consumed = &consumed;
+    assert!(!s.commit_run(&stale).await.unwrap());
+    unchanged().await;
+    let mut other = commit("e1", "b", 1, &next, &state);
+    other.execution = Some(&running);
+    other.consumed = &consumed;
+    assert!(!s.commit_run(&other).await.unwrap());
+    unchanged().await;
+    // Badly numbered: an error, nothing written.
+    let gap = [event(3, json!({}))];
+    assert!(
+        s.commit_run(&commit("e1", "a", 1, &gap, &run(3, None, 0)))
+            .await
+            .is_err()
+    );
+    let off = run(4, None, 0);
+    assert!(
+        s.commit_run(&commit("e1", "a", 1, &next, &off))
+            .await
+            .is_err()
+    );
+    let mut foreign = commit("e1", "a", 1, &next, &state);
+    let stranger = execution("e9", "e9", 1);
+    foreign.execution = Some(&stranger);
+    assert!(s.commit_run(&foreign).await.is_err());
+    unchanged().await;
+
+    // The owner at the stored seq: events, snapshot, execution and inbox change together.
+    let mut good = commit("e1", "a", 1, &next, &state);
+    good.execution = Some(&running);
+    good.consumed = &consumed;
+    assert!(s.commit_run(&good).await.unwrap());
+    assert_eq!(
+        full_history(s, "ns", "e1").await,
+        [events(1, 1), next.clone()].concat()
+    );
+    let stored = s.run_state("ns", "e1").await.unwrap().unwrap();
+    assert_eq!(
+        (&stored.snapshot, stored.seq, stored.wake_ms),
+        (&json!({"at": 3}), 3, Some(5_003))
+    );
+    assert_eq!(stored.owner.as_deref(), Some("a"), "the owner stays");
+    assert_eq!(s.execution("ns", "e1").await.unwrap().unwrap(), running);
+    assert!(s.signals("ns", "e1").await.unwrap().is_empty());
+    // The same commit again: its seq is gone.
+    assert!(!s.commit_run(&good).await.unwrap());
+    assert_eq!(full_history(s, "ns", "e1").await.len(), 3);
+
+    // A commit without events or execution moves only the snapshot.
+    let mut quiet = run(3, Some("a"), 9_000);
+    quiet.snapshot = json!({"waiting": true});
+    quiet.wake_ms = None;
+    assert!(
+        s.commit_run(&commit("e1", "a", 3, &[], &quiet))
+            .await
+            .unwrap()
+    );
+    let stored = s.run_state("ns", "e1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.snapshot, stored.wake_ms),
+        (json!({"waiting": true}), None)
+    );
+
+    // The commit that ends the execution deletes its run state.
+    let mut done = running.clone();
+    done.status = ExecutionStatus::Failed;
+    done.error = Some("States.TaskFailed".into());
+    done.cause = Some("boom".into());
+    done.stop = Some(400);
+    let last = [event(4, json!({"error": "States.TaskFailed"}))];
+    let last_run = run(4, Some("a"), 9_000);
+    let mut end = commit("e1", "a", 3, &last, &last_run);
+    end.execution = Some(&done);
+    assert!(s.commit_run(&end).await.unwrap());
+    assert!(s.run_state("ns", "e1").await.unwrap().is_none());
+    assert_eq!(s.execution("ns", "e1").await.unwrap().unwrap(), done);
+    assert_eq!(seqs(&full_history(s, "ns", "e1").await), [1, 2, 3, 4]);
+    assert!(!s.commit_run(&end).await.unwrap());
+    let after = [event(5, json!({}))];
+    assert!(
+        !s.commit_run(&commit("e1", "a", 4, &after, &run(5, None, 0)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claimable_runs("z", u64::MAX >> 2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn history_pages_both_ways_and_large_payloads_come_back_whole(s: &dyn Store) {
+    start(s, "e1", 1, Some("a"), 9_000).await;
+    // Events 2..=25; some carry large payloads: one field (the same one twice), many
+    // middling fields, a whole large value, and a value that looks like a stored reference.
+    let mut written = events(2, 25);
+    written[3].details = json!({"name": "Big", "output": large('o')});
+    written[4].details = json!({"name": "Big again", "input": large('o')});
+    let middling: String = large('m').chars().take(5 * 1024).collect();
+    written[5].details = json!({"a": middling, "b": middling, "c": middling});
+    written[6].details = json!([large('x')]);
+    written[7].details = json!({"$payload": "0".repeat(64)});
+    written[8].details = json!({"result": {"$payload": "f".repeat(64)}});
+    let state = run(25, Some("a"), 9_000);
+    assert!(
+        s.commit_run(&commit("e1", "a", 1, &written, &state))
+            .await
+            .unwrap()
+    );
+    let all = [events(1, 1), written].concat();
+    assert_eq!(full_history(s, "ns", "e1").await, all);
+
+    let page = async |after, limit, reverse| {
+        seqs(&s.history("ns", "e1", after, limit, reverse).await.unwrap())
+    };
+    assert_eq!(page(0, 10, false).await, (1..=10).collect::<Vec<_>>());
+    assert_eq!(page(10, 10, false).await, (11..=20).collect::<Vec<_>>());
+    assert_eq!(page(20, 10, false).await, (21..=25).collect::<Vec<_>>());
+    assert!(page(25, 10, false).await.is_empty());
+    // Newest first: from the end (`u64::MAX`), then below the last seen.
+    assert_eq!(page(u64::MAX, 5, true).await, [25, 24, 23, 22, 21]);
+    assert!(page(0, 5, true).await.is_empty());
+    assert_eq!(page(21, 5, true).await, [20, 19, 18, 17, 16]);
+    assert_eq!(page(3, 5, true).await, [2, 1]);
+    assert!(page(1, 5, true).await.is_empty());
+    // Pages hold the payloads too.
+    let big = s.history("ns", "e1", 4, 5, false).await.unwrap();
+    assert_eq!(big, all[4..9]);
+    let back = s.history("ns", "e1", 10, 6, true).await.unwrap();
+    assert_eq!(back[0], all[8]);
+    assert!(
+        s.history("ns", "e9", 0, 10, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.history("other", "e1", 0, 10, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn runs_are_claimed_renewed_and_released_on_leases(s: &dyn Store) {
+    start(s, "e1", 1, None, 0).await;
+    start(s, "e2", 1, Some("a"), 10_000).await;
+    start(s, "e3", 1, Some("b"), 10_000).await;
+    let ids = |runs: Vec<(String, String)>| {
+        let mut ids: Vec<String> = runs
+            .into_iter()
+            .map(|(ns, id)| {
+                assert_eq!(ns, "ns");
+                id
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    // (Times a few ms apart may compare either way on PostgreSQL: see the schedules' test.)
+    assert_eq!(ids(s.claimable_runs("a", 5_000, 10).await.unwrap()), ["e1"]);
+    assert_eq!(ids(s.claimable_runs("b", 5_000, 10).await.unwrap()), ["e1"]);
+    // Leases ran out; a process never finds its own runs claimable.
+    assert_eq!(
+        ids(s.claimable_runs("c", 20_000, 10).await.unwrap()),
+        ["e1", "e2", "e3"]
+    );
+    assert_eq!(
+        ids(s.claimable_runs("a", 20_000, 10).await.unwrap()),
+        ["e1", "e3"]
+    );
+    assert_eq!(s.claimable_runs("c", 20_000, 2).await.unwrap().len(), 2);
+
+    assert!(s.claim_run("ns", "e1", "a", 5_000, 15_000).await.unwrap());
+    assert!(!s.claim_run("ns", "e1", "b", 6_000, 16_000).await.unwrap());
+    assert!(s.claim_run("ns", "e1", "a", 6_000, 16_000).await.unwrap());
+    assert!(!s.claim_run("ns", "e9", "a", 6_000, 16_000).await.unwrap());
+    assert_eq!(s.renew_runs("a", 30_000).await.unwrap(), 2);
+    let e1 = s.run_state("ns", "e1").await.unwrap().unwrap();
+    assert_eq!((e1.owner.as_deref(), e1.lease_ms), (Some("a"), 30_000));
+    assert!(!s.claim_run("ns", "e2", "b", 20_000, 40_000).await.unwrap());
+    // `b` died: `a` takes its run once its lease ran out, and `b` can no longer commit it.
+    assert!(s.claim_run("ns", "e3", "a", 20_000, 40_000).await.unwrap());
+    let next = events(2, 2);
+    assert!(
+        !s.commit_run(&commit("e3", "b", 1, &next, &run(2, None, 0)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.commit_run(&commit("e3", "a", 1, &next, &run(2, None, 0)))
+            .await
+            .unwrap()
+    );
+    // The commit left the owner and lease as they were.
+    let e3 = s.run_state("ns", "e3").await.unwrap().unwrap();
+    assert_eq!((e3.owner.as_deref(), e3.lease_ms), (Some("a"), 40_000));
+    assert!(s.claimable_runs("c", 25_000, 10).await.unwrap().is_empty());
+
+    // A store one process uses drops every owner at its start.
+    s.release_runs().await.unwrap();
+    let e2 = s.run_state("ns", "e2").await.unwrap().unwrap();
+    assert_eq!((e2.owner, e2.lease_ms), (None, 0));
+    assert_eq!(
+        ids(s.claimable_runs("a", 1_000, 10).await.unwrap()),
+        ["e1", "e2", "e3"]
+    );
+    assert_eq!(s.renew_runs("a", 50_000).await.unwrap(), 0);
+}
+
+async fn signals_wait_in_a_running_executions_inbox_until_consumed(s: &dyn Store) {
+    start(s, "e1", 1, Some("a"), 10_000).await;
+    start(s, "e2", 1, Some("b"), 10_000).await;
+    assert!(s.signalled_runs("a").await.unwrap().is_empty());
+    for n in 1..=3 {
+        assert!(s.post_signal("ns", "e1", &json!({"n": n})).await.unwrap());
+    }
+    assert!(!s.post_signal("ns", "e9", &json!({"n": 0})).await.unwrap());
+    assert!(
+        !s.post_signal("other", "e1", &json!({"n": 0}))
+            .await
+            .unwrap()
+    );
+    let inbox = s.signals("ns", "e1").await.unwrap();
+    let docs: Vec<&serde_json::Value> = inbox.iter().map(|(_, d)| d).collect();
+    assert_eq!(docs, [&json!({"n": 1}), &json!({"n": 2}), &json!({"n": 3})]);
+    assert!(inbox[0].0 < inbox[1].0 && inbox[1].0 < inbox[2].0);
+    assert!(s.signals("ns", "e2").await.unwrap().is_empty());
+    assert_eq!(
+        s.signalled_runs("a").await.unwrap(),
+        [("ns".to_string(), "e1".to_string())]
+    );
+    assert!(s.signalled_runs("b").await.unwrap().is_empty());
+
+    // A commit consumes some; the rest wait.
+    let consumed = [inbox[0].0, inbox[2].0];
+    let same = run(1, None, 0);
+    let mut c = commit("e1", "a", 1, &[], &same);
+    c.consumed = &consumed;
+    assert!(s.commit_run(&c).await.unwrap());
+    let left = s.signals("ns", "e1").await.unwrap();
+    assert_eq!(left, [(inbox[1].0, json!({"n": 2}))]);
+    // Ownership moves: so does who is told.
+    assert!(s.claim_run("ns", "e1", "b", 20_000, 30_000).await.unwrap());
+    assert!(s.signalled_runs("a").await.unwrap().is_empty());
+    assert_eq!(s.signalled_runs("b").await.unwrap().len(), 1);
+
+    // The end of the execution takes what is left; a finished execution takes none.
+    let mut done = execution("e1", "e1", 100);
+    done.status = ExecutionStatus::Aborted;
+    let mut end = commit("e1", "b", 1, &[], &same);
+    end.execution = Some(&done);
+    assert!(s.commit_run(&end).await.unwrap());
+    assert!(s.signals("ns", "e1").await.unwrap().is_empty());
+    assert!(
+        !s.post_signal("ns", "e1", &json!({"late": true}))
+            .await
+            .unwrap()
+    );
+    assert!(s.signals("ns", "e1").await.unwrap().is_empty());
+    assert!(s.signalled_runs("b").await.unwrap().is_empty());
+}
+
+fn delivery_config(action: &str, retries: u32) -> DeliveryConfig {
+    DeliveryConfig {
+        namespace: "ns".into(),
+        action: action.into(),
+        maximum_retry_attempts: retries,
+        maximum_event_age_in_seconds: 3_600,
+        on_success: Some("subject:done".into()),
+        on_failure: None,
+        updated: 7,
+    }
+}
+
+async fn delivery_configs_are_upserted_read_and_deleted(s: &dyn Store) {
+    assert!(s.delivery_config("ns", "a").await.unwrap().is_none());
+    s.put_delivery_config(&delivery_config("a", 2))
+        .await
+        .unwrap();
+    s.put_delivery_config(&delivery_config("p/b", 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delivery_config("ns", "a").await.unwrap().unwrap(),
+        delivery_config("a", 2)
+    );
+    let mut replaced = delivery_config("a", 10);
+    replaced.on_success = None;
+    replaced.on_failure = Some("action:dlq".into());
+    s.put_delivery_config(&replaced).await.unwrap();
+    assert_eq!(
+        s.delivery_config("ns", "a").await.unwrap().unwrap(),
+        replaced
+    );
+    assert!(s.delivery_config("other", "a").await.unwrap().is_none());
+    assert!(s.delete_delivery_config("ns", "a").await.unwrap());
+    assert!(!s.delete_delivery_config("ns", "a").await.unwrap());
+    assert!(s.delivery_config("ns", "a").await.unwrap().is_none());
+    assert!(s.delivery_config("ns", "p/b").await.unwrap().is_some());
+}
+
+/// Delivery `id` of action `ns/a`, due at `due_ms`, owned by nobody.
+fn delivery(id: &str, due_ms: u64) -> Delivery {
+    Delivery {
+        namespace: "ns".into(),
+        id: id.into(),
+        action: "a".into(),
+        message: json!({"activationId": id, "content": {"x": 1}}),
+        config: delivery_config("a", 2),
+        attempt: 1,
+        attempt_id: id.into(),
+        accepted_ms: 500,
+        due_ms,
+        owner: None,
+        lease_ms: 0,
+        state: serde_json::Map::new(),
+    }
+}
+
+fn dead_letter(id: &str, created: u64) -> DeadLetter {
+    DeadLetter {
+        namespace: "ns".into(),
+        id: id.into(),
+        action: "a".into(),
+        record: json!({"requestContext": {"condition": "RetriesExhausted"}, "id": id}),
+        created,
+    }
+}
+
+async fn a_delivery_is_taken_by_compare_and_swap_and_finished_once(s: &dyn Store) {
+    s.put_delivery(&delivery("d1", 1_000)).await.unwrap();
+    s.put_delivery(&delivery("d2", 5_000)).await.unwrap();
+    // A second write of an id is ignored.
+    let mut twice = delivery("d1", 9_000);
+    twice.message = json!({"second": true});
+    s.put_delivery(&twice).await.unwrap();
+    assert_eq!(
+        s.delivery("ns", "d1").await.unwrap().unwrap(),
+        delivery("d1", 1_000)
+    );
+    assert!(s.delivery("other", "d1").await.unwrap().is_none());
+
+    let ids = |list: Vec<Delivery>| list.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.due_deliveries("a", 2_000, 10).await.unwrap()), ["d1"]);
+    assert_eq!(
+        ids(s.due_deliveries("a", 10_000, 10).await.unwrap()),
+        ["d1", "d2"]
+    );
+    assert_eq!(ids(s.due_deliveries("a", 10_000, 1).await.unwrap()), ["d1"]);
+
+    // `a` takes d1; `b` cannot while `a`'s lease holds.
+    let mut taken = delivery("d1", 1_000);
+    taken.owner = Some("a".into());
+    taken.lease_ms = 20_000;
+    assert!(s.update_delivery(&taken, 1, 2_000).await.unwrap());
+    assert_eq!(s.delivery("ns", "d1").await.unwrap().unwrap(), taken);
+    let mut by_b = taken.clone();
+    by_b.owner = Some("b".into());
+    assert!(!s.update_delivery(&by_b, 1, 3_000).await.unwrap());
+    assert_eq!(
+        ids(s.due_deliveries("b", 10_000, 10).await.unwrap()),
+        ["d2"]
+    );
+    assert_eq!(
+        ids(s.due_deliveries("a", 10_000, 10).await.unwrap()),
+        ["d1", "d2"]
+    );
+
+    // `a` schedules a retry: compare-and-swap on the attempt.
+    let mut retry = taken.clone();
+    retry.attempt = 2;
+    retry.attempt_id = "d1-2".into();
+    retry.due_ms = 15_000;
+    retry
+        .state
+        .insert("lastError".into(), json!({"errorType": "Boom"}));
+    assert!(s.update_delivery(&retry, 1, 4_000).await.unwrap());
+    assert!(!s.update_delivery(&retry, 1, 4_000).await.unwrap());
+    assert_eq!(s.delivery("ns", "d1").await.unwrap().unwrap(), retry);
+    assert_eq!(
+        ids(s.due_deliveries("a", 10_000, 10).await.unwrap()),
+        ["d2"]
+    );
+
+    // `a` dies: once its lease ran out, `b` takes the retry.
+    let mut adopted = retry.clone();
+    adopted.owner = Some("b".into());
+    adopted.lease_ms = 40_000;
+    assert!(!s.update_delivery(&adopted, 2, 19_000).await.unwrap());
+    assert_eq!(
+        ids(s.due_deliveries("b", 25_000, 10).await.unwrap()),
+        ["d2", "d1"]
+    );
+    assert!(s.update_delivery(&adopted, 2, 25_000).await.unwrap());
+
+    // Finished with a dead letter, once.
+    assert!(
+        s.finish_delivery("ns", "d1", Some(&dead_letter("d1", 30_000)))
+            .await
+            .unwrap()
+    );
+    assert!(s.delivery("ns", "d1").await.unwrap().is_none());
+    assert_eq!(
+        s.dead_letter("ns", "d1").await.unwrap().unwrap(),
+        dead_letter("d1", 30_000)
+    );
+    assert!(
+        !s.finish_delivery("ns", "d1", Some(&dead_letter("d1", 31_000)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.dead_letter("ns", "d1").await.unwrap().unwrap().created,
+        30_000
+    );
+    // Finished without one.
+    assert!(s.finish_delivery("ns", "d2", None).await.unwrap());
+    assert!(s.dead_letter("ns", "d2").await.unwrap().is_none());
+    assert!(s.due_deliveries("a", 100_000, 10).await.unwrap().is_empty());
+
+    // A store one process uses drops every owner at its start.
+    let mut held = delivery("d3", 1_000);
+    held.owner = Some("x".into());
+    held.lease_ms = u64::MAX >> 4;
+    s.put_delivery(&held).await.unwrap();
+    assert!(s.due_deliveries("a", 2_000, 10).await.unwrap().is_empty());
+    s.release_deliveries().await.unwrap();
+    let d3 = s.delivery("ns", "d3").await.unwrap().unwrap();
+    assert_eq!((d3.owner, d3.lease_ms), (None, 0));
+    assert_eq!(ids(s.due_deliveries("a", 2_000, 10).await.unwrap()), ["d3"]);
+}
+
+async fn dead_letters_are_listed_newest_first_and_deleted(s: &dyn Store) {
+    for (id, created) in [("l1", 10), ("l3", 30), ("l2", 20), ("l0", 30)] {
+        s.put_delivery(&delivery(id, 1)).await.unwrap();
+        let letter = dead_letter(id, created);
+        assert!(s.finish_delivery("ns", id, Some(&letter)).await.unwrap());
+    }
+    let ids = |list: Vec<DeadLetter>| list.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.dead_letters("ns", 0, 10).await.unwrap()),
+        ["l3", "l0", "l2", "l1"]
+    );
+    assert_eq!(ids(s.dead_letters("ns", 1, 2).await.unwrap()), ["l0", "l2"]);
+    assert!(s.dead_letters("other", 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.dead_letter("ns", "l2").await.unwrap().unwrap(),
+        dead_letter("l2", 20)
+    );
+    assert!(s.dead_letter("other", "l2").await.unwrap().is_none());
+    assert!(s.delete_dead_letter("ns", "l2").await.unwrap());
+    assert!(!s.delete_dead_letter("ns", "l2").await.unwrap());
+    assert!(s.dead_letter("ns", "l2").await.unwrap().is_none());
+    assert_eq!(
+        ids(s.dead_letters("ns", 0, 10).await.unwrap()),
+        ["l3", "l0", "l1"]
+    );
+    // A re-driven delivery that fails again replaces its letter.
+    s.put_delivery(&delivery("l1", 1)).await.unwrap();
+    let again = dead_letter("l1", 40);
+    assert!(s.finish_delivery("ns", "l1", Some(&again)).await.unwrap());
+    assert_eq!(ids(s.dead_letters("ns", 0, 1).await.unwrap()), ["l1"]);
+    assert_eq!(s.dead_letters("ns", 0, 10).await.unwrap().len(), 3);
+}
+
+async fn an_idempotency_key_names_one_activation_until_it_expires(s: &dyn Store) {
+    let claim = async |ns, key, id, now| {
+        s.claim_idempotency_key(ns, key, id, now, now + 1_000)
+            .await
+            .unwrap()
+    };
+    assert_eq!(claim("ns", "k", "id1", 1_000).await, None);
+    assert_eq!(claim("ns", "k", "id2", 1_500).await.as_deref(), Some("id1"));
+    assert_eq!(claim("ns", "k", "id2", 1_999).await.as_deref(), Some("id1"));
+    // Keys are per namespace, and per key.
+    assert_eq!(claim("other", "k", "idX", 1_500).await, None);
+    assert_eq!(claim("ns", "K", "idY", 1_500).await, None);
+    // Expired (at 2,000): the next claim takes it.
+    assert_eq!(claim("ns", "k", "id3", 2_000).await, None);
+    assert_eq!(claim("ns", "k", "id4", 2_500).await.as_deref(), Some("id3"));
+    // A release of another activation's key changes nothing; of its own frees it.
+    s.release_idempotency_key("ns", "k", "id4").await.unwrap();
+    assert_eq!(claim("ns", "k", "id4", 2_600).await.as_deref(), Some("id3"));
+    s.release_idempotency_key("ns", "k", "id3").await.unwrap();
+    assert_eq!(claim("ns", "k", "id5", 2_700).await, None);
+    assert_eq!(claim("ns", "k", "id6", 2_800).await.as_deref(), Some("id5"));
+    assert_eq!(
+        claim("other", "k", "idZ", 2_000).await.as_deref(),
+        Some("idX")
+    );
+}
+
+async fn deleting_a_namespace_deletes_its_workflows_and_deliveries(s: &dyn Store) {
+    // The same rows in two namespaces, the same large payload in both histories.
+    for name in ["ns", "keep"] {
+        s.create_namespace(&Namespace {
+            name: name.into(),
+            uuid: name.into(),
+            key: "k".into(),
+            limits: NamespaceLimits::default(),
+        })
+        .await
+        .unwrap();
+        let at = |mut w: Workflow| {
+            w.namespace = name.into();
+            w
+        };
+        s.put_workflow(&at(workflow("wf", "1")), PutMode::Create)
+            .await
+            .unwrap();
+        let mut e = execution("e1", "e1", 100);
+        e.namespace = name.into();
+        let first = [event(1, json!({"input": large('p')}))];
+        assert!(
+            s.create_execution(&e, &run(1, Some("a"), 1_000), &first)
+                .await
+                .unwrap()
+        );
+        assert!(s.post_signal(name, "e1", &json!({})).await.unwrap());
+        let mut config = delivery_config("a", 1);
+        config.namespace = name.into();
+        s.put_delivery_config(&config).await.unwrap();
+        for id in ["d1", "d2"] {
+            let mut d = delivery(id, 1);
+            d.namespace = name.into();
+            s.put_delivery(&d).await.unwrap();
+        }
+        let mut letter = dead_letter("d2", 5);
+        letter.namespace = name.into();
+        assert!(s.finish_delivery(name, "d2", Some(&letter)).await.unwrap());
+        assert_eq!(
+            s.claim_idempotency_key(name, "k", "i1", 1, u64::MAX >> 4)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    s.delete_namespace("ns").await.unwrap();
+
+    assert!(s.workflow("ns", "wf").await.unwrap().is_none());
+    assert!(s.list_workflows("ns", 0, 10).await.unwrap().is_empty());
+    assert!(s.execution("ns", "e1").await.unwrap().is_none());
+    assert!(s.execution_named("ns", "wf", "e1").await.unwrap().is_none());
+    assert!(s.run_state("ns", "e1").await.unwrap().is_none());
+    assert!(full_history(s, "ns", "e1").await.is_empty());
+    assert!(s.signals("ns", "e1").await.unwrap().is_empty());
+    assert!(s.delivery_config("ns", "a").await.unwrap().is_none());
+    assert!(s.delivery("ns", "d1").await.unwrap().is_none());
+    assert!(s.dead_letters("ns", 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.claim_idempotency_key("ns", "k", "i2", 2, 3)
+            .await
+            .unwrap(),
+        None
+    );
+    let claimable = s.claimable_runs("z", 5_000, 10).await.unwrap();
+    assert_eq!(claimable, [("keep".to_string(), "e1".to_string())]);
+    let signalled = s.signalled_runs("a").await.unwrap();
+    assert_eq!(signalled, [("keep".to_string(), "e1".to_string())]);
+    let due = s.due_deliveries("z", 5_000, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.namespace.as_str()).collect::<Vec<_>>(),
+        ["keep"]
+    );
+
+    // The other namespace keeps everything, its large payload too.
+    assert!(s.workflow("keep", "wf").await.unwrap().is_some());
+    let kept = full_history(s, "keep", "e1").await;
+    assert_eq!(kept[0].details, json!({"input": large('p')}));
+    assert_eq!(s.signals("keep", "e1").await.unwrap().len(), 1);
+    assert!(s.delivery_config("keep", "a").await.unwrap().is_some());
+    assert_eq!(s.dead_letters("keep", 0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.claim_idempotency_key("keep", "k", "i2", 2, 3)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("i1")
+    );
+}
+
+async fn racing_writers_of_one_run_key_or_name_have_one_winner(s: &dyn Store) {
+    // Three starts of one name at once: one execution.
+    let named = |id: &str| {
+        let mut e = execution(id, "same", 100);
+        e.input = json!({"by": id});
+        e
+    };
+    let (x, y, z) = (named("x"), named("y"), named("z"));
+    let (first, one) = (run(1, Some("a"), 9_000), events(1, 1));
+    let created = tokio::join!(
+        s.create_execution(&x, &first, &one),
+        s.create_execution(&y, &first, &one),
+        s.create_execution(&z, &first, &one),
+    );
+    let created = [created.0.unwrap(), created.1.unwrap(), created.2.unwrap()];
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+    let winner = s
+        .execution_named("ns", "wf", "same")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Three commits from the same seq at once: one is recorded, whole.
+    let id = winner.id.as_str();
+    let batches: Vec<Vec<HistoryEvent>> = (0..3)
+        .map(|n| {
+            (2..=4)
+                .map(|seq| event(seq, json!({"writer": n, "big": large('r')})))
+                .collect()
+        })
+        .collect();
+    let next = run(4, Some("a"), 9_000);
+    let commits: Vec<RunCommit<'_>> = batches
+        .iter()
+        .map(|b| commit(id, "a", 1, b, &next))
+        .collect();
+    let done = tokio::join!(
+        s.commit_run(&commits[0]),
+        s.commit_run(&commits[1]),
+        s.commit_run(&commits[2]),
+    );
+    let done = [done.0.unwrap(), done.1.unwrap(), done.2.unwrap()];
+    assert_eq!(done.iter().filter(|c| **c).count(), 1, "{done:?}");
+    let kept = done.iter().position(|c| *c).unwrap();
+    assert_eq!(
+        full_history(s, "ns", id).await,
+        [events(1, 1), batches[kept].clone()].concat()
+    );
+
+    // Three claims of one idempotency key at once: one takes it, the others get its id.
+    let claimed = tokio::join!(
+        s.claim_idempotency_key("ns", "k", "i1", 1_000, 9_000),
+        s.claim_idempotency_key("ns", "k", "i2", 1_000, 9_000),
+        s.claim_idempotency_key("ns", "k", "i3", 1_000, 9_000),
+    );
+    let claimed = [claimed.0.unwrap(), claimed.1.unwrap(), claimed.2.unwrap()];
+    let winners: Vec<usize> = (0..3).filter(|n| claimed[*n].is_none()).collect();
+    assert_eq!(winners.len(), 1, "{claimed:?}");
+    let holder = format!("i{}", winners[0] + 1);
+    for c in claimed.iter().flatten() {
+        assert_eq!(c, &holder);
+    }
+}

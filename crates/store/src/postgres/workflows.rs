@@ -12,7 +12,7 @@ use gust_model::{Execution, ExecutionStatus, HistoryEvent, RunState, Workflow};
 use serde_json::Value;
 
 use super::{PostgresStore, changed, docs, first_doc};
-use crate::history::{self, Row};
+use crate::history::{self, Row, Written};
 use crate::sql;
 use crate::{ExecutionQuery, PutMode, Result, RunCommit, WorkflowStore};
 
@@ -32,7 +32,7 @@ struct Arrays {
 }
 
 impl Arrays {
-    fn of(rows: Vec<Row>, payloads: Vec<(String, String)>) -> Self {
+    fn of(Written { rows, payloads }: Written) -> Self {
         let mut a = Arrays {
             seqs: Vec::with_capacity(rows.len()),
             tss: Vec::with_capacity(rows.len()),
@@ -211,8 +211,7 @@ impl WorkflowStore for PostgresStore {
         run: &RunState,
         events: &[HistoryEvent],
     ) -> Result<bool> {
-        let (rows, payloads) = history::new_execution(e, run, events)?;
-        let a = Arrays::of(rows, payloads);
+        let a = Arrays::of(history::new_execution(e, run, events)?);
         let doc = serde_json::to_string(e)?;
         let snapshot = serde_json::to_string(&run.snapshot)?;
         let wake = run.wake_ms.map(i);
@@ -296,8 +295,7 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn commit_run(&self, c: &RunCommit<'_>) -> Result<bool> {
-        let (rows, payloads) = history::commit(c)?;
-        let a = Arrays::of(rows, payloads);
+        let a = Arrays::of(history::commit(c)?);
         let finished = c.execution.is_some_and(|e| !e.status.is_running());
         let status = c.execution.map(|e| e.status.as_str());
         let doc = c.execution.map(serde_json::to_string).transpose()?;
@@ -339,11 +337,13 @@ impl WorkflowStore for PostgresStore {
         limit: u64,
         reverse: bool,
     ) -> Result<Vec<HistoryEvent>> {
-        let (sql, after) = match (reverse, after) {
-            (true, 0) => (sql::HISTORY_REVERSE, i64::MAX),
-            (true, after) => (sql::HISTORY_REVERSE, i(after)),
-            (false, after) => (sql::HISTORY, i(after)),
+        // `u64::MAX` (reversed: from the newest) stays past every seq once clamped.
+        let sql = if reverse {
+            sql::HISTORY_REVERSE
+        } else {
+            sql::HISTORY
         };
+        let after = i(after);
         let rows = self
             .query(sql, &[&namespace, &id, &after, &i(limit)])
             .await?

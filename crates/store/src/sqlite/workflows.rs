@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{SqliteStore, text};
-use crate::history::{self, Row};
+use crate::history::{self, Payload, Row, Written};
 use crate::sql;
 use crate::{ExecutionQuery, PutMode, Result, RunCommit, StoreError, WorkflowStore};
 
@@ -30,7 +30,7 @@ fn insert_history(
     namespace: &str,
     id: &str,
     rows: &[Row],
-    payloads: &[(String, String)],
+    payloads: &[Payload],
 ) -> Result<()> {
     let mut event = c.prepare_cached(
         "INSERT INTO workflow_history (namespace, execution, seq, ts, kind, details)
@@ -121,7 +121,7 @@ impl WorkflowStore for SqliteStore {
         run: &RunState,
         events: &[HistoryEvent],
     ) -> Result<bool> {
-        let (rows, payloads) = history::new_execution(execution, run, events)?;
+        let Written { rows, payloads } = history::new_execution(execution, run, events)?;
         let e = execution.clone();
         let doc = serde_json::to_string(&e)?;
         let snapshot = serde_json::to_string(&run.snapshot)?;
@@ -234,7 +234,7 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn commit_run(&self, commit: &RunCommit<'_>) -> Result<bool> {
-        let (rows, payloads) = history::commit(commit)?;
+        let Written { rows, payloads } = history::commit(commit)?;
         let execution = commit
             .execution
             .map(|e| Ok::<_, StoreError>((e.status, serde_json::to_string(e)?)))
@@ -293,11 +293,13 @@ impl WorkflowStore for SqliteStore {
         limit: u64,
         reverse: bool,
     ) -> Result<Vec<HistoryEvent>> {
-        let (sql, after) = match (reverse, after) {
-            (true, 0) => (sql::HISTORY_REVERSE, i64::MAX),
-            (true, after) => (sql::HISTORY_REVERSE, i(after)),
-            (false, after) => (sql::HISTORY, i(after)),
+        // `u64::MAX` (reversed: from the newest) stays past every seq once clamped.
+        let sql = if reverse {
+            sql::HISTORY_REVERSE
+        } else {
+            sql::HISTORY
         };
+        let after = i(after);
         let (ns, id) = (namespace.to_string(), id.to_string());
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql)?;
