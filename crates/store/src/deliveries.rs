@@ -9,8 +9,11 @@ use crate::Result;
 
 #[async_trait]
 pub trait DeliveryStore: Send + Sync + 'static {
-    async fn delivery_config(&self, namespace: &str, action: &str)
-    -> Result<Option<DeliveryConfig>>;
+    async fn delivery_config(
+        &self,
+        namespace: &str,
+        action: &str,
+    ) -> Result<Option<DeliveryConfig>>;
     /// Creates or replaces an action's config.
     async fn put_delivery_config(&self, config: &DeliveryConfig) -> Result<()>;
     /// Returns whether there was one.
@@ -24,8 +27,12 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn due_deliveries(&self, owner: &str, now_ms: u64, limit: u64) -> Result<Vec<Delivery>>;
     /// Replaces a delivery (its attempt, ids, due time, owner, lease, state) if its stored
     /// `attempt` is `expected_attempt` and nobody else live owns it; false otherwise.
-    async fn update_delivery(&self, delivery: &Delivery, expected_attempt: u32, now_ms: u64)
-    -> Result<bool>;
+    async fn update_delivery(
+        &self,
+        delivery: &Delivery,
+        expected_attempt: u32,
+        now_ms: u64,
+    ) -> Result<bool>;
     /// Deletes a delivery, and writes a dead letter in the same transaction when given;
     /// returns whether the delivery was there (only then is the letter written; it replaces
     /// a letter of the same id).
@@ -57,6 +64,10 @@ pub trait DeliveryStore: Send + Sync + 'static {
     ) -> Result<Option<String>>;
     /// Deletes `key` of `namespace` if it still names `activation_id` (the invocation it was
     /// claimed for was refused, so a retry of the request may run).
-    async fn release_idempotency_key(&self, namespace: &str, key: &str, activation_id: &str)
-    -> Result<()>;
+    async fn release_idempotency_key(
+        &self,
+        namespace: &str,
+        key: &str,
+        activation_id: &str,
+    ) -> Result<()>;
 }
