@@ -53,7 +53,8 @@ pub use gust_store::ActivationQuery;
 pub use handler::HandlerOutcome;
 pub use identity::{SignatureCheck, constant_time_eq};
 pub use invoke::{
-    Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Prepared, Wait, encode, prepare_input,
+    DELIVERY_FIRST_LOOK, IDEMPOTENCY_TTL, Idempotent, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT,
+    Prepared, Wait, check_idempotency_key, encode, prepare_input,
 };
 pub use scheduler::Scheduler;
 
@@ -86,6 +87,9 @@ pub struct Controller {
     owners: EntityCache<String, Namespace>,
     actions: ByName<Action>,
     packages: ByName<Package>,
+    /// Actions' delivery configs (async delivery, decision 0028), absent ones included: read
+    /// for every non-blocking invocation.
+    deliveries: ByName<gust_model::DeliveryConfig>,
     /// API routes by (namespace, base path).
     routes: ByName<Vec<Route>>,
     throttles: throttle::Throttles,
@@ -208,6 +212,7 @@ impl ControllerBuilder {
             owners: Default::default(),
             actions: Default::default(),
             packages: Default::default(),
+            deliveries: Default::default(),
             routes: Default::default(),
             throttles: throttle::Throttles::default(),
             streams: activations::Streams::default(),

@@ -18,6 +18,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod alarms;
+pub mod delivery;
+mod delivery_config;
+mod destinations;
 mod error;
 mod fire;
 mod hooks;
@@ -32,14 +35,16 @@ mod timing;
 mod triggers;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use gust_controller::Controller;
 use gust_model::{Rule, Trigger};
 use gust_store::Store;
 use gust_store::cache::EntityCache;
+use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
+pub use delivery_config::DeliveryPut;
 pub use error::EventError;
 pub use fire::{Fired, forwarded_headers};
 pub use gust_source::HookRequest;
@@ -69,6 +74,8 @@ pub struct Events {
     sources: Arc<Sources>,
     /// The ids of the source events being fired in this process.
     firing: Mutex<HashSet<String>>,
+    /// How this process's delivery loop runs, once it started ([`delivery::Deliveries`]).
+    delivery: OnceLock<delivery::DeliveryOptions>,
 }
 
 impl std::fmt::Debug for Events {
@@ -93,11 +100,22 @@ impl Events {
             timers,
             sources,
             firing: Mutex::default(),
+            delivery: OnceLock::new(),
         })
     }
 
     pub fn core(&self) -> &Arc<Controller> {
         &self.core
+    }
+
+    /// The connection `subject:` destinations of deliveries publish on: the `nats` source and
+    /// the parameters the delivery loop was given, if it has them.
+    pub(crate) fn delivery_publisher(
+        &self,
+    ) -> Option<(Arc<dyn gust_source::Source>, Map<String, Value>)> {
+        let config = self.delivery.get()?.nats.clone()?;
+        let source = self.sources.get("nats")?.clone();
+        Some((source, config))
     }
 
     /// Forgets the cached fire target of `ns/trigger` after a write.

@@ -26,14 +26,14 @@ use std::time::Duration;
 
 use gust_controller::{ControllerError, Invocation, InvokeOutcome, Wait};
 use gust_model::time::now_ms;
-use gust_model::{EntityPath, Mapping, Rule, RuleStatus, Subscription};
+use gust_model::{Mapping, Rule, RuleStatus, Subscription};
 use gust_source::{Sink, Source, SourceError, StreamReader, StreamRecord, backoff};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::fire::EventFire;
+use crate::destinations::{self, Destination, Publisher, Undelivered, rfc3339};
 use crate::{EventError, Events, lock};
 
 /// The mapping's parameters among a stream feed's: the events crate checks them, the source
@@ -63,51 +63,6 @@ const RECORD_GRACE: Duration = Duration::from_secs(60);
 const DESTINATION_TRIES: u32 = 5;
 /// The most a retried batch waits.
 const RETRY_AT_MOST: Duration = Duration::from_secs(30);
-
-/// Where a batch goes when it is given up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Destination {
-    /// An action of the namespace (`action:NAME`), invoked non-blocking.
-    Action(String),
-    /// A trigger of the namespace (`trigger:NAME`), fired.
-    Trigger(String),
-    /// A subject on the stream's own connection (`subject:SUBJECT`), published to.
-    Subject(String),
-}
-
-impl Destination {
-    fn parse(text: &str) -> Result<Destination, String> {
-        let bad = || {
-            format!(
-                "parameter 'onFailure' must be action:NAME, trigger:NAME or subject:SUBJECT, not '{text}'"
-            )
-        };
-        let (kind, name) = text.split_once(':').ok_or_else(bad)?;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(bad());
-        }
-        match kind {
-            "action" => EntityPath::parse(name, "_")
-                .map(|_| Destination::Action(name.to_string()))
-                .ok_or_else(|| format!("parameter 'onFailure': '{name}' is not an action name")),
-            "trigger" if !name.contains('/') => Ok(Destination::Trigger(name.to_string())),
-            "trigger" => Err(format!(
-                "parameter 'onFailure': '{name}' must be a trigger of the namespace, without a path"
-            )),
-            "subject" => Ok(Destination::Subject(name.to_string())),
-            _ => Err(bad()),
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Destination::Action(n) => format!("action:{n}"),
-            Destination::Trigger(n) => format!("trigger:{n}"),
-            Destination::Subject(n) => format!("subject:{n}"),
-        }
-    }
-}
 
 /// Where a new mapping starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +137,7 @@ impl Spec {
             }
         };
         let on_failure = string(params, "onFailure")?
-            .map(|d| Destination::parse(&d))
+            .map(|d| Destination::parse(&d, "onFailure"))
             .transpose()?;
         Ok(Spec {
             batch_size,
@@ -243,30 +198,14 @@ pub(crate) fn another_stream(before: &Map<String, Value>, after: &Map<String, Va
         .any(|k| before.get(*k) != after.get(*k))
 }
 
-/// The connection parameters a `subject:` destination publishes with: the stream's, less
-/// what names the stream.
-const CONNECTION: [&str; 6] = ["url", "user", "username", "password", "token", "tls"];
-
-/// The output configuration of a `subject:` destination on the connection of `config`.
+/// The output configuration of an `onFailure` `subject:` destination on the connection of
+/// the stream feed's `config`.
 pub(crate) fn subject_output(
     source: &dyn Source,
     config: &Map<String, Value>,
     subject: &str,
 ) -> Result<Map<String, Value>, String> {
-    let mut params: Map<String, Value> = config
-        .iter()
-        .filter(|(k, _)| CONNECTION.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    params.insert("subject".into(), json!(subject));
-    source
-        .configure_output(&params)
-        .map_err(|e| {
-            format!(
-                "parameter 'onFailure': the {} source cannot publish to subject '{subject}' ({e}); subject: is for NATS streams",
-                source.package()
-            )
-        })
+    destinations::subject_output(source, config, subject, "onFailure")
 }
 
 /// Runs the mappings of stream trigger `s` (its configuration opened) until aborted: one per
@@ -971,25 +910,25 @@ impl Mapper {
         if let Some(e) = &failure.function_error {
             response["functionError"] = json!(e);
         }
-        let record = json!({
-            "version": "1.0",
-            "timestamp": rfc3339(now_ms()),
-            "requestContext": {
-                "requestId": failure.activation_id,
-                "functionArn": self.rule.action.qualified(),
-                "condition": condition,
-                "approximateInvokeCount": invoked,
-            },
-            "responseContext": response,
-            "StreamBatchInfo": {
+        let mut record = destinations::record(
+            failure.activation_id.as_deref(),
+            &self.rule.action.qualified(),
+            condition,
+            invoked,
+        );
+        record.insert("responseContext".into(), response);
+        record.insert(
+            "StreamBatchInfo".into(),
+            json!({
                 "stream": self.base.stream_name(),
                 "startSequenceNumber": first.sequence.to_string(),
                 "endSequenceNumber": last.sequence.to_string(),
                 "approximateArrivalOfFirstRecord": rfc3339(first.time_ms),
                 "approximateArrivalOfLastRecord": rfc3339(last.time_ms),
                 "batchSize": batch.len(),
-            },
-        });
+            }),
+        );
+        let record = Value::Object(record);
         let Some(destination) = &spec.on_failure else {
             self.dropped(
                 batch.len(),
@@ -1043,85 +982,22 @@ impl Mapper {
         });
     }
 
-    /// Hands a destination record to `destination`.
+    /// Hands a destination record to `destination`: a `subject:` on the stream's own
+    /// connection.
     async fn deliver(
         &self,
         destination: &Destination,
         record: &Value,
         key: &str,
     ) -> Result<(), Undelivered> {
-        let events = &self.base.events;
-        let payload = record.as_object().cloned().unwrap_or_default();
-        match destination {
-            Destination::Action(name) => {
-                let core = &events.core;
-                let who = core
-                    .owner(self.ns())
-                    .await
-                    .map_err(|e| Undelivered::of(e.into()))?
-                    .ok_or_else(|| Undelivered::Never("the namespace is gone".into()))?;
-                let path = EntityPath::parse(name, self.ns())
-                    .ok_or_else(|| Undelivered::Never(format!("'{name}' is not an action name")))?;
-                let resolved = core
-                    .resolve(&who, path.namespace(), &path.inner())
-                    .await
-                    .map_err(|e| Undelivered::of(e.into()))?;
-                core.invoke(Invocation {
-                    caller: &who,
-                    action: &resolved,
-                    params: payload,
-                    wait: Wait::No,
-                    cause: None,
-                    secrets: Vec::new(),
-                    activation_id: None,
-                    trace: None,
-                })
-                .await
-                .map(|_| ())
-                .map_err(|e| Undelivered::of(e.into()))
-            }
-            Destination::Trigger(name) => events
-                .fire_event(
-                    self.ns(),
-                    name,
-                    EventFire {
-                        payload,
-                        key,
-                        count: true,
-                        trace: None,
-                    },
-                )
-                .await
-                .map(|_| ())
-                .map_err(Undelivered::of),
-            Destination::Subject(subject) => {
-                let source = self.base.source.as_ref();
-                let output = subject_output(source, &self.base.config, subject)
-                    .map_err(Undelivered::Never)?;
-                source.publish(&output, record).await.map_err(|e| match e {
-                    SourceError::Connection(e) => Undelivered::Later(e),
-                    SourceError::Config(e) => Undelivered::Never(e),
-                })
-            }
-        }
-    }
-}
-
-/// Why a destination did not take a record.
-enum Undelivered {
-    /// For now (throttled, the platform or the broker cannot take it): waited for.
-    Later(String),
-    /// As it is (a missing action or trigger): tried a few times, then the records dropped.
-    Never(String),
-}
-
-impl Undelivered {
-    fn of(e: EventError) -> Undelivered {
-        if e.is_throttled() || e.is_host_failure() {
-            Undelivered::Later(e.to_string())
-        } else {
-            Undelivered::Never(e.to_string())
-        }
+        let publisher = Publisher {
+            source: self.base.source.as_ref(),
+            config: &self.base.config,
+        };
+        self.base
+            .events
+            .send_to(self.ns(), destination, record, key, None, Some(publisher))
+            .await
     }
 }
 
@@ -1191,11 +1067,6 @@ fn verdict(sequences: &[u64], record: &Value, report_failures: bool) -> Verdict 
             sequences[lowest]
         ),
     )
-}
-
-/// `ms` (since the epoch) as an RFC 3339 UTC timestamp.
-fn rfc3339(ms: u64) -> String {
-    gust_model::time::iso8601(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// The lane of a partition key among `lanes`.

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::alarms::{FeedCall, FeedError, feed_call, feed_status};
+use crate::destinations::Destination;
 use crate::mappings;
 use crate::system::Answer;
 
@@ -383,7 +384,7 @@ async fn check_destination(
     spec: &mappings::Spec,
 ) -> Result<(), String> {
     match &spec.on_failure {
-        Some(mappings::Destination::Action(name)) => {
+        Some(Destination::Action(name)) => {
             let path = gust_model::EntityPath::parse(name, ns)
                 .ok_or_else(|| format!("parameter 'onFailure': '{name}' is not an action name"))?;
             cx.core
@@ -392,10 +393,10 @@ async fn check_destination(
                 .map(|_| ())
                 .map_err(|e| format!("parameter 'onFailure': action {name}: {e}"))
         }
-        Some(mappings::Destination::Subject(subject)) => {
+        Some(Destination::Subject(subject)) => {
             mappings::subject_output(source, config, subject).map(|_| ())
         }
-        Some(mappings::Destination::Trigger(_)) | None => Ok(()),
+        Some(Destination::Trigger(_)) | None => Ok(()),
     }
 }
 

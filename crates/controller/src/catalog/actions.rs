@@ -299,6 +299,11 @@ impl Controller {
         let a = self.store.delete_action(ns, path).await?;
         self.forget_action(ns, path);
         let mut a = a.ok_or(ControllerError::NotFound)?;
+        // Its async delivery config goes with it, as a Lambda function's does (a new action
+        // of the name starts without one); deliveries in progress keep theirs.
+        if let Err(e) = self.delete_delivery_config(ns, path).await {
+            tracing::warn!(namespace = ns, action = path, error = %e, "cannot delete a deleted action's delivery config");
+        }
         hide_secrets(&mut a.parameters);
         Ok(a)
     }

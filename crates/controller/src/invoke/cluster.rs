@@ -71,6 +71,7 @@ impl Controller {
         msg: InvocationMessage,
         payload: Bytes,
         wait: Duration,
+        delivery: Option<gust_model::Delivery>,
     ) -> Result<InvokeOutcome, ControllerError> {
         let id = msg.activation_id.clone();
         let (subject, blocking) = (msg.subject.clone(), msg.blocking);
@@ -95,20 +96,32 @@ impl Controller {
                 message: payload.to_vec(),
             };
             let m = gust_telemetry::metrics::get();
+            // The delivery row first: an invocation journaled without it would never be
+            // retried nor delivered.
+            if let Some(d) = &delivery {
+                this.store.put_delivery(d).await?;
+            }
             // Admission and the journal write are one statement on the shared store.
             let admitted = this
                 .store
                 .admit(&namespace, &limits, msg.accepted_at, pending);
-            match m.timed_store("admit", admitted).await? {
-                Admission::Admitted => {}
-                Admission::PerMinute { count } => {
+            let refused = match m.timed_store("admit", admitted).await {
+                Ok(Admission::Admitted) => None,
+                Ok(Admission::PerMinute { count }) => {
                     m.throttled(&namespace, throttle::PER_MINUTE);
-                    return Err(throttle::too_many_per_minute(count, &limits));
+                    Some(throttle::too_many_per_minute(count, &limits))
                 }
-                Admission::Concurrent { count } => {
+                Ok(Admission::Concurrent { count }) => {
                     m.throttled(&namespace, throttle::CONCURRENT);
-                    return Err(throttle::too_many_in_flight(count, &limits));
+                    Some(throttle::too_many_in_flight(count, &limits))
                 }
+                Err(e) => Some(e.into()),
+            };
+            if let Some(e) = refused {
+                if let Some(d) = &delivery {
+                    this.drop_delivery(d).await;
+                }
+                return Err(e);
             }
             let published = match this.scheduler.pick(&msg.namespace, &msg.action) {
                 None => Err(ControllerError::NoInvoker),
@@ -124,8 +137,15 @@ impl Controller {
             };
             if published.is_err() {
                 // Not handed over: as if it had not been accepted (no id was returned).
-                if let Err(e) = this.store.forget_pending(&msg.activation_id).await {
-                    tracing::error!(id = %msg.activation_id, error = %e, "cannot drop a journal entry; it runs when swept");
+                match this.store.forget_pending(&msg.activation_id).await {
+                    Ok(()) => {
+                        if let Some(d) = &delivery {
+                            this.drop_delivery(d).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(id = %msg.activation_id, error = %e, "cannot drop a journal entry; it runs when swept");
+                    }
                 }
             }
             published

@@ -9,6 +9,8 @@
 
 mod bus;
 mod cluster;
+mod delivery;
+mod idempotency;
 mod input;
 mod local;
 mod recover;
@@ -27,7 +29,11 @@ use serde_json::{Map, Value};
 
 pub(crate) use bus::start_completions;
 pub(crate) use cluster::{follow_invokers, sweep_stale};
+pub use delivery::FIRST_LOOK as DELIVERY_FIRST_LOOK;
+pub use idempotency::{IDEMPOTENCY_TTL, Idempotent, check_idempotency_key};
 pub use input::{Prepared, prepare_input};
+
+use delivery::{Request, Tracking, new_delivery};
 
 use crate::tokens::API_HOST_ENV;
 use crate::{Controller, ControllerError, Identity, Resolved};
@@ -170,6 +176,16 @@ impl Controller {
         self: &Arc<Self>,
         inv: Invocation<'_>,
     ) -> Result<InvokeOutcome, ControllerError> {
+        self.run_code(inv, Tracking::ByConfig).await
+    }
+
+    /// [`Controller::invoke_code`], a non-blocking invocation tracked by a delivery row
+    /// when `tracking` allows and its action has a delivery config.
+    async fn run_code(
+        self: &Arc<Self>,
+        inv: Invocation<'_>,
+        tracking: Tracking,
+    ) -> Result<InvokeOutcome, ControllerError> {
         // A built-in action has no code: its composer runs it, also as a step.
         if let Some(builtin) = self
             .composers
@@ -178,6 +194,12 @@ impl Controller {
         {
             return builtin.compose(self, inv).await;
         }
+        let config = self.tracked_by(tracking, &inv).await?;
+        // What a delivery replays, kept only for a tracked invocation.
+        let request = config.as_ref().map(|_| Request {
+            params: inv.params.clone(),
+            secrets: inv.secrets.clone(),
+        });
         let Invocation {
             caller: who,
             action: resolved,
@@ -220,9 +242,14 @@ impl Controller {
             }
         }
         let (id, now) = (msg.activation_id.clone(), msg.accepted_at);
+        let delivery = config
+            .zip(request)
+            .map(|(config, request)| new_delivery(who, resolved, &msg, &config, request));
         if self.clustered {
             let payload = encode(&msg)?;
-            return self.invoke_clustered(who, msg, payload, wait).await;
+            return self
+                .invoke_clustered(who, msg, payload, wait, delivery)
+                .await;
         }
         self.throttles.admit(&who.namespace, &who.limits, now)?;
 
@@ -233,9 +260,20 @@ impl Controller {
             let payload = encode(&msg)?;
             let this = self.clone();
             return tokio::spawn(async move {
+                // The delivery row first: an invocation journaled without it would never be
+                // retried nor delivered.
+                if let Some(d) = &delivery
+                    && let Err(e) = this.store.put_delivery(d).await
+                {
+                    this.throttles.release(&msg.subject);
+                    return Err(e.into());
+                }
                 let queued = this.enqueue(&msg, payload).await;
                 if queued.is_err() {
                     this.throttles.release(&msg.subject);
+                    if let Some(d) = &delivery {
+                        this.drop_delivery(d).await;
+                    }
                 }
                 queued.map(|()| InvokeOutcome::Accepted(id))
             })
