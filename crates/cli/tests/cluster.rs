@@ -549,3 +549,102 @@ async fn a_subscription_runs_in_one_controller_and_moves_when_it_dies() {
     );
     js.delete_stream(&stream).await.unwrap();
 }
+
+/// The execution `id` as `apihost` reads it, once it stopped running (or after 90 s).
+async fn finished_execution(c: &Cluster, apihost: &str, id: &str) -> Value {
+    let path = format!("/api/v1/namespaces/_/executions/{id}");
+    for _ in 0..900 {
+        let e = call(c, apihost, "GET", &path, Value::Null).await;
+        if e["status"] != "RUNNING" {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("execution {id} did not finish");
+}
+
+#[tokio::test]
+async fn a_workflow_run_moves_to_another_controller_when_its_own_dies() {
+    let Some((_guard, mut c)) = cluster().await else {
+        return;
+    };
+    start(&mut c, &["inv1"]).await;
+    let hosts = c.apihosts();
+    let (a, b) = (hosts[0].clone(), hosts[1].clone());
+    let definition = json!({"StartAt": "First", "States": {
+        "First": {"Type": "Task", "Resource": "slow0", "Parameters": {"ms": 1}, "ResultPath": "$.first", "Next": "Pause"},
+        "Pause": {"Type": "Wait", "Seconds": 3, "Next": "Ask"},
+        "Ask": {"Type": "Task", "Resource": "slow1.waitForTaskToken", "Parameters": {"token.$": "$$.Task.Token", "ms": 1}, "ResultPath": "$.answer", "Next": "Last"},
+        "Last": {"Type": "Task", "Resource": "slow2", "Parameters": {"ms": 1}, "ResultPath": "$.last", "End": true}
+    }});
+    let r = call(
+        &c,
+        &a,
+        "PUT",
+        "/api/v1/namespaces/_/workflows/moving",
+        json!({"definition": definition}),
+    )
+    .await;
+    assert_eq!(r["name"], "moving", "{r}");
+    // Started through ctl1, which owns the run; ctl1 dies while the run waits.
+    let started = call(
+        &c,
+        &a,
+        "POST",
+        "/api/v1/namespaces/_/workflows/moving/executions",
+        json!({"input": {}}),
+    )
+    .await;
+    let id = started["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.kill("ctl1");
+    // ctl2 takes the run over once ctl1's lease runs out and reaches the callback.
+    let history = format!("/api/v1/namespaces/_/executions/{id}/history?limit=1000");
+    let mut token = None;
+    for _ in 0..300 {
+        let h = call(&c, &b, "GET", &history, Value::Null).await;
+        token = h["events"].as_array().into_iter().flatten().find_map(|e| {
+            let p: Value = serde_json::from_str(e["details"]["parameters"].as_str()?).ok()?;
+            p["token"].as_str().map(str::to_string)
+        });
+        if token.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = token.expect("the callback step was reached on ctl2");
+    let r = call(
+        &c,
+        &b,
+        "POST",
+        "/api/v1/namespaces/_/tasks/success",
+        json!({"token": token, "output": "yes"}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let e = finished_execution(&c, &b, &id).await;
+    assert_eq!(e["status"], "SUCCEEDED", "{e}");
+    assert_eq!(e["output"]["answer"], "yes");
+    // Each step has one record, whichever controller ran it.
+    let h = call(&c, &b, "GET", &history, Value::Null).await;
+    let ids: Vec<String> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "TaskScheduled")
+        .map(|e| e["details"]["activationId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "each task scheduled once: {h}");
+    for id in &ids {
+        let path = format!("/api/v1/namespaces/_/activations/{id}");
+        let mut rec = Value::Null;
+        for _ in 0..100 {
+            rec = call(&c, &b, "GET", &path, Value::Null).await;
+            if rec["activationId"] == json!(id) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(rec["activationId"], json!(id), "no record for step {id}");
+    }
+}
