@@ -87,6 +87,14 @@ enum Command {
         #[command(subcommand)]
         command: client::mapping::MappingCommand,
     },
+    /// Durable workflows (Amazon States Language): create, start, stop, read and draw runs.
+    #[command(
+        after_help = "Examples:\n  gust workflow create orders orders.asl.json\n  gust workflow start orders --input '{\"order\": 42}' --wait\n  gust workflow graph 0a1b..."
+    )]
+    Workflow {
+        #[command(subcommand)]
+        command: client::workflow::WorkflowCommand,
+    },
     /// Route HTTP requests to web actions: your namespace's APIs.
     Api {
         #[command(subcommand)]
@@ -175,6 +183,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Mapping { command } => {
                 client::mapping::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Workflow { command } => {
+                client::workflow::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::Api { command } => {
                 client::api::run(command, &client::Client::new(&cli.client)?).await

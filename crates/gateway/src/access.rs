@@ -6,6 +6,10 @@
 //! and on a trigger fires it. The entity is the path after `/api/v1/namespaces/{ns}/`,
 //! percent-decoded (`actions/billing/charge`, `activations/<id>/logs`), a list is its kind
 //! alone (`actions`), site blobs belong to `sites`, and `/api/v1/namespaces` is `namespaces`.
+//! Executions and task tokens belong to `workflows` (their paths name no workflow: only a
+//! scope covering every workflow reaches them); starting an execution writes
+//! `workflows/{name}/executions`. Durable Functions' HTTP API ([`durable_access`]) is
+//! `workflows` too: starting an orchestration writes `workflows/{name}`.
 
 use axum::http::Method;
 use gust_controller::tokens::Verb;
@@ -27,6 +31,7 @@ pub(crate) fn rest_access(method: &Method, path: &str) -> Option<(Verb, String)>
             .into_owned();
         match entity.split_once('/').map_or(entity.as_str(), |(k, _)| k) {
             "site-blobs" => "sites".to_string(),
+            "executions" | "tasks" => "workflows".to_string(),
             _ => entity,
         }
     };
@@ -37,6 +42,28 @@ pub(crate) fn rest_access(method: &Method, path: &str) -> Option<(Verb, String)>
         Method::POST if is_one && kind == "actions" => Verb::Invoke,
         Method::POST if is_one && kind == "triggers" => Verb::Fire,
         _ => Verb::Write,
+    };
+    Some((verb, entity))
+}
+
+/// The verb and entity of a request to Durable Functions' HTTP API
+/// (`/runtime/webhooks/durabletask/...`), or `None` for a path outside it.
+pub(crate) fn durable_access(method: &Method, path: &str) -> Option<(Verb, String)> {
+    let rest = path.strip_prefix("/runtime/webhooks/durabletask/")?;
+    let verb = match *method {
+        Method::GET | Method::HEAD => Verb::Read,
+        _ => Verb::Write,
+    };
+    let mut segments = rest.split('/');
+    let entity = match segments.next()? {
+        "orchestrators" => {
+            let name = percent_encoding::percent_decode_str(segments.next()?)
+                .decode_utf8()
+                .ok()?;
+            format!("workflows/{name}")
+        }
+        "instances" => "workflows".to_string(),
+        _ => return None,
     };
     Some((verb, entity))
 }
@@ -161,8 +188,76 @@ mod tests {
             "/api/v1/namespaces/_/actions/my%20a",
             Some((Read, "actions/my a")),
         );
+        check(
+            Method::PUT,
+            "/api/v1/namespaces/_/workflows/orders",
+            Some((Write, "workflows/orders")),
+        );
+        check(
+            Method::POST,
+            "/api/v1/namespaces/_/workflows/orders/executions",
+            Some((Write, "workflows/orders/executions")),
+        );
+        check(
+            Method::GET,
+            "/api/v1/namespaces/_/workflows",
+            Some((Read, "workflows")),
+        );
+        check(
+            Method::GET,
+            "/api/v1/namespaces/_/executions/0a1b/history",
+            Some((Read, "workflows")),
+        );
+        check(
+            Method::POST,
+            "/api/v1/namespaces/_/executions/0a1b/stop",
+            Some((Write, "workflows")),
+        );
+        check(
+            Method::POST,
+            "/api/v1/namespaces/_/tasks/success",
+            Some((Write, "workflows")),
+        );
         check(Method::GET, "/api/v1/namespaces/_", None);
         check(Method::GET, "/api/v1/web/guest/default/a", None);
         check(Method::GET, "/ping", None);
+    }
+
+    #[test]
+    fn durable_functions_requests_map_to_workflows() {
+        use Verb::*;
+        let check = |method: Method, path: &str, expected: Option<(Verb, &str)>| {
+            assert_eq!(
+                durable_access(&method, path),
+                expected.map(|(v, e)| (v, e.to_string())),
+                "{method} {path}"
+            );
+        };
+        check(
+            Method::POST,
+            "/runtime/webhooks/durabletask/orchestrators/orders",
+            Some((Write, "workflows/orders")),
+        );
+        check(
+            Method::POST,
+            "/runtime/webhooks/durabletask/orchestrators/my%20flow/run-1",
+            Some((Write, "workflows/my flow")),
+        );
+        check(
+            Method::GET,
+            "/runtime/webhooks/durabletask/instances/0a1b",
+            Some((Read, "workflows")),
+        );
+        check(
+            Method::POST,
+            "/runtime/webhooks/durabletask/instances/0a1b/terminate",
+            Some((Write, "workflows")),
+        );
+        check(
+            Method::GET,
+            "/runtime/webhooks/durabletask/entities/x",
+            None,
+        );
+        check(Method::GET, "/api/v1/namespaces/_/workflows", None);
     }
 }

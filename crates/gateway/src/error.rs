@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use gust_controller::ControllerError;
 use gust_events::EventError;
 use gust_sites::SiteError;
+use gust_workflow::WorkflowError;
 use serde_json::json;
 
 /// A failed request: status and message; the request id is added on the way out.
@@ -39,6 +40,15 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         ControllerError::NotFound.into()
+    }
+
+    /// The 503 of a server that runs no workflows (decision 0028's APIs are answered by the
+    /// processes that do).
+    pub fn no_workflows() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Workflows are not running on this server.",
+        )
     }
 
     /// OpenWhisk's 405 for a method that `supported` (e.g. `["GET", "HEAD"]`) does not name.
@@ -126,6 +136,23 @@ impl From<EventError> for ApiError {
             OtherCollection => StatusCode::CONFLICT,
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    /// The status the workflow error names (a 400 that names the state, 404, 409, 410), its
+    /// message as OpenWhisk's error; a controller's error as every other.
+    fn from(e: WorkflowError) -> Self {
+        match e.status() {
+            None => match e {
+                WorkflowError::Controller(c) => c.into(),
+                other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+            },
+            Some(status) => ApiError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.to_string(),
+            ),
+        }
     }
 }
 

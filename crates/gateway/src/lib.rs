@@ -1,17 +1,23 @@
-//! The gateway: Gust's HTTP front door. It speaks OpenWhisk's REST API (`/api/v1`) and AWS
-//! Lambda's (`/2015-03-31/functions...`), turns requests into typed calls on the
-//! [`Controller`] and turns every [`ControllerError`] into one status code and OpenWhisk's
-//! JSON error body, in one place ([`error`]; Lambda's own shape in `lambda::error`).
+//! The gateway: Gust's HTTP front door. It speaks OpenWhisk's REST API (`/api/v1`), AWS
+//! Lambda's (`/2015-03-31/functions...`), Step Functions' (`POST /` with
+//! `X-Amz-Target: AWSStepFunctions.*`) and Durable Functions' HTTP API
+//! (`/runtime/webhooks/durabletask`), turns requests into typed calls on the [`Controller`]
+//! (workflows: on [`Workflows`]) and turns every [`ControllerError`] and [`WorkflowError`]
+//! into one status code and OpenWhisk's JSON error body, in one place ([`error`]; Lambda's
+//! own shape in `lambda::error`, Step Functions' in `states::error`).
 //!
 //! Modules come in three kinds. **Resources** (`system`, `namespaces`, `actions`, `packages`,
 //! `triggers`, `rules`, `mappings`, `activations`, `apis`, `sites`, `web`, `console`, the web
-//! console's files, and `lambda`, AWS Lambda's API) each hold one REST resource's handlers and its
+//! console's files, `workflows`, `lambda`, AWS Lambda's API, `states`, Step Functions' API,
+//! and `durable`, Durable Functions' HTTP API) each hold one REST resource's handlers and its
 //! `router()`. The **kit** (`extract`, `respond`, `error`, `query`, `request_id`,
 //! `http_action`, `lambda_http`) is what resources share. **Wiring** (`router`, this file)
 //! puts them together.
 //!
 //! **Invariant:** a resource module imports the kit, never another resource; the kit imports
-//! no resource. Only the wiring names several resources.
+//! no resource. Only the wiring names several resources. One exception: `states` checks
+//! AWS Signature Version 4 with `lambda`'s `sigv4` (the same check, for another service
+//! name) rather than keep a second copy of it.
 //!
 //! **API boundary:** paths, query parameters, JSON shapes, status codes and messages are
 //! OpenWhisk's, so `wsk`-style clients work unchanged (under `/2015-03-31/` and
@@ -20,6 +26,8 @@
 //!
 //! [`Controller`]: gust_controller::Controller
 //! [`ControllerError`]: gust_controller::ControllerError
+//! [`Workflows`]: gust_workflow::Workflows
+//! [`WorkflowError`]: gust_workflow::WorkflowError
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -39,6 +47,7 @@ mod actions;
 mod activations;
 mod apis;
 mod console;
+mod durable;
 mod hooks;
 mod lambda;
 mod mappings;
@@ -47,10 +56,12 @@ mod namespaces;
 mod packages;
 mod rules;
 mod sites;
+mod states;
 mod system;
 mod tokens;
 mod triggers;
 mod web;
+mod workflows;
 
 // The wiring.
 mod router;
@@ -63,6 +74,7 @@ use axum::Router;
 use gust_controller::Controller;
 use gust_events::Events;
 use gust_sites::Sites;
+use gust_workflow::Workflows;
 
 pub use error::ApiError;
 pub use request_id::WithRequestId;
@@ -82,6 +94,8 @@ pub struct Gateway {
     /// Set when the listener stops: answers that would never end on their own (live
     /// streams) end then, so a graceful shutdown does not wait for them.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Durable workflows (decision 0028); without them, the workflow APIs answer 503.
+    pub workflows: Option<Workflows>,
 }
 
 impl Gateway {
@@ -93,7 +107,20 @@ impl Gateway {
             rate_limits: Arc::default(),
             guard: Arc::default(),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+            workflows: None,
         }
+    }
+
+    /// The same gateway, serving the workflow APIs (Gust's, Step Functions' and Durable
+    /// Functions') over `workflows`.
+    pub fn with_workflows(mut self, workflows: Workflows) -> Self {
+        self.workflows = Some(workflows);
+        self
+    }
+
+    /// The workflows service, or the 503 of a server that runs none.
+    pub(crate) fn workflows(&self) -> Result<&Workflows, ApiError> {
+        self.workflows.as_ref().ok_or_else(ApiError::no_workflows)
     }
 
     /// Completes once the listener has stopped taking connections.

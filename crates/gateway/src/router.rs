@@ -8,8 +8,8 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, console, hooks, lambda, mappings, metrics, namespaces, packages,
-    rules, sites, system, tokens, triggers, web,
+    actions, activations, apis, console, durable, hooks, lambda, mappings, metrics, namespaces,
+    packages, rules, sites, states, system, tokens, triggers, web, workflows,
 };
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
@@ -31,7 +31,11 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(metrics::router())
         .merge(tokens::router())
         .merge(web::router())
+        .merge(workflows::router())
         .merge(lambda::router())
+        // `POST /` beside the system's `GET /`.
+        .merge(states::router())
+        .merge(durable::router())
         .merge(console::router())
         .fallback(|| async { ApiError::not_found() })
         // Applies to the routes merged above, not to any added later.

@@ -7,7 +7,7 @@
 //! verbs    = verb *("," verb)            ; read | write | invoke | fire
 //! pattern  = "*" | kind ["/" name] ["*"] ; kind: actions, packages, triggers, rules,
 //!                                        ;   activations, apis, sites, limits, namespaces,
-//!                                        ;   metrics, mappings
+//!                                        ;   metrics, mappings, workflows
 //! ```
 //!
 //! An entity is named as in the REST paths, without the namespace: `actions/hello`,
@@ -62,7 +62,7 @@ impl fmt::Display for Verb {
 }
 
 /// The kinds of entity a pattern may start with.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 12] = [
     "actions",
     "packages",
     "triggers",
@@ -76,6 +76,9 @@ pub const KINDS: [&str; 11] = [
     "metrics",
     // A namespace's event source mappings (`GET /api/v1/namespaces/{ns}/mappings[/{rule}]`).
     "mappings",
+    // Workflows, their executions, history and task tokens (decision 0028): `read:workflows`,
+    // `write:workflows` (create, start, stop, send events and task results).
+    "workflows",
 ];
 
 /// A scope item that does not follow the grammar; the message names the item and why.
@@ -308,6 +311,15 @@ mod tests {
         check("read:actions", Read, "metrics", false);
         check("read:mappings", Read, "mappings/r", true);
         check("read:rules", Read, "mappings", false);
+        check("read:workflows", Read, "workflows", true);
+        check(
+            "write:workflows/orders",
+            Write,
+            "workflows/orders/executions",
+            true,
+        );
+        check("write:workflows/orders", Write, "workflows", false);
+        check("read:actions", Read, "workflows", false);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! lists, and say what changed. Running it twice changes nothing the second time.
 //!
 //! The manifest's tables are per entity kind, so packages, API routes and sites join as
-//! `[[package]]`, ... without changing `[[action]]`, `[[trigger]]` or `[[rule]]`:
+//! `[[package]]`, ... without changing `[[action]]`, `[[trigger]]`, `[[rule]]` or
+//! `[[workflow]]`:
 //!
 //! ```toml
 //! [[action]]
@@ -29,13 +30,22 @@
 //! trigger = "every-minute"
 //! action = "hello"                          # name, pkg/name or /namespace/[pkg/]name
 //! active = true                             # default true
+//!
+//! [[workflow]]
+//! name = "orders"
+//! definition = "orders.asl.json"            # an ASL definition (JSON file), or inline:
+//!
+//! [[workflow]]
+//! name = "hello-flow"
+//! definition = { StartAt = "Hi", States = { Hi = { Type = "Task", Resource = "hello", End = true } } }
 //! ```
 //!
 //! Relative sources are relative to the manifest's directory. What the manifest leaves out
 //! takes its default (limits, `active`) or is empty (parameters, annotations), so the
-//! namespace ends up exactly as described. Deploy writes actions, then triggers (a feed's
-//! trigger is announced to its feed, `CREATE`), then rules; undeploy deletes rules, then
-//! triggers (telling their feeds, `DELETE`), then actions. A feed's parameters are compared
+//! namespace ends up exactly as described. Deploy writes actions, then workflows (a
+//! definition is compared as JSON), then triggers (a feed's trigger is announced to its
+//! feed, `CREATE`), then rules; undeploy deletes rules, then triggers (telling their feeds,
+//! `DELETE`), then workflows, then actions. A feed's parameters are compared
 //! with what the feed's `READ` answers (`config`, as the alarms feeds answer); when they
 //! differ, the feed is told `DELETE` and `CREATE` again. A secret's value is not compared
 //! (the server never shows it): only whether the key is there; a changed value is sent with
@@ -71,6 +81,8 @@ struct Manifest {
     trigger: Vec<TriggerSpec>,
     #[serde(default)]
     rule: Vec<RuleSpec>,
+    #[serde(default)]
+    workflow: Vec<WorkflowSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +136,30 @@ struct RuleSpec {
     active: bool,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkflowSpec {
+    name: String,
+    /// A path to the definition (JSON), relative to the manifest, or the definition inline.
+    definition: toml::Value,
+}
+
+impl WorkflowSpec {
+    /// The definition as JSON: the file's, or the inline table's.
+    fn definition(&self, base: &Path) -> Result<Value> {
+        match &self.definition {
+            toml::Value::String(path) => {
+                super::workflow::read_json(&base.join(path), "the definition")
+            }
+            toml::Value::Table(t) => Ok(serde_json::to_value(t)?),
+            other => bail!(
+                "workflow '{}': definition must be a file name or a table, not {other}",
+                self.name
+            ),
+        }
+    }
+}
+
 fn active_by_default() -> bool {
     true
 }
@@ -157,6 +193,18 @@ fn parse_manifest(text: &str) -> Result<Manifest> {
     for t in &m.trigger {
         if t.feed.is_none() && !t.feed_parameters.is_empty() {
             bail!("trigger '{}': feed_parameters without a feed", t.name);
+        }
+    }
+    let mut workflows = std::collections::HashSet::new();
+    for w in &m.workflow {
+        if !workflows.insert(&w.name) {
+            bail!("the manifest lists workflow '{}' twice", w.name);
+        }
+        if !matches!(w.definition, toml::Value::String(_) | toml::Value::Table(_)) {
+            bail!(
+                "workflow '{}': definition must be a file name or a table",
+                w.name
+            );
         }
     }
     for r in &m.rule {
@@ -343,6 +391,16 @@ pub async fn deploy(args: &DeployArgs, client: &Client) -> Result<()> {
         crate::ui::change(&what, format_args!("action {}", spec.name));
         changed += 1;
     }
+    for spec in &manifest.workflow {
+        let what = deploy_workflow(client, spec, &base)
+            .await
+            .with_context(|| format!("workflow '{}'", spec.name))?;
+        changed += usize::from(what.is_some());
+        crate::ui::change(
+            what.as_deref().unwrap_or("unchanged"),
+            format_args!("workflow {}", spec.name),
+        );
+    }
     for spec in &manifest.trigger {
         let what = deploy_trigger(client, spec)
             .await
@@ -383,6 +441,30 @@ async fn existing(client: &Client, path: &str) -> Result<Option<Value>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Makes workflow `spec` as described: what changed, or `None`.
+async fn deploy_workflow(
+    client: &Client,
+    spec: &WorkflowSpec,
+    base: &Path,
+) -> Result<Option<String>> {
+    let definition = spec.definition(base)?;
+    let path = format!("/api/v1/namespaces/_/workflows/{}", encode(&spec.name));
+    let what = match existing(client, &path).await? {
+        None => "created",
+        Some(w) if w["definition"] == definition => return Ok(None),
+        Some(_) => "updated (definition)",
+    };
+    let overwrite = what != "created";
+    client
+        .call(
+            "PUT",
+            &format!("{path}?overwrite={overwrite}"),
+            Some(&json!({ "definition": definition })),
+        )
+        .await?;
+    Ok(Some(what.into()))
 }
 
 /// `trigger_payload` as the alarms feeds keep it: an object as it is, nothing (or "") as
@@ -555,6 +637,19 @@ pub async fn undeploy(args: &DeployArgs, client: &Client) -> Result<()> {
             Err(e) => return Err(e).with_context(|| format!("trigger '{}'", spec.name)),
         }
     }
+    for spec in &manifest.workflow {
+        let path = format!("/api/v1/namespaces/_/workflows/{}", encode(&spec.name));
+        match client.call("DELETE", &path, None).await {
+            Ok(_) => crate::ui::change("deleted", format_args!("workflow {}", spec.name)),
+            Err(e)
+                if e.downcast_ref::<ApiFailure>()
+                    .is_some_and(|f| f.status == 404) =>
+            {
+                crate::ui::change("absent", format_args!("workflow {}", spec.name))
+            }
+            Err(e) => return Err(e).with_context(|| format!("workflow '{}'", spec.name)),
+        }
+    }
     for spec in &manifest.action {
         let path = format!("/api/v1/namespaces/_/actions/{}", encode(&spec.name));
         match client.call("DELETE", &path, None).await {
@@ -628,6 +723,47 @@ active = false
         assert!(on_tick.active && !on_hook.active);
         assert_eq!(on_hook.action, "/guest/pkg/hello");
         assert!(parse_manifest("").unwrap().rule.is_empty());
+    }
+
+    #[test]
+    fn workflows_parse_from_a_file_name_or_inline() {
+        let m = parse_manifest(
+            r#"
+[[workflow]]
+name = "orders"
+definition = "orders.asl.json"
+
+[[workflow]]
+name = "inline"
+definition = { StartAt = "A", States = { A = { Type = "Pass", End = true } } }
+"#,
+        )
+        .unwrap();
+        let [file, inline] = &m.workflow[..] else {
+            panic!("two workflows: {:?}", m.workflow)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("orders.asl.json"), r#"{"StartAt": "X"}"#).unwrap();
+        assert_eq!(
+            file.definition(dir.path()).unwrap(),
+            json!({"StartAt": "X"})
+        );
+        assert_eq!(
+            inline.definition(dir.path()).unwrap(),
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}})
+        );
+        std::fs::write(dir.path().join("orders.asl.json"), "{nope").unwrap();
+        let e = format!("{:#}", file.definition(dir.path()).unwrap_err());
+        assert!(e.contains("is not valid JSON"), "{e}");
+        assert!(
+            error("[[workflow]]\nname = \"w\"\ndefinition = 3\n")
+                .contains("workflow 'w': definition must be a file name or a table")
+        );
+        assert!(
+            error("[[workflow]]\nname = \"w\"\ndefinition = \"a\"\n[[workflow]]\nname = \"w\"\ndefinition = \"b\"\n")
+                .contains("lists workflow 'w' twice")
+        );
+        assert!(error("[[workflow]]\nname = \"w\"\n").contains("missing field `definition`"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod rule;
 pub mod site;
 pub mod token;
 pub mod trigger;
+pub mod workflow;
 
 use std::path::PathBuf;
 

@@ -32,6 +32,7 @@ mod tokens;
 mod tracing;
 mod triggers;
 mod web;
+mod workflows_api;
 
 use gust_testkit::Server;
 

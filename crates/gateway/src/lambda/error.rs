@@ -89,7 +89,7 @@ impl LambdaError {
         Self::new(
             StatusCode::FORBIDDEN,
             "MissingAuthenticationTokenException",
-            "Missing Authentication Token: Gust's Lambda API takes requests signed with AWS Signature Version 4 (access key id: the namespace key's uuid; secret access key: the key).",
+            "Missing Authentication Token: Gust's AWS APIs (Lambda, Step Functions) take requests signed with AWS Signature Version 4 (access key id: the namespace key's uuid; secret access key: the key).",
         )
     }
 

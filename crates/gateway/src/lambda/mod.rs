@@ -17,10 +17,11 @@
 //! **Invariant:** a refused request changes nothing: every check runs before the one write.
 //! An invocation goes through the controller's one invoke API, like any other.
 
-mod error;
+// `states` (Step Functions' API) verifies signatures with these too.
+pub(crate) mod error;
 mod functions;
 mod invoke;
-mod sigv4;
+pub(crate) mod sigv4;
 mod url;
 
 use axum::Router;

@@ -1,4 +1,5 @@
-//! AWS Signature Version 4 as Lambda's clients send it, verified: the canonical request is
+//! AWS Signature Version 4 as AWS's clients send it (Lambda's, and Step Functions' for the
+//! `states` resource, which signs for service `states`), verified: the canonical request is
 //! rebuilt from what arrived exactly as botocore builds it before signing, and the signature
 //! the namespace key gives it is compared with the one sent (by the controller, in constant
 //! time: [`gust_controller::Controller::verify_signature`]). The access key id is the
@@ -13,9 +14,9 @@
 //! hash: an unsigned payload is refused).
 //!
 //! **Refused:** no `Authorization` header; anything but `AWS4-HMAC-SHA256`; a scope other
-//! than `<date>/<any region>/lambda/aws4_request`; `host` or `x-amz-date` unsigned; an
-//! `X-Amz-Date` more than [`MAX_SKEW`] from the server's clock; an unknown key id; a
-//! signature the key does not give.
+//! than `<date>/<any region>/<the API's service>/aws4_request` (`lambda`, `states`); `host`
+//! or `x-amz-date` unsigned; an `X-Amz-Date` more than [`MAX_SKEW`] from the server's clock;
+//! an unknown key id; a signature the key does not give.
 
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub(crate) const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The service name Lambda's clients sign for.
 const SERVICE: &str = "lambda";
+/// The service name Step Functions' clients sign for.
+pub(crate) const STATES: &str = "states";
 
 /// What an `Authorization: AWS4-HMAC-SHA256 ...` header says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +53,11 @@ pub(crate) struct Credential<'a> {
     pub(crate) signature: Vec<u8>,
 }
 
-/// Reads an `Authorization` header's value.
-pub(crate) fn parse_authorization(value: &str) -> Result<Credential<'_>, LambdaError> {
+/// Reads an `Authorization` header's value, signed for service `expected`.
+pub(crate) fn parse_authorization<'a>(
+    value: &'a str,
+    expected: &str,
+) -> Result<Credential<'a>, LambdaError> {
     let incomplete = |what: &str| {
         LambdaError::incomplete_signature(format!(
             "Authorization header requires '{what}' parameter. Authorization={value}"
@@ -59,7 +65,7 @@ pub(crate) fn parse_authorization(value: &str) -> Result<Credential<'_>, LambdaE
     };
     let Some(rest) = value.strip_prefix(ALGORITHM) else {
         return Err(LambdaError::incomplete_signature(format!(
-            "Gust's Lambda API takes AWS Signature Version 4 ({ALGORITHM}) only; the Authorization header holds something else."
+            "Gust's AWS APIs take AWS Signature Version 4 ({ALGORITHM}) only; the Authorization header holds something else."
         )));
     };
     let (mut credential, mut signed, mut signature) = (None, None, None);
@@ -87,9 +93,9 @@ pub(crate) fn parse_authorization(value: &str) -> Result<Credential<'_>, LambdaE
             "Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'."
         )));
     }
-    if service != SERVICE {
+    if service != expected {
         return Err(LambdaError::invalid_signature(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'."
+            "Credential should be scoped to correct service: '{expected}'."
         )));
     }
     let signature = hex::decode(signature)
@@ -298,6 +304,18 @@ impl FromRequest<Gateway> for Signed {
     type Rejection = LambdaError;
 
     async fn from_request(req: Request, gw: &Gateway) -> Result<Self, LambdaError> {
+        Signed::verify(req, gw, SERVICE).await
+    }
+}
+
+impl Signed {
+    /// Verifies `req`, signed for `service`, and reads its body (bounded by the route's
+    /// `DefaultBodyLimit`).
+    pub(crate) async fn verify(
+        req: Request,
+        gw: &Gateway,
+        service: &str,
+    ) -> Result<Self, LambdaError> {
         let method = req.method().clone();
         let uri = req.uri().clone();
         let headers = req.headers().clone();
@@ -309,7 +327,7 @@ impl FromRequest<Gateway> for Signed {
                 LambdaError::incomplete_signature("The Authorization header is not text.")
             })?,
         };
-        let cred = parse_authorization(value)?;
+        let cred = parse_authorization(value, service)?;
         let amz_date = check_date(&headers, &cred, now())?;
         check_amz_headers_signed(&headers, &cred)?;
         // The body (up to 70 MB for code) is read only for a key that exists.
@@ -426,7 +444,7 @@ fn signed_request<'a>(
         }
         Some(_) => {
             return Err(LambdaError::invalid_signature(
-                "X-Amz-Content-SHA256 must be the SHA-256 of the body: Gust's Lambda API signs every payload.",
+                "X-Amz-Content-SHA256 must be the SHA-256 of the body: Gust's AWS APIs sign every payload.",
             ));
         }
     };
@@ -513,7 +531,7 @@ mod tests {
         );
         // The whole header as the suite gives it reads back to the same parts.
         let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
-        let err = parse_authorization(header).unwrap_err();
+        let err = parse_authorization(header, SERVICE).unwrap_err();
         assert!(err.message.contains("'lambda'"), "{}", err.message);
     }
 
@@ -574,7 +592,7 @@ mod tests {
     #[test]
     fn authorization_headers_are_read_or_refused() {
         let ok = "AWS4-HMAC-SHA256 Credential=0f6b/20261204/eu-west-3/lambda/aws4_request, SignedHeaders=host;x-amz-date;x-amz-log-type, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
-        let c = parse_authorization(ok).unwrap();
+        let c = parse_authorization(ok, SERVICE).unwrap();
         assert_eq!(c.access_key, "0f6b");
         assert_eq!(c.region, "eu-west-3");
         assert_eq!(c.signed_headers, ["host", "x-amz-date", "x-amz-log-type"]);
@@ -593,7 +611,7 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=k/20261204/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
             "AWS4-HMAC-SHA256 Credential=k/20261204/us-east-1/lambda, SignedHeaders=host, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
         ] {
-            assert!(parse_authorization(bad).is_err(), "{bad}");
+            assert!(parse_authorization(bad, SERVICE).is_err(), "{bad}");
         }
     }
 
