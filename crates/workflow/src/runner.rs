@@ -69,8 +69,8 @@ pub struct Runner {
     owner: String,
     /// The runs this process drives, by (namespace, id).
     actors: Mutex<HashMap<RunKey, mpsc::UnboundedSender<Msg>>>,
-    /// Parsed definitions by (namespace, workflow, version).
-    definitions: Mutex<HashMap<(String, String, String), Arc<Definition>>>,
+    /// Parsed definitions by the SHA-256 of their text.
+    definitions: Mutex<HashMap<[u8; 32], Arc<Definition>>>,
     /// Bumped when any run this process drives finishes (for `wait`).
     finished: tokio::sync::watch::Sender<u64>,
 }
@@ -181,8 +181,22 @@ impl Runner {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.clone().drive(&ns, &id, tx, rx, resumed).await {
-                tracing::warn!(namespace = %ns, execution = %id, error = %e, "a workflow run stopped here");
+            let (mut tx, mut rx, mut resumed) = (tx, rx, resumed);
+            let mut delay = Duration::from_millis(100);
+            // A failure (the store unreachable, say) is retried: the run is still this
+            // process's, and nobody else takes it while its lease is renewed.
+            while let Err(e) = this.clone().drive(&ns, &id, tx.clone(), rx, resumed).await {
+                tracing::warn!(namespace = %ns, execution = %id, error = %e, "a workflow run failed here; resuming it");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+                let (new_tx, new_rx) = mpsc::unbounded_channel();
+                match this.actors.lock() {
+                    Ok(mut actors) => {
+                        actors.insert((ns.clone(), id.clone()), new_tx.clone());
+                    }
+                    Err(_) => break,
+                }
+                (tx, rx, resumed) = (new_tx, new_rx, true);
             }
             if let Ok(mut actors) = this.actors.lock() {
                 actors.remove(&(ns, id));
@@ -191,15 +205,11 @@ impl Runner {
         });
     }
 
-    /// The parsed definition of a workflow version.
-    fn definition(
-        &self,
-        ns: &str,
-        wf: &str,
-        version: &str,
-        doc: &Value,
-    ) -> Result<Arc<Definition>, WorkflowError> {
-        let key = (ns.to_string(), wf.to_string(), version.to_string());
+    /// A definition, parsed (cached by its text's SHA-256: a workflow deleted and created
+    /// again starts at the same version with another definition).
+    fn definition(&self, doc: &Value) -> Result<Arc<Definition>, WorkflowError> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(doc.to_string().as_bytes()).into();
         if let Ok(defs) = self.definitions.lock()
             && let Some(d) = defs.get(&key)
         {
@@ -281,7 +291,7 @@ impl Runner {
         if let Some(n) = name {
             check_execution_name(n)?;
         }
-        let def = self.definition(&wf.namespace, &wf.name, &wf.version, &wf.definition)?;
+        let def = self.definition(&wf.definition)?;
         let id = names::new_activation_id();
         let now = now_ms();
         let execution = Execution {
@@ -480,19 +490,11 @@ impl Runner {
             return Ok(());
         };
         let first = self.store.history(ns, id, 0, 1, false).await?;
-        let (doc, version) = first
+        let doc = first
             .first()
-            .map(|e| {
-                (
-                    e.details["definition"].clone(),
-                    e.details["version"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            })
+            .map(|e| e.details["definition"].clone())
             .ok_or_else(|| internal("the run has no ExecutionStarted event"))?;
-        let def = self.definition(ns, &execution.workflow, &version, &doc)?;
+        let def = self.definition(&doc)?;
         let who = self
             .controller
             .owner(ns)
