@@ -286,9 +286,11 @@ fn iso_time(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-/// What a failed or terminated instance shows as its output: its error and cause.
+/// What a failed or terminated instance shows as its output: its error and cause (an empty
+/// one is none).
 fn failure_text(e: &Execution) -> Value {
-    match (&e.error, &e.cause) {
+    let given = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    match (given(&e.error), given(&e.cause)) {
         (Some(error), Some(cause)) => json!(format!("{error}: {cause}")),
         (Some(only), None) | (None, Some(only)) => json!(only),
         (None, None) => Value::Null,

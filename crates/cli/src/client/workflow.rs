@@ -106,17 +106,26 @@ pub enum WorkflowCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum SendCommand {
     /// End a callback step (`.waitForTaskToken`) with OUTPUT (JSON).
-    Success { token: String, output: String },
+    Success {
+        // Not `token`: that is the global `--token` of every command.
+        #[arg(value_name = "TOKEN")]
+        task_token: String,
+        output: String,
+    },
     /// Fail a callback step.
     Failure {
-        token: String,
+        #[arg(value_name = "TOKEN")]
+        task_token: String,
         #[arg(long)]
         error: Option<String>,
         #[arg(long)]
         cause: Option<String>,
     },
     /// Tell a callback step its worker is alive (HeartbeatSeconds).
-    Heartbeat { token: String },
+    Heartbeat {
+        #[arg(value_name = "TOKEN")]
+        task_token: String,
+    },
     /// Raise event NAME with BODY (JSON, default null) on a running execution (its
     /// `event:NAME` task takes it).
     Event {
@@ -168,6 +177,11 @@ fn status_cell(s: &str) -> String {
     }
 }
 
+/// A string of the API's answer that says something: `None` when absent or empty.
+fn said(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
+}
+
 /// JSON on one line.
 fn compact(v: &Value) -> String {
     v.to_string()
@@ -190,7 +204,7 @@ fn show_execution(e: &Value) {
         rows.push(("output", compact(&e["output"])));
     }
     for key in ["error", "cause", "parent"] {
-        if let Some(v) = e[key].as_str() {
+        if let Some(v) = said(&e[key]) {
             rows.push((key, v.to_string()));
         }
     }
@@ -453,9 +467,8 @@ fn start_answer(client: &Client, name: &str, wait: bool, status: u16, e: &Value)
     if wait && !run.is_empty() && run != "SUCCEEDED" && run != "RUNNING" {
         bail!(
             "execution {id} ended {run}: {}{}",
-            e["error"].as_str().unwrap_or(""),
-            e["cause"]
-                .as_str()
+            said(&e["error"]).unwrap_or(""),
+            said(&e["cause"])
                 .map(|c| format!(" ({c})"))
                 .unwrap_or_default()
         );
@@ -465,23 +478,23 @@ fn start_answer(client: &Client, name: &str, wait: bool, status: u16, e: &Value)
 
 async fn send(client: &Client, what: SendCommand) -> Result<()> {
     let (path, body, done) = match what {
-        SendCommand::Success { token, output } => (
+        SendCommand::Success { task_token, output } => (
             format!("{NS}/tasks/success"),
-            json!({ "token": token, "output": parse_json(&output, "OUTPUT")? }),
+            json!({ "token": task_token, "output": parse_json(&output, "OUTPUT")? }),
             "sent the task's success".to_string(),
         ),
         SendCommand::Failure {
-            token,
+            task_token,
             error,
             cause,
         } => (
             format!("{NS}/tasks/failure"),
-            json!({ "token": token, "error": error, "cause": cause }),
+            json!({ "token": task_token, "error": error, "cause": cause }),
             "sent the task's failure".to_string(),
         ),
-        SendCommand::Heartbeat { token } => (
+        SendCommand::Heartbeat { task_token } => (
             format!("{NS}/tasks/heartbeat"),
-            json!({ "token": token }),
+            json!({ "token": task_token }),
             "sent a heartbeat".to_string(),
         ),
         SendCommand::Event { id, name, body } => {
@@ -637,18 +650,18 @@ fn seen_states(events: &[Value]) -> HashMap<String, Seen> {
             if let Some(state) = state {
                 let s = seen.entry(state).or_default();
                 s.task_open = false;
-                if let Some(e) = d["error"].as_str() {
+                if let Some(e) = said(&d["error"]) {
                     s.error = Some(e.to_string());
                 }
             }
         } else if kind == "MapIterationStarted" {
             let name = d["name"].as_str().unwrap_or("");
             seen.entry(name.to_string()).or_default().iterations += 1;
-        } else if kind == "ParallelStateFailed" || kind == "MapStateFailed" {
-            if let Some(state) = state_of_frame(&current) {
-                let s = seen.entry(state).or_default();
-                s.error.get_or_insert_with(|| "a branch failed".into());
-            }
+        } else if (kind == "ParallelStateFailed" || kind == "MapStateFailed")
+            && let Some(state) = state_of_frame(&current)
+        {
+            let s = seen.entry(state).or_default();
+            s.error.get_or_insert_with(|| "a branch failed".into());
         }
     }
     seen
@@ -843,13 +856,11 @@ fn graph(definition: &Value, e: &Value, events: &[Value]) -> Vec<String> {
         e["workflow"].as_str().unwrap_or(""),
         status_cell(status)
     )];
-    let run_error = e["error"].as_str().unwrap_or(status);
-    if let Some(error) = e["error"].as_str() {
-        let cause = e["cause"]
-            .as_str()
-            .map(|c| format!(": {c}"))
-            .unwrap_or_default();
-        out.push(format!("error: {error}{cause}"));
+    let run_error = said(&e["error"]).unwrap_or(status);
+    match (said(&e["error"]), said(&e["cause"])) {
+        (Some(error), Some(cause)) => out.push(format!("error: {error}: {cause}")),
+        (Some(only), None) | (None, Some(only)) => out.push(format!("error: {only}")),
+        (None, None) => {}
     }
     let seen = seen_states(events);
     match (
