@@ -87,6 +87,13 @@ enum Command {
         #[command(subcommand)]
         command: client::mapping::MappingCommand,
     },
+    /// The non-blocking invocations that failed for good with no on-failure destination:
+    /// list, read, redrive (invoke again) and delete them.
+    #[command(after_help = "Examples:\n  gust deadletter list\n  gust deadletter redrive 0a1b...")]
+    Deadletter {
+        #[command(subcommand)]
+        command: client::deadletter::DeadLetterCommand,
+    },
     /// Durable workflows (Amazon States Language): create, start, stop, read and draw runs.
     #[command(
         after_help = "Examples:\n  gust workflow create orders orders.asl.json\n  gust workflow start orders --input '{\"order\": 42}' --wait\n  gust workflow graph 0a1b..."
@@ -183,6 +190,9 @@ fn main() -> std::process::ExitCode {
             }
             Command::Mapping { command } => {
                 client::mapping::run(command, &client::Client::new(&cli.client)?).await
+            }
+            Command::Deadletter { command } => {
+                client::deadletter::run(command, &client::Client::new(&cli.client)?).await
             }
             Command::Workflow { command } => {
                 client::workflow::run(command, &client::Client::new(&cli.client)?).await

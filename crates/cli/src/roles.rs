@@ -61,6 +61,10 @@ pub struct ControllerArgs {
     /// Most missed ticks a timer fires after a downtime, the latest ones [default: 1000].
     #[arg(long, env = "GUST_TIMER_CATCH_UP")]
     timer_catch_up: Option<u64>,
+    /// Multiplies async delivery's retry delays and actions' maximumEventAgeInSeconds (tests
+    /// shorten them) [default: 1].
+    #[arg(long, env = "GUST_DELIVERY_RETRY_SCALE", value_parser = crate::serve::retry_scale)]
+    delivery_retry_scale: Option<f64>,
     #[command(flatten)]
     tls: TlsArgs,
     #[command(flatten)]
@@ -101,6 +105,7 @@ struct ConfigFile {
     retention_days: Option<u64>,
     shutdown_grace: Option<u64>,
     timer_catch_up: Option<u64>,
+    delivery_retry_scale: Option<f64>,
     metrics_addr: Option<SocketAddr>,
     otlp_endpoint: Option<String>,
 }
@@ -199,7 +204,7 @@ fn host_name() -> String {
     if name.is_empty() { "host".into() } else { name }
 }
 
-async fn open(settings: &Resolved) -> Result<Node> {
+async fn open(settings: &Resolved, delivery_retry_scale: f64) -> Result<Node> {
     Node::open(&Settings {
         data_dir: &settings.data_dir,
         store: Some(&settings.store),
@@ -207,6 +212,7 @@ async fn open(settings: &Resolved) -> Result<Node> {
         cluster: &settings.cluster,
         durability: Durability::Process,
         tls_ca: settings.tls_ca.as_deref(),
+        delivery_retry_scale,
     })
     .await
 }
@@ -221,8 +227,14 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .retention_days
         .or(file.retention_days.take())
         .unwrap_or(0);
+    let scale = args
+        .delivery_retry_scale
+        .or(file.delivery_retry_scale.take())
+        .unwrap_or(1.0);
+    crate::serve::retry_scale(&scale.to_string())
+        .map_err(|e| anyhow::anyhow!("delivery_retry_scale: {e}"))?;
     let settings = resolve(args.cluster, &mut file, "controller")?;
-    let node = open(&settings).await?;
+    let node = open(&settings, scale).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -275,7 +287,8 @@ pub async fn invoker(args: InvokerArgs) -> Result<()> {
         .or(file.shutdown_grace.take())
         .unwrap_or(10);
     let settings = resolve(args.cluster, &mut file, "invoker")?;
-    let node = open(&settings).await?;
+    // An invoker runs no delivery loop.
+    let node = open(&settings, 1.0).await?;
     let (_, processes) = args
         .processes
         .runtime(&settings.data_dir.join("processes"))?;

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// says since when ticks were skipped).
     #[arg(long, env = "GUST_TIMER_CATCH_UP", default_value_t = gust_events::timers::CATCH_UP)]
     timer_catch_up: u64,
+    /// Multiplies async delivery's retry delays (1 min, 2 min, ...) and actions'
+    /// maximumEventAgeInSeconds: 1 keeps Lambda's times; tests shorten them (0.01).
+    #[arg(long, env = "GUST_DELIVERY_RETRY_SCALE", default_value_t = 1.0, value_parser = retry_scale)]
+    delivery_retry_scale: f64,
     /// Do not write the client configuration for the `gust` CLI.
     #[arg(long)]
     no_client_config: bool,
@@ -78,6 +82,14 @@ pub fn new_auth() -> (String, String) {
         uuid::Uuid::new_v4().simple()
     );
     (uuid, key)
+}
+
+/// A `--delivery-retry-scale`: a number above 0, at most 1000.
+pub fn retry_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 1000.0 => Ok(x),
+        _ => Err(format!("'{s}' is not a number above 0 and at most 1000")),
+    }
 }
 
 /// Splits `UUID:KEY`, refusing anything else.
@@ -140,6 +152,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         cluster: &args.cluster,
         durability,
         tls_ca: ca.as_deref(),
+        delivery_retry_scale: args.delivery_retry_scale,
     })
     .await?;
     let guest = ensure_guest(node.store.as_ref(), args.guest_auth.as_deref()).await?;

@@ -1,16 +1,21 @@
 //! Resource: actions — listing, reading, writing and deleting them
 //! (`/api/v1/namespaces/{ns}/actions[/{name}]`, and `.../actions/{pkg}/` for a package's),
-//! and invoking them (`POST`). Imports the kit only.
+//! and invoking them (`POST`, once per `Idempotency-Key` header), and their async delivery
+//! configs ([`delivery`]). Imports the kit only.
+
+mod delivery;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::handler::Handler;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use gust_controller::{ActionPut, Identity, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait};
+use gust_controller::{
+    ActionPut, Idempotent, Identity, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT, Wait,
+};
 use gust_model::limits::{MAX_BODY, MAX_INVOKE_BODY, MAX_LIST};
 use gust_model::{Action, ActivationStatus, annotations};
 use serde_json::{Map, Value, json};
@@ -103,6 +108,9 @@ async fn get_action(
     q: QueryString,
 ) -> ApiResult {
     let q = params(q)?;
+    if let Some(action) = delivery::target(&gw, &who, &ns, &name).await? {
+        return delivery::get(&gw, &who, &ns, &action).await;
+    }
     // `.../actions/pkg/` lists the package's actions.
     if let Some(pkg) = name.strip_suffix('/')
         && !pkg.contains('/')
@@ -124,6 +132,9 @@ async fn put_action(
 ) -> ApiResult {
     let q = params(q)?;
     gw.controller.authorize(&who, &ns)?;
+    if let Some(action) = delivery::target(&gw, &who, &ns, &name).await? {
+        return delivery::put(&gw, &who, grant.as_ref(), &ns, &action, b).await;
+    }
     let b = body(b, MAX_BODY)?;
     let put: ActionPut = serde_json::from_slice(&b).map_err(malformed)?;
     if let Some(grant) = &grant {
@@ -148,6 +159,9 @@ async fn delete_action(
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
+    if let Some(action) = delivery::target(&gw, &who, &ns, &name).await? {
+        return delivery::delete(&gw, &who, &ns, &action).await;
+    }
     let ns = gw.controller.authorize(&who, &ns)?;
     let action = gw.controller.delete_action(ns, &name).await?;
     Ok(json_response(StatusCode::OK, &shown(action)))
@@ -190,10 +204,12 @@ async fn invoke(
     Caller(who): Caller,
     Path((ns, name)): Path<(String, String)>,
     Trace(trace): Trace,
+    headers: HeaderMap,
     q: QueryString,
     b: RawBody,
 ) -> ApiResult {
     let q = params(q)?;
+    let key = idempotency_key(&headers)?;
     let b = payload_body(b, gw.controller.system_limits().max_payload)?;
     let input: Map<String, Value> = if b.iter().all(u8::is_ascii_whitespace) {
         Map::new()
@@ -205,7 +221,17 @@ async fn invoke(
     };
     let InvokeQuery { wait, result_only } = InvokeQuery::read(&q)?;
     let resolved = gw.controller.resolve(&who, &ns, &name).await?;
-    let outcome = gw
+    // A repeated key answers its first activation and runs nothing.
+    let claimed = match &key {
+        None => None,
+        Some(key) => match gw.controller.claim_idempotency_key(&who, key).await? {
+            Idempotent::Repeated(first) => {
+                return repeated(&gw, &who, &first, wait, result_only).await;
+            }
+            Idempotent::New(id) => Some((key, id)),
+        },
+    };
+    let invoked = gw
         .controller
         .invoke(Invocation {
             caller: &who,
@@ -214,39 +240,86 @@ async fn invoke(
             wait,
             cause: None,
             secrets: Vec::new(),
-            activation_id: None,
+            activation_id: claimed.as_ref().map(|(_, id)| id.clone()),
             trace,
         })
-        .await?;
+        .await;
+    let outcome = match invoked {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Refused: a retry of the request may run.
+            if let Some((key, id)) = &claimed {
+                gw.controller.release_idempotency_key(&who, key, id).await;
+            }
+            return Err(e.into());
+        }
+    };
     Ok(match outcome {
         InvokeOutcome::Accepted(id) | InvokeOutcome::Waiting(id) => accepted(&id),
-        InvokeOutcome::Completed(record) => {
-            // Read only what the response needs; the body is the stored JSON as it is.
-            let finished = Finished::read(record.get())?;
-            let status = match finished.response.status {
-                ActivationStatus::Success => StatusCode::OK,
-                ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => {
-                    StatusCode::BAD_GATEWAY
-                }
-                ActivationStatus::InternalError if overloaded(record.get()) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                ActivationStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let body = if result_only {
-                finished.response.result.get()
-            } else {
-                record.get()
-            };
-            let res = (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_owned(),
-            )
-                .into_response();
-            with_activation_id(res, &finished.activation_id)
-        }
+        InvokeOutcome::Completed(record) => completed(record.get(), result_only)?,
     })
+}
+
+/// The `Idempotency-Key` header, if the request has one (checked: 400 when it is not 1 to
+/// 256 visible ASCII characters).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    // A value that is not ASCII text is refused as an empty one is.
+    let key = v.to_str().unwrap_or_default();
+    gust_controller::check_idempotency_key(key)?;
+    Ok(Some(key.to_string()))
+}
+
+/// The answer to a request whose idempotency key names activation `first`: its stored
+/// record when the request blocks and there is one, else 202 with its id.
+async fn repeated(
+    gw: &Gateway,
+    who: &Identity,
+    first: &str,
+    wait: Wait,
+    result_only: bool,
+) -> ApiResult {
+    if wait != Wait::No
+        && let Some(record) = gw
+            .controller
+            .store()
+            .activation(&who.namespace, first)
+            .await
+            .map_err(gust_controller::ControllerError::from)?
+    {
+        let record = serde_json::to_string(&record).map_err(crate::respond::internal)?;
+        return completed(&record, result_only);
+    }
+    Ok(accepted(first))
+}
+
+/// The answer to a blocking invocation that finished: its stored record (JSON text), or its
+/// result alone, with the status its outcome gives.
+fn completed(record: &str, result_only: bool) -> ApiResult {
+    // Read only what the response needs; the body is the stored JSON as it is.
+    let finished = Finished::read(record)?;
+    let status = match finished.response.status {
+        ActivationStatus::Success => StatusCode::OK,
+        ActivationStatus::ApplicationError | ActivationStatus::DeveloperError => {
+            StatusCode::BAD_GATEWAY
+        }
+        ActivationStatus::InternalError if overloaded(record) => StatusCode::SERVICE_UNAVAILABLE,
+        ActivationStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = if result_only {
+        finished.response.result.get()
+    } else {
+        record
+    };
+    let res = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_owned(),
+    )
+        .into_response();
+    Ok(with_activation_id(res, &finished.activation_id))
 }
 
 /// Whether a record says no instance could take its invocation (annotation `overloaded`).

@@ -47,6 +47,7 @@ mod actions;
 mod activations;
 mod apis;
 mod console;
+mod deadletters;
 mod durable;
 mod hooks;
 mod lambda;

@@ -8,8 +8,8 @@ use gust_model::limits::MAX_BODY;
 
 use crate::{ApiError, Gateway};
 use crate::{
-    actions, activations, apis, console, durable, hooks, lambda, mappings, metrics, namespaces,
-    packages, rules, sites, states, system, tokens, triggers, web, workflows,
+    actions, activations, apis, console, deadletters, durable, hooks, lambda, mappings, metrics,
+    namespaces, packages, rules, sites, states, system, tokens, triggers, web, workflows,
 };
 
 /// The methods OpenWhisk's 405 names, whichever methods the path has.
@@ -25,6 +25,7 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .merge(hooks::router())
         .merge(rules::router())
         .merge(mappings::router())
+        .merge(deadletters::router())
         .merge(apis::router())
         .merge(sites::router())
         .merge(activations::router())

@@ -17,6 +17,7 @@ use gust_bus::memory::MemoryBus;
 use gust_bus::nats::NatsBus;
 use gust_compose::Compositions;
 use gust_controller::{Controller, ControllerBuilder};
+use gust_events::delivery::{Deliveries, DeliverySettings};
 use gust_events::listeners::Listeners;
 use gust_events::system::SystemActions;
 use gust_events::timers::Timers;
@@ -65,6 +66,9 @@ pub struct Settings<'a> {
     pub durability: Durability,
     /// Extra root certificates (PEM) for TLS to PostgreSQL and NATS.
     pub tls_ca: Option<&'a Path>,
+    /// Multiplies async delivery's retry delays and maximum event ages (1.0: Lambda's
+    /// times; tests shorten them).
+    pub delivery_retry_scale: f64,
 }
 
 /// The PEM file of extra root certificates for TLS to PostgreSQL and NATS (`GUST_TLS_CA`).
@@ -93,6 +97,10 @@ pub struct Node {
     shared_store: bool,
     /// The master key: seals secrets at rest, derives the token-signing keys.
     pub keyring: Arc<Keyring>,
+    /// [`Settings::delivery_retry_scale`].
+    delivery_retry_scale: f64,
+    /// The NATS bus's URL, where async deliveries' `subject:` destinations publish.
+    nats_url: Option<String>,
 }
 
 impl std::fmt::Debug for Node {
@@ -149,6 +157,11 @@ impl Node {
             listeners: Arc::default(),
             shared_store,
             keyring,
+            delivery_retry_scale: settings.delivery_retry_scale,
+            nats_url: settings
+                .bus
+                .filter(|u| u.starts_with("nats://") || u.starts_with("tls://"))
+                .map(str::to_string),
         })
     }
 
@@ -207,9 +220,10 @@ impl Node {
         builder
     }
 
-    /// Installs or upgrades the system namespace, and starts triggers, rules and this
-    /// process's timers (`owner`, unique among the processes sharing the store; `catch_up`,
-    /// most missed ticks a schedule fires after a downtime) over `controller`.
+    /// Installs or upgrades the system namespace, and starts triggers, rules, this process's
+    /// timers (`owner`, unique among the processes sharing the store; `catch_up`, most missed
+    /// ticks a schedule fires after a downtime) and its async delivery loop over
+    /// `controller`.
     pub async fn events(
         &self,
         controller: &Arc<Controller>,
@@ -242,6 +256,22 @@ impl Node {
         )
         .await
         .context("cannot start the event sources")?;
+        let nats = self.nats_url.as_ref().map(|url| {
+            let mut config = serde_json::Map::new();
+            config.insert("url".into(), serde_json::json!(url));
+            config
+        });
+        Deliveries::start(
+            events.clone(),
+            DeliverySettings {
+                owner: owner.to_string(),
+                shared: self.shared_store,
+                retry_scale: self.delivery_retry_scale,
+                nats,
+            },
+        )
+        .await
+        .context("cannot start async delivery")?;
         Ok(events)
     }
 

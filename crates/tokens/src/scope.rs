@@ -62,7 +62,7 @@ impl fmt::Display for Verb {
 }
 
 /// The kinds of entity a pattern may start with.
-pub const KINDS: [&str; 12] = [
+pub const KINDS: [&str; 13] = [
     "actions",
     "packages",
     "triggers",
@@ -79,6 +79,9 @@ pub const KINDS: [&str; 12] = [
     // Workflows, their executions, history and task tokens (decision 0028): `read:workflows`,
     // `write:workflows` (create, start, stop, send events and task results).
     "workflows",
+    // A namespace's dead letters (decision 0028): `read:deadletters`, `write:deadletters`
+    // (delete, redrive).
+    "deadletters",
 ];
 
 /// A scope item that does not follow the grammar; the message names the item and why.
@@ -312,6 +315,11 @@ mod tests {
         check("read:mappings", Read, "mappings/r", true);
         check("read:rules", Read, "mappings", false);
         check("read:workflows", Read, "workflows", true);
+        check("read:deadletters", Read, "deadletters/0a1b", true);
+        check("read:actions", Read, "deadletters", false);
+        check("write:deadletters", Write, "deadletters/0a1b/redrive", true);
+        check("read:actions/a", Read, "actions/a/delivery", true);
+        check("read:actions/a", Write, "actions/a/delivery", false);
         check(
             "write:workflows/orders",
             Write,

@@ -1,4 +1,5 @@
-//! `gust action create|update|get|list|delete|invoke`, with `wsk`'s flags.
+//! `gust action create|update|get|list|delete|invoke`, with `wsk`'s flags, and `gust action
+//! delivery` ([`super::delivery`]).
 
 use std::path::PathBuf;
 
@@ -56,6 +57,19 @@ pub enum ActionCommand {
         /// Wait and print only the result (implies --blocking).
         #[arg(short = 'r', long)]
         result: bool,
+        /// Invoke once per key: a repeated key (within 24 h) answers the first activation
+        /// and runs nothing (the `Idempotency-Key` header).
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Read, set or delete an action's async delivery: retries and where the outcome of a
+    /// non-blocking invocation goes.
+    #[command(
+        after_help = "Examples:\n  gust action delivery set charge --retries 2 --on-failure action:alert\n  gust action delivery get charge"
+    )]
+    Delivery {
+        #[command(subcommand)]
+        command: super::delivery::DeliveryCommand,
     },
 }
 
@@ -331,7 +345,7 @@ fn put_body(args: &PutArgs, create: bool) -> Result<Value> {
 }
 
 /// The API path of action `name` (`a` or `pkg/a`: each segment encoded on its own).
-fn path(name: &str) -> String {
+pub(super) fn path(name: &str) -> String {
     let segments: Vec<String> = name.split('/').map(encode).collect();
     format!("/api/v1/namespaces/_/actions/{}", segments.join("/"))
 }
@@ -382,6 +396,7 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
     match cmd {
         ActionCommand::Create(args) => put(client, &args, true).await,
         ActionCommand::Update(args) => put(client, &args, false).await,
+        ActionCommand::Delivery { command } => super::delivery::run(command, client).await,
         ActionCommand::Get { name, url, save } => {
             let a = client
                 .call("GET", &format!("{}?code={save}", path(&name)), None)
@@ -481,11 +496,20 @@ pub async fn run(cmd: ActionCommand, client: &Client) -> Result<()> {
             param_file,
             blocking,
             result,
+            idempotency_key,
         } => {
             let params = Value::Object(parameters(&param, param_file.as_ref())?);
             let blocking = blocking || result;
             let url = format!("{}?blocking={blocking}&result={result}", path(&name));
-            match client.call_with_status("POST", &url, Some(&params)).await {
+            let headers: Vec<(&str, &str)> = idempotency_key
+                .as_deref()
+                .map(|k| ("Idempotency-Key", k))
+                .into_iter()
+                .collect();
+            match client
+                .call_with_headers("POST", &url, Some(&params), &headers)
+                .await
+            {
                 Ok((202, v)) => {
                     let id = v["activationId"].as_str().unwrap_or("");
                     if client.json {

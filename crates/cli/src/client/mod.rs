@@ -11,6 +11,8 @@
 pub mod action;
 pub mod activation;
 pub mod api;
+pub mod deadletter;
+pub mod delivery;
 pub mod deploy;
 pub mod mapping;
 pub mod namespace;
@@ -240,6 +242,24 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<(u16, Value)> {
         let mut req = self.request(method, path)?;
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.send(req).await
+    }
+
+    /// As [`Self::call_with_status`], with extra request headers.
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value)> {
+        let mut req = self.request(method, path)?;
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

@@ -7,6 +7,7 @@ mod apis;
 mod changes;
 mod cli;
 mod console;
+mod delivery;
 mod durability;
 mod guard;
 mod handlers;

@@ -1,7 +1,8 @@
-//! Resource: AWS Lambda's control and invoke API (`/2015-03-31/functions...`) and function URL
-//! configurations (`/2021-10-31/functions/{name}/url`), the subset Lambda's clients (boto3,
-//! the AWS CLI) need, so that they work against Gust with only their endpoint URL changed
-//! (decision 0025). Imports the kit only.
+//! Resource: AWS Lambda's control and invoke API (`/2015-03-31/functions...`), function URL
+//! configurations (`/2021-10-31/functions/{name}/url`) and asynchronous invocation
+//! configurations (`/2019-09-25/functions/{name}/event-invoke-config`), the subset Lambda's
+//! clients (boto3, the AWS CLI) need, so that they work against Gust with only their endpoint
+//! URL changed (decision 0025). Imports the kit only.
 //!
 //! A Lambda function is an action of the caller's namespace, in no package, of kind
 //! `lambda:<Runtime>` (`gust_model::lambda`): `Handler` is its `exec.main`, its code the zip,
@@ -19,6 +20,7 @@
 
 // `states` (Step Functions' API) verifies signatures with these too.
 pub(crate) mod error;
+mod event_config;
 mod functions;
 mod invoke;
 pub(crate) mod sigv4;
@@ -74,6 +76,18 @@ pub(crate) fn router() -> Router<Gateway> {
             // Inside the router's `DefaultBodyLimit::max(MAX_BODY)`: this one is the one the
             // body is read with.
             post(invoke::invoke.layer(DefaultBodyLimit::max(gust_model::limits::MAX_INVOKE_BODY))),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            get(event_config::get)
+                .put(event_config::put)
+                .post(event_config::update)
+                .delete(event_config::delete)
+                .layer(small()),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config/list",
+            get(event_config::list).layer(small()),
         )
         .route(
             "/2021-10-31/functions/{name}/url",
