@@ -262,6 +262,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         .or(file.timer_catch_up.take())
         .unwrap_or(gust_events::timers::CATCH_UP);
     let events = node.events(&controller, &owner, catch_up).await?;
+    let workflows = node.workflows(&controller, &owner).await?;
     let (metrics, otlp) = observability(args.metrics, args.otlp, &mut file);
     metrics.spawn().await?;
     let exporting = otlp.start("controller")?;
@@ -274,7 +275,7 @@ pub async fn controller(args: ControllerArgs) -> Result<()> {
         settings.cluster,
         controller.invokers().len()
     );
-    crate::listen::serve(listener, node.gateway(controller, events), tls).await?;
+    crate::listen::serve(listener, node.gateway(controller, events, workflows), tls).await?;
     crate::otlp::stop(exporting).await;
     eprintln!("gust: stopped");
     Ok(())

@@ -189,6 +189,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let events = node
         .events(&controller, &owner, args.timer_catch_up)
         .await?;
+    let workflows = node.workflows(&controller, &owner).await?;
 
     if !args.no_client_config
         && let Some(dir) = client_config_dir()
@@ -230,7 +231,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     println!("gust: store {store_kind}; bus {bus_kind}");
 
-    crate::listen::serve(listener, node.gateway(controller, events), tls).await?;
+    crate::listen::serve(listener, node.gateway(controller, events, workflows), tls).await?;
     let left = invoker
         .drain(Duration::from_secs(args.shutdown_grace))
         .await;

@@ -31,6 +31,7 @@ use gust_runtime_wasm::{EngineLimits, WasmRuntime};
 use gust_store::Store;
 use gust_store::postgres::PostgresStore;
 use gust_store::sqlite::{Durability, SqliteStore};
+use gust_workflow::{Runner, Workflows};
 
 pub mod files;
 pub mod rotation;
@@ -275,14 +276,31 @@ impl Node {
         Ok(events)
     }
 
-    /// The gateway in front of `controller` and `events`, serving this node's static sites
-    /// too.
-    pub fn gateway(&self, controller: Arc<Controller>, events: Arc<Events>) -> Gateway {
+    /// Starts this process's workflow runner over `controller` (`owner` as for
+    /// [`Node::events`]): it resumes the runs nobody live owns, then keeps their leases.
+    pub async fn workflows(&self, controller: &Arc<Controller>, owner: &str) -> Result<Workflows> {
+        let runner = Runner::new(controller.clone(), self.store.clone(), owner.to_string());
+        runner
+            .start_loops(!self.shared_store)
+            .await
+            .context("cannot start the workflow runner")?;
+        Ok(Workflows::new(runner))
+    }
+
+    /// The gateway in front of `controller`, `events` and `workflows`, serving this node's
+    /// static sites too.
+    pub fn gateway(
+        &self,
+        controller: Arc<Controller>,
+        events: Arc<Events>,
+        workflows: Workflows,
+    ) -> Gateway {
         Gateway::new(
             controller,
             events,
             Arc::new(gust_sites::Sites::new(self.store.clone())),
         )
+        .with_workflows(workflows)
     }
 
     /// Deletes records older than `days` (none if 0), now and then every hour.

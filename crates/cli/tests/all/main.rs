@@ -33,6 +33,7 @@ mod tokens;
 mod tracing;
 mod triggers;
 mod web;
+mod workflows;
 mod workflows_api;
 
 use gust_testkit::Server;
