@@ -648,3 +648,128 @@ async fn a_workflow_run_moves_to_another_controller_when_its_own_dies() {
         assert_eq!(rec["activationId"], json!(id), "no record for step {id}");
     }
 }
+
+/// Creates action `name` from test function `function` through `apihost`.
+async fn create_action(c: &Cluster, apihost: &str, name: &str, function: &str) {
+    let code = base64::engine::general_purpose::STANDARD.encode(gust_testkit::function(function));
+    let r = call(
+        c,
+        apihost,
+        "PUT",
+        &format!("/api/v1/namespaces/_/actions/{name}?overwrite=true"),
+        json!({ "exec": { "kind": "wasm", "code": code, "binary": true } }),
+    )
+    .await;
+    assert_eq!(r["name"], name, "{r}");
+}
+
+/// The records of action `name`, with their documents, read through `apihost`.
+async fn records_of(c: &Cluster, apihost: &str, name: &str) -> Vec<Value> {
+    let path = format!("/api/v1/namespaces/_/activations?name={name}&docs=true&limit=200");
+    call(c, apihost, "GET", &path, Value::Null)
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn async_delivery_goes_on_when_a_controller_dies_and_publishes_to_a_subject() {
+    let Some((_guard, mut c)) = cluster().await else {
+        return;
+    };
+    c.add_invoker("inv1");
+    let scale = ["--delivery-retry-scale", "0.01"];
+    c.add_controller_with("ctl1", &scale);
+    c.add_controller_with("ctl2", &scale);
+    let (a, b) = (c.apihosts()[0].clone(), c.apihosts()[1].clone());
+    create_action(&c, &a, "fail", "apperror").await;
+    create_action(&c, &a, "sink", "echo").await;
+    create_action(&c, &a, "ok", "reply").await;
+    let r = call(
+        &c,
+        &a,
+        "PUT",
+        "/api/v1/namespaces/_/actions/fail/delivery",
+        json!({"maximumRetryAttempts": 2, "onFailure": "action:sink"}),
+    )
+    .await;
+    assert_eq!(r["maximumRetryAttempts"], 2, "{r}");
+
+    // Accepted by ctl1, which dies before the retries: ctl2 takes the delivery over.
+    let accepted = call(
+        &c,
+        &a,
+        "POST",
+        "/api/v1/namespaces/_/actions/fail",
+        json!({"order": 7}),
+    )
+    .await;
+    let id = accepted["activationId"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.kill("ctl1");
+    let mut sunk = Vec::new();
+    for _ in 0..600 {
+        sunk = records_of(&c, &b, "sink").await;
+        if !sunk.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = &sunk.first().expect("the failure reached sink")["response"]["result"]["params"];
+    assert_eq!(
+        record["requestContext"]["requestId"],
+        id.as_str(),
+        "{record}"
+    );
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(record["requestPayload"], json!({"order": 7}));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        records_of(&c, &b, "fail").await.len(),
+        3,
+        "each attempt ran once"
+    );
+    assert_eq!(records_of(&c, &b, "sink").await.len(), 1, "delivered once");
+
+    // With a NATS bus, a success's record can go to a subject.
+    let url = gust_testkit::nats_url().unwrap();
+    let subject = format!("gust-test.delivery.{}", &id[..12]);
+    let nats = async_nats::connect(url.as_str()).await.unwrap();
+    let mut sub = nats.subscribe(subject.clone()).await.unwrap();
+    nats.flush().await.unwrap();
+    let r = call(
+        &c,
+        &b,
+        "PUT",
+        "/api/v1/namespaces/_/actions/ok/delivery",
+        json!({"onSuccess": format!("subject:{subject}")}),
+    )
+    .await;
+    assert_eq!(r["onSuccess"], format!("subject:{subject}"), "{r}");
+    let accepted = call(
+        &c,
+        &b,
+        "POST",
+        "/api/v1/namespaces/_/actions/ok",
+        json!({"reply": {"done": true}}),
+    )
+    .await;
+    let ok_id = accepted["activationId"].as_str().unwrap().to_string();
+    let message = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures_util::StreamExt::next(&mut sub),
+    )
+    .await
+    .expect("a message on the subject")
+    .unwrap();
+    let published: Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(
+        published["requestContext"]["requestId"],
+        ok_id.as_str(),
+        "{published}"
+    );
+    assert_eq!(published["requestContext"]["condition"], "Success");
+    assert_eq!(published["responsePayload"], json!({"done": true}));
+}
