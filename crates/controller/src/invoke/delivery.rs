@@ -158,3 +158,38 @@ pub(super) fn new_delivery(
         state: Map::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use gust_store::cache::EntityCache;
+
+    use super::*;
+
+    /// What a non-blocking invocation of an action without a delivery config pays: one hit
+    /// of the config cache (its answer, "none", cached). Prints ns per look-up; asserts
+    /// nothing about time. `cargo test -p gust-controller --lib config_lookup -- --ignored
+    /// --nocapture`.
+    #[tokio::test]
+    #[ignore]
+    async fn config_lookup_cost() {
+        let cache: EntityCache<(String, String), DeliveryConfig> = EntityCache::default();
+        let (ns, action) = ("guest", "hello");
+        let look = || async {
+            let key = (ns.to_string(), action.to_string());
+            cache
+                .get_or_fetch(&key, async { Ok::<_, ()>(None) })
+                .await
+                .unwrap()
+        };
+        assert!(look().await.is_none());
+        let n = 1_000_000;
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(look().await);
+        }
+        let per = start.elapsed().as_nanos() / n;
+        println!("a delivery config look-up (cached, absent): {per} ns");
+    }
+}
