@@ -339,7 +339,7 @@ impl Engine<'_> {
                     };
                     self.events.push((
                         "TaskTimedOut".into(),
-                        json!({"resourceType": resource_type(&t.resource), "resource": resource_name(&t.resource), "error": error, "cause": cause}),
+                        json!({"resourceType": resource_type(&t.resource), "resource": resource_name(&t.resource), "error": error, "cause": cause, "path": self.path_of(id)}),
                     ));
                     self.fail_state(
                         id,
@@ -530,7 +530,7 @@ impl Engine<'_> {
                     }
                     self.events.push((
                         "TaskScheduled".into(),
-                        json!({"resourceType": "event", "resource": event, "parameters": text(&eff)}),
+                        json!({"resourceType": "event", "resource": event, "parameters": text(&eff), "path": self.path_of(id)}),
                     ));
                     return self.task_succeeded(id, &t.clone(), &resource, body, now_ms);
                 }
@@ -969,7 +969,7 @@ impl Engine<'_> {
     ) {
         self.events.push((
             "TaskSucceeded".into(),
-            json!({"resourceType": resource_type(resource), "resource": resource_name(resource), "output": text(&value)}),
+            json!({"resourceType": resource_type(resource), "resource": resource_name(resource), "output": text(&value), "path": self.path_of(frame)}),
         ));
         let Some(f) = self.snap.frames.get(&frame) else {
             return;
@@ -987,7 +987,7 @@ impl Engine<'_> {
     fn task_failed(&mut self, frame: u64, resource: &Resource, e: StateError, now_ms: u64) {
         self.events.push((
             "TaskFailed".into(),
-            json!({"resourceType": resource_type(resource), "resource": resource_name(resource), "error": e.error, "cause": e.cause}),
+            json!({"resourceType": resource_type(resource), "resource": resource_name(resource), "error": e.error, "cause": e.cause, "path": self.path_of(frame)}),
         ));
         self.fail_state(frame, e, now_ms);
     }

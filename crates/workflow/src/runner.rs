@@ -849,9 +849,10 @@ fn finish_execution(e: &mut Execution, f: &Finish, now: u64) {
             e.cause = Some(cause.clone());
         }
         Finish::Aborted { error, cause } => {
+            // A stop names neither unless its client did.
             e.status = ExecutionStatus::Aborted;
-            e.error = Some(error.clone());
-            e.cause = Some(cause.clone());
+            e.error = Some(error.clone()).filter(|s| !s.is_empty());
+            e.cause = Some(cause.clone()).filter(|s| !s.is_empty());
         }
         Finish::TimedOut => {
             e.status = ExecutionStatus::TimedOut;

@@ -286,7 +286,7 @@ async fn a_thousand_item_map_keeps_to_its_concurrency() {
         }
         most = most.max(live);
     }
-    assert!(most <= 10 && most >= 2, "at most {most} steps in flight");
+    assert!((2..=10).contains(&most), "at most {most} steps in flight");
 }
 
 #[tokio::test]
