@@ -146,10 +146,28 @@ def main():
     refused(lambda: lam.delete_function_event_invoke_config(FunctionName="sink"), "ResourceNotFoundException", 404)
     check(lam.list_function_event_invoke_configs(FunctionName="sink")["FunctionEventInvokeConfigs"] == [], "List is empty without one")
 
+    # Gust's Idempotency-Key header, added to boto3's request (and signed with it).
+    keyed = client()
+    keyed.meta.events.register(
+        "before-sign.lambda.Invoke",
+        lambda request, **_: request.headers.__setitem__("Idempotency-Key", "evt-1"),
+    )
+    lam.create_function(
+        FunctionName="keyed", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": zipped(SINK)},
+    )
+    ids = [
+        keyed.invoke(FunctionName="keyed", InvocationType="Event", Payload=b"{}")["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+        for _ in range(2)
+    ]
+    check(ids[0] == ids[1], "a repeated Idempotency-Key answers the first invocation's id")
+    again = keyed.invoke(FunctionName="keyed", Payload=b"{}")
+    check(again["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"] == ids[0], "RequestResponse with the key too")
+
     event = lam.invoke(FunctionName="failing", InvocationType="Event", Payload=json.dumps({"fail": True}).encode())
     check(event["StatusCode"] == 202, "an Event invocation is accepted")
     event_id = event["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    print(json.dumps({"event_id": event_id}))
+    print(json.dumps({"event_id": event_id, "keyed_id": ids[0]}))
 
 
 if __name__ == "__main__":

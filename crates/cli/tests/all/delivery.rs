@@ -386,7 +386,14 @@ async fn an_idempotency_key_runs_an_invocation_once() {
         }),
     )
     .await;
-    let r = invoke_keyed(&s, "fixed", "fixed-1", false, json!({"reply": {"v": "mine"}})).await;
+    let r = invoke_keyed(
+        &s,
+        "fixed",
+        "fixed-1",
+        false,
+        json!({"reply": {"v": "mine"}}),
+    )
+    .await;
     assert_eq!(
         r.status, 400,
         "a final parameter cannot be redefined: {}",
@@ -696,4 +703,8 @@ async fn boto3_puts_updates_gets_and_deletes_event_invoke_configs() {
     assert_eq!(event["requestContext"]["approximateInvokeCount"], 2);
     assert_eq!(event["requestPayload"], json!({"fail": true}));
     assert_eq!(records(&s, "failing").await.len(), 2);
+    // Invoked three times with one Idempotency-Key: run once.
+    let keyed = s.wait_for_record(last["keyed_id"].as_str().unwrap()).await;
+    assert_eq!(keyed["name"], "keyed");
+    assert_eq!(records(&s, "keyed").await.len(), 1);
 }

@@ -1,7 +1,8 @@
 //! Invoke (`POST /2015-03-31/functions/{name}/invocations`), through the controller's one
 //! invoke API. `X-Amz-Invocation-Type`: `RequestResponse` waits and answers 200 with what the
 //! function returned, `Event` answers 202 once the invocation is journaled, `DryRun` 204
-//! once the function is found and the caller may invoke it.
+//! once the function is found and the caller may invoke it. Gust's `Idempotency-Key` header
+//! makes it once per key (decision 0028): a repeated key answers its first activation.
 //!
 //! A failed run is still a 200 (a 5xx would make Lambda's clients retry, running the function
 //! again), with `X-Amz-Function-Error: Unhandled` and as body the error the runtime posted,
@@ -14,7 +15,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use gust_controller::{ControllerError, Invocation, InvokeOutcome, Wait};
+use gust_controller::{ControllerError, Idempotent, Invocation, InvokeOutcome, Wait};
 use gust_model::{ActivationStatus, annotations, lambda as model};
 use serde_json::{Map, Value, json};
 
@@ -123,7 +124,41 @@ pub(crate) async fn invoke(
             Wait::UpTo(Duration::from_millis(resolved.action.limits.timeout) + WAIT_MARGIN)
         }
     };
-    let outcome = gw
+    // Gust's `Idempotency-Key` (decision 0028): a repeated key answers its first activation.
+    let key = match header_str(&headers, "idempotency-key") {
+        Some(k) => Some(k.to_string()),
+        None if headers.contains_key("idempotency-key") => Some(String::new()),
+        None => None,
+    };
+    let claimed = match &key {
+        None => None,
+        Some(key) => match gw.controller.claim_idempotency_key(&who, key).await? {
+            Idempotent::Repeated(first) => {
+                let stored = match wait {
+                    Wait::No => None,
+                    Wait::UpTo(_) => gw
+                        .controller
+                        .store()
+                        .activation(&who.namespace, &first)
+                        .await
+                        .map_err(ControllerError::from)?,
+                };
+                let outcome = match stored {
+                    Some(record) => {
+                        let record = serde_json::value::to_raw_value(&record).map_err(|e| {
+                            LambdaError::from(ControllerError::Internal(e.to_string()))
+                        })?;
+                        InvokeOutcome::Completed(record)
+                    }
+                    None if wait == Wait::No => InvokeOutcome::Accepted(first),
+                    None => InvokeOutcome::Waiting(first),
+                };
+                return outcome_answer(outcome, tail);
+            }
+            Idempotent::New(id) => Some((key, id)),
+        },
+    };
+    let invoked = gw
         .controller
         .invoke(Invocation {
             caller: &who,
@@ -132,10 +167,25 @@ pub(crate) async fn invoke(
             wait,
             cause: None,
             secrets: Vec::new(),
-            activation_id: None,
+            activation_id: claimed.as_ref().map(|(_, id)| id.clone()),
             trace: trace_of(&headers),
         })
-        .await?;
+        .await;
+    let outcome = match invoked {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Refused: a retry of the request may run.
+            if let Some((key, id)) = &claimed {
+                gw.controller.release_idempotency_key(&who, key, id).await;
+            }
+            return Err(e.into());
+        }
+    };
+    outcome_answer(outcome, tail)
+}
+
+/// The answer to an invocation's outcome.
+fn outcome_answer(outcome: InvokeOutcome, tail: bool) -> Result<Response, LambdaError> {
     match outcome {
         InvokeOutcome::Accepted(id) => Ok(answer(StatusCode::ACCEPTED, &id, Vec::new())),
         InvokeOutcome::Waiting(id) => {
