@@ -90,8 +90,8 @@ pub struct DeliverySettings {
     /// Other processes use the store too; otherwise every delivery's owner is dropped at
     /// start.
     pub shared: bool,
-    /// Multiplies the retry delays and `maximumEventAgeInSeconds` (1.0: Lambda's times;
-    /// tests make them short).
+    /// Multiplies the retry delays, the waits between tries of a destination and
+    /// `maximumEventAgeInSeconds` (1.0: Lambda's times; tests make them short).
     pub retry_scale: f64,
     /// The NATS connection `subject:` destinations publish on (the `nats` source's
     /// parameters: `url`, ...), if this process has one.
@@ -327,13 +327,16 @@ impl Deliveries {
         now.saturating_sub(d.accepted_ms) >= max
     }
 
-    /// Looks at one delivery: taken (owned) first, unless it is not due and its attempt has
-    /// no record yet (looked at ahead of time).
+    /// Looks at one delivery: taken (owned) first. One looked at ahead of time is handled
+    /// only if its attempt's record has just come (not one waiting for its destination: that
+    /// wait is kept).
     async fn handle(&self, mut d: Delivery) -> Result<(), EventError> {
         let store = &self.events.store;
         let record = store.activation(&d.namespace, &d.attempt_id).await?;
         let now = now_ms();
-        if record.is_none() && d.due_ms > now {
+        let waiting = d.state.contains_key(state::DESTINATION_TRIES)
+            || d.state.contains_key(state::DESTINATION_WAITS);
+        if d.due_ms > now && (record.is_none() || waiting) {
             return Ok(());
         }
         let owned = d.owner.as_deref() == Some(self.owner.as_str()) && d.lease_ms > now + 1_000;
@@ -564,7 +567,7 @@ impl Deliveries {
             Err(Undelivered::Later(e)) => {
                 let waits = bump(&mut d, state::DESTINATION_WAITS);
                 d.state.insert(state::LAST_ERROR.into(), json!(e));
-                let wait = backoff(waits.min(6) as u32).as_millis() as u64;
+                let wait = self.scaled(backoff(waits.min(6) as u32).as_millis() as u64);
                 self.push(d, now + wait, now).await?;
             }
             Err(Undelivered::Never(e)) => {
@@ -572,7 +575,7 @@ impl Deliveries {
                 let why = format!("the destination {target} refused the record: {e}");
                 if tries < DESTINATION_TRIES {
                     d.state.insert(state::LAST_ERROR.into(), json!(why));
-                    let wait = backoff(tries as u32).as_millis() as u64;
+                    let wait = self.scaled(backoff(tries as u32).as_millis() as u64);
                     self.push(d, now + wait, now).await?;
                 } else if condition == Condition::Success {
                     tracing::warn!(namespace = %d.namespace, id = %d.id, %why, "a success record was dropped");

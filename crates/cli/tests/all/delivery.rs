@@ -1,11 +1,12 @@
 //! Async delivery (decision 0028) through `gust serve` with `--delivery-retry-scale 0.01`
 //! (retry delays of 0.6 s and 1.2 s; an event age of 60 s lasts 0.6 s): a failing action
 //! tried three times, then Lambda's destination record at its `onFailure` action; a success
-//! reaching `onSuccess` through a trigger; a failure with no destination kept as a dead letter,
-//! redriven and deleted over `gust deadletter`; an event too old to retry; the
-//! `Idempotency-Key` header running an invocation once; bad configs refused with nothing
-//! stored; another namespace, and tokens without the scope, kept out; `gust action
-//! delivery`; boto3's event invoke config calls (skipped without boto3 and root).
+//! reaching `onSuccess` through a trigger; a failure with no destination kept as a dead
+//! letter, redriven and deleted over `gust deadletter`, and one whose destination is gone kept
+//! there too; an event too old to retry; the `Idempotency-Key` header running an invocation
+//! once; bad configs refused with nothing stored; another namespace, and tokens without the
+//! scope, kept out; `gust action delivery`; boto3's event invoke config calls (skipped without
+//! boto3 and root).
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -266,6 +267,32 @@ async fn a_failure_without_a_destination_is_a_dead_letter_to_redrive_and_delete(
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failure_whose_destination_is_gone_is_kept_as_a_dead_letter() {
+    let s = server();
+    s.create("fail", &function("apperror"), json!({})).await;
+    s.create("sink", &function("echo"), json!({})).await;
+    let r = put_delivery(
+        &s,
+        "fail",
+        json!({"maximumRetryAttempts": 0, "onFailure": "action:sink"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The destination goes after the config was checked: the record is not lost.
+    let r = s.call("DELETE", &format!("{NS}/actions/sink"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = invoke_async(&s, "fail", json!({"k": "v"})).await;
+    let letter = wait_for_letter(&s, &id).await;
+    assert_eq!(
+        letter["record"]["requestContext"]["condition"],
+        "RetriesExhausted"
+    );
+    let why = letter["record"]["destinationError"].as_str().unwrap();
+    assert!(why.contains("action:sink"), "{why}");
+    assert_eq!(letter["record"]["requestPayload"], json!({"k": "v"}));
 }
 
 #[tokio::test]
