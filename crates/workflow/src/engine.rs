@@ -128,6 +128,19 @@ pub struct ExecutionContext {
     pub workflow: String,
     pub input: Value,
     pub start_ms: u64,
+    /// Whether the context object carries `Execution.Input` (see [`reads_execution_input`]).
+    pub with_input: bool,
+}
+
+/// Whether a definition may read the execution's input from the context object: any `$$`
+/// that is not `$$.Map`, `$$.Task` or `$$.State...` (the text is searched, so a mention in a
+/// string counts too: the safe side).
+pub fn reads_execution_input(definition: &Value) -> bool {
+    let text = definition.to_string();
+    text.match_indices("$$").any(|(i, _)| {
+        let rest = &text[i + 2..];
+        !(rest.starts_with(".Map") || rest.starts_with(".Task") || rest.starts_with(".State"))
+    })
 }
 
 /// How a run ended.
@@ -167,11 +180,20 @@ pub struct Engine<'a> {
     pub events: Vec<Event>,
     /// Set once the run ended.
     pub finish: Option<Finish>,
+    /// The snapshot changed without an event (a callback's invocation ended): commit it.
+    pub dirty: bool,
+    /// [`Engine::run`] stopped after [`QUANTUM`] state entries with more to do: commit, let
+    /// others run, and call it again.
+    pub more: bool,
     /// Makes ids and tokens (the runner's; a test's deterministic one).
     pub ids: &'a mut (dyn FnMut() -> String + Send),
     /// A number in [0, 1) for retry jitter.
     pub random: &'a mut (dyn FnMut() -> f64 + Send),
 }
+
+/// The most states [`Engine::run`] enters before it hands control back (a loop of Pass or
+/// Choice states never waits on anything).
+pub const QUANTUM: u32 = 1000;
 
 /// A frame's definition, from the top one.
 pub fn definition_of<'d>(top: &'d Definition, path: &[Seg]) -> Option<&'d Definition> {
@@ -207,7 +229,7 @@ impl Engine<'_> {
             json!({"input": text(&self.ctx.input), "roleArn": ""}),
         ));
         if let Some(t) = self.def.timeout_seconds {
-            self.snap.deadline_ms = Some(now_ms + t * 1000);
+            self.snap.deadline_ms = Some(now_ms.saturating_add(t.saturating_mul(1000)));
         }
         self.new_frame(
             None,
@@ -356,8 +378,14 @@ impl Engine<'_> {
                 return;
             }
         }
-        // Then every frame about to enter a state, until none is.
+        // Then every frame about to enter a state, until none is (or a quantum is spent).
+        self.more = false;
+        let mut entered = 0u32;
         loop {
+            if entered >= QUANTUM {
+                self.more = true;
+                break;
+            }
             let ready: Vec<(u64, bool)> = self
                 .snap
                 .frames
@@ -373,6 +401,7 @@ impl Engine<'_> {
             for (id, retry) in ready {
                 if self.snap.frames.contains_key(&id) {
                     self.enter(id, retry, now_ms);
+                    entered += 1;
                 }
                 if self.finish.is_some() {
                     return;
@@ -397,7 +426,8 @@ impl Engine<'_> {
         let mut ctx = json!({
             "Execution": {
                 "Id": self.ctx.id,
-                "Input": self.ctx.input,
+                // Copied only for a definition that may read it: it can be large.
+                "Input": if self.ctx.with_input { self.ctx.input.clone() } else { Value::Null },
                 "Name": self.ctx.name,
                 "StartTime": iso(self.ctx.start_ms),
             },
@@ -545,9 +575,10 @@ impl Engine<'_> {
                     resource,
                     input: eff,
                     token,
-                    deadline_ms: timeout.map(|s| now_ms + s * 1000),
+                    deadline_ms: timeout.map(|s| now_ms.saturating_add(s.saturating_mul(1000))),
                     heartbeat_s: heartbeat,
-                    heartbeat_due_ms: heartbeat.map(|s| now_ms + s * 1000),
+                    heartbeat_due_ms: heartbeat
+                        .map(|s| now_ms.saturating_add(s.saturating_mul(1000))),
                     invoked: false,
                 };
                 if let Some(f) = self.snap.frames.get_mut(&id) {
@@ -628,6 +659,7 @@ impl Engine<'_> {
         let Some(State::Map(m)) = self.state_of(id).cloned() else {
             return;
         };
+        let ctx = self.context(id, now_ms, None);
         loop {
             let Some(f) = self.snap.frames.get(&id) else {
                 return;
@@ -659,11 +691,10 @@ impl Engine<'_> {
                 }
                 return;
             }
-            let (index, item, effective) = (*next, items[*next].clone(), effective.clone());
+            let index = *next;
             let mut def = f.def.clone();
             def.push(Seg::Processor(name.clone()));
-            let ctx = self.context(id, now_ms, None);
-            let input = match m.item_input(&effective, &item, index, &ctx) {
+            let input = match m.item_input(effective, &items[index], index, &ctx) {
                 Ok(i) => i,
                 Err(e) => return self.fail_state(id, e, now_ms),
             };
@@ -911,7 +942,7 @@ impl Engine<'_> {
                     }
                     f.retries[i] += 1;
                     f.step = Step::Retry {
-                        until_ms: now_ms + delay,
+                        until_ms: now_ms.saturating_add(delay),
                     };
                 }
                 return;
@@ -933,7 +964,8 @@ impl Engine<'_> {
         self.frame_failed(id, err, now_ms)
     }
 
-    /// A task step's invocation (or nested run, or event) ended.
+    /// A task step's invocation (or nested run, or event) ended. The caller then calls
+    /// [`Engine::run`] (once for a whole batch of results and signals).
     pub fn step_result(&mut self, frame: u64, key: &str, result: StepResult, now_ms: u64) {
         let Some(Step::Task(t)) = self.snap.frames.get(&frame).map(|f| f.step.clone()) else {
             return;
@@ -949,6 +981,7 @@ impl Engine<'_> {
                 // A callback step's invocation is done; its token ends it.
                 if let Some(Step::Task(t)) = self.snap.frames.get_mut(&frame).map(|f| &mut f.step) {
                     t.invoked = true;
+                    self.dirty = true;
                 }
             }
             StepResult::Done(value) => {
@@ -956,7 +989,6 @@ impl Engine<'_> {
             }
             StepResult::Failed(e) => self.task_failed(frame, &t.resource, e, now_ms),
         }
-        self.run(now_ms);
     }
 
     fn task_succeeded(
@@ -992,14 +1024,15 @@ impl Engine<'_> {
         self.fail_state(frame, e, now_ms);
     }
 
-    /// A signal from the inbox. Returns whether it matched anything.
+    /// A signal from the inbox; returns whether it matched anything. The caller then calls
+    /// [`Engine::run`].
     pub fn signal(&mut self, signal: &Value, now_ms: u64) -> bool {
         let kind = signal
             .get("type")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let token = signal.get("token").and_then(Value::as_str);
-        let matched = match kind {
+        match kind {
             "success" | "failure" | "heartbeat" => {
                 let Some(token) = token else { return false };
                 let Some((frame, t)) = Engine::tasks(self.snap)
@@ -1035,7 +1068,9 @@ impl Engine<'_> {
                         if let Some(Step::Task(t)) =
                             self.snap.frames.get_mut(&frame).map(|f| &mut f.step)
                         {
-                            t.heartbeat_due_ms = t.heartbeat_s.map(|s| now_ms + s * 1000);
+                            t.heartbeat_due_ms = t
+                                .heartbeat_s
+                                .map(|s| now_ms.saturating_add(s.saturating_mul(1000)));
                         }
                     }
                 }
@@ -1083,12 +1118,10 @@ impl Engine<'_> {
                     error: error.to_string(),
                     cause: cause.to_string(),
                 });
-                return true;
+                true
             }
             _ => false,
-        };
-        self.run(now_ms);
-        matched
+        }
     }
 
     /// A frame's place for history readers: `""` at the top, else the states and indexes
@@ -1313,6 +1346,7 @@ mod tests {
                 workflow: "wf".into(),
                 input,
                 start_ms: 1_000,
+                with_input: true,
             };
             let mut run = Run {
                 def,
@@ -1329,7 +1363,7 @@ mod tests {
             run
         }
 
-        fn with(&mut self, _now: u64, f: impl FnOnce(&mut Engine<'_>)) {
+        fn with(&mut self, now: u64, f: impl FnOnce(&mut Engine<'_>)) {
             let mut n = self.n;
             let mut ids = || {
                 n += 1;
@@ -1342,10 +1376,13 @@ mod tests {
                 snap: &mut self.snap,
                 events: Vec::new(),
                 finish: None,
+                dirty: false,
+                more: false,
                 ids: &mut ids,
                 random: &mut random,
             };
             f(&mut engine);
+            engine.run(now);
             self.events.extend(engine.events);
             if engine.finish.is_some() {
                 self.finish = engine.finish;

@@ -14,7 +14,8 @@ pub enum WorkflowError {
     WorkflowAlreadyExists(String),
     #[error("The execution '{0}' does not exist.")]
     ExecutionDoesNotExist(String),
-    #[error("An execution named '{0}' already ran.")]
+    /// The name is taken: by a finished execution, or a running one with another input.
+    #[error("An execution named '{0}' already exists.")]
     ExecutionAlreadyExists(String),
     /// The execution finished: it takes no more events or stops.
     #[error("The execution '{0}' is not running.")]

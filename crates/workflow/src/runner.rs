@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use crate::WorkflowError;
 use crate::asl::{self, Definition, StateError};
 use crate::engine::{
-    Engine, ExecutionContext, Finish, Resource, Snapshot, StepResult, TaskStep, record_error,
-    token_execution,
+    Engine, ExecutionContext, Finish, Resource, Snapshot, StepResult, TaskStep,
+    reads_execution_input, record_error, token_execution,
 };
 use crate::service::Started;
 
@@ -62,13 +62,29 @@ enum Msg {
 
 type RunKey = (String, String);
 
+/// The actor of a run this process drives.
+struct Actor {
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Its supervising task (aborting it ends the actor).
+    task: Option<tokio::task::AbortHandle>,
+}
+
+/// Aborts a task when dropped (an actor's run task goes with its supervisor).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub struct Runner {
     pub(crate) store: Arc<dyn Store>,
     controller: Arc<Controller>,
     /// This process, as runs' owner.
     owner: String,
     /// The runs this process drives, by (namespace, id).
-    actors: Mutex<HashMap<RunKey, mpsc::UnboundedSender<Msg>>>,
+    actors: Mutex<HashMap<RunKey, Actor>>,
     /// Parsed definitions by the SHA-256 of their text.
     definitions: Mutex<HashMap<[u8; 32], Arc<Definition>>>,
     /// Bumped when any run this process drives finishes (for `wait`).
@@ -138,8 +154,10 @@ impl Runner {
             }
         };
         for (ns, id) in runs {
+            // A run this process still drives but no longer owns (its lease ran out during a
+            // pause, and another process may have had it since): that actor is stale.
             if self.is_local(&ns, &id) {
-                continue;
+                self.drop_actor(&ns, &id);
             }
             match self
                 .store
@@ -162,47 +180,88 @@ impl Runner {
 
     fn wake(&self, ns: &str, id: &str) {
         if let Ok(actors) = self.actors.lock()
-            && let Some(tx) = actors.get(&(ns.to_string(), id.to_string()))
+            && let Some(actor) = actors.get(&(ns.to_string(), id.to_string()))
         {
-            let _ = tx.send(Msg::Signals);
+            let _ = actor.tx.send(Msg::Signals);
         }
     }
 
     fn spawn_actor(self: &Arc<Self>, ns: String, id: String, resumed: bool) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let key = (ns.clone(), id.clone());
         {
             let Ok(mut actors) = self.actors.lock() else {
                 return;
             };
-            if actors.contains_key(&(ns.clone(), id.clone())) {
+            if actors.contains_key(&key) {
                 return;
             }
-            actors.insert((ns.clone(), id.clone()), tx.clone());
+            actors.insert(
+                key.clone(),
+                Actor {
+                    tx: tx.clone(),
+                    task: None,
+                },
+            );
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let (mut tx, mut rx, mut resumed) = (tx, rx, resumed);
             let mut delay = Duration::from_millis(100);
-            // A failure (the store unreachable, say) is retried: the run is still this
-            // process's, and nobody else takes it while its lease is renewed.
-            while let Err(e) = this.clone().drive(&ns, &id, tx.clone(), rx, resumed).await {
+            loop {
+                // On a task of its own, so a panic ends in an error here, not in a run
+                // owned and never moved again.
+                let inner = {
+                    let (this, ns, id, tx) = (this.clone(), ns.clone(), id.clone(), tx.clone());
+                    tokio::spawn(async move { this.drive(&ns, &id, tx, rx, resumed).await })
+                };
+                let _abort = AbortOnDrop(inner.abort_handle());
+                let result = match inner.await {
+                    Ok(r) => r,
+                    Err(e) => Err(internal(format!("the run's task failed: {e}"))),
+                };
+                let Err(e) = result else { break };
+                // A failure (the store unreachable, say) is retried: the run is still this
+                // process's, and nobody else takes it while its lease is renewed.
                 tracing::warn!(namespace = %ns, execution = %id, error = %e, "a workflow run failed here; resuming it");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
                 let (new_tx, new_rx) = mpsc::unbounded_channel();
                 match this.actors.lock() {
-                    Ok(mut actors) => {
-                        actors.insert((ns.clone(), id.clone()), new_tx.clone());
-                    }
-                    Err(_) => break,
+                    Ok(mut actors) => match actors.get_mut(&(ns.clone(), id.clone())) {
+                        Some(actor) if actor.tx.same_channel(&tx) => actor.tx = new_tx.clone(),
+                        // Replaced meanwhile (the run was claimed again).
+                        _ => return,
+                    },
+                    Err(_) => return,
                 }
                 (tx, rx, resumed) = (new_tx, new_rx, true);
             }
             if let Ok(mut actors) = this.actors.lock() {
-                actors.remove(&(ns, id));
+                let key = (ns, id);
+                if actors.get(&key).is_some_and(|a| a.tx.same_channel(&tx)) {
+                    actors.remove(&key);
+                }
             }
             this.finished.send_modify(|n| *n += 1);
         });
+        if let Ok(mut actors) = self.actors.lock()
+            && let Some(actor) = actors.get_mut(&key)
+        {
+            actor.task = Some(task.abort_handle());
+        }
+    }
+
+    /// Ends this process's actor of a run, if it has one (the run was taken from it).
+    fn drop_actor(&self, ns: &str, id: &str) {
+        let actor = self
+            .actors
+            .lock()
+            .ok()
+            .and_then(|mut a| a.remove(&(ns.to_string(), id.to_string())));
+        if let Some(task) = actor.and_then(|a| a.task) {
+            task.abort();
+        }
     }
 
     /// A definition, parsed (cached by its text's SHA-256: a workflow deleted and created
@@ -308,7 +367,7 @@ impl Runner {
             stop: None,
             parent,
         };
-        let ctx = context_of(&execution);
+        let ctx = context_of(&execution, &wf.definition);
         let mut snap = Snapshot::default();
         let (mut ids, mut random) = sources();
         let mut engine = Engine {
@@ -317,6 +376,8 @@ impl Runner {
             snap: &mut snap,
             events: Vec::new(),
             finish: None,
+            dirty: false,
+            more: false,
             ids: &mut ids,
             random: &mut random,
         };
@@ -344,7 +405,8 @@ impl Runner {
                 .execution_named(&who.namespace, &wf.name, &execution.name)
                 .await?
                 .ok_or(WorkflowError::Conflict)?;
-            if existing.status.is_running() {
+            // Step Functions: the same name and input while it runs is the same start.
+            if existing.status.is_running() && existing.input == execution.input {
                 return Ok(Started {
                     execution: existing,
                     created: false,
@@ -500,7 +562,7 @@ impl Runner {
             .owner(ns)
             .await?
             .ok_or_else(|| internal("the run's namespace is gone"))?;
-        let ctx = context_of(&execution);
+        let ctx = context_of(&execution, &doc);
         let mut snap: Snapshot = serde_json::from_value(run.snapshot).map_err(internal)?;
         let mut seq = run.seq;
         let mut execution = execution;
@@ -515,10 +577,19 @@ impl Runner {
         };
         let mut consumed: Vec<u64> = Vec::new();
         let mut pending: Vec<Msg> = vec![Msg::Signals];
+        // Nested executions started by steps in flight: key -> (workflow, execution name).
+        let mut children: HashMap<String, (String, String)> = Engine::tasks(&snap)
+            .filter_map(|(_, t)| match &t.resource {
+                Resource::Workflow { name } => {
+                    Some((t.key.clone(), (name.clone(), t.activation_id.clone())))
+                }
+                _ => None,
+            })
+            .collect();
         loop {
             // Read the inbox first: the engine moves without waiting on anything.
             let signals = if pending.iter().any(|m| matches!(m, Msg::Signals)) {
-                self.store.signals(ns, id).await?
+                retried("reading a run's signals", || self.store.signals(ns, id)).await
             } else {
                 Vec::new()
             };
@@ -529,12 +600,15 @@ impl Runner {
                 snap: &mut snap,
                 events: Vec::new(),
                 finish: None,
+                dirty: false,
+                more: false,
                 ids: &mut ids,
                 random: &mut random,
             };
             for msg in pending.drain(..) {
                 if let Msg::Step { frame, key, result } = msg {
                     started.remove(&key);
+                    children.remove(&key);
                     engine.step_result(frame, &key, result, now);
                 }
             }
@@ -545,7 +619,8 @@ impl Runner {
             engine.run(now);
             let events = std::mem::take(&mut engine.events);
             let finish = engine.finish.take();
-            if !events.is_empty() || !consumed.is_empty() || finish.is_some() {
+            let (dirty, more) = (engine.dirty, engine.more);
+            if !events.is_empty() || !consumed.is_empty() || finish.is_some() || dirty {
                 let events = history(seq, now, events);
                 if let Some(f) = &finish {
                     finish_execution(&mut execution, f, now);
@@ -567,18 +642,38 @@ impl Runner {
                     execution: finish.is_some().then_some(&execution),
                     consumed: &consumed,
                 };
-                if !self.store.commit_run(&commit).await? {
+                if !self.commit(&commit).await {
                     // Another process has the run now.
                     return Ok(());
                 }
                 seq = state.seq;
                 consumed.clear();
             }
+            // Nested executions whose steps are gone (timed out, caught, stopped, finished)
+            // are stopped too.
+            let live: HashSet<String> = Engine::tasks(&snap).map(|(_, t)| t.key.clone()).collect();
+            let orphans: Vec<String> = children
+                .keys()
+                .filter(|k| finish.is_some() || !live.contains(*k))
+                .cloned()
+                .collect();
+            for key in orphans {
+                if let Some((workflow, name)) = children.remove(&key) {
+                    self.stop_child(ns, &workflow, &name).await;
+                }
+            }
             if finish.is_some() {
                 return Ok(());
             }
+            if more {
+                // A long run of Pass or Choice states: let other tasks run, then go on.
+                tokio::task::yield_now().await;
+                while let Ok(m) = rx.try_recv() {
+                    pending.push(m);
+                }
+                continue;
+            }
             // Start the steps the engine left waiting that nothing runs yet.
-            let live: HashSet<String> = Engine::tasks(&snap).map(|(_, t)| t.key.clone()).collect();
             started.retain(|k| live.contains(k));
             for (frame, step) in Engine::tasks(&snap) {
                 if started.contains(&step.key) || step.invoked {
@@ -588,6 +683,9 @@ impl Runner {
                     continue;
                 }
                 started.insert(step.key.clone());
+                if let Resource::Workflow { name } = &step.resource {
+                    children.insert(step.key.clone(), (name.clone(), step.activation_id.clone()));
+                }
                 let fresh = !unchecked.remove(&step.key);
                 let (this, who, tx, step, exec_id) = (
                     self.clone(),
@@ -621,6 +719,52 @@ impl Runner {
             while let Ok(more) = rx.try_recv() {
                 pending.push(more);
             }
+        }
+    }
+
+    /// Writes a commit; true once it is written (also when a lost answer hid that it was),
+    /// false when another process has the run. Store failures are retried.
+    async fn commit(&self, commit: &RunCommit<'_>) -> bool {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.store.commit_run(commit).await {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "committing a workflow run failed; retrying"),
+            }
+            // Was it written after all, or is the run another's now?
+            match self.store.run_state(commit.namespace, commit.id).await {
+                Ok(Some(run)) => {
+                    let mine = run.owner.as_deref() == Some(commit.owner);
+                    if mine && run.seq == commit.run.seq && run.seq != commit.expected_seq {
+                        return true;
+                    }
+                    if !mine || run.seq != commit.expected_seq {
+                        return false;
+                    }
+                }
+                // No run state: the execution finished (by this commit, if it was finishing).
+                Ok(None) => return commit.execution.is_some_and(|e| !e.status.is_running()),
+                Err(e) => tracing::warn!(error = %e, "reading a workflow run failed; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Stops the nested execution `name` of `workflow`, if it still runs.
+    async fn stop_child(&self, ns: &str, workflow: &str, name: &str) {
+        let Ok(Some(child)) = self.store.execution_named(ns, workflow, name).await else {
+            return;
+        };
+        if !child.status.is_running() {
+            return;
+        }
+        let signal =
+            json!({"type": "stop", "error": "States.Aborted", "cause": "Its parent's step ended."});
+        match self.store.post_signal(ns, &child.id, &signal).await {
+            Ok(_) => self.wake(ns, &child.id),
+            Err(e) => tracing::warn!(error = %e, "stopping a nested execution failed"),
         }
     }
 
@@ -661,11 +805,14 @@ impl Runner {
         let ns = who.namespace.clone();
         let id = &step.activation_id;
         if !fresh {
-            // After a crash: the step's record may exist, or its invocation be journaled.
-            if let Ok(Some(record)) = self.store.activation(&ns, id).await {
+            // After a crash: the step's record may exist, or its invocation be journaled. A
+            // failed read is not a "no": it is read again.
+            if let Some(record) =
+                retried("reading a step's record", || self.store.activation(&ns, id)).await
+            {
                 return outcome_of(&record);
             }
-            if self.store.is_accepted(&ns, id).await.unwrap_or(false) {
+            if retried("reading the journal", || self.store.is_accepted(&ns, id)).await {
                 return self.record_of(&ns, id).await;
             }
         }
@@ -788,6 +935,23 @@ impl Runner {
     }
 }
 
+/// `read`'s value, read again (with backoff) until the store answers.
+async fn retried<T, F, Fut>(what: &str, read: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = gust_store::Result<T>>,
+{
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match read().await {
+            Ok(v) => return v,
+            Err(e) => tracing::warn!(error = %e, "{what} failed; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// What a step's record says: its result, or the error (decision 0028).
 fn outcome_of(record: &Activation) -> Result<Value, StateError> {
     if record.response.status == ActivationStatus::Success {
@@ -811,14 +975,16 @@ fn internal(e: impl std::fmt::Display) -> WorkflowError {
     WorkflowError::Controller(ControllerError::Internal(e.to_string()))
 }
 
-/// The context an execution gives its states (`$$.Execution`, `$$.StateMachine`).
-fn context_of(e: &Execution) -> ExecutionContext {
+/// The context an execution of `definition` gives its states (`$$.Execution`,
+/// `$$.StateMachine`).
+fn context_of(e: &Execution, definition: &Value) -> ExecutionContext {
     ExecutionContext {
         id: e.id.clone(),
         name: e.name.clone(),
         workflow: e.workflow.clone(),
         input: e.input.clone(),
         start_ms: e.start,
+        with_input: reads_execution_input(definition),
     }
 }
 

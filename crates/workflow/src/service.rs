@@ -80,7 +80,8 @@ impl Workflows {
     }
 
     /// Starts an execution of `workflow` with `input` (any JSON), named `name` (or its id).
-    /// A running execution of that name is answered as it is.
+    /// A running execution of that name and input is answered as it is; another input is
+    /// `ExecutionAlreadyExists`.
     pub async fn start(
         &self,
         who: &Identity,

@@ -250,7 +250,16 @@ async fn executions_start_once_by_name_and_their_history_pages() {
         (&e["name"], &e["workflow"], &e["status"]),
         (&json!("run-1"), &json!("choosy"), &json!("RUNNING"))
     );
-    // The same name while it runs (its Wait takes 1 s): that execution, 200.
+    // The same name and input while it runs (its Wait takes 1 s): that execution, 200;
+    // the same name with another input: 409, as Step Functions answers.
+    let r = s
+        .call(
+            "POST",
+            &format!("{NS}/workflows/choosy/executions"),
+            Some(json!({"name": "run-1", "input": {"go": true}})),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["id"]), (200, &json!(id)), "{}", r.body);
     let r = s
         .call(
             "POST",
@@ -258,7 +267,7 @@ async fn executions_start_once_by_name_and_their_history_pages() {
             Some(json!({"name": "run-1", "input": {"go": false}})),
         )
         .await;
-    assert_eq!((r.status, &r.body["id"]), (200, &json!(id)), "{}", r.body);
+    assert_eq!(r.status, 409, "{}", r.body);
     // A blocking start of another waits for its end.
     let r = s
         .call(
