@@ -3,7 +3,8 @@
 //! tried three times, then Lambda's destination record at its `onFailure` action; a success
 //! reaching `onSuccess` through a trigger; a failure with no destination kept as a dead
 //! letter, redriven and deleted over `gust deadletter`, and one whose destination is gone kept
-//! there too; an event too old to retry; the `Idempotency-Key` header running an invocation
+//! there too; an attempt lost before it was journaled invoked again with its id after a
+//! restart; an event too old to retry; the `Idempotency-Key` header running an invocation
 //! once; bad configs refused with nothing stored; another namespace, and tokens without the
 //! scope, kept out; `gust action delivery`; boto3's event invoke config calls (skipped without
 //! boto3 and root).
@@ -293,6 +294,53 @@ async fn a_failure_whose_destination_is_gone_is_kept_as_a_dead_letter() {
     let why = letter["record"]["destinationError"].as_str().unwrap();
     assert!(why.contains("action:sink"), "{why}");
     assert_eq!(letter["record"]["requestPayload"], json!({"k": "v"}));
+}
+
+#[tokio::test]
+async fn an_attempt_lost_before_it_was_journaled_is_invoked_again_with_its_id() {
+    let mut s = server();
+    s.create("ok", &function("reply"), json!({})).await;
+    s.create("sink", &function("echo"), json!({})).await;
+    let r = put_delivery(&s, "ok", json!({"onSuccess": "action:sink"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A delivery row whose invocation never reached the journal (its process died between
+    // the two), owned by that dead process, written with the server stopped.
+    assert!(s.terminate());
+    let now = gust_model::time::now_ms();
+    let id = gust_model::names::new_activation_id();
+    {
+        let store = crate::open_store(&s).await;
+        let config = store.delivery_config("guest", "ok").await.unwrap().unwrap();
+        let lost = gust_model::Delivery {
+            namespace: "guest".into(),
+            id: id.clone(),
+            action: "ok".into(),
+            message: json!({"params": {"reply": {"lost": true}}}),
+            config,
+            attempt: 1,
+            attempt_id: id.clone(),
+            accepted_ms: now - 20_000,
+            due_ms: now - 19_000,
+            owner: Some("a-dead-process".into()),
+            lease_ms: now - 9_000,
+            state: serde_json::Map::new(),
+        };
+        store.put_delivery(&lost).await.unwrap();
+    }
+    let s = s.restart();
+    let record = s.wait_for_record(&id).await;
+    assert_eq!(record["response"]["result"], json!({"lost": true}));
+    let sunk = wait_for_records(&s, "sink", 1).await;
+    let delivered = destination_record(&sunk[0]);
+    assert_eq!(delivered["requestContext"]["requestId"], id.as_str());
+    assert_eq!(delivered["requestContext"]["condition"], "Success");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        records(&s, "ok").await.len(),
+        1,
+        "invoked once again, not more"
+    );
+    assert_eq!(records(&s, "sink").await.len(), 1);
 }
 
 #[tokio::test]
