@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::extract::{
-    Caller, QueryString, RawBody, body, json_or_default, malformed, params, payload_body,
+    Caller, QueryString, RawBody, TokenGrant, body, json_or_default, malformed, params,
+    payload_body,
 };
 use crate::query::Params;
 use crate::respond::{ApiResult, json_response};
@@ -80,6 +81,7 @@ fn definition_of(v: Option<Value>) -> Result<Value, ApiError> {
 async fn put_workflow(
     State(gw): State<Gateway>,
     Caller(who): Caller,
+    TokenGrant(grant): TokenGrant,
     Path((ns, name)): Path<(String, String)>,
     q: QueryString,
     b: RawBody,
@@ -90,11 +92,46 @@ async fn put_workflow(
     let b = body(b, MAX_INVOKE_BODY)?;
     let put: WorkflowPut = json_or_default(&b)?;
     let definition = definition_of(put.definition)?;
+    if let Some(grant) = &grant {
+        permit_targets(grant, &who.namespace, &definition)?;
+    }
     let w = gw
         .workflows()?
         .put(&who, &name, definition, overwrite)
         .await?;
     Ok(json_response(StatusCode::OK, &w))
+}
+
+/// A token may write a workflow only if it may run what the workflow's tasks run: its runs
+/// invoke as the namespace, and a token reaches nothing through what it writes that it
+/// could not reach itself (decision 0023).
+fn permit_targets(
+    grant: &gust_controller::tokens::Grant,
+    own: &str,
+    definition: &serde_json::Value,
+) -> Result<(), ApiError> {
+    use gust_controller::tokens::Verb;
+    use gust_workflow::Target;
+    // A definition given as a string is checked as what it holds.
+    let parsed;
+    let definition = match definition {
+        serde_json::Value::String(s) => {
+            parsed = serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+            &parsed
+        }
+        v => v,
+    };
+    for target in gust_workflow::targets(definition) {
+        match target {
+            Target::Action(name) => grant.permit_reference(own, Verb::Invoke, "actions", &name)?,
+            Target::AnyAction => grant.permit(Verb::Invoke, "actions")?,
+            Target::Workflow(name) => {
+                grant.permit(Verb::Write, &format!("workflows/{name}/executions"))?
+            }
+            Target::AnyWorkflow => grant.permit(Verb::Write, "workflows")?,
+        }
+    }
+    Ok(())
 }
 
 async fn get_workflow(

@@ -9,7 +9,9 @@ pub mod engine;
 mod error;
 pub mod runner;
 mod service;
+mod targets;
 
 pub use error::WorkflowError;
 pub use runner::{Runner, TaskSignal};
 pub use service::{MAX_HISTORY_PAGE, Started, Workflows};
+pub use targets::{Target, targets};

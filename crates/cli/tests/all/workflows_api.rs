@@ -648,6 +648,33 @@ async fn another_namespace_cannot_read_start_stop_or_send_and_tokens_keep_to_the
         .await,
         403
     );
+    // A token writes a workflow only if it may run what its tasks run: its runs invoke as
+    // the namespace.
+    let tasky = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "secret", "End": true}}});
+    let writer = token(&s, json!(["write:workflows"])).await;
+    let both = token(&s, json!(["write:workflows", "invoke:actions/secret"])).await;
+    let put = |auth: String, definition: Value| {
+        let s = &s;
+        async move {
+            with_header(
+                s,
+                &auth,
+                "PUT",
+                &format!("{NS}/workflows/tasky?overwrite=true"),
+                json!({"definition": definition}),
+            )
+            .await
+        }
+    };
+    assert_eq!(put(writer.clone(), tasky.clone()).await, 403);
+    let dynamic = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName.$": "$.fn"}, "End": true}}});
+    assert_eq!(
+        put(both.clone(), dynamic).await,
+        403,
+        "any action needs invoke on every one"
+    );
+    assert_eq!(put(both, tasky).await, 200);
     assert_eq!(
         with_header(
             &s,
