@@ -130,7 +130,8 @@ struct ForExecutionInput {
     execution_arn: String,
 }
 
-/// DescribeStateMachineForExecution: the state machine the execution ran, as it is now.
+/// DescribeStateMachineForExecution: the state machine as the execution ran it (its
+/// `ExecutionStarted` event keeps the definition), even if it was updated or deleted since.
 pub(super) async fn describe_for_execution(ctx: &Ctx<'_>, body: Value) -> Result<Value, SfnError> {
     let i: ForExecutionInput = input(body)?;
     let (workflow_name, name) = execution_names(&i.execution_arn)?;
@@ -144,7 +145,17 @@ pub(super) async fn describe_for_execution(ctx: &Ctx<'_>, body: Value) -> Result
         }
         other => other?,
     };
-    let w = ctx.workflows.get(ctx.who, &e.workflow).await?;
+    let first = ctx.workflows.history(ctx.who, &e.id, 0, 1, false).await?;
+    let Some(started) = first.first().map(|ev| &ev.details) else {
+        return Err(SfnError::execution_not_found(&i.execution_arn));
+    };
+    let w = Workflow {
+        namespace: e.namespace.clone(),
+        name: e.workflow.clone(),
+        version: started["version"].as_str().unwrap_or_default().to_string(),
+        definition: started["definition"].clone(),
+        updated: e.start,
+    };
     let mut out = description(ctx, &w);
     out["updateDate"] = date(w.updated);
     Ok(out)
