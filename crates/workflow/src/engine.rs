@@ -195,6 +195,10 @@ pub struct Engine<'a> {
 /// Choice states never waits on anything).
 pub const QUANTUM: u32 = 1000;
 
+/// The most items one Map state iterates: its items and results live in the run's
+/// snapshot, which is written at every commit.
+pub const MAX_MAP_ITEMS: usize = 10_000;
+
 /// A frame's definition, from the top one.
 pub fn definition_of<'d>(top: &'d Definition, path: &[Seg]) -> Option<&'d Definition> {
     let mut def = top;
@@ -626,6 +630,13 @@ impl Engine<'_> {
                     m.io.effective_input(&input, &ctx)
                         .and_then(|eff| Ok((m.items(&eff, &ctx)?, m.concurrency(&eff)?, eff)));
                 let (items, concurrency, eff) = match prepared {
+                    Ok((items, _, _)) if items.len() > MAX_MAP_ITEMS => {
+                        let cause = format!(
+                            "a Map takes at most {MAX_MAP_ITEMS} items, not {}",
+                            items.len()
+                        );
+                        return self.fail_state(id, runtime(cause), now_ms);
+                    }
                     Ok(p) => p,
                     Err(e) => return self.fail_state(id, e, now_ms),
                 };
