@@ -733,11 +733,15 @@ async fn async_delivery_goes_on_when_a_controller_dies_and_publishes_to_a_subjec
     );
     assert_eq!(records_of(&c, &b, "sink").await.len(), 1, "delivered once");
 
-    // With a NATS bus, a success's record can go to a subject.
+    // With a NATS bus, a success's record can go to a subject: under the namespace's own
+    // subtree, `<cluster>.destinations.<namespace>.<subject>`.
     let url = gust_testkit::nats_url().unwrap();
     let subject = format!("gust-test.delivery.{}", &id[..12]);
     let nats = async_nats::connect(url.as_str()).await.unwrap();
-    let mut sub = nats.subscribe(subject.clone()).await.unwrap();
+    let mut sub = nats
+        .subscribe(format!("*.destinations.guest.{subject}"))
+        .await
+        .unwrap();
     nats.flush().await.unwrap();
     let r = call(
         &c,
@@ -764,6 +768,13 @@ async fn async_delivery_goes_on_when_a_controller_dies_and_publishes_to_a_subjec
     .await
     .expect("a message on the subject")
     .unwrap();
+    assert!(
+        message
+            .subject
+            .ends_with(&format!(".destinations.guest.{subject}")),
+        "{}",
+        message.subject
+    );
     let published: Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(
         published["requestContext"]["requestId"],

@@ -96,6 +96,10 @@ pub struct DeliverySettings {
     /// The NATS connection `subject:` destinations publish on (the `nats` source's
     /// parameters: `url`, ...), if this process has one.
     pub nats: Option<Map<String, Value>>,
+    /// Where on that connection: `subject:S` of namespace `ns` is published to
+    /// `<subject_root>.<ns>.<S>` (`<cluster>.destinations`, a subtree of the bus no Gust
+    /// component consumes).
+    pub subject_root: String,
 }
 
 /// What the delivery API needs to know of this process's loop.
@@ -105,6 +109,8 @@ pub(crate) struct DeliveryOptions {
     pub scale: f64,
     /// [`DeliverySettings::nats`].
     pub nats: Option<Map<String, Value>>,
+    /// [`DeliverySettings::subject_root`].
+    pub subject_root: String,
 }
 
 /// The delivery loop of one process.
@@ -257,6 +263,7 @@ impl Deliveries {
                 1.0
             },
             nats: settings.nats,
+            subject_root: settings.subject_root,
         };
         // Set once per process: a second loop over the same events keeps the first's.
         let _ = events.delivery.set(options.clone());
@@ -620,6 +627,7 @@ impl Deliveries {
         let publisher = nats.as_ref().map(|(source, config)| Publisher {
             source: source.as_ref(),
             config,
+            root: Some(&self.options.subject_root),
         });
         self.events
             .send_to(

@@ -49,7 +49,9 @@ impl Destination {
             "trigger" => Err(format!(
                 "parameter '{field}': '{name}' must be a trigger of the namespace, without a path"
             )),
-            "subject" => Ok(Destination::Subject(name.to_string())),
+            "subject" => check_subject(name)
+                .map(|()| Destination::Subject(name.to_string()))
+                .map_err(|e| format!("parameter '{field}': {e}")),
             _ => Err(bad()),
         }
     }
@@ -63,16 +65,47 @@ impl Destination {
     }
 }
 
+/// Checks the subject of a `subject:` destination: dot-separated non-empty tokens, no
+/// wildcards (`*`, `>`), no whitespace, and not NATS's own (`$...`, such as `$JS.API`) or
+/// reply subjects (`_INBOX...`).
+pub(crate) fn check_subject(subject: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("subject '{subject}' {why}"));
+    if subject.starts_with('$') || subject.starts_with("_INBOX") {
+        return bad("is reserved by NATS ($... and _INBOX...)");
+    }
+    if subject
+        .chars()
+        .any(|c| c.is_whitespace() || c == '*' || c == '>')
+    {
+        return bad("must have no wildcards (* or >) and no whitespace");
+    }
+    if subject.split('.').any(str::is_empty) {
+        return bad("must be dot-separated non-empty tokens");
+    }
+    Ok(())
+}
+
+/// The subject an async delivery's `subject:S` of namespace `ns` is published to:
+/// `<root>.<ns>.<S>`, where `root` is `<cluster>.destinations` (a subtree no Gust component
+/// consumes). The namespace is one token: its `.` and ` ` are written `%2E` and `%20` (a
+/// namespace has no `%`), so no two namespaces share a subtree.
+pub(crate) fn confined_subject(root: &str, ns: &str, subject: &str) -> String {
+    let ns = ns.replace('.', "%2E").replace(' ', "%20");
+    format!("{root}.{ns}.{subject}")
+}
+
 /// The connection parameters a `subject:` destination publishes with, of a source's
 /// configuration (a stream's, less what names the stream).
 const CONNECTION: [&str; 6] = ["url", "user", "username", "password", "token", "tls"];
 
-/// A connection `subject:` destinations publish on: a source that can publish (NATS) and
-/// the parameters of its connection.
+/// A connection `subject:` destinations publish on: a source that can publish (NATS), the
+/// parameters of its connection and, on a connection the tenant did not choose (the
+/// cluster's bus), the subtree its records are confined to ([`confined_subject`]).
 #[derive(Clone, Copy)]
 pub(crate) struct Publisher<'a> {
     pub source: &'a dyn Source,
     pub config: &'a Map<String, Value>,
+    pub root: Option<&'a str>,
 }
 
 /// The output configuration of a `subject:` destination (parameter `field`) on the
@@ -216,12 +249,21 @@ impl Events {
                 .map(|_| ())
                 .map_err(Undelivered::of),
             Destination::Subject(subject) => {
-                let Some(Publisher { source, config }) = publisher else {
+                let Some(Publisher {
+                    source,
+                    config,
+                    root,
+                }) = publisher
+                else {
                     return Err(Undelivered::Never(format!(
                         "no NATS connection to publish to subject '{subject}' on"
                     )));
                 };
-                let output = subject_output(source, config, subject, "destination")
+                let wire = match root {
+                    Some(root) => confined_subject(root, ns, subject),
+                    None => subject.clone(),
+                };
+                let output = subject_output(source, config, &wire, "destination")
                     .map_err(Undelivered::Never)?;
                 source.publish(&output, record).await.map_err(|e| match e {
                     SourceError::Connection(e) => Undelivered::Later(e),
@@ -246,6 +288,47 @@ mod tests {
             let e = Destination::parse(bad, "onSuccess").unwrap_err();
             assert!(e.contains("'onSuccess'"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn subjects_of_nats_itself_and_wildcards_are_refused() {
+        for bad in [
+            "subject:$JS.API.STREAM.DELETE.GUST_INVOKE",
+            "subject:$SYS.REQ.SERVER.PING",
+            "subject:_INBOX.abc",
+            "subject:orders.*",
+            "subject:orders.>",
+            "subject:>",
+            "subject:a b",
+            "subject:a..b",
+            "subject:.a",
+            "subject:a.",
+        ] {
+            let e = Destination::parse(bad, "onFailure").unwrap_err();
+            assert!(e.contains("'onFailure'"), "{bad}: {e}");
+        }
+        assert!(Destination::parse("subject:orders.failed-1", "onFailure").is_ok());
+    }
+
+    #[test]
+    fn a_subject_is_confined_to_its_namespace() {
+        assert_eq!(
+            confined_subject("c1.destinations", "guest", "orders.failed"),
+            "c1.destinations.guest.orders.failed"
+        );
+        // A namespace's dots do not reach into another namespace's subtree.
+        assert_eq!(
+            confined_subject("c1.destinations", "a.b", "c"),
+            "c1.destinations.a%2Eb.c"
+        );
+        assert_ne!(
+            confined_subject("c1.destinations", "a.b", "c"),
+            confined_subject("c1.destinations", "a", "b.c")
+        );
+        assert_eq!(
+            confined_subject("c1.destinations", "my ns", "x"),
+            "c1.destinations.my%20ns.x"
+        );
     }
 
     #[test]

@@ -993,6 +993,7 @@ impl Mapper {
         let publisher = Publisher {
             source: self.base.source.as_ref(),
             config: &self.base.config,
+            root: None,
         };
         self.base
             .events

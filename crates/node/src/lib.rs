@@ -102,6 +102,8 @@ pub struct Node {
     delivery_retry_scale: f64,
     /// The NATS bus's URL, where async deliveries' `subject:` destinations publish.
     nats_url: Option<String>,
+    /// The NATS cluster name: those destinations publish under `<cluster>.destinations`.
+    cluster: String,
 }
 
 impl std::fmt::Debug for Node {
@@ -163,6 +165,7 @@ impl Node {
                 .bus
                 .filter(|u| u.starts_with("nats://") || u.starts_with("tls://"))
                 .map(str::to_string),
+            cluster: settings.cluster.to_string(),
         })
     }
 
@@ -269,6 +272,7 @@ impl Node {
                 shared: self.shared_store,
                 retry_scale: self.delivery_retry_scale,
                 nats,
+                subject_root: format!("{}.destinations", self.cluster),
             },
         )
         .await
