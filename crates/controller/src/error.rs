@@ -45,6 +45,10 @@ pub enum ControllerError {
     ParametersTooLarge { size: u64, max: u64 },
     /// {0}
     Incomplete(String),
+    /// The Idempotency-Key '{0}' was used for another action within 24 hours.
+    IdempotencyKeyReused(String),
+    /// The Idempotency-Key '{0}' was used with other parameters within 24 hours.
+    IdempotencyKeyParameters(String),
     /// Request larger than allowed: {size} > {max} bytes.
     RequestTooLarge { size: u64, max: u64 },
     /// Request larger than allowed: more than {max} bytes.

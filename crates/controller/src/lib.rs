@@ -54,7 +54,7 @@ pub use handler::HandlerOutcome;
 pub use identity::{SignatureCheck, constant_time_eq};
 pub use invoke::{
     DELIVERY_FIRST_LOOK, IDEMPOTENCY_TTL, Idempotent, Invocation, InvokeOutcome, MAX_BLOCKING_WAIT,
-    Prepared, Wait, check_idempotency_key, encode, prepare_input,
+    Prepared, TAKE_OVER_AFTER, Wait, check_idempotency_key, encode, params_digest, prepare_input,
 };
 pub use scheduler::Scheduler;
 

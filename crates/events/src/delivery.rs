@@ -49,6 +49,8 @@ const LOOK_AT_MOST_EVERY: Duration = Duration::from_millis(20);
 const LOOK_AHEAD_MS: u64 = 600_000;
 /// Most deliveries one look takes.
 const BATCH: u64 = 100;
+/// How often a process deletes the expired idempotency keys.
+const SWEEP_KEYS_EVERY: Duration = Duration::from_secs(60);
 /// Most deliveries handled at once by this process.
 const BUSY_AT_MOST: usize = 256;
 /// An attempt with neither a record nor a journal entry this long after it was invoked was
@@ -279,8 +281,17 @@ impl Deliveries {
 
     async fn run(self: Arc<Self>) {
         let mut written = self.events.store.records_written();
+        let mut swept = tokio::time::Instant::now();
         loop {
             let now = now_ms();
+            if swept.elapsed() >= SWEEP_KEYS_EVERY {
+                swept = tokio::time::Instant::now();
+                match self.events.store.sweep_idempotency_keys(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(keys = n, "expired idempotency keys deleted"),
+                    Err(e) => tracing::warn!(error = %e, "cannot delete expired idempotency keys"),
+                }
+            }
             let horizon = if written.is_some() {
                 now + LOOK_AHEAD_MS
             } else {

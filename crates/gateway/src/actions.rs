@@ -224,7 +224,11 @@ async fn invoke(
     // A repeated key answers its first activation and runs nothing.
     let claimed = match &key {
         None => None,
-        Some(key) => match gw.controller.claim_idempotency_key(&who, key).await? {
+        Some(key) => match gw
+            .controller
+            .claim_idempotency_key(&who, key, &resolved, &input)
+            .await?
+        {
             Idempotent::Repeated(first) => {
                 return repeated(&gw, &who, &first, wait, result_only).await;
             }

@@ -74,7 +74,10 @@ impl From<ControllerError> for ApiError {
                 StatusCode::FORBIDDEN
             }
             NotFound => StatusCode::NOT_FOUND,
-            Conflict | PackageNotEmpty { .. } | Incomplete(_) => StatusCode::CONFLICT,
+            Conflict | PackageNotEmpty { .. } | Incomplete(_) | IdempotencyKeyReused(_) => {
+                StatusCode::CONFLICT
+            }
+            IdempotencyKeyParameters(_) => StatusCode::UNPROCESSABLE_ENTITY,
             BadRequest(_) | Malformed(_) | ReservedParameters | NameMismatch { .. } => {
                 StatusCode::BAD_REQUEST
             }

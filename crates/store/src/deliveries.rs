@@ -52,16 +52,24 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Returns whether there was one.
     async fn delete_dead_letter(&self, namespace: &str, id: &str) -> Result<bool>;
 
-    /// Records `key` of `namespace` for `activation_id` until `expires_ms`, unless an
-    /// unexpired one exists: then returns its activation id and writes nothing.
+    /// Records `key` of `namespace` as `claim` (until its `expires_ms`), unless an unexpired
+    /// one exists at `now_ms`: then returns that one and writes nothing.
     async fn claim_idempotency_key(
         &self,
         namespace: &str,
         key: &str,
-        activation_id: &str,
+        claim: &IdempotencyClaim,
         now_ms: u64,
-        expires_ms: u64,
-    ) -> Result<Option<String>>;
+    ) -> Result<Option<IdempotencyClaim>>;
+    /// Replaces `key` of `namespace` by `claim` if it still names `activation_id` (a claim
+    /// whose invocation never started, taken over); returns whether it did.
+    async fn replace_idempotency_key(
+        &self,
+        namespace: &str,
+        key: &str,
+        activation_id: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<bool>;
     /// Deletes `key` of `namespace` if it still names `activation_id` (the invocation it was
     /// claimed for was refused, so a retry of the request may run).
     async fn release_idempotency_key(
@@ -70,4 +78,21 @@ pub trait DeliveryStore: Send + Sync + 'static {
         key: &str,
         activation_id: &str,
     ) -> Result<()>;
+    /// Deletes every key expired by `now_ms`; returns how many.
+    async fn sweep_idempotency_keys(&self, now_ms: u64) -> Result<u64>;
+}
+
+/// What an idempotency key names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdempotencyClaim {
+    /// The activation it was claimed for.
+    pub activation_id: String,
+    /// The action invoked with it (`/namespace/pkg/name`).
+    pub action: String,
+    /// A digest of the parameters it was invoked with.
+    pub digest: String,
+    /// When it was claimed, ms since the epoch.
+    pub claimed_ms: u64,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: u64,
 }

@@ -41,7 +41,7 @@ use gust_model::Action;
 pub use actions::ActionStore;
 pub use activations::{ActivationQuery, ActivationStore, WritePosition};
 pub use admission::{Admission, AdmissionStore};
-pub use deliveries::DeliveryStore;
+pub use deliveries::{DeliveryStore, IdempotencyClaim};
 pub use journal::{JournalStore, PendingInvocation};
 pub use mappings::MappingStore;
 pub use namespaces::NamespaceStore;

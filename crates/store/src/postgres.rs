@@ -319,8 +319,12 @@ CREATE TABLE idempotency_keys (
     key           TEXT COLLATE "C" NOT NULL,
     activation_id TEXT NOT NULL,
     expires_ms    BIGINT NOT NULL,
+    action        TEXT NOT NULL DEFAULT '',
+    digest        TEXT NOT NULL DEFAULT '',
+    claimed_ms    BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, key)
 );
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_ms);
 "#,
 ];
 

@@ -316,18 +316,27 @@ pub(crate) const DEAD_LETTER: &str =
     "SELECT doc FROM dead_letters WHERE namespace = $1 AND id = $2";
 pub(crate) const DELETE_DEAD_LETTER: &str =
     "DELETE FROM dead_letters WHERE namespace = $1 AND id = $2";
-/// Inserts a key, or takes over one that expired by `$5`; changes no row when an unexpired
+/// Inserts a key, or takes over one that expired by `$8`; changes no row when an unexpired
 /// one exists.
 pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str =
-    "INSERT INTO idempotency_keys (namespace, key, activation_id, expires_ms)
-     VALUES ($1, $2, $3, $4)
+    "INSERT INTO idempotency_keys (namespace, key, activation_id, expires_ms, action, digest,
+                                   claimed_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (namespace, key) DO UPDATE
-     SET activation_id = excluded.activation_id, expires_ms = excluded.expires_ms
-     WHERE idempotency_keys.expires_ms <= $5";
+     SET activation_id = excluded.activation_id, expires_ms = excluded.expires_ms,
+         action = excluded.action, digest = excluded.digest, claimed_ms = excluded.claimed_ms
+     WHERE idempotency_keys.expires_ms <= $8";
+/// Gives a key to a new claim if it still names activation `$8`.
+pub(crate) const REPLACE_IDEMPOTENCY_KEY: &str = "UPDATE idempotency_keys
+     SET activation_id = $1, expires_ms = $2, action = $3, digest = $4, claimed_ms = $5
+     WHERE namespace = $6 AND key = $7 AND activation_id = $8";
 pub(crate) const RELEASE_IDEMPOTENCY_KEY: &str =
     "DELETE FROM idempotency_keys WHERE namespace = $1 AND key = $2 AND activation_id = $3";
-pub(crate) const IDEMPOTENCY_KEY: &str = "SELECT activation_id, expires_ms FROM idempotency_keys
+pub(crate) const IDEMPOTENCY_KEY: &str =
+    "SELECT activation_id, expires_ms, action, digest, claimed_ms FROM idempotency_keys
      WHERE namespace = $1 AND key = $2";
+pub(crate) const SWEEP_IDEMPOTENCY_KEYS: &str =
+    "DELETE FROM idempotency_keys WHERE expires_ms <= $1";
 
 /// A parameter of a statement built at run time.
 #[derive(Debug, Clone)]
@@ -509,7 +518,9 @@ mod tests {
             DELETE_DEAD_LETTER,
             CLAIM_IDEMPOTENCY_KEY,
             IDEMPOTENCY_KEY,
+            REPLACE_IDEMPOTENCY_KEY,
             RELEASE_IDEMPOTENCY_KEY,
+            SWEEP_IDEMPOTENCY_KEYS,
         ];
         for sql in fixed
             .iter()

@@ -1534,6 +1534,7 @@ on_every_backend!(
     a_delivery_is_taken_by_compare_and_swap_and_finished_once,
     dead_letters_are_listed_newest_first_and_deleted,
     an_idempotency_key_names_one_activation_until_it_expires,
+    an_idempotency_key_is_taken_over_by_compare_and_swap_and_swept_when_expired,
     deleting_a_namespace_deletes_its_workflows_and_deliveries,
     racing_writers_of_one_run_key_or_name_have_one_winner,
 );
@@ -1542,8 +1543,19 @@ use gust_model::{
     DeadLetter, Delivery, DeliveryConfig, Execution, ExecutionStatus, HistoryEvent, RunState,
     Workflow,
 };
-use gust_store::{ExecutionQuery, RunCommit};
+use gust_store::{ExecutionQuery, IdempotencyClaim, RunCommit};
 use serde_json::json;
+
+/// A claim of an idempotency key for activation `id` at `now` until `expires`.
+fn key_claim(id: &str, now: u64, expires: u64) -> IdempotencyClaim {
+    IdempotencyClaim {
+        activation_id: id.into(),
+        action: "/ns/a".into(),
+        digest: format!("digest-of-{id}"),
+        claimed_ms: now,
+        expires_ms: expires,
+    }
+}
 
 /// Longer than a history row keeps (8 KiB).
 fn large(fill: char) -> String {
@@ -2313,9 +2325,10 @@ async fn dead_letters_are_listed_newest_first_and_deleted(s: &dyn Store) {
 
 async fn an_idempotency_key_names_one_activation_until_it_expires(s: &dyn Store) {
     let claim = async |ns, key, id, now| {
-        s.claim_idempotency_key(ns, key, id, now, now + 1_000)
+        s.claim_idempotency_key(ns, key, &key_claim(id, now, now + 1_000), now)
             .await
             .unwrap()
+            .map(|c| c.activation_id)
     };
     assert_eq!(claim("ns", "k", "id1", 1_000).await, None);
     assert_eq!(claim("ns", "k", "id2", 1_500).await.as_deref(), Some("id1"));
@@ -2336,6 +2349,67 @@ async fn an_idempotency_key_names_one_activation_until_it_expires(s: &dyn Store)
         claim("other", "k", "idZ", 2_000).await.as_deref(),
         Some("idX")
     );
+}
+
+async fn an_idempotency_key_is_taken_over_by_compare_and_swap_and_swept_when_expired(
+    s: &dyn Store,
+) {
+    let first = key_claim("id1", 1_000, 5_000);
+    assert_eq!(
+        s.claim_idempotency_key("ns", "k", &first, 1_000)
+            .await
+            .unwrap(),
+        None
+    );
+    // A repeated claim reads all the first one holds.
+    let held = s
+        .claim_idempotency_key("ns", "k", &key_claim("id2", 1_200, 5_200), 1_200)
+        .await
+        .unwrap();
+    assert_eq!(held.as_ref(), Some(&first));
+    // Taken over only from the activation it still names.
+    let over = key_claim("id3", 2_000, 6_000);
+    assert!(
+        !s.replace_idempotency_key("ns", "k", "id2", &over)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.replace_idempotency_key("ns", "k", "id1", &over)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.replace_idempotency_key("ns", "k", "id1", &key_claim("id4", 2_000, 6_000))
+            .await
+            .unwrap()
+    );
+    let held = s
+        .claim_idempotency_key("ns", "k", &key_claim("id5", 2_100, 6_100), 2_100)
+        .await
+        .unwrap();
+    assert_eq!(held.as_ref(), Some(&over));
+    // Swept once expired, and only then.
+    assert_eq!(
+        s.claim_idempotency_key("ns", "other", &key_claim("o1", 1_000, 9_000), 1_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.sweep_idempotency_keys(5_999).await.unwrap(), 0);
+    assert_eq!(s.sweep_idempotency_keys(6_000).await.unwrap(), 1);
+    assert_eq!(s.sweep_idempotency_keys(6_000).await.unwrap(), 0);
+    assert_eq!(
+        s.claim_idempotency_key("ns", "k", &key_claim("id6", 6_000, 7_000), 6_000)
+            .await
+            .unwrap(),
+        None
+    );
+    let held = s
+        .claim_idempotency_key("ns", "other", &key_claim("o2", 6_000, 7_000), 6_000)
+        .await
+        .unwrap();
+    assert_eq!(held.map(|c| c.activation_id).as_deref(), Some("o1"));
 }
 
 async fn deleting_a_namespace_deletes_its_workflows_and_deliveries(s: &dyn Store) {
@@ -2377,7 +2451,7 @@ async fn deleting_a_namespace_deletes_its_workflows_and_deliveries(s: &dyn Store
         letter.namespace = name.into();
         assert!(s.finish_delivery(name, "d2", Some(&letter)).await.unwrap());
         assert_eq!(
-            s.claim_idempotency_key(name, "k", "i1", 1, u64::MAX >> 4)
+            s.claim_idempotency_key(name, "k", &key_claim("i1", 1, u64::MAX >> 4), 1)
                 .await
                 .unwrap(),
             None
@@ -2396,7 +2470,7 @@ async fn deleting_a_namespace_deletes_its_workflows_and_deliveries(s: &dyn Store
     assert!(s.delivery("ns", "d1").await.unwrap().is_none());
     assert!(s.dead_letters("ns", 0, 10).await.unwrap().is_empty());
     assert_eq!(
-        s.claim_idempotency_key("ns", "k", "i2", 2, 3)
+        s.claim_idempotency_key("ns", "k", &key_claim("i2", 2, 3), 2)
             .await
             .unwrap(),
         None
@@ -2419,9 +2493,10 @@ async fn deleting_a_namespace_deletes_its_workflows_and_deliveries(s: &dyn Store
     assert!(s.delivery_config("keep", "a").await.unwrap().is_some());
     assert_eq!(s.dead_letters("keep", 0, 10).await.unwrap().len(), 1);
     assert_eq!(
-        s.claim_idempotency_key("keep", "k", "i2", 2, 3)
+        s.claim_idempotency_key("keep", "k", &key_claim("i2", 2, 3), 2)
             .await
             .unwrap()
+            .map(|c| c.activation_id)
             .as_deref(),
         Some("i1")
     );
@@ -2477,12 +2552,18 @@ async fn racing_writers_of_one_run_key_or_name_have_one_winner(s: &dyn Store) {
     );
 
     // Three claims of one idempotency key at once: one takes it, the others get its id.
-    let claimed = tokio::join!(
-        s.claim_idempotency_key("ns", "k", "i1", 1_000, 9_000),
-        s.claim_idempotency_key("ns", "k", "i2", 1_000, 9_000),
-        s.claim_idempotency_key("ns", "k", "i3", 1_000, 9_000),
+    let (c1, c2, c3) = (
+        key_claim("i1", 1_000, 9_000),
+        key_claim("i2", 1_000, 9_000),
+        key_claim("i3", 1_000, 9_000),
     );
-    let claimed = [claimed.0.unwrap(), claimed.1.unwrap(), claimed.2.unwrap()];
+    let claimed = tokio::join!(
+        s.claim_idempotency_key("ns", "k", &c1, 1_000),
+        s.claim_idempotency_key("ns", "k", &c2, 1_000),
+        s.claim_idempotency_key("ns", "k", &c3, 1_000),
+    );
+    let claimed = [claimed.0.unwrap(), claimed.1.unwrap(), claimed.2.unwrap()]
+        .map(|c| c.map(|c| c.activation_id));
     let winners: Vec<usize> = (0..3).filter(|n| claimed[*n].is_none()).collect();
     assert_eq!(winners.len(), 1, "{claimed:?}");
     let holder = format!("i{}", winners[0] + 1);

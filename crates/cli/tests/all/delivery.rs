@@ -403,6 +403,92 @@ async fn invoke_keyed(
 }
 
 #[tokio::test]
+async fn an_idempotency_key_belongs_to_one_action_and_its_parameters() {
+    let s = server();
+    s.create("ok", &function("reply"), json!({})).await;
+    s.create("secret", &function("reply"), json!({})).await;
+    let params = json!({"reply": {"n": 1}, "a": [1, {"y": 2, "x": 3}]});
+    let first = invoke_keyed(&s, "secret", "shared", true, params.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let id = first.body["activationId"].as_str().unwrap().to_string();
+    // Another action with the key: 409 naming it, nothing of the first action's is answered,
+    // and nothing runs.
+    for blocking in [false, true] {
+        let r = invoke_keyed(&s, "ok", "shared", blocking, params.clone()).await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert!(r.error().contains("'shared'"), "{}", r.body);
+        assert!(!r.body.to_string().contains(&id), "{}", r.body);
+    }
+    // The same action with other parameters: 422.
+    let r = invoke_keyed(&s, "secret", "shared", false, json!({"reply": {"n": 2}})).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.error().contains("'shared'"), "{}", r.body);
+    // The same parameters in another order are the same request.
+    let same = json!({"a": [1, {"x": 3, "y": 2}], "reply": {"n": 1}});
+    let r = invoke_keyed(&s, "secret", "shared", false, same).await;
+    assert_eq!(
+        (r.status, r.body["activationId"].as_str()),
+        (202, Some(id.as_str()))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(records(&s, "ok").await.is_empty());
+    assert_eq!(records(&s, "secret").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_whose_activation_never_started_is_taken_over() {
+    let mut s = server();
+    s.create("ok", &function("reply"), json!({})).await;
+    let params = json!({"reply": {"n": 1}});
+    // A key claimed a minute ago by a process that died before its invocation was journaled,
+    // and one claimed just now (its invocation may be on its way), written with the server
+    // stopped.
+    assert!(s.terminate());
+    let now = gust_model::time::now_ms();
+    let (lost, fresh) = (
+        gust_model::names::new_activation_id(),
+        gust_model::names::new_activation_id(),
+    );
+    {
+        let store = crate::open_store(&s).await;
+        let digest = gust_controller::params_digest(params.as_object().unwrap());
+        for (key, id, at) in [("lost", &lost, now - 60_000), ("fresh", &fresh, now)] {
+            let claim = gust_store::IdempotencyClaim {
+                activation_id: id.clone(),
+                action: "/guest/ok".into(),
+                digest: digest.clone(),
+                claimed_ms: at,
+                expires_ms: at + 86_400_000,
+            };
+            let held = store
+                .claim_idempotency_key("guest", key, &claim, at)
+                .await
+                .unwrap();
+            assert_eq!(held, None);
+        }
+    }
+    let s = s.restart();
+    let r = invoke_keyed(&s, "ok", "lost", false, params.clone()).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let new = r.body["activationId"].as_str().unwrap().to_string();
+    assert_ne!(new, lost);
+    let record = s.wait_for_record(&new).await;
+    assert_eq!(record["response"]["result"], json!({"n": 1}));
+    // Taken over once: the key now names the new activation.
+    let again = invoke_keyed(&s, "ok", "lost", true, params.clone()).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["activationId"], new.as_str());
+    // A recent claim is left to its invocation.
+    let r = invoke_keyed(&s, "ok", "fresh", false, params.clone()).await;
+    assert_eq!(
+        (r.status, r.body["activationId"].as_str()),
+        (202, Some(fresh.as_str()))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(records(&s, "ok").await.len(), 1);
+}
+
+#[tokio::test]
 async fn an_idempotency_key_runs_an_invocation_once() {
     let s = server();
     s.create("ok", &function("reply"), json!({})).await;

@@ -30,7 +30,9 @@ use serde_json::{Map, Value};
 pub(crate) use bus::start_completions;
 pub(crate) use cluster::{follow_invokers, sweep_stale};
 pub use delivery::FIRST_LOOK as DELIVERY_FIRST_LOOK;
-pub use idempotency::{IDEMPOTENCY_TTL, Idempotent, check_idempotency_key};
+pub use idempotency::{
+    IDEMPOTENCY_TTL, Idempotent, TAKE_OVER_AFTER, check_idempotency_key, params_digest,
+};
 pub use input::{Prepared, prepare_input};
 
 use delivery::{Request, Tracking, new_delivery};

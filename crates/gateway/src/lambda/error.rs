@@ -136,9 +136,13 @@ impl From<ControllerError> for LambdaError {
                 (StatusCode::FORBIDDEN, "AccessDeniedException")
             }
             NotFound => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
-            Conflict | PackageNotEmpty { .. } | Incomplete(_) => {
+            Conflict | PackageNotEmpty { .. } | Incomplete(_) | IdempotencyKeyReused(_) => {
                 (StatusCode::CONFLICT, "ResourceConflictException")
             }
+            IdempotencyKeyParameters(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "InvalidParameterValueException",
+            ),
             BadRequest(_) | Malformed(_) | ReservedParameters | NameMismatch { .. } => {
                 (StatusCode::BAD_REQUEST, "InvalidParameterValueException")
             }

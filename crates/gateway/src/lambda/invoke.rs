@@ -132,7 +132,11 @@ pub(crate) async fn invoke(
     };
     let claimed = match &key {
         None => None,
-        Some(key) => match gw.controller.claim_idempotency_key(&who, key).await? {
+        Some(key) => match gw
+            .controller
+            .claim_idempotency_key(&who, key, &resolved, &input)
+            .await?
+        {
             Idempotent::Repeated(first) => {
                 let stored = match wait {
                     Wait::No => None,

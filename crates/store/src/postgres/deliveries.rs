@@ -1,6 +1,7 @@
 //! [`DeliveryStore`] on PostgreSQL: every write is one statement. Leases and due times are
-//! compared on the database's clock (decision 0020); a delivery read back gives its lease on
-//! this process's clock, so a loop that writes it back unchanged does not move it.
+//! stored and compared on the database's clock (decision 0020); a delivery read back gives
+//! its lease and due time on this process's clock, so a loop that writes it back unchanged
+//! does not move them.
 
 use async_trait::async_trait;
 use gust_model::{DeadLetter, Delivery, DeliveryConfig};
@@ -8,7 +9,7 @@ use gust_model::{DeadLetter, Delivery, DeliveryConfig};
 use super::workflows::i;
 use super::{PostgresStore, docs, first_doc};
 use crate::sql;
-use crate::{DeliveryStore, Result, StoreError};
+use crate::{DeliveryStore, IdempotencyClaim, Result, StoreError};
 
 /// Tries of a key claim that raced with another claim of the same key (each try is one
 /// statement; a race that outlasts a few is not a race but a fault).
@@ -20,7 +21,7 @@ impl PostgresStore {
     fn delivery_from(&self, r: &tokio_postgres::Row) -> Result<Delivery> {
         let mut d: Delivery = serde_json::from_str(r.get(4))?;
         d.attempt = u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX);
-        d.due_ms = r.get::<_, i64>(1).max(0) as u64;
+        d.due_ms = self.local_time(r.get(1));
         d.owner = r.get(2);
         d.lease_ms = self.local_time(r.get(3));
         Ok(d)
@@ -66,7 +67,7 @@ impl DeliveryStore for PostgresStore {
                 &d.namespace,
                 &d.id,
                 &i64::from(d.attempt),
-                &i(d.due_ms),
+                &self.db_time(d.due_ms),
                 &d.owner,
                 &self.db_time(d.lease_ms),
                 &doc,
@@ -107,7 +108,7 @@ impl DeliveryStore for PostgresStore {
                 sql::UPDATE_DELIVERY,
                 &[
                     &i64::from(d.attempt),
-                    &i(d.due_ms),
+                    &self.db_time(d.due_ms),
                     &d.owner,
                     &self.db_time(d.lease_ms),
                     &doc,
@@ -186,32 +187,46 @@ impl DeliveryStore for PostgresStore {
         &self,
         namespace: &str,
         key: &str,
-        activation_id: &str,
+        claim: &IdempotencyClaim,
         now_ms: u64,
-        expires_ms: u64,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<IdempotencyClaim>> {
         // The claim and the read of the key that refused it are one statement, but the read
         // sees the database as the statement began: a key another claim wrote meanwhile (or
         // an expired one it replaced) is not in it, and the statement is run again.
-        let (now, expires) = (i(now_ms), i(expires_ms));
+        let now = i(now_ms);
+        let (expires, claimed) = (i(claim.expires_ms), i(claim.claimed_ms));
         for _ in 0..CLAIM_TRIES {
             let rows = self
                 .query(
                     concat!(
                         "WITH claimed AS (",
                         // `sql::CLAIM_IDEMPOTENCY_KEY`, returning what it wrote.
-                        "INSERT INTO idempotency_keys (namespace, key, activation_id, expires_ms)
-                         VALUES ($1, $2, $3, $4)
+                        "INSERT INTO idempotency_keys (namespace, key, activation_id, expires_ms,
+                                                       action, digest, claimed_ms)
+                         VALUES ($1, $2, $3, $4, $6, $7, $8)
                          ON CONFLICT (namespace, key) DO UPDATE
                          SET activation_id = excluded.activation_id,
-                             expires_ms = excluded.expires_ms
+                             expires_ms = excluded.expires_ms,
+                             action = excluded.action,
+                             digest = excluded.digest,
+                             claimed_ms = excluded.claimed_ms
                          WHERE idempotency_keys.expires_ms <= $5
                          RETURNING 1)
-                     SELECT (SELECT count(*) FROM claimed), k.activation_id, k.expires_ms
+                     SELECT (SELECT count(*) FROM claimed), k.activation_id, k.expires_ms,
+                            k.action, k.digest, k.claimed_ms
                      FROM (SELECT 1) AS one LEFT JOIN idempotency_keys k
                        ON k.namespace = $1 AND k.key = $2"
                     ),
-                    &[&namespace, &key, &activation_id, &expires, &now],
+                    &[
+                        &namespace,
+                        &key,
+                        &claim.activation_id,
+                        &expires,
+                        &now,
+                        &claim.action,
+                        &claim.digest,
+                        &claimed,
+                    ],
                 )
                 .await?;
             let Some(row) = rows.first() else {
@@ -225,12 +240,43 @@ impl DeliveryStore for PostgresStore {
             if let (Some(held), Some(until)) = (held, until)
                 && until > now
             {
-                return Ok(Some(held));
+                return Ok(Some(IdempotencyClaim {
+                    activation_id: held,
+                    expires_ms: until.max(0) as u64,
+                    action: row.get::<_, Option<String>>(3).unwrap_or_default(),
+                    digest: row.get::<_, Option<String>>(4).unwrap_or_default(),
+                    claimed_ms: row.get::<_, Option<i64>>(5).unwrap_or(0).max(0) as u64,
+                }));
             }
         }
         Err(StoreError::Backend(format!(
             "idempotency key claims kept racing for a key of namespace {namespace}"
         )))
+    }
+
+    async fn replace_idempotency_key(
+        &self,
+        namespace: &str,
+        key: &str,
+        activation_id: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<bool> {
+        let n = self
+            .execute(
+                sql::REPLACE_IDEMPOTENCY_KEY,
+                &[
+                    &claim.activation_id,
+                    &i(claim.expires_ms),
+                    &claim.action,
+                    &claim.digest,
+                    &i(claim.claimed_ms),
+                    &namespace,
+                    &key,
+                    &activation_id,
+                ],
+            )
+            .await?;
+        Ok(n > 0)
     }
 
     async fn release_idempotency_key(
@@ -245,5 +291,10 @@ impl DeliveryStore for PostgresStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn sweep_idempotency_keys(&self, now_ms: u64) -> Result<u64> {
+        self.execute(sql::SWEEP_IDEMPOTENCY_KEYS, &[&i(now_ms)])
+            .await
     }
 }

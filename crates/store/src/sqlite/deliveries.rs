@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, text};
 use crate::sql;
-use crate::{DeliveryStore, Result};
+use crate::{DeliveryStore, IdempotencyClaim, Result};
 
 /// A stored integer: u64 past i64's range is clamped.
 fn n(v: u64) -> Value {
@@ -179,28 +179,60 @@ impl DeliveryStore for SqliteStore {
         &self,
         namespace: &str,
         key: &str,
-        activation_id: &str,
+        claim: &IdempotencyClaim,
         now_ms: u64,
-        expires_ms: u64,
-    ) -> Result<Option<String>> {
-        let (ns, key, id) = (
-            namespace.to_string(),
-            key.to_string(),
-            activation_id.to_string(),
-        );
-        let (now, expires) = (n(now_ms), n(expires_ms));
+    ) -> Result<Option<IdempotencyClaim>> {
+        let (ns, key, claim) = (namespace.to_string(), key.to_string(), claim.clone());
+        let now = n(now_ms);
         self.write(move |c| {
             let claimed = c
                 .prepare_cached(sql::CLAIM_IDEMPOTENCY_KEY)?
-                .execute(params![ns, key, id, expires, now])?;
+                .execute(params![
+                    ns,
+                    key,
+                    claim.activation_id,
+                    n(claim.expires_ms),
+                    claim.action,
+                    claim.digest,
+                    n(claim.claimed_ms),
+                    now,
+                ])?;
             if claimed > 0 {
                 return Ok(None);
             }
             Ok(c.prepare_cached(sql::IDEMPOTENCY_KEY)?
-                .query_row(params![ns, key], |r| r.get(0))
+                .query_row(params![ns, key], |r| {
+                    Ok(IdempotencyClaim {
+                        activation_id: r.get(0)?,
+                        expires_ms: r.get::<_, i64>(1)?.max(0) as u64,
+                        action: r.get(2)?,
+                        digest: r.get(3)?,
+                        claimed_ms: r.get::<_, i64>(4)?.max(0) as u64,
+                    })
+                })
                 .optional()?)
         })
         .await
+    }
+
+    async fn replace_idempotency_key(
+        &self,
+        namespace: &str,
+        key: &str,
+        activation_id: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<bool> {
+        let args = vec![
+            text(&claim.activation_id),
+            n(claim.expires_ms),
+            text(&claim.action),
+            text(&claim.digest),
+            n(claim.claimed_ms),
+            text(namespace),
+            text(key),
+            text(activation_id),
+        ];
+        Ok(self.write_count(sql::REPLACE_IDEMPOTENCY_KEY, args).await? > 0)
     }
 
     async fn release_idempotency_key(
@@ -213,5 +245,10 @@ impl DeliveryStore for SqliteStore {
         self.write_count(sql::RELEASE_IDEMPOTENCY_KEY, args)
             .await
             .map(|_| ())
+    }
+
+    async fn sweep_idempotency_keys(&self, now_ms: u64) -> Result<u64> {
+        self.write_count(sql::SWEEP_IDEMPOTENCY_KEYS, vec![n(now_ms)])
+            .await
     }
 }

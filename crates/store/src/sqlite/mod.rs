@@ -325,8 +325,12 @@ CREATE TABLE idempotency_keys (
     key           TEXT NOT NULL,
     activation_id TEXT NOT NULL,
     expires_ms    INTEGER NOT NULL,
+    action        TEXT NOT NULL DEFAULT '',
+    digest        TEXT NOT NULL DEFAULT '',
+    claimed_ms    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, key)
 );
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_ms);
 "#,
 ];
 
