@@ -278,6 +278,11 @@ impl Events {
     /// Invokes dead letter `id`'s action again, non-blocking, with the parameters of its
     /// request (a delivery of its own if the action has a config), then removes the letter.
     /// Returns the new activation's id. A token must be able to invoke the action.
+    ///
+    /// The activation id is derived from the letter (its id and when it was written), so a
+    /// redrive made again (its answer lost, or the letter not yet removed) finds that
+    /// activation accepted and invokes nothing; two made at the same instant invoke one id
+    /// (one record; a NATS bus stores the invocation once within its duplicate window).
     pub async fn redrive(
         &self,
         who: &Identity,
@@ -299,6 +304,17 @@ impl Events {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        let redriven = redrive_id(&letter);
+        let ran = self.store.is_accepted(&letter.namespace, &redriven).await?
+            || self
+                .store
+                .activation(&letter.namespace, &redriven)
+                .await?
+                .is_some();
+        if ran {
+            self.store.delete_dead_letter(&letter.namespace, id).await?;
+            return Ok(redriven);
+        }
         let outcome = self
             .core
             .invoke(Invocation {
@@ -308,7 +324,7 @@ impl Events {
                 wait: Wait::No,
                 cause: None,
                 secrets: Vec::new(),
-                activation_id: None,
+                activation_id: Some(redriven),
                 trace: None,
             })
             .await?;
@@ -327,6 +343,16 @@ impl Events {
     }
 }
 
+/// The activation id a redrive of `letter` invokes: one per letter (a letter written again
+/// by a redriven delivery that failed again has another `created`, so another id).
+fn redrive_id(letter: &DeadLetter) -> String {
+    let seed = format!(
+        "{}\0{}\0redrive\0{}",
+        letter.namespace, letter.id, letter.created
+    );
+    crate::timers::derived_id(letter.created, &seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +360,26 @@ mod tests {
 
     fn read(v: Value) -> Result<DeliveryPut, String> {
         DeliveryPut::read(v.as_object().unwrap()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_letter_is_redriven_with_one_id_per_letter() {
+        let letter = DeadLetter {
+            namespace: "ns".into(),
+            id: "0193e5c0aaaa7bbb8cccdddd00000001".into(),
+            action: "a".into(),
+            record: json!({}),
+            created: 1_700_000_000_000,
+        };
+        let id = redrive_id(&letter);
+        assert!(gust_model::names::is_activation_id(&id));
+        assert_eq!(id, redrive_id(&letter.clone()));
+        let again = DeadLetter {
+            created: letter.created + 1,
+            ..letter.clone()
+        };
+        assert_ne!(id, redrive_id(&again));
+        assert_ne!(id, letter.id);
     }
 
     #[test]

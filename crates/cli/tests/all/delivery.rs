@@ -271,6 +271,40 @@ async fn a_failure_without_a_destination_is_a_dead_letter_to_redrive_and_delete(
 }
 
 #[tokio::test]
+async fn a_letter_redriven_twice_at_once_invokes_one_activation() {
+    let s = server();
+    s.create("fail", &function("apperror"), json!({})).await;
+    let r = put_delivery(&s, "fail", json!({"maximumRetryAttempts": 0})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = invoke_async(&s, "fail", json!({"n": 1})).await;
+    wait_for_letter(&s, &id).await;
+    // Deleting the configuration keeps the redriven activation from being a letter again.
+    let r = s
+        .call("DELETE", &format!("{NS}/actions/fail/delivery"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let path = format!("{NS}/deadletters/{id}/redrive");
+    let (a, b) = tokio::join!(s.call("POST", &path, None), s.call("POST", &path, None));
+    let ids: Vec<&str> = [&a, &b]
+        .iter()
+        .filter(|r| r.status == 202)
+        .map(|r| r.body["activationId"].as_str().unwrap())
+        .collect();
+    assert!(!ids.is_empty(), "{} {}", a.body, b.body);
+    for r in [&a, &b] {
+        assert!(r.status == 202 || r.status == 404, "{}", r.body);
+    }
+    assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    s.wait_for_record(ids[0]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        records(&s, "fail").await.len(),
+        2,
+        "the first run and one redrive"
+    );
+}
+
+#[tokio::test]
 async fn a_failure_whose_destination_is_gone_is_kept_as_a_dead_letter() {
     let s = server();
     s.create("fail", &function("apperror"), json!({})).await;
