@@ -304,7 +304,11 @@ impl Deliveries {
                 .await
             {
                 Ok(due) => {
-                    for d in due {
+                    // Looked at ahead of time only if a record may have come for it.
+                    for d in due
+                        .into_iter()
+                        .filter(|d| d.due_ms <= now || awaits_record(d))
+                    {
                         let key = (d.namespace.clone(), d.id.clone());
                         let mut busy = lock(&self.busy);
                         if busy.len() >= BUSY_AT_MOST || !busy.insert(key.clone()) {
@@ -352,9 +356,7 @@ impl Deliveries {
         let store = &self.events.store;
         let record = store.activation(&d.namespace, &d.attempt_id).await?;
         let now = now_ms();
-        let waiting = d.state.contains_key(state::DESTINATION_TRIES)
-            || d.state.contains_key(state::DESTINATION_WAITS);
-        if d.due_ms > now && (record.is_none() || waiting) {
+        if d.due_ms > now && (record.is_none() || !awaits_record(&d)) {
             return Ok(());
         }
         let owned = d.owner.as_deref() == Some(self.owner.as_str()) && d.lease_ms > now + 1_000;
@@ -653,6 +655,16 @@ impl Deliveries {
     }
 }
 
+/// Whether `d`'s current attempt was invoked and its record is what `d` waits for (not a
+/// retry not yet invoked, nor a record waiting for its destination): only such a delivery
+/// is looked at before it is due, when a record was written.
+fn awaits_record(d: &Delivery) -> bool {
+    let invoked = d.attempt == 1 || d.state.contains_key(state::INVOKED);
+    let waiting = d.state.contains_key(state::DESTINATION_TRIES)
+        || d.state.contains_key(state::DESTINATION_WAITS);
+    invoked && !waiting
+}
+
 /// Adds one to counter `key` of `d`'s state; the new count.
 fn bump(d: &mut Delivery, key: &str) -> u64 {
     let n = d.state.get(key).and_then(Value::as_u64).unwrap_or(0) + 1;
@@ -664,6 +676,19 @@ fn bump(d: &mut Delivery, key: &str) -> u64 {
 mod tests {
     use super::*;
     use gust_model::{ActivationResponse, DeliveryConfig};
+
+    #[test]
+    fn only_an_invoked_attempt_is_looked_at_ahead_of_time() {
+        let mut d = delivery();
+        d.attempt = 1;
+        assert!(awaits_record(&d));
+        d.attempt = 2;
+        assert!(!awaits_record(&d), "a retry not yet invoked");
+        d.state.insert(state::INVOKED.into(), json!(5));
+        assert!(awaits_record(&d));
+        d.state.insert(state::DESTINATION_WAITS.into(), json!(1));
+        assert!(!awaits_record(&d), "a record waiting for its destination");
+    }
 
     #[test]
     fn retries_wait_as_lambda_does_then_five_minutes() {
