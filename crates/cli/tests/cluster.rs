@@ -775,6 +775,9 @@ async fn async_delivery_goes_on_when_a_controller_dies_and_publishes_to_a_subjec
         "{}",
         message.subject
     );
+    // With a message id: a JetStream stream over the subject stores it once.
+    let msg_id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id"));
+    assert!(msg_id.is_some(), "{:?}", message.headers);
     let published: Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(
         published["requestContext"]["requestId"],

@@ -185,7 +185,7 @@ impl Events {
     /// Hands `record` to `destination` of namespace `ns`. `key` identifies this record
     /// (a trigger fired twice with it fires once); `activation_id`, if given, is the id of
     /// the destination action's activation, which is invoked only if no activation of that
-    /// id was accepted before. `publisher` is the connection `subject:` publishes on (none:
+    /// id was accepted before, and the `Nats-Msg-Id` a subject is published with. `publisher` is the connection `subject:` publishes on (none:
     /// refused).
     pub(crate) async fn send_to(
         &self,
@@ -263,8 +263,13 @@ impl Events {
                     Some(root) => confined_subject(root, ns, subject),
                     None => subject.clone(),
                 };
-                let output = subject_output(source, config, &wire, "destination")
+                let mut output = subject_output(source, config, &wire, "destination")
                     .map_err(Undelivered::Never)?;
+                // A record published twice (a crash between the publish and the row's end)
+                // is stored once by a JetStream stream within its duplicate window.
+                if let Some(id) = &activation_id {
+                    output.insert("msgId".into(), json!(id));
+                }
                 source.publish(&output, record).await.map_err(|e| match e {
                     SourceError::Connection(e) => Undelivered::Later(e),
                     SourceError::Config(e) => Undelivered::Never(e),

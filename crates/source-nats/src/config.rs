@@ -280,18 +280,30 @@ impl Stream {
 pub struct Output {
     pub connection: Connection,
     pub subject: String,
+    /// The `Nats-Msg-Id` header of what is published (JetStream stores a message of an id
+    /// once within its stream's duplicate window; core NATS ignores it).
+    pub msg_id: Option<String>,
 }
 
 impl Output {
-    pub const PARAMETERS: [&str; 6] = ["url", "user", "password", "token", "tls", "subject"];
+    pub const PARAMETERS: [&str; 7] = [
+        "url", "user", "password", "token", "tls", "subject", "msgId",
+    ];
 
     pub fn read(params: &Map<String, Value>) -> Result<Self, String> {
         refuse_unknown(params, &Self::PARAMETERS)?;
         let subject = required(params, "subject")?;
         check_subject("subject", &subject, Wildcards::Refused)?;
+        let msg_id = string(params, "msgId")?;
+        if let Some(id) = &msg_id
+            && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err("parameter 'msgId' must be visible ASCII characters".into());
+        }
         Ok(Output {
             connection: Connection::read(params)?,
             subject,
+            msg_id,
         })
     }
 
@@ -299,6 +311,9 @@ impl Output {
         let mut out = Map::new();
         self.connection.write(&mut out);
         out.insert("subject".into(), self.subject.clone().into());
+        if let Some(id) = &self.msg_id {
+            out.insert("msgId".into(), id.clone().into());
+        }
         out
     }
 }

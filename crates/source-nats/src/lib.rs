@@ -229,7 +229,12 @@ impl Source for Nats {
             }
         };
         drop(publishers);
-        let sent = run::publish_flushed(&client, &output.subject, None, body.into()).await;
+        let headers = output.msg_id.as_deref().map(|id| {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", id);
+            h
+        });
+        let sent = run::publish_flushed(&client, &output.subject, headers, body.into()).await;
         if sent.is_err() {
             self.publishers.lock().await.remove(&output.connection);
         }

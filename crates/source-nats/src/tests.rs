@@ -228,6 +228,14 @@ fn output_takes_one_subject() {
     );
     assert!(output_config(&params(json!({"subject": "out.>"}))).is_err());
     assert!(output_config(&params(json!({"subject": "o", "queue": "q"}))).is_err());
+    // A message id (the Nats-Msg-Id header) is kept; it is visible ASCII.
+    assert_eq!(
+        output_config(&params(json!({"subject": "o", "msgId": "abc-1"}))).map(Value::Object),
+        Ok(json!({"url": DEFAULT_URL, "subject": "o", "tls": false, "msgId": "abc-1"}))
+    );
+    for bad in [json!(""), json!("a b"), json!(1)] {
+        assert!(output_config(&params(json!({"subject": "o", "msgId": bad}))).is_err());
+    }
 }
 
 #[test]
