@@ -499,11 +499,7 @@ impl Deliveries {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        let secrets: Vec<SealedParam> = match d.message.get("secrets") {
-            Some(s) => serde_json::from_value(s.clone())
-                .map_err(|e| EventError::Core(ControllerError::Internal(e.to_string())))?,
-            None => Vec::new(),
-        };
+        let secrets = secrets_of(d)?;
         core.invoke_attempt(Invocation {
             caller: &who,
             action: &resolved,
@@ -570,6 +566,7 @@ impl Deliveries {
                 action: d.action.clone(),
                 record,
                 created: now,
+                secrets: secrets_of(&d).unwrap_or_default(),
             });
             store
                 .finish_delivery(&d.namespace, &d.id, dead.as_ref())
@@ -610,6 +607,7 @@ impl Deliveries {
                         action: d.action.clone(),
                         record,
                         created: now,
+                        secrets: secrets_of(&d).unwrap_or_default(),
                     };
                     store
                         .finish_delivery(&d.namespace, &d.id, Some(&dead))
@@ -655,6 +653,15 @@ impl Deliveries {
     }
 }
 
+/// The sealed secret parameters `d`'s invocation carries (a trigger's).
+fn secrets_of(d: &Delivery) -> Result<Vec<SealedParam>, EventError> {
+    match d.message.get("secrets") {
+        Some(s) => serde_json::from_value(s.clone())
+            .map_err(|e| EventError::Core(ControllerError::Internal(e.to_string()))),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Whether `d`'s current attempt was invoked and its record is what `d` waits for (not a
 /// retry not yet invoked, nor a record waiting for its destination): only such a delivery
 /// is looked at before it is due, when a record was written.
@@ -676,6 +683,35 @@ fn bump(d: &mut Delivery, key: &str) -> u64 {
 mod tests {
     use super::*;
     use gust_model::{ActivationResponse, DeliveryConfig};
+
+    #[test]
+    fn a_deliverys_secrets_are_read_from_its_message() {
+        let mut d = delivery();
+        assert!(secrets_of(&d).unwrap().is_empty());
+        d.message = json!({"params": {}, "secrets": [{"key": "k", "sealed": "gust:v1:x", "place": "/ns/t"}]});
+        let secrets = secrets_of(&d).unwrap();
+        assert_eq!(
+            (secrets[0].key.as_str(), secrets[0].place.as_str()),
+            ("k", "/ns/t")
+        );
+        // A letter without secrets is written without the field; an old one reads back.
+        let letter = DeadLetter {
+            namespace: "ns".into(),
+            id: "i".into(),
+            action: "a".into(),
+            record: json!({}),
+            created: 1,
+            secrets: Vec::new(),
+        };
+        let text = serde_json::to_value(&letter).unwrap();
+        assert!(text.get("secrets").is_none(), "{text}");
+        let back: DeadLetter = serde_json::from_value(text).unwrap();
+        assert_eq!(back, letter);
+        let kept = DeadLetter { secrets, ..letter };
+        let back: DeadLetter =
+            serde_json::from_value(serde_json::to_value(&kept).unwrap()).unwrap();
+        assert_eq!(back, kept);
+    }
 
     #[test]
     fn only_an_invoked_attempt_is_looked_at_ahead_of_time() {

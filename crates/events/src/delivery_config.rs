@@ -276,7 +276,7 @@ impl Events {
     }
 
     /// Invokes dead letter `id`'s action again, non-blocking, with the parameters of its
-    /// request (a delivery of its own if the action has a config), then removes the letter.
+    /// request and the sealed secrets it carried (a delivery of its own if the action has a config), then removes the letter.
     /// Returns the new activation's id. A token must be able to invoke the action.
     ///
     /// The activation id is derived from the letter (its id and when it was written), so a
@@ -323,7 +323,7 @@ impl Events {
                 params,
                 wait: Wait::No,
                 cause: None,
-                secrets: Vec::new(),
+                secrets: letter.secrets.clone(),
                 activation_id: Some(redriven),
                 trace: None,
             })
@@ -370,6 +370,7 @@ mod tests {
             action: "a".into(),
             record: json!({}),
             created: 1_700_000_000_000,
+            secrets: Vec::new(),
         };
         let id = redrive_id(&letter);
         assert!(gust_model::names::is_activation_id(&id));

@@ -39,7 +39,8 @@ async fn list(
     let q = params(q)?;
     let skip = q.int("skip", "deadletters")?.unwrap_or(0);
     let limit = q.limit(MAX_LIST, "deadletters")?;
-    let list = gw.events.dead_letters(&who, &ns, skip, limit).await?;
+    let mut list = gw.events.dead_letters(&who, &ns, skip, limit).await?;
+    list.iter_mut().for_each(|l| l.secrets.clear());
     Ok(json_response(StatusCode::OK, &list))
 }
 
@@ -48,7 +49,8 @@ async fn get_one(
     Caller(who): Caller,
     Path((ns, id)): Path<(String, String)>,
 ) -> ApiResult {
-    let letter = gw.events.dead_letter(&who, &ns, &id).await?;
+    let mut letter = gw.events.dead_letter(&who, &ns, &id).await?;
+    letter.secrets.clear();
     Ok(json_response(StatusCode::OK, &letter))
 }
 
@@ -57,8 +59,9 @@ async fn delete(
     Caller(who): Caller,
     Path((ns, id)): Path<(String, String)>,
 ) -> ApiResult {
-    let letter = gw.events.dead_letter(&who, &ns, &id).await?;
+    let mut letter = gw.events.dead_letter(&who, &ns, &id).await?;
     gw.events.delete_dead_letter(&who, &ns, &id).await?;
+    letter.secrets.clear();
     Ok(json_response(StatusCode::OK, &letter))
 }
 

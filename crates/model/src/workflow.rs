@@ -170,4 +170,8 @@ pub struct DeadLetter {
     pub record: Value,
     /// Ms since the epoch.
     pub created: u64,
+    /// The sealed secret parameters the invocation carried (a trigger's), given again to a
+    /// redrive; never shown over the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::SealedParam>,
 }

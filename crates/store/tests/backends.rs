@@ -2184,6 +2184,7 @@ fn dead_letter(id: &str, created: u64) -> DeadLetter {
         action: "a".into(),
         record: json!({"requestContext": {"condition": "RetriesExhausted"}, "id": id}),
         created,
+        secrets: Vec::new(),
     }
 }
 
