@@ -31,11 +31,11 @@ pub use message::{
     secret_place,
 };
 pub use trace::TraceParent;
-pub use workflow::{
-    DeadLetter, Delivery, DeliveryConfig, Execution, ExecutionStatus, HistoryEvent, RunState,
-    Workflow,
-};
 pub use trigger::{
     DeleteAfterFire, EntityPath, Mapping, Rule, RuleStatus, Schedule, ScheduleSpec, Subscription,
     SubscriptionSpec, Timing, Trigger,
+};
+pub use workflow::{
+    DeadLetter, Delivery, DeliveryConfig, Execution, ExecutionStatus, HistoryEvent, RunState,
+    Workflow,
 };
