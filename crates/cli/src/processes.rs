@@ -19,14 +19,29 @@ pub struct ProcessArgs {
     /// Run no Node.js, Python or native actions.
     #[arg(long)]
     no_process_runtimes: bool,
-    /// Memory all process instances together may be given, in MB.
-    #[arg(long, env = "GUST_PROCESS_MEMORY", default_value_t = 4096)]
-    process_memory: u64,
-    /// Memory the process instances of one namespace may be given together, in MB
+    /// Memory all process instances together may use, in MB, counted by what they really
+    /// use (each keeps its action's `limits.memory` as its hard limit); at most, and by
+    /// default, the host's memory less --memory-reserve.
+    #[arg(long, env = "GUST_PROCESS_MEMORY", value_name = "MB")]
+    process_memory: Option<u64>,
+    /// Memory the process instances of one namespace may use together, in MB
     /// (default: the whole --process-memory).
     #[arg(long, value_name = "MB")]
     namespace_process_memory: Option<u64>,
-    /// Prewarmed processes kept per Node.js and Python kind.
+    /// What a busy instance may grow by beyond what it used when it was taken, in MB: it is
+    /// admitted counting that much more.
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    instance_headroom: u64,
+    /// Host memory to keep available, in MB: below it idle instances are stopped, least
+    /// recently used first (default: a twentieth of the host, within 128..1024).
+    #[arg(long, value_name = "MB")]
+    memory_reserve: Option<u64>,
+    /// Start every new Python instance as a process of its own instead of forking it from
+    /// the kind's zygote (a Python process with the standard library loaded).
+    #[arg(long)]
+    no_zygotes: bool,
+    /// Prewarmed processes kept per Node.js and Python kind (more while they are taken
+    /// quickly).
     #[arg(long, env = "GUST_STEM_CELLS", default_value_t = 1)]
     stem_cells: usize,
     /// Freeze an idle instance after this many milliseconds.
@@ -79,14 +94,16 @@ impl ProcessArgs {
             return Ok((kinds, None));
         }
         let mut config = ProcessConfig::new(kinds, dir.to_path_buf());
-        config.memory_budget = self.process_memory * 1024 * 1024;
+        let mb = |n: u64| n.saturating_mul(1024 * 1024);
+        config.memory_budget = self.process_memory.map_or(u64::MAX, mb);
         config.namespace_memory = self
             .namespace_process_memory
-            .unwrap_or(self.process_memory)
-            .min(self.process_memory)
-            * 1024
-            * 1024;
+            .map_or(u64::MAX, mb)
+            .min(config.memory_budget);
+        config.headroom = self.instance_headroom * 1024 * 1024;
+        config.memory_reserve = self.memory_reserve.map(|mb| mb * 1024 * 1024);
         config.stem_cells = self.stem_cells;
+        config.zygotes = !self.no_zygotes;
         config.freeze_after = Duration::from_millis(self.freeze_after_ms);
         config.evict_after = Duration::from_secs(self.idle_timeout_secs);
         config.max_instances = self.max_instances.max(1);

@@ -45,6 +45,7 @@ fn spec(root: &std::path::Path, network: bool) -> Spec {
         max_file_size: 64 << 20,
         max_processes: libc::RLIM_INFINITY,
         cwd: "/tmp".into(),
+        zygote: None,
     }
 }
 
@@ -64,7 +65,11 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(30);
     let root = tempfile::tempdir().unwrap();
-    let spawner = Spawner::new(Vec::new()).unwrap();
+    let spawner = Spawner::new(gust_runtime_process::sandbox::Filters {
+        instance: Vec::new(),
+        zygote: Vec::new(),
+    })
+    .unwrap();
     let cgroups = Cgroups::new().ok();
     let mut bare = Vec::new();
     for _ in 0..n {

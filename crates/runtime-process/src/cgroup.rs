@@ -331,6 +331,16 @@ impl Cgroup {
         }
     }
 
+    /// Memory the group's processes use now, in bytes (what the kernel charges it: anonymous
+    /// memory, `/tmp` and the page cache it touched first); `None` if it cannot be read.
+    pub fn memory_usage(&self) -> Option<u64> {
+        let file = match self.version {
+            Version::V1 => self.file("memory", "memory.usage_in_bytes"),
+            Version::V2 => self.file("", "memory.current"),
+        };
+        fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
     /// Kills every process in the group (thawing it first: a frozen process cannot die).
     pub fn kill_all(&self) {
         if self.version == Version::V2 && write(&self.file("", "cgroup.kill"), "1").is_ok() {

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use crate::cgroup::Cgroup;
 use crate::kinds::Family;
 use crate::runtime_api::{Event, RuntimeApi};
 use crate::sandbox::Started;
+use crate::zygote::ForkedExit;
 use crate::{UidLease, lock};
 
 pub const SENTINEL: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
@@ -119,8 +120,10 @@ pub struct Instance {
     stdin: tokio::sync::Mutex<pipe::Sender>,
     shared: Arc<Mutex<Shared>>,
     pub cgroup: Option<Cgroup>,
-    /// Bytes of memory it is allowed (and counted against the pool's budget).
+    /// Bytes of memory it is allowed: its hard limit.
     pub memory: u64,
+    /// Bytes its group used when last measured (0: not measured yet, or no cgroup).
+    used: AtomicU64,
     dead: AtomicBool,
     exit: OnceLock<String>,
     /// Why the pool stopped it, for the other activations that were running on it.
@@ -131,6 +134,8 @@ pub struct Instance {
     api: Option<(Arc<RuntimeApi>, tokio::task::AbortHandle)>,
     /// Second read ends of stdout and stderr, to ask how much is waiting in them.
     log_probes: Vec<OwnedFd>,
+    /// Forked by a zygote, which is its parent: its wait status comes from there.
+    forked: Option<ForkedExit>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -216,12 +221,14 @@ impl Instance {
             shared,
             cgroup,
             memory,
+            used: AtomicU64::new(0),
             dead: AtomicBool::new(false),
             exit: OnceLock::new(),
             stopped: OnceLock::new(),
             uids: Some(uids),
             api,
             log_probes,
+            forked: None,
         })
     }
 
@@ -378,6 +385,16 @@ impl Instance {
         }
     }
 
+    /// Marks it as forked by a zygote (`exit` tells how it ended).
+    pub fn set_forked(&mut self, exit: ForkedExit) {
+        self.forked = Some(exit);
+    }
+
+    /// Whether a zygote forked it.
+    pub fn is_forked(&self) -> bool {
+        self.forked.is_some()
+    }
+
     /// From now on it runs up to `n` activations at once, their lines tagged with ids.
     pub fn set_concurrency(&mut self, n: usize) {
         self.concurrency = n.max(1);
@@ -390,7 +407,18 @@ impl Instance {
         if let Ok(mut guard) = self.pidfd.readable().await {
             guard.retain_ready();
         }
-        let how = self.exit.get_or_init(|| self.reap());
+        let status = match &self.forked {
+            Some(f) if self.exit.get().is_none() => Some(f.status().await),
+            _ => None,
+        };
+        let how = self.exit.get_or_init(|| match status {
+            Some(Some(status)) => {
+                self.dead.store(true, Ordering::Release);
+                describe(status)
+            }
+            Some(None) => "the process ended".into(),
+            None => self.reap(),
+        });
         match self.stopped.get() {
             Some(why) => format!("the instance was stopped: {why}"),
             None => how.clone(),
@@ -411,15 +439,7 @@ impl Instance {
             return "the process ended".into();
         }
         self.dead.store(true, Ordering::Release);
-        if libc::WIFSIGNALED(status) {
-            let sig = libc::WTERMSIG(status);
-            format!("the process was killed by signal {sig}")
-        } else {
-            format!(
-                "the process exited with status {}",
-                libc::WEXITSTATUS(status)
-            )
-        }
+        describe(status)
     }
 
     /// Whether the memory cgroup killed something, or its limit was hit, since `mark` (an
@@ -429,6 +449,22 @@ impl Instance {
             let (kills, hits) = c.memory_failures();
             kills > mark.0 || hits > mark.1
         })
+    }
+
+    /// What it used when last measured ([`Instance::measure`]); `None` before the first
+    /// measure or without a cgroup.
+    pub fn used(&self) -> Option<u64> {
+        match self.used.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Reads what its group uses now (one file read) and keeps it; `None` without a cgroup.
+    pub fn measure(&self) -> Option<u64> {
+        let n = self.cgroup.as_ref()?.memory_usage()?.max(1);
+        self.used.store(n, Ordering::Relaxed);
+        Some(n)
     }
 
     /// Freezes or thaws every process of the instance; whether that worked.
@@ -467,12 +503,22 @@ impl Drop for Instance {
             task.abort();
         }
         self.kill();
-        discard(
-            self.pid,
-            *self.dead.get_mut(),
-            self.cgroup.take(),
-            self.uids.take(),
-        );
+        // A forked one is its zygote's to reap (its pid is not ours to signal).
+        let reaped = *self.dead.get_mut() || self.forked.is_some();
+        discard(self.pid, reaped, self.cgroup.take(), self.uids.take());
+    }
+}
+
+/// How a process with wait status `status` ended.
+fn describe(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        format!("the process was killed by signal {sig}")
+    } else {
+        format!(
+            "the process exited with status {}",
+            libc::WEXITSTATUS(status)
+        )
     }
 }
 

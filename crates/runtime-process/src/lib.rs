@@ -6,8 +6,9 @@
 //! is under its instance limit and the pool under its memory budget, starts one: from a
 //! prewarmed "stem cell" of its kind when the code is plain source, otherwise a new sandbox.
 //! Past the ceiling it waits in a bounded queue. Idle instances are frozen after a grace
-//! period and stopped after an idle timeout; when memory runs out the least recently used
-//! idle instance goes first.
+//! period and stopped after an idle timeout. The memory budget counts what instances really
+//! use ([`admission`]): when it or the host runs short the least recently used idle instance
+//! goes first, and a busy one only if it grew past what it was admitted with.
 //!
 //! **Invariant:** an instance runs one action version for one caller only, at most
 //! `limits.concurrency` activations at a time (Node.js; one for the others), and is
@@ -16,6 +17,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admission;
 pub mod cgroup;
 pub mod code;
 mod instance;
@@ -24,6 +26,7 @@ mod lambda;
 mod runtime_api;
 pub mod sandbox;
 mod seccomp;
+mod zygote;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,16 +38,21 @@ use gust_model::run::{Exit, RunOutput};
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
+use crate::admission::{Candidate, HostMemory};
 use crate::cgroup::Cgroups;
+use crate::cgroup::Placement;
 use crate::instance::{Instance, Outcome, Reply};
 use crate::kinds::{Family, Kind, Kinds};
-use crate::sandbox::{Spawner, Spec};
+use crate::sandbox::{Spawner, Spec, Started, UidRange};
+use crate::zygote::Zygote;
 
 pub use instance::SENTINEL;
 
 const MB: u64 = 1024 * 1024;
 const LAUNCHER_JS: &str = include_str!("launcher/launcher.js");
 const LAUNCHER_PY: &str = include_str!("launcher/launcher.py");
+/// The Python zygote's loop, run after the launcher (decision 0029).
+const ZYGOTE_PY: &str = include_str!("launcher/zygote.py");
 /// Gust's Lambda runtime clients: they call a Lambda handler through the Runtime API.
 const LAMBDA_JS: &str = include_str!("launcher/lambda.js");
 const LAMBDA_PY: &str = include_str!("launcher/lambda.py");
@@ -52,6 +60,10 @@ const LAMBDA_PY: &str = include_str!("launcher/lambda.py");
 const LAMBDA_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Memory a stem cell is started with (raised or lowered to the action's when it is used).
 const STEM_MEMORY: u64 = 256 * MB;
+/// Stem cells kept per kind beyond `--stem-cells` when they are taken quickly.
+const MAX_EXTRA_STEMS: usize = 16;
+/// Stem cells are kept for the demand of this long (a stem takes about this to start).
+const STEM_LEAD: Duration = Duration::from_millis(100);
 /// Size of each instance's `/tmp` (also counted in its memory, being tmpfs).
 const TMP_BYTES: u64 = 64 * MB;
 
@@ -61,10 +73,16 @@ pub struct ProcessConfig {
     pub kinds: Kinds,
     /// Where unpacked code and the sandbox root mount point live.
     pub dir: PathBuf,
-    /// Memory all instances together may be given, in bytes.
+    /// Memory all instances together may use, in bytes (counted by real use); cut to the
+    /// host's memory less its reserve (`u64::MAX`: all of that).
     pub memory_budget: u64,
-    /// Memory the instances of one caller (namespace) may be given, in bytes.
+    /// Memory the instances of one caller (namespace) may use, in bytes.
     pub namespace_memory: u64,
+    /// What a busy instance may grow by beyond what it used when taken, in bytes.
+    pub headroom: u64,
+    /// Host memory kept available: idle instances are stopped when less is (`None`: a
+    /// twentieth of the host, within 128 MiB..1 GiB).
+    pub memory_reserve: Option<u64>,
     /// Prewarmed processes kept per interpreter kind.
     pub stem_cells: usize,
     /// Idle instances are frozen after this long.
@@ -90,6 +108,8 @@ pub struct ProcessConfig {
     /// Run instances even where there are no cgroups to hold them (no memory, pids or CPU
     /// limit: only for a trusted single-user machine).
     pub without_cgroups: bool,
+    /// Fork new Python instances from a zygote per kind (with cgroups only).
+    pub zygotes: bool,
 }
 
 impl ProcessConfig {
@@ -99,6 +119,8 @@ impl ProcessConfig {
             dir,
             memory_budget: 4096 * MB,
             namespace_memory: 4096 * MB,
+            headroom: admission::DEFAULT_HEADROOM,
+            memory_reserve: None,
             stem_cells: 1,
             freeze_after: Duration::from_millis(500),
             evict_after: Duration::from_secs(600),
@@ -110,6 +132,7 @@ impl ProcessConfig {
             first_uid: 200_000,
             uid_count: 50_000,
             without_cgroups: false,
+            zygotes: true,
         }
     }
 }
@@ -166,20 +189,25 @@ struct Slot {
     frozen: bool,
     /// When it last became idle (or was made).
     last_used: Instant,
+    /// What it was admitted with when last taken ([`admission::admission`]).
+    admitted: u64,
+    /// Its use was measured since it last became idle.
+    measured: bool,
 }
 
 #[derive(Default)]
 struct ActionPool {
     /// The caller whose instances these are.
     subject: String,
-    /// Memory of each of its instances, in bytes.
-    memory: u64,
+    /// The kind its instances run (their footprints teach the kind's).
+    kind: String,
     /// The code its instances run.
     code_hash: String,
     /// Its instances, busy or idle, oldest first.
     slots: Vec<Slot>,
-    /// Instances being started.
+    /// Instances being started, and what they are counted at together.
     starting: usize,
+    starting_charge: u64,
     waiting: usize,
     last_scale_out: Option<Instant>,
     /// When an instance last came back free (the action is making progress).
@@ -192,24 +220,71 @@ struct State {
     pools: HashMap<String, ActionPool>,
     stems: HashMap<String, Vec<Instance>>,
     stems_starting: HashMap<String, usize>,
-    /// Memory given to live instances and stem cells.
+    /// When a stem cell of each kind was last asked for (the last second's).
+    stem_demand: HashMap<String, Vec<Instant>>,
+    /// What instances and stem cells being started are counted at.
     reserved: u64,
+    /// Each kind's usual idle footprint, learnt from its instances.
+    footprint: HashMap<String, u64>,
+    /// When instances were last stopped for memory pressure.
+    relieved: Option<Instant>,
+    /// Python zygotes by kind, and the kinds whose zygote is being started.
+    zygotes: HashMap<String, Arc<Zygote>>,
+    zygotes_starting: std::collections::HashSet<String>,
     /// When each code on disk was last asked for.
     code_used: HashMap<String, Instant>,
     /// Housekeeping rounds so far.
     ticks: u64,
 }
 
+impl Slot {
+    /// What it counts against the budget: what an idle one uses; what a busy one was
+    /// admitted with, or uses if more. Not measured yet (or no cgroup): its admission (which
+    /// is its limit without cgroups).
+    fn charge(&self) -> u64 {
+        match self.instance.used() {
+            None => self.admitted,
+            Some(used) if self.busy == 0 => used,
+            Some(used) => used.max(self.admitted),
+        }
+    }
+}
+
+/// What a stem cell counts against the budget.
+fn stem_charge(i: &Instance) -> u64 {
+    i.used().unwrap_or(i.memory)
+}
+
 impl State {
-    /// Takes slot `i` of pool `key` out of the pool, giving back its memory.
+    /// Takes slot `i` of pool `key` out of the pool.
     fn take_slot(&mut self, key: &str, i: usize) -> Option<Arc<Instance>> {
-        let slot = self.pools.get_mut(key)?.slots.remove(i);
-        self.reserved = self.reserved.saturating_sub(slot.instance.memory);
-        Some(slot.instance)
+        Some(self.pools.get_mut(key)?.slots.remove(i).instance)
     }
 
-    /// Takes out the least recently used idle instance (of `subject`'s pools, if given).
-    fn take_lru_idle(&mut self, subject: Option<&str>) -> Option<Arc<Instance>> {
+    /// What every instance, stem cell and start counts against the budget now.
+    fn in_use(&self) -> u64 {
+        let slots: u64 = self
+            .pools
+            .values()
+            .flat_map(|p| &p.slots)
+            .map(Slot::charge)
+            .sum();
+        let stems: u64 = self.stems.values().flatten().map(stem_charge).sum();
+        self.reserved + slots + stems
+    }
+
+    /// What the instances (running, idle or starting) of `subject` count.
+    fn caller_memory(&self, subject: &str) -> u64 {
+        self.pools
+            .values()
+            .filter(|p| p.subject == subject)
+            .map(|p| p.starting_charge + p.slots.iter().map(Slot::charge).sum::<u64>())
+            .sum()
+    }
+
+    /// Takes out the least recently used idle instance (of `subject`'s pools, if given),
+    /// with what it counted.
+    fn take_lru_idle(&mut self, subject: Option<&str>) -> Option<(Arc<Instance>, u64)> {
         let (key, i) = self
             .pools
             .iter()
@@ -223,7 +298,8 @@ impl State {
             })
             .min_by_key(|(_, _, t)| *t)
             .map(|(k, i, _)| (k.clone(), i))?;
-        self.take_slot(&key, i)
+        let charge = self.pools.get(&key)?.slots.get(i)?.charge();
+        Some((self.take_slot(&key, i)?, charge))
     }
 }
 
@@ -239,6 +315,8 @@ pub struct ProcessRuntime {
     cores: usize,
     code_dir: PathBuf,
     root_dir: PathBuf,
+    /// The instances' seccomp filters, as zygotes read them.
+    instance_filters: Vec<u8>,
 }
 
 impl std::fmt::Debug for ProcessRuntime {
@@ -254,7 +332,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ProcessRuntime {
     /// Starts the pool (and its housekeeping task, which stops when the pool is dropped).
-    pub fn new(config: ProcessConfig) -> Result<Arc<ProcessRuntime>, String> {
+    /// A budget larger than the host's memory less its reserve is cut to that.
+    pub fn new(mut config: ProcessConfig) -> Result<Arc<ProcessRuntime>, String> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err("process sandboxes need root (to map each instance to its own host uid and to limit it with cgroups)".into());
@@ -279,7 +358,30 @@ impl ProcessRuntime {
                 ));
             }
         };
-        let spawner = Spawner::new(seccomp::filters()?).map_err(|e| e.to_string())?;
+        if let Some(host) = HostMemory::read() {
+            let reserve = *config
+                .memory_reserve
+                .get_or_insert_with(|| host.default_reserve());
+            let most = host.total.saturating_sub(reserve);
+            if config.memory_budget == u64::MAX {
+                config.memory_budget = most;
+            } else if config.memory_budget > most {
+                tracing::warn!(
+                    budget_mb = config.memory_budget / MB,
+                    host_mb = host.total / MB,
+                    reserve_mb = reserve / MB,
+                    "the process memory budget is more than the host has: cut to the host's memory less its reserve"
+                );
+                config.memory_budget = most;
+            }
+        } else if config.memory_budget == u64::MAX {
+            config.memory_budget = 4096 * MB;
+        }
+        config.namespace_memory = config.namespace_memory.min(config.memory_budget);
+        raise_open_files_limit();
+        let filters = seccomp::filters()?;
+        let instance_filters = zygote::encode_filters(&filters.instance);
+        let spawner = Spawner::new(filters).map_err(|e| e.to_string())?;
         let rt = Arc::new(ProcessRuntime {
             config,
             spawner,
@@ -290,6 +392,7 @@ impl ProcessRuntime {
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             code_dir,
             root_dir,
+            instance_filters,
         });
         let weak = Arc::downgrade(&rt);
         tokio::spawn(async move {
@@ -346,10 +449,9 @@ impl ProcessRuntime {
             p.slots = busy;
             stopped.extend(idle.into_iter().map(|s: Slot| s.instance));
         }
-        // Busy instances keep their share until they come back.
-        let freed: u64 = stopped.iter().map(|i| i.memory).sum();
-        st.reserved = st.reserved.saturating_sub(freed);
+        let zygotes = std::mem::take(&mut st.zygotes);
         drop(st);
+        drop(zygotes);
         drop(stopped);
     }
 
@@ -416,19 +518,19 @@ impl ProcessRuntime {
         let mut init_logs = Vec::new();
         let mut start = "warm";
         let instance = loop {
-            match self.acquire(&key, &req, concurrency, queued.elapsed()) {
+            match self.acquire(&key, &kind, &req, concurrency, queued.elapsed()) {
                 Acquired::Warm(i) => break i,
-                Acquired::Start => {
+                Acquired::Start(charge) => {
                     let started = Instant::now();
                     match self.start(&kind, &req, concurrency).await {
                         Ok((i, logs, how)) => {
                             init_time = started.elapsed();
                             init_logs = logs;
                             start = how;
-                            break self.started(&key, i);
+                            break self.started(&key, i, charge);
                         }
                         Err(Failed { exit, logs }) => {
-                            self.release_slot(&key, req.memory * MB);
+                            self.release_slot(&key, charge);
                             let mut out = RunOutput::failed(exit);
                             out.init_time = started.elapsed();
                             out.logs = logs;
@@ -558,15 +660,30 @@ impl ProcessRuntime {
         }
     }
 
+    /// What an instance of `kind` with limit `limit` is counted at while it starts: the
+    /// kind's usual footprint plus the headroom (its limit without cgroups to measure it).
+    fn start_charge(&self, st: &State, kind: &str, limit: u64) -> u64 {
+        if self.cgroups.is_none() {
+            return limit;
+        }
+        let footprint = st
+            .footprint
+            .get(kind)
+            .copied()
+            .unwrap_or(admission::FIRST_FOOTPRINT);
+        admission::admission(Some(footprint), self.config.headroom, limit)
+    }
+
     fn acquire(
         &self,
         key: &str,
+        kind: &Kind,
         req: &ProcessRun,
         concurrency: usize,
         waited: Duration,
     ) -> Acquired {
         let limit = self.instance_limit(req);
-        let need = req.memory * MB;
+        let declared = req.memory * MB;
         let mut evicted: Vec<Arc<Instance>> = Vec::new();
         let mut st = lock(&self.state);
         let st = &mut *st;
@@ -575,7 +692,7 @@ impl ProcessRuntime {
             .entry(key.to_string())
             .or_insert_with(|| ActionPool {
                 subject: req.subject.clone(),
-                memory: need,
+                kind: kind.name.clone(),
                 code_hash: req.code_hash.clone(),
                 ..ActionPool::default()
             });
@@ -593,6 +710,13 @@ impl ProcessRuntime {
             if slot.frozen {
                 slot.instance.freeze(false);
                 slot.frozen = false;
+            }
+            if slot.busy == 0 {
+                slot.admitted = admission::admission(
+                    slot.instance.used(),
+                    self.config.headroom,
+                    slot.instance.memory,
+                );
             }
             slot.busy += 1;
             return Acquired::Warm(slot.instance.clone());
@@ -617,28 +741,42 @@ impl ProcessRuntime {
         // core); past that only an action that stalls gets more.
         let delay_over = live < self.cores || progress.elapsed() >= self.config.scale_out_delay;
         let mut share_ok = true;
+        let need = self.start_charge(st, &kind.name, declared);
         if live < limit && rate_ok && delay_over {
-            // The caller's share of the budget: its own least recently used idle instances
-            // make room first; other callers' instances are never stopped for it.
-            if need > self.config.namespace_memory {
+            // Its limit must fit the caller's share and the budget (an instance may grow to
+            // its limit).
+            if declared > self.config.namespace_memory {
                 return Acquired::Full(format!(
                     "The action's memory ({} MB) is more than a namespace's share of this invoker ({} MB).",
                     req.memory,
                     self.config.namespace_memory / MB
                 ));
             }
-            while caller_memory(&st.pools, &req.subject) + need > self.config.namespace_memory {
-                let Some(victim) = st.take_lru_idle(Some(&req.subject)) else {
+            if declared > self.config.memory_budget {
+                return Acquired::Full(format!(
+                    "The action's memory ({} MB) is more than this invoker's whole budget ({} MB).",
+                    req.memory,
+                    self.config.memory_budget / MB
+                ));
+            }
+            // The caller's share: its own least recently used idle instances make room
+            // first; other callers' instances are never stopped for it.
+            let mut mine = st.caller_memory(&req.subject);
+            while mine + need > self.config.namespace_memory {
+                let Some((victim, freed)) = st.take_lru_idle(Some(&req.subject)) else {
                     share_ok = false;
                     break;
                 };
+                mine = mine.saturating_sub(freed);
                 evicted.push(victim);
             }
         }
         if live < limit && rate_ok && delay_over && share_ok {
             // Make room: least recently used idle instances of any action, then stems.
-            while st.reserved + need > self.config.memory_budget {
-                if let Some(victim) = st.take_lru_idle(None) {
+            let mut in_use = st.in_use();
+            while in_use + need > self.config.memory_budget {
+                if let Some((victim, freed)) = st.take_lru_idle(None) {
+                    in_use = in_use.saturating_sub(freed);
                     evicted.push(victim);
                     continue;
                 }
@@ -649,25 +787,19 @@ impl ProcessRuntime {
                     .and_then(Vec::pop);
                 match stem {
                     Some(i) => {
-                        st.reserved = st.reserved.saturating_sub(i.memory);
+                        in_use = in_use.saturating_sub(stem_charge(&i));
                         evicted.push(Arc::new(i));
                     }
                     None => break,
                 }
             }
-            if st.reserved + need <= self.config.memory_budget {
+            if in_use + need <= self.config.memory_budget {
                 let pool = st.pools.get_mut(key).expect("pool exists");
                 pool.starting += 1;
+                pool.starting_charge += need;
                 pool.last_scale_out = Some(Instant::now());
                 st.reserved += need;
-                return Acquired::Start;
-            }
-            if need > self.config.memory_budget {
-                return Acquired::Full(format!(
-                    "The action's memory ({} MB) is more than this invoker's whole budget ({} MB).",
-                    req.memory,
-                    self.config.memory_budget / MB
-                ));
+                return Acquired::Start(need);
             }
         }
         let pool = st.pools.get_mut(key).expect("pool exists");
@@ -695,17 +827,22 @@ impl ProcessRuntime {
         }
     }
 
-    /// A started instance joins its pool, running the activation that started it.
-    fn started(&self, key: &str, instance: Instance) -> Arc<Instance> {
+    /// A started instance joins its pool, running the activation that started it (admitted
+    /// with `charge`).
+    fn started(&self, key: &str, instance: Instance, charge: u64) -> Arc<Instance> {
         let instance = Arc::new(instance);
         let mut st = lock(&self.state);
+        st.reserved = st.reserved.saturating_sub(charge);
         let pool = st.pools.entry(key.to_string()).or_default();
         pool.starting = pool.starting.saturating_sub(1);
+        pool.starting_charge = pool.starting_charge.saturating_sub(charge);
         pool.slots.push(Slot {
             instance: instance.clone(),
             busy: 1,
             frozen: false,
             last_used: Instant::now(),
+            admitted: charge,
+            measured: false,
         });
         // Others waiting may fit on it too (`notify_one` keeps a permit for a waiter that
         // has not begun to wait yet; `notify_waiters` would be lost on it).
@@ -715,12 +852,13 @@ impl ProcessRuntime {
         instance
     }
 
-    /// A start that failed gives its slot back.
-    fn release_slot(&self, key: &str, memory: u64) {
+    /// A start that failed gives its slot (counted at `charge`) back.
+    fn release_slot(&self, key: &str, charge: u64) {
         let mut st = lock(&self.state);
-        st.reserved = st.reserved.saturating_sub(memory);
+        st.reserved = st.reserved.saturating_sub(charge);
         if let Some(p) = st.pools.get_mut(key) {
             p.starting = p.starting.saturating_sub(1);
+            p.starting_charge = p.starting_charge.saturating_sub(charge);
             p.notify.notify_one();
         }
     }
@@ -743,6 +881,7 @@ impl ProcessRuntime {
             Some(slot) => {
                 slot.busy = slot.busy.saturating_sub(1);
                 slot.last_used = Instant::now();
+                slot.measured = false;
             }
             None => instance.kill(),
         }
@@ -772,11 +911,14 @@ impl ProcessRuntime {
     }
 
     /// Freezes instances idle past the grace period, stops those idle past the idle
-    /// timeout, forgets empty pools and keeps the stem cells topped up.
+    /// timeout, forgets empty pools, measures what instances use, relieves memory pressure
+    /// and keeps the stem cells topped up.
     fn housekeeping(self: &Arc<Self>) {
         let now = Instant::now();
         let mut stopped = Vec::new();
-        let mut wanted = Vec::new();
+        // Busy instances every round, idle ones once after they come back (with their kind,
+        // whose footprint they teach).
+        let mut measure: Vec<(Arc<Instance>, Option<String>)> = Vec::new();
         {
             let mut st = lock(&self.state);
             let st = &mut *st;
@@ -784,7 +926,6 @@ impl ProcessRuntime {
                 for slot in std::mem::take(&mut p.slots) {
                     let idle = now.duration_since(slot.last_used);
                     if slot.busy == 0 && idle >= self.config.evict_after {
-                        st.reserved = st.reserved.saturating_sub(slot.instance.memory);
                         stopped.push(slot.instance);
                         continue;
                     }
@@ -792,7 +933,18 @@ impl ProcessRuntime {
                     if slot.busy == 0 && idle >= self.config.freeze_after && !slot.frozen {
                         slot.frozen = slot.instance.freeze(true);
                     }
+                    if slot.busy > 0 {
+                        measure.push((slot.instance.clone(), None));
+                    } else if !slot.measured {
+                        slot.measured = true;
+                        measure.push((slot.instance.clone(), Some(p.kind.clone())));
+                    }
                     p.slots.push(slot);
+                }
+            }
+            for stem in st.stems.values().flatten() {
+                if stem.used().is_none() {
+                    stem.measure();
                 }
             }
             st.pools
@@ -821,23 +973,322 @@ impl ProcessRuntime {
                     });
                 }
             }
+        }
+        // One file read each, outside the lock.
+        let learnt: Vec<(String, u64)> = measure
+            .iter()
+            .filter_map(|(i, kind)| {
+                let used = i.measure()?;
+                Some((kind.clone()?, used))
+            })
+            .collect();
+        drop(measure);
+        {
+            let mut st = lock(&self.state);
+            for (kind, used) in learnt {
+                let e = st
+                    .footprint
+                    .entry(kind)
+                    .or_insert(admission::FIRST_FOOTPRINT);
+                *e = admission::learn(*e, used);
+            }
+            self.relieve_pressure(&mut st, now, &mut stopped);
+        }
+        drop(stopped);
+        self.top_up_stems();
+        self.keep_zygotes();
+    }
+
+    /// Starts a zygote for each Python kind that has none (or whose zygote died).
+    fn keep_zygotes(self: &Arc<Self>) {
+        if !self.config.zygotes || self.cgroups.is_none() {
+            return;
+        }
+        let mut wanted = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            st.zygotes.retain(|_, z| !z.gone());
             for kind in self.config.kinds.all() {
-                if kind.family == Family::Native {
-                    continue;
-                }
-                let have = st.stems.get(&kind.name).map_or(0, Vec::len)
-                    + st.stems_starting.get(&kind.name).copied().unwrap_or(0);
-                if have < self.config.stem_cells
-                    && st.reserved + STEM_MEMORY <= self.config.memory_budget
+                if kind.family == Family::Python
+                    && kind.lambda.is_none()
+                    && !st.zygotes.contains_key(&kind.name)
+                    && st.zygotes_starting.insert(kind.name.clone())
                 {
-                    *st.stems_starting.entry(kind.name.clone()).or_default() += 1;
-                    st.reserved += STEM_MEMORY;
                     wanted.push(kind.clone());
                 }
             }
         }
-        drop(stopped);
         for kind in wanted {
+            let rt = self.clone();
+            tokio::spawn(async move {
+                let made = rt.start_zygote(&kind).await;
+                let mut st = lock(&rt.state);
+                st.zygotes_starting.remove(&kind.name);
+                match made {
+                    Ok(z) => {
+                        st.zygotes.insert(kind.name.clone(), Arc::new(z));
+                    }
+                    Err(e) => {
+                        tracing::warn!(kind = %kind.name, error = %e, "cannot start a zygote")
+                    }
+                }
+            });
+        }
+    }
+
+    /// A new zygote of `kind`: root of its own user namespace, which maps every instance
+    /// uid, under the zygote's seccomp filters ([`zygote`]).
+    async fn start_zygote(&self, kind: &Kind) -> Result<Zygote, String> {
+        let cgroups = self.cgroups.as_ref().ok_or("no cgroups")?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let count = self.config.uid_count.max(1);
+        let lease = UidLease::take(&self.uids, count)?;
+        let (host_id, setup_id) = (
+            self.config.first_uid + lease.n,
+            self.config.first_uid + count + lease.n,
+        );
+        let cgroup = cgroups
+            .create(&format!("z{id}"), 256 * MB, 16, 1024)
+            .map_err(|e| format!("cgroup: {e}"))?;
+        let mut spec = self.spec(kind, None, false, host_id, setup_id)?;
+        let python = spec.argv.first().cloned().unwrap_or_default();
+        spec.argv = vec![
+            python,
+            "-I".into(),
+            "-c".into(),
+            zygote::source(LAUNCHER_PY, ZYGOTE_PY),
+        ];
+        spec.files
+            .push(("/etc/gust-seccomp".into(), self.instance_filters.clone()));
+        spec.zygote = Some(UidRange {
+            inside: zygote::INSIDE_FIRST,
+            host: self.config.first_uid,
+            count,
+        });
+        let home = match cgroup.placement() {
+            Placement::Thread { enter, .. } => enter,
+            Placement::Procs(files) => files,
+        };
+        let started = match self.spawner.spawn(spec, Some(&cgroup)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tokio::task::spawn_blocking(move || cgroup.remove());
+                return Err(e);
+            }
+        };
+        Zygote::new(kind.name.clone(), started, home, Box::new((cgroup, lease)))
+    }
+
+    /// A new instance of `kind` forked by zygote `z` (`memory`: its limit).
+    async fn fork_instance(
+        &self,
+        z: &Zygote,
+        kind: &Kind,
+        memory: u64,
+    ) -> Result<Instance, String> {
+        let cgroups = self.cgroups.as_ref().ok_or("no cgroups")?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let lease = UidLease::take(&self.uids, self.config.uid_count.max(1))?;
+        let cgroup = cgroups
+            .create(&format!("i{id}"), memory, 256, 1024 * memory / (256 * MB))
+            .map_err(|e| format!("cgroup: {e}"))?;
+        let groups = match cgroup.placement() {
+            Placement::Thread { enter, .. } => enter,
+            Placement::Procs(files) => files,
+        };
+        let pipes = (|| {
+            Ok::<_, String>((
+                sandbox::pipe()?,
+                sandbox::pipe()?,
+                sandbox::pipe()?,
+                sandbox::pipe()?,
+            ))
+        })();
+        let forked = match pipes {
+            Ok((
+                (stdin_r, stdin_w),
+                (stdout_r, stdout_w),
+                (stderr_r, stderr_w),
+                (result_r, result_w),
+            )) => z
+                .fork(
+                    zygote::INSIDE_FIRST + lease.n,
+                    [stdin_r, stdout_w, stderr_w, result_w],
+                    &groups,
+                )
+                .await
+                .map(|(pid, pidfd, exit)| {
+                    (
+                        Started {
+                            pid,
+                            pidfd,
+                            stdin: stdin_w,
+                            stdout: stdout_r,
+                            stderr: stderr_r,
+                            result: result_r,
+                            runtime_api: None,
+                            control: None,
+                        },
+                        exit,
+                    )
+                }),
+            Err(e) => Err(e),
+        };
+        let (started, exit) = match forked {
+            Ok(f) => f,
+            Err(e) => {
+                tokio::task::spawn_blocking(move || cgroup.remove());
+                return Err(e);
+            }
+        };
+        let mut instance =
+            Instance::new(id, kind.family, started, Some(cgroup), memory, lease, None)
+                .map_err(|e| e.to_string())?;
+        instance.set_forked(exit);
+        Ok(instance)
+    }
+
+    /// Stops instances while the pool uses more than its budget or the host has less
+    /// available than its reserve ([`admission::victims`] chooses which).
+    fn relieve_pressure(&self, st: &mut State, now: Instant, stopped: &mut Vec<Arc<Instance>>) {
+        enum Held {
+            Slot(String, Arc<Instance>),
+            Stem(String, u64),
+        }
+        let mut candidates = Vec::new();
+        let mut held = Vec::new();
+        let mut used_total = st.reserved;
+        for (key, p) in &st.pools {
+            for s in &p.slots {
+                let used = s.instance.used().unwrap_or(s.admitted);
+                used_total += used;
+                candidates.push(Candidate {
+                    busy: s.busy > 0,
+                    last_used: s.last_used,
+                    used,
+                    admitted: s.admitted,
+                });
+                held.push(Held::Slot(key.clone(), s.instance.clone()));
+            }
+        }
+        // Stem cells go before any action's instance.
+        let long_ago = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
+        for (kind, stems) in &st.stems {
+            for i in stems {
+                used_total += stem_charge(i);
+                candidates.push(Candidate {
+                    busy: false,
+                    last_used: long_ago,
+                    used: stem_charge(i),
+                    admitted: 0,
+                });
+                held.push(Held::Stem(kind.clone(), i.id));
+            }
+        }
+        let over = used_total.saturating_sub(self.config.memory_budget);
+        // The host's own figures lag behind a stop: looked at again 300 ms after one.
+        let host = match st.relieved {
+            Some(t) if now.duration_since(t) < Duration::from_millis(300) => None,
+            _ => HostMemory::read(),
+        };
+        let reserve = self.config.memory_reserve.unwrap_or(0);
+        let short = host.map_or(0, |h| h.deficit(reserve, 0));
+        let chosen = if over.max(short) > 0 {
+            admission::victims(&candidates, over.max(short))
+        } else if host.is_some_and(|h| h.deficit(reserve, 1) > 0) {
+            // A stalled host: the least recently used idle one goes, never a busy one.
+            let idle: Vec<Candidate> = candidates.iter().filter(|c| !c.busy).copied().collect();
+            let first = admission::victims(&idle, 1);
+            let idle_index: Vec<usize> = (0..candidates.len())
+                .filter(|&i| !candidates[i].busy)
+                .collect();
+            first.into_iter().map(|i| idle_index[i]).collect()
+        } else {
+            Vec::new()
+        };
+        if chosen.is_empty() {
+            return;
+        }
+        st.relieved = Some(now);
+        let mut held: Vec<Option<Held>> = held.into_iter().map(Some).collect();
+        for i in chosen {
+            match held[i].take() {
+                Some(Held::Slot(key, instance)) => {
+                    let Some(pool) = st.pools.get_mut(&key) else {
+                        continue;
+                    };
+                    let Some(at) = pool
+                        .slots
+                        .iter()
+                        .position(|s| Arc::ptr_eq(&s.instance, &instance))
+                    else {
+                        continue;
+                    };
+                    let slot = pool.slots.remove(at);
+                    if slot.busy > 0 {
+                        let why = format!(
+                            "the invoker ran short of memory for its instances, and this one had grown to {} MB, past the {} MB it was admitted with",
+                            candidates[i].used / MB,
+                            slot.admitted / MB
+                        );
+                        tracing::warn!(pool = %key, "{why}");
+                        instance.stop(&why);
+                        pool.notify.notify_one();
+                    } else {
+                        tracing::info!(pool = %key, used_mb = candidates[i].used / MB, over_mb = over / MB, short_mb = short / MB, "an idle instance is stopped for memory");
+                    }
+                    stopped.push(instance);
+                }
+                Some(Held::Stem(kind, id)) => {
+                    if let Some(v) = st.stems.get_mut(&kind)
+                        && let Some(at) = v.iter().position(|s| s.id == id)
+                    {
+                        stopped.push(Arc::new(v.remove(at)));
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// How many stem cells of `kind` to keep: `--stem-cells`, and more while they are taken
+    /// faster than one is made (`STEM_LEAD`'s worth of the last second's demand).
+    fn stem_target(&self, st: &mut State, kind: &str, now: Instant) -> usize {
+        if self.config.stem_cells == 0 {
+            return 0;
+        }
+        let demand = st.stem_demand.entry(kind.to_string()).or_default();
+        demand.retain(|t| now.duration_since(*t) < Duration::from_secs(1));
+        let extra = (demand.len() as f64 * STEM_LEAD.as_secs_f64()).ceil() as usize;
+        self.config.stem_cells + extra.min(MAX_EXTRA_STEMS)
+    }
+
+    /// Starts the stem cells each kind lacks, within the budget.
+    fn top_up_stems(self: &Arc<Self>) {
+        let now = Instant::now();
+        let mut wanted = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            let st = &mut *st;
+            let mut in_use = st.in_use();
+            for kind in self.config.kinds.all() {
+                if kind.family == Family::Native || kind.lambda.is_some() {
+                    continue;
+                }
+                let target = self.stem_target(st, &kind.name, now);
+                let charge = self.start_charge(st, &kind.name, STEM_MEMORY);
+                let mut have = st.stems.get(&kind.name).map_or(0, Vec::len)
+                    + st.stems_starting.get(&kind.name).copied().unwrap_or(0);
+                while have < target && in_use + charge <= self.config.memory_budget {
+                    *st.stems_starting.entry(kind.name.clone()).or_default() += 1;
+                    st.reserved += charge;
+                    in_use += charge;
+                    have += 1;
+                    wanted.push((kind.clone(), charge));
+                }
+            }
+        }
+        for (kind, charge) in wanted {
             let rt = self.clone();
             tokio::spawn(async move {
                 let made = rt
@@ -847,12 +1298,12 @@ impl ProcessRuntime {
                 if let Some(n) = st.stems_starting.get_mut(&kind.name) {
                     *n -= 1;
                 }
+                st.reserved = st.reserved.saturating_sub(charge);
                 match made {
                     // Not frozen: it waits on a read, using no CPU, and a frozen process
                     // under cgroups v1 could not even be killed when the server dies.
                     Ok(i) => st.stems.entry(kind.name.clone()).or_default().push(i),
                     Err(e) => {
-                        st.reserved = st.reserved.saturating_sub(STEM_MEMORY);
                         tracing::warn!(kind = %kind.name, error = %e, "cannot start a stem cell");
                     }
                 }
@@ -883,7 +1334,7 @@ impl ProcessRuntime {
     /// Makes a ready instance for `req`: a stem cell given the code, or a new sandbox.
     /// Returns it with the logs of its initialization.
     async fn start(
-        &self,
+        self: &Arc<Self>,
         kind: &Kind,
         req: &ProcessRun,
         concurrency: usize,
@@ -905,11 +1356,13 @@ impl ProcessRuntime {
         let stem = if source.is_some() && !network {
             let mut st = lock(&self.state);
             let stem = st.stems.get_mut(&kind.name).and_then(Vec::pop);
-            if let Some(s) = &stem {
-                // The stem's memory becomes the action's (reserved by `acquire`).
-                st.reserved = st.reserved.saturating_sub(s.memory);
-            }
+            st.stem_demand
+                .entry(kind.name.clone())
+                .or_default()
+                .push(Instant::now());
             drop(st);
+            // Another one starts now, not at the next round.
+            self.top_up_stems();
             // A stem that cannot be given the action's limit (it already uses more) is
             // not used.
             stem.filter(|s| {
@@ -920,7 +1373,7 @@ impl ProcessRuntime {
         } else {
             None
         };
-        let how = if stem.is_some() { "prewarmed" } else { "cold" };
+        let mut how = if stem.is_some() { "prewarmed" } else { "cold" };
         let began = Instant::now();
         let instance = match stem {
             Some(mut i) => {
@@ -929,9 +1382,14 @@ impl ProcessRuntime {
             }
             None => {
                 let code = if source.is_none() { Some(folder) } else { None };
-                self.spawn_instance(kind, memory, code, network, None)
+                let i = self
+                    .spawn_instance(kind, memory, code, network, None)
                     .await
-                    .map_err(|e| Exit::Internal(format!("cannot start a sandbox: {e}")))?
+                    .map_err(|e| Exit::Internal(format!("cannot start a sandbox: {e}")))?;
+                if i.is_forked() {
+                    how = "forked";
+                }
+                i
             }
         };
         if kind.family == Family::Native {
@@ -982,6 +1440,22 @@ impl ProcessRuntime {
         network: bool,
         lambda_env: Option<Vec<(String, String)>>,
     ) -> Result<Instance, String> {
+        if kind.family == Family::Python
+            && kind.lambda.is_none()
+            && code.is_none()
+            && !network
+            && lambda_env.is_none()
+        {
+            let z = lock(&self.state).zygotes.get(&kind.name).cloned();
+            if let Some(z) = z.filter(|z| !z.gone()) {
+                match self.fork_instance(&z, kind, memory).await {
+                    Ok(i) => return Ok(i),
+                    Err(e) => {
+                        tracing::warn!(kind = %kind.name, error = %e, "cannot fork an instance; starting one")
+                    }
+                }
+            }
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let count = self.config.uid_count.max(1);
         let lease = UidLease::take(&self.uids, count)?;
@@ -1153,17 +1627,26 @@ impl ProcessRuntime {
                 256
             },
             cwd: cwd.to_string(),
+            zygote: None,
         })
     }
 }
 
-/// Memory given to the instances (running, idle or starting) of `subject`.
-fn caller_memory(pools: &HashMap<String, ActionPool>, subject: &str) -> u64 {
-    pools
-        .values()
-        .filter(|p| p.subject == subject)
-        .map(|p| (p.slots.len() + p.starting) as u64 * p.memory)
-        .sum()
+/// Raises this process's soft limit of open files to its hard limit: each instance holds
+/// seven descriptors (its pipes, their probes, its pidfd), and a thousand idle instances are
+/// the point.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// Host uid pairs in use: each live instance has its own, so no two share a kernel's per-uid
@@ -1275,7 +1758,8 @@ impl From<Exit> for Failed {
 
 enum Acquired {
     Warm(Arc<Instance>),
-    Start,
+    /// Start one, counted at this many bytes until it runs.
+    Start(u64),
     Wait(Arc<Notify>),
     Full(String),
 }

@@ -57,6 +57,18 @@ pub struct Spec {
     /// RLIMIT_NPROC; `RLIM_INFINITY` leaves it alone.
     pub max_processes: u64,
     pub cwd: String,
+    /// A zygote ([`crate::zygote`]): it stays root of its user namespace, which maps these
+    /// uids too (its instances' host uids), runs under the zygote's seccomp filters and gets
+    /// a control socket as fd 4.
+    pub zygote: Option<UidRange>,
+}
+
+/// Uids `inside..inside + count` of a user namespace shown as host uids `host..`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidRange {
+    pub inside: u32,
+    pub host: u32,
+    pub count: u32,
 }
 
 /// The parent's ends of a started sandbox.
@@ -71,6 +83,8 @@ pub struct Started {
     pub result: OwnedFd,
     /// The listening socket inside its network namespace, if the spec asked for one.
     pub runtime_api: Option<std::net::TcpListener>,
+    /// A zygote's control socket.
+    pub control: Option<OwnedFd>,
 }
 
 /// Where a sandbox with a Runtime API finds it, inside its own network namespace.
@@ -114,6 +128,10 @@ struct Prepared {
     result: RawFd,
     sync: RawFd,
     err: RawFd,
+    /// A zygote's control socket (fd 4), or -1.
+    control: RawFd,
+    /// Stays root of its namespace (a zygote).
+    stay_root: bool,
 }
 
 fn cstr(s: &str) -> Result<CString, String> {
@@ -124,7 +142,7 @@ fn cpath(p: &Path) -> Result<CString, String> {
     cstr(&p.to_string_lossy())
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills two descriptors that we then own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -147,7 +165,7 @@ fn mkdirs(path: &Path, made: &mut Vec<PathBuf>, ops: &mut Vec<Op>) -> Result<(),
     Ok(())
 }
 
-fn prepare(spec: &Spec, ends: [RawFd; 6], filters: Vec<BpfProgram>) -> Result<Prepared, String> {
+fn prepare(spec: &Spec, ends: [RawFd; 7], filters: Vec<BpfProgram>) -> Result<Prepared, String> {
     let root = &spec.root;
     // Paths inside the new root, relative: the child works from inside it.
     let inside = |p: &Path| p.strip_prefix("/").unwrap_or(p).to_path_buf();
@@ -269,6 +287,8 @@ fn prepare(spec: &Spec, ends: [RawFd; 6], filters: Vec<BpfProgram>) -> Result<Pr
         result: ends[3],
         sync: ends[4],
         err: ends[5],
+        control: ends[6],
+        stay_root: spec.zygote.is_some(),
     })
 }
 
@@ -436,18 +456,21 @@ unsafe fn child(p: &mut Prepared) -> ! {
             libc::_exit(1);
         }
         // Move the pipe ends out of the way, then onto 0..3 (dup2 clears close-on-exec).
-        let mut high = [0; 4];
-        for (i, fd) in [p.stdin, p.stdout, p.stderr, p.result]
+        let mut high = [-1; 5];
+        for (i, fd) in [p.stdin, p.stdout, p.stderr, p.result, p.control]
             .into_iter()
             .enumerate()
         {
+            if fd < 0 {
+                continue;
+            }
             high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64);
             if high[i] < 0 {
                 fail(p, "dup");
             }
         }
         for (i, fd) in high.into_iter().enumerate() {
-            if libc::dup2(fd, i as RawFd) < 0 {
+            if fd >= 0 && libc::dup2(fd, i as RawFd) < 0 {
                 fail(p, "dup2");
             }
         }
@@ -646,7 +669,7 @@ unsafe fn child(p: &mut Prepared) -> ! {
         if libc::setsid() < 0 {
             fail(p, "setsid");
         }
-        if set_ids(INSIDE_ID) != 0 {
+        if !p.stay_root && set_ids(INSIDE_ID) != 0 {
             fail(p, "drop to the function's uid");
         }
         // After the credential change, which clears it.
@@ -681,7 +704,7 @@ unsafe fn child(p: &mut Prepared) -> ! {
             fail(p, "chdir");
         }
         // Whatever else the server had open closes at the exec.
-        if !cloexec_from(4) {
+        if !cloexec_from(if p.control >= 0 { 5 } else { 4 }) {
             fail(p, "mark descriptors close-on-exec");
         }
         libc::execve(p.argv_ptrs[0], p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
@@ -695,6 +718,14 @@ pub struct Spawner {
     jobs: mpsc::Sender<Job>,
 }
 
+/// The seccomp filters of instances, and of zygotes (which may also unshare, setns and mount
+/// to make their instances).
+#[derive(Debug, Clone)]
+pub struct Filters {
+    pub instance: Vec<BpfProgram>,
+    pub zygote: Vec<BpfProgram>,
+}
+
 type Job = (
     Spec,
     Option<Placement>,
@@ -702,13 +733,18 @@ type Job = (
 );
 
 impl Spawner {
-    pub fn new(filters: Vec<BpfProgram>) -> std::io::Result<Spawner> {
+    pub fn new(filters: Filters) -> std::io::Result<Spawner> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("gust-sandbox".into())
             .spawn(move || {
                 for (spec, placement, reply) in rx {
-                    let _ = reply.send(start(&spec, placement.as_ref(), filters.clone()));
+                    let f = if spec.zygote.is_some() {
+                        &filters.zygote
+                    } else {
+                        &filters.instance
+                    };
+                    let _ = reply.send(start(&spec, placement.as_ref(), f.clone()));
                 }
             })?;
         Ok(Spawner { jobs: tx })
@@ -815,6 +851,10 @@ fn start(
     let (result_r, result_w) = pipe()?;
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let control = match spec.zygote {
+        Some(_) => Some(seqpacket_pair()?),
+        None => None,
+    };
     let mut prepared = prepare(
         spec,
         [
@@ -824,6 +864,9 @@ fn start(
             result_w.as_raw_fd(),
             sync_r.as_raw_fd(),
             err_w.as_raw_fd(),
+            control
+                .as_ref()
+                .map_or(-1, |(_, theirs)| theirs.as_raw_fd()),
         ],
         filters,
     )?;
@@ -887,6 +930,7 @@ fn start(
     }
     let pid = pid as i32;
     drop((stdin_r, stdout_w, stderr_w, result_w, sync_r, err_w));
+    let control = control.map(|(ours, _)| ours);
     let reap = |why: String| {
         // SAFETY: our own child, killed and reaped once.
         unsafe {
@@ -896,7 +940,10 @@ fn start(
         Err(why)
     };
     let (setup, id) = (spec.setup_id, spec.host_id);
-    let map = format!("0 {setup} 1\n{INSIDE_ID} {id} 1\n");
+    let map = match spec.zygote {
+        Some(r) => format!("0 {setup} 1\n{} {} {}\n", r.inside, r.host, r.count),
+        None => format!("0 {setup} 1\n{INSIDE_ID} {id} 1\n"),
+    };
     let maps = [
         (format!("/proc/{pid}/uid_map"), map.clone()),
         (format!("/proc/{pid}/gid_map"), map),
@@ -953,7 +1000,27 @@ fn start(
         stderr: stderr_r,
         result: result_r,
         runtime_api,
+        control,
     })
+}
+
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` Unix sockets.
+pub(crate) fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: socketpair fills two descriptors that we then own.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(format!("socketpair: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both were just created and are owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Listens on [`RUNTIME_API`] inside `pid`'s network namespace (its loopback brought up

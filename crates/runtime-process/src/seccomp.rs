@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::sandbox::Filters;
+
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -88,10 +90,28 @@ fn arch() -> Result<TargetArch, String> {
 }
 
 /// The filters, compiled to BPF, in the order they are installed.
-pub fn filters() -> Result<Vec<BpfProgram>, String> {
+pub fn filters() -> Result<Filters, String> {
+    Ok(Filters {
+        instance: build(DENIED)?,
+        zygote: build(
+            &DENIED
+                .iter()
+                .copied()
+                .filter(|n| !ZYGOTE_ALLOWED.contains(n))
+                .collect::<Vec<_>>(),
+        )?,
+    })
+}
+
+/// What a zygote may do beyond an instance, to make its instances: new namespaces, mounts of
+/// their `/proc` and `/tmp`, and back into its own PID namespace.
+const ZYGOTE_ALLOWED: &[i64] = &[libc::SYS_unshare, libc::SYS_setns, libc::SYS_mount];
+
+/// The filters that deny `denied` and namespaces made by `clone`.
+fn build(denied: &[i64]) -> Result<Vec<BpfProgram>, String> {
     let arch = arch()?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|n| (*n, Vec::new())).collect();
+        denied.iter().map(|n| (*n, Vec::new())).collect();
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|flag| {
@@ -168,11 +188,15 @@ mod tests {
 
     #[test]
     fn filters_compile() {
-        let filters = filters().unwrap();
-        assert_eq!(
-            filters.len(),
-            if cfg!(target_arch = "x86_64") { 3 } else { 2 }
-        );
-        assert!(filters.iter().all(|f| !f.is_empty() && f.len() < 4096));
+        let all = filters().unwrap();
+        for filters in [&all.instance, &all.zygote] {
+            assert_eq!(
+                filters.len(),
+                if cfg!(target_arch = "x86_64") { 3 } else { 2 }
+            );
+            assert!(filters.iter().all(|f| !f.is_empty() && f.len() < 4096));
+        }
+        // The zygote's deny filter is the instances' less unshare, setns and mount.
+        assert!(all.zygote[0].len() < all.instance[0].len());
     }
 }

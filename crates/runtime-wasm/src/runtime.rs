@@ -1,11 +1,11 @@
-//! The runtime: compiles code ahead of time and caches it (in memory, up to `MAX_LOADED`
-//! programs, and on disk), and the entry points that hand a run to `command` or `http`. The
+//! The runtime: compiles code ahead of time and caches it (in memory, the `MAX_LOADED`
+//! programs used most lately, and on disk), and the entry points that hand a run to `command` or `http`. The
 //! top of the crate: it imports `command`, `http` and `sandbox`; none of them imports it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use gust_model::run::{Exit, RunOutput};
@@ -20,7 +20,8 @@ use crate::engine::{self, EngineLimits, Slots};
 use crate::http::{self, HttpRun, HttpServed};
 use crate::sandbox::{Compiled, ComponentState, ModuleState, RunRequest};
 
-/// Compiled programs kept in memory at once; others are reloaded from the disk cache.
+/// Compiled programs kept in memory at once (those used most lately: quick_cache's
+/// CLOCK-Pro); others are reloaded from the disk cache. Each holds a mapping of its code.
 const MAX_LOADED: usize = 1024;
 
 /// Why code was refused or could not be prepared.
@@ -50,7 +51,7 @@ pub struct WasmRuntime {
     modules: Linker<ModuleState>,
     components: wasmtime::component::Linker<ComponentState>,
     cache_dir: PathBuf,
-    compiled: RwLock<HashMap<String, Arc<Compiled>>>,
+    compiled: quick_cache::sync::Cache<String, Arc<Compiled>>,
     compiling: Mutex<()>,
     pub(crate) slots: Arc<Slots>,
 }
@@ -93,7 +94,7 @@ impl WasmRuntime {
             modules,
             components,
             cache_dir,
-            compiled: RwLock::new(HashMap::new()),
+            compiled: quick_cache::sync::Cache::new(MAX_LOADED),
             compiling: Mutex::new(()),
             slots,
         })
@@ -104,19 +105,13 @@ impl WasmRuntime {
     }
 
     fn cached(&self, hash: &str) -> Option<Arc<Compiled>> {
-        self.compiled.read().ok()?.get(hash).cloned()
+        self.compiled.get(hash)
     }
 
     fn remember(&self, hash: &str, compiled: Compiled) {
-        if let Ok(mut map) = self.compiled.write() {
-            if map.len() >= MAX_LOADED {
-                // Forget one at random; it is reloaded from the disk cache when next needed.
-                if let Some(victim) = map.keys().next().cloned() {
-                    map.remove(&victim);
-                }
-            }
-            map.insert(hash.to_string(), Arc::new(compiled));
-        }
+        // One not used lately makes room; it is reloaded from the disk cache when next
+        // needed.
+        self.compiled.insert(hash.to_string(), Arc::new(compiled));
     }
 
     /// Pre-links a compiled module: resolves every import against WASI now, so a module
@@ -247,10 +242,8 @@ impl WasmRuntime {
                 None => name.ends_with(".tmp"),
             };
             if stale && std::fs::remove_file(entry.path()).is_ok() {
-                if let Some(hash) = name.strip_suffix(".cwasm")
-                    && let Ok(mut map) = self.compiled.write()
-                {
-                    map.remove(hash);
+                if let Some(hash) = name.strip_suffix(".cwasm") {
+                    self.compiled.remove(hash);
                 }
                 removed += 1;
             }

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 /// How long a cached answer is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Most entries a cache holds before it starts over (unknown keys are cached too: a flood of
-/// made-up ones must not grow it forever).
-const MAX_CACHED: usize = 10_000;
+/// Most entries a cache holds (unknown keys are cached too: a flood of made-up ones must not
+/// grow it forever). When it is full, expired entries are dropped; only if none has expired
+/// does it start over. (It once started over at 10,000: 10,000 actions used at random emptied
+/// it again and again.)
+const MAX_CACHED: usize = 100_000;
 
 /// An answer (absent ones included) and when it was read.
 type Entry<V> = (Instant, Option<Arc<V>>);
@@ -55,6 +57,9 @@ impl<K: Eq + Hash + Clone, V> EntityCache<K, V> {
         let v = fetch.await?.map(Arc::new);
         let mut entries = lock(&self.entries);
         if self.generation.load(Ordering::Acquire) == generation {
+            if entries.len() >= MAX_CACHED {
+                entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+            }
             if entries.len() >= MAX_CACHED {
                 entries.clear();
             }

@@ -8,6 +8,7 @@ mod changes;
 mod cli;
 mod console;
 mod delivery;
+mod density;
 mod durability;
 mod guard;
 mod handlers;

@@ -78,11 +78,15 @@ async fn node_and_python_hello_run_and_warm_instances_are_reused() {
         got.body["exec"]["code"], NODE_HELLO,
         "source comes back as text"
     );
-    for (name, log) in [("node", "hello from node"), ("py", "hello from python")] {
+    // A new Python instance is forked from the kind's zygote (decision 0029).
+    for (name, log, start) in [
+        ("node", "hello from node", "cold"),
+        ("py", "hello from python", "forked"),
+    ] {
         let first = s.invoke(name, json!({"name": "Ada"})).await;
         assert_eq!(first.status, 200, "{}", first.body);
         assert_eq!(result(&first), &json!({"greeting": "Hello Ada"}));
-        assert_eq!(annotation(&first.body, "start"), "cold");
+        assert_eq!(annotation(&first.body, "start"), start);
         assert!(annotation(&first.body, "initTime").is_u64());
         let logs = first.body["logs"].as_array().unwrap();
         assert_eq!(logs.len(), 1, "{logs:?}");
@@ -963,8 +967,8 @@ async fn a_namespace_cannot_take_more_than_its_share_of_instance_memory() {
         return;
     };
     let b_auth = s.admin(&["namespace", "create", "tenantb"]);
-    let slow =
-        "function main() { return new Promise(r => setTimeout(() => r({ done: true }), 1500)); }";
+    // Shares count what instances really use: this one holds 200 MB while it runs.
+    let slow = "function main() { const b = Buffer.alloc(200 * 1024 * 1024, 1); return new Promise(r => setTimeout(() => r({ done: b.length > 0 }), 1500)); }";
     let quick = "function main() { return { quick: true }; }";
     create(
         &s,

@@ -1,7 +1,8 @@
 # Gust's Python launcher: OpenWhisk's action loop. The first line on stdin initializes
 # ({"code"} source or {"dir"} folder, "main", "env"); every later line runs the entry point
 # once ({"value", "env"}). Each answer is one JSON line on fd 3; after it, a sentinel line on
-# stdout and stderr closes the activation's logs.
+# stdout and stderr closes the activation's logs. The Python zygote (zygote.py) runs this
+# file without its last line, then `main()` in each instance it forks.
 import glob
 import json
 import os
@@ -10,7 +11,7 @@ import sys
 import traceback
 
 SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n'
-out = os.fdopen(3, 'w', buffering=1, encoding='utf-8')
+out = None
 
 
 def answer(obj):
@@ -54,6 +55,8 @@ def init(msg):
 
 
 def main():
+    global out
+    out = os.fdopen(3, 'w', buffering=1, encoding='utf-8')
     entry = None
     for line in sys.stdin:
         try:
