@@ -147,10 +147,18 @@ impl std::fmt::Debug for Instance {
     }
 }
 
+/// Who made an instance's process, and so who reaps it.
+pub enum Parent {
+    /// The sandbox thread: reaped here. `peer_uid`: see [`RuntimeApi::serve`].
+    Sandbox { peer_uid: Option<u32> },
+    /// A zygote, which reaps it and tells how it ended (never signalled by pid here).
+    Zygote(ForkedExit),
+}
+
 impl Instance {
     /// Takes over a started sandbox (running one activation at a time until `concurrency`
-    /// is set). A sandbox with a Runtime API listener gets it served (`peer_uid`: see
-    /// [`RuntimeApi::serve`]). On failure the process is killed and its group removed.
+    /// is set). A sandbox with a Runtime API listener gets it served. On failure the process
+    /// is killed and its group removed.
     pub fn new(
         id: u64,
         family: Family,
@@ -158,13 +166,18 @@ impl Instance {
         cgroup: Option<Cgroup>,
         memory: u64,
         uids: UidLease,
-        peer_uid: Option<u32>,
+        parent: Parent,
     ) -> std::io::Result<Instance> {
+        let (peer_uid, forked) = match parent {
+            Parent::Sandbox { peer_uid } => (peer_uid, None),
+            Parent::Zygote(exit) => (None, Some(exit)),
+        };
+        let ours = forked.is_none();
         let (pid, pidfd) = (started.pid, started.pidfd);
         let listener = match started.runtime_api.map(tokio::net::TcpListener::from_std) {
             Some(Ok(l)) => Some(l),
             Some(Err(e)) => {
-                discard(pid, false, cgroup, Some(uids));
+                discard(pid, !ours, cgroup, Some(uids));
                 return Err(e);
             }
             None => None,
@@ -180,7 +193,7 @@ impl Instance {
         let (stdin, result, stdout, stderr) = match pipes {
             Ok(p) => p,
             Err(e) => {
-                discard(pid, false, cgroup, Some(uids));
+                discard(pid, !ours, cgroup, Some(uids));
                 return Err(e);
             }
         };
@@ -191,7 +204,7 @@ impl Instance {
         } {
             Ok(fd) => fd,
             Err(e) => {
-                discard(pid, false, cgroup, Some(uids));
+                discard(pid, !ours, cgroup, Some(uids));
                 return Err(e.into());
             }
         };
@@ -228,7 +241,7 @@ impl Instance {
             uids: Some(uids),
             api,
             log_probes,
-            forked: None,
+            forked,
         })
     }
 
@@ -385,9 +398,15 @@ impl Instance {
         }
     }
 
-    /// Marks it as forked by a zygote (`exit` tells how it ended).
-    pub fn set_forked(&mut self, exit: ForkedExit) {
-        self.forked = Some(exit);
+    /// Whether its process is still there (its pidfd is not readable yet).
+    pub fn alive(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd on a descriptor we own, no waiting.
+        unsafe { libc::poll(&mut p, 1, 0) == 0 }
     }
 
     /// Whether a zygote forked it.

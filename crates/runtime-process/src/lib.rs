@@ -41,7 +41,7 @@ use tokio::sync::Notify;
 use crate::admission::{Candidate, HostMemory};
 use crate::cgroup::Cgroups;
 use crate::cgroup::Placement;
-use crate::instance::{Instance, Outcome, Reply};
+use crate::instance::{Instance, Outcome, Parent, Reply};
 use crate::kinds::{Family, Kind, Kinds};
 use crate::sandbox::{Spawner, Spec, Started, UidRange};
 use crate::zygote::Zygote;
@@ -64,6 +64,10 @@ const STEM_MEMORY: u64 = 256 * MB;
 const MAX_EXTRA_STEMS: usize = 16;
 /// Stem cells are kept for the demand of this long (a stem takes about this to start).
 const STEM_LEAD: Duration = Duration::from_millis(100);
+/// A zygote that ended within this long of its start is not replaced for as long.
+const ZYGOTE_BACKOFF: Duration = Duration::from_secs(30);
+/// No stem cell is started for this long after instances were stopped for memory.
+const STEM_PAUSE: Duration = Duration::from_secs(5);
 /// Size of each instance's `/tmp` (also counted in its memory, being tmpfs).
 const TMP_BYTES: u64 = 64 * MB;
 
@@ -230,6 +234,8 @@ struct State {
     relieved: Option<Instant>,
     /// Python zygotes by kind, and the kinds whose zygote is being started.
     zygotes: HashMap<String, Arc<Zygote>>,
+    /// When each kind's zygote last died young.
+    zygote_failed: HashMap<String, Instant>,
     zygotes_starting: std::collections::HashSet<String>,
     /// When each code on disk was last asked for.
     code_used: HashMap<String, Instant>,
@@ -279,6 +285,17 @@ impl State {
             .values()
             .filter(|p| p.subject == subject)
             .map(|p| p.starting_charge + p.slots.iter().map(Slot::charge).sum::<u64>())
+            .sum()
+    }
+
+    /// What the idle instances (of `subject`'s pools, if given) count.
+    fn idle_charges(&self, subject: Option<&str>) -> u64 {
+        self.pools
+            .values()
+            .filter(|p| subject.is_none_or(|s| p.subject == s))
+            .flat_map(|p| &p.slots)
+            .filter(|s| s.busy == 0)
+            .map(Slot::charge)
             .sum()
     }
 
@@ -697,14 +714,23 @@ impl ProcessRuntime {
                 ..ActionPool::default()
             });
         // The busiest instance with room (activations packed onto few instances), the most
-        // recently used first.
-        let pick = pool
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.busy < concurrency)
-            .max_by_key(|(_, s)| (s.busy, s.last_used))
-            .map(|(i, _)| i);
+        // recently used first; an idle one whose process ended meanwhile (its zygote died,
+        // the kernel killed it) is dropped.
+        let pick = loop {
+            let pick = pool
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.busy < concurrency)
+                .max_by_key(|(_, s)| (s.busy, s.last_used))
+                .map(|(i, _)| i);
+            match pick {
+                Some(i) if pool.slots[i].busy == 0 && !pool.slots[i].instance.alive() => {
+                    evicted.push(pool.slots.remove(i).instance);
+                }
+                other => break other,
+            }
+        };
         if let Some(i) = pick {
             let slot = &mut pool.slots[i];
             if slot.frozen {
@@ -760,9 +786,14 @@ impl ProcessRuntime {
                 ));
             }
             // The caller's share: its own least recently used idle instances make room
-            // first; other callers' instances are never stopped for it.
+            // first; other callers' instances are never stopped for it. None is stopped
+            // when stopping all would not make room.
             let mut mine = st.caller_memory(&req.subject);
-            while mine + need > self.config.namespace_memory {
+            let freeable = st.idle_charges(Some(&req.subject));
+            if mine.saturating_sub(freeable) + need > self.config.namespace_memory {
+                share_ok = false;
+            }
+            while share_ok && mine + need > self.config.namespace_memory {
                 let Some((victim, freed)) = st.take_lru_idle(Some(&req.subject)) else {
                     share_ok = false;
                     break;
@@ -772,9 +803,13 @@ impl ProcessRuntime {
             }
         }
         if live < limit && rate_ok && delay_over && share_ok {
-            // Make room: least recently used idle instances of any action, then stems.
+            // Make room: least recently used idle instances of any action, then stems (none
+            // when stopping all would not make room).
             let mut in_use = st.in_use();
-            while in_use + need > self.config.memory_budget {
+            let freeable =
+                st.idle_charges(None) + st.stems.values().flatten().map(stem_charge).sum::<u64>();
+            let fits = in_use.saturating_sub(freeable) + need <= self.config.memory_budget;
+            while fits && in_use + need > self.config.memory_budget {
                 if let Some((victim, freed)) = st.take_lru_idle(None) {
                     in_use = in_use.saturating_sub(freed);
                     evicted.push(victim);
@@ -935,7 +970,9 @@ impl ProcessRuntime {
                     }
                     if slot.busy > 0 {
                         measure.push((slot.instance.clone(), None));
-                    } else if !slot.measured {
+                    } else if !slot.measured || st.ticks.is_multiple_of(10) {
+                        // Once after it comes back, then every second (code left running
+                        // after its answer may still allocate).
                         slot.measured = true;
                         measure.push((slot.instance.clone(), Some(p.kind.clone())));
                     }
@@ -1007,10 +1044,25 @@ impl ProcessRuntime {
         let mut wanted = Vec::new();
         {
             let mut st = lock(&self.state);
-            st.zygotes.retain(|_, z| !z.gone());
+            let st = &mut *st;
+            let now = Instant::now();
+            // One that died young is not started again for a while (its interpreter may not
+            // run the zygote at all).
+            for (kind, z) in &st.zygotes {
+                if z.gone() && now.duration_since(z.born()) < ZYGOTE_BACKOFF {
+                    tracing::warn!(kind = %kind, "the zygote ended soon after it started; new Python instances start as processes of their own for a while");
+                    st.zygote_failed.insert(kind.clone(), now);
+                }
+            }
+            // Retired ones live on while instances they forked do.
+            st.zygotes.retain(|_, z| z.usable());
             for kind in self.config.kinds.all() {
-                if kind.family == Family::Python
-                    && kind.lambda.is_none()
+                let failed = st
+                    .zygote_failed
+                    .get(&kind.name)
+                    .is_some_and(|t| now.duration_since(*t) < ZYGOTE_BACKOFF);
+                if zygote::runs(kind)
+                    && !failed
                     && !st.zygotes.contains_key(&kind.name)
                     && st.zygotes_starting.insert(kind.name.clone())
                 {
@@ -1076,13 +1128,13 @@ impl ProcessRuntime {
                 return Err(e);
             }
         };
-        Zygote::new(kind.name.clone(), started, home, Box::new((cgroup, lease)))
+        Zygote::new(kind.name.clone(), started, &home, cgroup, lease)
     }
 
     /// A new instance of `kind` forked by zygote `z` (`memory`: its limit).
     async fn fork_instance(
         &self,
-        z: &Zygote,
+        z: &Arc<Zygote>,
         kind: &Kind,
         memory: u64,
     ) -> Result<Instance, String> {
@@ -1137,15 +1189,24 @@ impl ProcessRuntime {
         let (started, exit) = match forked {
             Ok(f) => f,
             Err(e) => {
-                tokio::task::spawn_blocking(move || cgroup.remove());
+                // Its uids come back once its group is empty (a child may have been made).
+                tokio::task::spawn_blocking(move || {
+                    cgroup.remove();
+                    drop(lease);
+                });
                 return Err(e);
             }
         };
-        let mut instance =
-            Instance::new(id, kind.family, started, Some(cgroup), memory, lease, None)
-                .map_err(|e| e.to_string())?;
-        instance.set_forked(exit);
-        Ok(instance)
+        Instance::new(
+            id,
+            kind.family,
+            started,
+            Some(cgroup),
+            memory,
+            lease,
+            Parent::Zygote(exit),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Stops instances while the pool uses more than its budget or the host has less
@@ -1270,6 +1331,13 @@ impl ProcessRuntime {
         {
             let mut st = lock(&self.state);
             let st = &mut *st;
+            // Stopped for memory a moment ago: a new stem would be stopped next.
+            if st
+                .relieved
+                .is_some_and(|t| now.duration_since(t) < STEM_PAUSE)
+            {
+                return;
+            }
             let mut in_use = st.in_use();
             for kind in self.config.kinds.all() {
                 if kind.family == Family::Native || kind.lambda.is_some() {
@@ -1302,7 +1370,10 @@ impl ProcessRuntime {
                 match made {
                     // Not frozen: it waits on a read, using no CPU, and a frozen process
                     // under cgroups v1 could not even be killed when the server dies.
-                    Ok(i) => st.stems.entry(kind.name.clone()).or_default().push(i),
+                    Ok(i) => {
+                        i.measure();
+                        st.stems.entry(kind.name.clone()).or_default().push(i)
+                    }
                     Err(e) => {
                         tracing::warn!(kind = %kind.name, error = %e, "cannot start a stem cell");
                     }
@@ -1447,7 +1518,7 @@ impl ProcessRuntime {
             && lambda_env.is_none()
         {
             let z = lock(&self.state).zygotes.get(&kind.name).cloned();
-            if let Some(z) = z.filter(|z| !z.gone()) {
+            if let Some(z) = z.filter(|z| z.usable()) {
                 match self.fork_instance(&z, kind, memory).await {
                     Ok(i) => return Ok(i),
                     Err(e) => {
@@ -1506,8 +1577,16 @@ impl ProcessRuntime {
         // On failure the instance's parts are dropped: its process killed and reaped, its
         // group removed.
         let (started, peer_uid) = started;
-        Instance::new(id, kind.family, started, cgroup, memory, lease, peer_uid)
-            .map_err(|e| e.to_string())
+        Instance::new(
+            id,
+            kind.family,
+            started,
+            cgroup,
+            memory,
+            lease,
+            Parent::Sandbox { peer_uid },
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn spec(

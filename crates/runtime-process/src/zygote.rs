@@ -20,19 +20,38 @@ use std::fs::File;
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, oneshot};
 
-use crate::lock;
+use crate::cgroup::Cgroup;
 use crate::sandbox::Started;
+use crate::{UidLease, lock};
 
 /// Where the instances' host uids start inside a zygote's user namespace.
 pub const INSIDE_FIRST: u32 = 10_000;
-/// How long a fork may take before the zygote is given up.
+/// How long a fork may take before the zygote is retired (it lives on, forking no more, as
+/// long as instances it forked do: they die with it, being in its PID namespace).
 const FORK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A zygote is retired after this many forks or this long: every instance it forks shares
+/// its hash seed and address layout, so what a tenant learns of them does not last.
+const MAX_FORKS: u64 = 1000;
+const MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Whether instances of `kind` are forked from a zygote: Python (3.9 or later, for
+/// `socket.recv_fds` and `os.pidfd_open`), not a Lambda function's.
+pub fn runs(kind: &crate::kinds::Kind) -> bool {
+    let minor = kind
+        .name
+        .strip_prefix("python:3.")
+        .and_then(|m| m.parse::<u32>().ok());
+    kind.family == crate::kinds::Family::Python
+        && kind.lambda.is_none()
+        && minor.is_some_and(|m| m >= 9)
+}
 
 /// The zygote's source: the launcher without its last line (`main()`), then the zygote loop.
 pub fn source(launcher: &str, zygote: &str) -> String {
@@ -61,26 +80,33 @@ type ForkReply = Result<(i32, OwnedFd), String>;
 
 #[derive(Default)]
 struct Shared {
-    /// The fork waiting for its answer.
-    pending: Option<oneshot::Sender<ForkReply>>,
-    /// The live instances by their pid in the zygote's namespace, with their wait status
-    /// once they have ended.
-    exits: HashMap<i32, Option<i32>>,
+    /// The fork waiting for its answer, with its sequence number.
+    pending: Option<(u64, oneshot::Sender<ForkReply>)>,
+    /// The live instances by their pid in the zygote's namespace: their fork's sequence
+    /// number, and their wait status once they have ended.
+    exits: HashMap<i32, (u64, Option<i32>)>,
     /// The zygote is gone (its socket closed).
     gone: bool,
 }
 
-/// A running zygote.
+/// A running zygote. Each instance it forked holds it (through [`ForkedExit`]): it is killed
+/// only once none is left.
 pub struct Zygote {
     pub kind: String,
     control: Arc<AsyncFd<OwnedFd>>,
     shared: Arc<Mutex<Shared>>,
     exited: Arc<Notify>,
     /// One fork at a time.
-    forks: tokio::sync::Mutex<()>,
+    forking: tokio::sync::Mutex<()>,
+    pid: i32,
     pidfd: OwnedFd,
-    /// Its own group, and its uids: kept as long as it lives.
-    _parts: Box<dyn std::any::Any + Send + Sync>,
+    born: Instant,
+    forks: AtomicU64,
+    /// Forks no more (it did not answer in time).
+    retired: AtomicBool,
+    /// Its own group and uids (given back once it is reaped), its stdin and fd 3 (kept open:
+    /// closing them would end its reads).
+    parts: Option<(Cgroup, UidLease, OwnedFd, OwnedFd)>,
 }
 
 impl std::fmt::Debug for Zygote {
@@ -89,12 +115,12 @@ impl std::fmt::Debug for Zygote {
     }
 }
 
-/// How a forked instance learns its wait status from its zygote.
+/// How a forked instance learns its wait status from its zygote (which it keeps alive).
 pub struct ForkedExit {
-    shared: Arc<Mutex<Shared>>,
-    exited: Arc<Notify>,
-    /// Its pid in the zygote's namespace.
+    zygote: Arc<Zygote>,
+    /// Its pid in the zygote's namespace, and its fork's sequence number.
     pid: i32,
+    seq: u64,
 }
 
 impl ForkedExit {
@@ -103,10 +129,12 @@ impl ForkedExit {
     pub async fn status(&self) -> Option<i32> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         loop {
-            let notified = self.exited.notified();
+            let notified = self.zygote.exited.notified();
             {
-                let sh = lock(&self.shared);
-                if let Some(Some(s)) = sh.exits.get(&self.pid) {
+                let sh = lock(&self.zygote.shared);
+                if let Some((seq, Some(s))) = sh.exits.get(&self.pid)
+                    && *seq == self.seq
+                {
                     return Some(*s);
                 }
                 if sh.gone {
@@ -122,19 +150,39 @@ impl ForkedExit {
 
 impl Drop for ForkedExit {
     fn drop(&mut self) {
-        lock(&self.shared).exits.remove(&self.pid);
+        let mut sh = lock(&self.zygote.shared);
+        if sh
+            .exits
+            .get(&self.pid)
+            .is_some_and(|(seq, _)| *seq == self.seq)
+        {
+            sh.exits.remove(&self.pid);
+        }
     }
 }
 
+/// Opens each file for writing.
+fn open_all(paths: &[PathBuf]) -> Result<Vec<File>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
 impl Zygote {
-    /// Takes over a started zygote sandbox (`home`: the files that put a thread back in its
-    /// own groups; `parts`: what must live as long as it does, its cgroup and uids). Its
-    /// output is logged.
+    /// Takes over a started zygote sandbox in `cgroup` with uids `lease` (`home`: the files
+    /// that put a thread back in its groups). Its output is logged.
     pub fn new(
         kind: String,
         started: Started,
-        home: Vec<PathBuf>,
-        parts: Box<dyn std::any::Any + Send + Sync>,
+        home: &[PathBuf],
+        cgroup: Cgroup,
+        lease: UidLease,
     ) -> Result<Zygote, String> {
         let control = started.control.ok_or("the zygote has no control socket")?;
         // SAFETY: an owned socket: it stays open, the same descriptor, as long as the
@@ -143,15 +191,7 @@ impl Zygote {
             unsafe { AsyncFd::register_with_interest(control, tokio::io::Interest::READABLE) }
                 .map_err(|e| e.to_string())?;
         let control = Arc::new(control);
-        let home: Vec<File> = home
-            .iter()
-            .map(|p| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(p)
-                    .map_err(|e| format!("{}: {e}", p.display()))
-            })
-            .collect::<Result<_, _>>()?;
+        let home = open_all(home)?;
         let fds: Vec<RawFd> = home.iter().map(|f| f.as_raw_fd()).collect();
         send(control.get_ref(), b"home", &fds).map_err(|e| format!("zygote: {e}"))?;
         drop(home);
@@ -168,8 +208,6 @@ impl Zygote {
                 }
             });
         }
-        // Its stdin and fd 3 stay open with it (closing them would end its reads).
-        let keep = (started.stdin, started.result);
         let shared = Arc::new(Mutex::new(Shared::default()));
         let exited = Arc::new(Notify::new());
         tokio::spawn(read_replies(
@@ -182,9 +220,13 @@ impl Zygote {
             control,
             shared,
             exited,
-            forks: tokio::sync::Mutex::new(()),
+            forking: tokio::sync::Mutex::new(()),
+            pid: started.pid,
             pidfd: started.pidfd,
-            _parts: Box::new((parts, keep)),
+            born: Instant::now(),
+            forks: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
+            parts: Some((cgroup, lease, started.stdin, started.result)),
         })
     }
 
@@ -193,39 +235,45 @@ impl Zygote {
         lock(&self.shared).gone
     }
 
+    /// Whether it should fork more: alive, answering, neither too old nor too used.
+    pub fn usable(&self) -> bool {
+        !self.gone()
+            && !self.retired.load(Ordering::Relaxed)
+            && self.forks.load(Ordering::Relaxed) < MAX_FORKS
+            && self.born.elapsed() < MAX_AGE
+    }
+
+    /// When it started.
+    pub fn born(&self) -> Instant {
+        self.born
+    }
+
     /// Forks an instance running as `uid` (inside the zygote's namespace) with the child
     /// ends of its pipes (`stdin`, `stdout`, `stderr`, fd 3), born in the groups whose
     /// `tasks` (or `cgroup.procs`) files are `groups`. Returns its host pid, its pidfd, and
     /// how to learn its exit.
     pub async fn fork(
-        &self,
+        self: &Arc<Self>,
         uid: u32,
         pipes: [OwnedFd; 4],
         groups: &[PathBuf],
     ) -> Result<(i32, OwnedFd, ForkedExit), String> {
-        let groups: Vec<File> = groups
-            .iter()
-            .map(|p| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(p)
-                    .map_err(|e| format!("{}: {e}", p.display()))
-            })
-            .collect::<Result<_, _>>()?;
-        let _one = self.forks.lock().await;
+        let groups = open_all(groups)?;
+        let _one = self.forking.lock().await;
+        let seq = self.forks.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
             let mut sh = lock(&self.shared);
             if sh.gone {
                 return Err("the zygote is gone".into());
             }
-            sh.pending = Some(tx);
+            sh.pending = Some((seq, tx));
         }
         let mut fds: Vec<RawFd> = pipes.iter().map(|p| p.as_raw_fd()).collect();
         fds.extend(groups.iter().map(|g| g.as_raw_fd()));
         send(
             self.control.get_ref(),
-            format!("fork {uid}").as_bytes(),
+            format!("fork {seq} {uid}").as_bytes(),
             &fds,
         )
         .map_err(|e| format!("zygote: {e}"))?;
@@ -235,8 +283,8 @@ impl Zygote {
             Ok(Ok(reply)) => reply?,
             Ok(Err(_)) => return Err("the zygote is gone".into()),
             Err(_) => {
-                self.kill();
-                return Err("the zygote did not answer".into());
+                self.retired.store(true, Ordering::Relaxed);
+                return Err("the zygote did not answer in time; it forks no more".into());
             }
         };
         let host_pid = host_pid(&pidfd)?;
@@ -244,15 +292,17 @@ impl Zygote {
             host_pid,
             pidfd,
             ForkedExit {
-                shared: self.shared.clone(),
-                exited: self.exited.clone(),
+                zygote: self.clone(),
                 pid,
+                seq,
             },
         ))
     }
+}
 
-    /// Kills the zygote (its instances live on, in their own groups).
-    pub fn kill(&self) {
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        // With it, in its PID namespace, ends every instance it forked: none is left.
         // SAFETY: pidfd_send_signal on a pidfd we own.
         unsafe {
             libc::syscall(
@@ -263,12 +313,24 @@ impl Zygote {
                 0u32,
             )
         };
-    }
-}
-
-impl Drop for Zygote {
-    fn drop(&mut self) {
-        self.kill();
+        // Reaped, then its group removed and its uids given back, away from the workers.
+        let (pid, parts) = (self.pid, self.parts.take());
+        let cleanup = move || {
+            // SAFETY: our own child (cloned by the sandbox thread of this process), killed
+            // above and reaped once.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL) };
+            if let Some((cgroup, lease, stdin, result)) = parts {
+                drop((stdin, result));
+                cgroup.remove();
+                drop(lease);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(cleanup);
+            }
+            Err(_) => cleanup(),
+        }
     }
 }
 
@@ -386,34 +448,46 @@ async fn read_replies(
         let text = String::from_utf8_lossy(&msg);
         let mut words = text.split_whitespace();
         match (words.next(), words.next(), words.next()) {
-            (Some("forked"), Some(pid), _) => {
+            (Some("forked"), Some(seq), Some(pid)) => {
+                let seq = seq.parse::<u64>().unwrap_or(u64::MAX);
                 let reply = match (pid.parse::<i32>(), fd) {
                     (Ok(pid), Some(fd)) => Ok((pid, fd)),
                     _ => Err("the zygote's answer had no pidfd".to_string()),
                 };
                 let mut sh = lock(&shared);
                 // Known before its exit can be told (the zygote says "forked" first).
-                if let Ok((pid, _)) = &reply {
-                    sh.exits.insert(*pid, None);
-                }
                 let pid = reply.as_ref().map(|(p, _)| *p).ok();
-                if let Some(tx) = sh.pending.take()
-                    && tx.send(reply).is_err()
-                    && let Some(pid) = pid
-                {
+                if let Some(pid) = pid {
+                    sh.exits.insert(pid, (seq, None));
+                }
+                let delivered = match sh.pending.take() {
+                    Some((s, tx)) if s == seq => tx.send(reply).is_ok(),
+                    other => {
+                        sh.pending = other;
+                        false
+                    }
+                };
+                if !delivered && let Some(pid) = pid {
+                    // No one waits for it (its fork gave up): it runs launcher code only and
+                    // ends as its stdin, dropped with the answer, closes.
                     sh.exits.remove(&pid);
                 }
             }
-            (Some("failed"), ..) => {
-                let why = text.trim_start_matches("failed").trim().to_string();
-                if let Some(tx) = lock(&shared).pending.take() {
-                    let _ = tx.send(Err(format!("the zygote could not fork: {why}")));
+            (Some("failed"), Some(seq), _) => {
+                let seq = seq.parse::<u64>().unwrap_or(u64::MAX);
+                let why = text.splitn(3, ' ').nth(2).unwrap_or_default().to_string();
+                let mut sh = lock(&shared);
+                match sh.pending.take() {
+                    Some((s, tx)) if s == seq => {
+                        let _ = tx.send(Err(format!("the zygote could not fork: {why}")));
+                    }
+                    other => sh.pending = other,
                 }
             }
             (Some("exit"), Some(pid), Some(status)) => {
                 if let (Ok(pid), Ok(status)) = (pid.parse::<i32>(), status.parse()) {
                     // Only for an instance that still listens.
-                    if let Some(slot) = lock(&shared).exits.get_mut(&pid) {
+                    if let Some((_, slot)) = lock(&shared).exits.get_mut(&pid) {
                         *slot = Some(status);
                     }
                 }

@@ -7,8 +7,9 @@
 # The zygote is root of its own user namespace (which maps the instances' host uids at 10000
 # and up) and never runs an action's code. fd 4 is a SOCK_SEQPACKET socket to the server:
 #   in:  b'home' + the `tasks` (v1) or `cgroup.procs` (v2) files of the zygote's own groups
-#        b'fork <uid>' + the instance's stdin, stdout, stderr, fd 3, then its groups' files
-#   out: b'forked <pid>' + a pidfd of the instance | b'failed <why>'
+#        b'fork <seq> <uid>' + the instance's stdin, stdout, stderr, fd 3, then its groups'
+#        files
+#   out: b'forked <seq> <pid>' + a pidfd of the instance | b'failed <seq> <why>'
 #        b'exit <pid> <wait status>' when an instance has ended
 import array
 import ctypes
@@ -132,13 +133,15 @@ def zygote():
         if words[0] == 'home':
             home = fds
             continue
-        if words[0] != 'fork' or len(fds) < 4:
+        if words[0] != 'fork' or len(words) != 3 or len(fds) < 4:
             for fd in fds:
                 os.close(fd)
-            send('failed bad request')
+            send('failed %s bad request' % (words[1] if len(words) > 1 else '-'))
             continue
-        uid, pipes, groups = int(words[1]), fds[:4], fds[4:]
-        pid = -1
+        seq, uid, pipes, groups = words[1], int(words[2]), fds[:4], fds[4:]
+        # No exit is told before its fork is (the handler runs once this is lifted).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        pid, pidfd, why = -1, -1, None
         try:
             # Born in the instance's groups and PID namespace; back to ours right after.
             for g in groups:
@@ -149,6 +152,7 @@ def zygote():
             pid = os.fork()
             if pid == 0:
                 try:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, set())
                     become_instance(uid, pipes, filters)
                 except BaseException as e:
                     os.write(2, ('the forked instance could not be set up: %s\n' % e).encode())
@@ -157,18 +161,22 @@ def zygote():
                 os._exit(0)
             alive.add(pid)
             pidfd = os.pidfd_open(pid)
-            send('forked %d' % pid, [pidfd])
-            os.close(pidfd)
         except Exception as e:
-            send('failed %s' % e)
-        finally:
-            if pid != 0:
-                if libc.setns(own_pid_ns, CLONE_NEWPID) != 0:
-                    os._exit(125)
-                for g in home:
-                    os.write(g, b'0')
-                for fd in fds:
-                    os.close(fd)
+            why = str(e)
+        # Out of the instance's groups before it is told about (a kill of its group must
+        # never reach the zygote).
+        if libc.setns(own_pid_ns, CLONE_NEWPID) != 0:
+            os._exit(125)
+        for g in home:
+            os.write(g, b'0')
+        for fd in fds:
+            os.close(fd)
+        if why is None:
+            send('forked %s %d' % (seq, pid), [pidfd])
+            os.close(pidfd)
+        else:
+            send('failed %s %s' % (seq, why))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         reap()
 
 
