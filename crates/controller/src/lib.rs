@@ -61,6 +61,19 @@ pub use scheduler::Scheduler;
 /// Entities cached by (namespace, name).
 type ByName<V> = EntityCache<(String, String), V>;
 
+/// How long a single node trusts a cached action or package (its own writes forget them).
+const LOCAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A cache of entities by name: one second in a cluster (other controllers write),
+/// [`LOCAL_TTL`] on a single node.
+fn entity_cache<V>(clustered: bool) -> ByName<V> {
+    if clustered {
+        EntityCache::default()
+    } else {
+        EntityCache::with_ttl(LOCAL_TTL)
+    }
+}
+
 /// Blocking callers waiting for their record (raw JSON; None when the completion came
 /// without it), by activation id.
 type Waiters = Mutex<HashMap<String, oneshot::Sender<Option<Box<serde_json::value::RawValue>>>>>;
@@ -210,8 +223,10 @@ impl ControllerBuilder {
             waiters: Mutex::new(HashMap::new()),
             identities: Default::default(),
             owners: Default::default(),
-            actions: Default::default(),
-            packages: Default::default(),
+            // A single node's actions and packages are written through it alone (each write
+            // forgets its entry): they are trusted longer than a cluster's.
+            actions: entity_cache(self.clustered),
+            packages: entity_cache(self.clustered),
             deliveries: Default::default(),
             routes: Default::default(),
             throttles: throttle::Throttles::default(),

@@ -66,6 +66,8 @@ const MAX_EXTRA_STEMS: usize = 16;
 const STEM_LEAD: Duration = Duration::from_millis(100);
 /// A zygote that ended within this long of its start is not replaced for as long.
 const ZYGOTE_BACKOFF: Duration = Duration::from_secs(30);
+/// Idle instances frozen per housekeeping round at most.
+const FREEZES_PER_ROUND: usize = 16;
 /// No stem cell is started for this long after instances were stopped for memory.
 const STEM_PAUSE: Duration = Duration::from_secs(5);
 /// Size of each instance's `/tmp` (also counted in its memory, being tmpfs).
@@ -764,8 +766,21 @@ impl ProcessRuntime {
             .flatten()
             .fold(arrived, Instant::max);
         // As many instances as cores start without waiting (one busy interpreter uses one
-        // core); past that only an action that stalls gets more.
-        let delay_over = live < self.cores || progress.elapsed() >= self.config.scale_out_delay;
+        // core) while the pool leaves cores free; past that only an action that stalls gets
+        // more. (With many actions the cores are busy with others: a second instance of
+        // each would be a cold start each, where a short wait finds the first one free.)
+        let first = live == 0;
+        let cores_free = || {
+            let busy: usize = st
+                .pools
+                .values()
+                .map(|p| p.slots.iter().filter(|s| s.busy > 0).count() + p.starting)
+                .sum();
+            busy < self.cores
+        };
+        let delay_over = first
+            || (live < self.cores && cores_free())
+            || progress.elapsed() >= self.config.scale_out_delay;
         let mut share_ok = true;
         let need = self.start_charge(st, &kind.name, declared);
         if live < limit && rate_ok && delay_over {
@@ -954,6 +969,7 @@ impl ProcessRuntime {
         // Busy instances every round, idle ones once after they come back (with their kind,
         // whose footprint they teach).
         let mut measure: Vec<(Arc<Instance>, Option<String>)> = Vec::new();
+        let mut frozen_now = 0;
         {
             let mut st = lock(&self.state);
             let st = &mut *st;
@@ -965,8 +981,14 @@ impl ProcessRuntime {
                         continue;
                     }
                     let mut slot = slot;
-                    if slot.busy == 0 && idle >= self.config.freeze_after && !slot.frozen {
+                    // A bounded number per round: each is a write under the pool's lock.
+                    if slot.busy == 0
+                        && idle >= self.config.freeze_after
+                        && !slot.frozen
+                        && frozen_now < FREEZES_PER_ROUND
+                    {
                         slot.frozen = slot.instance.freeze(true);
+                        frozen_now += 1;
                     }
                     if slot.busy > 0 {
                         measure.push((slot.instance.clone(), None));
