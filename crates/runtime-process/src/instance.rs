@@ -503,16 +503,7 @@ impl Instance {
         }
         // Through its pidfd: once another activation has reaped it, its pid may belong to
         // another process. As PID 1 of its namespace, its death ends every process in it.
-        // SAFETY: pidfd_send_signal on a pidfd we own.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0u32,
-            )
-        };
+        kill_by_pidfd(&self.pidfd);
     }
 }
 
@@ -526,6 +517,20 @@ impl Drop for Instance {
         let reaped = *self.dead.get_mut() || self.forked.is_some();
         discard(self.pid, reaped, self.cgroup.take(), self.uids.take());
     }
+}
+
+/// Sends SIGKILL to the process `pidfd` refers to (never to a pid that may have been reused).
+pub(crate) fn kill_by_pidfd(pidfd: &impl AsRawFd) {
+    // SAFETY: pidfd_send_signal on a descriptor the caller owns.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
 }
 
 /// How a process with wait status `status` ended.

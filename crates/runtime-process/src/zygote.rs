@@ -303,16 +303,7 @@ impl Zygote {
 impl Drop for Zygote {
     fn drop(&mut self) {
         // With it, in its PID namespace, ends every instance it forked: none is left.
-        // SAFETY: pidfd_send_signal on a pidfd we own.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0u32,
-            )
-        };
+        crate::instance::kill_by_pidfd(&self.pidfd);
         // Reaped, then its group removed and its uids given back, away from the workers.
         let (pid, parts) = (self.pid, self.parts.take());
         let cleanup = move || {
